@@ -1,0 +1,48 @@
+# Code Pilot: `make up` serves the IDE on this machine, `make test` proves it.
+# The system Python when it is recent enough: a venv built on it is runnable by the Unix
+# users that isolate user servers (pyenv or conda interpreters often live in private homes).
+PYTHON ?= $(shell for p in /usr/bin/python3 python3; do \
+	$$p -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+VENV ?= .venv
+BIN := $(VENV)/bin
+CHP := node_modules/.bin/configurable-http-proxy
+
+.PHONY: up install install-test test lint format benchmarks clean
+
+up: install
+	$(BIN)/python -m codepilot_spawner.onemachine
+
+install: $(VENV)/.installed $(CHP)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[hub,runner]'
+	touch $@
+
+$(CHP): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+install-test: $(VENV)/.installed-test $(CHP)
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[hub,runner,test]'
+	touch $@
+
+test: install-test lint
+	$(BIN)/python -m pytest -ra
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+benchmarks: install-test
+	for script in tests/benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

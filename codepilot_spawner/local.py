@@ -1,0 +1,225 @@
+"""The one-machine spawner: each server is a local process in its own workspace."""
+
+import asyncio
+import os
+import sys
+import uuid
+from pathlib import Path
+
+from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from jupyterhub.utils import random_port
+from traitlets import Bool, Dict, Float, Unicode, default
+
+from .environment import codepilot_environment
+from .processes import TAG_VARIABLE, end_tagged_processes
+from .progress import ProgressLog
+from .unixusers import ensure_unix_user, unix_username
+from .workspaces import (
+    home_path,
+    make_private_dir,
+    make_traversable_dir,
+    workspace_path,
+)
+
+
+class CodePilotLocalSpawner(LocalProcessSpawner):
+    """Starts a user server as a local process, as its own Unix user when the hub is root.
+
+    The server's working directory is its workspace,
+    ``<data_dir>/workspaces/<user>/<server or "default">`` (mode 0700), and it gets a free
+    preview port of its own. Stopping it ends every process its terminals started.
+    """
+
+    data_dir = Unicode(
+        help="""Directory that holds workspaces (``workspaces/``) and the homes of user
+        servers (``homes/``). Set by the one-machine hub config from CODEPILOT_DATA_DIR.""",
+    ).tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self):
+        return str(Path(".codepilot").resolve())
+
+    isolate_users = Bool(
+        True,
+        help="""When the hub runs as root, run each user's server as a Unix user of its own
+        (created at first spawn), so users cannot read each other's workspaces. Has no
+        effect when the hub is not root: then every server runs as the hub's user.""",
+    ).tag(config=True)
+
+    unix_user_prefix = Unicode(
+        "cp-",
+        help="Prefix of the Unix accounts created for hub users (``alice`` -> ``cp-alice``).",
+    ).tag(config=True)
+
+    codepilot_settings = Dict(
+        help="""``c.CodePilot`` settings for every user server, by trait name (for example
+        ``{"preview_port": 3000}``); passed as ``CODEPILOT_*`` environment variables.
+        The preview port is picked per server and overrides any value here.""",
+    ).tag(config=True)
+
+    process_grace = Float(
+        5.0,
+        help="""Seconds that processes left over by a stopped server (dev servers started
+        from its terminals) get between SIGTERM and SIGKILL.""",
+    ).tag(config=True)
+
+    @default("cmd")
+    def _default_cmd(self):
+        # The singleuser launcher of the hub's own environment, whatever PATH says.
+        return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+
+    @default("default_url")
+    def _default_default_url(self):
+        return "/lab"
+
+    preview_port = 0
+    process_tag = ""
+
+    @property
+    def isolated(self) -> bool:
+        return os.geteuid() == 0 and self.isolate_users
+
+    @property
+    def unix_name(self) -> str:
+        return unix_username(self.user.name, self.unix_user_prefix)
+
+    @property
+    def workspace(self) -> Path:
+        return workspace_path(Path(self.data_dir), self.user.name, self.name)
+
+    @property
+    def home(self) -> Path:
+        return home_path(Path(self.data_dir), self.user.name)
+
+    # --- state kept across hub restarts -------------------------------------------
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.preview_port = state.get("preview_port", 0)
+        self.process_tag = state.get("process_tag", "")
+
+    def get_state(self):
+        state = super().get_state()
+        if self.process_tag:
+            state["preview_port"] = self.preview_port
+            state["process_tag"] = self.process_tag
+        return state
+
+    def clear_state(self):
+        super().clear_state()
+        self.preview_port = 0
+        self.process_tag = ""
+
+    # --- start and stop ---------------------------------------------------------------
+
+    async def start(self):
+        self._progress_log = ProgressLog()
+        try:
+            self._progress_log.report(10, "Preparing your workspace")
+            await self._prepare_workspace()
+            if self.process_tag:  # left over from a run the hub did not see end
+                await end_tagged_processes(self.process_tag, self.process_grace)
+            self.process_tag = uuid.uuid4().hex
+            self.preview_port = random_port()
+            self.notebook_dir = str(self.workspace)
+            self._progress_log.report(50, "Starting JupyterLab")
+            address = await super().start()
+            self._progress_log.report(80, "JupyterLab started, waiting for it to answer")
+            return address
+        finally:
+            self._progress_log.finish()
+
+    async def progress(self):
+        progress_log = getattr(self, "_progress_log", None)
+        if progress_log is None:
+            return
+        async for event in progress_log.follow():
+            yield event
+
+    async def stop(self, now=False):
+        tag = self.process_tag
+        await super().stop(now=now)
+        if tag:
+            killed = await end_tagged_processes(tag, self.process_grace)
+            if killed:
+                self.log.info(
+                    "Killed %d processes left by %s that ignored SIGTERM",
+                    len(killed),
+                    self._log_name,
+                )
+
+    async def rename(self, old_name, new_name):
+        # The workspace directory is keyed by server name; keep it with the server.
+        root = Path(self.data_dir)
+        old = workspace_path(root, self.user.name, old_name)
+        new = workspace_path(root, self.user.name, new_name)
+        if old.exists():
+            if new.exists():
+                raise ValueError(f"a workspace for server {new_name!r} already exists")
+            await asyncio.to_thread(old.rename, new)
+
+    async def _prepare_workspace(self):
+        data_dir = Path(self.data_dir)
+        if self.isolated:
+            self._progress_log.report(20, f"Setting up Unix account {self.unix_name}")
+            account = await ensure_unix_user(
+                self.unix_name, str(self.home), comment=f"Code Pilot user {self.user.name}"
+            )
+            uid, gid = account.pw_uid, account.pw_gid
+        else:
+            if os.geteuid() == 0:
+                self.log.warning(
+                    "isolate_users is off: %s runs as root, with access to every workspace",
+                    self._log_name,
+                )
+            else:
+                self.log.warning(
+                    "The hub is not running as root: %s runs as the hub's user, and users "
+                    "are NOT isolated from each other's workspaces",
+                    self._log_name,
+                )
+            uid = gid = None
+
+        def make_dirs():
+            for shared in (data_dir / "workspaces", data_dir / "homes"):
+                make_traversable_dir(shared)
+            make_private_dir(self.workspace.parent, uid, gid)
+            make_private_dir(self.workspace, uid, gid)
+            make_private_dir(self.home, uid, gid)
+
+        await asyncio.to_thread(make_dirs)
+
+    # --- what the process gets ---------------------------------------------------------
+
+    def make_preexec_fn(self, name):
+        workspace = str(self.workspace)
+        become_user = set_user_setuid(self.unix_name, chdir=False) if self.isolated else None
+
+        def preexec():
+            if become_user is not None:
+                become_user()
+            os.chdir(workspace)
+
+        return preexec
+
+    def user_env(self, env):
+        env["USER"] = self.unix_name if self.isolated else env.get("USER", "")
+        env["HOME"] = str(self.home)
+        env["SHELL"] = "/bin/bash"
+        # Terminals find the environment's python, pip and jupyter first.
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
+        return env
+
+    def get_env(self):
+        env = super().get_env()
+        settings = {**self.codepilot_settings, "preview_port": self.preview_port}
+        env.update(codepilot_environment(settings))
+        env[TAG_VARIABLE] = self.process_tag
+        return env
+
+    def get_args(self):
+        args = super().get_args()
+        if os.geteuid() == 0 and not self.isolated:
+            args = [*args, "--ServerApp.allow_root=True"]
+        return args

@@ -1,0 +1,55 @@
+# JupyterHub config for one machine: `make up` (python -m codepilot_spawner.onemachine).
+# Every setting comes from a CODEPILOT_* variable; see the README's configuration table.
+import os
+
+from codepilot_spawner.onemachine import (
+    REPO_ROOT,
+    OneMachineSettings,
+    automation_service,
+    passwords,
+)
+
+c = get_config()  # noqa: F821 (provided by JupyterHub)
+settings = OneMachineSettings.from_env()
+user_password, admin_password = passwords(settings)
+data_dir = settings.data_dir
+data_dir.mkdir(parents=True, exist_ok=True)
+data_dir.chmod(0o711)  # user servers pass through to their workspaces, nothing more
+
+c.JupyterHub.ip = settings.ip
+c.JupyterHub.port = settings.port
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = settings.hub_port
+c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(data_dir / "jupyterhub.pid")
+
+c.ConfigurableHTTPProxy.command = [
+    str(REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy")
+]
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
+
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = user_password
+c.SharedPasswordAuthenticator.admin_password = admin_password
+c.Authenticator.admin_users = {settings.admin_user}
+c.Authenticator.allow_all = settings.allow_all
+c.Authenticator.allow_existing_users = True
+
+c.JupyterHub.spawner_class = "codepilot_spawner.CodePilotLocalSpawner"
+c.CodePilotLocalSpawner.data_dir = str(data_dir)
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = settings.named_server_limit
+c.Spawner.http_timeout = 60
+c.Spawner.start_timeout = 120
+
+if settings.admin_token:
+    service, role = automation_service(settings.admin_token)
+    c.JupyterHub.services = [service]
+    c.JupyterHub.load_roles = [role]
+
+# Local extra settings (not in the repository) go last, so they win.
+extra = os.environ.get("CODEPILOT_HUB_EXTRA_CONFIG")
+if extra:
+    load_subconfig(extra)  # noqa: F821 (provided by traitlets)

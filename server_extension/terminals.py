@@ -1,0 +1,50 @@
+"""Terminals that answer keystrokes without Nagle's delay."""
+
+import shutil
+import weakref
+
+from jupyter_server_terminals.terminalmanager import TerminalManager
+
+
+class WorkspaceTerminalManager(TerminalManager):
+    """jupyter-server-terminals' manager with TCP_NODELAY on every terminal websocket.
+
+    A shell echoes each keystroke and command line in several small writes. With Nagle's
+    algorithm on, every write after the first waits for the browser's delayed ACK, about
+    40 ms per command line; with no-delay the echo leaves at once.
+
+    ``configure_terminals`` makes it the manager unless
+    ``c.TerminalsExtensionApp.terminal_manager_class`` says otherwise.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._nodelay_clients = weakref.WeakSet()
+
+    def pre_pty_read_hook(self, ptywclients):
+        super().pre_pty_read_hook(ptywclients)
+        # terminado gives the manager no hook when a websocket attaches, but every
+        # attached websocket is in `clients` before the first output reaches it.
+        for client in ptywclients.clients:
+            if client not in self._nodelay_clients:
+                client.set_nodelay(True)
+                self._nodelay_clients.add(client)
+
+
+def configure_terminals(serverapp) -> None:
+    """Set up the terminals extension for workspaces, where config leaves it at defaults.
+
+    Runs while extensions are linked, before any of them loads, so the terminals extension
+    builds its manager with these settings.
+    """
+    for app in serverapp.extension_manager.extension_apps.get("jupyter_server_terminals", ()):
+        if app.terminal_manager_class is TerminalManager:
+            app.terminal_manager_class = WorkspaceTerminalManager
+    if "shell_command" not in serverapp.terminado_settings:
+        # Interactive, not login: a login shell sources /etc/profile, which resets PATH
+        # and hides the workspace's Python and Node from the user.
+        shell = shutil.which("bash") or "/bin/sh"
+        serverapp.terminado_settings = {
+            **serverapp.terminado_settings,
+            "shell_command": [shell, "-i"],
+        }
