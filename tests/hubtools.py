@@ -1,0 +1,190 @@
+"""Start the real one-machine hub (JupyterHub + configurable-http-proxy) for tests.
+
+Nothing here imitates a part of Code Pilot: `start_hub` runs the same launcher as
+`make up`, on free loopback ports, with a data directory of its own.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import websockets.sync.client
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
+
+
+def make_data_dir(prefix: str = "codepilot-test-") -> Path:
+    """A data dir under /tmp that isolated Unix users can pass through (pytest's are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o711)
+    return path
+
+
+@dataclass
+class RunningHub:
+    url: str
+    token: str
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen
+    session: requests.Session = field(default_factory=requests.Session)
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url[len("http") :]
+
+    def api(self, method: str, path: str, token: str | None = None, **kwargs):
+        headers = {"Authorization": f"token {token or self.token}", **kwargs.pop("headers", {})}
+        return self.session.request(
+            method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs
+        )
+
+    def create_user(self, name: str) -> dict:
+        response = self.api("POST", f"/users/{name}")
+        if response.status_code == 409:  # exists already
+            return self.api("GET", f"/users/{name}").json()
+        response.raise_for_status()
+        return response.json()
+
+    def user_token(self, name: str) -> str:
+        response = self.api("POST", f"/users/{name}/tokens", json={"note": "tests"})
+        response.raise_for_status()
+        return response.json()["token"]
+
+    def server_path(self, user: str, server_name: str = "") -> str:
+        return f"/users/{user}/servers/{server_name}" if server_name else f"/users/{user}/server"
+
+    def start_server(self, user: str, server_name: str = "", timeout: float = 90, **options):
+        response = self.api("POST", self.server_path(user, server_name), json=options or None)
+        if response.status_code not in (201, 202, 400):
+            raise AssertionError(f"start {user}/{server_name}: {response.status_code} {response.text}")
+        if response.status_code == 400 and "already running" not in response.text:
+            raise AssertionError(f"start {user}/{server_name}: {response.text}")
+        return self.wait_ready(user, server_name, timeout)
+
+    def wait_ready(self, user: str, server_name: str = "", timeout: float = 90) -> dict:
+        def ready():
+            server = self.api("GET", f"/users/{user}").json()["servers"].get(server_name)
+            return server if server and server["ready"] else None
+
+        return wait_until(ready, timeout, 0.2, f"server {user}/{server_name} ready")
+
+    def stop_server(self, user: str, server_name: str = "", timeout: float = 60) -> None:
+        response = self.api("DELETE", self.server_path(user, server_name))
+        assert response.status_code in (202, 204), response.text
+
+        def stopped():
+            return server_name not in self.api("GET", f"/users/{user}").json()["servers"]
+
+        wait_until(stopped, timeout, 0.2, f"server {user}/{server_name} stopped")
+
+    def server_url(self, user: str, server_name: str = "") -> str:
+        suffix = f"{server_name}/" if server_name else ""
+        return f"{self.url}/user/{user}/{suffix}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: float = 60):
+    """Run `python -m codepilot_spawner.onemachine` as `make up` does, and wait for it."""
+    data_dir = data_dir or make_data_dir()
+    port = free_port()
+    token = os.urandom(16).hex()
+    hub_env = {
+        **os.environ,
+        "CODEPILOT_DATA_DIR": str(data_dir),
+        "CODEPILOT_PORT": str(port),
+        "CODEPILOT_HUB_PORT": str(free_port()),
+        "CODEPILOT_PROXY_API_PORT": str(free_port()),
+        "CODEPILOT_ADMIN_TOKEN": token,
+        "CODEPILOT_PASSWORD": "class-password",
+        **(env or {}),
+    }
+    log_path = data_dir / "hub.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "codepilot_spawner.onemachine"],
+            env=hub_env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    hub = RunningHub(f"http://127.0.0.1:{port}", token, data_dir, log_path, process)
+
+    def up():
+        if process.poll() is not None:
+            raise RuntimeError(f"hub exited with {process.returncode}:\n{hub.log()[-3000:]}")
+        try:
+            return hub.api("GET", "/").status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_until(up, timeout, 0.2, "the hub to answer")
+    except Exception:
+        hub.stop()
+        raise
+    return hub
+
+
+def open_terminal(hub: RunningHub, user: str, token: str, server_name: str = ""):
+    """Create a terminal through the proxy and connect its websocket."""
+    base = hub.server_url(user, server_name)
+    headers = {"Authorization": f"token {token}"}
+    response = hub.session.post(f"{base}api/terminals", headers=headers, timeout=30)
+    response.raise_for_status()
+    name = response.json()["name"]
+    ws_base = "ws" + base[len("http") :]
+    return websockets.sync.client.connect(
+        f"{ws_base}terminals/websocket/{name}", additional_headers=headers, open_timeout=30
+    )
+
+
+def run_in_terminal(ws, command: str, marker: str, timeout: float = 30) -> str:
+    """Type `command`, then read output until `marker` appears; returns all output read."""
+    ws.send(json.dumps(["stdin", command + "\r"]))
+    output = ""
+    deadline = time.monotonic() + timeout
+    while marker not in output:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no {marker!r} in terminal output:\n{output}")
+        message = json.loads(ws.recv(timeout=remaining))
+        if message[0] == "stdout":
+            output += message[1]
+    return output
