@@ -81,7 +81,9 @@ class RunningHub:
     def start_server(self, user: str, server_name: str = "", timeout: float = 90, **options):
         response = self.api("POST", self.server_path(user, server_name), json=options or None)
         if response.status_code not in (201, 202, 400):
-            raise AssertionError(f"start {user}/{server_name}: {response.status_code} {response.text}")
+            raise AssertionError(
+                f"start {user}/{server_name}: {response.status_code} {response.text}"
+            )
         if response.status_code == 400 and "already running" not in response.text:
             raise AssertionError(f"start {user}/{server_name}: {response.text}")
         return self.wait_ready(user, server_name, timeout)
@@ -160,6 +162,25 @@ def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: fl
         hub.stop()
         raise
     return hub
+
+
+def login(hub: RunningHub, user: str, password: str = "class-password") -> requests.Session:
+    """A browser-like session: logged in through the hub's login form, with its cookies."""
+    session = requests.Session()
+    session.get(f"{hub.url}/hub/login", timeout=30).raise_for_status()
+    response = session.post(
+        f"{hub.url}/hub/login",
+        data={"username": user, "password": password, "_xsrf": session.cookies["_xsrf"]},
+        allow_redirects=False,
+        timeout=30,
+    )
+    if response.status_code != 302:
+        raise AssertionError(f"login as {user} failed: {response.status_code}")
+    return session
+
+
+def cookie_header(session: requests.Session) -> str:
+    return "; ".join(f"{name}={value}" for name, value in session.cookies.items())
 
 
 def open_terminal(hub: RunningHub, user: str, token: str, server_name: str = ""):

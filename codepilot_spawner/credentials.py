@@ -1,0 +1,248 @@
+"""Per-user S3 credentials: the session policy of a user's prefix, and minting them with STS.
+
+The hub's own keys never reach a user pod. In ``sts`` mode the hub calls STS AssumeRole
+with a session policy that narrows the role to one user's prefix, so the short-lived
+keys it gets back can read, write, delete and list that prefix and nothing else (plus
+reading the starter templates). In ``static`` mode every user server gets the hub's own
+keys, for S3 services without STS: then users can reach each other's files.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .workspaces import path_segment
+
+STS = "sts"
+STATIC = "static"
+MODES = (STS, STATIC)
+
+STATIC_MODE_WARNING = (
+    "S3 credentials are in STATIC mode: every user server gets the hub's own S3 keys, "
+    "so ANY USER CAN READ, CHANGE AND DELETE EVERY OTHER USER'S FILES in the bucket. "
+    "Use mode 'sts' (AssumeRole with per-user session policies) wherever users are not "
+    "all trusted."
+)
+
+# What a user server may do with the objects under its user's prefix.
+OBJECT_ACTIONS = [
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+]
+# Characters that IAM reads as wildcards or policy variables inside a Resource or prefix.
+_IAM_SPECIAL = re.compile(r"[*?$]")
+# STS RoleSessionName: 2 to 64 of [\w+=,.@-].
+_SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
+
+
+class CredentialsError(RuntimeError):
+    """Credentials could not be minted; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where workspaces live and how user servers get keys for them."""
+
+    bucket: str
+    prefix: str = "codepilot"
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    mode: str = STS
+    role_arn: str = ""
+    duration_seconds: int = 3600
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"S3 credentials mode must be one of {MODES}, not {self.mode!r}")
+        if self.mode == STS and self.bucket and not self.role_arn:
+            raise ValueError(
+                "S3 credentials mode 'sts' needs the ARN of the role to assume (s3.credentials."
+                "roleArn); use mode 'static' only if the S3 service has no STS"
+            )
+        if not 900 <= self.duration_seconds <= 43200:
+            raise ValueError("S3 credential duration must be 900 to 43200 seconds (STS limits)")
+        if _IAM_SPECIAL.search(self.bucket + self.prefix):
+            raise ValueError("the S3 bucket and prefix must not contain '*', '?' or '$'")
+
+    @classmethod
+    def from_environ(cls, environ=os.environ) -> "S3Settings":
+        """From the ``CODEPILOT_S3_*`` variables the hub gives the credential broker."""
+        return cls(
+            bucket=environ.get("CODEPILOT_S3_BUCKET", ""),
+            prefix=environ.get("CODEPILOT_S3_PREFIX", "codepilot"),
+            endpoint_url=environ.get("CODEPILOT_S3_ENDPOINT_URL", ""),
+            region=environ.get("CODEPILOT_S3_REGION", "us-east-1"),
+            mode=environ.get("CODEPILOT_S3_CREDENTIALS_MODE", STS),
+            role_arn=environ.get("CODEPILOT_S3_ROLE_ARN", ""),
+            duration_seconds=int(environ.get("CODEPILOT_S3_CREDENTIALS_DURATION", "3600")),
+        )
+
+    def to_environ(self) -> dict[str, str]:
+        """The inverse of ``from_environ``."""
+        return {
+            "CODEPILOT_S3_BUCKET": self.bucket,
+            "CODEPILOT_S3_PREFIX": self.prefix,
+            "CODEPILOT_S3_ENDPOINT_URL": self.endpoint_url,
+            "CODEPILOT_S3_REGION": self.region,
+            "CODEPILOT_S3_CREDENTIALS_MODE": self.mode,
+            "CODEPILOT_S3_ROLE_ARN": self.role_arn,
+            "CODEPILOT_S3_CREDENTIALS_DURATION": str(self.duration_seconds),
+        }
+
+
+def _join(*parts: str) -> str:
+    return "/".join(part.strip("/") for part in parts if part.strip("/"))
+
+
+def user_prefix(prefix: str, username: str) -> str:
+    """``<prefix>/users/<user>/``: every workspace of the user, with the trailing slash.
+
+    The user name is one path segment as in the workspace layout (``path_segment``
+    escapes anything but ``[A-Za-z0-9._-]``), so no name can act as an IAM wildcard.
+    """
+    segment = path_segment(username)
+    if _IAM_SPECIAL.search(segment) or segment in ("", ".", ".."):
+        raise ValueError(f"user name {username!r} cannot be used in an S3 policy")
+    return _join(prefix, "users", segment) + "/"
+
+
+def templates_prefix(prefix: str) -> str:
+    return _join(prefix, "templates") + "/"
+
+
+def session_policy(bucket: str, prefix: str, username: str) -> dict:
+    """The STS session policy: the user's own prefix, read-only starter templates.
+
+    The effective permissions are the intersection of this and the role's policy, so
+    the role may be broad (the whole bucket) while each session reaches one user.
+    """
+    own = user_prefix(prefix, username)
+    templates = templates_prefix(prefix)
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OwnWorkspaces",
+                "Effect": "Allow",
+                "Action": OBJECT_ACTIONS,
+                "Resource": f"{bucket_arn}/{own}*",
+            },
+            {
+                "Sid": "ListOwnWorkspaces",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": bucket_arn,
+                "Condition": {"StringLike": {"s3:prefix": [f"{own}*", f"{templates}*"]}},
+            },
+            {
+                "Sid": "ReadStarterTemplates",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"{bucket_arn}/{templates}*",
+            },
+        ],
+    }
+
+
+def session_name(username: str) -> str:
+    """An STS RoleSessionName naming the user, so CloudTrail shows whose keys acted."""
+    name = "codepilot-" + _SESSION_NAME_BAD.sub("_", username)
+    return name[:64]
+
+
+def credential_metadata(sts_credentials: dict) -> dict:
+    """STS's ``Credentials`` in botocore's refreshable-credential metadata form."""
+    expiration = sts_credentials["Expiration"]
+    if isinstance(expiration, datetime):
+        expiration = expiration.astimezone(UTC).isoformat()
+    return {
+        "access_key": sts_credentials["AccessKeyId"],
+        "secret_key": sts_credentials["SecretAccessKey"],
+        "token": sts_credentials["SessionToken"],
+        "expiry_time": expiration,
+    }
+
+
+class CredentialMinter:
+    """Mints a user's S3 credentials; boto3 runs in a worker thread, off the event loop."""
+
+    def __init__(self, settings: S3Settings, environ=os.environ, log=None):
+        self.settings = settings
+        self.log = log or logging.getLogger(__name__)
+        self._environ = environ
+        self._sts = None
+        if settings.mode == STATIC:
+            self.log.warning(STATIC_MODE_WARNING)
+
+    def _hub_keys(self) -> tuple[str, str]:
+        key_id = self._environ.get("AWS_ACCESS_KEY_ID", "")
+        secret = self._environ.get("AWS_SECRET_ACCESS_KEY", "")
+        if not key_id or not secret:
+            raise CredentialsError(
+                "the hub has no S3 keys: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(the chart passes them from s3.existingSecret)"
+            )
+        return key_id, secret
+
+    def _sts_client(self):
+        if self._sts is None:
+            import boto3  # hub-side only; heavy to import
+
+            key_id, secret = self._hub_keys()
+            self._sts = boto3.session.Session().client(
+                "sts",
+                endpoint_url=self.settings.endpoint_url or None,
+                region_name=self.settings.region,
+                aws_access_key_id=key_id,
+                aws_secret_access_key=secret,
+            )
+        return self._sts
+
+    def _assume_role(self, username: str) -> dict:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        policy = session_policy(self.settings.bucket, self.settings.prefix, username)
+        try:
+            response = self._sts_client().assume_role(
+                RoleArn=self.settings.role_arn,
+                RoleSessionName=session_name(username),
+                Policy=json.dumps(policy, separators=(",", ":")),
+                DurationSeconds=self.settings.duration_seconds,
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise CredentialsError(
+                f"STS AssumeRole of {self.settings.role_arn} for {username!r} failed: {error}"
+            ) from error
+        return credential_metadata(response["Credentials"])
+
+    async def mint(self, username: str) -> dict:
+        """Credentials for ``username``'s servers, as botocore credential metadata.
+
+        In static mode they are the hub's own keys, with no token and no expiry.
+        """
+        if self.settings.mode == STATIC:
+            self.log.warning("Giving %s the hub's own S3 keys (static mode)", username)
+            key_id, secret = self._hub_keys()
+            return {"access_key": key_id, "secret_key": secret, "token": None, "expiry_time": None}
+        return await asyncio.to_thread(self._assume_role, username)
+
+
+def credentials_environment(metadata: dict) -> dict[str, str]:
+    """The variables of the standard AWS credential chain, plus when they expire."""
+    env = {
+        "AWS_ACCESS_KEY_ID": metadata["access_key"],
+        "AWS_SECRET_ACCESS_KEY": metadata["secret_key"],
+    }
+    if metadata.get("token"):
+        env["AWS_SESSION_TOKEN"] = metadata["token"]
+    if metadata.get("expiry_time"):
+        env["CODEPILOT_S3_CREDENTIALS_EXPIRATION"] = metadata["expiry_time"]
+    return env

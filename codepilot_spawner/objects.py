@@ -1,0 +1,337 @@
+"""Kubernetes objects and pieces of them for Code Pilot's user pods, built by pure functions.
+
+Plain data in, ``kubernetes_asyncio`` models or dicts out, as in KubeSpawner's objects.py;
+``CodePilotSpawner`` composes them and the tests compare them without a cluster.
+"""
+
+import base64
+import json
+import re
+
+from kubernetes_asyncio.client.models import (
+    V1Container,
+    V1ContainerPort,
+    V1EnvVar,
+    V1ObjectMeta,
+    V1OwnerReference,
+    V1Pod,
+    V1Secret,
+)
+from kubespawner.utils import get_k8s_model
+
+RESTORE_CONTAINER = "restore-workspace"
+SERVER_CONTAINER = "notebook"  # KubeSpawner's name; its readiness checks look for it
+WORKSPACE_VOLUME = "workspace"
+PREVIEW_PORT_NAME = "preview"
+NAME_LABEL = "app.kubernetes.io/name"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+SERVER_COMPONENT = "singleuser-server"
+
+# Names shown in the spawn form; a template not listed here shows its own name.
+TEMPLATE_TITLES = {
+    "python": "Python",
+    "flask": "Flask web app",
+    "node-express": "Node.js + Express",
+    "react-vite": "React + Vite",
+}
+
+_SLUG = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_CPU = (int, float)
+_MEMORY = re.compile(r"\d+(\.\d+)?[KMGT]?")  # what KubeSpawner's mem_limit accepts
+
+
+# --- security -----------------------------------------------------------------------------
+
+
+def pod_security_context(uid: int) -> dict:
+    """Pod-level: everything runs as ``uid``, never root, under the runtime's seccomp filter.
+
+    ``fsGroup`` makes the workspace emptyDir writable by that user.
+    """
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context(uid: int) -> dict:
+    """Container-level: no setuid escalation and no Linux capabilities at all."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+# --- labels, volumes, environment ---------------------------------------------------------
+
+
+def common_labels(release: str) -> dict:
+    """Labels on every object of a user server; the chart's NetworkPolicy selects on them.
+
+    KubeSpawner adds ``app.kubernetes.io/component: singleuser-server`` to the pod.
+    """
+    labels = {NAME_LABEL: "codepilot", "app.kubernetes.io/managed-by": "kubespawner"}
+    if release:
+        labels[INSTANCE_LABEL] = release
+    return labels
+
+
+def workspace_volume(size_limit: str) -> dict:
+    """An emptyDir for the workspace: S3 holds the durable copy, the pod only a working one."""
+    return {"name": WORKSPACE_VOLUME, "emptyDir": {"sizeLimit": size_limit}}
+
+
+def workspace_mount(mount_path: str) -> dict:
+    return {"name": WORKSPACE_VOLUME, "mountPath": mount_path}
+
+
+def secret_env(secret_name: str, keys) -> dict:
+    """KubeSpawner env entries that read each key from the server's Secret."""
+    return {
+        key: {"valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
+        for key in sorted(keys)
+    }
+
+
+def split_secret_env(env: dict, secret_keys) -> tuple[dict, dict]:
+    """(env without secret values, the secret values): secrets go to a Secret, not the spec."""
+    public = {name: value for name, value in env.items() if name not in secret_keys}
+    secret = {
+        name: value for name, value in env.items() if name in secret_keys and value is not None
+    }
+    return public, secret
+
+
+# --- the pod --------------------------------------------------------------------------------
+
+
+def make_restore_container(server: V1Container, command: list[str], mount_path: str) -> V1Container:
+    """The init container that restores the workspace from S3 before the server starts.
+
+    It runs the server's image with the server's environment, resources and security
+    context, so it restores exactly what the server would sync, as the same user.
+    """
+    return V1Container(
+        name=RESTORE_CONTAINER,
+        image=server.image,
+        image_pull_policy=server.image_pull_policy,
+        command=list(command),
+        working_dir=mount_path,
+        env=list(server.env or []),
+        resources=server.resources,
+        security_context=server.security_context,
+        volume_mounts=list(server.volume_mounts or []),
+    )
+
+
+def add_restore_and_preview(
+    pod: V1Pod, restore_command: list[str], mount_path: str, preview_port: int
+) -> V1Pod:
+    """The pod KubeSpawner made, with the restore init container first and the preview port.
+
+    The preview port is declared so the chart's policies and ``kubectl`` can name it;
+    the proxy reaches previews through the server, never directly.
+    """
+    server = server_container(pod)
+    restore = make_restore_container(server, restore_command, mount_path)
+    pod.spec.init_containers = [restore, *(pod.spec.init_containers or [])]
+    if not any(port.container_port == preview_port for port in server.ports or []):
+        server.ports = [
+            *(server.ports or []),
+            V1ContainerPort(name=PREVIEW_PORT_NAME, container_port=preview_port),
+        ]
+    return pod
+
+
+def server_container(pod: V1Pod) -> V1Container:
+    for container in pod.spec.containers:
+        if container.name == SERVER_CONTAINER:
+            return container
+    raise ValueError(f"pod {pod.metadata.name} has no {SERVER_CONTAINER!r} container")
+
+
+# --- the per-server Secret ------------------------------------------------------------------
+
+
+def make_owner_reference(pod_name: str, pod_uid: str) -> V1OwnerReference:
+    """Owned by the pod: Kubernetes deletes the Secret when the pod goes."""
+    return V1OwnerReference(
+        api_version="v1",
+        kind="Pod",
+        name=pod_name,
+        uid=pod_uid,
+        block_owner_deletion=True,
+        controller=False,
+    )
+
+
+def make_server_secret(
+    name: str, values: dict, owner_reference: V1OwnerReference | None, labels: dict
+) -> V1Secret:
+    """The Secret with a server's S3 credentials and API token, read by its containers."""
+    return V1Secret(
+        api_version="v1",
+        kind="Secret",
+        type="Opaque",
+        metadata=V1ObjectMeta(
+            name=name,
+            labels=dict(labels),
+            owner_references=[owner_reference] if owner_reference else None,
+        ),
+        data={
+            key: base64.b64encode(str(value).encode()).decode()
+            for key, value in sorted(values.items())
+        },
+    )
+
+
+# --- profiles -------------------------------------------------------------------------------
+
+
+def size_overrides(size: dict, defaults: dict | None = None) -> dict:
+    """KubeSpawner traits for one size of the values (``cpu``/``memory`` guarantee, limit)."""
+    defaults = defaults or {}
+    name = size.get("name", "?")
+    overrides = {}
+    for trait, group, bound, valid in (
+        ("cpu_guarantee", "cpu", "guarantee", lambda v: isinstance(v, _CPU)),
+        ("cpu_limit", "cpu", "limit", lambda v: isinstance(v, _CPU)),
+        ("mem_guarantee", "memory", "guarantee", lambda v: _MEMORY.fullmatch(str(v))),
+        ("mem_limit", "memory", "limit", lambda v: _MEMORY.fullmatch(str(v))),
+    ):
+        value = (size.get(group) or {}).get(bound, (defaults.get(group) or {}).get(bound))
+        if value is None:
+            continue
+        if isinstance(value, bool) or not valid(value):
+            raise ValueError(
+                f"size {name!r}: {group}.{bound} = {value!r} is not valid "
+                f"({'a number of CPUs' if group == 'cpu' else 'bytes like 512M or 2G'})"
+            )
+        overrides[trait] = str(value) if group == "memory" else value
+    return overrides
+
+
+def make_profile_list(templates: list[str], sizes: list[dict], defaults: dict | None = None):
+    """KubeSpawner's ``profile_list``: one profile per starter template, each with a size.
+
+    Every (template, size) pair can be started; a REST spawn names them as
+    ``{"profile": "<template>", "size": "<size name>"}``. The first template and the
+    size marked ``default`` (else the first) are preselected.
+    """
+    if not templates:
+        raise ValueError("at least one starter template is needed")
+    if not sizes:
+        raise ValueError("at least one size is needed")
+    size_names = [size.get("name") for size in sizes]
+    for name in [*templates, *size_names]:
+        if not isinstance(name, str) or not _SLUG.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a valid template or size name "
+                "(lowercase letters, digits and dashes)"
+            )
+    for names, what in ((templates, "template"), (size_names, "size")):
+        if len(set(names)) != len(names):
+            raise ValueError(f"a {what} name is listed twice: {names}")
+    if sum(bool(size.get("default")) for size in sizes) > 1:
+        raise ValueError("only one size can be the default")
+
+    default_size = next((s["name"] for s in sizes if s.get("default")), sizes[0]["name"])
+    choices = {
+        size["name"]: {
+            "display_name": size.get("displayName") or size["name"],
+            "default": size["name"] == default_size,
+            "kubespawner_override": size_overrides(size, defaults),
+        }
+        for size in sizes
+    }
+    return [
+        {
+            "display_name": TEMPLATE_TITLES.get(template, template),
+            "slug": template,
+            "description": f"Starts from the {template} starter template on a first start",
+            "default": index == 0,
+            "kubespawner_override": {"template": template},
+            "profile_options": {"size": {"display_name": "Size", "choices": choices}},
+        }
+        for index, template in enumerate(templates)
+    ]
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+def describe_event(event: dict) -> str | None:
+    """A Kubernetes event about a user pod, said the way a person would; None to skip it."""
+    reason = event.get("reason") or ""
+    message = event.get("message") or ""
+    field_path = (event.get("involvedObject") or {}).get("fieldPath") or ""
+    restoring = RESTORE_CONTAINER in field_path
+    if reason == "Scheduled":
+        node = message.rsplit(" to ", 1)[-1] if " to " in message else ""
+        return f"Server scheduled on {node}" if node else "Server scheduled"
+    if reason == "FailedScheduling":
+        return f"Waiting for room in the cluster: {message}"
+    if reason == "Pulling":
+        return "Pulling the runner image (the first start on a machine takes longer)"
+    if reason == "Pulled":
+        return None if restoring or "already present" in message else "Runner image pulled"
+    if reason == "Started":
+        return "Restoring workspace" if restoring else "Starting server"
+    if event.get("type") == "Warning":
+        return f"Problem: {message}" if message else f"Problem: {reason}"
+    return None
+
+
+def restore_counts(log_text: str) -> tuple[int, int] | None:
+    """(files done, files in all) from the last progress line of the restore log.
+
+    ``server_extension.sync restore --progress json`` prints one JSON object per line;
+    progress lines carry integer ``done`` and ``total``. Other lines are skipped.
+    """
+    for line in reversed(log_text.splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        done, total = record.get("done"), record.get("total")
+        if isinstance(done, int) and isinstance(total, int) and 0 <= done <= total:
+            return done, total
+    return None
+
+
+def container_state(pod: dict | None, name: str) -> str | None:
+    """ "waiting", "running" or "terminated" for a (init) container of a pod dict, else None."""
+    if not pod:
+        return None
+    status = pod.get("status") or {}
+    for container in [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]:
+        if container.get("name") == name:
+            state = container.get("state") or {}
+            for phase in ("terminated", "running", "waiting"):
+                if state.get(phase) is not None:
+                    return phase
+    return None
+
+
+def env_list(env: dict) -> list[V1EnvVar]:
+    """KubeSpawner-style env dict as EnvVar models, for building containers in tests."""
+    return [
+        get_k8s_model(V1EnvVar, {"name": name, **value})
+        if isinstance(value, dict)
+        else V1EnvVar(name=name, value=value)
+        for name, value in sorted(env.items())
+    ]

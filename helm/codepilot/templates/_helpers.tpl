@@ -1,0 +1,127 @@
+{{/*
+Names, labels and shared fragments of the Code Pilot chart.
+Object names follow the contract with the hub config: <release>-hub, <release>-proxy-api.
+*/}}
+
+{{- define "codepilot.name" -}}codepilot{{- end }}
+
+{{- define "codepilot.hubName" -}}{{ .Release.Name }}-hub{{- end }}
+{{- define "codepilot.hubConfigName" -}}{{ .Release.Name }}-hub-config{{- end }}
+{{- define "codepilot.secretsName" -}}{{ .Release.Name }}-secrets{{- end }}
+{{- define "codepilot.proxyName" -}}{{ .Release.Name }}-proxy{{- end }}
+{{- define "codepilot.proxyApiName" -}}{{ .Release.Name }}-proxy-api{{- end }}
+{{- define "codepilot.proxyPublicName" -}}{{ .Release.Name }}-proxy-public{{- end }}
+{{- define "codepilot.s3GeneratedSecretName" -}}{{ .Release.Name }}-s3{{- end }}
+
+{{/* Secret holding AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for the hub, or "" for none. */}}
+{{- define "codepilot.s3SecretName" -}}
+{{- if .Values.s3.existingSecret -}}
+{{ .Values.s3.existingSecret }}
+{{- else if .Values.s3.accessKeyId -}}
+{{ include "codepilot.s3GeneratedSecretName" . }}
+{{- end -}}
+{{- end }}
+
+{{/* Labels that select the pods of one component; include with (dict "root" $ "component" "hub"). */}}
+{{- define "codepilot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "codepilot.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* All labels of an object of one component. */}}
+{{- define "codepilot.labels" -}}
+{{ include "codepilot.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{/* name:tag of an image dict {name, tag}. */}}
+{{- define "codepilot.image" -}}{{ .name }}:{{ .tag }}{{- end }}
+
+{{/*
+Host name of hub.subdomainHost (scheme and port stripped), or "" when it is not set.
+*/}}
+{{- define "codepilot.subdomainHostName" -}}
+{{- with .Values.hub.subdomainHost -}}
+{{- regexReplaceAll ":[0-9]+$" (regexReplaceAll "/.*$" (regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://" . "") "") "" -}}
+{{- end -}}
+{{- end }}
+
+{{/* Host name of the hub on the Ingress: ingress.host, else the subdomain host. */}}
+{{- define "codepilot.ingressHost" -}}
+{{- .Values.ingress.host | default (include "codepilot.subdomainHostName" .) -}}
+{{- end }}
+
+{{/*
+A value of the generated Secret: the explicit value if set, else what the live Secret
+already holds (so upgrades keep it), else a new random one.
+Include with (dict "root" $ "key" "cookie-secret" "explicit" .Values.hub.cookieSecret).
+*/}}
+{{- define "codepilot.persistentSecret" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace (include "codepilot.secretsName" .root) -}}
+{{- if .explicit -}}
+{{ .explicit }}
+{{- else if and $existing $existing.data (hasKey $existing.data .key) -}}
+{{ index $existing.data .key | b64dec }}
+{{- else -}}
+{{- /* sha256 of 64 crypto-random characters: 64 hex digits, as JupyterHub wants. */ -}}
+{{ randAlphaNum 64 | sha256sum }}
+{{- end -}}
+{{- end }}
+
+{{/*
+Security context of every container the chart runs: non-root, no privilege escalation,
+no capabilities, read-only root filesystem, the runtime's default seccomp profile.
+Include with (dict "uid" 1000).
+*/}}
+{{- define "codepilot.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* imagePullSecrets of the chart's own pods, or nothing. */}}
+{{- define "codepilot.imagePullSecrets" -}}
+{{- with .Values.hub.imagePullSecrets -}}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The hub's view of the values: the sections the hub config reads, less chart-only keys and
+less the S3 keys (those reach the hub as environment variables from a Secret).
+*/}}
+{{- define "codepilot.hubValues" -}}
+{{- $hub := omit .Values.hub "image" "imagePullSecrets" "cookieSecret" "resources" "persistence" "serviceAccount" "nodeSelector" "tolerations" -}}
+{{- $s3 := omit .Values.s3 "accessKeyId" "secretAccessKey" -}}
+{{- dict "hub" $hub "singleuser" .Values.singleuser "s3" $s3 "culler" .Values.culler | toYaml -}}
+{{- end }}
+
+{{/* Egress rule for DNS: the cluster's DNS in kube-system and networkPolicy dnsRanges. */}}
+{{- define "codepilot.dnsEgressRule" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: kube-system
+    {{- range .Values.networkPolicy.dnsRanges }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end }}

@@ -1,0 +1,53 @@
+"""Which workspace paths stay local: defaults plus ``.codepilotignore`` (gitignore syntax)."""
+
+import os
+from pathlib import Path
+
+import pathspec
+
+IGNORE_FILE = ".codepilotignore"
+
+# Sync bookkeeping lives in the workspace but never leaves it.
+STATE_DIR = ".codepilot"
+
+DEFAULT_PATTERNS = (
+    "node_modules/",
+    ".venv/",
+    "__pycache__/",
+    ".cache/",
+    "*.pyc",
+    ".ipynb_checkpoints/",
+    f"/{STATE_DIR}/",
+    # A folder marker in S3 only; a local file of that name would clash with it.
+    ".s3keep",
+)
+
+
+class IgnoreRules:
+    """Matches workspace-relative POSIX paths against the ignore patterns."""
+
+    def __init__(self, extra_lines: list[str] | tuple[str, ...] = ()):
+        self.lines = [*DEFAULT_PATTERNS, *extra_lines]
+        self._spec = pathspec.GitIgnoreSpec.from_lines(self.lines)
+
+    def ignored(self, relpath: str, is_dir: bool = False) -> bool:
+        if not relpath:
+            return False
+        # A pattern ending in "/" only matches folders; say which this is.
+        return self._spec.match_file(relpath + "/" if is_dir else relpath)
+
+
+def read_ignore_file(root: Path) -> list[str]:
+    """The lines of ``<root>/.codepilotignore``; none when it is missing or unreadable."""
+    try:
+        return (root / IGNORE_FILE).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def load_ignore_rules(root: Path) -> IgnoreRules:
+    return IgnoreRules(read_ignore_file(root))
+
+
+def ignore_file_changed(relpaths) -> bool:
+    return any(os.path.basename(path) == IGNORE_FILE for path in relpaths)

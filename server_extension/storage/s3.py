@@ -1,0 +1,299 @@
+"""Asynchronous S3 object I/O for workspaces, on aiobotocore.
+
+Every call awaits the network and reads or writes local files in worker threads, so a
+server's event loop keeps answering while megabytes move. Large files go up in
+concurrent multipart parts. Errors come out as ``S3Error`` with a message that names S3,
+the endpoint and the object, because a user reads them in the editor.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiobotocore.session
+import aiohttp
+import botocore.config
+import botocore.exceptions
+
+MiB = 1024 * 1024
+
+# Errors that mean S3 could not be reached, as opposed to S3 answering "no".
+UNREACHABLE_ERRORS = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.HTTPClientError,
+    aiohttp.ClientError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
+
+
+class S3Error(Exception):
+    """An S3 operation failed; ``unreachable`` says whether S3 could be reached at all."""
+
+    def __init__(self, message: str, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    size: int
+    etag: str
+
+
+def _etag(value: str) -> str:
+    return value.strip('"')
+
+
+def md5_etag(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def file_etag(path: Path, part_size: int, parts: int = 1) -> str:
+    """The ETag S3 gives ``path`` uploaded whole (``parts == 1``) or in parts of part_size."""
+    if parts <= 1:
+        digest = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as file:
+            while block := file.read(MiB):
+                digest.update(block)
+        return digest.hexdigest()
+    part_digests = b""
+    count = 0
+    with open(path, "rb") as file:
+        while block := file.read(part_size):
+            part_digests += hashlib.md5(block, usedforsecurity=False).digest()
+            count += 1
+    return f"{md5_etag(part_digests)}-{count}"
+
+
+def _read_range(path: Path, offset: int, size: int) -> bytes:
+    with open(path, "rb") as file:
+        file.seek(offset)
+        return file.read(size)
+
+
+class S3Store:
+    """One bucket through one pooled aiobotocore client; use as ``async with S3Store(...)``.
+
+    ``endpoint_url`` and ``region`` may be empty: then the standard AWS configuration
+    (``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``, profiles) decides, as it does credentials.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        endpoint_url: str = "",
+        region: str = "",
+        max_connections: int = 64,
+        part_size: int = 8 * MiB,
+        multipart_threshold: int = 8 * MiB,
+        connect_timeout: float = 5,
+        read_timeout: float = 60,
+        max_attempts: int = 2,
+    ):
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url or None
+        self.region = region or None
+        self.part_size = part_size
+        self.multipart_threshold = multipart_threshold
+        self.max_connections = max_connections
+        self._config = botocore.config.Config(
+            max_pool_connections=max_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            # Over plain HTTP botocore would SHA-256 every body on the event loop; the
+            # CRC32 checksum still guards each upload's integrity.
+            s3={"payload_signing_enabled": False},
+        )
+        self._client = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._opening = asyncio.Lock()
+        self._part_slots = asyncio.Semaphore(max(2, max_connections // 4))
+
+    @property
+    def where(self) -> str:
+        endpoint = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or "AWS"
+        return f"s3://{self.bucket} at {endpoint}"
+
+    async def __aenter__(self):
+        await self.client()
+        return self
+
+    async def __aexit__(self, *exc_info):
+        await self.close()
+
+    async def client(self):
+        async with self._opening:
+            if self._client is None:
+                stack = contextlib.AsyncExitStack()
+                session = aiobotocore.session.get_session()
+                self._client = await stack.enter_async_context(
+                    session.create_client(
+                        "s3",
+                        endpoint_url=self.endpoint_url,
+                        region_name=self.region,
+                        config=self._config,
+                    )
+                )
+                self._stack = stack
+            return self._client
+
+    async def close(self):
+        if self._stack is not None:
+            stack, self._stack, self._client = self._stack, None, None
+            await stack.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _errors(self, action: str):
+        """Turn botocore/aiohttp failures into an ``S3Error`` that says what failed."""
+        try:
+            yield
+        except S3Error:
+            raise
+        except UNREACHABLE_ERRORS as error:
+            raise S3Error(
+                f"S3 is unreachable ({self.where}): could not {action}: {error}",
+                unreachable=True,
+            ) from error
+        except botocore.exceptions.ClientError as error:
+            info = error.response.get("Error", {})
+            raise S3Error(
+                f"S3 refused to {action} ({self.where}): "
+                f"{info.get('Code', 'error')}: {info.get('Message', error)}"
+            ) from error
+        except botocore.exceptions.BotoCoreError as error:
+            raise S3Error(f"S3 error ({self.where}): could not {action}: {error}") from error
+
+    # --- reading -----------------------------------------------------------------------
+
+    async def list(self, prefix: str) -> dict[str, RemoteObject]:
+        """Every object under ``prefix``, by key."""
+        client = await self.client()
+        found = {}
+        async with self._errors(f"list {prefix!r}"):
+            paginator = client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", ()):
+                    found[item["Key"]] = RemoteObject(item["Size"], _etag(item["ETag"]))
+        return found
+
+    async def is_empty(self, prefix: str) -> bool:
+        client = await self.client()
+        async with self._errors(f"list {prefix!r}"):
+            page = await client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+        return not page.get("Contents")
+
+    async def download_file(self, key: str, target: Path, scratch_dir: Path) -> str:
+        """Write the object to ``target`` atomically (via ``scratch_dir``); returns its ETag."""
+        client = await self.client()
+        scratch = scratch_dir / f"download-{uuid.uuid4().hex}"
+        try:
+            async with self._errors(f"download {key!r}"):
+                response = await client.get_object(Bucket=self.bucket, Key=key)
+                etag = _etag(response["ETag"])
+                async with response["Body"] as body:
+                    file = await asyncio.to_thread(open, scratch, "wb")
+                    try:
+                        while chunk := await body.read(MiB):
+                            await asyncio.to_thread(file.write, chunk)
+                    finally:
+                        await asyncio.to_thread(file.close)
+            await asyncio.to_thread(os.replace, scratch, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                scratch.unlink()
+        return etag
+
+    async def read_bytes(self, key: str) -> bytes:
+        client = await self.client()
+        async with self._errors(f"download {key!r}"):
+            response = await client.get_object(Bucket=self.bucket, Key=key)
+            async with response["Body"] as body:
+                return await body.read()
+
+    # --- writing -----------------------------------------------------------------------
+
+    async def put_bytes(self, key: str, data: bytes) -> str:
+        client = await self.client()
+        async with self._errors(f"upload {key!r}"):
+            response = await client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        return _etag(response["ETag"])
+
+    async def upload_file(self, path: Path, key: str, size: int) -> str:
+        """Upload ``size`` bytes of ``path``; multipart above the threshold. Returns the ETag."""
+        if size < self.multipart_threshold:
+            data = await asyncio.to_thread(_read_range, path, 0, size)
+            return await self.put_bytes(key, data)
+        return await self._upload_multipart(path, key, size)
+
+    async def _upload_multipart(self, path: Path, key: str, size: int) -> str:
+        client = await self.client()
+        async with self._errors(f"upload {key!r}"):
+            created = await client.create_multipart_upload(Bucket=self.bucket, Key=key)
+        upload_id = created["UploadId"]
+
+        async def upload_part(number: int, offset: int) -> dict:
+            async with self._part_slots:
+                data = await asyncio.to_thread(_read_range, path, offset, self.part_size)
+                async with self._errors(f"upload part {number} of {key!r}"):
+                    response = await client.upload_part(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=data,
+                    )
+                return {"PartNumber": number, "ETag": response["ETag"]}
+
+        offsets = range(0, size, self.part_size)
+        try:
+            parts = await asyncio.gather(
+                *(upload_part(number, offset) for number, offset in enumerate(offsets, 1))
+            )
+            async with self._errors(f"complete the upload of {key!r}"):
+                response = await client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": list(parts)},
+                )
+        except BaseException:
+            # Parts left behind cost storage until a lifecycle rule removes them.
+            with contextlib.suppress(Exception):
+                await client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
+        return _etag(response["ETag"])
+
+    async def copy(self, source_key: str, key: str) -> str:
+        client = await self.client()
+        async with self._errors(f"copy {source_key!r} to {key!r}"):
+            response = await client.copy_object(
+                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source_key}
+            )
+        return _etag(response["CopyObjectResult"]["ETag"])
+
+    async def delete(self, keys) -> None:
+        """Delete ``keys`` (missing ones are fine), 1,000 per request."""
+        keys = sorted(set(keys))
+        client = await self.client()
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            async with self._errors(f"delete {batch[0]!r}" + (" and more" if batch[1:] else "")):
+                response = await client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+                )
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise S3Error(
+                    f"S3 refused to delete {first.get('Key')!r} ({self.where}): "
+                    f"{first.get('Code')}: {first.get('Message')}"
+                )

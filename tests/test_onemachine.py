@@ -1,0 +1,385 @@
+"""The one-machine IDE end to end: the real hub, proxy, spawner and user servers."""
+
+import json
+import os
+import pwd
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+import websockets.sync.client
+from websockets.exceptions import InvalidStatus
+
+from codepilot_spawner.processes import tagged_pids
+
+from .hubtools import (
+    REPO_ROOT,
+    RunningHub,
+    cookie_header,
+    login,
+    open_terminal,
+    run_in_terminal,
+    wait_until,
+)
+
+PREVIEW_APP = REPO_ROOT / "tests" / "apps" / "preview_app.py"
+
+
+@dataclass
+class Student:
+    name: str
+    token: str
+    url: str  # the server's URL through the proxy
+
+    @property
+    def headers(self):
+        return {"Authorization": f"token {self.token}"}
+
+
+def start_student(hub: RunningHub, name: str) -> Student:
+    hub.create_user(name)
+    hub.start_server(name)
+    return Student(name, hub.user_token(name), hub.server_url(name))
+
+
+@pytest.fixture(scope="module")
+def alice(hub):
+    return start_student(hub, "alice")
+
+
+@pytest.fixture(scope="module")
+def bob(hub):
+    return start_student(hub, "bob")
+
+
+def server_state(hub, user, server_name=""):
+    return hub.api("GET", f"/users/{user}").json()["servers"][server_name]["state"]
+
+
+def preview_env(hub, student):
+    with open_terminal(hub, student.name, student.token) as ws:
+        output = run_in_terminal(
+            ws,
+            'echo "ENV $PORT $CODEPILOT_PREVIEW_PORT $CODEPILOT_PREVIEW_URL $PWD $((40+2))"',
+            " 42",
+        )
+    line = next(line for line in output.splitlines() if line.startswith("ENV ") and "42" in line)
+    return line.split()[1:5]
+
+
+def test_launcher_prints_how_to_log_in(hub):
+    log = hub.log()
+    assert f"Code Pilot is starting at {hub.url}" in log
+    assert "Students: any user name, password class-password" in log
+
+
+def test_terminal_runs_in_the_workspace_with_preview_settings(hub, alice):
+    port, preview_port, preview_url, cwd = preview_env(hub, alice)
+    state = server_state(hub, "alice")
+    assert port == preview_port == str(state["preview_port"])
+    assert preview_url == f"/user/alice/proxy/absolute/{port}/"
+    assert cwd == str(hub.data_dir / "workspaces" / "alice" / "default")
+
+
+def test_each_server_gets_its_own_preview_port(hub, alice, bob):
+    assert server_state(hub, "alice")["preview_port"] != server_state(hub, "bob")["preview_port"]
+
+
+def test_preview_serves_an_app_started_in_the_terminal(hub, alice):
+    with open_terminal(hub, alice.name, alice.token) as ws:
+        run_in_terminal(ws, "echo hello-preview > index.html && echo done-$((1+1))", "done-2")
+        ws.send(json.dumps(["stdin", "python -m http.server $PORT --bind 127.0.0.1\r"]))
+
+        def served():
+            response = requests.get(f"{alice.url}preview/index.html", headers=alice.headers)
+            return response if response.status_code == 200 else None
+
+        response = wait_until(served, 30, 0.2, "http.server behind the preview")
+        assert response.text.strip() == "hello-preview"
+        ws.send(json.dumps(["stdin", "\x03"]))  # Ctrl-C
+
+
+def test_preview_without_an_app_explains_what_to_do(hub, bob):
+    response = requests.get(f"{bob.url}preview/", headers=bob.headers)
+    assert response.status_code == 502
+    assert "Start your app in a terminal" in response.text
+    assert "Traceback" not in response.text
+
+
+def test_preview_proxies_websockets_and_base_path_redirects(hub, alice):
+    with open_terminal(hub, alice.name, alice.token) as ws:
+        ws.send(json.dumps(["stdin", f"APP_BASE=1 python {PREVIEW_APP}\r"]))
+        ws_url = "ws" + alice.url[len("http") :]
+
+        def app_up():
+            response = requests.get(
+                f"{alice.url}preview/", headers=alice.headers, allow_redirects=False
+            )
+            return response if response.status_code == 302 else None
+
+        # Like Vite, the app sends `/` to its base path, which must arrive unchanged.
+        redirect = wait_until(app_up, 30, 0.2, "the preview app")
+        port = server_state(hub, "alice")["preview_port"]
+        base = f"/user/alice/proxy/absolute/{port}/"
+        assert redirect.headers["Location"] == base
+        page = requests.get(f"{hub.url}{base}src/main.js", headers=alice.headers)
+        assert page.status_code == 200
+        assert page.text == f"app page src/main.js under {base}"
+
+        with websockets.sync.client.connect(
+            f"{ws_url}preview/", additional_headers=alice.headers
+        ) as app:
+            app.send("ping")
+            assert app.recv(timeout=10) == "echo: ping"
+        ws.send(json.dumps(["stdin", "\x03"]))
+
+
+def test_launcher_offers_the_preview_tile(hub, alice):
+    response = requests.get(f"{alice.url}server-proxy/servers-info", headers=alice.headers)
+    entries = {entry["name"]: entry for entry in response.json()["server_processes"]}
+    assert entries["preview"]["launcher_entry"]["path_info"] == "preview/"
+    assert entries["preview"]["new_browser_tab"] is True
+
+
+# --- who may reach what -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["api/contents", "api/terminals", "preview/", "lab", "terminals/websocket/1"]
+)
+def test_another_users_token_gets_nothing(hub, alice, bob, path):
+    response = requests.get(f"{alice.url}{path}", headers=bob.headers, allow_redirects=False)
+    assert response.status_code in (403, 404), (path, response.status_code)
+
+
+def test_another_users_token_cannot_open_a_terminal_websocket(hub, alice, bob):
+    created = requests.post(f"{alice.url}api/terminals", headers=alice.headers)
+    name = created.json()["name"]
+    assert requests.post(f"{alice.url}api/terminals", headers=bob.headers).status_code == 403
+    ws_url = "ws" + alice.url[len("http") :]
+    with pytest.raises(InvalidStatus) as refused:
+        websockets.sync.client.connect(
+            f"{ws_url}terminals/websocket/{name}", additional_headers=bob.headers
+        )
+    assert refused.value.response.status_code in (403, 404)
+
+
+@pytest.mark.parametrize("path", ["lab", "preview/", "api/contents"])
+def test_unauthenticated_requests_go_to_login(hub, alice, path):
+    response = requests.get(f"{alice.url}{path}", allow_redirects=False)
+    if path.startswith("api/"):
+        assert response.status_code == 403
+    else:
+        assert response.status_code == 302
+        assert (
+            "/hub/login" in response.headers["Location"]
+            or "/hub/api/oauth2" in (response.headers["Location"])
+        )
+
+
+@pytest.mark.parametrize("endpoint", ["terminals/websocket/{terminal}", "preview/"])
+def test_websocket_with_a_foreign_origin_is_refused(hub, alice, endpoint):
+    # Browsers send cookies cross-site, so cookie-authenticated upgrades are the ones
+    # that Origin checks protect (a foreign page cannot know a token).
+    browser = login(hub, "alice")
+    assert browser.get(f"{alice.url}lab").status_code == 200  # OAuth sets the server cookie
+    xsrf = browser.cookies.get("_xsrf", path="/user/alice/") or browser.cookies["_xsrf"]
+    created = browser.post(f"{alice.url}api/terminals", headers={"X-XSRFToken": xsrf})
+    path = endpoint.format(terminal=created.json()["name"])
+    ws_url = "ws" + alice.url[len("http") :] + path
+    headers = {"Cookie": cookie_header(browser)}
+    with pytest.raises(InvalidStatus) as refused:
+        websockets.sync.client.connect(
+            ws_url, additional_headers=headers, origin="https://evil.example"
+        )
+    assert refused.value.response.status_code == 403
+    if path.startswith("terminals/"):
+        # The same cookies from the server's own origin get through.
+        with websockets.sync.client.connect(
+            ws_url, additional_headers=headers, origin=hub.url
+        ) as ws:
+            assert json.loads(ws.recv(timeout=10))[0] == "setup"
+
+
+# --- isolation between Unix users -------------------------------------------------------
+
+
+@pytest.mark.root
+def test_servers_run_as_different_unix_users(hub, alice, bob):
+    def uid_of(student):
+        with open_terminal(hub, student.name, student.token) as ws:
+            output = run_in_terminal(ws, "echo UID=$(id -u)=$((2*3))", "=6")
+        return int(re.search(r"UID=(\d+)=6", output).group(1))
+
+    uid_a, uid_b = uid_of(alice), uid_of(bob)
+    assert uid_a != uid_b
+    assert uid_a != 0 and uid_b != 0
+    assert pwd.getpwuid(uid_a).pw_name == "cp-alice"
+
+
+@pytest.mark.root
+def test_a_user_cannot_read_another_users_workspace(hub, alice, bob):
+    secret = hub.data_dir / "workspaces" / "alice" / "default" / "secret.txt"
+    put = requests.put(
+        f"{alice.url}api/contents/secret.txt",
+        headers=alice.headers,
+        json={"type": "file", "format": "text", "content": "alice only"},
+    )
+    assert put.status_code in (200, 201)
+    assert secret.read_text() == "alice only"
+    with open_terminal(hub, bob.name, bob.token) as ws:
+        output = run_in_terminal(
+            ws, f"cat {secret} || ls {secret.parent} ; echo status-$((3+4))", "status-7"
+        )
+    assert "alice only" not in output
+    assert "Permission denied" in output
+    assert (secret.parent.stat().st_mode & 0o777) == 0o700
+
+
+# --- lifecycle -------------------------------------------------------------------------
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_stop_ends_every_process_and_restart_keeps_files(hub):
+    student = start_student(hub, "carol")
+    state = server_state(hub, "carol")
+    port, tag = state["preview_port"], state["process_tag"]
+    with open_terminal(hub, student.name, student.token) as ws:
+        run_in_terminal(
+            ws,
+            "echo kept > notes.txt; "
+            # A dev server in the background that ignores SIGTERM and SIGHUP, in a
+            # session of its own: only the tag finds it.
+            "setsid nohup sh -c 'trap \"\" TERM HUP; exec python -m http.server $PORT' "
+            ">/dev/null 2>&1 & echo started-$((5*5))",
+            "started-25",
+        )
+    wait_until(lambda: not port_is_free(port), 30, 0.2, "the background dev server")
+    assert len(tagged_pids(tag)) >= 3  # server, shell, dev server
+
+    hub.stop_server("carol")
+    assert tagged_pids(tag) == []
+    assert port_is_free(port)
+
+    student = start_student(hub, "carol")
+    response = requests.get(f"{student.url}api/contents/notes.txt", headers=student.headers)
+    assert response.json()["content"].strip() == "kept"
+
+
+def test_named_servers_have_their_own_workspaces(hub, alice):
+    hub.start_server("alice", "project1")
+    url = hub.server_url("alice", "project1")
+    put = requests.put(
+        f"{url}api/contents/only-here.txt",
+        headers=alice.headers,
+        json={"type": "file", "format": "text", "content": "named"},
+    )
+    assert put.status_code == 201
+    named = hub.data_dir / "workspaces" / "alice" / "project1" / "only-here.txt"
+    assert named.read_text() == "named"
+    assert not (hub.data_dir / "workspaces" / "alice" / "default" / "only-here.txt").exists()
+    hub.stop_server("alice", "project1")
+
+
+def test_named_server_limit_is_enforced(hub):
+    hub.create_user("dave")
+    limit = int(os.environ.get("CODEPILOT_NAMED_SERVER_LIMIT", 5))
+    created = []
+    try:
+        for i in range(limit):
+            response = hub.api("POST", f"/users/dave/servers/p{i}")
+            assert response.status_code in (201, 202), response.text
+            created.append(f"p{i}")
+        response = hub.api("POST", f"/users/dave/servers/p{limit}")
+        assert response.status_code == 400
+        assert "maximum of" in response.json()["message"]
+    finally:
+        for name in created:
+            hub.wait_ready("dave", name)
+            hub.stop_server("dave", name)
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "api/contents/..%2f..%2f..%2fetc%2fpasswd",
+        "api/contents/%2e%2e/%2e%2e/bob/default",
+        "api/contents/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc/passwd",
+        "api/contents//etc/passwd",
+    ],
+)
+def test_path_traversal_in_contents_api_is_refused(hub, alice, path):
+    response = requests.get(f"{alice.url}{path}", headers=alice.headers, allow_redirects=False)
+    assert 400 <= response.status_code < 500, (path, response.status_code)
+    assert "root:" not in response.text
+
+
+def test_writing_outside_the_workspace_is_refused_and_leaves_nothing(hub, alice):
+    escape = hub.data_dir / "workspaces" / "alice" / "escaped.txt"
+    response = requests.put(
+        f"{alice.url}api/contents/..%2fescaped.txt",
+        headers=alice.headers,
+        json={"type": "file", "format": "text", "content": "x"},
+    )
+    assert 400 <= response.status_code < 500
+    assert not escape.exists()
+
+
+def test_unknown_users_get_404(hub):
+    assert hub.api("GET", "/users/nobody-here").status_code == 404
+    assert hub.api("POST", "/users/nobody-here/server").status_code == 404
+    response = requests.get(f"{hub.url}/user/nobody-here/api/status", allow_redirects=False)
+    # The hub answers for servers that do not exist: to log in, or to say there is none.
+    assert response.status_code in (302, 404)
+    if response.status_code == 302:
+        assert response.headers["Location"].startswith("/hub/")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/users", "{not json"),
+        ("POST", "/users", json.dumps({"names": ["eve"]})),
+        ("PATCH", "/users/alice", json.dumps({"admin": "yes please"})),
+        ("POST", "/users/alice/tokens", json.dumps({"expires_in": "soon"})),
+    ],
+)
+def test_malformed_api_bodies_get_400_and_change_nothing(hub, alice, method, path, body):
+    before = hub.api("GET", "/users").json()
+    response = hub.api(method, path, data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "message" in response.json()
+    assert hub.api("GET", "/users").json() == before
+
+
+def test_malformed_contents_body_gets_400(hub, alice):
+    response = requests.put(
+        f"{alice.url}api/contents/bad.txt",
+        headers=alice.headers,
+        data="{not json",
+    )
+    assert response.status_code == 400
+    assert not (Path(hub.data_dir) / "workspaces" / "alice" / "default" / "bad.txt").exists()
+
+
+def test_admin_token_service_has_the_automation_scopes(hub):
+    me = hub.api("GET", "/user").json()
+    assert me["kind"] == "service"
+    assert set(me["scopes"]) >= {
+        "admin:users",
+        "admin:servers",
+        "access:servers",
+        "tokens",
+        "read:users",
+        "list:users",
+    }
