@@ -1,0 +1,205 @@
+"""The pure pieces of the hub side, without a hub."""
+
+import asyncio
+import os
+import sys
+import uuid
+
+import pytest
+from traitlets import Bool, Enum, Int, Unicode
+from traitlets.config import Configurable
+
+from codepilot_spawner.environment import codepilot_environment
+from codepilot_spawner.onemachine import (
+    AUTOMATION_SCOPES,
+    OneMachineSettings,
+    SettingsError,
+    automation_service,
+    passwords,
+    read_or_create_secret,
+)
+from codepilot_spawner.processes import TAG_VARIABLE, end_tagged_processes, tagged_pids
+from codepilot_spawner.progress import ProgressLog
+from codepilot_spawner.unixusers import unix_username
+from codepilot_spawner.workspaces import path_segment, workspace_path
+from server_extension.envconfig import EnvDefaultsMixin, env_name, env_settings
+
+
+@pytest.mark.parametrize(
+    ("hub_name", "unix_name"),
+    [("alice", "cp-alice"), ("bob-2", "cp-bob-2"), ("x_y", "cp-x_y")],
+)
+def test_safe_hub_names_keep_their_spelling(hub_name, unix_name):
+    assert unix_username(hub_name) == unix_name
+
+
+@pytest.mark.parametrize("hub_name", ["Alice", "a.b", "émile", "a" * 40, "x@example.org"])
+def test_other_names_are_made_safe_and_distinct(hub_name):
+    name = unix_username(hub_name)
+    assert len(name) <= 32
+    assert name.startswith("cp-")
+    assert all(c.isascii() and (c.islower() or c.isdigit() or c in "-_") for c in name)
+    assert name != unix_username(hub_name + "x")
+
+
+def test_names_differing_only_in_case_get_different_accounts():
+    assert unix_username("Alice") != unix_username("alice")
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../etc", "a/b", ".hidden"])
+def test_path_segments_never_escape(tmp_path, name):
+    segment = path_segment(name)
+    assert "/" not in segment
+    assert segment not in (".", "..")
+    assert not segment.startswith(".")
+    assert workspace_path(tmp_path, name, name).parent.parent == tmp_path / "workspaces"
+
+
+def test_default_server_has_the_default_folder(tmp_path):
+    assert workspace_path(tmp_path, "alice", "") == tmp_path / "workspaces" / "alice" / "default"
+
+
+def test_settings_become_codepilot_variables():
+    env = codepilot_environment(
+        {"preview_port": 3000, "s3_bucket": "b", "storage": None, "flag": True}
+    )
+    assert env == {
+        "CODEPILOT_PREVIEW_PORT": "3000",
+        "CODEPILOT_S3_BUCKET": "b",
+        "CODEPILOT_FLAG": "true",
+    }
+
+
+class Settings(EnvDefaultsMixin, Configurable):
+    port = Int(3000, help="a port").tag(config=True)
+    mode = Enum(["local", "sync"], "local", help="a mode").tag(config=True)
+    verbose = Bool(False, help="a flag").tag(config=True)
+    internal = Unicode("x", help="not configurable")
+
+
+def test_environment_variables_set_config_traits(monkeypatch):
+    monkeypatch.setenv("CODEPILOT_PORT", "4000")
+    monkeypatch.setenv("CODEPILOT_MODE", "sync")
+    monkeypatch.setenv("CODEPILOT_VERBOSE", "true")
+    monkeypatch.setenv("CODEPILOT_INTERNAL", "ignored")
+    settings = Settings()
+    assert (settings.port, settings.mode, settings.verbose) == (4000, "sync", True)
+    assert settings.internal == "x"
+
+
+def test_config_wins_over_the_environment(monkeypatch):
+    from traitlets.config import Config
+
+    monkeypatch.setenv("CODEPILOT_PORT", "4000")
+    config = Config()
+    config.Settings.port = 5000
+    assert Settings(config=config).port == 5000
+
+
+def test_a_bad_variable_names_itself(monkeypatch):
+    monkeypatch.setenv("CODEPILOT_MODE", "cloud")
+    with pytest.raises(ValueError, match="CODEPILOT_MODE='cloud'"):
+        Settings()
+    assert env_name("preview_port") == "CODEPILOT_PREVIEW_PORT"
+    assert env_settings({"port": Settings.class_traits()["port"]}, {"CODEPILOT_PORT": "7"}) == {
+        "port": 7
+    }
+
+
+async def test_progress_followers_get_every_event_in_order():
+    log = ProgressLog()
+    log.report(10, "one")
+
+    async def collect():
+        return [event["message"] async for event in log.follow()]
+
+    followers = [asyncio.create_task(collect()) for _ in range(2)]
+    await asyncio.sleep(0)
+    log.report(50, "two")
+    await asyncio.sleep(0)
+    log.report(80, "three")
+    log.finish()
+    assert await asyncio.gather(*followers) == [["one", "two", "three"]] * 2
+    assert [e["message"] async for e in log.follow()] == ["one", "two", "three"]
+
+
+async def test_tagged_processes_are_found_and_ended_even_when_they_ignore_sigterm():
+    tag = uuid.uuid4().hex
+    tagged_env = {**os.environ, TAG_VARIABLE: tag}
+    ignore_term = "import signal, time; signal.signal(15, signal.SIG_IGN); time.sleep(60)"
+
+    async def start(*command, env=None):
+        return await asyncio.create_subprocess_exec(*command, env=env, start_new_session=True)
+
+    stubborn = await start(sys.executable, "-c", ignore_term, env=tagged_env)
+    polite = await start("sleep", "60", env=tagged_env)
+    other = await start("sleep", "60")
+    try:
+        await asyncio.sleep(0.3)
+        assert set(tagged_pids(tag)) == {stubborn.pid, polite.pid}
+        killed = await end_tagged_processes(tag, grace=1.0)
+        assert killed == [stubborn.pid]
+        assert await asyncio.wait_for(stubborn.wait(), 5) == -9
+        assert await asyncio.wait_for(polite.wait(), 5) == -15
+        assert other.returncode is None
+    finally:
+        for process in (stubborn, polite, other):
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+def test_one_machine_settings_come_from_the_environment(tmp_path):
+    settings = OneMachineSettings.from_env(
+        {"CODEPILOT_PORT": "9000", "CODEPILOT_DATA_DIR": str(tmp_path), "CODEPILOT_ALLOW_ALL": "0"}
+    )
+    assert settings.url == "http://127.0.0.1:9000"
+    assert settings.data_dir == tmp_path
+    assert settings.admin_user == "admin"
+    assert settings.named_server_limit == 5
+    assert settings.allow_all is False
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CODEPILOT_PORT": "eighty"}, "CODEPILOT_PORT must be a whole number"),
+        ({"CODEPILOT_ADMIN_TOKEN": "short"}, "at least 16 characters"),
+    ],
+)
+def test_bad_settings_are_named(env, message):
+    with pytest.raises(SettingsError, match=message):
+        OneMachineSettings.from_env(env)
+
+
+def test_passwords_are_generated_once_and_kept_private(tmp_path):
+    settings = OneMachineSettings.from_env({"CODEPILOT_DATA_DIR": str(tmp_path)})
+    first = passwords(settings, env={})
+    assert passwords(settings, env={}) == first
+    assert len(first[0]) >= 8 and len(first[1]) >= 32 and first[0] != first[1]
+    assert (tmp_path / "password").stat().st_mode & 0o777 == 0o600
+    assert read_or_create_secret(tmp_path / "admin_password", 32) == first[1]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CODEPILOT_PASSWORD": "short"}, "CODEPILOT_PASSWORD must be at least 8"),
+        ({"CODEPILOT_ADMIN_PASSWORD": "x" * 10}, "CODEPILOT_ADMIN_PASSWORD must be at least 32"),
+        (
+            {"CODEPILOT_PASSWORD": "p" * 40, "CODEPILOT_ADMIN_PASSWORD": "p" * 40},
+            "must differ",
+        ),
+    ],
+)
+def test_unusable_passwords_are_refused(tmp_path, env, message):
+    settings = OneMachineSettings.from_env({"CODEPILOT_DATA_DIR": str(tmp_path)})
+    with pytest.raises(SettingsError, match=message):
+        passwords(settings, env=env)
+
+
+def test_automation_token_gets_exactly_the_documented_scopes():
+    service, role = automation_service("t" * 32)
+    assert service == {"name": "codepilot-automation", "api_token": "t" * 32}
+    assert role["services"] == ["codepilot-automation"]
+    assert role["scopes"] == AUTOMATION_SCOPES
