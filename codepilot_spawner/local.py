@@ -1,6 +1,7 @@
 """The one-machine spawner: each server is a local process in its own workspace."""
 
 import asyncio
+import json
 import os
 import sys
 import uuid
@@ -8,11 +9,12 @@ from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from jupyterhub.utils import random_port
-from traitlets import Bool, Dict, Float, Unicode, default
+from traitlets import Bool, Dict, Float, List, Unicode, default
 
 from .environment import codepilot_environment
 from .processes import TAG_VARIABLE, end_tagged_processes
 from .progress import ProgressLog
+from .templates import STARTER_TEMPLATES, chosen_template, template_form
 from .unixusers import ensure_unix_user, unix_username
 from .workspaces import (
     home_path,
@@ -62,6 +64,34 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         help="""Seconds that processes left over by a stopped server (dev servers started
         from its terminals) get between SIGTERM and SIGKILL.""",
     ).tag(config=True)
+
+    templates = List(
+        Unicode(),
+        default_value=STARTER_TEMPLATES,
+        help="""Starter templates offered when a server starts (spawn form, or
+        ``{"template": name}`` in the REST body). A template is copied only into a new
+        workspace; the packaged starters are python, flask, node-express and react-vite.""",
+    ).tag(config=True)
+
+    template = Unicode(
+        "",
+        help="""The starter chosen for this server; set from the user's options.""",
+    )
+
+    @default("options_form")
+    def _default_options_form(self):
+        return lambda spawner: template_form(spawner.templates, spawner.template)
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return "simple"
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        def apply_template(spawner, user_options):
+            spawner.template = chosen_template(user_options, spawner.templates)
+
+        return apply_template
 
     @default("cmd")
     def _default_cmd(self):
@@ -122,6 +152,7 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
             self.process_tag = uuid.uuid4().hex
             self.preview_port = random_port()
             self.notebook_dir = str(self.workspace)
+            await self._restore_workspace()
             self._progress_log.report(50, "Starting JupyterLab")
             address = await super().start()
             self._progress_log.report(80, "JupyterLab started, waiting for it to answer")
@@ -211,9 +242,46 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
         return env
 
+    async def _restore_workspace(self):
+        """Fill the workspace from S3, or from the chosen starter, before the server starts.
+
+        Runs ``python -m server_extension.sync restore`` as the server's user, the command
+        a pod's init container runs, and turns its progress lines into progress events.
+        """
+        if not (self.codepilot_settings.get("s3_bucket") or self.template):
+            return
+        command = [sys.executable, "-m", "server_extension.sync", "restore", "--progress", "json"]
+        command += ["--root", str(self.workspace)]
+        if self.template:
+            command += ["--template", self.template]
+        self._progress_log.report(25, "Restoring workspace")
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            env=self.get_env(),
+            preexec_fn=self.make_preexec_fn(self.user.name),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        last_error = ""
+        async for line in process.stdout:
+            record = parse_progress_line(line)
+            if record.get("event") == "progress" and record.get("total"):
+                done, total = record["done"], record["total"]
+                self._progress_log.report(
+                    25 + 20 * done // total, f"Restoring workspace: {done}/{total} files"
+                )
+            elif record.get("event") == "error":
+                last_error = record.get("message", "")
+        stderr = (await process.stderr.read()).decode(errors="replace").strip()
+        if await process.wait() != 0:
+            reason = last_error or (stderr.splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"Could not restore the workspace: {reason}")
+
     def get_env(self):
         env = super().get_env()
         settings = {**self.codepilot_settings, "preview_port": self.preview_port}
+        if self.template:
+            settings["template"] = self.template
         env.update(codepilot_environment(settings))
         env[TAG_VARIABLE] = self.process_tag
         return env
@@ -223,3 +291,12 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         if os.geteuid() == 0 and not self.isolated:
             args = [*args, "--ServerApp.allow_root=True"]
         return args
+
+
+def parse_progress_line(line: bytes) -> dict:
+    """One JSON line of ``sync restore --progress json``; {} for anything else."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}

@@ -383,3 +383,23 @@ def test_admin_token_service_has_the_automation_scopes(hub):
         "read:users",
         "list:users",
     }
+
+
+# --- starter templates ----------------------------------------------------------------------
+
+
+def test_spawn_form_offers_the_starter_templates(hub):
+    hub.create_user("erin")
+    browser = login(hub, "erin")
+    page = browser.get(f"{hub.url}/hub/spawn/erin/project")
+    assert page.status_code == 200
+    for name in ("python", "flask", "node-express", "react-vite"):
+        assert f'<option value="{name}"' in page.text
+
+
+def test_an_unknown_template_is_refused_with_the_choices(hub):
+    hub.create_user("erin")
+    response = hub.api("POST", "/users/erin/servers/bad", json={"template": "../../etc"})
+    assert response.status_code == 400
+    assert "choose one of: python, flask, node-express, react-vite" in response.json()["message"]
+    assert "bad" not in hub.api("GET", "/users/erin").json()["servers"]
