@@ -10,6 +10,7 @@ to its base, so the Preview tile's ``/preview/`` lands such apps on their own UR
 import html
 import pathlib
 import socket
+import warnings
 from urllib.parse import urlparse
 
 from jupyter_server.utils import url_path_join
@@ -18,6 +19,12 @@ from tornado import web
 from tornado.simple_httpclient import HTTPStreamClosedError, HTTPTimeoutError
 
 ICON_PATH = pathlib.Path(__file__).parent / "static" / "preview.svg"
+
+# The launcher entry below has no port on purpose (PreviewHandler serves the route), which
+# jupyter-server-proxy reports as a misconfiguration at every start.
+warnings.filterwarnings(
+    "ignore", message="Server proxy preview does not have a command", category=UserWarning
+)
 
 # Errors that mean "nothing is serving on the preview port (yet)".
 APP_DOWN_ERRORS = (ConnectionError, HTTPStreamClosedError, HTTPTimeoutError, socket.gaierror)
