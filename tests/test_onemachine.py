@@ -288,6 +288,26 @@ def test_named_servers_have_their_own_workspaces(hub, alice):
     hub.stop_server("alice", "project1")
 
 
+def test_renaming_a_named_server_keeps_its_workspace(hub, alice):
+    hub.start_server("alice", "draft")
+    url = hub.server_url("alice", "draft")
+    requests.put(
+        f"{url}api/contents/plan.md",
+        headers=alice.headers,
+        json={"type": "file", "format": "text", "content": "the plan"},
+    ).raise_for_status()
+    hub.stop_server("alice", "draft")
+    response = hub.api("PATCH", "/users/alice/servers/draft", json={"name": "final"})
+    assert response.status_code == 200, response.text
+    hub.start_server("alice", "final")
+    moved = requests.get(
+        f"{hub.server_url('alice', 'final')}api/contents/plan.md", headers=alice.headers
+    )
+    assert moved.json()["content"] == "the plan"
+    assert not (hub.data_dir / "workspaces" / "alice" / "draft").exists()
+    hub.stop_server("alice", "final")
+
+
 def test_named_server_limit_is_enforced(hub):
     hub.create_user("dave")
     limit = int(os.environ.get("CODEPILOT_NAMED_SERVER_LIMIT", 5))
