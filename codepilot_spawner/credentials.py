@@ -15,8 +15,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .workspaces import path_segment
-
 STS = "sts"
 STATIC = "static"
 MODES = (STS, STATIC)
@@ -104,13 +102,18 @@ def _join(*parts: str) -> str:
 def user_prefix(prefix: str, username: str) -> str:
     """``<prefix>/users/<user>/``: every workspace of the user, with the trailing slash.
 
-    The user name is one path segment as in the workspace layout (``path_segment``
-    escapes anything but ``[A-Za-z0-9._-]``), so no name can act as an IAM wildcard.
+    The user name is one key segment, as in the workspace layout. Names IAM would read
+    as wildcards or variables (``*``, ``?``, ``$``) are refused: such a policy could
+    reach other users' prefixes.
     """
-    segment = path_segment(username)
-    if _IAM_SPECIAL.search(segment) or segment in ("", ".", ".."):
+    if (
+        username in ("", ".", "..")
+        or "/" in username
+        or "\x00" in username
+        or _IAM_SPECIAL.search(username)
+    ):
         raise ValueError(f"user name {username!r} cannot be used in an S3 policy")
-    return _join(prefix, "users", segment) + "/"
+    return _join(prefix, "users", username) + "/"
 
 
 def templates_prefix(prefix: str) -> str:
@@ -209,7 +212,10 @@ class CredentialMinter:
     def _assume_role(self, username: str) -> dict:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        policy = session_policy(self.settings.bucket, self.settings.prefix, username)
+        try:
+            policy = session_policy(self.settings.bucket, self.settings.prefix, username)
+        except ValueError as error:
+            raise CredentialsError(str(error)) from None
         try:
             response = self._sts_client().assume_role(
                 RoleArn=self.settings.role_arn,

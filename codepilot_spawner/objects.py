@@ -11,13 +11,11 @@ import re
 from kubernetes_asyncio.client.models import (
     V1Container,
     V1ContainerPort,
-    V1EnvVar,
     V1ObjectMeta,
     V1OwnerReference,
     V1Pod,
     V1Secret,
 )
-from kubespawner.utils import get_k8s_model
 
 RESTORE_CONTAINER = "restore-workspace"
 SERVER_CONTAINER = "notebook"  # KubeSpawner's name; its readiness checks look for it
@@ -325,13 +323,3 @@ def container_state(pod: dict | None, name: str) -> str | None:
                 if state.get(phase) is not None:
                     return phase
     return None
-
-
-def env_list(env: dict) -> list[V1EnvVar]:
-    """KubeSpawner-style env dict as EnvVar models, for building containers in tests."""
-    return [
-        get_k8s_model(V1EnvVar, {"name": name, **value})
-        if isinstance(value, dict)
-        else V1EnvVar(name=name, value=value)
-        for name, value in sorted(env.items())
-    ]

@@ -5,8 +5,11 @@ zero-to-jupyterhub does); ``hub_config/jupyterhub_config.py`` reads it with thes
 functions, never from scattered environment variables.
 """
 
+import importlib
 import os
+from importlib.metadata import entry_points
 from pathlib import Path
+from urllib.parse import urlparse
 
 import yaml
 
@@ -86,45 +89,82 @@ def typed_value(values: dict, dotted_key: str, kind: type | tuple, default):
 # --- hub settings built from values ------------------------------------------------------
 
 
-def authenticator_class(values: dict) -> str:
-    return typed_value(values, "hub.authenticator.class", str, "") or DEFAULT_AUTHENTICATOR
+def authenticator_class(values: dict) -> type:
+    """The class named by ``hub.authenticator.class``: an entry-point name or import path."""
+    name = typed_value(values, "hub.authenticator.class", str, "") or DEFAULT_AUTHENTICATOR
+    installed = entry_points(group="jupyterhub.authenticators")
+    for entry_point in installed:
+        if entry_point.name == name:
+            return entry_point.load()
+    module_name, _, class_name = name.rpartition(".")
+    if module_name:
+        try:
+            return getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            pass
+    names = ", ".join(sorted(entry_point.name for entry_point in installed))
+    raise ValuesError(
+        f"hub.authenticator.class {name!r} is not an installed authenticator; "
+        f"installed: {names}, or give an import path like package.module.ClassName"
+    )
+
+
+def authenticator_config(values: dict) -> dict:
+    return typed_value(values, "hub.authenticator.config", dict, {})
 
 
 def teacher_group_name(group: str) -> str:
     return group + TEACHER_GROUP_SUFFIX
 
 
-def classroom_groups(values: dict) -> dict:
-    """``c.JupyterHub.load_groups``: each group of students, and its teachers' group."""
+def classroom_groups_of(values: dict) -> dict[str, dict[str, list[str]]]:
+    """``hub.groups``, checked: ``{group: {"teachers": [...], "students": [...]}}``."""
     groups = typed_value(values, "hub.groups", dict, {})
-    load_groups = {}
+    checked = {}
     for name, members in groups.items():
         if not isinstance(members, dict):
             raise ValuesError(f"hub.groups.{name} must be a mapping with teachers and students")
         unknown = set(members) - {"teachers", "students"}
         if unknown:
             raise ValuesError(f"hub.groups.{name} has unknown keys: {', '.join(sorted(unknown))}")
-        students = typed_value(members, "students", list, [])
-        teachers = typed_value(members, "teachers", list, [])
-        load_groups[name] = {"users": [str(user) for user in students]}
-        load_groups[teacher_group_name(name)] = {"users": [str(user) for user in teachers]}
+        checked[name] = {
+            role: [str(user) for user in typed_value(members, role, list, [])]
+            for role in ("teachers", "students")
+        }
+    return checked
+
+
+def classroom_groups(values: dict) -> dict:
+    """``c.JupyterHub.load_groups``: each group of students, and its teachers' group."""
+    load_groups = {}
+    for name, group in classroom_groups_of(values).items():
+        load_groups[name] = {"users": group["students"]}
+        load_groups[teacher_group_name(name)] = {"users": group["teachers"]}
     return load_groups
 
 
 def teacher_roles(values: dict) -> list[dict]:
     """Roles that give each group's teachers access to the servers of its students.
 
-    ``access:servers!group=<students>`` lets a teacher open a student's JupyterLab,
-    terminals and preview; the read and list scopes let the admin panel show them.
+    ``access:servers`` lets a teacher open a student's JupyterLab, terminals and
+    preview; the read and list scopes let the admin panel show the students. Each scope
+    is granted with ``!group=<group>``, which covers students an admin adds later, and
+    with ``!user=<student>`` for the students listed: a user server checking an API
+    token resolves user filters but not group ones (the hub resolves both when a
+    browser logs in to the server).
     """
     roles = []
-    for name in typed_value(values, "hub.groups", dict, {}):
+    for name, group in classroom_groups_of(values).items():
         teachers = teacher_group_name(name)
+        filters = [f"group={name}", *(f"user={student}" for student in group["students"])]
         roles.append(
             {
                 "name": teachers,
                 "description": f"Teachers of {name}: open and watch its students' servers",
-                "scopes": [*(f"{scope}!group={name}" for scope in TEACHER_SCOPES), "admin-ui"],
+                "scopes": [
+                    *(f"{scope}!{where}" for scope in TEACHER_SCOPES for where in filters),
+                    "admin-ui",
+                ],
                 "groups": [teachers],
             }
         )
@@ -166,17 +206,27 @@ def culler_service(values: dict, python: str = "python3") -> tuple[dict, dict] |
     return service, role
 
 
-def size_resources(size: dict, defaults: dict) -> dict:
-    """KubeSpawner traits for a size: its cpu/memory, falling back to singleuser's."""
-    resources = {}
-    for trait, key in (
-        ("cpu_guarantee", "cpu.guarantee"),
-        ("cpu_limit", "cpu.limit"),
-        ("mem_guarantee", "memory.guarantee"),
-        ("mem_limit", "memory.limit"),
-    ):
-        value = get_value(size, key, get_value(defaults, key))
-        if value is not None:
-            kind = (int, float) if trait.startswith("cpu") else (str, int)
-            resources[trait] = typed_value({"v": value}, "v", kind, None)
-    return resources
+def release_name(environ=os.environ) -> str:
+    """The Helm release: ``CODEPILOT_RELEASE``, else the host of ``<release>-hub:8081``."""
+    if environ.get("CODEPILOT_RELEASE"):
+        return environ["CODEPILOT_RELEASE"]
+    host = urlparse(environ.get("CODEPILOT_HUB_CONNECT_URL", "")).hostname or ""
+    return host.removesuffix("-hub") if host.endswith("-hub") else ""
+
+
+def s3_settings(values: dict):
+    """The ``s3`` values as ``S3Settings`` (which checks them)."""
+    from .credentials import S3Settings
+
+    try:
+        return S3Settings(
+            bucket=typed_value(values, "s3.bucket", str, ""),
+            prefix=typed_value(values, "s3.prefix", str, "codepilot"),
+            endpoint_url=typed_value(values, "s3.endpointUrl", str, ""),
+            region=typed_value(values, "s3.region", str, "us-east-1"),
+            mode=typed_value(values, "s3.credentials.mode", str, "sts"),
+            role_arn=typed_value(values, "s3.credentials.roleArn", str, ""),
+            duration_seconds=typed_value(values, "s3.credentials.durationSeconds", int, 3600),
+        )
+    except ValueError as error:
+        raise ValuesError(f"s3: {error}") from None

@@ -1,0 +1,168 @@
+"""The credential broker: a hub-managed service where user servers renew their S3 keys.
+
+A server calls ``GET <service prefix>api/credentials`` with its own
+``JUPYTERHUB_API_TOKEN``; the broker asks the hub whose token it is (HubAuth, as every
+JupyterHub service does) and mints fresh keys for that user's prefix only. Naming a
+user, ``api/credentials/<user>``, is allowed only for the token's own user: a token of
+user B asking for A's credentials gets 403.
+
+Run by the hub as ``python -m codepilot_spawner.broker``; settings come from the
+``CODEPILOT_S3_*`` variables and the hub's own keys from ``AWS_*``.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubAuth, HubAuthenticated, UserNotAllowed
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.log import enable_pretty_logging
+
+from .credentials import STS, CredentialMinter, CredentialsError, S3Settings
+
+SERVICE_NAME = "codepilot-credentials"
+DEFAULT_PORT = 8082
+ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
+# The hub's server role plus the right to call the broker.
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", ACCESS_SCOPE]
+
+log = logging.getLogger("codepilot.broker")
+
+
+class CredentialsHandler(HubAuthenticated, web.RequestHandler):
+    """``GET api/credentials[/<user>]``: botocore credential metadata as JSON."""
+
+    def initialize(self, minter: CredentialMinter):
+        self.minter = minter
+
+    async def prepare(self):
+        # Ask the hub about the token without blocking the loop (HubAuth's default is
+        # a synchronous call), then apply the service's scope check.
+        model = await self.hub_auth.get_user(self, sync=False)
+        try:
+            self._hub_auth_user_cache = self.check_hub_user(model) if model else None
+        except UserNotAllowed:
+            raise web.HTTPError(403, "this token may not use the credential broker") from None
+
+    def check_xsrf_cookie(self):
+        # Token-only API: there is no cookie session to forge.
+        pass
+
+    async def get(self, requested_user: str = ""):
+        identity = self.current_user
+        if identity is None:
+            raise web.HTTPError(401, "a JupyterHub API token is required")
+        if identity.get("kind") != "user":
+            raise web.HTTPError(403, "only user servers get S3 credentials")
+        username = identity["name"]
+        if requested_user and requested_user != username:
+            log.warning("Refused: %s asked for the S3 credentials of %s", username, requested_user)
+            raise web.HTTPError(403, "a server gets the credentials of its own user only")
+        try:
+            metadata = await self.minter.mint(username)
+        except CredentialsError as error:
+            log.error("Minting S3 credentials for %s failed: %s", username, error)
+            raise web.HTTPError(
+                503, "S3 credentials could not be minted; see the hub log"
+            ) from None
+        log.info("Minted S3 credentials for %s, expiring %s", username, metadata["expiry_time"])
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(metadata))
+
+    def write_error(self, status_code, **kwargs):
+        self.set_header("Content-Type", "application/json")
+        error = kwargs.get("exc_info", (None, None))[1]
+        message = getattr(error, "log_message", None) or self._reason
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+
+def make_app(minter: CredentialMinter, prefix: str, hub_auth: HubAuth) -> web.Application:
+    route = url_path_join(prefix, "api", "credentials")
+    return web.Application(
+        [
+            (route, CredentialsHandler, {"minter": minter}),
+            (url_path_join(route, "([^/]+)"), CredentialsHandler, {"minter": minter}),
+        ],
+        hub_auth=hub_auth,
+    )
+
+
+def bind_address(service_url: str, environ=os.environ) -> tuple[str, int]:
+    """Where to listen: ``CODEPILOT_BROKER_IP`` or the service URL's host, and its port.
+
+    In a pod the URL names a Kubernetes Service, not an address of the pod: set
+    ``CODEPILOT_BROKER_IP=0.0.0.0`` there.
+    """
+    url = urlparse(service_url)
+    return environ.get("CODEPILOT_BROKER_IP") or url.hostname or "127.0.0.1", url.port or 80
+
+
+def hub_service(
+    url: str,
+    settings: S3Settings,
+    bind_ip: str = "",
+    python: str = sys.executable,
+    environ=os.environ,
+):
+    """The broker as a hub-managed service, and the roles that let servers call it.
+
+    Returns ``(service, roles, server_token_scopes)`` for ``c.JupyterHub.services``,
+    ``c.JupyterHub.load_roles`` and ``c.Spawner.server_token_scopes``. The ``user`` role
+    gains the right to call the broker, so server tokens (a subset of their user's
+    scopes) can carry it. ``bind_ip`` is where the broker listens when the URL's host is
+    not an address of its own (``0.0.0.0`` behind a Kubernetes Service).
+    """
+    if settings.mode != STS:
+        raise ValueError("the credential broker is only for sts mode")
+    service_env = {
+        **settings.to_environ(),
+        "AWS_ACCESS_KEY_ID": environ.get("AWS_ACCESS_KEY_ID", ""),
+        "AWS_SECRET_ACCESS_KEY": environ.get("AWS_SECRET_ACCESS_KEY", ""),
+    }
+    if bind_ip:
+        service_env["CODEPILOT_BROKER_IP"] = bind_ip
+    service = {
+        "name": SERVICE_NAME,
+        "url": url,
+        "command": [python, "-m", "codepilot_spawner.broker"],
+        "environment": service_env,
+        "display": False,
+    }
+    user_role = {
+        "name": "user",
+        "description": "Standard user privileges, and renewing S3 credentials",
+        "scopes": ["self", ACCESS_SCOPE],
+    }
+    return service, [user_role], list(SERVER_TOKEN_SCOPES)
+
+
+async def serve(environ=os.environ) -> None:
+    settings = S3Settings.from_environ(environ)
+    minter = CredentialMinter(settings, environ=environ, log=log)
+    hub_auth = HubAuth()
+    prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
+    app = make_app(minter, prefix, hub_auth)
+    ip, port = bind_address(environ.get("JUPYTERHUB_SERVICE_URL", ""), environ)
+    app.listen(port, ip)
+    log.info(
+        "Credential broker for s3://%s listening on %s:%s%s", settings.bucket, ip, port, prefix
+    )
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    enable_pretty_logging()
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        asyncio.run(serve())
+    except ValueError as error:  # bad settings: say which, exit non-zero
+        sys.exit(f"codepilot credential broker: {error}")
+
+
+if __name__ == "__main__":
+    main()

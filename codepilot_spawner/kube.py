@@ -1,0 +1,366 @@
+"""``CodePilotSpawner``: KubeSpawner with Code Pilot's pods, credentials and progress.
+
+A thin subclass. The objects come from ``objects.py``, the credentials from
+``credentials.py``; this class only sets KubeSpawner's traits from them and fills in
+three hooks: ``get_pod_manifest`` (the restore init container and preview port),
+``after_pod_created_hook`` (the per-server Secret, owned by the pod) and ``progress``.
+"""
+
+import asyncio
+import contextlib
+from functools import partial
+
+from jupyterhub.utils import exponential_backoff
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from traitlets import Dict, Enum, Int, List, Unicode, default
+
+from . import objects
+from .credentials import MODES, STS, CredentialMinter, S3Settings, credentials_environment
+from .environment import codepilot_environment
+
+# Variables that hold secrets: they reach containers from the server's Secret only.
+TOKEN_KEYS = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
+STATIC_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+STS_KEYS = (*STATIC_KEYS, "AWS_SESSION_TOKEN", "CODEPILOT_S3_CREDENTIALS_EXPIRATION")
+
+RESTORE_POLL_SECONDS = 2
+# With no sizes configured: one, with the spawner's own cpu and memory settings.
+DEFAULT_SIZE = {"name": "standard", "displayName": "Standard"}
+
+
+async def _create_server_secret_hook(spawner, pod):
+    await spawner.create_server_secret(pod)
+
+
+class CodePilotSpawner(KubeSpawner):
+    """Starts each user server as a hardened pod of the runner image.
+
+    An init container restores the workspace from S3 into an emptyDir; the server gets
+    its ``CODEPILOT_*`` settings, serves previews on ``preview_port`` and flushes to S3
+    within ``termination_grace_period`` when stopped. Its S3 credentials and API token
+    reach it from a Secret of its own, never in clear text in the pod spec.
+    """
+
+    release = Unicode(
+        "",
+        help="""Helm release name: the ``app.kubernetes.io/instance`` label of user pods,
+        which the chart's network policies select.""",
+    ).tag(config=True)
+
+    workspace_dir = Unicode(
+        "/workspace",
+        help="Where the workspace emptyDir is mounted; the server's root and working dir.",
+    ).tag(config=True)
+
+    workspace_size_limit = Unicode(
+        "10Gi",
+        help="""``sizeLimit`` of the workspace emptyDir (a Kubernetes quantity). A pod that
+        writes more is evicted; its files up to then are in S3.""",
+    ).tag(config=True)
+
+    preview_port = Int(
+        3000, help="Port inside the pod where the user's app serves its preview."
+    ).tag(config=True)
+
+    termination_grace_period = Int(
+        60,
+        help="""Seconds a stopping server gets to flush pending changes to S3 before it is
+        killed. Also used as KubeSpawner's ``delete_grace_period``.""",
+    ).tag(config=True)
+
+    restore_command = List(
+        Unicode(),
+        ["python", "-m", "server_extension.sync", "restore", "--progress", "json"],
+        help="""Command of the init container that restores the workspace from S3 into
+        ``workspace_dir`` (its working directory) before the server starts. Its JSON
+        progress lines (``{"done": n, "total": m}``) become progress events.""",
+    ).tag(config=True)
+
+    templates = List(
+        Unicode(),
+        help="""Starter templates offered in the spawn form (names under
+        ``<prefix>/templates/`` in S3). With ``sizes``, they make the ``profile_list``.""",
+    ).tag(config=True)
+
+    sizes = List(
+        help="""Sizes offered for every template, as in the Helm values:
+        ``{"name", "displayName", "cpu": {"guarantee", "limit"}, "memory": {...},
+        "default"}``.""",
+    ).tag(config=True)
+
+    template = Unicode(
+        "",
+        help="""Starter template copied into a workspace on its first start; set by the
+        chosen profile.""",
+    ).tag(config=True)
+
+    codepilot_settings = Dict(
+        help="""More ``c.CodePilot`` settings for every server, by trait name; passed as
+        ``CODEPILOT_*`` variables. The settings above win over the same names here.""",
+    ).tag(config=True)
+
+    s3_bucket = Unicode("", help="Bucket of the workspaces; empty keeps them in the pod only.").tag(
+        config=True
+    )
+    s3_prefix = Unicode("codepilot", help="Key prefix of everything Code Pilot stores.").tag(
+        config=True
+    )
+    s3_endpoint_url = Unicode(
+        "", help="S3 (and STS) endpoint for MinIO or other S3 services; empty for AWS."
+    ).tag(config=True)
+    s3_region = Unicode("us-east-1", help="Region of the bucket and of STS.").tag(config=True)
+    credentials_mode = Enum(
+        MODES,
+        STS,
+        help="""``sts``: each server gets short-lived keys for its user's prefix only.
+        ``static``: every server gets the hub's own keys, so users can reach each other's
+        files; only for S3 services without STS.""",
+    ).tag(config=True)
+    credentials_role_arn = Unicode(
+        "", help="Role the hub assumes (with a per-user session policy) in sts mode."
+    ).tag(config=True)
+    credentials_duration = Int(
+        3600, help="Lifetime in seconds of the credentials minted per server in sts mode."
+    ).tag(config=True)
+    credentials_url = Unicode(
+        "",
+        help="""URL of the credential broker's ``api/credentials`` endpoint as user pods
+        reach it; servers renew their sts credentials there before they expire.""",
+    ).tag(config=True)
+
+    _minters: dict = {}
+
+    # --- KubeSpawner defaults -------------------------------------------------------------
+
+    @default("uid")
+    def _default_uid(self):
+        return 1000
+
+    @default("pod_security_context")
+    def _default_pod_security_context(self):
+        return objects.pod_security_context(self.uid)
+
+    @default("container_security_context")
+    def _default_container_security_context(self):
+        return objects.container_security_context(self.uid)
+
+    @default("automount_service_account_token")
+    def _default_automount(self):
+        return False
+
+    @default("cmd")
+    def _default_cmd(self):
+        return ["jupyterhub-singleuser"]
+
+    @default("default_url")
+    def _default_default_url(self):
+        return "/lab"
+
+    @default("notebook_dir")
+    def _default_notebook_dir(self):
+        return self.workspace_dir
+
+    @default("working_dir")
+    def _default_working_dir(self):
+        return self.workspace_dir
+
+    @default("volumes")
+    def _default_volumes(self):
+        return [objects.workspace_volume(self.workspace_size_limit)]
+
+    @default("volume_mounts")
+    def _default_volume_mounts(self):
+        return [objects.workspace_mount(self.workspace_dir)]
+
+    @default("common_labels")
+    def _default_common_labels(self):
+        return objects.common_labels(self.release)
+
+    @default("extra_pod_config")
+    def _default_extra_pod_config(self):
+        return {"terminationGracePeriodSeconds": self.termination_grace_period}
+
+    @default("delete_grace_period")
+    def _default_delete_grace_period(self):
+        return self.termination_grace_period
+
+    @default("profile_list")
+    def _default_profile_list(self):
+        if not self.templates:
+            return []
+        return objects.make_profile_list(self.templates, self.sizes or [DEFAULT_SIZE])
+
+    @default("after_pod_created_hook")
+    def _default_after_pod_created_hook(self):
+        return _create_server_secret_hook
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        configured_hook = self.after_pod_created_hook
+        if configured_hook is not _create_server_secret_hook:
+            # An admin's own hook runs after ours: the pod cannot start without its Secret.
+            async def both_hooks(spawner, pod):
+                await spawner.create_server_secret(pod)
+                result = configured_hook(spawner, pod)
+                if asyncio.iscoroutine(result):
+                    await result
+
+            self.after_pod_created_hook = both_hooks
+
+    # --- settings and credentials -----------------------------------------------------------
+
+    @property
+    def s3_settings(self) -> S3Settings:
+        return S3Settings(
+            bucket=self.s3_bucket,
+            prefix=self.s3_prefix,
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+            mode=self.credentials_mode,
+            role_arn=self.credentials_role_arn,
+            duration_seconds=self.credentials_duration,
+        )
+
+    @property
+    def minter(self) -> CredentialMinter:
+        # One per settings, shared by all servers: it keeps its STS client.
+        settings = self.s3_settings
+        if settings not in self._minters:
+            self._minters[settings] = CredentialMinter(settings, log=self.log)
+        return self._minters[settings]
+
+    @property
+    def server_secret_name(self) -> str:
+        return f"{self.pod_name}-credentials"
+
+    def server_secret_keys(self) -> tuple[str, ...]:
+        if not self.s3_bucket:
+            return TOKEN_KEYS
+        return (*TOKEN_KEYS, *(STS_KEYS if self.credentials_mode == STS else STATIC_KEYS))
+
+    def codepilot_env(self) -> dict[str, str]:
+        settings = {
+            **self.codepilot_settings,
+            "preview_port": self.preview_port,
+            "template": self.template or None,
+        }
+        if self.s3_bucket:
+            settings.update(
+                storage="sync",
+                s3_bucket=self.s3_bucket,
+                s3_prefix=self.s3_prefix,
+                s3_endpoint_url=self.s3_endpoint_url or None,
+                s3_region=self.s3_region,
+            )
+            if self.credentials_mode == STS:
+                settings["credentials_url"] = self.credentials_url or None
+        return codepilot_environment(settings)
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(self.codepilot_env())
+        keys = self.server_secret_keys()
+        env, self._server_secret_values = objects.split_secret_env(env, keys)
+        env.update(objects.secret_env(self.server_secret_name, keys))
+        return env
+
+    async def create_server_secret(self, pod: dict) -> None:
+        """Create the server's Secret (owned by its pod); the pod waits for it to start."""
+        self.get_env()  # the token values, as of this start
+        values = dict(self._server_secret_values)
+        if self.s3_bucket:
+            values.update(credentials_environment(await self.minter.mint(self.user.name)))
+        missing = set(self.server_secret_keys()) - set(values)
+        if missing:
+            raise RuntimeError(f"no value for {', '.join(sorted(missing))} of {self._log_name}")
+        owner = objects.make_owner_reference(self.pod_name, pod["metadata"]["uid"])
+        labels = self._build_common_labels(self._expand_all(self.extra_labels))
+        secret = objects.make_server_secret(self.server_secret_name, values, owner, labels)
+        name = secret.metadata.name
+        await exponential_backoff(
+            partial(self._ensure_not_exists, "secret", name), f"Could not delete secret {name}"
+        )
+        await exponential_backoff(
+            partial(self._make_create_resource_request, "secret", secret),
+            f"Could not create secret {name}",
+        )
+
+    # --- hooks ----------------------------------------------------------------------------
+
+    async def get_pod_manifest(self):
+        pod = await super().get_pod_manifest()
+        return objects.add_restore_and_preview(
+            pod, self.restore_command, self.workspace_dir, self.preview_port
+        )
+
+    async def stop(self, now=False):
+        await super().stop(now=now)
+        # The owner reference removes it too; deleting now keeps no keys around meanwhile.
+        try:
+            await self.api.delete_namespaced_secret(
+                name=self.server_secret_name, namespace=self.namespace
+            )
+        except ApiException as error:
+            if error.status != 404:
+                self.log.warning("Could not delete %s: %s", self.server_secret_name, error)
+
+    async def progress(self):
+        """Pod events said plainly, with restore counts from the init container's log."""
+        queue = asyncio.Queue()
+        done = object()
+
+        async def pod_events():
+            try:
+                async for event in super(CodePilotSpawner, self).progress():
+                    raw = event.get("raw_event")
+                    message = objects.describe_event(raw) if raw else event.get("message")
+                    if message:
+                        await queue.put({"progress": event.get("progress"), "message": message})
+            finally:
+                await queue.put(done)
+
+        events_task = asyncio.create_task(pod_events())
+        restore_task = asyncio.create_task(self._follow_restore(queue))
+        try:
+            while (event := await queue.get()) is not done:
+                yield {key: value for key, value in event.items() if value is not None}
+        finally:
+            for task in (events_task, restore_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _follow_restore(self, queue: asyncio.Queue) -> None:
+        """Report restore counts while the init container runs, and once when it ends."""
+        ref_key = f"{self.namespace}/{self.pod_name}"
+        last = None
+        while True:
+            await asyncio.sleep(RESTORE_POLL_SECONDS)
+            pod = self.pod_reflector.pods.get(ref_key) if self.pod_reflector else None
+            state = objects.container_state(pod, objects.RESTORE_CONTAINER)
+            if state not in ("running", "terminated"):
+                continue
+            try:
+                log_text = await self.api.read_namespaced_pod_log(
+                    name=self.pod_name,
+                    namespace=self.namespace,
+                    container=objects.RESTORE_CONTAINER,
+                    tail_lines=20,
+                )
+            except ApiException as error:
+                self.log.debug("No restore log for %s yet: %s", self._log_name, error)
+                continue
+            counts = objects.restore_counts(log_text)
+            if counts and counts != last:
+                last = counts
+                done_files, total = counts
+                share = done_files / total if total else 1
+                await queue.put(
+                    {
+                        "progress": 50 + int(30 * share),
+                        "message": f"Restoring workspace: {done_files}/{total} files",
+                    }
+                )
+            if state == "terminated":
+                return

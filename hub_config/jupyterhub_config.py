@@ -1,0 +1,134 @@
+# JupyterHub config for Kubernetes, installed by the Helm chart (helm/codepilot).
+# Settings come from the chart's values, mounted at /usr/local/etc/codepilot/values.yaml
+# (CODEPILOT_VALUES_FILE overrides the path); secrets come as environment variables:
+# CONFIGPROXY_AUTH_TOKEN, JPY_COOKIE_SECRET, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and
+# CODEPILOT_DB_URL. See codepilot_spawner/values.py for how each value is read.
+import logging
+import os
+import sys
+from urllib.parse import urlparse
+
+from codepilot_spawner import broker
+from codepilot_spawner.credentials import STATIC, STATIC_MODE_WARNING, STS
+from codepilot_spawner.values import (
+    authenticator_class,
+    authenticator_config,
+    classroom_groups,
+    classroom_users,
+    culler_service,
+    load_values,
+    release_name,
+    s3_settings,
+    teacher_roles,
+    typed_value,
+    values_file_path,
+)
+
+c = get_config()  # noqa: F821 (provided by JupyterHub)
+values = load_values(values_file_path())
+
+
+def value(key, kind, default):
+    return typed_value(values, key, kind, default)
+
+
+release = release_name()
+hub_connect_url = os.environ.get("CODEPILOT_HUB_CONNECT_URL", "")
+
+# --- hub, proxy, database ----------------------------------------------------------------
+c.JupyterHub.base_url = value("hub.baseUrl", str, "/")
+c.JupyterHub.subdomain_host = value("hub.subdomainHost", str, "")
+c.JupyterHub.hub_ip = "0.0.0.0"
+c.JupyterHub.hub_port = 8081
+if hub_connect_url:
+    c.JupyterHub.hub_connect_url = hub_connect_url
+c.JupyterHub.db_url = (
+    os.environ.get("CODEPILOT_DB_URL")
+    or value("hub.db.url", str, "")
+    or "sqlite:////srv/codepilot/jupyterhub.sqlite"
+)
+c.JupyterHub.cookie_secret_file = "/srv/codepilot/jupyterhub_cookie_secret"  # if no env
+# The proxy runs in its own pod and keeps routes when the hub restarts; so do user pods.
+c.ConfigurableHTTPProxy.should_start = False
+c.ConfigurableHTTPProxy.api_url = os.environ.get("CODEPILOT_PROXY_API_URL", "")
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.allow_named_servers = value("hub.namedServers.enabled", bool, True)
+c.JupyterHub.named_server_limit_per_user = value("hub.namedServers.limit", int, 5)
+
+# --- who may log in -------------------------------------------------------------------------
+Authenticator = authenticator_class(values)
+c.JupyterHub.authenticator_class = Authenticator
+c.Authenticator.admin_users = set(value("hub.adminUsers", list, []))
+# Safe unless said otherwise: only admins, the users named in groups and users an admin
+# adds may log in. `hub.authenticator.config` can set allow_all and the like.
+c.Authenticator.allowed_users = classroom_users(values)
+c.Authenticator.allow_existing_users = True
+for trait, setting in authenticator_config(values).items():
+    setattr(c[Authenticator.__name__], trait, setting)
+
+# --- classes: groups and what teachers may do -----------------------------------------------
+c.JupyterHub.load_groups = classroom_groups(values)
+roles = teacher_roles(values)
+services = []
+
+# --- the spawner ------------------------------------------------------------------------------
+c.JupyterHub.spawner_class = "codepilot_spawner.CodePilotSpawner"
+spawner = c.CodePilotSpawner
+spawner.namespace = os.environ.get("POD_NAMESPACE", "default")
+spawner.release = release
+spawner.image = f"{value('singleuser.image.name', str, 'ghcr.io/codepilot/runner')}:" + str(
+    value("singleuser.image.tag", (str, int, float), "0.1.0")
+)
+spawner.image_pull_policy = value("singleuser.image.pullPolicy", str, "IfNotPresent")
+spawner.uid = value("singleuser.uid", int, 1000)
+spawner.preview_port = value("singleuser.previewPort", int, 3000)
+spawner.workspace_size_limit = str(value("singleuser.workspaceSizeLimit", (str, int), "10Gi"))
+spawner.start_timeout = value("singleuser.startTimeout", int, 300)
+spawner.termination_grace_period = value("singleuser.terminationGracePeriodSeconds", int, 60)
+spawner.cpu_guarantee = value("singleuser.cpu.guarantee", (int, float), 0.25)
+spawner.cpu_limit = value("singleuser.cpu.limit", (int, float), 2)
+spawner.mem_guarantee = str(value("singleuser.memory.guarantee", (str, int), "512M"))
+spawner.mem_limit = str(value("singleuser.memory.limit", (str, int), "2G"))
+spawner.templates = value("singleuser.templates", list, ["python"])
+spawner.sizes = value("singleuser.sizes", list, [])
+spawner.environment = {
+    name: str(setting) for name, setting in value("singleuser.extraEnv", dict, {}).items()
+}
+
+# --- S3 and per-user credentials -----------------------------------------------------------
+s3 = s3_settings(values)
+spawner.s3_bucket = s3.bucket
+spawner.s3_prefix = s3.prefix
+spawner.s3_endpoint_url = s3.endpoint_url
+spawner.s3_region = s3.region
+spawner.credentials_mode = s3.mode
+spawner.credentials_role_arn = s3.role_arn
+spawner.credentials_duration = s3.duration_seconds
+if s3.bucket and s3.mode == STS:
+    # Servers renew their keys at the broker, in the hub pod, through the hub's Service.
+    hub_host = urlparse(hub_connect_url).hostname or "127.0.0.1"
+    broker_url = f"http://{hub_host}:{broker.DEFAULT_PORT}"
+    service, broker_roles, server_scopes = broker.hub_service(broker_url, s3, bind_ip="0.0.0.0")
+    services.append(service)
+    roles.extend(broker_roles)
+    c.Spawner.server_token_scopes = server_scopes
+    spawner.credentials_url = f"{broker_url}/services/{broker.SERVICE_NAME}/api/credentials"
+elif s3.bucket and s3.mode == STATIC:
+    logging.getLogger("JupyterHub").warning(STATIC_MODE_WARNING)
+
+# --- the idle culler ------------------------------------------------------------------------
+# A preview in use is activity: jupyter-server-proxy records it in the server, which
+# reports it to the hub (JUPYTERHUB_ACTIVITY_INTERVAL), so such a server is not culled.
+culler = culler_service(values, sys.executable)
+if culler:
+    culler_definition, culler_role = culler
+    services.append(culler_definition)
+    roles.append(culler_role)
+
+c.JupyterHub.services = services
+c.JupyterHub.load_roles = roles
+
+# --- extra config from the values, last so it wins -------------------------------------------
+extra_config = value("hub.extraConfig", str, "")
+if extra_config:
+    exec(compile(extra_config, "hub.extraConfig", "exec"))

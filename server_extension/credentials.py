@@ -1,0 +1,166 @@
+"""Renewal of a user server's short-lived S3 credentials through the hub's broker.
+
+The server starts with credentials from its Secret (``AWS_*`` and
+``CODEPILOT_S3_CREDENTIALS_EXPIRATION``); before they expire, ``CredentialRefresher``
+fetches fresh ones from the credential broker with the server's own
+``JUPYTERHUB_API_TOKEN``. Storage asks ``await refresher.current()`` whenever it builds
+or refreshes an S3 client; the metadata it returns is botocore's, so it plugs into
+``AioRefreshableCredentials.create_from_metadata(..., refresh_using=refresher.current)``.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+URL_VARIABLE = "CODEPILOT_CREDENTIALS_URL"
+EXPIRATION_VARIABLE = "CODEPILOT_S3_CREDENTIALS_EXPIRATION"
+
+log = logging.getLogger("codepilot.credentials")
+
+
+class CredentialsUnavailable(RuntimeError):
+    """The broker could not give fresh credentials; the message says why."""
+
+
+def parse_expiry(value: str) -> datetime:
+    expiry = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC)
+
+
+def initial_metadata(environ=os.environ) -> dict | None:
+    """The credentials the server started with, if its environment has expiring ones."""
+    if not (environ.get("AWS_ACCESS_KEY_ID") and environ.get(EXPIRATION_VARIABLE)):
+        return None
+    return {
+        "access_key": environ["AWS_ACCESS_KEY_ID"],
+        "secret_key": environ.get("AWS_SECRET_ACCESS_KEY", ""),
+        "token": environ.get("AWS_SESSION_TOKEN"),
+        "expiry_time": environ[EXPIRATION_VARIABLE],
+    }
+
+
+class CredentialRefresher:
+    """Keeps a server's S3 credentials fresh: renews them ``margin`` before they expire.
+
+    ``current()`` returns valid credentials, renewing first if they are within the
+    margin; ``start()`` runs a task that renews ahead of time, so ``current()`` rarely
+    waits. Failed renewals are retried with backoff until the credentials run out.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_token: str,
+        metadata: dict | None = None,
+        margin: timedelta = timedelta(minutes=10),
+        retry_delays: tuple[float, ...] = (2, 5, 15, 30, 60),
+        request_timeout: float = 20,
+    ):
+        self.url = url
+        self._api_token = api_token
+        self.margin = margin
+        self._metadata = None
+        self._effective_margin = margin
+        if metadata:
+            self._keep(metadata)
+        self.retry_delays = retry_delays
+        self.request_timeout = request_timeout
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+        self.renewals = 0
+
+    @classmethod
+    def from_environ(cls, environ=os.environ, **kwargs) -> "CredentialRefresher | None":
+        """For a server with a broker URL; None where credentials never expire."""
+        url = environ.get(URL_VARIABLE)
+        if not url:
+            return None
+        token = environ.get("JUPYTERHUB_API_TOKEN")
+        if not token:
+            raise CredentialsUnavailable(f"{URL_VARIABLE} is set but JUPYTERHUB_API_TOKEN is not")
+        return cls(url, token, initial_metadata(environ), **kwargs)
+
+    @property
+    def expiry(self) -> datetime | None:
+        if not self._metadata:
+            return None
+        return parse_expiry(self._metadata["expiry_time"])
+
+    def _keep(self, metadata: dict) -> None:
+        self._metadata = metadata
+        # Short-lived credentials are renewed halfway, not in a loop once under the margin.
+        lifetime = parse_expiry(metadata["expiry_time"]) - datetime.now(UTC)
+        self._effective_margin = min(self.margin, lifetime / 2)
+
+    def _needs_renewal(self) -> bool:
+        expiry = self.expiry
+        return expiry is None or expiry - self._effective_margin <= datetime.now(UTC)
+
+    async def current(self) -> dict:
+        """Credentials valid for at least ``margin`` (botocore metadata form)."""
+        async with self._lock:
+            if self._needs_renewal():
+                await self._renew()
+            return dict(self._metadata)
+
+    async def _renew(self) -> None:
+        request = HTTPRequest(
+            self.url,
+            headers={"Authorization": f"token {self._api_token}"},
+            request_timeout=self.request_timeout,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except HTTPClientError as error:
+            body = error.response.body.decode(errors="replace") if error.response else ""
+            raise CredentialsUnavailable(
+                f"the credential broker answered {error.code}: {body[:200]}"
+            ) from None
+        except OSError as error:
+            raise CredentialsUnavailable(f"the credential broker is unreachable: {error}") from None
+        metadata = json.loads(response.body)
+        missing = {"access_key", "secret_key", "token", "expiry_time"} - set(metadata)
+        if missing:
+            raise CredentialsUnavailable(f"the broker's answer lacks {', '.join(sorted(missing))}")
+        self._keep(metadata)
+        self.renewals += 1
+        log.info("Renewed S3 credentials; they expire at %s", metadata["expiry_time"])
+
+    def start(self) -> None:
+        """Renew in the background from now on (needs a running event loop)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._renew_ahead())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def seconds_until_renewal(self) -> float:
+        expiry = self.expiry
+        if expiry is None:
+            return 0
+        remaining = expiry - self._effective_margin - datetime.now(UTC)
+        return max(0.0, remaining.total_seconds())
+
+    async def _renew_ahead(self) -> None:
+        failures = 0
+        while True:
+            if failures:
+                delay = self.retry_delays[min(failures, len(self.retry_delays)) - 1]
+            else:
+                delay = self.seconds_until_renewal()
+            await asyncio.sleep(delay)
+            try:
+                await self.current()
+                failures = 0
+            except CredentialsUnavailable as error:
+                failures += 1
+                log.warning("S3 credential renewal failed (attempt %d): %s", failures, error)

@@ -1,0 +1,609 @@
+"""CodePilotSpawner's pods, Secrets and profiles, built with no cluster and validated.
+
+The hub config is loaded from a values file as in the chart, a spawner is made from it
+for every template, size, credentials mode and server kind, and every object it makes is
+validated with kubernetes-validate (strict) for Kubernetes 1.30 and 1.37 and checked
+for the security rules. Helpers here are shared with the cluster tests.
+"""
+
+import base64
+import contextlib
+import copy
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import kubernetes_validate
+import pytest
+import yaml
+from jupyterhub import orm
+from jupyterhub.objects import Hub
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.config import kube_config
+from traitlets.config.loader import PyFileConfigLoader
+
+from codepilot_spawner import objects
+from codepilot_spawner.credentials import credentials_environment
+from codepilot_spawner.values import ValuesError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HUB_CONFIG_DIR = REPO_ROOT / "hub_config"
+KUBE_VERSIONS = ("1.30", "1.37")
+
+# Secrets the hub holds: none of them may ever appear in a user pod.
+HUB_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAHUBOWNKEY0000000",
+    "AWS_SECRET_ACCESS_KEY": "hub-own-secret-access-key-never-in-pods",
+    "CONFIGPROXY_AUTH_TOKEN": "proxy-token-never-in-pods",
+    "JPY_COOKIE_SECRET": "c0ffee" * 10,
+    "CODEPILOT_DB_URL": "postgresql://hub:db-password-never-in-pods@db/hub",
+}
+
+DUMMY_KUBECONFIG = Path(__file__).with_name("kubeconfig_dummy.yaml")
+
+# The chart's defaults (values.md), with three sizes and a bucket.
+BASE_VALUES = {
+    "hub": {
+        "baseUrl": "/",
+        "adminUsers": ["admin"],
+        "namedServers": {"enabled": True, "limit": 5},
+        "groups": {"class-a": {"teachers": ["tina"], "students": ["alice", "bob"]}},
+    },
+    "singleuser": {
+        "image": {"name": "ghcr.io/codepilot/runner", "tag": "0.1.0", "pullPolicy": "IfNotPresent"},
+        "previewPort": 3000,
+        "uid": 1000,
+        "workspaceSizeLimit": "10Gi",
+        "startTimeout": 300,
+        "terminationGracePeriodSeconds": 60,
+        "cpu": {"guarantee": 0.25, "limit": 2},
+        "memory": {"guarantee": "512M", "limit": "2G"},
+        "templates": ["python", "flask", "node-express", "react-vite"],
+        "sizes": [
+            {
+                "name": "small",
+                "displayName": "Small (1 CPU, 1 GB)",
+                "cpu": {"guarantee": 0.25, "limit": 1},
+                "memory": {"guarantee": "512M", "limit": "1G"},
+                "default": True,
+            },
+            {
+                "name": "medium",
+                "displayName": "Medium (2 CPU, 4 GB)",
+                "cpu": {"guarantee": 0.5, "limit": 2},
+                "memory": {"guarantee": "1G", "limit": "4G"},
+            },
+            {"name": "inherit", "displayName": "Singleuser defaults"},
+        ],
+    },
+    "s3": {
+        "bucket": "workspaces",
+        "prefix": "codepilot",
+        "endpointUrl": "",
+        "region": "us-east-1",
+        "credentials": {
+            "mode": "sts",
+            "roleArn": "arn:aws:iam::123456789012:role/codepilot-users",
+            "durationSeconds": 3600,
+        },
+    },
+    "culler": {"enabled": True, "timeout": 3600, "every": 600},
+}
+
+
+@contextlib.contextmanager
+def environ(**variables):
+    saved = dict(os.environ)
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def hub_environ(values_path: Path) -> dict:
+    return {
+        **HUB_SECRETS,
+        "CODEPILOT_VALUES_FILE": str(values_path),
+        "CODEPILOT_HUB_CONNECT_URL": "http://cp-hub:8081",
+        "CODEPILOT_PROXY_API_URL": "http://cp-proxy-api:8001",
+        "POD_NAMESPACE": "codepilot",
+    }
+
+
+def load_hub_config(values: dict, directory: Path):
+    """The traitlets Config that hub_config/jupyterhub_config.py makes of ``values``."""
+    values_path = directory / "values.yaml"
+    values_path.write_text(yaml.safe_dump(values))
+    with environ(**hub_environ(values_path)):
+        return PyFileConfigLoader("jupyterhub_config.py", path=str(HUB_CONFIG_DIR)).load_config()
+
+
+def make_spawner(config, username="alice", server_name="", user_options=None, token="t" * 32):
+    """A CodePilotSpawner as the hub makes one; must run inside an event loop."""
+    from codepilot_spawner import CodePilotSpawner
+
+    hub = Hub(ip="0.0.0.0", port=8081, base_url="/hub/", connect_url="http://cp-hub:8081")
+    user = SimpleNamespace(name=username, id=1, url=f"/user/{username}/", escaped_name=username)
+    spawner = CodePilotSpawner(
+        config=config, user=user, hub=hub, orm_spawner=orm.Spawner(name=server_name)
+    )
+    spawner.api_token = token
+    spawner.user_options = user_options or {}
+    return spawner
+
+
+def to_dict(model) -> dict:
+    """A kubernetes model as the API server sees it (camelCase, no nulls)."""
+    return json.loads(json.dumps(ApiClient().sanitize_for_serialization(model)))
+
+
+def kubeconfig_path() -> Path | None:
+    configured = os.environ.get("KUBECONFIG")
+    candidates = [Path(p) for p in configured.split(os.pathsep)] if configured else []
+    candidates.append(Path.home() / ".kube" / "config")
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def kube_config_for_tests() -> Path:
+    """A real kubeconfig when there is one (construction never contacts it), else the dummy."""
+    return kubeconfig_path() or DUMMY_KUBECONFIG
+
+
+# --- tests --------------------------------------------------------------------------------
+
+TEMPLATES = BASE_VALUES["singleuser"]["templates"]
+SIZES = BASE_VALUES["singleuser"]["sizes"]
+MODES = ("sts", "static", "no-bucket")
+SERVERS = ("", "project-1")
+
+
+def values_for(mode: str) -> dict:
+    values = copy.deepcopy(BASE_VALUES)
+    if mode == "no-bucket":
+        values["s3"]["bucket"] = ""
+    else:
+        values["s3"]["credentials"]["mode"] = mode
+    return values
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kubeconfig():
+    # kubernetes_asyncio reads $KUBECONFIG once, at import: point it at the file directly.
+    saved = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(kube_config_for_tests())
+    yield
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved
+
+
+@pytest.fixture(scope="module")
+def hub_configs(tmp_path_factory):
+    return {
+        mode: load_hub_config(values_for(mode), tmp_path_factory.mktemp(mode)) for mode in MODES
+    }
+
+
+def validate_everywhere(document: dict) -> None:
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(document, version, strict=True)
+
+
+def all_containers(pod: dict) -> list[dict]:
+    return [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]
+
+
+def assert_hardened(pod: dict) -> None:
+    spec = pod["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert "serviceAccountName" not in spec
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 1000
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in all_containers(pod):
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True, container["name"]
+        assert context["runAsUser"] == 1000, container["name"]
+        assert context["allowPrivilegeEscalation"] is False, container["name"]
+        assert context["capabilities"] == {"drop": ["ALL"]}, container["name"]
+        assert not context.get("privileged"), container["name"]
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, container["name"]
+
+
+SECRET_VARIABLES = {
+    "JUPYTERHUB_API_TOKEN",
+    "JPY_API_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+}
+
+
+def assert_no_secrets(pod: dict, token: str) -> None:
+    text = json.dumps(pod)
+    for name, secret in HUB_SECRETS.items():
+        assert secret not in text, f"the hub's {name} is in the pod"
+    assert token not in text, "the server's API token is in clear text in the pod"
+    for container in all_containers(pod):
+        for variable in container.get("env", []):
+            if variable["name"] in SECRET_VARIABLES:
+                assert "value" not in variable, variable
+                ref = variable["valueFrom"]["secretKeyRef"]
+                assert ref["name"] == f"{pod['metadata']['name']}-credentials"
+        joined = " ".join(container.get("args", []) + container.get("command", []))
+        assert "token" not in joined.lower() and "secret" not in joined.lower(), joined
+
+
+def env_of(container: dict) -> dict:
+    return {v["name"]: v.get("value", v.get("valueFrom")) for v in container.get("env", [])}
+
+
+CASES = list(itertools.product(TEMPLATES, SIZES, MODES, SERVERS))
+
+
+@pytest.mark.parametrize(
+    ("template", "size", "mode", "server_name"),
+    CASES,
+    ids=[f"{t}-{s['name']}-{m}-{n or 'default'}" for t, s, m, n in CASES],
+)
+async def test_every_pod_is_valid_hardened_and_secret_free(
+    hub_configs, template, size, mode, server_name
+):
+    token = f"server-token-{template}-{size['name']}-{mode}"
+    spawner = make_spawner(
+        hub_configs[mode],
+        server_name=server_name,
+        user_options={"profile": template, "size": size["name"]},
+        token=token,
+    )
+    await spawner.load_user_options()
+    pod = to_dict(await spawner.get_pod_manifest())
+
+    validate_everywhere(pod)
+    assert_hardened(pod)
+    assert_no_secrets(pod, token)
+
+    labels = pod["metadata"]["labels"]
+    assert labels[objects.COMPONENT_LABEL] == "singleuser-server"
+    assert labels[objects.NAME_LABEL] == "codepilot"
+    assert labels[objects.INSTANCE_LABEL] == "cp"
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 60
+    assert spawner.delete_grace_period == 60
+    assert pod["spec"]["volumes"] == [{"name": "workspace", "emptyDir": {"sizeLimit": "10Gi"}}]
+
+    restore, *other_init = pod["spec"]["initContainers"]
+    server = pod["spec"]["containers"][0]
+    assert other_init == []
+    assert restore["name"] == "restore-workspace"
+    assert restore["command"] == [
+        "python",
+        "-m",
+        "server_extension.sync",
+        "restore",
+        "--progress",
+        "json",
+    ]
+    assert restore["image"] == server["image"] == "ghcr.io/codepilot/runner:0.1.0"
+    assert restore["env"] == server["env"]
+    for container in (restore, server):
+        assert container["volumeMounts"] == [{"name": "workspace", "mountPath": "/workspace"}]
+        assert container["workingDir"] == "/workspace"
+    assert {"name": "preview", "containerPort": 3000} in server["ports"]
+    assert {"name": "notebook-port", "containerPort": 8888} in server["ports"]
+
+    env = env_of(server)
+    assert env["CODEPILOT_TEMPLATE"] == template
+    assert env["CODEPILOT_PREVIEW_PORT"] == "3000"
+    assert env["JUPYTERHUB_SERVER_NAME"] == server_name
+    assert env["JUPYTERHUB_ROOT_DIR"] == "/workspace"
+    if mode == "no-bucket":
+        assert "CODEPILOT_S3_BUCKET" not in env and "AWS_ACCESS_KEY_ID" not in env
+    else:
+        assert env["CODEPILOT_STORAGE"] == "sync"
+        assert env["CODEPILOT_S3_BUCKET"] == "workspaces"
+        assert "AWS_SECRET_ACCESS_KEY" in env
+    if mode == "sts":
+        assert "AWS_SESSION_TOKEN" in env
+        assert env["CODEPILOT_CREDENTIALS_URL"] == (
+            "http://cp-hub:8082/services/codepilot-credentials/api/credentials"
+        )
+    else:
+        assert "AWS_SESSION_TOKEN" not in env and "CODEPILOT_CREDENTIALS_URL" not in env
+
+    expected = objects.size_overrides(size, BASE_VALUES["singleuser"])
+    resources = server["resources"]
+    assert resources["requests"]["cpu"] == expected["cpu_guarantee"]
+    assert resources["limits"]["cpu"] == expected["cpu_limit"]
+    gigabyte = {"512M": 512 * 2**20, "1G": 2**30, "2G": 2 * 2**30, "4G": 4 * 2**30}
+    assert resources["requests"]["memory"] == gigabyte[expected["mem_guarantee"]]
+    assert resources["limits"]["memory"] == gigabyte[expected["mem_limit"]]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_server_secret_holds_what_the_pod_reads(hub_configs, mode):
+    token = "server-token-for-the-secret-test"
+    spawner = make_spawner(hub_configs[mode], token=token)
+    await spawner.load_user_options()
+    pod = to_dict(await spawner.get_pod_manifest())
+    minted = {
+        "access_key": "ASIAUSERKEY",
+        "secret_key": "user-secret",
+        "token": "user-session-token" if mode == "sts" else None,
+        "expiry_time": "2030-01-01T00:00:00+00:00" if mode == "sts" else None,
+    }
+    secret_values = dict(spawner._server_secret_values)
+    if mode != "no-bucket":
+        secret_values.update(credentials_environment(minted))
+    owner = objects.make_owner_reference(spawner.pod_name, "0c6a3a4e-2d6b-4b5e-9d47-4fd1c1f0a001")
+    secret = to_dict(
+        objects.make_server_secret(spawner.server_secret_name, secret_values, owner, {"a": "b"})
+    )
+    validate_everywhere(secret)
+
+    assert secret["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": "jupyter-alice",
+            "uid": "0c6a3a4e-2d6b-4b5e-9d47-4fd1c1f0a001",
+            "blockOwnerDeletion": True,
+            "controller": False,
+        }
+    ]
+    referenced = {
+        v["valueFrom"]["secretKeyRef"]["key"]
+        for v in pod["spec"]["containers"][0]["env"]
+        if "valueFrom" in v
+    }
+    assert referenced == set(secret["data"]) == set(spawner.server_secret_keys())
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert decoded["JUPYTERHUB_API_TOKEN"] == decoded["JPY_API_TOKEN"] == token
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert HUB_SECRETS[name] not in decoded.values()
+
+
+def test_profile_list_is_templates_times_sizes(hub_configs):
+    profiles = objects.make_profile_list(TEMPLATES, SIZES, BASE_VALUES["singleuser"])
+    assert [p["slug"] for p in profiles] == TEMPLATES
+    assert [p["default"] for p in profiles] == [True, False, False, False]
+    for profile in profiles:
+        assert profile["kubespawner_override"] == {"template": profile["slug"]}
+        choices = profile["profile_options"]["size"]["choices"]
+        assert list(choices) == ["small", "medium", "inherit"]
+        assert [c["default"] for c in choices.values()] == [True, False, False]
+        assert choices["medium"]["kubespawner_override"] == {
+            "cpu_guarantee": 0.5,
+            "cpu_limit": 2,
+            "mem_guarantee": "1G",
+            "mem_limit": "4G",
+        }
+        # A size without resources of its own takes singleuser's.
+        assert choices["inherit"]["kubespawner_override"] == {
+            "cpu_guarantee": 0.25,
+            "cpu_limit": 2,
+            "mem_guarantee": "512M",
+            "mem_limit": "2G",
+        }
+
+
+async def test_options_form_offers_every_template_and_size(hub_configs):
+    spawner = make_spawner(hub_configs["sts"], server_name="named")
+    form = spawner.options_form
+    for template in TEMPLATES:
+        assert f'value="{template}"' in form
+    for size in SIZES:
+        assert size["displayName"] in form
+    # The form's fields become the options a start uses.
+    options = spawner.options_from_form(
+        {"profile": ["flask"], "profile-option-flask--size": ["medium"]}
+    )
+    assert options == {"profile": "flask", "size": "medium"}
+
+
+async def test_unknown_profile_is_refused(hub_configs):
+    spawner = make_spawner(hub_configs["sts"], user_options={"profile": "cobol"})
+    with pytest.raises(ValueError, match="No such profile: cobol"):
+        await spawner.load_user_options()
+
+
+@pytest.mark.parametrize(
+    ("templates", "sizes", "message"),
+    [
+        ([], SIZES, "at least one starter template"),
+        (["Python"], SIZES, "not a valid template or size name"),
+        (["python", "python"], SIZES, "listed twice"),
+        (["python"], [{"name": "a", "default": True}, {"name": "b", "default": True}], "only one"),
+        (["python"], [{"name": "x", "cpu": {"limit": "lots"}}], "cpu.limit = 'lots'"),
+        (["python"], [{"name": "x", "memory": {"limit": "1Gi"}}], "memory.limit = '1Gi'"),
+    ],
+)
+def test_bad_profiles_are_refused_clearly(templates, sizes, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        objects.make_profile_list(templates, sizes)
+
+
+def test_hub_config_from_values(hub_configs):
+    c = hub_configs["sts"]
+    assert c.JupyterHub.spawner_class == "codepilot_spawner.CodePilotSpawner"
+    assert c.JupyterHub.authenticator_class.__name__ == "SharedPasswordAuthenticator"
+    assert c.Authenticator.admin_users == {"admin"}
+    assert c.Authenticator.allowed_users == {"alice", "bob", "tina"}
+    assert c.JupyterHub.allow_named_servers is True
+    assert c.JupyterHub.named_server_limit_per_user == 5
+    assert c.JupyterHub.hub_connect_url == "http://cp-hub:8081"
+    assert c.ConfigurableHTTPProxy.api_url == "http://cp-proxy-api:8001"
+    assert c.ConfigurableHTTPProxy.should_start is False
+    assert c.JupyterHub.db_url == HUB_SECRETS["CODEPILOT_DB_URL"]
+    assert c.JupyterHub.load_groups == {
+        "class-a": {"users": ["alice", "bob"]},
+        "class-a-teachers": {"users": ["tina"]},
+    }
+    roles = {role["name"]: role for role in c.JupyterHub.load_roles}
+    teacher_scopes = roles["class-a-teachers"]["scopes"]
+    for where in ("group=class-a", "user=alice", "user=bob"):
+        assert f"access:servers!{where}" in teacher_scopes
+        assert f"read:servers!{where}" in teacher_scopes
+    assert not any("tina" in scope or "admin:" in scope for scope in teacher_scopes)
+    assert roles["class-a-teachers"]["groups"] == ["class-a-teachers"]
+    assert "delete:servers" in roles["idle-culler"]["scopes"]
+    assert "access:services!service=codepilot-credentials" in roles["user"]["scopes"]
+    services = {service["name"]: service for service in c.JupyterHub.services}
+    assert "--timeout=3600" in services["idle-culler"]["command"]
+    assert "--cull-every=600" in services["idle-culler"]["command"]
+    broker = services["codepilot-credentials"]
+    assert broker["url"] == "http://cp-hub:8082"
+    assert broker["environment"]["CODEPILOT_S3_ROLE_ARN"].endswith(":role/codepilot-users")
+    assert broker["environment"]["CODEPILOT_BROKER_IP"] == "0.0.0.0"
+    assert "access:services!service=codepilot-credentials" in c.Spawner.server_token_scopes
+
+
+def test_hub_config_without_sts_has_no_broker(hub_configs):
+    for mode in ("static", "no-bucket"):
+        names = {service["name"] for service in hub_configs[mode].JupyterHub.services}
+        assert names == {"idle-culler"}
+
+
+def test_authenticator_by_name_and_its_config(tmp_path):
+    values = copy.deepcopy(BASE_VALUES)
+    values["hub"]["authenticator"] = {
+        "class": "dummy",
+        "config": {"password": "a-shared-class-password", "allow_all": True},
+    }
+    values["hub"]["extraConfig"] = "c.JupyterHub.shutdown_on_logout = True"
+    values["culler"]["enabled"] = False
+    c = load_hub_config(values, tmp_path)
+    assert c.JupyterHub.authenticator_class.__name__ == "DummyAuthenticator"
+    assert c.DummyAuthenticator.password == "a-shared-class-password"
+    assert c.DummyAuthenticator.allow_all is True
+    assert c.JupyterHub.shutdown_on_logout is True
+    assert "idle-culler" not in {s["name"] for s in c.JupyterHub.services}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hub": {"authenticator": {"class": "no-such-auth"}}}, "not an installed authenticator"),
+        ({"s3": {"credentials": {"mode": "sts", "roleArn": ""}}}, "needs the ARN"),
+        ({"s3": {"credentials": {"mode": "open"}}}, "must be one of"),
+        ({"singleuser": {"previewPort": "3000"}}, "singleuser.previewPort must be int"),
+        ({"culler": {"timeout": 0}}, "must be positive"),
+        ({"hub": {"groups": {"g": {"pupils": ["x"]}}}}, "unknown keys: pupils"),
+    ],
+)
+def test_bad_values_are_refused_clearly(tmp_path, change, message):
+    values = copy.deepcopy(BASE_VALUES)
+    for section, settings in change.items():
+        merge(values[section], settings)
+    with pytest.raises(ValuesError, match=re.escape(message)):
+        load_hub_config(values, tmp_path)
+
+
+def test_missing_values_file_is_a_clear_error(tmp_path):
+    from codepilot_spawner.values import load_values
+
+    with pytest.raises(ValuesError, match="cannot read the values file"):
+        load_values(tmp_path / "absent.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n")
+    with pytest.raises(ValuesError, match="must hold a mapping"):
+        load_values(tmp_path / "list.yaml")
+
+
+def merge(target: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def test_kubespawner_loads_lazily():
+    code = (
+        "import sys, codepilot_spawner; assert 'kubespawner' not in sys.modules; "
+        "codepilot_spawner.CodePilotSpawner; assert 'kubespawner' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
+
+
+# --- progress, as a person reads it --------------------------------------------------------
+
+
+def event(reason, message="", field_path="", kind="Normal"):
+    return {
+        "reason": reason,
+        "message": message,
+        "type": kind,
+        "involvedObject": {"fieldPath": field_path},
+    }
+
+
+RESTORE_PATH = "spec.initContainers{restore-workspace}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (
+            event("Scheduled", "Successfully assigned cp/jupyter-alice to node-2"),
+            "Server scheduled on node-2",
+        ),
+        (
+            event("Pulling", 'Pulling image "runner"', RESTORE_PATH),
+            "Pulling the runner image (the first start on a machine takes longer)",
+        ),
+        (event("Pulled", "Successfully pulled image", RESTORE_PATH), None),
+        (
+            event("Pulled", "Successfully pulled image", "spec.containers{notebook}"),
+            "Runner image pulled",
+        ),
+        (event("Started", "Started container", RESTORE_PATH), "Restoring workspace"),
+        (event("Started", "Started container", "spec.containers{notebook}"), "Starting server"),
+        (event("Created", "Created container", RESTORE_PATH), None),
+        (
+            event("FailedScheduling", "0/3 nodes are available", kind="Warning"),
+            "Waiting for room in the cluster: 0/3 nodes are available",
+        ),
+        (
+            event("FailedMount", 'secret "x" not found', kind="Warning"),
+            'Problem: secret "x" not found',
+        ),
+    ],
+)
+def test_events_are_said_plainly(raw, said):
+    assert objects.describe_event(raw) == said
+
+
+def test_restore_counts_come_from_the_last_progress_line():
+    log = "\n".join(
+        [
+            "restoring s3://workspaces/codepilot/users/alice/default/",
+            json.dumps({"done": 0, "total": 2000}),
+            json.dumps({"done": 230, "total": 2000}),
+            "{not json",
+            json.dumps({"event": "listing"}),
+        ]
+    )
+    assert objects.restore_counts(log) == (230, 2000)
+    assert objects.restore_counts("no progress here") is None
+    assert objects.restore_counts(json.dumps({"done": 5, "total": 2})) is None
+
+
+def test_container_state_reads_pod_status():
+    pod = {
+        "status": {
+            "initContainerStatuses": [
+                {"name": "restore-workspace", "state": {"running": {"startedAt": "now"}}}
+            ],
+            "containerStatuses": [
+                {"name": "notebook", "state": {"waiting": {"reason": "PodInitializing"}}}
+            ],
+        }
+    }
+    assert objects.container_state(pod, "restore-workspace") == "running"
+    assert objects.container_state(pod, "notebook") == "waiting"
+    assert objects.container_state(pod, "other") is None
+    assert objects.container_state(None, "notebook") is None
