@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CHP := node_modules/.bin/configurable-http-proxy
 
-.PHONY: up install install-test test lint format benchmarks clean
+.PHONY: up install install-test test lint format benchmarks seed-templates clean
 
 up: install
 	$(BIN)/python -m codepilot_spawner.onemachine
@@ -44,6 +44,11 @@ lint: install-test
 format: install-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Upload the starter templates to <prefix>/templates/ in CODEPILOT_S3_BUCKET
+# (CODEPILOT_S3_PREFIX, CODEPILOT_S3_ENDPOINT_URL; credentials from the AWS chain).
+seed-templates: install
+	$(BIN)/python -m server_extension.sync seed-templates
 
 benchmarks: install-test
 	for script in tests/benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

@@ -1,11 +1,17 @@
 """The ``CodePilot`` extension app: settings, terminal environment and routes."""
 
+import asyncio
+import getpass
+import os
+
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Int
+from traitlets import CaselessStrEnum, Float, Int, Unicode, default
 
 from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
+from .storage import wiring
+from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .terminals import WorkspaceTerminalManager, configure_terminals
 
 
@@ -26,6 +32,84 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         ``PORT`` and ``CODEPILOT_PREVIEW_PORT``. 3000 in a pod; the one-machine spawner
         picks a free port per server.""",
     ).tag(config=True)
+
+    storage = CaselessStrEnum(
+        ["local", "sync", "s3"],
+        default_value=None,
+        allow_none=True,
+        help="""Where the workspace lives. ``local``: on this server's disk only.
+        ``sync``: on disk, where terminals see it, and mirrored to S3; a save is
+        acknowledged only once S3 holds it, and a watcher mirrors files that terminal
+        processes make. ``s3``: in S3 only, through s3contents' S3ContentsManager, for
+        notebook-only classes; terminals do NOT see those files. Unset: ``sync`` when
+        ``s3_bucket`` is set, ``local`` otherwise. All modes share one bucket layout, so
+        a workspace can switch between them.""",
+    ).tag(config=True)
+
+    s3_bucket = Unicode(
+        "",
+        help="""S3 bucket of workspaces and starter templates. Credentials come from the
+        standard AWS chain (environment, profile, web identity, instance role).""",
+    ).tag(config=True)
+
+    s3_prefix = Unicode(
+        "",
+        help="""Key prefix inside the bucket: a workspace is
+        ``<prefix>/users/<user>/<server or "default">/``, a template
+        ``<prefix>/templates/<name>/``.""",
+    ).tag(config=True)
+
+    s3_endpoint_url = Unicode(
+        "",
+        help="""S3 endpoint URL, for MinIO or another S3 API. Empty: AWS, or the standard
+        ``AWS_ENDPOINT_URL_S3`` variable.""",
+    ).tag(config=True)
+
+    s3_region = Unicode(
+        "", help="S3 region. Empty: the standard AWS configuration (``AWS_REGION``)."
+    ).tag(config=True)
+
+    template = Unicode(
+        "",
+        help="""Starter template copied into a new workspace (one with nothing in S3 yet):
+        ``python``, ``flask``, ``node-express``, ``react-vite``, or any folder under
+        ``<prefix>/templates/``. Empty: start with an empty workspace.""",
+    ).tag(config=True)
+
+    workspace_user = Unicode(
+        help="""User name in the workspace's S3 key. Defaults to ``JUPYTERHUB_USER``, or
+        the Unix user when the server runs without a hub.""",
+    ).tag(config=True)
+
+    @default("workspace_user")
+    def _default_workspace_user(self):
+        return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+    workspace_server = Unicode(
+        help="""Server name in the workspace's S3 key; empty means ``default``. Defaults
+        to ``JUPYTERHUB_SERVER_NAME``.""",
+    ).tag(config=True)
+
+    @default("workspace_server")
+    def _default_workspace_server(self):
+        return os.environ.get("JUPYTERHUB_SERVER_NAME", "")
+
+    sync_flush_timeout = Float(
+        4.0,
+        help="""Seconds a stopping server (SIGTERM) spends pushing what is still pending
+        to S3; anything left is logged by name. Keep it below the time the spawner waits
+        before SIGKILL (JupyterHub's ``Spawner.term_timeout``, a pod's grace period).""",
+    ).tag(config=True)
+
+    @property
+    def storage_mode(self) -> str:
+        return wiring.resolve_mode(self.storage, self.s3_bucket)
+
+    @property
+    def workspace_key_prefix(self) -> str:
+        return wiring.workspace_key_prefix(
+            self.s3_prefix, self.workspace_user, self.workspace_server
+        )
 
     @property
     def preview_url(self) -> str:
@@ -49,6 +133,57 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
     def _link_jupyter_server_extension(self, serverapp):
         super()._link_jupyter_server_extension(serverapp)
         configure_terminals(serverapp)
+        # The server builds its contents manager right after linking, from these settings.
+        mode = self.storage_mode
+        key_prefix = self.workspace_key_prefix if mode != "local" else ""
+        choice = wiring.contents_manager_choice(
+            mode, self.s3_bucket, key_prefix, self.s3_endpoint_url, self.s3_region
+        )
+        wiring.configure_contents_manager(serverapp, choice, self.log)
+
+    @property
+    def workspace_sync(self):
+        """The S3 mirror of the workspace in ``sync`` mode, else None."""
+        return getattr(self.serverapp.contents_manager, "workspace_sync", None)
+
+    def storage_status(self) -> dict:
+        sync = self.workspace_sync
+        if sync is not None:
+            return sync.status_model()
+        mode = self.storage_mode
+        status = {"storage": mode, "pending": 0, "last_error": None, "last_success": None}
+        if mode == "s3":
+            status["location"] = f"s3://{self.s3_bucket}/{self.workspace_key_prefix}"
+        return status
+
+    async def _start_jupyter_server_extension(self, serverapp):
+        sync = self.workspace_sync
+        if sync is None:
+            return
+        from .storage.watcher import watch_workspace
+
+        sync.start()
+        self._watch_stop = asyncio.Event()
+        self._watch_task = asyncio.create_task(
+            watch_workspace(sync, self._watch_stop), name="codepilot-watcher"
+        )
+        self.log.info("Code Pilot: mirroring %s to %s", sync.root, sync.location)
+
+    async def stop_extension(self):
+        sync = self.workspace_sync
+        if sync is None:
+            return
+        if getattr(self, "_watch_stop", None) is not None:
+            self._watch_stop.set()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
+        left = await sync.flush(self.sync_flush_timeout)
+        if left:
+            self.log.error(
+                "Code Pilot: could not push to S3 before stopping (kept on local disk): %s",
+                ", ".join(left),
+            )
+        else:
+            self.log.info("Code Pilot: workspace flushed to %s", sync.location)
 
     def initialize_settings(self):
         # jupyter_server_terminals loads before us (extensions load in name order), so its
@@ -65,11 +200,15 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
                 )
             terminal_manager.extra_env.update(self.preview_environment())
         self.log.info(
-            "Code Pilot: workspace %s, preview on 127.0.0.1:%s at %spreview/",
+            "Code Pilot: workspace %s (storage %s), preview on 127.0.0.1:%s at %spreview/",
             self.serverapp.root_dir,
+            self.storage_mode,
             self.preview_port,
             self.serverapp.base_url,
         )
 
     def initialize_handlers(self):
         self.handlers.extend(preview_handlers(self.preview_port))
+        self.handlers.append(
+            (SYNC_STATUS_PATH, SyncStatusHandler, {"status_source": self.storage_status})
+        )

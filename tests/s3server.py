@@ -159,10 +159,18 @@ class S3Server:
         found = {}
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                found[item["Key"]] = client.get_object(Bucket=bucket, Key=item["Key"])[
-                    "Body"
-                ].read()
+                body = self.read(bucket, item["Key"])
+                if body is not None:  # not deleted since the listing
+                    found[item["Key"]] = body
         return found
+
+    def read(self, bucket: str, key: str) -> bytes | None:
+        """The object's bytes, or None when there is no such object."""
+        client = self.client(direct=True)
+        try:
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None
 
     def keys(self, bucket: str, prefix: str = "") -> set[str]:
         client = self.client(direct=True)

@@ -7,6 +7,7 @@ the endpoint and the object, because a user reads them in the editor.
 """
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import os
@@ -73,10 +74,27 @@ def file_etag(path: Path, part_size: int, parts: int = 1) -> str:
     return f"{md5_etag(part_digests)}-{count}"
 
 
-def _read_range(path: Path, offset: int, size: int) -> bytes:
+def _read_range(path: Path, offset: int, size: int) -> tuple[bytes, str]:
+    """``size`` bytes of ``path`` from ``offset`` and their Content-MD5 header value."""
     with open(path, "rb") as file:
         file.seek(offset)
-        return file.read(size)
+        data = file.read(size)
+    return data, _content_md5(data)
+
+
+def _replace(scratch: Path, target: Path) -> os.stat_result:
+    os.replace(scratch, target)
+    return os.stat(target)
+
+
+def _write_file(scratch: Path, target: Path, data: bytes) -> os.stat_result:
+    with open(scratch, "wb") as file:
+        file.write(data)
+    return _replace(scratch, target)
+
+
+def _content_md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
 class S3Store:
@@ -109,14 +127,17 @@ class S3Store:
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retries={"max_attempts": max_attempts, "mode": "standard"},
-            # Over plain HTTP botocore would SHA-256 every body on the event loop; the
-            # CRC32 checksum still guards each upload's integrity.
+            # botocore would hash every body on the event loop (SHA-256 over plain HTTP,
+            # CRC32 otherwise), stalling it for megabytes. Bodies go with a Content-MD5
+            # computed in a worker thread instead, which S3 checks just the same.
             s3={"payload_signing_enabled": False},
+            request_checksum_calculation="when_required",
         )
         self._client = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._opening = asyncio.Lock()
-        self._part_slots = asyncio.Semaphore(max(2, max_connections // 4))
+        # A few parts at a time: enough to fill the link, few enough to bound memory.
+        self._part_slots = asyncio.Semaphore(4)
 
     @property
     def where(self) -> str:
@@ -191,8 +212,14 @@ class S3Store:
             page = await client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
         return not page.get("Contents")
 
-    async def download_file(self, key: str, target: Path, scratch_dir: Path) -> str:
-        """Write the object to ``target`` atomically (via ``scratch_dir``); returns its ETag."""
+    async def download_file(
+        self, key: str, target: Path, scratch_dir: Path
+    ) -> tuple[str, os.stat_result]:
+        """Write the object to ``target`` atomically (via ``scratch_dir``).
+
+        Returns its ETag and the written file's stat. Small objects are written in one
+        worker-thread call; large ones stream through in 1 MiB blocks.
+        """
         client = await self.client()
         scratch = scratch_dir / f"download-{uuid.uuid4().hex}"
         try:
@@ -200,17 +227,19 @@ class S3Store:
                 response = await client.get_object(Bucket=self.bucket, Key=key)
                 etag = _etag(response["ETag"])
                 async with response["Body"] as body:
+                    if response["ContentLength"] <= MiB:
+                        data = await body.read()
+                        return etag, await asyncio.to_thread(_write_file, scratch, target, data)
                     file = await asyncio.to_thread(open, scratch, "wb")
                     try:
                         while chunk := await body.read(MiB):
                             await asyncio.to_thread(file.write, chunk)
                     finally:
                         await asyncio.to_thread(file.close)
-            await asyncio.to_thread(os.replace, scratch, target)
+            return etag, await asyncio.to_thread(_replace, scratch, target)
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            if scratch.exists():
                 scratch.unlink()
-        return etag
 
     async def read_bytes(self, key: str) -> bytes:
         client = await self.client()
@@ -221,17 +250,25 @@ class S3Store:
 
     # --- writing -----------------------------------------------------------------------
 
-    async def put_bytes(self, key: str, data: bytes) -> str:
+    async def put_bytes(self, key: str, data: bytes, content_md5: str | None = None) -> str:
         client = await self.client()
+        if content_md5 is None:
+            content_md5 = (
+                _content_md5(data)
+                if len(data) < MiB
+                else await asyncio.to_thread(_content_md5, data)
+            )
         async with self._errors(f"upload {key!r}"):
-            response = await client.put_object(Bucket=self.bucket, Key=key, Body=data)
+            response = await client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentMD5=content_md5
+            )
         return _etag(response["ETag"])
 
     async def upload_file(self, path: Path, key: str, size: int) -> str:
         """Upload ``size`` bytes of ``path``; multipart above the threshold. Returns the ETag."""
         if size < self.multipart_threshold:
-            data = await asyncio.to_thread(_read_range, path, 0, size)
-            return await self.put_bytes(key, data)
+            data, content_md5 = await asyncio.to_thread(_read_range, path, 0, size)
+            return await self.put_bytes(key, data, content_md5)
         return await self._upload_multipart(path, key, size)
 
     async def _upload_multipart(self, path: Path, key: str, size: int) -> str:
@@ -242,7 +279,9 @@ class S3Store:
 
         async def upload_part(number: int, offset: int) -> dict:
             async with self._part_slots:
-                data = await asyncio.to_thread(_read_range, path, offset, self.part_size)
+                data, content_md5 = await asyncio.to_thread(
+                    _read_range, path, offset, self.part_size
+                )
                 async with self._errors(f"upload part {number} of {key!r}"):
                     response = await client.upload_part(
                         Bucket=self.bucket,
@@ -250,6 +289,7 @@ class S3Store:
                         UploadId=upload_id,
                         PartNumber=number,
                         Body=data,
+                        ContentMD5=content_md5,
                     )
                 return {"PartNumber": number, "ETag": response["ETag"]}
 

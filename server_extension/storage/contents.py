@@ -1,0 +1,176 @@
+"""Contents managers for workspaces: jupyter-server's own file manager, kept inside the
+workspace, and the same manager mirroring every change to S3 before it answers.
+
+Both subclass ``AsyncLargeFileManager``, the stock default, so models, status codes
+and errors are jupyter-server's; they add only:
+
+- paths that resolve through a symlink to outside the workspace are refused (404, as
+  the stock manager answers for ``../``), in the contents API and in ``/files/``;
+- ``SyncContentsManager`` acknowledges a save, chunked upload, rename, copy, delete or
+  new folder only once S3 holds it too. When S3 fails, the request fails with a message
+  that names S3, the local file is kept, and the path stays pending until S3 takes it.
+"""
+
+import os
+
+from jupyter_server.base.handlers import AuthenticatedFileHandler
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+from tornado import web
+from traitlets import Float, Int, Unicode, default
+
+from .engine import WorkspaceSync
+from .localtree import is_inside
+from .s3 import S3Error, S3Store
+
+
+def outside_error(path: str) -> web.HTTPError:
+    # The stock manager's answer for "../", so the two kinds of escape look alike.
+    return web.HTTPError(404, f"{path} is outside root contents directory")
+
+
+class WorkspaceFilesHandler(AuthenticatedFileHandler):
+    """``/files/<path>`` that will not serve a symlink's target outside the workspace."""
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str:
+        abs_path = super().validate_absolute_path(root, absolute_path)
+        if not is_inside(root, abs_path):
+            raise web.HTTPError(404)
+        return abs_path
+
+
+class WorkspaceFileManager(AsyncLargeFileManager):
+    """The stock large-file manager that never reads or writes outside its root."""
+
+    @default("files_handler_class")
+    def _default_files_handler_class(self):
+        return WorkspaceFilesHandler
+
+    def _refuse_outside(self, path: str, whole: bool = True) -> None:
+        """404 unless ``path`` (``whole``) or its parent folder resolves inside the root.
+
+        The parent check lets a symlink itself be listed, renamed or deleted, but
+        nothing below a symlinked folder.
+        """
+        os_path = self._get_os_path(path.strip("/"))
+        if not is_inside(self.root_dir, os_path if whole else os.path.dirname(os_path)):
+            raise outside_error(path)
+
+    async def get(self, path, content=True, type=None, format=None, require_hash=False):
+        self._refuse_outside(path, whole=bool(content or require_hash))
+        return await super().get(
+            path, content=content, type=type, format=format, require_hash=require_hash
+        )
+
+    async def save(self, model, path=""):
+        self._refuse_outside(path)
+        return await super().save(model, path)
+
+    async def delete_file(self, path):
+        self._refuse_outside(path, whole=False)
+        return await super().delete_file(path)
+
+    async def rename_file(self, old_path, new_path):
+        self._refuse_outside(old_path, whole=False)
+        self._refuse_outside(new_path, whole=False)
+        return await super().rename_file(old_path, new_path)
+
+
+class SyncContentsManager(WorkspaceFileManager):
+    """A workspace on local disk (what terminals see) mirrored to S3 on every change.
+
+    Code Pilot sets the ``s3_*`` traits from ``c.CodePilot`` when ``storage`` is
+    ``sync``; they can also be set as ``c.SyncContentsManager.*``.
+    """
+
+    s3_bucket = Unicode(help="S3 bucket that holds the workspace.").tag(config=True)
+
+    s3_key_prefix = Unicode(
+        help="""Key prefix of this workspace in the bucket, ending in ``/``:
+        ``<prefix>/users/<user>/<server or "default">/``.""",
+    ).tag(config=True)
+
+    s3_endpoint_url = Unicode(
+        help="S3 endpoint URL; empty for AWS or the standard AWS_ENDPOINT_URL_S3 variable.",
+    ).tag(config=True)
+
+    s3_region = Unicode(help="S3 region; empty for the standard AWS configuration.").tag(
+        config=True
+    )
+
+    sync_concurrency = Int(
+        16, help="How many paths are pushed to S3 at once by the watcher and at startup."
+    ).tag(config=True)
+
+    sync_max_backoff = Float(
+        5.0, help="Longest wait, in seconds, between retries of pushes that failed."
+    ).tag(config=True)
+
+    _workspace_sync: WorkspaceSync | None = None
+
+    @property
+    def workspace_sync(self) -> WorkspaceSync:
+        if self._workspace_sync is None:
+            if not self.s3_bucket or not self.s3_key_prefix:
+                raise ValueError("SyncContentsManager needs s3_bucket and s3_key_prefix")
+            store = S3Store(self.s3_bucket, self.s3_endpoint_url, self.s3_region)
+            self._workspace_sync = WorkspaceSync(
+                self.root_dir,
+                store,
+                self.s3_key_prefix,
+                log=self.log,
+                concurrency=self.sync_concurrency,
+                max_backoff=self.sync_max_backoff,
+            )
+        return self._workspace_sync
+
+    async def _mirror(self, path: str, **push_options) -> None:
+        """Push ``path`` to S3 or fail the request saying so; the local copy stays."""
+        sync = self.workspace_sync
+        try:
+            await sync.push_path(path, **push_options)
+        except S3Error as error:
+            sync.schedule([path], error)
+            sync._failed(path, error)
+            raise self._s3_http_error(path, error) from error
+
+    def _s3_http_error(self, path: str, error: S3Error) -> web.HTTPError:
+        self.log.error("S3 sync of %s failed: %s", path or "/", error)
+        return web.HTTPError(
+            503 if error.unreachable else 502,
+            f"{path or '/'} is saved on the server's disk but NOT in S3: {error}. "
+            "The server keeps the local copy and retries until S3 holds it.",
+            reason="S3 unavailable" if error.unreachable else "S3 error",
+        )
+
+    async def save(self, model, path=""):
+        saved = await super().save(model, path)
+        chunk = model.get("chunk")
+        if chunk is None or chunk == -1:  # earlier chunks are not a finished save
+            await self._mirror(path.strip("/"), force=True)
+        return saved
+
+    async def delete_file(self, path):
+        await super().delete_file(path)
+        await self._mirror(path.strip("/"), list_remote=True)
+
+    async def rename_file(self, old_path, new_path):
+        await super().rename_file(old_path, new_path)
+        old, new = old_path.strip("/"), new_path.strip("/")
+        if old == new:
+            return
+        sync = self.workspace_sync
+        try:
+            await sync.rename(old, new)
+        except S3Error as error:
+            sync.schedule([old, new], error)
+            sync._failed(new, error)
+            raise self._s3_http_error(new, error) from error
+
+    async def copy(self, from_path, to_path=None):
+        # Files are copied through self.save, which mirrors them; folders are not.
+        copied = await super().copy(from_path, to_path)
+        if copied["type"] == "directory":
+            failures = await self.workspace_sync.push_tree(copied["path"])
+            if failures:
+                raise self._s3_http_error(copied["path"], next(iter(failures.values())))
+        return copied

@@ -1,0 +1,54 @@
+"""Mirror what terminal processes do in the workspace: watchfiles events -> S3 pushes.
+
+Events are debounced and batched by watchfiles (inotify on Linux, in its own thread);
+each batch schedules its paths on the ``WorkspaceSync``, whose worker pushes them
+concurrently and retries failures with backoff.
+"""
+
+import asyncio
+import os
+
+import watchfiles
+
+from .engine import WorkspaceSync
+from .ignore import IGNORE_FILE
+from .localtree import relative_posix
+
+
+def workspace_filter(sync: WorkspaceSync):
+    """A watchfiles filter that drops ignored paths before they cost anything."""
+
+    def accept(change: watchfiles.Change, path: str) -> bool:
+        relpath = relative_posix(sync.root, path)
+        if not relpath:
+            return False
+        if relpath == IGNORE_FILE:
+            return True
+        return not sync.ignored(relpath, is_dir=os.path.isdir(path))
+
+    return accept
+
+
+async def watch_workspace(
+    sync: WorkspaceSync,
+    stop_event: asyncio.Event,
+    debounce_ms: int = 400,
+    step_ms: int = 50,
+) -> None:
+    """Schedule every created, changed or deleted workspace path until ``stop_event``."""
+    async for changes in watchfiles.awatch(
+        sync.root,
+        watch_filter=workspace_filter(sync),
+        debounce=debounce_ms,
+        step=step_ms,
+        stop_event=stop_event,
+        recursive=True,
+        ignore_permission_denied=True,
+    ):
+        relpaths = {relative_posix(sync.root, path) for _, path in changes}
+        relpaths.discard(None)
+        relpaths.discard("")
+        if IGNORE_FILE in relpaths:
+            sync.reload_rules()
+        # Parents first, so a new folder's marker goes up before its files.
+        sync.schedule(sorted(relpaths, key=lambda relpath: relpath.count("/")))

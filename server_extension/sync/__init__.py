@@ -1,0 +1,37 @@
+"""Workspace S3 sync from a shell: ``python -m server_extension.sync <command>``.
+
+Commands (the workspace folder is ``--root``, default the current directory):
+
+``restore``
+    Download what is missing or changed in the workspace from
+    ``s3://<bucket>/<prefix>/users/<user>/<server or "default">/``, concurrently, skipping
+    files whose size and ETag (or content hash) already match. A first start (nothing
+    under that prefix) copies the starter template ``--template`` first. The Kubernetes
+    init container and the one-machine spawner run this before the server starts.
+``push``
+    Upload local changes (new, changed and deleted files) to S3.
+``status``
+    Compare without changing anything: local changes not in S3, S3 changes not local.
+``seed-templates``
+    Upload the packaged starter templates to ``<prefix>/templates/<name>/``.
+
+Settings are the user server's: ``CODEPILOT_S3_BUCKET``, ``CODEPILOT_S3_PREFIX``,
+``CODEPILOT_S3_ENDPOINT_URL``, ``CODEPILOT_S3_REGION``, ``CODEPILOT_TEMPLATE``,
+``CODEPILOT_WORKSPACE_USER`` (default ``JUPYTERHUB_USER``) and
+``CODEPILOT_WORKSPACE_SERVER`` (default ``JUPYTERHUB_SERVER_NAME``), each overridable by
+the option of the same name (``--s3-bucket``, ...). Credentials come from the standard
+AWS chain.
+
+Progress of ``restore`` (``--progress json``) goes to stdout as one JSON object per
+line, for spawners to turn into progress events::
+
+    {"event": "progress", "done": 230, "total": 2000}
+    {"event": "done", "total": 2000, "downloaded": 12, "unchanged": 1988, "removed": 0,
+     "local_changes": 0, "failed": {}, "template": "", "seconds": 0.41}
+
+``done``/``total`` count files ("Restoring workspace: 230/2000 files"). Progress lines
+come at most every 0.2 s plus one at the end, and the last line is always the ``done``
+event (or ``{"event": "error", "message": ...}``, with exit status 1). ``--progress
+text`` prints the same for people; the exit status is 0 only when every file was
+restored.
+"""

@@ -1,0 +1,274 @@
+"""The ``python -m server_extension.sync`` command line (see the package docstring)."""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from ..envconfig import env_name
+from ..starters import starter_dir, starter_names
+from ..storage import layout
+from ..storage.engine import WorkspaceSync
+from ..storage.ignore import STATE_DIR, load_ignore_rules
+from ..storage.localtree import scan_local
+from ..storage.manifest import load_manifest
+from ..storage.restore import plan_restore, restore_workspace, upload_folder
+from ..storage.s3 import S3Error, S3Store
+
+# Option -> c.CodePilot trait, whose CODEPILOT_* variable gives the default.
+SETTINGS = {
+    "s3_bucket": "S3 bucket of workspaces and templates",
+    "s3_prefix": "key prefix inside the bucket",
+    "s3_endpoint_url": "S3 endpoint URL (MinIO, ...); empty for AWS",
+    "s3_region": "S3 region",
+    "workspace_user": "user name in the workspace key (default: JUPYTERHUB_USER)",
+    "workspace_server": "server name in the workspace key (default: JUPYTERHUB_SERVER_NAME)",
+}
+FALLBACK_VARIABLES = {
+    "workspace_user": "JUPYTERHUB_USER",
+    "workspace_server": "JUPYTERHUB_SERVER_NAME",
+}
+
+
+class ProgressPrinter:
+    """Prints restore progress as JSON lines or text, at most every ``interval`` seconds."""
+
+    def __init__(self, style: str, interval: float = 0.2, stream=sys.stdout):
+        self.style = style
+        self.interval = interval
+        self.stream = stream
+        self._last = 0.0
+        self._last_line = None
+
+    def _emit(self, record: dict) -> None:
+        if self.style == "json":
+            line = json.dumps(record)
+        elif record["event"] == "progress":
+            line = f"Restoring workspace: {record['done']}/{record['total']} files"
+        elif record["event"] == "error":
+            line = f"error: {record['message']}"
+        else:
+            line = " ".join(f"{key}={value}" for key, value in record.items() if key != "event")
+        print(line, file=self.stream, flush=True)
+
+    def progress(self, done: int, total: int) -> None:
+        if self.style == "none":
+            return
+        now = time.monotonic()
+        record = {"event": "progress", "done": done, "total": total}
+        if done == total or now - self._last >= self.interval:
+            if record != self._last_line:
+                self._emit(record)
+                self._last_line = record
+            self._last = now
+
+    def finish(self, record: dict) -> None:
+        if self.style != "none" or record["event"] == "error":
+            self._emit(record)
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="python -m server_extension.sync", description="Workspace S3 sync."
+    )
+    commands = main.add_subparsers(dest="command", required=True)
+
+    def common(command: argparse.ArgumentParser, workspace: bool = True):
+        for name, text in SETTINGS.items():
+            if not workspace and name.startswith("workspace_"):
+                continue
+            command.add_argument("--" + name.replace("_", "-"), dest=name, help=text)
+        if workspace:
+            command.add_argument(
+                "--root", default=".", help="the local workspace folder (default: .)"
+            )
+
+    restore = commands.add_parser("restore", help="S3 -> local workspace")
+    common(restore)
+    restore.add_argument("--template", help="starter template for a new workspace")
+    restore.add_argument("--progress", choices=("json", "text", "none"), default="text")
+    restore.add_argument("--concurrency", type=int, default=64)
+
+    push = commands.add_parser("push", help="local workspace -> S3")
+    common(push)
+
+    status = commands.add_parser("status", help="compare local and S3, change nothing")
+    common(status)
+
+    seed = commands.add_parser("seed-templates", help="upload starters to <prefix>/templates/")
+    common(seed, workspace=False)
+    seed.add_argument("names", nargs="*", help=f"templates (default: {' '.join(starter_names())})")
+    return main
+
+
+def resolve(args: argparse.Namespace, name: str, environ=os.environ) -> str:
+    value = getattr(args, name, None)
+    if value is None:
+        value = environ.get(env_name(name))
+    if value is None and name in FALLBACK_VARIABLES:
+        value = environ.get(FALLBACK_VARIABLES[name])
+    return value or ""
+
+
+def store_for(args) -> S3Store:
+    bucket = resolve(args, "s3_bucket")
+    if not bucket:
+        raise SystemExit(f"error: no S3 bucket: set {env_name('s3_bucket')} or --s3-bucket")
+    return S3Store(bucket, resolve(args, "s3_endpoint_url"), resolve(args, "s3_region"))
+
+
+def key_prefix_for(args) -> str:
+    user = resolve(args, "workspace_user")
+    if not user:
+        raise SystemExit(
+            f"error: no user: set {env_name('workspace_user')}, JUPYTERHUB_USER or --workspace-user"
+        )
+    return layout.workspace_prefix(
+        resolve(args, "s3_prefix"), user, resolve(args, "workspace_server")
+    )
+
+
+def copy_starter(root: Path, template: str, printer: ProgressPrinter) -> int:
+    """Without S3 (one machine, local storage): a new, empty workspace gets the starter."""
+    if not template:
+        printer.finish({"event": "done", "restored": 0})
+        return 0
+    folder = starter_dir(template)
+    if folder is None:
+        printer.finish({"event": "error", "message": f"no starter template named {template!r}"})
+        return 1
+    if any(entry.name != STATE_DIR for entry in root.iterdir()):
+        printer.finish({"event": "done", "restored": 0, "template": ""})
+        return 0
+    files = sorted(_relative_files(folder))
+    for done, relpath in enumerate(files, 1):
+        target = root / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / relpath, target)
+        printer.progress(done, len(files))
+    printer.finish({"event": "done", "restored": len(files), "template": template})
+    return 0
+
+
+async def run_restore(args) -> int:
+    printer = ProgressPrinter(args.progress)
+    template = args.template if args.template is not None else resolve(args, "template")
+    if not resolve(args, "s3_bucket"):
+        return await asyncio.to_thread(copy_starter, Path(args.root), template, printer)
+    try:
+        async with store_for(args) as store:
+            result = await restore_workspace(
+                store,
+                key_prefix_for(args),
+                Path(args.root),
+                template=template,
+                templates_prefix=resolve(args, "s3_prefix"),
+                concurrency=args.concurrency,
+                on_progress=printer.progress,
+            )
+    except (S3Error, ValueError, OSError) as error:
+        printer.finish({"event": "error", "message": str(error)})
+        return 1
+    printer.finish({"event": "done", **result.summary()})
+    return 1 if result.failed else 0
+
+
+async def run_push(args) -> int:
+    try:
+        async with store_for(args) as store:
+            sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
+            failures = await sync.push_tree("")
+            await sync.save_manifest()
+    except (S3Error, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for relpath, error in sorted(failures.items()):
+        print(f"not pushed: {relpath}: {error}", file=sys.stderr)
+    print(json.dumps({"pushed_to": sync.location, "failed": len(failures)}))
+    return 1 if failures else 0
+
+
+async def run_status(args) -> int:
+    root = Path(args.root)
+    key_prefix = key_prefix_for(args)
+    try:
+        async with store_for(args) as store:
+            listed = await store.list(key_prefix)
+            location = f"s3://{store.bucket}/{key_prefix}"
+    except S3Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    rules = load_ignore_rules(root)
+    manifest = load_manifest(root, location)
+    tree = scan_local(root, rules)
+    remote = {
+        layout.relpath_for(key_prefix, key): obj
+        for key, obj in listed.items()
+        if layout.relpath_for(key_prefix, key) != layout.DIR_KEEP
+    }
+    plan = plan_restore(remote, tree.files, manifest, rules)
+    local_only = sorted(
+        relpath
+        for relpath, info in tree.files.items()
+        if relpath not in remote
+        and not (manifest.get(relpath) and manifest.get(relpath).matches_stat(info))
+    )
+    report = {
+        "location": location,
+        "remote_files": plan.total,
+        "in_sync": len(plan.unchanged),
+        "to_restore": sorted([*plan.download, *plan.verify]),
+        "to_push": sorted([*plan.local_changes, *local_only]),
+        "deleted_in_s3": sorted(plan.remove_local),
+    }
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+async def run_seed_templates(args) -> int:
+    names = args.names or starter_names()
+    prefix = resolve(args, "s3_prefix")
+    async with store_for(args) as store:
+        for name in names:
+            folder = starter_dir(name)
+            if folder is None:
+                print(f"error: no starter named {name!r}", file=sys.stderr)
+                return 1
+            target = layout.template_prefix(prefix, name)
+            try:
+                stale = await store.list(target)
+                count = await upload_folder(store, folder, target)
+                uploaded = {target + path for path in _relative_files(folder)}
+                await store.delete(key for key in stale if key not in uploaded)
+            except S3Error as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 1
+            print(f"{name}: {count} files -> s3://{store.bucket}/{target}")
+    return 0
+
+
+def _relative_files(folder: Path) -> list[str]:
+    return list(scan_local(folder, load_ignore_rules(folder)).files)
+
+
+COMMANDS = {
+    "restore": run_restore,
+    "push": run_push,
+    "status": run_status,
+    "seed-templates": run_seed_templates,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return asyncio.run(COMMANDS[args.command](args))
+    except layout.LayoutError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

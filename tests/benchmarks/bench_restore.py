@@ -1,0 +1,155 @@
+"""Workspace restore: Code Pilot's ``restore`` vs ``aws s3 sync`` (awscli), same S3 server.
+
+2,000 files / 50 MB under one workspace prefix in moto on loopback are restored into an
+empty folder by each tool, alternately; then one object changes and each restores again
+into its already-restored folder (incremental). Times are wall-clock for the whole
+command, as a spawner or init container sees them, plus Code Pilot's own figure
+without interpreter start-up (the ``seconds`` of its final progress line).
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.hubtools import REPO_ROOT
+from tests.s3server import start_s3_server
+
+BUCKET = "bench-restore"
+USER = "bench"
+KEYS = f"users/{USER}/default/"
+FILES = 2000
+TOTAL_BYTES = 50 * 1024 * 1024
+ROUNDS = 2
+
+
+def populate(s3) -> int:
+    client = s3.client(direct=True)
+    rng = random.Random(7)
+    weights = [rng.random() for _ in range(FILES)]
+    scale = TOTAL_BYTES / sum(weights)
+    sizes = [max(1, int(weight * scale)) for weight in weights]
+
+    def put(number: int):
+        folder = f"src/pkg{number % 40}/mod{number % 7}"
+        client.put_object(
+            Bucket=BUCKET, Key=f"{KEYS}{folder}/f{number}.dat", Body=os.urandom(sizes[number])
+        )
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, range(FILES)))
+    return sum(sizes)
+
+
+def timed(command: list[str], env: dict) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{command[:4]} failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed, result.stdout
+
+
+def codepilot_restore(root: Path, env: dict) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        "server_extension.sync",
+        "restore",
+        "--root",
+        str(root),
+        "--progress",
+        "json",
+    ]
+    elapsed, output = timed(command, env)
+    done = json.loads(output.strip().splitlines()[-1])
+    assert done["event"] == "done" and not done["failed"], done
+    return {
+        "wall_s": round(elapsed, 3),
+        "restore_s": done["seconds"],
+        "downloaded": done["downloaded"],
+    }
+
+
+def aws_sync(root: Path, env: dict, endpoint_url: str) -> dict:
+    command = [
+        str(Path(sys.executable).parent / "aws"),
+        "s3",
+        "sync",
+        f"s3://{BUCKET}/{KEYS}",
+        str(root),
+        "--endpoint-url",
+        endpoint_url,
+        "--only-show-errors",
+    ]
+    elapsed, _ = timed(command, env)
+    return {"wall_s": round(elapsed, 3)}
+
+
+def count_files(root: Path) -> int:
+    return sum(1 for path in root.rglob("*") if path.is_file() and ".codepilot" not in path.parts)
+
+
+def main():
+    s3 = start_s3_server(relay=False)
+    try:
+        s3.create_bucket(BUCKET)
+        total_bytes = populate(s3)
+        env = {
+            **os.environ,
+            **s3.env,
+            "CODEPILOT_S3_BUCKET": BUCKET,
+            "CODEPILOT_WORKSPACE_USER": USER,
+        }
+        full = {"codepilot": [], "awscli": []}
+        incremental = {"codepilot": [], "awscli": []}
+        for round_number in range(ROUNDS):
+            ours, theirs = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
+            full["codepilot"].append(codepilot_restore(ours, env))
+            full["awscli"].append(aws_sync(theirs, env, s3.endpoint_url))
+            assert count_files(ours) == count_files(theirs) == FILES
+            s3.client(direct=True).put_object(
+                Bucket=BUCKET, Key=f"{KEYS}src/pkg1/mod1/f1.dat", Body=b"changed %d" % round_number
+            )
+            time.sleep(1.1)  # awscli compares mtimes at one-second resolution
+            incremental["codepilot"].append(codepilot_restore(ours, env))
+            incremental["awscli"].append(aws_sync(theirs, env, s3.endpoint_url))
+            assert incremental["codepilot"][-1]["downloaded"] == 1
+            assert (ours / "src/pkg1/mod1/f1.dat").read_bytes() == b"changed %d" % round_number
+    finally:
+        s3.stop()
+
+    def best(runs: list[dict]) -> dict:
+        return min(runs, key=lambda run: run["wall_s"])
+
+    result = {
+        "files": FILES,
+        "bytes": total_bytes,
+        "full": {tool: best(runs) for tool, runs in full.items()},
+        "incremental_one_changed": {tool: best(runs) for tool, runs in incremental.items()},
+    }
+    speedup = result["full"]["awscli"]["wall_s"] / result["full"]["codepilot"]["wall_s"]
+    result["full_speedup_vs_awscli"] = round(speedup, 2)
+    print(json.dumps({"benchmark": "restore", **result}))
+    ours_full, ours_incr = (
+        result["full"]["codepilot"],
+        result["incremental_one_changed"]["codepilot"],
+    )
+    print(
+        f"restore {FILES} files / {total_bytes / 2**20:.0f} MB: codepilot {ours_full['wall_s']} s "
+        f"(restore {ours_full['restore_s']} s) vs aws s3 sync "
+        f"{result['full']['awscli']['wall_s']} s ({speedup:.1f}x); one changed file: codepilot "
+        f"{ours_incr['wall_s']} s (restore {ours_incr['restore_s']} s) vs aws s3 sync "
+        f"{result['incremental_one_changed']['awscli']['wall_s']} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

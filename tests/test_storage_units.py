@@ -1,0 +1,186 @@
+"""The pure parts of workspace storage: S3 keys, ignore rules, restore plans, wiring."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from server_extension.starters import starter_dir, starter_names
+from server_extension.storage import layout, wiring
+from server_extension.storage.ignore import IgnoreRules
+from server_extension.storage.localtree import scan_local
+from server_extension.storage.manifest import Entry, Manifest, load_manifest, save_manifest
+from server_extension.storage.restore import plan_restore
+from server_extension.storage.s3 import RemoteObject, file_etag, md5_etag
+
+
+def test_workspace_and_template_keys():
+    assert layout.workspace_prefix("cp", "alice", "") == "cp/users/alice/default/"
+    assert layout.workspace_prefix("", "alice", "lab2") == "users/alice/lab2/"
+    assert layout.workspace_prefix("a/b/", "bob@x.org") == "a/b/users/bob@x.org/default/"
+    assert layout.template_prefix("cp", "flask") == "cp/templates/flask/"
+    prefix = layout.workspace_prefix("cp", "alice")
+    assert layout.key_for(prefix, "src/app.py") == "cp/users/alice/default/src/app.py"
+    assert layout.dir_keep_key(prefix, "src") == "cp/users/alice/default/src/.s3keep"
+    assert layout.relpath_for(prefix, "cp/users/alice/default/src/app.py") == "src/app.py"
+    assert layout.s3contents_prefix(prefix) == "cp/users/alice/default"
+
+
+@pytest.mark.parametrize("user", ["", "..", "a/b", "x\x00"])
+def test_names_that_cannot_be_keys_are_refused(user):
+    with pytest.raises(layout.LayoutError):
+        layout.workspace_prefix("cp", user)
+
+
+@pytest.mark.parametrize(
+    "relpath, safe",
+    [
+        ("a/b.txt", True),
+        ("../etc/passwd", False),
+        ("a/../../x", False),
+        ("/etc/passwd", False),
+        ("a//b", False),
+        ("a/./b", False),
+        ("a\\..\\b", False),
+        ("", False),
+    ],
+)
+def test_object_keys_never_leave_the_workspace(relpath, safe):
+    assert (layout.safe_object_relpath(relpath) is not None) == safe
+
+
+def test_default_and_custom_ignore_rules():
+    rules = IgnoreRules(["*.log", "build/", "!keep.log"])
+    assert rules.ignored("node_modules", is_dir=True)
+    assert rules.ignored("web/node_modules/react/index.js")
+    assert rules.ignored(".venv/bin/python")
+    assert rules.ignored("pkg/__pycache__/m.cpython-311.pyc")
+    assert rules.ignored("x.pyc")
+    assert rules.ignored(".cache/pip/x")
+    assert rules.ignored(".codepilot/sync-manifest.json")
+    assert rules.ignored("debug.log")
+    assert not rules.ignored("keep.log")
+    assert rules.ignored("build/out.js")
+    assert not rules.ignored("src/build.py")
+    assert not rules.ignored("src/app.py")
+    assert not rules.ignored("node_modules", is_dir=False)  # a file of that name is fine
+
+
+def _stat(size: int, mtime_ns: int) -> os.stat_result:
+    # (mode, ino, dev, nlink, uid, gid, size, 3 x int times, 3 x float times, 3 x ns times)
+    return os.stat_result((0o100644, 0, 0, 1, 0, 0, size, 0, 0, 0, 0.0, 0.0, 0.0, 0, mtime_ns, 0))
+
+
+def test_restore_plan_decides_per_path():
+    manifest = Manifest(
+        "s3://b/p/",
+        {
+            "same.txt": Entry(1, 10, "e1"),
+            "remote-changed.txt": Entry(1, 10, "old"),
+            "local-changed.txt": Entry(1, 10, "e3"),
+            "both-changed.txt": Entry(1, 10, "old"),
+            "deleted-remotely.txt": Entry(1, 10, "e5"),
+            "deleted-remotely-but-edited.txt": Entry(1, 10, "e6"),
+        },
+    )
+    remote = {
+        "same.txt": RemoteObject(1, "e1"),
+        "remote-changed.txt": RemoteObject(2, "new"),
+        "local-changed.txt": RemoteObject(1, "e3"),
+        "both-changed.txt": RemoteObject(5, "new"),
+        "missing-locally.txt": RemoteObject(3, "e7"),
+        "unknown-same-size.txt": RemoteObject(4, "e8"),
+        "unknown-other-size.txt": RemoteObject(4, "e9"),
+        "folder/.s3keep": RemoteObject(0, "k"),
+    }
+    local = {
+        "same.txt": _stat(1, 10),
+        "remote-changed.txt": _stat(1, 10),
+        "local-changed.txt": _stat(7, 99),
+        "both-changed.txt": _stat(5, 99),
+        "deleted-remotely.txt": _stat(1, 10),
+        "deleted-remotely-but-edited.txt": _stat(2, 20),
+        "new-locally.txt": _stat(1, 1),
+        "unknown-same-size.txt": _stat(4, 1),
+        "unknown-other-size.txt": _stat(9, 1),
+    }
+    plan = plan_restore(remote, local, manifest)
+    assert plan.unchanged == ["same.txt"]
+    assert sorted(plan.download) == [
+        "missing-locally.txt",
+        "remote-changed.txt",
+        "unknown-other-size.txt",
+    ]
+    assert sorted(plan.verify) == ["both-changed.txt", "unknown-same-size.txt"]
+    assert plan.local_changes == ["local-changed.txt"]
+    assert plan.remove_local == ["deleted-remotely.txt"]
+    assert plan.folders == ["folder"]
+    assert plan.total == 7
+
+
+def test_manifest_round_trip_and_location_check(tmp_path):
+    manifest = Manifest("s3://b/p/", {"a.txt": Entry(3, 42, "abc")})
+    save_manifest(tmp_path, manifest)
+    assert load_manifest(tmp_path, "s3://b/p/").entries == {"a.txt": Entry(3, 42, "abc")}
+    # A manifest of another location says nothing about this one.
+    assert load_manifest(tmp_path, "s3://b/other/").entries == {}
+    (tmp_path / ".codepilot" / "sync-manifest.json").write_text("{not json")
+    assert load_manifest(tmp_path, "s3://b/p/").entries == {}
+
+
+def test_file_etags_match_s3(tmp_path):
+    data = os.urandom(2500)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert file_etag(path, 1000) == md5_etag(data)
+    parts = [data[0:1000], data[1000:2000], data[2000:]]
+    import hashlib
+
+    expected = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + "-3"
+    assert file_etag(path, 1000, parts=3) == expected
+
+
+def test_scan_skips_symlinks_and_ignored(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x")
+    (tmp_path / "node_modules" / "m").mkdir(parents=True)
+    (tmp_path / "node_modules" / "m" / "i.js").write_text("x")
+    (tmp_path / "link.txt").symlink_to("/etc/hostname")
+    (tmp_path / "linkdir").symlink_to("/etc")
+    tree = scan_local(tmp_path, IgnoreRules())
+    assert set(tree.files) == {"src/a.py"}
+    assert tree.dirs == {"src"}
+
+
+def test_storage_mode_resolution_and_choice():
+    assert wiring.resolve_mode(None, "") == "local"
+    assert wiring.resolve_mode(None, "bkt") == "sync"
+    assert wiring.resolve_mode("s3", "bkt") == "s3"
+    with pytest.raises(ValueError, match="CODEPILOT_S3_BUCKET"):
+        wiring.resolve_mode("sync", "")
+    name, section, settings = wiring.contents_manager_choice(
+        "sync", "bkt", "p/users/a/default/", "http://127.0.0.1:9", "eu-west-1"
+    )
+    assert name.endswith("SyncContentsManager") and section == "SyncContentsManager"
+    assert settings == {
+        "s3_bucket": "bkt",
+        "s3_key_prefix": "p/users/a/default/",
+        "s3_endpoint_url": "http://127.0.0.1:9",
+        "s3_region": "eu-west-1",
+    }
+    name, section, settings = wiring.contents_manager_choice(
+        "s3", "bkt", "p/users/a/default/", "http://127.0.0.1:9"
+    )
+    assert name == "s3contents.S3ContentsManager"
+    assert settings["prefix"] == "p/users/a/default"
+    assert settings["endpoint_url"] == "http://127.0.0.1:9"
+
+
+def test_starters_are_packaged():
+    assert {"python", "flask", "node-express", "react-vite"} <= set(starter_names())
+    flask = starter_dir("flask")
+    assert "PORT" in (flask / "app.py").read_text()
+    vite_config = (starter_dir("react-vite") / "vite.config.js").read_text()
+    assert "CODEPILOT_PREVIEW_URL" in vite_config and "allowedHosts: true" in vite_config
+    assert starter_dir("no-such-template") is None
+    assert isinstance(flask, Path)

@@ -1,0 +1,231 @@
+"""``python -m server_extension.sync``: restore, push, status and seed-templates, run as the
+init container and the spawner run them, against a real S3 API on loopback."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from server_extension.starters import starter_dir
+
+from .hubtools import REPO_ROOT
+from .s3server import start_s3_server
+
+BUCKET = "cli-workspaces"
+PREFIX = "cp"
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = start_s3_server()
+    server.create_bucket(BUCKET)
+    yield server
+    server.stop()
+
+
+def sync_command(s3, *args, user="carol", server_name="", check=True, env=None):
+    command_env = {
+        **os.environ,
+        **s3.env,
+        "CODEPILOT_S3_BUCKET": BUCKET,
+        "CODEPILOT_S3_PREFIX": PREFIX,
+        "JUPYTERHUB_USER": user,
+        "JUPYTERHUB_SERVER_NAME": server_name,
+        **(env or {}),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "server_extension.sync", *args],
+        env=command_env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def json_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def fresh_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="codepilot-restore-"))
+
+
+def test_seed_templates_uploads_every_starter(s3):
+    result = sync_command(s3, "seed-templates")
+    assert "flask:" in result.stdout
+    keys = s3.keys(BUCKET, f"{PREFIX}/templates/")
+    for name in ("python", "flask", "node-express", "react-vite"):
+        local = {
+            path.relative_to(starter_dir(name)).as_posix()
+            for path in starter_dir(name).rglob("*")
+            if path.is_file()
+        }
+        assert {f"{PREFIX}/templates/{name}/{path}" for path in local} <= keys
+    assert f"{PREFIX}/templates/react-vite/vite.config.js" in keys
+
+
+def test_first_start_copies_the_template_then_restores_with_progress(s3):
+    s3.client(direct=True).put_object(
+        Bucket=BUCKET, Key=f"{PREFIX}/templates/flask/EXTRA.md", Body=b"from the bucket"
+    )
+    root = fresh_dir()
+    result = sync_command(
+        s3,
+        "restore",
+        "--root",
+        str(root),
+        "--template",
+        "flask",
+        "--progress",
+        "json",
+        server_name="lab",
+    )
+    events = json_lines(result.stdout)
+    assert events[-1]["event"] == "done"
+    assert events[-1]["template"] == "flask"
+    progress = [event for event in events if event["event"] == "progress"]
+    assert progress and progress[-1]["done"] == progress[-1]["total"] == events[-1]["total"]
+    assert all(event["done"] <= event["total"] for event in progress)
+    # The bucket's template wins over the packaged one.
+    assert (root / "EXTRA.md").read_text() == "from the bucket"
+    assert (root / "app.py").read_text() == (starter_dir("flask") / "app.py").read_text()
+    keys = s3.keys(BUCKET, f"{PREFIX}/users/carol/lab/")
+    assert f"{PREFIX}/users/carol/lab/app.py" in keys
+    assert f"{PREFIX}/users/carol/lab/.s3keep" in keys
+
+
+def test_packaged_starter_when_the_bucket_has_none(s3):
+    root = fresh_dir()
+    sync_command(
+        s3,
+        "restore",
+        "--root",
+        str(root),
+        "--template",
+        "python",
+        "--s3-prefix",
+        "other",
+        user="dan",
+    )
+    assert (root / "main.py").read_text() == (starter_dir("python") / "main.py").read_text()
+    assert "other/users/dan/default/main.py" in s3.keys(BUCKET, "other/")
+
+
+def test_unknown_template_is_a_clear_error(s3):
+    result = sync_command(
+        s3,
+        "restore",
+        "--root",
+        str(fresh_dir()),
+        "--template",
+        "cobol",
+        "--progress",
+        "json",
+        user="erin",
+        check=False,
+    )
+    assert result.returncode == 1
+    last = json_lines(result.stdout)[-1]
+    assert last["event"] == "error" and "cobol" in last["message"]
+
+
+def test_incremental_restore_fetches_only_what_changed(s3):
+    client = s3.client(direct=True)
+    keys = f"{PREFIX}/users/frank/default/"
+    for number in range(50):
+        client.put_object(Bucket=BUCKET, Key=f"{keys}src/f{number}.txt", Body=b"v1 %d" % number)
+    root = fresh_dir()
+    first = json_lines(
+        sync_command(s3, "restore", "--root", str(root), "--progress", "json", user="frank").stdout
+    )[-1]
+    assert first["downloaded"] == 50 and first["total"] == 50
+
+    client.put_object(Bucket=BUCKET, Key=f"{keys}src/f7.txt", Body=b"v2")
+    client.delete_object(Bucket=BUCKET, Key=f"{keys}src/f8.txt")
+    (root / "src" / "f9.txt").write_text("edited locally")  # S3 still has v1
+    (root / "mine.txt").write_text("new locally")
+    second = json_lines(
+        sync_command(s3, "restore", "--root", str(root), "--progress", "json", user="frank").stdout
+    )[-1]
+    assert second["downloaded"] == 1
+    assert second["removed"] == 1
+    assert second["unchanged"] == 47
+    assert second["local_changes"] == 1
+    assert (root / "src" / "f7.txt").read_text() == "v2"
+    assert not (root / "src" / "f8.txt").exists()
+    assert (root / "src" / "f9.txt").read_text() == "edited locally"
+    assert (root / "mine.txt").read_text() == "new locally"
+
+    status = json.loads(sync_command(s3, "status", "--root", str(root), user="frank").stdout)
+    assert status["to_push"] == ["mine.txt", "src/f9.txt"]
+    assert status["to_restore"] == []
+
+    sync_command(s3, "push", "--root", str(root), user="frank")
+    assert s3.read(BUCKET, f"{keys}src/f9.txt") == b"edited locally"
+    assert s3.read(BUCKET, f"{keys}mine.txt") == b"new locally"
+    status = json.loads(sync_command(s3, "status", "--root", str(root), user="frank").stdout)
+    assert status["to_push"] == [] and status["in_sync"] == 50
+
+
+def test_restore_without_a_manifest_compares_content(s3):
+    client = s3.client(direct=True)
+    keys = f"{PREFIX}/users/gina/default/"
+    client.put_object(Bucket=BUCKET, Key=f"{keys}same.txt", Body=b"same")
+    client.put_object(Bucket=BUCKET, Key=f"{keys}differs.txt", Body=b"remote")
+    root = fresh_dir()
+    (root / "same.txt").write_text("same")
+    (root / "differs.txt").write_text("locall")  # same size, other bytes
+    done = json_lines(
+        sync_command(s3, "restore", "--root", str(root), "--progress", "json", user="gina").stdout
+    )[-1]
+    assert done["unchanged"] == 1 and done["downloaded"] == 1
+    assert (root / "differs.txt").read_text() == "remote"
+
+
+def test_hostile_object_keys_never_leave_the_workspace(s3):
+    client = s3.client(direct=True)
+    keys = f"{PREFIX}/users/hank/default/"
+    client.put_object(Bucket=BUCKET, Key=f"{keys}../../escape.txt", Body=b"x")
+    client.put_object(Bucket=BUCKET, Key=f"{keys}ok.txt", Body=b"ok")
+    parent = fresh_dir()
+    root = parent / "ws"
+    result = sync_command(
+        s3, "restore", "--root", str(root), "--progress", "json", user="hank", check=False
+    )
+    assert result.returncode == 1  # reported, not silently skipped
+    assert (root / "ok.txt").read_text() == "ok"
+    assert not (parent / "escape.txt").exists()
+    assert not (parent.parent / "escape.txt").exists()
+
+
+def test_s3_unreachable_is_reported_as_such(s3):
+    with s3.outage():
+        result = sync_command(
+            s3,
+            "restore",
+            "--root",
+            str(fresh_dir()),
+            "--progress",
+            "json",
+            user="ivan",
+            check=False,
+        )
+    assert result.returncode == 1
+    last = json_lines(result.stdout)[-1]
+    assert last["event"] == "error" and "S3 is unreachable" in last["message"]
+
+
+def test_missing_bucket_setting_is_a_clear_error(s3):
+    result = sync_command(s3, "push", env={"CODEPILOT_S3_BUCKET": ""}, check=False)
+    assert result.returncode != 0
+    assert "CODEPILOT_S3_BUCKET" in result.stderr
