@@ -23,6 +23,21 @@ from .workspaces import (
     workspace_path,
 )
 
+# The standard AWS credential chain, which servers that keep workspaces in S3 need.
+AWS_VARIABLES = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CA_BUNDLE",
+]
+
 
 class CodePilotLocalSpawner(LocalProcessSpawner):
     """Starts a user server as a local process, as its own Unix user when the hub is root.
@@ -283,6 +298,10 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         if self.template:
             settings["template"] = self.template
         env.update(codepilot_environment(settings))
+        if settings.get("s3_bucket"):
+            # One machine has no credential broker: servers use the hub's AWS credentials,
+            # so every user can reach the whole bucket (see README, Security).
+            env.update({name: os.environ[name] for name in AWS_VARIABLES if name in os.environ})
         env[TAG_VARIABLE] = self.process_tag
         return env
 

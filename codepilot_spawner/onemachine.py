@@ -28,6 +28,10 @@ AUTOMATION_SCOPES = [
 ]
 
 
+# c.CodePilot settings the hub passes on to every user server, from its own environment.
+SERVER_SETTINGS = ["storage", "s3_bucket", "s3_prefix", "s3_endpoint_url", "s3_region"]
+
+
 class SettingsError(ValueError):
     """A CODEPILOT_* variable has a value the hub cannot use."""
 
@@ -53,6 +57,7 @@ class OneMachineSettings:
     named_server_limit: int
     allow_all: bool
     admin_token: str | None
+    server_settings: dict
 
     @classmethod
     def from_env(cls, env=os.environ) -> "OneMachineSettings":
@@ -69,6 +74,11 @@ class OneMachineSettings:
             named_server_limit=_int(env, "CODEPILOT_NAMED_SERVER_LIMIT", 5),
             allow_all=env.get("CODEPILOT_ALLOW_ALL", "true").lower() in ("1", "true", "yes"),
             admin_token=admin_token,
+            server_settings={
+                name: env[f"CODEPILOT_{name.upper()}"]
+                for name in SERVER_SETTINGS
+                if env.get(f"CODEPILOT_{name.upper()}")
+            },
         )
 
     @property

@@ -39,6 +39,7 @@ c.Authenticator.allow_existing_users = True
 
 c.JupyterHub.spawner_class = "codepilot_spawner.CodePilotLocalSpawner"
 c.CodePilotLocalSpawner.data_dir = str(data_dir)
+c.CodePilotLocalSpawner.codepilot_settings = settings.server_settings
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = settings.named_server_limit
 c.Spawner.http_timeout = 60

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import aiobotocore.session
 import aiohttp
-import botocore.config
 import botocore.exceptions
+from aiobotocore.config import AioConfig
 
 MiB = 1024 * 1024
 
@@ -122,7 +122,7 @@ class S3Store:
         self.part_size = part_size
         self.multipart_threshold = multipart_threshold
         self.max_connections = max_connections
-        self._config = botocore.config.Config(
+        self._config_options = dict(
             max_pool_connections=max_connections,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
@@ -156,12 +156,19 @@ class S3Store:
             if self._client is None:
                 stack = contextlib.AsyncExitStack()
                 session = aiobotocore.session.get_session()
+                config = AioConfig(
+                    **self._config_options,
+                    # aiohttp would resolve names with aiodns, installed with JupyterHub,
+                    # whose pycares keeps a non-daemon thread that stops the server's
+                    # process from exiting after shutdown. getaddrinfo in a thread has none.
+                    connector_args={"resolver": aiohttp.ThreadedResolver()},
+                )
                 self._client = await stack.enter_async_context(
                     session.create_client(
                         "s3",
                         endpoint_url=self.endpoint_url,
                         region_name=self.region,
-                        config=self._config,
+                        config=config,
                     )
                 )
                 self._stack = stack

@@ -6,7 +6,9 @@ concurrently and retries failures with backoff.
 """
 
 import asyncio
+import contextlib
 import os
+import threading
 
 import watchfiles
 
@@ -35,16 +37,17 @@ async def watch_workspace(
     debounce_ms: int = 400,
     step_ms: int = 50,
 ) -> None:
-    """Schedule every created, changed or deleted workspace path until ``stop_event``."""
-    async for changes in watchfiles.awatch(
-        sync.root,
-        watch_filter=workspace_filter(sync),
-        debounce=debounce_ms,
-        step=step_ms,
-        stop_event=stop_event,
-        recursive=True,
-        ignore_permission_denied=True,
-    ):
+    """Schedule every created, changed or deleted workspace path until ``stop_event``.
+
+    watchfiles' blocking iterator runs in a daemon thread of its own: its async iterator
+    would use AnyIO worker threads, which are not daemons and keep the server's process
+    alive after jupyter-server has shut down.
+    """
+    loop = asyncio.get_running_loop()
+    stop_thread = threading.Event()
+    finished = loop.create_future()
+
+    def schedule(changes) -> None:
         relpaths = {relative_posix(sync.root, path) for _, path in changes}
         relpaths.discard(None)
         relpaths.discard("")
@@ -52,3 +55,39 @@ async def watch_workspace(
             sync.reload_rules()
         # Parents first, so a new folder's marker goes up before its files.
         sync.schedule(sorted(relpaths, key=lambda relpath: relpath.count("/")))
+
+    def settle(error: BaseException | None) -> None:
+        if finished.done():
+            return
+        if error is None:
+            finished.set_result(None)
+        else:
+            finished.set_exception(error)
+
+    def watch() -> None:
+        error = None
+        try:
+            for changes in watchfiles.watch(
+                sync.root,
+                watch_filter=workspace_filter(sync),
+                debounce=debounce_ms,
+                step=step_ms,
+                stop_event=stop_thread,
+                recursive=True,
+                ignore_permission_denied=True,
+            ):
+                loop.call_soon_threadsafe(schedule, changes)
+        except Exception as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=watch, name="codepilot-watcher", daemon=True).start()
+    stopped = asyncio.ensure_future(stop_event.wait())
+    try:
+        await asyncio.wait([stopped, finished], return_when=asyncio.FIRST_COMPLETED)
+        if finished.done():
+            finished.result()  # the watcher failed: raise why
+    finally:
+        stop_thread.set()
+        stopped.cancel()
