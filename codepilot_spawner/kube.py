@@ -18,6 +18,7 @@ from traitlets import Dict, Enum, Int, List, Unicode, default
 from . import objects
 from .credentials import MODES, STS, CredentialMinter, S3Settings, credentials_environment
 from .environment import codepilot_environment
+from .servernames import check_server_name
 
 # Variables that hold secrets: they reach containers from the server's Secret only.
 TOKEN_KEYS = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
@@ -293,6 +294,10 @@ class CodePilotSpawner(KubeSpawner):
         )
 
     # --- hooks ----------------------------------------------------------------------------
+
+    async def start(self):
+        check_server_name(self.name)
+        return await super().start()
 
     async def get_pod_manifest(self):
         pod = await super().get_pod_manifest()

@@ -14,6 +14,7 @@ from traitlets import Bool, Dict, Float, List, Unicode, default
 from .environment import codepilot_environment
 from .processes import TAG_VARIABLE, end_tagged_processes
 from .progress import ProgressLog
+from .servernames import check_server_name
 from .templates import STARTER_TEMPLATES, chosen_template, template_form
 from .unixusers import ensure_unix_user, unix_username
 from .workspaces import (
@@ -99,7 +100,8 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
 
     @default("options_from_form")
     def _default_options_from_form(self):
-        return "simple"
+        # What the string "simple" selects when set in config; defaults are not validated.
+        return self._simple_options_from_form
 
     @default("apply_user_options")
     def _default_apply_user_options(self):
@@ -158,6 +160,7 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
     # --- start and stop ---------------------------------------------------------------
 
     async def start(self):
+        check_server_name(self.name)
         self._progress_log = ProgressLog()
         try:
             self._progress_log.report(10, "Preparing your workspace")
@@ -207,7 +210,7 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
     async def _prepare_workspace(self):
         data_dir = Path(self.data_dir)
         if self.isolated:
-            self._progress_log.report(20, f"Setting up Unix account {self.unix_name}")
+            self._progress_log.report(20, "Setting up your account")
             account = await ensure_unix_user(
                 self.unix_name, str(self.home), comment=f"Code Pilot user {self.user.name}"
             )

@@ -54,7 +54,8 @@ def launcher_entry() -> dict:
             "title": "Preview",
             "path_info": "preview/",
             "icon_path": str(ICON_PATH),
-            "category": "Other",
+            # JupyterLab draws these tiles' icons only in the Notebook and Console rows.
+            "category": "Notebook",
         },
         "new_browser_tab": True,
     }

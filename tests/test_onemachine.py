@@ -423,3 +423,26 @@ def test_an_unknown_template_is_refused_with_the_choices(hub):
     assert response.status_code == 400
     assert "choose one of: python, flask, node-express, react-vite" in response.json()["message"]
     assert "bad" not in hub.api("GET", "/users/erin").json()["servers"]
+
+
+def test_the_spawn_form_starts_a_server_from_the_chosen_template(hub):
+    hub.create_user("hana")
+    browser = login(hub, "hana")
+    xsrf = browser.cookies["_xsrf"]
+    submitted = browser.post(
+        f"{hub.url}/hub/spawn/hana/starter",
+        data={"template": "python", "_xsrf": xsrf},
+        allow_redirects=False,
+    )
+    assert submitted.status_code == 302, submitted.text[:500]
+    hub.wait_ready("hana", "starter")
+    assert (hub.data_dir / "workspaces" / "hana" / "starter" / "main.py").exists()
+    hub.stop_server("hana", "starter")
+
+
+@pytest.mark.parametrize("name", ["api", "lab", "preview", "terminals"])
+def test_server_names_that_shadow_server_routes_are_refused(hub, name):
+    hub.create_user("hana")
+    response = hub.api("POST", f"/users/hana/servers/{name}")
+    assert response.status_code == 400
+    assert "it is a path of your default server" in response.json()["message"]
