@@ -229,12 +229,15 @@ def start_s3_server(relay: bool = True, timeout: float = 30) -> S3Server:
     return S3Server(endpoint_url, moto_url, process, tcp_relay)
 
 
-def s3_server_fixture(scope: str = "module", relay: bool = True):
-    """A pytest fixture that yields a running ``S3Server``: ``s3 = s3_server_fixture()``."""
+def s3_server_fixture(scope: str = "module", relay: bool = True, buckets: tuple[str, ...] = ()):
+    """A pytest fixture that yields a running ``S3Server`` with ``buckets`` made:
+    ``s3 = s3_server_fixture(buckets=("workspaces",))``."""
 
     @pytest.fixture(scope=scope)
     def s3_server():
         server = start_s3_server(relay=relay)
+        for bucket in buckets:
+            server.create_bucket(bucket)
         yield server
         server.stop()
 

@@ -7,17 +7,12 @@ import pytest
 import requests
 
 from .hubtools import start_hub, wait_until
-from .s3server import start_s3_server
+from .s3server import s3_server_fixture
 
 BUCKET = "classroom"
 
 
-@pytest.fixture(scope="module")
-def s3():
-    server = start_s3_server()
-    server.create_bucket(BUCKET)
-    yield server
-    server.stop()
+s3 = s3_server_fixture(buckets=(BUCKET,))
 
 
 @pytest.fixture(scope="module")

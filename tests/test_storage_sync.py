@@ -19,7 +19,7 @@ import requests
 
 from .hubtools import run_in_terminal, wait_until
 from .jupyterserver import open_terminal, start_jupyter_server
-from .s3server import start_s3_server
+from .s3server import s3_server_fixture
 
 BUCKET = "workspaces"
 PREFIX = "cp"
@@ -27,12 +27,7 @@ USER = "alice"
 KEYS = f"{PREFIX}/users/{USER}/default/"
 
 
-@pytest.fixture(scope="module")
-def s3():
-    server = start_s3_server()
-    server.create_bucket(BUCKET)
-    yield server
-    server.stop()
+s3 = s3_server_fixture(buckets=(BUCKET,))
 
 
 @pytest.fixture(scope="module")

@@ -8,23 +8,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from server_extension.starters import starter_dir
 
 from .hubtools import REPO_ROOT
-from .s3server import start_s3_server
+from .s3server import s3_server_fixture
 
 BUCKET = "cli-workspaces"
 PREFIX = "cp"
 
 
-@pytest.fixture(scope="module")
-def s3():
-    server = start_s3_server()
-    server.create_bucket(BUCKET)
-    yield server
-    server.stop()
+s3 = s3_server_fixture(buckets=(BUCKET,))
 
 
 def sync_command(s3, *args, user="carol", server_name="", check=True, env=None):

@@ -11,24 +11,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
 from server_extension.storage import layout
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 
 from .jupyterserver import start_jupyter_server
-from .s3server import start_s3_server
+from .s3server import s3_server_fixture
 
 BUCKET = "lifecycle"
 
 
-@pytest.fixture(scope="module")
-def s3():
-    server = start_s3_server()
-    server.create_bucket(BUCKET)
-    yield server
-    server.stop()
+s3 = s3_server_fixture(buckets=(BUCKET,))
 
 
 def server_env(s3, user: str) -> dict:
