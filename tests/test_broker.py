@@ -26,7 +26,7 @@ from .hubtools import (
     start_hub,
     wait_until,
 )
-from .s3server import CREDENTIALS, start_s3_server
+from .s3server import CREDENTIALS, s3_server_fixture
 
 BUCKET = "workspaces"
 VALUES = {"hub": {"groups": {"class-a": {"teachers": ["tina"], "students": ["alice", "bob"]}}}}
@@ -54,11 +54,7 @@ c.Spawner.environment = {
 """
 
 
-@pytest.fixture(scope="module")
-def moto():
-    server = start_s3_server(relay=False)
-    yield server
-    server.stop()
+moto = s3_server_fixture(relay=False, buckets=(BUCKET,))
 
 
 @pytest.fixture(scope="module")

@@ -46,10 +46,9 @@ def server(s3):
 
 @pytest.fixture(scope="module")
 def terminal(server):
-    ws = open_terminal(server)
-    run_in_terminal(ws, f"cd {server.root} && echo READY", "READY")
-    yield ws
-    ws.close()
+    with open_terminal(server) as ws:
+        run_in_terminal(ws, f"cd {server.root} && echo READY", "READY")
+        yield ws
 
 
 def s3_object(s3, relpath: str) -> bytes | None:
