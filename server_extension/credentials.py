@@ -15,6 +15,8 @@ import logging
 import os
 from datetime import UTC, datetime, timedelta
 
+from aiobotocore.credentials import AioRefreshableCredentials
+from botocore.credentials import CredentialProvider
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 URL_VARIABLE = "CODEPILOT_CREDENTIALS_URL"
@@ -164,3 +166,39 @@ class CredentialRefresher:
             except CredentialsUnavailable as error:
                 failures += 1
                 log.warning("S3 credential renewal failed (attempt %d): %s", failures, error)
+
+
+class BrokerCredentialProvider(CredentialProvider):
+    """aiobotocore credential provider backed by a ``CredentialRefresher``.
+
+    Put first in a session's chain (``insert_before("env", ...)``), it hands the S3 client
+    credentials that botocore itself refreshes through the broker before they expire.
+    """
+
+    METHOD = "codepilot-broker"
+    CANONICAL_NAME = "codepilot-broker"
+
+    def __init__(self, refresher: CredentialRefresher):
+        super().__init__()
+        self.refresher = refresher
+
+    async def load(self):
+        return AioRefreshableCredentials.create_from_metadata(
+            metadata=await self.refresher.current(),
+            refresh_using=self.refresher.current,
+            method=self.METHOD,
+        )
+
+
+def use_broker_credentials(session, environ=os.environ) -> bool:
+    """Make an aiobotocore session renew its credentials at the broker, when there is one.
+
+    Returns False where the server has no broker (one machine, static keys): the standard
+    AWS chain applies.
+    """
+    refresher = CredentialRefresher.from_environ(environ)
+    if refresher is None:
+        return False
+    resolver = session.get_component("credential_provider")
+    resolver.insert_before("env", BrokerCredentialProvider(refresher))
+    return True

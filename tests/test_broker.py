@@ -79,6 +79,10 @@ def broker_hub(moto):
             "TEST_VALUES": json.dumps(VALUES),
             "TEST_BROKER_URL": broker_url,
             "TEST_CREDENTIALS_URL": f"{broker_url}/services/{SERVICE_NAME}/api/credentials",
+            # Workspaces sync to S3, with the credentials each server gets from the broker.
+            "CODEPILOT_S3_BUCKET": BUCKET,
+            "CODEPILOT_S3_PREFIX": "codepilot",
+            "CODEPILOT_S3_ENDPOINT_URL": moto.moto_url,
         },
     )
     for name in ("alice", "bob", "tina", "carol"):
@@ -167,6 +171,25 @@ def test_server_renews_with_its_own_token(broker_hub):
         )
         output = run_in_terminal(ws, command, "END-OF-IT", timeout=60)
     assert "RENEWED-1 " in output, output
+
+
+def test_workspace_sync_uses_the_servers_broker_credentials(broker_hub, moto):
+    def minted_for_alice():
+        return broker_hub.log().count("Minted S3 credentials for alice")
+
+    before = minted_for_alice()
+    token = broker_hub.user_token("alice")
+    broker_hub.start_server("alice", "synced")
+    saved = requests.put(
+        f"{broker_hub.server_url('alice', 'synced')}api/contents/brokered.txt",
+        headers={"Authorization": f"token {token}"},
+        json={"type": "file", "format": "text", "content": "via the broker"},
+        timeout=30,
+    )
+    assert saved.status_code == 201, saved.text
+    assert moto.read(BUCKET, "codepilot/users/alice/synced/brokered.txt") == b"via the broker"
+    # The restore before the start and the server's own S3 client asked the broker.
+    assert minted_for_alice() >= before + 2
 
 
 def test_teacher_reaches_students_servers_only(broker_hub):

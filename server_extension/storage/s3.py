@@ -20,6 +20,8 @@ import aiohttp
 import botocore.exceptions
 from aiobotocore.config import AioConfig
 
+from ..credentials import use_broker_credentials
+
 MiB = 1024 * 1024
 
 # Errors that mean S3 could not be reached, as opposed to S3 answering "no".
@@ -156,6 +158,7 @@ class S3Store:
             if self._client is None:
                 stack = contextlib.AsyncExitStack()
                 session = aiobotocore.session.get_session()
+                use_broker_credentials(session)
                 config = AioConfig(
                     **self._config_options,
                     # aiohttp would resolve names with aiodns, installed with JupyterHub,
