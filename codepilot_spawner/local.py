@@ -24,11 +24,11 @@ from .workspaces import (
     workspace_path,
 )
 
-# The standard AWS credential chain, which servers that keep workspaces in S3 need.
+# The standard AWS settings, which servers that keep workspaces in S3 need; the keys are
+# passed only when there is no credential broker.
+AWS_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
 AWS_VARIABLES = [
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
+    *AWS_KEYS,
     "AWS_DEFAULT_REGION",
     "AWS_REGION",
     "AWS_PROFILE",
@@ -73,6 +73,13 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         help="""``c.CodePilot`` settings for every user server, by trait name (for example
         ``{"preview_port": 3000}``); passed as ``CODEPILOT_*`` environment variables.
         The preview port is picked per server and overrides any value here.""",
+    ).tag(config=True)
+
+    credentials_url = Unicode(
+        "",
+        help="""URL of the credential broker's ``api/credentials`` endpoint. When set,
+        servers get STS credentials for their own user's prefix from it (with their own
+        token) instead of the hub's AWS keys.""",
     ).tag(config=True)
 
     process_grace = Float(
@@ -302,9 +309,13 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
             settings["template"] = self.template
         env.update(codepilot_environment(settings))
         if settings.get("s3_bucket"):
-            # One machine has no credential broker: servers use the hub's AWS credentials,
-            # so every user can reach the whole bucket (see README, Security).
-            env.update({name: os.environ[name] for name in AWS_VARIABLES if name in os.environ})
+            passed = AWS_VARIABLES
+            if self.credentials_url:
+                env["CODEPILOT_CREDENTIALS_URL"] = self.credentials_url
+                passed = [name for name in AWS_VARIABLES if name not in AWS_KEYS]
+            # Without a broker, servers use the hub's AWS keys: every user can reach the
+            # whole bucket (see README, Security).
+            env.update({name: os.environ[name] for name in passed if name in os.environ})
         env[TAG_VARIABLE] = self.process_tag
         return env
 

@@ -52,6 +52,7 @@ class OneMachineSettings:
     port: int
     hub_port: int
     proxy_api_port: int
+    broker_port: int
     data_dir: Path
     admin_user: str
     named_server_limit: int
@@ -69,21 +70,34 @@ class OneMachineSettings:
             port=_int(env, "CODEPILOT_PORT", 8000),
             hub_port=_int(env, "CODEPILOT_HUB_PORT", 8081),
             proxy_api_port=_int(env, "CODEPILOT_PROXY_API_PORT", 8001),
+            broker_port=_int(env, "CODEPILOT_BROKER_PORT", 8082),
             data_dir=Path(env.get("CODEPILOT_DATA_DIR", ".codepilot")).resolve(),
             admin_user=env.get("CODEPILOT_ADMIN_USER", "admin"),
             named_server_limit=_int(env, "CODEPILOT_NAMED_SERVER_LIMIT", 5),
             allow_all=env.get("CODEPILOT_ALLOW_ALL", "true").lower() in ("1", "true", "yes"),
             admin_token=admin_token,
-            server_settings={
-                name: env[f"CODEPILOT_{name.upper()}"]
-                for name in SERVER_SETTINGS
-                if env.get(f"CODEPILOT_{name.upper()}")
-            },
+            server_settings=server_settings(env),
         )
 
     @property
     def url(self) -> str:
         return f"http://{self.ip}:{self.port}"
+
+
+def server_settings(env) -> dict:
+    """The ``c.CodePilot`` settings the hub passes on, from its ``CODEPILOT_*`` variables.
+
+    With a bucket, the prefix defaults to ``codepilot``, as on Kubernetes and in the
+    credential broker's policies.
+    """
+    settings = {
+        name: env[f"CODEPILOT_{name.upper()}"]
+        for name in SERVER_SETTINGS
+        if env.get(f"CODEPILOT_{name.upper()}")
+    }
+    if settings.get("s3_bucket") and "CODEPILOT_S3_PREFIX" not in env:
+        settings["s3_prefix"] = "codepilot"
+    return settings
 
 
 def read_or_create_secret(path: Path, nbytes: int) -> str:

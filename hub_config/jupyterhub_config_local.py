@@ -2,6 +2,8 @@
 # Every setting comes from a CODEPILOT_* variable; see the README's configuration table.
 import os
 
+from codepilot_spawner import broker
+from codepilot_spawner.credentials import S3Settings
 from codepilot_spawner.onemachine import (
     REPO_ROOT,
     OneMachineSettings,
@@ -45,10 +47,26 @@ c.JupyterHub.named_server_limit_per_user = settings.named_server_limit
 c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 120
 
+services, roles = [], []
 if settings.admin_token:
     service, role = automation_service(settings.admin_token)
-    c.JupyterHub.services = [service]
-    c.JupyterHub.load_roles = [role]
+    services.append(service)
+    roles.append(role)
+
+if settings.server_settings.get("s3_bucket") and os.environ.get("CODEPILOT_S3_ROLE_ARN"):
+    # Per-user S3 credentials: the broker mints STS credentials scoped to each user's
+    # prefix, and servers never see the hub's own keys.
+    s3 = S3Settings.from_environ()
+    broker_url = f"http://127.0.0.1:{settings.broker_port}"
+    service, broker_roles, server_scopes = broker.hub_service(broker_url, s3)
+    services.append(service)
+    roles.extend(broker_roles)
+    c.Spawner.server_token_scopes = server_scopes
+    c.CodePilotLocalSpawner.credentials_url = (
+        f"{broker_url}/services/{broker.SERVICE_NAME}/api/credentials"
+    )
+c.JupyterHub.services = services
+c.JupyterHub.load_roles = roles
 
 # Local extra settings (not in the repository) go last, so they win.
 extra = os.environ.get("CODEPILOT_HUB_EXTRA_CONFIG")

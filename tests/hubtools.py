@@ -132,6 +132,7 @@ def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: fl
         "CODEPILOT_PORT": str(port),
         "CODEPILOT_HUB_PORT": str(free_port()),
         "CODEPILOT_PROXY_API_PORT": str(free_port()),
+        "CODEPILOT_BROKER_PORT": str(free_port()),
         "CODEPILOT_ADMIN_TOKEN": token,
         "CODEPILOT_PASSWORD": "class-password",
         **(env or {}),

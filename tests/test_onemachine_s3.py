@@ -2,6 +2,7 @@
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -93,3 +94,32 @@ def test_saves_reach_s3_and_survive_a_lost_disk(s3_hub, s3):
     ).json()
     assert status["storage"] == "sync"
     assert status["location"] == f"s3://{BUCKET}/course/users/grace/default/"
+
+
+def test_with_a_role_each_server_gets_its_own_credentials_not_the_hubs(s3):
+    hub = start_hub(
+        env={
+            **s3.env,
+            "CODEPILOT_S3_BUCKET": BUCKET,
+            "CODEPILOT_S3_ENDPOINT_URL": s3.moto_url,
+            "CODEPILOT_S3_ROLE_ARN": "arn:aws:iam::123456789012:role/codepilot-users",
+        }
+    )
+    try:
+        hub.create_user("ivan")
+        server = hub.start_server("ivan")
+        token = hub.user_token("ivan")
+        saved = requests.put(
+            f"{hub.server_url('ivan')}api/contents/mine.txt",
+            headers={"Authorization": f"token {token}"},
+            json={"type": "file", "format": "text", "content": "scoped"},
+        )
+        assert saved.status_code == 201, saved.text
+        assert s3.read(BUCKET, "codepilot/users/ivan/default/mine.txt") == b"scoped"
+        raw = Path(f"/proc/{server['state']['pid']}/environ").read_text()
+        environ = dict(entry.split("=", 1) for entry in raw.split("\0") if "=" in entry)
+        assert "AWS_SECRET_ACCESS_KEY" not in environ
+        assert environ["CODEPILOT_CREDENTIALS_URL"].endswith("/api/credentials")
+        assert "Minted S3 credentials for ivan" in hub.log()
+    finally:
+        hub.stop()
