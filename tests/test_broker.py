@@ -19,7 +19,6 @@ from codepilot_spawner.broker import SERVICE_NAME
 from codepilot_spawner.credentials import S3Settings
 
 from .hubtools import (
-    free_port,
     make_data_dir,
     open_terminal,
     run_in_terminal,
@@ -31,26 +30,19 @@ from .s3server import CREDENTIALS, s3_server_fixture
 BUCKET = "workspaces"
 VALUES = {"hub": {"groups": {"class-a": {"teachers": ["tina"], "students": ["alice", "bob"]}}}}
 
+# The one-machine config runs the broker (a bucket and a role are set); the classroom
+# comes from Helm-style values, as on Kubernetes.
 EXTRA_CONFIG = """
 import json
 import os
 
-from codepilot_spawner import broker
-from codepilot_spawner.credentials import S3Settings
 from codepilot_spawner.values import classroom_groups, teacher_roles
 
 values = json.loads(os.environ["TEST_VALUES"])
-settings = S3Settings.from_environ()
-service, roles, server_scopes = broker.hub_service(os.environ["TEST_BROKER_URL"], settings)
 # A sub-config extends the lists of the main config (traitlets merges them).
-c.JupyterHub.services.append(service)
-c.JupyterHub.load_roles.extend([*roles, *teacher_roles(values)])
+c.JupyterHub.load_roles.extend(teacher_roles(values))
 c.JupyterHub.load_groups = classroom_groups(values)
-c.Spawner.server_token_scopes = server_scopes
-c.Spawner.environment = {
-    "CODEPILOT_CREDENTIALS_URL": os.environ["TEST_CREDENTIALS_URL"],
-    "JUPYTERHUB_ACTIVITY_INTERVAL": "1",
-}
+c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": "1"}
 """
 
 
@@ -68,8 +60,7 @@ def broker_hub(moto):
         role_arn="arn:aws:iam::123456789012:role/codepilot-users",
         duration_seconds=900,
     )
-    broker_url = f"http://127.0.0.1:{free_port()}"
-    # Hub URL is known only once it runs; the proxy routes the service path to the broker.
+    # A bucket and a role: the one-machine config starts the broker.
     hub = start_hub(
         data_dir,
         env={
@@ -77,12 +68,6 @@ def broker_hub(moto):
             **settings.to_environ(),
             "CODEPILOT_HUB_EXTRA_CONFIG": str(extra),
             "TEST_VALUES": json.dumps(VALUES),
-            "TEST_BROKER_URL": broker_url,
-            "TEST_CREDENTIALS_URL": f"{broker_url}/services/{SERVICE_NAME}/api/credentials",
-            # Workspaces sync to S3, with the credentials each server gets from the broker.
-            "CODEPILOT_S3_BUCKET": BUCKET,
-            "CODEPILOT_S3_PREFIX": "codepilot",
-            "CODEPILOT_S3_ENDPOINT_URL": moto.moto_url,
         },
     )
     for name in ("alice", "bob", "tina", "carol"):
