@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from server_extension.storage import layout
+from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 
@@ -111,3 +112,15 @@ def test_sigterm_during_an_outage_names_what_was_not_flushed_and_loses_nothing(s
             time.sleep(0.2)
     finally:
         server.stop()
+
+
+async def test_a_flush_cut_short_still_names_every_file_it_left(s3):
+    root = Path(tempfile.mkdtemp(prefix="codepilot-flush-"))
+    (root / "first.txt").write_text("one")
+    (root / "second.txt").write_text("two")
+    async with S3Store(BUCKET, s3.endpoint_url, connect_timeout=1) as store:
+        sync = WorkspaceSync(root, store, layout.workspace_prefix("", "nina"))
+        with s3.outage():
+            left = await sync.flush(time_limit=0.05)
+    assert left == ["first.txt", "second.txt"]
+    assert sync.status.unflushed == left

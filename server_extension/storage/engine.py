@@ -178,6 +178,21 @@ class WorkspaceSync:
         paths = [*sorted(tree.dirs), *tree.files, *gone, *gone_folders]
         return await self._push_many(paths, force)
 
+    def unsynced_files(self) -> list[str]:
+        """Files on disk that S3 does not hold as they are, by the manifest (no S3 call)."""
+        tree = scan_local(self.root, self.rules)
+        changed = [
+            relpath
+            for relpath, info in tree.files.items()
+            if not ((entry := self.manifest.get(relpath)) and entry.matches_stat(info))
+        ]
+        gone = [
+            relpath
+            for relpath in self.manifest.entries
+            if not layout.is_dir_keep(relpath) and relpath not in tree.files
+        ]
+        return sorted([*changed, *gone])
+
     async def _push_many(self, paths, force: bool = False) -> dict[str, S3Error]:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._concurrency)
@@ -317,7 +332,9 @@ class WorkspaceSync:
             failures = await asyncio.wait_for(self.push_tree(""), time_limit)
             left = sorted(failures)
         except TimeoutError:
-            left = self.pending or ["(scan interrupted)"]
+            # The cancelled pushes took their paths out of `pending`: name what is left
+            # from the disk and the manifest instead.
+            left = self.pending or await asyncio.to_thread(self.unsynced_files)
         self.status.unflushed = left
         self.status.state = "stopped"
         try:
