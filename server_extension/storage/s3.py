@@ -76,11 +76,17 @@ def file_etag(path: Path, part_size: int, parts: int = 1) -> str:
     return f"{md5_etag(part_digests)}-{count}"
 
 
-def _read_range(path: Path, offset: int, size: int) -> tuple[bytes, str]:
-    """``size`` bytes of ``path`` from ``offset`` and their Content-MD5 header value."""
+def _read_range(path: Path, offset: int, size: int) -> tuple[bytearray, str]:
+    """``size`` bytes of ``path`` from ``offset`` and their Content-MD5 header value.
+
+    A bytearray, not bytes: botocore wraps a bytes body in a BytesIO, whose buffer aiohttp
+    then copies whole on the event loop (megabytes per part); a bytearray goes out as is.
+    """
+    data = bytearray(size)
     with open(path, "rb") as file:
         file.seek(offset)
-        data = file.read(size)
+        read = file.readinto(data)
+    del data[read:]
     return data, _content_md5(data)
 
 
@@ -260,7 +266,9 @@ class S3Store:
 
     # --- writing -----------------------------------------------------------------------
 
-    async def put_bytes(self, key: str, data: bytes, content_md5: str | None = None) -> str:
+    async def put_bytes(
+        self, key: str, data: bytes | bytearray, content_md5: str | None = None
+    ) -> str:
         client = await self.client()
         if content_md5 is None:
             content_md5 = (
