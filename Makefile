@@ -2,7 +2,7 @@
 # The system Python when it is recent enough: a venv built on it is runnable by the Unix
 # users that isolate user servers (pyenv or conda interpreters often live in private homes).
 PYTHON ?= $(shell for p in /usr/bin/python3 python3; do \
-	$$p -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+	$$p -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 VENV ?= .venv
 BIN := $(VENV)/bin
 CHP := node_modules/.bin/configurable-http-proxy
