@@ -264,18 +264,23 @@ class CodePilotSpawner(KubeSpawner):
                 settings["credentials_url"] = self.credentials_url or None
         return codepilot_environment(settings)
 
+    def _split_env(self) -> tuple[dict, dict]:
+        """(the pod's environment without secrets, the values its Secret holds)."""
+        env = {**super().get_env(), **self.codepilot_env()}
+        return objects.split_secret_env(env, self.server_secret_keys())
+
+    def server_secret_values(self) -> dict:
+        """The secret variables of this start (its API token), as the Secret stores them."""
+        return self._split_env()[1]
+
     def get_env(self):
-        env = super().get_env()
-        env.update(self.codepilot_env())
-        keys = self.server_secret_keys()
-        env, self._server_secret_values = objects.split_secret_env(env, keys)
-        env.update(objects.secret_env(self.server_secret_name, keys))
+        env, _ = self._split_env()
+        env.update(objects.secret_env(self.server_secret_name, self.server_secret_keys()))
         return env
 
     async def create_server_secret(self, pod: dict) -> None:
         """Create the server's Secret (owned by its pod); the pod waits for it to start."""
-        self.get_env()  # the token values, as of this start
-        values = dict(self._server_secret_values)
+        values = self.server_secret_values()
         if self.s3_bucket:
             values.update(credentials_environment(await self.minter.mint(self.user.name)))
         missing = set(self.server_secret_keys()) - set(values)

@@ -1,7 +1,6 @@
 """The one-machine spawner: each server is a local process in its own workspace."""
 
 import asyncio
-import json
 import os
 import sys
 import uuid
@@ -13,7 +12,7 @@ from traitlets import Bool, Dict, Float, List, Unicode, default
 
 from .environment import codepilot_environment
 from .processes import TAG_VARIABLE, end_tagged_processes
-from .progress import ProgressLog
+from .progress import ProgressLog, restore_counts, restore_record
 from .servernames import check_server_name
 from .templates import STARTER_TEMPLATES, chosen_template, template_form
 from .unixusers import ensure_unix_user, unix_username
@@ -275,31 +274,32 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         """
         if not (self.codepilot_settings.get("s3_bucket") or self.template):
             return
+        # The chosen template reaches the command as CODEPILOT_TEMPLATE, like the server.
         command = [sys.executable, "-m", "server_extension.sync", "restore", "--progress", "json"]
         command += ["--root", str(self.workspace)]
-        if self.template:
-            command += ["--template", self.template]
         self._progress_log.report(25, "Restoring workspace")
         process = await asyncio.create_subprocess_exec(
             *command,
             env=self.get_env(),
             preexec_fn=self.make_preexec_fn(self.user.name),
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,  # one stream: no pipe can fill up unread
         )
-        last_error = ""
+        error_message = last_line = ""
         async for line in process.stdout:
-            record = parse_progress_line(line)
-            if record.get("event") == "progress" and record.get("total"):
-                done, total = record["done"], record["total"]
+            record = restore_record(line)
+            counts = restore_counts(record)
+            if counts and counts[1]:
+                done, total = counts
                 self._progress_log.report(
                     25 + 20 * done // total, f"Restoring workspace: {done}/{total} files"
                 )
             elif record.get("event") == "error":
-                last_error = record.get("message", "")
-        stderr = (await process.stderr.read()).decode(errors="replace").strip()
+                error_message = record.get("message", "")
+            elif not record and line.strip():
+                last_line = line.decode(errors="replace").strip()
         if await process.wait() != 0:
-            reason = last_error or (stderr.splitlines() or ["no output"])[-1]
+            reason = error_message or last_line or "no output"
             raise RuntimeError(f"Could not restore the workspace: {reason}")
 
     def get_env(self):
@@ -324,12 +324,3 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         if os.geteuid() == 0 and not self.isolated:
             args = [*args, "--ServerApp.allow_root=True"]
         return args
-
-
-def parse_progress_line(line: bytes) -> dict:
-    """One JSON line of ``sync restore --progress json``; {} for anything else."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return {}
-    return record if isinstance(record, dict) else {}

@@ -5,7 +5,6 @@ Plain data in, ``kubernetes_asyncio`` models or dicts out, as in KubeSpawner's o
 """
 
 import base64
-import json
 import re
 
 from kubernetes_asyncio.client.models import (
@@ -17,6 +16,9 @@ from kubernetes_asyncio.client.models import (
     V1Secret,
 )
 
+from . import progress
+from .templates import TEMPLATE_TITLES
+
 RESTORE_CONTAINER = "restore-workspace"
 SERVER_CONTAINER = "notebook"  # KubeSpawner's name; its readiness checks look for it
 WORKSPACE_VOLUME = "workspace"
@@ -25,14 +27,6 @@ NAME_LABEL = "app.kubernetes.io/name"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 SERVER_COMPONENT = "singleuser-server"
-
-# Names shown in the spawn form; a template not listed here shows its own name.
-TEMPLATE_TITLES = {
-    "python": "Python",
-    "flask": "Flask web app",
-    "node-express": "Node.js + Express",
-    "react-vite": "React + Vite",
-}
 
 _SLUG = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _CPU = (int, float)
@@ -289,22 +283,11 @@ def describe_event(event: dict) -> str | None:
 
 
 def restore_counts(log_text: str) -> tuple[int, int] | None:
-    """(files done, files in all) from the last progress line of the restore log.
-
-    ``server_extension.sync restore --progress json`` prints one JSON object per line;
-    progress lines carry integer ``done`` and ``total``. Other lines are skipped.
-    """
+    """(files done, files in all) from the last progress line of the restore log."""
     for line in reversed(log_text.splitlines()):
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        done, total = record.get("done"), record.get("total")
-        if isinstance(done, int) and isinstance(total, int) and 0 <= done <= total:
-            return done, total
+        counts = progress.restore_counts(progress.restore_record(line))
+        if counts:
+            return counts
     return None
 
 

@@ -1,6 +1,7 @@
 """Progress messages a spawner reports while it starts a server."""
 
 import asyncio
+import json
 
 
 class ProgressLog:
@@ -38,3 +39,20 @@ class ProgressLog:
             if self.finished:
                 return
             await changed.wait()
+
+
+def restore_record(line: str | bytes) -> dict:
+    """One line of ``python -m server_extension.sync restore --progress json``; {} else."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def restore_counts(record: dict) -> tuple[int, int] | None:
+    """(files done, files in all) of a progress record, else None."""
+    done, total = record.get("done"), record.get("total")
+    if isinstance(done, int) and isinstance(total, int) and 0 <= done <= total:
+        return done, total
+    return None

@@ -5,6 +5,13 @@ import html
 from tornado import web
 
 STARTER_TEMPLATES = ["python", "flask", "node-express", "react-vite"]
+# Names shown in spawn forms; a template not listed here shows its own name.
+TEMPLATE_TITLES = {
+    "python": "Python",
+    "flask": "Flask web app",
+    "node-express": "Node.js + Express",
+    "react-vite": "React + Vite",
+}
 
 
 def template_form(templates: list[str], chosen: str = "") -> str:

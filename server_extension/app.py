@@ -10,7 +10,7 @@ from traitlets import CaselessStrEnum, Float, Int, Unicode, default
 
 from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
-from .storage import wiring
+from .storage import layout, wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .terminals import WorkspaceTerminalManager, configure_terminals
 
@@ -107,9 +107,7 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
 
     @property
     def workspace_key_prefix(self) -> str:
-        return wiring.workspace_key_prefix(
-            self.s3_prefix, self.workspace_user, self.workspace_server
-        )
+        return layout.workspace_prefix(self.s3_prefix, self.workspace_user, self.workspace_server)
 
     @property
     def preview_url(self) -> str:

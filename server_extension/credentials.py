@@ -3,13 +3,11 @@
 The server starts with credentials from its Secret (``AWS_*`` and
 ``CODEPILOT_S3_CREDENTIALS_EXPIRATION``); before they expire, ``CredentialRefresher``
 fetches fresh ones from the credential broker with the server's own
-``JUPYTERHUB_API_TOKEN``. Storage asks ``await refresher.current()`` whenever it builds
-or refreshes an S3 client; the metadata it returns is botocore's, so it plugs into
-``AioRefreshableCredentials.create_from_metadata(..., refresh_using=refresher.current)``.
+``JUPYTERHUB_API_TOKEN``. ``use_broker_credentials`` puts it first in an aiobotocore
+session's credential chain, and botocore refreshes through it before expiry.
 """
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -50,8 +48,8 @@ class CredentialRefresher:
     """Keeps a server's S3 credentials fresh: renews them ``margin`` before they expire.
 
     ``current()`` returns valid credentials, renewing first if they are within the
-    margin; ``start()`` runs a task that renews ahead of time, so ``current()`` rarely
-    waits. Failed renewals are retried with backoff until the credentials run out.
+    margin. botocore calls it as its refresh function (see ``BrokerCredentialProvider``),
+    so renewal happens when the S3 client next needs credentials.
     """
 
     def __init__(
@@ -60,7 +58,6 @@ class CredentialRefresher:
         api_token: str,
         metadata: dict | None = None,
         margin: timedelta = timedelta(minutes=10),
-        retry_delays: tuple[float, ...] = (2, 5, 15, 30, 60),
         request_timeout: float = 20,
     ):
         self.url = url
@@ -70,10 +67,8 @@ class CredentialRefresher:
         self._effective_margin = margin
         if metadata:
             self._keep(metadata)
-        self.retry_delays = retry_delays
         self.request_timeout = request_timeout
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
         self.renewals = 0
 
     @classmethod
@@ -132,40 +127,6 @@ class CredentialRefresher:
         self._keep(metadata)
         self.renewals += 1
         log.info("Renewed S3 credentials; they expire at %s", metadata["expiry_time"])
-
-    def start(self) -> None:
-        """Renew in the background from now on (needs a running event loop)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._renew_ahead())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    def seconds_until_renewal(self) -> float:
-        expiry = self.expiry
-        if expiry is None:
-            return 0
-        remaining = expiry - self._effective_margin - datetime.now(UTC)
-        return max(0.0, remaining.total_seconds())
-
-    async def _renew_ahead(self) -> None:
-        failures = 0
-        while True:
-            if failures:
-                delay = self.retry_delays[min(failures, len(self.retry_delays)) - 1]
-            else:
-                delay = self.seconds_until_renewal()
-            await asyncio.sleep(delay)
-            try:
-                await self.current()
-                failures = 0
-            except CredentialsUnavailable as error:
-                failures += 1
-                log.warning("S3 credential renewal failed (attempt %d): %s", failures, error)
 
 
 class BrokerCredentialProvider(CredentialProvider):

@@ -184,6 +184,16 @@ def cookie_header(session: requests.Session) -> str:
     return "; ".join(f"{name}={value}" for name, value in session.cookies.items())
 
 
+def save_text(server_url: str, path: str, content: str, headers: dict) -> requests.Response:
+    """Save a text file through the contents API, as the editor does."""
+    return requests.put(
+        f"{server_url}api/contents/{path}",
+        headers=headers,
+        json={"type": "file", "format": "text", "content": content},
+        timeout=30,
+    )
+
+
 def open_terminal(hub: RunningHub, user: str, token: str, server_name: str = ""):
     """Create a terminal through the proxy and connect its websocket."""
     base = hub.server_url(user, server_name)

@@ -11,14 +11,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 import websockets.sync.client
 
-from .hubtools import REPO_ROOT, free_port
+from .hubtools import REPO_ROOT, free_port, wait_until
 
 STOCK_MANAGER = "jupyter_server.services.contents.largefilemanager.AsyncLargeFileManager"
 
@@ -123,19 +122,23 @@ def start_jupyter_server(
             start_new_session=True,
         )
     server = JupyterServer(f"http://127.0.0.1:{port}", token, root, log_path, process)
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def up():
         if process.poll() is not None:
             raise RuntimeError(f"jupyter server exited with {process.returncode}:\n{server.log()}")
         try:
-            if server.api("GET", "/api/status", timeout=5).status_code == 200:
-                return server
+            return server.api("GET", "/api/status", timeout=5).status_code == 200
         except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            server.kill()
-            raise TimeoutError(f"jupyter server did not answer in {timeout}s:\n{server.log()}")
-        time.sleep(0.1)
+            return False
+
+    try:
+        wait_until(up, timeout, 0.1, "the jupyter server to answer")
+    except TimeoutError:
+        server.kill()
+        raise TimeoutError(
+            f"jupyter server did not answer in {timeout}s:\n{server.log()}"
+        ) from None
+    return server
 
 
 def open_terminal(server: JupyterServer):

@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 
 import boto3
@@ -29,18 +28,14 @@ import botocore.config
 import pytest
 import requests
 
+from .hubtools import free_port, wait_until
+
 # moto accepts any credentials; fixed ones keep the standard AWS chain from looking further.
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TcpRelay:
@@ -202,7 +197,7 @@ class S3Server:
 
 def start_s3_server(relay: bool = True, timeout: float = 30) -> S3Server:
     """Start moto's S3 server on a free loopback port and wait until it answers."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         env={**os.environ, **CREDENTIALS},
@@ -211,19 +206,20 @@ def start_s3_server(relay: bool = True, timeout: float = 30) -> S3Server:
         start_new_session=True,
     )
     moto_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def up():
         if process.poll() is not None:
             raise RuntimeError(f"moto server exited with {process.returncode}")
         try:
-            if requests.get(moto_url, timeout=2).status_code < 500:
-                break
+            return requests.get(moto_url, timeout=2).status_code < 500
         except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise TimeoutError(f"moto server did not answer on {moto_url} in {timeout}s")
-        time.sleep(0.1)
+            return False
+
+    try:
+        wait_until(up, timeout, 0.1, f"the moto server on {moto_url}")
+    except TimeoutError:
+        process.kill()
+        raise
     tcp_relay = TcpRelay(port) if relay else None
     endpoint_url = f"http://127.0.0.1:{tcp_relay.port}" if tcp_relay else moto_url
     return S3Server(endpoint_url, moto_url, process, tcp_relay)

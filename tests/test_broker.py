@@ -22,6 +22,7 @@ from .hubtools import (
     make_data_dir,
     open_terminal,
     run_in_terminal,
+    save_text,
     start_hub,
     wait_until,
 )
@@ -165,11 +166,11 @@ def test_workspace_sync_uses_the_servers_broker_credentials(broker_hub, moto):
     before = minted_for_alice()
     token = broker_hub.user_token("alice")
     broker_hub.start_server("alice", "synced")
-    saved = requests.put(
-        f"{broker_hub.server_url('alice', 'synced')}api/contents/brokered.txt",
-        headers={"Authorization": f"token {token}"},
-        json={"type": "file", "format": "text", "content": "via the broker"},
-        timeout=30,
+    saved = save_text(
+        broker_hub.server_url("alice", "synced"),
+        "brokered.txt",
+        "via the broker",
+        {"Authorization": f"token {token}"},
     )
     assert saved.status_code == 201, saved.text
     assert moto.read(BUCKET, "codepilot/users/alice/synced/brokered.txt") == b"via the broker"

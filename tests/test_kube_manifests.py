@@ -336,7 +336,7 @@ async def test_server_secret_holds_what_the_pod_reads(hub_configs, mode):
         "token": "user-session-token" if mode == "sts" else None,
         "expiry_time": "2030-01-01T00:00:00+00:00" if mode == "sts" else None,
     }
-    secret_values = dict(spawner._server_secret_values)
+    secret_values = spawner.server_secret_values()
     if mode != "no-bucket":
         secret_values.update(credentials_environment(minted))
     owner = objects.make_owner_reference(spawner.pod_name, "0c6a3a4e-2d6b-4b5e-9d47-4fd1c1f0a001")

@@ -22,6 +22,7 @@ from .hubtools import (
     login,
     open_terminal,
     run_in_terminal,
+    save_text,
     wait_until,
 )
 
@@ -223,11 +224,7 @@ def test_servers_run_as_different_unix_users(hub, alice, bob):
 @pytest.mark.root
 def test_a_user_cannot_read_another_users_workspace(hub, alice, bob):
     secret = hub.data_dir / "workspaces" / "alice" / "default" / "secret.txt"
-    put = requests.put(
-        f"{alice.url}api/contents/secret.txt",
-        headers=alice.headers,
-        json={"type": "file", "format": "text", "content": "alice only"},
-    )
+    put = save_text(alice.url, "secret.txt", "alice only", alice.headers)
     assert put.status_code in (200, 201)
     assert secret.read_text() == "alice only"
     with open_terminal(hub, bob.name, bob.token) as ws:
@@ -276,11 +273,7 @@ def test_stop_ends_every_process_and_restart_keeps_files(hub):
 def test_named_servers_have_their_own_workspaces(hub, alice):
     hub.start_server("alice", "project1")
     url = hub.server_url("alice", "project1")
-    put = requests.put(
-        f"{url}api/contents/only-here.txt",
-        headers=alice.headers,
-        json={"type": "file", "format": "text", "content": "named"},
-    )
+    put = save_text(url, "only-here.txt", "named", alice.headers)
     assert put.status_code == 201
     named = hub.data_dir / "workspaces" / "alice" / "project1" / "only-here.txt"
     assert named.read_text() == "named"
@@ -291,11 +284,7 @@ def test_named_servers_have_their_own_workspaces(hub, alice):
 def test_renaming_a_named_server_keeps_its_workspace(hub, alice):
     hub.start_server("alice", "draft")
     url = hub.server_url("alice", "draft")
-    requests.put(
-        f"{url}api/contents/plan.md",
-        headers=alice.headers,
-        json={"type": "file", "format": "text", "content": "the plan"},
-    ).raise_for_status()
+    save_text(url, "plan.md", "the plan", alice.headers).raise_for_status()
     hub.stop_server("alice", "draft")
     response = hub.api("PATCH", "/users/alice/servers/draft", json={"name": "final"})
     assert response.status_code == 200, response.text
@@ -346,11 +335,7 @@ def test_path_traversal_in_contents_api_is_refused(hub, alice, path):
 
 def test_writing_outside_the_workspace_is_refused_and_leaves_nothing(hub, alice):
     escape = hub.data_dir / "workspaces" / "alice" / "escaped.txt"
-    response = requests.put(
-        f"{alice.url}api/contents/..%2fescaped.txt",
-        headers=alice.headers,
-        json={"type": "file", "format": "text", "content": "x"},
-    )
+    response = save_text(alice.url, "..%2fescaped.txt", "x", alice.headers)
     assert 400 <= response.status_code < 500
     assert not escape.exists()
 

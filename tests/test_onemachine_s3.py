@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .hubtools import start_hub, wait_until
+from .hubtools import save_text, start_hub, wait_until
 from .s3server import s3_server_fixture
 
 BUCKET = "classroom"
@@ -73,11 +73,7 @@ def test_saves_reach_s3_and_survive_a_lost_disk(s3_hub, s3):
     s3_hub.start_server("grace")
     token = s3_hub.user_token("grace")
     url = s3_hub.server_url("grace")
-    saved = requests.put(
-        f"{url}api/contents/essay.md",
-        headers={"Authorization": f"token {token}"},
-        json={"type": "file", "format": "text", "content": "in S3"},
-    )
+    saved = save_text(url, "essay.md", "in S3", {"Authorization": f"token {token}"})
     assert saved.status_code == 201, saved.text
     assert s3.read(BUCKET, "course/users/grace/default/essay.md") == b"in S3"
 
@@ -109,11 +105,8 @@ def test_with_a_role_each_server_gets_its_own_credentials_not_the_hubs(s3):
         hub.create_user("ivan")
         server = hub.start_server("ivan")
         token = hub.user_token("ivan")
-        saved = requests.put(
-            f"{hub.server_url('ivan')}api/contents/mine.txt",
-            headers={"Authorization": f"token {token}"},
-            json={"type": "file", "format": "text", "content": "scoped"},
-        )
+        headers = {"Authorization": f"token {token}"}
+        saved = save_text(hub.server_url("ivan"), "mine.txt", "scoped", headers)
         assert saved.status_code == 201, saved.text
         assert s3.read(BUCKET, "codepilot/users/ivan/default/mine.txt") == b"scoped"
         raw = Path(f"/proc/{server['state']['pid']}/environ").read_text()

@@ -53,6 +53,25 @@ def fresh_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="codepilot-restore-"))
 
 
+def failed_restore(s3, *options, user: str) -> str:
+    """Restore into a fresh folder that must fail: exit 1, the error as the last line."""
+    result = sync_command(
+        s3,
+        "restore",
+        "--root",
+        str(fresh_dir()),
+        "--progress",
+        "json",
+        *options,
+        user=user,
+        check=False,
+    )
+    assert result.returncode == 1
+    last = json_lines(result.stdout)[-1]
+    assert last["event"] == "error"
+    return last["message"]
+
+
 def test_seed_templates_uploads_every_starter(s3):
     result = sync_command(s3, "seed-templates")
     assert "flask:" in result.stdout
@@ -115,21 +134,7 @@ def test_packaged_starter_when_the_bucket_has_none(s3):
 
 
 def test_unknown_template_is_a_clear_error(s3):
-    result = sync_command(
-        s3,
-        "restore",
-        "--root",
-        str(fresh_dir()),
-        "--template",
-        "cobol",
-        "--progress",
-        "json",
-        user="erin",
-        check=False,
-    )
-    assert result.returncode == 1
-    last = json_lines(result.stdout)[-1]
-    assert last["event"] == "error" and "cobol" in last["message"]
+    assert "cobol" in failed_restore(s3, "--template", "cobol", user="erin")
 
 
 def test_incremental_restore_fetches_only_what_changed(s3):
@@ -203,19 +208,8 @@ def test_hostile_object_keys_never_leave_the_workspace(s3):
 
 def test_s3_unreachable_is_reported_as_such(s3):
     with s3.outage():
-        result = sync_command(
-            s3,
-            "restore",
-            "--root",
-            str(fresh_dir()),
-            "--progress",
-            "json",
-            user="ivan",
-            check=False,
-        )
-    assert result.returncode == 1
-    last = json_lines(result.stdout)[-1]
-    assert last["event"] == "error" and "S3 is unreachable" in last["message"]
+        message = failed_restore(s3, user="ivan")
+    assert "S3 is unreachable" in message
 
 
 def test_missing_bucket_setting_is_a_clear_error(s3):

@@ -129,8 +129,7 @@ class SyncContentsManager(WorkspaceFileManager):
         try:
             await sync.push_path(path, **push_options)
         except S3Error as error:
-            sync.schedule([path], error)
-            sync._failed(path, error)
+            sync.mark_failed([path], error)
             raise self._s3_http_error(path, error) from error
 
     def _s3_http_error(self, path: str, error: S3Error) -> web.HTTPError:
@@ -162,8 +161,7 @@ class SyncContentsManager(WorkspaceFileManager):
         try:
             await sync.rename(old, new)
         except S3Error as error:
-            sync.schedule([old, new], error)
-            sync._failed(new, error)
+            sync.mark_failed([old, new], error)
             raise self._s3_http_error(new, error) from error
 
     async def copy(self, from_path, to_path=None):

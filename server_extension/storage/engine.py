@@ -82,8 +82,10 @@ class WorkspaceSync:
     def _succeeded(self) -> None:
         self.status.last_success = _now()
 
-    def _failed(self, relpath: str, error: Exception) -> None:
-        self.status.last_error = {"message": str(error), "path": relpath, "at": _now()}
+    def mark_failed(self, relpaths: list[str], error: Exception) -> None:
+        """Record a failed push: the status shows it and the paths stay pending."""
+        self.status.last_error = {"message": str(error), "path": relpaths[-1], "at": _now()}
+        self.schedule(relpaths, error)
 
     def reload_rules(self) -> None:
         self.rules = load_ignore_rules(self.root)
@@ -165,18 +167,20 @@ class WorkspaceSync:
         Returns the paths that failed, with their errors (they stay scheduled).
         """
         tree = await asyncio.to_thread(scan_local, self.root, self.rules, relpath)
-        gone = [
-            path
-            for path in (self.manifest.under(relpath) if relpath else list(self.manifest.entries))
-            if not layout.is_dir_keep(path) and path not in tree.files
-        ]
-        gone_folders = [
+        gone_files, gone_folders = self._gone_from(tree, relpath)
+        paths = [*sorted(tree.dirs), *tree.files, *gone_files, *gone_folders]
+        return await self._push_many(paths, force)
+
+    def _gone_from(self, tree, relpath: str = "") -> tuple[list[str], list[str]]:
+        """(files, folders) the manifest holds below ``relpath`` that ``tree`` no longer has."""
+        synced = self.manifest.under(relpath) if relpath else list(self.manifest.entries)
+        files = [path for path in synced if not layout.is_dir_keep(path) and path not in tree.files]
+        folders = [
             layout.dir_of_keep(path)
-            for path in (self.manifest.under(relpath) if relpath else list(self.manifest.entries))
+            for path in synced
             if layout.is_dir_keep(path) and layout.dir_of_keep(path) not in tree.dirs
         ]
-        paths = [*sorted(tree.dirs), *tree.files, *gone, *gone_folders]
-        return await self._push_many(paths, force)
+        return files, folders
 
     def unsynced_files(self) -> list[str]:
         """Files on disk that S3 does not hold as they are, by the manifest (no S3 call)."""
@@ -186,12 +190,8 @@ class WorkspaceSync:
             for relpath, info in tree.files.items()
             if not ((entry := self.manifest.get(relpath)) and entry.matches_stat(info))
         ]
-        gone = [
-            relpath
-            for relpath in self.manifest.entries
-            if not layout.is_dir_keep(relpath) and relpath not in tree.files
-        ]
-        return sorted([*changed, *gone])
+        gone_files, _ = self._gone_from(tree)
+        return sorted([*changed, *gone_files])
 
     async def _push_many(self, paths, force: bool = False) -> dict[str, S3Error]:
         if self._slots is None:
@@ -205,8 +205,7 @@ class WorkspaceSync:
                     await self.push_path(relpath, force=force)
                 except S3Error as error:
                     failures[relpath] = error
-                    self._failed(relpath, error)
-                    self.schedule([relpath], error)
+                    self.mark_failed([relpath], error)
                 finally:
                     self._in_flight.discard(relpath)
 

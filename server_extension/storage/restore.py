@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..starters import starter_dir
 from . import layout
 from .ignore import IGNORE_FILE, IgnoreRules, load_ignore_rules
 from .localtree import has_symlink_component, local_path, scan_local
@@ -274,12 +275,6 @@ def _make_folder(root: Path, folder: str) -> None:
 # --- first start: starter templates --------------------------------------------------------
 
 
-def packaged_starter(name: str) -> Path | None:
-    from ..starters import starter_dir
-
-    return starter_dir(name)
-
-
 async def seed_new_workspace(
     store: S3Store, key_prefix: str, root: Path, template: str, templates_prefix: str
 ) -> str:
@@ -304,7 +299,7 @@ async def seed_new_workspace(
             )
             used = template
         else:
-            starter = packaged_starter(template)
+            starter = starter_dir(template)
             if starter is None:
                 raise ValueError(f"no starter template named {template!r}")
             await upload_folder(store, starter, key_prefix)
@@ -315,7 +310,7 @@ async def seed_new_workspace(
 
 async def upload_folder(store: S3Store, folder: Path, key_prefix: str) -> int:
     """Upload every regular file below ``folder`` (ignore rules apply); returns the count."""
-    tree = await asyncio.to_thread(scan_local, folder, load_ignore_rules(folder))
+    tree = await asyncio.to_thread(lambda: scan_local(folder, load_ignore_rules(folder)))
     await asyncio.gather(
         *(
             store.upload_file(folder / relpath, key_prefix + relpath, info.st_size)

@@ -5,8 +5,6 @@ decides while extensions are linked: it sets ``ServerApp.contents_manager_class`
 the manager's config section, and the server then builds the manager from them.
 """
 
-from . import layout
-
 MODES = ("local", "sync", "s3")
 
 
@@ -75,7 +73,3 @@ def configure_contents_manager(serverapp, choice: tuple[str, str, dict], log) ->
         for name, value in settings.items():
             if name not in own:
                 own[name] = value
-
-
-def workspace_key_prefix(prefix: str, user: str, server: str) -> str:
-    return layout.workspace_prefix(prefix, user, server)

@@ -2,7 +2,10 @@
 
 The app is a Node.js HTTP server started from a workspace terminal on $PORT. The same
 client (aiohttp, keep-alive, fixed concurrency) loads it straight on 127.0.0.1:$PORT and
-through hub proxy -> user server -> preview route, alternately, in one run.
+through hub proxy -> user server -> preview route, alternately, in one run. Two more
+figures through the same hub proxy and user server say where the time goes: the
+server's own ``/api/status`` (no proxying inside it) and jupyter-server-proxy's stock
+``/proxy/<port>/`` route to the same app.
 """
 
 import asyncio
@@ -27,7 +30,7 @@ APP = (
 )
 
 
-async def requests_per_second(url: str, headers: dict) -> float:
+async def requests_per_second(url: str, headers: dict, size: int | None = 1024) -> float:
     done = 0
     deadline = time.perf_counter() + SECONDS
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
@@ -38,7 +41,8 @@ async def requests_per_second(url: str, headers: dict) -> float:
             while time.perf_counter() < deadline:
                 async with session.get(url) as response:
                     body = await response.read()
-                    assert response.status == 200 and len(body) == 1024, response.status
+                    assert response.status == 200, response.status
+                    assert size is None or len(body) == size, len(body)
                 done += 1
 
         started = time.perf_counter()
@@ -64,12 +68,17 @@ def main():
                 30,
                 message="the app behind the preview",
             )
-            samples = {"direct": [], "preview": []}
+            server_url = hub.server_url("bench-preview")
+            targets = {
+                "direct": (f"http://127.0.0.1:{port}/", {}, 1024),
+                "preview": (preview, headers, 1024),
+                "jsp_proxy_route": (f"{server_url}proxy/{port}/", headers, 1024),
+                "server_api_status": (f"{server_url}api/status", headers, None),
+            }
+            samples = {kind: [] for kind in targets}
             for _ in range(ROUNDS):
-                samples["direct"].append(
-                    asyncio.run(requests_per_second(f"http://127.0.0.1:{port}/", {}))
-                )
-                samples["preview"].append(asyncio.run(requests_per_second(preview, headers)))
+                for kind, (url, url_headers, size) in targets.items():
+                    samples[kind].append(asyncio.run(requests_per_second(url, url_headers, size)))
     finally:
         hub.stop()
 
@@ -78,7 +87,9 @@ def main():
     print(json.dumps({"benchmark": "preview_throughput", "concurrency": CONCURRENCY, **result}))
     print(
         f"preview 1 KB page: {result['preview']['rps']} req/s through the preview URL vs "
-        f"{result['direct']['rps']} req/s direct (ratio {result['ratio']})"
+        f"{result['direct']['rps']} req/s direct (ratio {result['ratio']}); through the same "
+        f"proxy, jupyter-server-proxy's /proxy/<port>/ {result['jsp_proxy_route']['rps']} "
+        f"req/s, the server's /api/status {result['server_api_status']['rps']} req/s"
     )
 
 
