@@ -37,6 +37,23 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = 
     raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
 
 
+def wait_answering(process, probe, timeout: float, what: str, output=lambda: "") -> None:
+    """Wait until ``probe()`` is true for a server we started; fail fast if it exits.
+
+    Connection errors count as "not yet"; ``output()`` adds the server's log to errors.
+    """
+
+    def up():
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{output()}")
+        try:
+            return probe()
+        except requests.ConnectionError:
+            return False
+
+    wait_until(up, timeout, 0.1, f"{what} to answer")
+
+
 def make_data_dir(prefix: str = "codepilot-test-") -> Path:
     """A data dir under /tmp that isolated Unix users can pass through (pytest's are 0700)."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
@@ -149,16 +166,14 @@ def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: fl
         )
     hub = RunningHub(f"http://127.0.0.1:{port}", token, data_dir, log_path, process)
 
-    def up():
-        if process.poll() is not None:
-            raise RuntimeError(f"hub exited with {process.returncode}:\n{hub.log()[-3000:]}")
-        try:
-            return hub.api("GET", "/").status_code == 200
-        except requests.ConnectionError:
-            return False
-
     try:
-        wait_until(up, timeout, 0.2, "the hub to answer")
+        wait_answering(
+            process,
+            lambda: hub.api("GET", "/").status_code == 200,
+            timeout,
+            "the hub",
+            lambda: hub.log()[-3000:],
+        )
     except Exception:
         hub.stop()
         raise

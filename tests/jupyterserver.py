@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 import websockets.sync.client
 
-from .hubtools import REPO_ROOT, free_port, wait_until
+from .hubtools import REPO_ROOT, free_port, wait_answering
 
 STOCK_MANAGER = "jupyter_server.services.contents.largefilemanager.AsyncLargeFileManager"
 
@@ -123,16 +123,14 @@ def start_jupyter_server(
         )
     server = JupyterServer(f"http://127.0.0.1:{port}", token, root, log_path, process)
 
-    def up():
-        if process.poll() is not None:
-            raise RuntimeError(f"jupyter server exited with {process.returncode}:\n{server.log()}")
-        try:
-            return server.api("GET", "/api/status", timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
-
     try:
-        wait_until(up, timeout, 0.1, "the jupyter server to answer")
+        wait_answering(
+            process,
+            lambda: server.api("GET", "/api/status", timeout=5).status_code == 200,
+            timeout,
+            "the jupyter server",
+            server.log,
+        )
     except TimeoutError:
         server.kill()
         raise TimeoutError(

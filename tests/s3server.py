@@ -28,7 +28,7 @@ import botocore.config
 import pytest
 import requests
 
-from .hubtools import free_port, wait_until
+from .hubtools import free_port, wait_answering
 
 # moto accepts any credentials; fixed ones keep the standard AWS chain from looking further.
 CREDENTIALS = {
@@ -207,16 +207,13 @@ def start_s3_server(relay: bool = True, timeout: float = 30) -> S3Server:
     )
     moto_url = f"http://127.0.0.1:{port}"
 
-    def up():
-        if process.poll() is not None:
-            raise RuntimeError(f"moto server exited with {process.returncode}")
-        try:
-            return requests.get(moto_url, timeout=2).status_code < 500
-        except requests.ConnectionError:
-            return False
-
     try:
-        wait_until(up, timeout, 0.1, f"the moto server on {moto_url}")
+        wait_answering(
+            process,
+            lambda: requests.get(moto_url, timeout=2).status_code < 500,
+            timeout,
+            f"the moto server on {moto_url}",
+        )
     except TimeoutError:
         process.kill()
         raise
