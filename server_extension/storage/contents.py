@@ -11,6 +11,7 @@ and errors are jupyter-server's; they add only:
   that names S3, the local file is kept, and the path stays pending until S3 takes it.
 """
 
+import asyncio
 import os
 
 from jupyter_server.base.handlers import AuthenticatedFileHandler
@@ -19,7 +20,7 @@ from tornado import web
 from traitlets import Float, Int, Unicode, default
 
 from .engine import WorkspaceSync
-from .localtree import is_inside
+from .localtree import first_link_out, holder_is_inside, is_inside, relative_posix
 from .s3 import S3Error, S3Store
 
 
@@ -46,14 +47,18 @@ class WorkspaceFileManager(AsyncLargeFileManager):
         return WorkspaceFilesHandler
 
     def _refuse_outside(self, path: str, whole: bool = True) -> None:
-        """404 unless ``path`` (``whole``) or its parent folder resolves inside the root.
+        """404 unless ``path`` (``whole``) or the folder holding it resolves inside the root.
 
-        The parent check lets a symlink itself be listed, renamed or deleted, but
-        nothing below a symlinked folder.
+        Checking only the holder lets a symlink itself be listed, renamed or deleted, but
+        nothing below a symlinked folder. The root holds itself: its own parent is outside.
         """
         os_path = self._get_os_path(path.strip("/"))
-        if not is_inside(self.root_dir, os_path if whole else os.path.dirname(os_path)):
+        inside = is_inside if whole else holder_is_inside
+        if not inside(self.root_dir, os_path):
             raise outside_error(path)
+
+    def _is_root(self, path: str) -> bool:
+        return self._get_os_path(path.strip("/")) == os.path.abspath(self.root_dir)
 
     async def get(self, path, content=True, type=None, format=None, require_hash=False):
         self._refuse_outside(path, whole=bool(content or require_hash))
@@ -72,7 +77,26 @@ class WorkspaceFileManager(AsyncLargeFileManager):
     async def rename_file(self, old_path, new_path):
         self._refuse_outside(old_path, whole=False)
         self._refuse_outside(new_path, whole=False)
+        # Stock tries to move the root into itself and answers 500.
+        if old_path.strip("/") != new_path.strip("/") and self._is_root(old_path):
+            raise web.HTTPError(400, "Can't rename the workspace root")
         return await super().rename_file(old_path, new_path)
+
+    async def copy(self, from_path, to_path=None):
+        # Stock copies a folder with shutil.copytree, past save(): it would write into a
+        # symlinked destination and copy the targets of symlinks out of the workspace.
+        self._refuse_outside(from_path)
+        if to_path is not None:
+            self._refuse_outside(to_path)
+        source = self._get_os_path(from_path.strip("/"))
+        link_out = await asyncio.to_thread(first_link_out, self.root_dir, source)
+        if link_out is not None:
+            raise web.HTTPError(
+                400,
+                f"Can't copy {from_path}: {relative_posix(self.root_dir, link_out)} is a "
+                "symlink to outside the workspace",
+            )
+        return await super().copy(from_path, to_path)
 
 
 class SyncContentsManager(WorkspaceFileManager):

@@ -56,13 +56,40 @@ def is_inside(root: Path, path: Path) -> bool:
     """Whether ``path`` resolves (through any symlinks) to ``root`` or below it."""
     real_root = os.path.realpath(root)
     real = os.path.realpath(path)
-    return real == real_root or real.startswith(real_root + os.sep)
+    # commonpath, not a prefix test: "/" + os.sep is no prefix of "/etc".
+    return os.path.commonpath([real_root, real]) == real_root
+
+
+def holder_is_inside(root: Path, path: Path) -> bool:
+    """Whether the folder holding ``path`` resolves inside ``root``; ``path`` itself may be
+    a symlink out. The root holds itself: its parent is not the test of it.
+    """
+    absolute = os.path.abspath(path)
+    if absolute == os.path.abspath(root):
+        return True
+    return is_inside(root, os.path.dirname(absolute))
+
+
+def first_link_out(root: Path, folder: str | Path) -> str | None:
+    """The first symlink below ``folder`` whose target resolves outside ``root``, if any
+    (``folder`` itself is not looked at; it need not be a folder)."""
+    for current, dirs, files in os.walk(folder):  # never follows a symlinked folder
+        for name in (*dirs, *files):
+            path = os.path.join(current, name)
+            if os.path.islink(path) and not is_inside(root, path):
+                return path
+    return None
 
 
 def has_symlink_component(root: Path, relpath: str) -> bool:
-    """Whether any existing component of ``relpath`` below ``root`` is a symlink."""
+    """Whether any existing component of ``relpath`` below ``root`` is a symlink.
+
+    ``root`` itself does not count: a workspace may live behind a symlink.
+    """
     current = root
     for part in relpath.split("/"):
+        if part in ("", "."):
+            continue
         current = current / part
         try:
             if stat.S_ISLNK(os.lstat(current).st_mode):
