@@ -6,18 +6,36 @@ PYTHON ?= $(shell for p in /usr/bin/python3 python3; do \
 VENV ?= .venv
 BIN := $(VENV)/bin
 CHP := node_modules/.bin/configurable-http-proxy
+LABEXT_SRC := server_extension/labextension_src
+LABEXT := server_extension/labextension/package.json
+LABEXT_MODULES := $(LABEXT_SRC)/node_modules/.package-lock.json
 
-.PHONY: up install install-test chromium test lint format benchmarks seed-templates clean
+.PHONY: up install install-test chromium test lint format benchmarks seed-templates clean labextension
 
 up: install
 	$(BIN)/python -m codepilot_spawner.onemachine
 
 install: $(VENV)/.installed $(CHP)
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LABEXT)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[hub,runner]'
+	touch $@
+
+# The JupyterLab extension @codepilot/lab (TypeScript): npm installs its packages into its
+# own node_modules/ and builds it into server_extension/labextension/, before the editable
+# install that ships it as share/jupyter/labextensions/@codepilot/lab (the wheel does too).
+labextension: $(LABEXT)
+
+$(LABEXT): $(LABEXT_MODULES) $(wildcard $(LABEXT_SRC)/src/*.ts $(LABEXT_SRC)/style/*) \
+		$(LABEXT_SRC)/tsconfig.json $(LABEXT_SRC)/scripts/build-labextension.mjs
+	rm -rf server_extension/labextension
+	cd $(LABEXT_SRC) && npm run --silent build
+	touch $@
+
+$(LABEXT_MODULES): $(LABEXT_SRC)/package.json $(LABEXT_SRC)/package-lock.json
+	cd $(LABEXT_SRC) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(CHP): package.json

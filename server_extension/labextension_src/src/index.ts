@@ -1,0 +1,75 @@
+/**
+ * Code Pilot in JupyterLab.
+ *
+ * - Status bar: "S3: synced / 12 pending / offline / stalled" (hidden in local mode),
+ *   with a notification when sync is stuck, since a student never reads server logs.
+ * - Preview: a right-sidebar panel with the preview's URL, Open, Copy link and its share
+ *   level; a status bar item "Preview: private|hub|public" and a palette command open it.
+ *   The sidebar rather than a popup: it stays open while the student starts the app in a
+ *   terminal, and the status bar keeps a public preview in sight at all times.
+ */
+import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { IStatusBar } from '@jupyterlab/statusbar';
+
+import { PreviewModel, PreviewPanel, PreviewStatusWidget } from './preview';
+import { SyncStatusWidget } from './syncstatus';
+
+const SHOW_PREVIEW = 'codepilot:show-preview';
+
+const syncStatus: JupyterFrontEndPlugin<void> = {
+  id: '@codepilot/lab:sync-status',
+  description: 'Workspace sync state in the status bar, with a notification when it is stuck.',
+  autoStart: true,
+  requires: [IStatusBar],
+  activate: (app: JupyterFrontEnd, statusBar: IStatusBar) => {
+    const item = new SyncStatusWidget();
+    statusBar.registerStatusItem('@codepilot/lab:sync-status', {
+      item,
+      align: 'left',
+      rank: 4,
+      isActive: () => item.isActive,
+      activeStateChanged: item.activeChanged
+    });
+  }
+};
+
+const preview: JupyterFrontEndPlugin<void> = {
+  id: '@codepilot/lab:preview',
+  description: 'The preview link, Open, Copy link and share level, in a sidebar panel.',
+  autoStart: true,
+  requires: [ILabShell],
+  optional: [IStatusBar, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    shell: ILabShell,
+    statusBar: IStatusBar | null,
+    palette: ICommandPalette | null
+  ) => {
+    const model = new PreviewModel();
+    const panel = new PreviewPanel(model);
+    shell.add(panel, 'right', { rank: 50 });
+
+    app.commands.addCommand(SHOW_PREVIEW, {
+      label: 'Preview: Show Link and Sharing',
+      caption: 'The address of your app, a copy button and who can open it',
+      execute: () => shell.activateById(panel.id)
+    });
+    palette?.addItem({ command: SHOW_PREVIEW, category: 'Code Pilot' });
+
+    if (statusBar) {
+      const item = new PreviewStatusWidget(model, () => {
+        void app.commands.execute(SHOW_PREVIEW);
+      });
+      statusBar.registerStatusItem('@codepilot/lab:preview-status', {
+        item,
+        align: 'left',
+        rank: 5,
+        isActive: () => item.isActive,
+        activeStateChanged: item.activeChanged
+      });
+    }
+  }
+};
+
+export default [syncStatus, preview];

@@ -1,0 +1,179 @@
+/**
+ * What the status bar says about the workspace's S3 copy: pure functions of the model
+ * that `GET codepilot/api/sync` returns, so the wording is decided in one place.
+ */
+
+export interface ISyncError {
+  message: string;
+  path?: string | null;
+  at?: string | null;
+}
+
+/** The reply of `GET codepilot/api/sync` (server_extension/storage/engine.py). */
+export interface ISyncModel {
+  storage: 'local' | 'sync' | 's3' | string;
+  state?: string;
+  pending: number;
+  pending_paths?: string[];
+  last_error: ISyncError | null;
+  last_success: string | null;
+  location?: string;
+  unflushed?: string[];
+}
+
+export type SyncLevel = 'ok' | 'busy' | 'warning' | 'error';
+
+export interface ISyncView {
+  /** False in `local` mode: there is no S3 copy to report on. */
+  visible: boolean;
+  text: string;
+  tooltip: string;
+  level: SyncLevel;
+  /** Something the student must learn even without looking at the status bar. */
+  problem: 'stalled' | 'failing' | null;
+}
+
+const BUSY_STATES = new Set(['starting', 'reconciling', 'syncing']);
+
+function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? '' : 's'}`;
+}
+
+function errorLine(error: ISyncError | null): string {
+  if (!error) {
+    return '';
+  }
+  const where = error.path ? ` (${error.path})` : '';
+  const when = error.at ? ` at ${error.at}` : '';
+  return `Last error${when}${where}: ${error.message}`;
+}
+
+function lastSuccessLine(model: ISyncModel): string {
+  return model.last_success ? `Last upload at ${model.last_success}.` : '';
+}
+
+function lines(...parts: string[]): string {
+  return parts.filter(Boolean).join('\n');
+}
+
+/** True when the last error is newer than the last success: S3 is failing right now. */
+export function isFailing(model: ISyncModel): boolean {
+  if (!model.last_error) {
+    return false;
+  }
+  if (model.state === 'retrying' || model.state === 'error') {
+    return true;
+  }
+  if (model.pending === 0) {
+    return false;
+  }
+  const errorAt = model.last_error.at ?? '';
+  const successAt = model.last_success ?? '';
+  // Both are ISO 8601 UTC strings of one format, so they compare as strings.
+  return errorAt >= successAt;
+}
+
+export function describeSync(model: ISyncModel): ISyncView {
+  const where = model.location ?? 'S3';
+  if (model.storage === 'local') {
+    return { visible: false, text: '', tooltip: '', level: 'ok', problem: null };
+  }
+  if (model.storage === 's3') {
+    return {
+      visible: true,
+      text: 'S3: direct',
+      tooltip: `Every save goes straight to ${where}.`,
+      level: 'ok',
+      problem: null
+    };
+  }
+  const pending = model.pending ?? 0;
+  const safeOnDisk =
+    'Your files are safe on this server\u2019s disk and go up as soon as S3 answers.';
+  if (model.state === 'stalled') {
+    return {
+      visible: true,
+      text: 'S3: stalled',
+      tooltip: lines(
+        `Sync to ${where} has made no progress for a while: ${plural(pending, 'change')} waiting.`,
+        safeOnDisk,
+        errorLine(model.last_error),
+        lastSuccessLine(model)
+      ),
+      level: 'error',
+      problem: 'stalled'
+    };
+  }
+  if (model.state === 'stopped') {
+    const left = model.unflushed?.length ?? 0;
+    return {
+      visible: true,
+      text: left ? `S3: stopped, ${left} not uploaded` : 'S3: stopped',
+      tooltip: lines(
+        'This server is stopping; sync has ended.',
+        left ? `${plural(left, 'file')} will be uploaded at the next start.` : ''
+      ),
+      level: left ? 'warning' : 'ok',
+      problem: null
+    };
+  }
+  if (isFailing(model)) {
+    return {
+      visible: true,
+      text: pending ? `S3: offline \u2014 ${pending} pending` : 'S3: offline',
+      tooltip: lines(
+        `${where} is not answering; retrying. ${plural(pending, 'change')} waiting.`,
+        safeOnDisk,
+        errorLine(model.last_error),
+        lastSuccessLine(model)
+      ),
+      level: 'warning',
+      problem: 'failing'
+    };
+  }
+  if (pending > 0) {
+    return {
+      visible: true,
+      text: `S3: ${pending} pending`,
+      tooltip: lines(`${plural(pending, 'change')} on the way to ${where}.`, lastSuccessLine(model)),
+      level: 'busy',
+      problem: null
+    };
+  }
+  if (model.state && BUSY_STATES.has(model.state)) {
+    return {
+      visible: true,
+      text: model.state === 'syncing' ? 'S3: syncing' : 'S3: checking',
+      tooltip: lines(`Comparing the workspace with ${where}.`, lastSuccessLine(model)),
+      level: 'busy',
+      problem: null
+    };
+  }
+  if (model.state === 'idle' || model.state === undefined) {
+    return {
+      visible: true,
+      text: 'S3: synced',
+      tooltip: lines(`Every file is saved in ${where}.`, lastSuccessLine(model)),
+      level: 'ok',
+      problem: null
+    };
+  }
+  return {
+    visible: true,
+    text: `S3: ${model.state}`,
+    tooltip: lines(`Sync to ${where}: ${model.state}.`, errorLine(model.last_error)),
+    level: 'busy',
+    problem: null
+  };
+}
+
+/** The status bar text when the server itself does not answer. */
+export function describeUnreachable(reason: string): ISyncView {
+  return {
+    visible: true,
+    text: 'S3: unknown',
+    tooltip: `Cannot ask this server how sync is doing: ${reason}`,
+    level: 'warning',
+    problem: null
+  };
+}

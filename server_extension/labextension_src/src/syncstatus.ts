@@ -1,0 +1,133 @@
+/**
+ * The status bar item "S3: synced / 12 pending / offline / stalled", polled from
+ * `GET codepilot/api/sync`, and the notification a student gets when sync is stuck.
+ */
+import { Notification } from '@jupyterlab/apputils';
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
+
+import { requestJSON, SYNC_PATH } from './api';
+import { describeSync, describeUnreachable, ISyncModel, ISyncView } from './syncstate';
+
+/** Poll period while the page is visible; Poll stands by while it is hidden. */
+const POLL_MS = 3000;
+/** Longest wait between polls when the server does not answer. */
+const POLL_MAX_MS = 30000;
+/** A failing S3 is announced once it has failed this long: a blip is not news. */
+const FAILING_GRACE_MS = 20000;
+
+/**
+ * Decides when to raise, and when to settle, the one notification of a sync problem.
+ * Kept apart from the DOM so that its rules read in one place.
+ */
+export class SyncAlerts {
+  private notificationId: string | null = null;
+  private failingSince: number | null = null;
+
+  update(view: ISyncView, now: number = Date.now()): void {
+    if (view.problem === null) {
+      this.failingSince = null;
+      if (this.notificationId !== null) {
+        Notification.update({
+          id: this.notificationId,
+          message: 'Workspace sync is back: your files are saved in S3 again.',
+          type: 'success',
+          autoClose: 8000
+        });
+        this.notificationId = null;
+      }
+      return;
+    }
+    if (this.notificationId !== null) {
+      return; // already told, once per episode
+    }
+    if (view.problem === 'failing') {
+      this.failingSince ??= now;
+      if (now - this.failingSince < FAILING_GRACE_MS) {
+        return;
+      }
+    }
+    const message =
+      view.problem === 'stalled'
+        ? 'Workspace sync is stalled: recent changes have not reached S3. ' +
+          'They are safe on this server for now; keep working and do not stop the server ' +
+          'until the status bar says "S3: synced".'
+        : 'Workspace sync cannot reach S3: recent changes are waiting on this server. ' +
+          'Keep the server running until the status bar says "S3: synced".';
+    this.notificationId = Notification.emit(message, 'warning', { autoClose: false });
+  }
+}
+
+export class SyncStatusWidget extends Widget {
+  private readonly dot: HTMLSpanElement;
+  private readonly label: HTMLSpanElement;
+  private readonly alerts = new SyncAlerts();
+  private readonly poll: Poll;
+  private view: ISyncView | null = null;
+  private readonly _activeChanged = new Signal<this, void>(this);
+
+  constructor() {
+    super();
+    this.addClass('jp-codepilot-SyncStatus');
+    this.node.setAttribute('role', 'status');
+    this.node.setAttribute('aria-live', 'polite');
+    this.dot = document.createElement('span');
+    this.dot.className = 'jp-codepilot-dot';
+    this.label = document.createElement('span');
+    this.label.className = 'jp-codepilot-SyncStatus-text';
+    this.node.append(this.dot, this.label);
+    this.poll = new Poll({
+      factory: () => this.refresh(),
+      frequency: { interval: POLL_MS, backoff: true, max: POLL_MAX_MS },
+      standby: 'when-hidden',
+      name: '@codepilot/lab:sync'
+    });
+  }
+
+  /** Shown in sync and s3 modes, once the server has answered; never in `local` mode. */
+  get isActive(): boolean {
+    return this.view?.visible ?? false;
+  }
+
+  /** For the status bar: `isActive` changed. */
+  get activeChanged(): ISignal<this, void> {
+    return this._activeChanged;
+  }
+
+  dispose(): void {
+    this.poll.dispose();
+    super.dispose();
+  }
+
+  private async refresh(): Promise<void> {
+    let model: ISyncModel;
+    try {
+      model = await requestJSON<ISyncModel>(SYNC_PATH);
+    } catch (error) {
+      // Shown only where the server has said it syncs: nothing to say in local mode.
+      if (this.view?.visible) {
+        this.render(describeUnreachable(String((error as Error).message ?? error)));
+      }
+      throw error; // Poll backs off
+    }
+    const view = describeSync(model);
+    this.render(view);
+    this.alerts.update(view);
+    if (!view.visible) {
+      // Local storage does not change while the server runs: stop asking.
+      this.poll.dispose();
+    }
+  }
+
+  private render(view: ISyncView): void {
+    const wasActive = this.isActive;
+    this.view = view;
+    this.label.textContent = view.text;
+    this.node.title = view.tooltip;
+    this.node.dataset.level = view.level;
+    if (this.isActive !== wasActive) {
+      this._activeChanged.emit();
+    }
+  }
+}
