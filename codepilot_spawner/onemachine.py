@@ -59,6 +59,10 @@ class OneMachineSettings:
     allow_all: bool
     admin_token: str | None
     server_settings: dict
+    preview_domain: str
+    preview_port: int
+    preview_api_port: int
+    preview_share_levels: tuple[str, ...]
 
     @classmethod
     def from_env(cls, env=os.environ) -> "OneMachineSettings":
@@ -77,11 +81,49 @@ class OneMachineSettings:
             allow_all=env.get("CODEPILOT_ALLOW_ALL", "true").lower() in ("1", "true", "yes"),
             admin_token=admin_token,
             server_settings=server_settings(env),
+            public_url=env.get("CODEPILOT_PUBLIC_URL", "").rstrip("/"),
+            preview_domain=preview_domain(env),
+            preview_port=_int(env, "CODEPILOT_PREVIEW_GATEWAY_PORT", 8002),
+            preview_api_port=_int(env, "CODEPILOT_PREVIEW_API_PORT", 8083),
+            preview_share_levels=tuple(
+                level.strip()
+                for level in env.get(
+                    "CODEPILOT_PREVIEW_SHARE_LEVELS", "owner,authenticated,public"
+                ).split(",")
+                if level.strip()
+            ),
         )
+
+    public_url: str = ""
 
     @property
     def url(self) -> str:
-        return f"http://{self.ip}:{self.port}"
+        """Where people open the hub: ``CODEPILOT_PUBLIC_URL``, else ``http://<ip>:<port>``."""
+        return self.public_url or f"http://{self.ip}:{self.port}"
+
+
+LOOPBACK_IPS = ("127.0.0.1", "localhost", "::1")
+
+
+def preview_domain(env) -> str:
+    """The domain of preview origins: ``*.localhost`` serves this machine's browsers only.
+
+    Served to a network (``CODEPILOT_IP`` not loopback), previews need a domain with
+    wildcard DNS, or every preview link would point at the viewer's own machine.
+    """
+    domain = env.get("CODEPILOT_PREVIEW_DOMAIN", "").strip().strip(".").lower()
+    if domain:
+        return domain
+    ip = env.get("CODEPILOT_IP", "127.0.0.1")
+    if ip not in LOOPBACK_IPS and not ip.startswith("127."):
+        raise SettingsError(
+            f"CODEPILOT_IP={ip} serves the hub to the network, but previews default to "
+            "*.preview.localhost, which only this machine resolves. Set "
+            "CODEPILOT_PREVIEW_DOMAIN to a domain whose wildcard record (*.<domain>) points "
+            "at this machine, for example CODEPILOT_PREVIEW_DOMAIN=preview.example.org; "
+            "see the README, Live preview."
+        )
+    return "preview.localhost"
 
 
 def server_settings(env) -> dict:

@@ -4,6 +4,8 @@ import os
 
 from codepilot_spawner import broker
 from codepilot_spawner.credentials import S3Settings
+from codepilot_spawner.preview import hubservice as preview_service
+from codepilot_spawner.preview.hosts import PreviewDomain
 from codepilot_spawner.onemachine import (
     REPO_ROOT,
     OneMachineSettings,
@@ -65,6 +67,26 @@ if settings.server_settings.get("s3_bucket") and os.environ.get("CODEPILOT_S3_RO
     c.CodePilotLocalSpawner.credentials_url = (
         f"{broker_url}/services/{broker.SERVICE_NAME}/api/credentials"
     )
+# Previews on origins of their own (<label>.<preview domain>:<preview port>), served by
+# the preview gateway; viewers sign in through the hub.
+preview_domain = PreviewDomain(settings.preview_domain, "http", settings.preview_port)
+service, preview_roles = preview_service.hub_service(
+    settings.preview_api_port,
+    [
+        f"--PreviewGatewayApp.domain={settings.preview_domain}",
+        f"--PreviewGatewayApp.ip={settings.ip}",
+        f"--PreviewGatewayApp.port={settings.preview_port}",
+        f"--PreviewGatewayApp.hub_url={settings.url}",
+        f"--PreviewGatewayApp.share_levels={list(settings.preview_share_levels)!r}",
+        f"--PreviewGatewayApp.state_file={data_dir / 'preview-shares.json'}",
+    ],
+)
+services.append(service)
+roles.extend(preview_roles)
+c.Spawner.environment = preview_service.server_environment(
+    preview_domain, settings.preview_api_port
+)
+
 c.JupyterHub.services = services
 c.JupyterHub.load_roles = roles
 

@@ -5,11 +5,10 @@ import getpass
 import os
 
 from jupyter_server.extension.application import ExtensionApp
-from jupyter_server.utils import url_path_join
 from traitlets import CaselessStrEnum, Float, Int, Unicode, default
 
 from .envconfig import EnvDefaultsMixin
-from .preview import preview_handlers
+from .preview import no_proxied_hosts, preview_handlers
 from .storage import layout, wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .terminals import WorkspaceTerminalManager, configure_terminals
@@ -27,10 +26,24 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
 
     preview_port = Int(
         3000,
-        help="""Port on 127.0.0.1 where the user's web app listens (``npm run dev``,
-        ``flask run``). ``<server url>/preview/`` proxies to it, and terminals get it as
-        ``PORT`` and ``CODEPILOT_PREVIEW_PORT``. 3000 in a pod; the one-machine spawner
-        picks a free port per server.""",
+        help="""Port where the user's web app listens (``npm run dev``, ``flask run``);
+        terminals get it as ``PORT`` and ``CODEPILOT_PREVIEW_PORT``. 3000 in a pod and in
+        a server's own network namespace on one machine; without isolation the
+        one-machine spawner picks a free port per server.""",
+    ).tag(config=True)
+
+    preview_url = Unicode(
+        "",
+        help="""URL of this server's preview, on an origin of its own
+        (``http://<label>.preview.localhost:8002/``), set by the spawner. The app is
+        served there at ``/``, so dev servers need no base path; ``<server url>/preview/``
+        redirects there.""",
+    ).tag(config=True)
+
+    preview_api_url = Unicode(
+        "",
+        help="""Base URL of the preview gateway's API, where this server reads and sets its
+        preview's share level with its own token; set by the spawner.""",
     ).tag(config=True)
 
     storage = CaselessStrEnum(
@@ -109,17 +122,6 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
     def workspace_key_prefix(self) -> str:
         return layout.workspace_prefix(self.s3_prefix, self.workspace_user, self.workspace_server)
 
-    @property
-    def preview_url(self) -> str:
-        """Path of the preview that keeps its prefix, for dev servers that need a base path.
-
-        ``<server url>/preview/`` strips its prefix, so apps that know nothing of paths work
-        there as they are. Vite, create-react-app and Next need to know their public base
-        path instead; they get this URL, which jupyter-server-proxy forwards unchanged.
-        """
-        base_url = self.serverapp.base_url
-        return url_path_join(base_url, "proxy", "absolute", str(self.preview_port), "/")
-
     def preview_environment(self) -> dict[str, str]:
         """Variables that tell processes started in a terminal where to serve."""
         return {
@@ -128,9 +130,14 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
             "CODEPILOT_PREVIEW_URL": self.preview_url,
         }
 
+    def _link_preview(self, serverapp) -> None:
+        # jupyter-server-proxy's /proxy/<port>/ would serve the app on the IDE's origin.
+        serverapp.config.ServerProxy.host_allowlist = no_proxied_hosts
+
     def _link_jupyter_server_extension(self, serverapp):
         super()._link_jupyter_server_extension(serverapp)
         configure_terminals(serverapp)
+        self._link_preview(serverapp)
         # The server builds its contents manager right after linking, from these settings.
         mode = self.storage_mode
         key_prefix = self.workspace_key_prefix if mode != "local" else ""
@@ -198,15 +205,15 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
                 )
             terminal_manager.extra_env.update(self.preview_environment())
         self.log.info(
-            "Code Pilot: workspace %s (storage %s), preview on 127.0.0.1:%s at %spreview/",
+            "Code Pilot: workspace %s (storage %s), app on port %s, preview at %s",
             self.serverapp.root_dir,
             self.storage_mode,
             self.preview_port,
-            self.serverapp.base_url,
+            self.preview_url or "(no preview URL)",
         )
 
     def initialize_handlers(self):
-        self.handlers.extend(preview_handlers(self.preview_port))
+        self.handlers.extend(preview_handlers(self.preview_url, self.preview_api_url))
         self.handlers.append(
             (SYNC_STATUS_PATH, SyncStatusHandler, {"status_source": self.storage_status})
         )

@@ -1,53 +1,45 @@
-"""The live preview: ``<server url>/preview/`` proxies to the user's app.
+"""The live preview, seen from the user server.
 
-The route strips its prefix, so ``python -m http.server $PORT``, Flask and Express work
-as they are. jupyter-server-proxy's ``/proxy/absolute/<port>/`` keeps it, which is what
-``CODEPILOT_PREVIEW_URL`` points at for dev servers that take a base path (Vite's
-``base``, create-react-app's ``PUBLIC_URL``, Next's ``basePath``). Vite redirects ``/``
-to its base, so the Preview tile's ``/preview/`` lands such apps on their own URL.
+The app itself is served on an origin of its own by the hub's preview gateway
+(``CODEPILOT_PREVIEW_URL``, ``<label>.<preview domain>``), never on the IDE's origin:
+a page on the IDE's origin could act with the rights of whoever views it. So this server
+only points there:
+
+- ``<server url>/preview/<path>`` redirects to ``<preview url><path>``, which keeps the
+  Preview tile and old links working;
+- ``<server url>/codepilot/api/preview`` reads and sets the preview's share level at the
+  gateway, with this server's own token (``GET``; ``PUT {"share": level}``);
+- jupyter-server-proxy's own ``/proxy/<port>/`` routes are switched off, since they
+  would serve the app on the IDE's origin again.
 """
 
-import html
+import contextlib
+import json
+import os
 import pathlib
-import socket
 import warnings
-from urllib.parse import urlparse
+from urllib.parse import quote
 
-from jupyter_server.utils import url_path_join
-from jupyter_server_proxy.handlers import AddSlashHandler, NamedLocalProxyHandler
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
-from tornado.simple_httpclient import HTTPStreamClosedError, HTTPTimeoutError
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 ICON_PATH = pathlib.Path(__file__).parent / "static" / "preview.svg"
+PREVIEW_API_PATH = "codepilot/api/preview"
 
-# The launcher entry below has no port on purpose (PreviewHandler serves the route), which
-# jupyter-server-proxy reports as a misconfiguration at every start.
+# The launcher entry below has no port on purpose (PreviewRedirectHandler serves the
+# route), which jupyter-server-proxy reports as a misconfiguration at every start.
 warnings.filterwarnings(
     "ignore", message="Server proxy preview does not have a command", category=UserWarning
 )
-
-# Errors that mean "nothing is serving on the preview port (yet)".
-APP_DOWN_ERRORS = (ConnectionError, HTTPStreamClosedError, HTTPTimeoutError, socket.gaierror)
-
-APP_DOWN_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Preview: no app running</title>
-<meta http-equiv="refresh" content="5">
-<style>body{{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;color:#333}}
-code{{background:#f2f2f2;padding:.1em .3em;border-radius:3px}}</style></head>
-<body><h1>No app is running yet</h1>
-<p>Nothing is listening on port {port}. Start your app in a terminal, for example
-<code>npm run dev</code>, <code>flask run --port $PORT</code> or
-<code>python -m http.server $PORT</code>.</p>
-<p>This page reloads by itself every few seconds.</p>
-</body></html>
-"""
 
 
 def launcher_entry() -> dict:
     """jupyter-server-proxy entry point: the Preview tile in the JupyterLab launcher.
 
-    It names no port, so jupyter-server-proxy adds no route of its own; PreviewHandler
-    serves ``preview/``.
+    It names no port, so jupyter-server-proxy adds no route of its own; the tile opens
+    ``preview/``, which redirects to the preview's origin.
     """
     return {
         "launcher_entry": {
@@ -61,51 +53,99 @@ def launcher_entry() -> dict:
     }
 
 
-class PreviewHandler(NamedLocalProxyHandler):
-    """Proxies HTTP and websockets under ``preview/`` to 127.0.0.1:<preview port>.
+def no_proxied_hosts(handler, host) -> bool:
+    """jupyter-server-proxy's ``host_allowlist``: nothing is served on the IDE's origin."""
+    return False
 
-    Authentication, Origin checks and activity tracking are jupyter-server-proxy's: only
-    the server's owner and those granted ``access:servers`` on it get through.
+
+class PreviewRedirectHandler(JupyterHandler):
+    """``preview/<path>`` -> ``<preview url><path>`` (same query)."""
+
+    def initialize(self, preview_url: str):
+        self.preview_url = preview_url
+
+    @web.authenticated
+    def get(self, path: str = ""):
+        if not self.preview_url:
+            raise web.HTTPError(404, "this server has no preview URL (CODEPILOT_PREVIEW_URL)")
+        target = self.preview_url.rstrip("/") + "/" + quote(path, safe="/@:+,;=-._~!$&'()*")
+        if self.request.query:
+            target += "?" + self.request.query
+        self.redirect(target)
+
+
+class PreviewShareHandler(APIHandler):
+    """``GET``/``PUT codepilot/api/preview``: the preview's URL and share level.
+
+    The model is the gateway's: ``{"url": ..., "share": "owner" | "authenticated" |
+    "public", "allowed": [levels the hub allows]}``. Only this server's owner (or those
+    granted access to it) may call it; the gateway checks this server's token again.
     """
 
-    name = "preview"
-    proxy_base = "preview"
-    absolute_url = False
-    mappath = {}
-    rewrite_response = ()
-    update_last_activity = True
-    exclude_last_activity_patterns = ()
-    request_headers_override = {}
+    auth_resource = "servers"
 
-    def initialize(self, port: int):
-        self.port = port
+    def initialize(self, shares_url: str, preview_url: str):
+        self.shares_url = shares_url
+        self.preview_url = preview_url
 
-    async def proxy(self, port, path):
+    async def _gateway(self, method: str, body: bytes | None = None) -> None:
+        if not self.shares_url:
+            self.finish({"url": self.preview_url, "share": "owner", "allowed": ["owner"]})
+            return
+        request = HTTPRequest(
+            self.shares_url,
+            method=method,
+            body=body,
+            headers={
+                "Authorization": f"token {os.environ.get('JUPYTERHUB_API_TOKEN', '')}",
+                "Content-Type": "application/json",
+            },
+            request_timeout=10,
+        )
         try:
-            return await super().proxy(port, path)
-        except APP_DOWN_ERRORS as error:
-            self.log.debug("Preview on port %s unavailable: %s", port, error)
-            raise web.HTTPError(502, "no app is listening on port %s", port) from None
+            reply = await AsyncHTTPClient().fetch(request)
+        except HTTPClientError as error:
+            message = "the preview gateway refused the request"
+            if error.response is not None and error.response.body:
+                with contextlib.suppress(ValueError):
+                    message = json.loads(error.response.body).get("message", message)
+            raise web.HTTPError(error.code if error.code < 500 else 502, message) from None
+        except OSError as error:
+            raise web.HTTPError(502, f"the preview gateway is unreachable: {error}") from None
+        self.set_header("Content-Type", "application/json")
+        self.finish(reply.body)
 
-    def _rewrite_location_header(self, location, host, port, proxied_path):
-        # A redirect that already points inside this server (Vite sending `/` to its
-        # base) is left alone; jupyter-server-proxy would prefix it a second time.
-        path = urlparse(location).path
-        if location.startswith("/") and path.startswith(self.base_url):
-            return location
-        return super()._rewrite_location_header(location, host, port, proxied_path)
+    @web.authenticated
+    @authorized
+    async def get(self):
+        await self._gateway("GET")
 
-    def write_error(self, status_code, **kwargs):
-        if status_code != 502:
-            return super().write_error(status_code, **kwargs)
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(APP_DOWN_PAGE.format(port=html.escape(str(self.port))))
+    @web.authenticated
+    @authorized
+    async def put(self):
+        try:
+            level = json.loads(self.request.body or b"{}")["share"]
+        except (ValueError, KeyError, TypeError):
+            raise web.HTTPError(400, 'the body must be JSON: {"share": level}') from None
+        await self._gateway("PUT", json.dumps({"share": level}).encode())
 
 
-def preview_handlers(port: int) -> list[tuple]:
+def shares_url(api_url: str) -> str:
+    """The gateway's share endpoint for this server (from the hub's own variables)."""
+    if not api_url:
+        return ""
+    user = quote(os.environ.get("JUPYTERHUB_USER", ""), safe="")
+    server = quote(os.environ.get("JUPYTERHUB_SERVER_NAME", ""), safe="")
+    return f"{api_url.rstrip('/')}/api/shares/{user}/{server}"
+
+
+def preview_handlers(preview_url: str, preview_api_url: str) -> list[tuple]:
     """Routes for the extension app (it prefixes base_url)."""
     return [
-        (url_path_join("preview", "(.*)"), PreviewHandler, {"port": port}),
-        ("preview", AddSlashHandler),
+        (r"preview/?(.*)", PreviewRedirectHandler, {"preview_url": preview_url}),
+        (
+            PREVIEW_API_PATH,
+            PreviewShareHandler,
+            {"shares_url": shares_url(preview_api_url), "preview_url": preview_url},
+        ),
     ]

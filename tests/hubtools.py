@@ -69,6 +69,7 @@ class RunningHub:
     log_path: Path
     process: subprocess.Popen
     session: requests.Session = field(default_factory=requests.Session)
+    env: dict = field(default_factory=dict)  # the hub's environment, ports included
 
     @property
     def ws_url(self) -> str:
@@ -150,6 +151,8 @@ def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: fl
         "CODEPILOT_HUB_PORT": str(free_port()),
         "CODEPILOT_PROXY_API_PORT": str(free_port()),
         "CODEPILOT_BROKER_PORT": str(free_port()),
+        "CODEPILOT_PREVIEW_GATEWAY_PORT": str(free_port()),
+        "CODEPILOT_PREVIEW_API_PORT": str(free_port()),
         "CODEPILOT_ADMIN_TOKEN": token,
         "CODEPILOT_PASSWORD": "class-password",
         **(env or {}),
@@ -164,7 +167,7 @@ def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: fl
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    hub = RunningHub(f"http://127.0.0.1:{port}", token, data_dir, log_path, process)
+    hub = RunningHub(f"http://127.0.0.1:{port}", token, data_dir, log_path, process, env=hub_env)
 
     try:
         wait_answering(

@@ -1,0 +1,1 @@
+"""Previews on origins of their own: the gateway service and the pure pieces it uses."""

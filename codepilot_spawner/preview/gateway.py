@@ -1,0 +1,441 @@
+"""The preview gateway's data path: every preview origin, one hop from browser to app.
+
+A request for ``<label>.<preview domain>`` is checked locally (the preview's share
+level, then its own signed session cookie: an HMAC, no call to the hub) and forwarded
+over a pooled keep-alive connection to the app of that server. Before it leaves,
+everything that could identify the viewer is taken out of it: the preview's session
+cookie, any hub or IDE cookie, ``Authorization`` and the client's ``X-Forwarded-*``.
+"""
+
+import asyncio
+import logging
+import secrets
+import time
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from . import pages
+from .hosts import PreviewDomain
+from .servers import PreviewTarget, ServerDirectory
+from .sessions import SessionBook, ShareBook, ViewerSession
+from .tokens import InvalidToken, sign, verify
+from .upstream import make_connector
+
+SESSION_COOKIE = "codepilot_preview_session"
+# The one path of a preview origin the gateway keeps for itself: the end of sign-in.
+SIGN_IN_PATH = "/.codepilot-preview/sign-in"
+
+# Cookies of the hub and of JupyterLab servers, stripped should the preview domain ever
+# share a parent domain with the hub.
+IDENTITY_COOKIE_PREFIXES = ("jupyterhub-", "_xsrf", SESSION_COOKIE)
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
+VIEWER_HEADERS = {"authorization", "proxy-authorization", "forwarded", "x-real-ip", "cookie"}
+WHOLE_BODY_LIMIT = 1 << 20  # answers up to 1 MiB are read whole, larger ones streamed
+
+
+def app_cookies(cookie_header: str) -> str:
+    """The ``Cookie`` header without the viewer's identity cookies (the app's own pass)."""
+    kept = []
+    for part in cookie_header.split(";"):
+        name = part.split("=", 1)[0].strip()
+        if name and not name.startswith(IDENTITY_COOKIE_PREFIXES):
+            kept.append(part.strip())
+    return "; ".join(kept)
+
+
+def upstream_headers(request: web.BaseRequest, scheme: str) -> CIMultiDict:
+    """What the app receives: the request's headers minus the viewer's credentials."""
+    headers = CIMultiDict()
+    for name, value in request.headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in VIEWER_HEADERS or lower.startswith("x-forwarded-"):
+            continue
+        headers.add(name, value)
+    cookies = app_cookies(request.headers.get("Cookie", ""))
+    if cookies:
+        headers["Cookie"] = cookies
+    headers["X-Forwarded-Proto"] = scheme
+    headers["X-Forwarded-Host"] = request.host
+    if request.remote:
+        headers["X-Forwarded-For"] = request.remote
+    return headers
+
+
+def session_cookie_values(cookie_header: str) -> list[str]:
+    """Every value sent under the session cookie's name (an app may have set one too)."""
+    values = []
+    for part in cookie_header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            values.append(value)
+    return values
+
+
+def safe_next(path: str) -> str:
+    """A local path to go back to after sign-in: never another host."""
+    if not path.startswith("/") or path.startswith(("//", "/\\")):
+        return "/"
+    return path
+
+
+def cookie_may_authorize(request: web.BaseRequest, origin: str) -> bool:
+    """Whether this request may use the viewer's cookie at all.
+
+    Every preview is the same *site* (``*.<preview domain>``), so SameSite=Lax alone would
+    let one preview's page send requests to another preview with its viewer's cookie.
+    Only same-origin requests and top-level GET navigations count; a websocket must come
+    from the preview's own page.
+    """
+    sent_origin = request.headers.get("Origin")
+    if sent_origin is not None and sent_origin != origin:
+        return request.method in ("GET", "HEAD") and _is_navigation(request)
+    site = request.headers.get("Sec-Fetch-Site")
+    if site in (None, "same-origin", "none"):
+        return True
+    return request.method in ("GET", "HEAD") and _is_navigation(request)
+
+
+def _is_navigation(request: web.BaseRequest) -> bool:
+    return request.headers.get("Sec-Fetch-Mode") == "navigate" and not _is_websocket(request)
+
+
+def _is_websocket(request: web.BaseRequest) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+class PreviewGateway:
+    """Serves every preview origin: sign-in, access checks and forwarding."""
+
+    def __init__(
+        self,
+        domain: PreviewDomain,
+        directory: ServerDirectory,
+        sessions: SessionBook,
+        shares: ShareBook,
+        secret: bytes,
+        login_url: str,
+        hub_auth,
+        recheck_interval: float = 60.0,
+        log: logging.Logger | None = None,
+    ):
+        self.domain = domain
+        self.directory = directory
+        self.sessions = sessions
+        self.shares = shares
+        self.secret = secret
+        self.login_url = login_url
+        self.hub_auth = hub_auth
+        self.recheck_interval = recheck_interval
+        self.log = log or logging.getLogger(__name__)
+        self._clients: dict[tuple[str, str], aiohttp.ClientSession] = {}
+        # (user, server) -> time of the last request let through, for the hub's culler.
+        self.activity: dict[tuple[str, str], float] = {}
+
+    # --- entry ----------------------------------------------------------------------------
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        label = self.domain.label_of(request.host)
+        if label is None:
+            return self._page(404, "Not a preview", "There is no preview at this address.")
+        target = await self.directory.lookup(label)
+        if target is None:
+            return self._page(
+                404,
+                "This preview is not running",
+                "The server of this preview is stopped, or this link is wrong.",
+            )
+        if request.path == SIGN_IN_PATH:
+            return self._finish_sign_in(request, target)
+        denied = await self._check_access(request, target)
+        if denied is not None:
+            return denied
+        self.activity[(target.user, target.server)] = time.time()
+        if _is_websocket(request):
+            return await self._forward_websocket(request, target)
+        return await self._forward(request, target)
+
+    # --- access ---------------------------------------------------------------------------
+
+    async def _check_access(self, request, target: PreviewTarget) -> web.StreamResponse | None:
+        """None when the request may pass, else the answer it gets instead."""
+        level = self.shares.level(target)
+        if level == "public":
+            return None
+        origin = self.domain.origin(target.label)
+        session = None
+        if cookie_may_authorize(request, origin):
+            session = self._session_from_cookie(request, target)
+        if session is None and request.headers.get("Authorization", "").startswith("token "):
+            session = await self._session_from_token(request, target)
+        if session is None:
+            if request.method in ("GET", "HEAD") and _is_navigation(request):
+                return self._redirect_to_login(request, target)
+            return self._page(
+                401,
+                "Sign-in needed",
+                "Open this preview in a browser tab to sign in, or send "
+                "'Authorization: token <JupyterHub API token>'.",
+            )
+        if level == "owner" and not session.may_open(target):
+            return self._page(
+                403,
+                "No access to this preview",
+                f"{session.viewer} may not open this preview: it is shared with its owner "
+                "and those who may open their server only.",
+            )
+        self._recheck_later(session, target)
+        return None
+
+    def _session_from_cookie(self, request, target: PreviewTarget) -> ViewerSession | None:
+        now = time.time()
+        for value in session_cookie_values(request.headers.get("Cookie", "")):
+            try:
+                claims = verify(
+                    self.secret, "session", value, now, label=target.label, start=target.start
+                )
+            except (InvalidToken, ValueError):
+                continue
+            session = self.sessions.get(claims.get("sid", ""), target)
+            if session is not None:
+                return session
+        return None
+
+    async def _session_from_token(self, request, target) -> ViewerSession | None:
+        token = request.headers["Authorization"][len("token ") :].strip()
+        model = await self.hub_auth.user_for_token(token, sync=False)
+        if not model or model.get("kind", "user") != "user":
+            return None
+        return ViewerSession(
+            viewer=model["name"],
+            token=token,
+            scopes=frozenset(model.get("scopes", ())),
+            label=target.label,
+            start=target.start,
+            expires=time.time() + 60,
+        )
+
+    def _recheck_later(self, session: ViewerSession, target: PreviewTarget) -> None:
+        due = time.monotonic() - session.checked_at > self.recheck_interval
+        if due and not session.checking:
+            session.checking = True
+            asyncio.get_running_loop().create_task(self._recheck(session))
+
+    async def _recheck(self, session: ViewerSession) -> None:
+        """Ask the hub again what the viewer's token may do; end the session if nothing."""
+        try:
+            model = await self.hub_auth.user_for_token(session.token, use_cache=False, sync=False)
+        except Exception as error:  # the hub is down: keep what we knew, retry later
+            self.log.warning("Preview gateway: could not recheck %s: %s", session.viewer, error)
+            model = True
+        if model is None:
+            session.expires = 0
+        elif isinstance(model, dict):
+            session.scopes = frozenset(model.get("scopes", ()))
+        session.checked_at = time.monotonic()
+        session.checking = False
+
+    def _redirect_to_login(self, request, target: PreviewTarget) -> web.Response:
+        query = urlencode({"preview": target.label, "next": safe_next(request.path_qs)})
+        return self._redirect(f"{self.login_url}?{query}")
+
+    def ticket_for(self, session_id: str, target: PreviewTarget, path: str) -> str:
+        """The URL that completes a viewer's sign-in on the preview's own origin."""
+        ticket = sign(
+            self.secret,
+            "ticket",
+            {
+                "sid": session_id,
+                "label": target.label,
+                "start": target.start,
+                "nonce": secrets.token_urlsafe(12),
+                "exp": time.time() + 60,
+            },
+        )
+        query = urlencode({"ticket": ticket, "next": safe_next(path)})
+        return f"{self.domain.origin(target.label)}{SIGN_IN_PATH}?{query}"
+
+    def _finish_sign_in(self, request, target: PreviewTarget) -> web.Response:
+        now = time.time()
+        try:
+            claims = verify(
+                self.secret,
+                "ticket",
+                request.query.get("ticket", ""),
+                now,
+                label=target.label,
+                start=target.start,
+            )
+        except (InvalidToken, ValueError) as error:
+            return self._page(403, "Sign-in link not valid", f"This sign-in link is {error}.")
+        if not self.sessions.spend_nonce(claims["nonce"], claims["exp"]):
+            return self._page(403, "Sign-in link not valid", "This sign-in link was used already.")
+        session = self.sessions.get(claims["sid"], target)
+        if session is None:
+            return self._page(403, "Sign-in link not valid", "This sign-in has ended.")
+        cookie = sign(
+            self.secret,
+            "session",
+            {
+                "sid": claims["sid"],
+                "label": target.label,
+                "start": target.start,
+                "exp": session.expires,
+            },
+        )
+        response = self._redirect(safe_next(request.query.get("next", "/")))
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            httponly=True,
+            samesite="Lax",
+            secure=self.domain.scheme == "https",
+            path="/",
+            max_age=int(session.expires - now),
+        )
+        return response
+
+    # --- forwarding -----------------------------------------------------------------------
+
+    def _client(self, target: PreviewTarget) -> aiohttp.ClientSession:
+        key = (target.label, target.start)
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = aiohttp.ClientSession(
+                connector=make_connector(target.netns),
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+                timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=None),
+            )
+        return client
+
+    async def close_stopped(self, live_targets: dict[str, PreviewTarget]) -> None:
+        """Close the pools of servers that stopped or restarted."""
+        live = {(t.label, t.start) for t in live_targets.values()}
+        for key in [key for key in self._clients if key not in live]:
+            await self._clients.pop(key).close()
+
+    async def close(self) -> None:
+        await self.close_stopped({})
+
+    def _upstream_url(self, request, target: PreviewTarget) -> URL:
+        return URL(f"http://127.0.0.1:{target.port}{request.raw_path}", encoded=True)
+
+    async def _forward(self, request: web.BaseRequest, target: PreviewTarget):
+        headers = upstream_headers(request, self.domain.scheme)
+        body = request.content if request.body_exists else None
+        try:
+            upstream = await self._client(target).request(
+                request.method,
+                self._upstream_url(request, target),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientConnectionError, OSError) as error:
+            self.log.debug("Preview %s: app unreachable: %s", target.label, error)
+            return self._html(502, pages.app_down(target.port))
+        async with upstream:
+            response_headers = CIMultiDict(
+                (name, value)
+                for name, value in upstream.headers.items()
+                if name.lower() not in HOP_BY_HOP
+            )
+            length = upstream.content_length
+            if length is not None and length <= WHOLE_BODY_LIMIT:
+                response_headers.popall("Content-Length", None)
+                body = await upstream.read()
+                return web.Response(status=upstream.status, headers=response_headers, body=body)
+            response = web.StreamResponse(status=upstream.status, headers=response_headers)
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    async def _forward_websocket(self, request: web.BaseRequest, target: PreviewTarget):
+        protocols = [
+            p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+        ]
+        protocols = [p for p in protocols if p]
+        headers = upstream_headers(request, self.domain.scheme)
+        for name in list(headers):
+            if name.lower().startswith("sec-websocket-"):
+                headers.popall(name)
+        try:
+            upstream = await self._client(target).ws_connect(
+                self._upstream_url(request, target),
+                headers=headers,
+                protocols=protocols,
+                autoping=False,
+                max_msg_size=0,
+            )
+        except (aiohttp.ClientError, OSError) as error:
+            self.log.debug("Preview %s: websocket refused: %s", target.label, error)
+            return self._html(502, pages.app_down(target.port))
+        downstream = web.WebSocketResponse(
+            protocols=[upstream.protocol] if upstream.protocol else (),
+            autoping=False,
+            max_msg_size=0,
+        )
+        await downstream.prepare(request)
+        await asyncio.gather(_pump(upstream, downstream), _pump(downstream, upstream))
+        return downstream
+
+    # --- answers --------------------------------------------------------------------------
+
+    def _page(self, status: int, title: str, text: str) -> web.Response:
+        return self._html(status, pages.message(title, text))
+
+    @staticmethod
+    def _html(status: int, body: bytes) -> web.Response:
+        return web.Response(
+            status=status,
+            body=body,
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @staticmethod
+    def _redirect(location: str) -> web.Response:
+        return web.Response(
+            status=302,
+            headers={
+                "Location": location,
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+
+
+async def _pump(source, sink) -> None:
+    """Copy websocket messages one way until either side closes."""
+    try:
+        async for message in source:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                await sink.send_bytes(message.data)
+            elif message.type == aiohttp.WSMsgType.PING:
+                await sink.ping(message.data)
+            elif message.type == aiohttp.WSMsgType.PONG:
+                await sink.pong(message.data)
+            else:
+                break
+    except (aiohttp.ClientError, ConnectionError, RuntimeError):
+        pass
+    finally:
+        await sink.close()

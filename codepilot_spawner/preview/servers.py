@@ -1,0 +1,125 @@
+"""The running servers the gateway can route to, as the hub reports them.
+
+The gateway reads the hub's REST API (``list:users``, ``read:servers``,
+``admin:server_state``) and keys every ready server by its preview label. Where the
+server's app listens comes from the spawner's state: ``netns``, the path of the server's
+network namespace (empty when the hub is not root), and ``preview_port``; ``process_tag``
+is new at every start, so sign-ins end when the server stops.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from .hosts import preview_label
+
+PAGINATION = "application/jupyterhub-pagination+json"
+
+
+@dataclass(frozen=True)
+class PreviewTarget:
+    """One running user server, as far as its preview is concerned."""
+
+    user: str
+    server: str
+    label: str
+    start: str  # new at every start of the server
+    port: int
+    netns: str = ""
+    groups: tuple[str, ...] = ()
+
+
+def targets_from_users(users: list[dict]) -> dict[str, PreviewTarget]:
+    """``{label: PreviewTarget}`` for the ready servers in hub user models."""
+    targets = {}
+    for user in users:
+        for server, model in (user.get("servers") or {}).items():
+            state = model.get("state") or {}
+            if not model.get("ready") or not state.get("preview_port"):
+                continue
+            label = preview_label(user["name"], server)
+            targets[label] = PreviewTarget(
+                user=user["name"],
+                server=server,
+                label=label,
+                start=str(state.get("process_tag", "")),
+                port=int(state["preview_port"]),
+                netns=str(state.get("netns", "")),
+                groups=tuple(user.get("groups") or ()),
+            )
+    return targets
+
+
+@dataclass
+class ServerDirectory:
+    """Running servers by preview label, refreshed from the hub every few seconds."""
+
+    api_url: str
+    api_token: str
+    interval: float = 2.0
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
+    targets: dict[str, PreviewTarget] = field(default_factory=dict)
+    _refreshed_at: float = 0.0
+    _refreshing: asyncio.Task | None = None
+
+    async def fetch(self) -> dict[str, PreviewTarget]:
+        client = AsyncHTTPClient()
+        users, offset = [], 0
+        while True:
+            request = HTTPRequest(
+                f"{self.api_url.rstrip('/')}/users?state=ready&offset={offset}&limit=200",
+                headers={"Authorization": f"token {self.api_token}", "Accept": PAGINATION},
+                request_timeout=10,
+            )
+            reply = json.loads((await client.fetch(request)).body)
+            users.extend(reply["items"])
+            following = reply.get("_pagination", {}).get("next")
+            if not following:
+                return targets_from_users(users)
+            offset = following["offset"]
+
+    async def refresh(self) -> None:
+        """Fetch once; concurrent callers share the same fetch."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self._refresh())
+        await asyncio.shield(self._refreshing)
+
+    async def _refresh(self) -> None:
+        try:
+            self.targets = await self.fetch()
+            self._refreshed_at = time.monotonic()
+        except Exception as error:  # keep the last view; the next poll tries again
+            self.log.warning("Preview gateway: could not list servers at the hub: %s", error)
+
+    async def lookup(self, label: str) -> PreviewTarget | None:
+        """The target for ``label``; an unknown label triggers one early refresh."""
+        target = self.targets.get(label)
+        if target is None and time.monotonic() - self._refreshed_at > 0.5:
+            await self.refresh()
+            target = self.targets.get(label)
+        return target
+
+    async def report_activity(self, activity: dict[tuple[str, str], float]) -> None:
+        """Tell the hub when previews were last used: viewing a preview is using a server."""
+        client = AsyncHTTPClient()
+        by_user: dict[str, dict] = {}
+        for (user, server), when in activity.items():
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(when))
+            by_user.setdefault(user, {})[server] = {"last_activity": stamp}
+        for user, servers in by_user.items():
+            request = HTTPRequest(
+                f"{self.api_url.rstrip('/')}/users/{quote(user, safe='')}/activity",
+                method="POST",
+                headers={"Authorization": f"token {self.api_token}"},
+                body=json.dumps({"servers": servers}),
+                request_timeout=10,
+            )
+            try:
+                await client.fetch(request)
+            except Exception as error:  # a stopped server or a busy hub: next time
+                self.log.debug("Preview gateway: activity of %s not reported: %s", user, error)

@@ -1,0 +1,54 @@
+"""Connections from the gateway to an app, inside the app's own network namespace.
+
+On one machine as root, each user server has a network namespace of its own and its app
+listens on 127.0.0.1 there, out of reach of every other user. The gateway (root, in the
+machine's namespace) makes its upstream sockets inside that namespace: the thread that
+creates a socket enters the namespace with ``setns(2)``, creates it and comes back. A
+socket stays in the namespace it was created in, so the connection, and every keep-alive
+reuse of it, reaches the app's own loopback. One pooled connector per server start.
+"""
+
+import ctypes
+import os
+import socket
+
+import aiohttp
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"setns: {os.strerror(errno)}")
+
+
+def socket_in_namespace(netns_path: str, family: int, kind: int, proto: int) -> socket.socket:
+    """A new socket that belongs to the network namespace at ``netns_path``."""
+    target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(target)
+        try:
+            return socket.socket(family, kind, proto)
+        finally:
+            # Never leave this thread (the event loop's) in a user's namespace.
+            _setns(own)
+    finally:
+        os.close(target)
+        os.close(own)
+
+
+def make_connector(netns: str, limit: int = 64) -> aiohttp.TCPConnector:
+    """A keep-alive pool whose sockets live in ``netns`` (or the gateway's own, if empty)."""
+    if not netns:
+        return aiohttp.TCPConnector(limit=limit, keepalive_timeout=30, ttl_dns_cache=None)
+
+    def factory(addr_info):
+        family, kind, proto, _, _ = addr_info
+        sock = socket_in_namespace(netns, family, kind, proto)
+        sock.setblocking(False)
+        return sock
+
+    return aiohttp.TCPConnector(limit=limit, keepalive_timeout=30, socket_factory=factory)

@@ -1,0 +1,28 @@
+"""Resolve ``*.localhost`` to loopback in the test process, as browsers do.
+
+Python's resolver asks DNS for ``<label>.preview.localhost``; Chromium and curl answer
+127.0.0.1 themselves. With this installed, ``requests`` sees preview origins exactly as
+a browser does, host-only cookies included.
+"""
+
+import contextlib
+import socket
+
+_system_getaddrinfo = socket.getaddrinfo
+
+
+def _getaddrinfo(host, *args, **kwargs):
+    if isinstance(host, bytes):
+        host = host.decode()
+    if isinstance(host, str) and host.rstrip(".").lower().endswith(".localhost"):
+        host = "127.0.0.1"
+    return _system_getaddrinfo(host, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def resolve_localhost_subdomains():
+    socket.getaddrinfo = _getaddrinfo
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = _system_getaddrinfo
