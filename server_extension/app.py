@@ -8,7 +8,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import CaselessStrEnum, Float, Int, Unicode, default
 
 from .envconfig import EnvDefaultsMixin
-from .preview import no_proxied_hosts, preview_handlers
+from .preview import preview_handlers
 from .storage import layout, wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .terminals import WorkspaceTerminalManager, configure_terminals
@@ -114,6 +114,13 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         before SIGKILL (JupyterHub's ``Spawner.term_timeout``, a pod's grace period).""",
     ).tag(config=True)
 
+    sync_stall_timeout = Float(
+        60.0,
+        help="""Seconds pending sync work may go without any push finishing before the
+        sync counts as stalled: the log gets a warning and ``/codepilot/api/sync`` says
+        ``"state": "stalled"`` until pushes go through again.""",
+    ).tag(config=True)
+
     @property
     def storage_mode(self) -> str:
         return wiring.resolve_mode(self.storage, self.s3_bucket)
@@ -130,14 +137,9 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
             "CODEPILOT_PREVIEW_URL": self.preview_url,
         }
 
-    def _link_preview(self, serverapp) -> None:
-        # jupyter-server-proxy's /proxy/<port>/ would serve the app on the IDE's origin.
-        serverapp.config.ServerProxy.host_allowlist = no_proxied_hosts
-
     def _link_jupyter_server_extension(self, serverapp):
         super()._link_jupyter_server_extension(serverapp)
         configure_terminals(serverapp)
-        self._link_preview(serverapp)
         # The server builds its contents manager right after linking, from these settings.
         mode = self.storage_mode
         key_prefix = self.workspace_key_prefix if mode != "local" else ""
@@ -167,6 +169,7 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
             return
         from .storage.watcher import watch_workspace
 
+        sync.stall_timeout = self.sync_stall_timeout
         sync.start()
         self._watch_stop = asyncio.Event()
         self._watch_task = asyncio.create_task(

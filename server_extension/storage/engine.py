@@ -5,6 +5,10 @@ is acknowledged only once S3 holds it) and the watcher (which schedules paths th
 terminal processes touched). Pushes of the same path are serialised, so S3 always ends
 with the file's latest local state; scheduled paths that fail stay pending and are
 retried with backoff until S3 answers again.
+
+Deadlock freedom: a slot of the concurrency semaphore is held only around one path's
+own S3 calls (``_push_one``), which never take a slot. A new folder's contents are
+pushed after its slot is released, so no push waits on a slot its caller holds.
 """
 
 import asyncio
@@ -13,6 +17,7 @@ import os
 import stat
 import time
 import weakref
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,17 +29,40 @@ from .s3 import S3Error, S3Store
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return _iso(time.time())
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _existing(root: Path, relpaths: list[str]) -> list[str]:
+    return [path for path in relpaths if os.path.lexists(local_path(root, path))]
+
+
+def _has_ancestor_in(relpath: str, folders: set[str]) -> bool:
+    parts = relpath.split("/")
+    return any("/".join(parts[:depth]) in folders for depth in range(1, len(parts)))
+
+
+# What a push of one path did; only a new folder asks for more (its contents).
+PUSHED, NEW_FOLDER = "pushed", "new-folder"
 
 
 @dataclass
 class SyncStatus:
-    """What ``GET <server>/codepilot/api/sync`` reports."""
+    """What ``GET <server>/codepilot/api/sync`` reports (see ``handlers.py``)."""
 
     state: str = "starting"
     last_success: str | None = None
     last_error: dict | None = None
     unflushed: list[str] = field(default_factory=list)
+    # time.time() of the last push that finished, or of the moment nothing was pending.
+    last_progress: float = field(default_factory=time.time)
+    # Set while pending work has made no progress for ``stall_timeout`` seconds.
+    stalled_since: float | None = None
+    # Why the watcher stopped mirroring terminal changes, if it did.
+    watcher_error: str | None = None
 
 
 class WorkspaceSync:
@@ -48,6 +76,7 @@ class WorkspaceSync:
         log: logging.Logger | None = None,
         concurrency: int = 16,
         max_backoff: float = 5.0,
+        stall_timeout: float = 60.0,
     ):
         self.root = Path(os.path.realpath(root))
         self.store = store
@@ -58,12 +87,14 @@ class WorkspaceSync:
         self.rules = load_ignore_rules(self.root)
         self.status = SyncStatus()
         self.max_backoff = max_backoff
+        self.stall_timeout = stall_timeout
         self._concurrency = concurrency
         self._slots: asyncio.Semaphore | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # Paths waiting for a push (insertion-ordered); the error of their last attempt.
         self._queue: dict[str, str | None] = {}
-        self._in_flight: set[str] = set()
+        # A Counter: the same path may be pushed by a save and the watcher at once.
+        self._in_flight: Counter[str] = Counter()
         self._wakeup: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
@@ -81,6 +112,9 @@ class WorkspaceSync:
 
     def _succeeded(self) -> None:
         self.status.last_success = _now()
+
+    def _progressed(self) -> None:
+        self.status.last_progress = time.time()
 
     def mark_failed(self, relpaths: list[str], error: Exception) -> None:
         """Record a failed push: the status shows it and the paths stay pending."""
@@ -104,47 +138,63 @@ class WorkspaceSync:
         uploads anyway); a folder gets its ``.s3keep`` and, when new, its contents; a
         missing path is deleted from S3 with everything below it (``list_remote`` also
         finds objects the manifest does not know). Symlinks are never followed.
+        Never call it while holding a slot: a new folder's contents take slots.
         """
-        async with self._lock(relpath):
-            path = local_path(self.root, relpath)
-            try:
-                info = os.lstat(path)
-            except (FileNotFoundError, NotADirectoryError):
-                info = None
-            if (
-                info is not None
-                and not stat.S_ISLNK(info.st_mode)
-                and has_symlink_component(self.root, relpath)
-            ):
-                return  # below a symlinked folder, so possibly outside the workspace
-            if info is None or stat.S_ISLNK(info.st_mode):
-                await self._delete_remote(relpath, list_remote)
-                return
-            if stat.S_ISDIR(info.st_mode):
-                if self.ignored(relpath, is_dir=True):
-                    return
-                keep = layout.dir_keep_key("", relpath)
-                if relpath and self.manifest.get(keep) is None:
-                    etag = await self.store.put_bytes(self.key(keep), b"")
-                    self.manifest.set(keep, Entry(0, 0, etag))
-                    self._succeeded()
-                    new_folder = True
-                else:
-                    new_folder = False
-            elif stat.S_ISREG(info.st_mode):
-                if self.ignored(relpath):
-                    return
-                entry = self.manifest.get(relpath)
-                if force or entry is None or not entry.matches_stat(info):
-                    etag = await self.store.upload_file(path, self.key(relpath), info.st_size)
-                    self.manifest.set(relpath, Entry(info.st_size, info.st_mtime_ns, etag))
-                    self._succeeded()
-                return
-            else:
-                return  # sockets, fifos, devices: nothing to store
-        if new_folder:
+        if await self._push_one(relpath, force, list_remote) == NEW_FOLDER:
             # A folder moved in from elsewhere brings contents no event announced.
-            await self.push_tree(relpath)
+            failures = await self.push_tree(relpath)
+            if failures:
+                raise next(iter(failures.values()))
+
+    async def _push_one(self, relpath: str, force: bool = False, list_remote: bool = False):
+        """Push ``relpath`` itself (a folder: its marker only); ``NEW_FOLDER`` or ``PUSHED``."""
+        async with self._lock(relpath):
+            outcome = await self._push_locked(relpath, force, list_remote)
+        self._progressed()
+        return outcome
+
+    async def _push_locked(self, relpath: str, force: bool, list_remote: bool):
+        path = local_path(self.root, relpath)
+        try:
+            info = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            info = None
+        if (
+            info is not None
+            and not stat.S_ISLNK(info.st_mode)
+            and has_symlink_component(self.root, relpath)
+        ):
+            return PUSHED  # below a symlinked folder, so possibly outside the workspace
+        if info is None or stat.S_ISLNK(info.st_mode):
+            await self._delete_remote(relpath, list_remote)
+            return PUSHED
+        if stat.S_ISDIR(info.st_mode):
+            if self.ignored(relpath, is_dir=True):
+                return PUSHED
+            # A file of this name may have been replaced by this folder.
+            await self._delete_keys([relpath] if self.manifest.get(relpath) else [], recheck=False)
+            keep = layout.dir_keep_key("", relpath)
+            if not relpath or self.manifest.get(keep) is not None:
+                return PUSHED
+            etag = await self.store.put_bytes(self.key(keep), b"")
+            self.manifest.set(keep, Entry(0, 0, etag))
+            self._succeeded()
+            return NEW_FOLDER
+        if stat.S_ISREG(info.st_mode) and not self.ignored(relpath):
+            if self.manifest.get(layout.dir_keep_key("", relpath)) is not None:
+                # A folder of this name was replaced by this file.
+                await self._delete_keys(self.manifest.under(relpath), recheck=False)
+            entry = self.manifest.get(relpath)
+            if force or entry is None or not entry.matches_stat(info):
+                try:
+                    etag = await self.store.upload_file(path, self.key(relpath), info.st_size)
+                except (FileNotFoundError, NotADirectoryError):
+                    # Deleted while it went up: S3 must not keep it.
+                    await self._delete_remote(relpath, list_remote=False)
+                    return PUSHED
+                self.manifest.set(relpath, Entry(info.st_size, info.st_mtime_ns, etag))
+                self._succeeded()
+        return PUSHED  # ignored files, sockets, fifos, devices: nothing to store
 
     async def _delete_remote(self, relpath: str, list_remote: bool) -> None:
         keys = set(self.manifest.under(relpath)) if relpath else set()
@@ -154,22 +204,41 @@ class WorkspaceSync:
             keys.add(relpath)
             listed = await self.store.list(self.key(relpath) + "/")
             keys.update(layout.relpath_for(self.key_prefix, key) for key in listed)
+        await self._delete_keys(keys)
+
+    async def _delete_keys(self, relpaths, recheck: bool = True) -> None:
+        """Delete objects (workspace-relative keys) and their entries.
+
+        The lock held is the deleted folder's, not each object's: a path recreated
+        meanwhile may have gone up before this delete landed, so with ``recheck``
+        whatever exists on disk again is scheduled for another push.
+        """
+        keys = set(relpaths)
         if not keys:
             return
         await self.store.delete(self.key(key) for key in keys)
         for key in keys:
             self.manifest.discard(key)
         self._succeeded()
+        if not recheck:
+            return
+        paths = [layout.dir_of_keep(key) if layout.is_dir_keep(key) else key for key in keys]
+        back = await asyncio.to_thread(_existing, self.root, paths)
+        if back:
+            self.schedule(back)
 
     async def push_tree(self, relpath: str = "", force: bool = False) -> dict[str, S3Error]:
         """Push every file and folder below ``relpath`` and delete what is gone locally.
 
         Returns the paths that failed, with their errors (they stay scheduled).
         """
+        return await self._push_many(await self._tree_paths(relpath), force, expand=False)
+
+    async def _tree_paths(self, relpath: str) -> list[str]:
+        """Folders, files and paths gone from disk below ``relpath`` (parents first)."""
         tree = await asyncio.to_thread(scan_local, self.root, self.rules, relpath)
         gone_files, gone_folders = self._gone_from(tree, relpath)
-        paths = [*sorted(tree.dirs), *tree.files, *gone_files, *gone_folders]
-        return await self._push_many(paths, force)
+        return [*sorted(tree.dirs), *tree.files, *gone_files, *gone_folders]
 
     def _gone_from(self, tree, relpath: str = "") -> tuple[list[str], list[str]]:
         """(files, folders) the manifest holds below ``relpath`` that ``tree`` no longer has."""
@@ -193,24 +262,50 @@ class WorkspaceSync:
         gone_files, _ = self._gone_from(tree)
         return sorted([*changed, *gone_files])
 
-    async def _push_many(self, paths, force: bool = False) -> dict[str, S3Error]:
+    async def _push_many(self, paths, force: bool = False, expand: bool = True):
+        """Push ``paths`` concurrently; returns the failed ones with their errors.
+
+        ``expand``: a path that turns out to be a new folder also gets its contents
+        pushed, once its slot is free again (``push_tree`` lists them already).
+        """
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._concurrency)
         failures: dict[str, S3Error] = {}
+        new_folders: list[str] = []
 
         async def push(relpath: str):
-            async with self._slots:
-                self._in_flight.add(relpath)
-                try:
-                    await self.push_path(relpath, force=force)
-                except S3Error as error:
-                    failures[relpath] = error
-                    self.mark_failed([relpath], error)
-                finally:
-                    self._in_flight.discard(relpath)
+            self._work_arrives()
+            self._in_flight[relpath] += 1
+            try:
+                async with self._slots:
+                    outcome = await self._push_one(relpath, force=force)
+                if outcome == NEW_FOLDER:
+                    new_folders.append(relpath)
+            except S3Error as error:
+                failures[relpath] = error
+                self.mark_failed([relpath], error)
+            except OSError as error:
+                # Unreadable locally (permissions, a file gone mid-way): S3 cannot help,
+                # the next event on the path tries again.
+                self.log.warning("S3 sync: could not read %s: %s", relpath, error)
+            finally:
+                self._in_flight[relpath] -= 1
+                if self._in_flight[relpath] <= 0:
+                    del self._in_flight[relpath]
 
         await asyncio.gather(*(push(relpath) for relpath in dict.fromkeys(paths)))
+        if expand and new_folders:
+            # No slot is held here, so the contents can take every slot there is.
+            contents = await self._expand(new_folders)
+            failures.update(await self._push_many(contents, force, expand=False))
         return failures
+
+    async def _expand(self, folders: list[str]) -> list[str]:
+        """Everything below the new ``folders``, each folder scanned once."""
+        chosen = set(folders)
+        outermost = [folder for folder in chosen if not _has_ancestor_in(folder, chosen)]
+        listed = await asyncio.gather(*(self._tree_paths(folder) for folder in outermost))
+        return [path for paths in listed for path in paths if path not in folders]
 
     async def rename(self, old: str, new: str) -> None:
         """After a local rename: copy the objects server-side, push the rest, delete old."""
@@ -245,9 +340,15 @@ class WorkspaceSync:
 
     def schedule(self, relpaths, error: Exception | None = None) -> None:
         for relpath in relpaths:
+            self._work_arrives()
             self._queue[relpath] = str(error) if error else self._queue.get(relpath)
         if self._wakeup is not None:
             self._wakeup.set()
+
+    def _work_arrives(self) -> None:
+        # Time without progress counts from when something started to wait.
+        if not self._queue and not self._in_flight:
+            self._progressed()
 
     @property
     def pending(self) -> list[str]:
@@ -256,7 +357,14 @@ class WorkspaceSync:
     async def _drain_queue(self) -> dict[str, S3Error]:
         batch = list(self._queue)
         self._queue.clear()
-        return await self._push_many(batch)
+        try:
+            return await self._push_many(batch)
+        except Exception as error:
+            # A bug must not end mirroring for good: keep the batch and retry it.
+            self.log.exception("S3 sync: pushing %d paths failed", len(batch))
+            wrapped = S3Error(f"sync failed unexpectedly: {error!r}")
+            self.mark_failed(batch, wrapped)
+            return dict.fromkeys(batch, wrapped)
 
     async def _worker(self) -> None:
         backoff = 0.0
@@ -283,6 +391,37 @@ class WorkspaceSync:
                 if not self._queue:
                     self.status.state = "idle"
 
+    def check_progress(self, now: float | None = None) -> None:
+        """Mark the sync stalled (and warn) when pending work made no progress lately."""
+        now = time.time() if now is None else now
+        pending = self.pending
+        last = self.status.last_progress
+        since = self.status.stalled_since
+        if since is not None and (not pending or last > since):
+            self.status.stalled_since = None
+            self.log.info("S3 sync: progress again after %.0fs without", now - since)
+        elif since is None and pending and now - last >= self.stall_timeout:
+            self.status.stalled_since = now
+            error = self.status.last_error
+            self.log.warning(
+                "S3 sync: no progress for %.0fs while %d paths are pending (%s%s); last error: %s",
+                now - last,
+                len(pending),
+                ", ".join(pending[:5]),
+                ", ..." if len(pending) > 5 else "",
+                error["message"] if error else "none",
+            )
+
+    async def _stall_monitor(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(min(1.0, self.stall_timeout / 4))
+            self.check_progress()
+
+    def watcher_failed(self, error: BaseException) -> None:
+        """The watcher stopped: terminal changes are no longer mirrored until a restart."""
+        self.status.watcher_error = str(error) or type(error).__name__
+        self.log.error("S3 sync: the workspace watcher stopped: %s", self.status.watcher_error)
+
     async def _manifest_saver(self, interval: float = 1.0) -> None:
         while not self._stopping:
             await asyncio.sleep(interval)
@@ -305,6 +444,7 @@ class WorkspaceSync:
             asyncio.create_task(self._worker(), name="codepilot-sync-worker"),
             asyncio.create_task(self._manifest_saver(), name="codepilot-sync-manifest"),
             asyncio.create_task(self._reconcile(), name="codepilot-sync-reconcile"),
+            asyncio.create_task(self._stall_monitor(), name="codepilot-sync-stall-monitor"),
         ]
 
     async def _reconcile(self) -> None:
@@ -343,16 +483,30 @@ class WorkspaceSync:
         await self.store.close()
         return left
 
+    @property
+    def state(self) -> str:
+        if self.status.watcher_error is not None and self.status.state != "stopped":
+            return "error"
+        if self.status.stalled_since is not None:
+            return "stalled"
+        return self.status.state
+
     def status_model(self) -> dict:
+        """The JSON of ``GET <server>/codepilot/api/sync`` (fields in ``handlers.py``)."""
         pending = self.pending
+        stalled_since = self.status.stalled_since
         return {
             "storage": "sync",
             "location": self.location,
-            "state": self.status.state,
+            "state": self.state,
             "pending": len(pending),
             "pending_paths": pending[:50],
             "last_success": self.status.last_success,
             "last_error": self.status.last_error,
+            "last_progress": _iso(self.status.last_progress),
+            "stalled_since": _iso(stalled_since) if stalled_since is not None else None,
+            "stall_timeout": self.stall_timeout,
+            "watcher_error": self.status.watcher_error,
             "synced_objects": len(self.manifest.entries),
             "unflushed": self.status.unflushed,
         }

@@ -12,7 +12,40 @@ SYNC_STATUS_PATH = "codepilot/api/sync"
 class SyncStatusHandler(APIHandler):
     """Storage mode, pending paths, last error and last successful sync, as JSON.
 
-    Readable by whoever may read the workspace's contents.
+    Readable by whoever may read the workspace's contents. Field names are stable (the
+    JupyterLab status item reads them); times are UTC, ``YYYY-MM-DDTHH:MM:SSZ``.
+
+    Every mode:
+
+    - ``storage``: ``"local"``, ``"sync"`` or ``"s3"``.
+    - ``pending``: how many paths wait for a push (always 0 outside ``sync``).
+    - ``last_success``: time of the last change S3 took, or null.
+    - ``last_error``: ``{"message", "path", "at"}`` of the last failed push, or null;
+      the message names S3 and says why.
+    - ``location``: ``s3://<bucket>/<prefix>/users/<user>/<server>/`` (``sync``, ``s3``).
+
+    ``sync`` mode adds:
+
+    - ``state``: what the mirror is doing:
+
+      - ``"starting"``: the server has not started mirroring yet;
+      - ``"reconciling"``: pushing what changed while no server ran;
+      - ``"syncing"``: pushing changes;
+      - ``"retrying"``: a push failed (see ``last_error``); retried with backoff;
+      - ``"idle"``: nothing pending, S3 holds the workspace;
+      - ``"stalled"``: paths are pending and no push has finished for
+        ``stall_timeout`` seconds (S3 down or hanging); the log has a warning too;
+      - ``"error"``: the watcher stopped (``watcher_error``): terminal changes are no
+        longer mirrored until the server restarts; editor saves still are;
+      - ``"stopped"``: the server is shutting down and has flushed (``unflushed``).
+
+    - ``pending_paths``: the first 50 pending paths.
+    - ``last_progress``: when a push last finished, or nothing last waited.
+    - ``stalled_since``: when the stall was detected, or null.
+    - ``stall_timeout``: seconds without progress before ``"stalled"``.
+    - ``watcher_error``: why the watcher stopped, or null.
+    - ``synced_objects``: objects the manifest says S3 holds for this workspace.
+    - ``unflushed``: paths a stopping server could not push (kept on local disk).
     """
 
     auth_resource = "contents"

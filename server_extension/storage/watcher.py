@@ -62,6 +62,7 @@ async def watch_workspace(
         if error is None:
             finished.set_result(None)
         else:
+            sync.watcher_failed(error)  # the status says so, not only the log
             finished.set_exception(error)
 
     def watch() -> None:

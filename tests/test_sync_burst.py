@@ -1,0 +1,159 @@
+"""Bursts of new folders, as ``git clone``, ``npm create`` or ``unzip`` make them, reach S3.
+
+A running sync-mode server mirrors a tree a terminal makes at once, ``python -m
+server_extension.sync push`` uploads thousands of files in hundreds of new folders, and
+a sync that stops making progress says so in its log and at ``/codepilot/api/sync``.
+Every wait is bounded, so a sync that hangs fails the test instead of hanging it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from .hubtools import REPO_ROOT, run_in_terminal, wait_until
+from .jupyterserver import open_terminal, start_jupyter_server
+from .s3server import s3_server_fixture
+
+BUCKET = "bursts"
+PREFIX = "cp"
+
+s3 = s3_server_fixture(buckets=(BUCKET,))
+
+
+def keys_of(user: str) -> str:
+    return f"{PREFIX}/users/{user}/default/"
+
+
+def server_env(s3, user: str, **settings) -> dict:
+    return {
+        **s3.env,
+        "CODEPILOT_S3_BUCKET": BUCKET,
+        "CODEPILOT_S3_PREFIX": PREFIX,
+        "CODEPILOT_WORKSPACE_USER": user,
+        **settings,
+    }
+
+
+def expected_keys(root: Path, prefix: str) -> set[str]:
+    """The objects a workspace of plain files and folders maps to: files and folder markers."""
+    keys = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [name for name in dirs if name != ".codepilot"]
+        relative = Path(folder).relative_to(root).as_posix()
+        if relative != ".":
+            keys.add(f"{prefix}{relative}/.s3keep")
+        for name in files:
+            keys.add(f"{prefix}{Path(folder, name).relative_to(root).as_posix()}")
+    return keys
+
+
+def missing_in_s3(s3, root: Path, prefix: str) -> set[str]:
+    return expected_keys(root, prefix) - s3.keys(BUCKET, prefix)
+
+
+@pytest.fixture(scope="module")
+def server(s3):
+    root = Path(tempfile.mkdtemp(prefix="codepilot-burst-"))
+    running = start_jupyter_server(root, server_env(s3, "burst"))
+    yield running
+    running.stop()
+
+
+def test_a_terminal_making_40_folders_with_240_files_at_once_reaches_s3(server, s3):
+    """The issue's reproduction, typed into a real terminal of a running server."""
+    with open_terminal(server) as terminal:
+        run_in_terminal(
+            terminal,
+            f"cd {server.root} && for i in $(seq 0 19); do for j in 0 1; do "
+            "mkdir -p proj/m$i/s$j; for k in 0 1 2 3 4 5; do echo $i$j$k > proj/m$i/s$j/f$k.txt; "
+            'done; done; done; echo MA""DE',
+            "MADE",
+        )
+    prefix = keys_of("burst")
+    files = [path for path in expected_keys(server.root, prefix) if path.endswith(".txt")]
+    assert len(files) == 240
+    wait_until(lambda: not missing_in_s3(s3, server.root, prefix), 60, 0.25, "240 files in S3")
+    assert s3.read(BUCKET, prefix + "proj/m19/s1/f5.txt") == b"1915\n"
+    status = wait_until(
+        lambda: (s := server.sync_status())["state"] == "idle" and s["pending"] == 0 and s,
+        30,
+        0.2,
+        "an idle sync",
+    )
+    assert status["last_error"] is None
+    assert s3.keys(BUCKET, prefix) == expected_keys(server.root, prefix)
+
+
+def test_cli_push_of_2000_files_in_280_new_folders_finishes(s3):
+    root = Path(tempfile.mkdtemp(prefix="codepilot-push-"))
+    folders = [f"pkg{top}/mod{sub}" for top in range(20) for sub in range(13)]
+    for number in range(2000):
+        folder = root / folders[number % len(folders)]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"file{number}.txt").write_text(f"content {number}\n")
+    prefix = keys_of("pusher")
+    expected = expected_keys(root, prefix)
+    assert len([key for key in expected if key.endswith(".s3keep")]) == 280
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "server_extension.sync", "push", "--root", str(root)],
+            env={**os.environ, **server_env(s3, "pusher")},
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(f"push did not finish in {expired.timeout}s: {expired.stderr}")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["failed"] == 0
+    assert s3.keys(BUCKET, prefix) == expected
+    last = f"{folders[1999 % len(folders)]}/file1999.txt"
+    assert s3.read(BUCKET, prefix + last) == b"content 1999\n"
+
+
+def test_a_sync_without_progress_says_stalled_then_recovers(s3):
+    user = "staller"
+    root = Path(tempfile.mkdtemp(prefix="codepilot-stall-"))
+    settings = {"CODEPILOT_SYNC_STALL_TIMEOUT": "1"}
+    server = start_jupyter_server(root, server_env(s3, user, **settings))
+    try:
+        wait_until(lambda: server.sync_status()["state"] == "idle", 30, 0.1, "idle")
+        assert server.sync_status()["stalled_since"] is None
+        with s3.outage():
+            (root / "stuck").mkdir()
+            for number in range(5):
+                (root / "stuck" / f"file{number}.txt").write_text(f"{number}")
+            status = wait_until(
+                lambda: (
+                    (s := server.sync_status())["state"] == "stalled"
+                    and s["last_error"] is not None
+                    and s
+                ),
+                60,
+                0.1,
+                "a stalled sync",
+            )
+            assert status["pending"] >= 1
+            assert status["stalled_since"] is not None
+            assert status["stall_timeout"] == 1
+            assert "S3" in status["last_error"]["message"]
+            wait_until(lambda: "no progress" in server.log(), 30, 0.1, "the stall warning")
+        status = wait_until(
+            lambda: (s := server.sync_status())["state"] == "idle" and s["pending"] == 0 and s,
+            60,
+            0.2,
+            "an idle sync after the outage",
+        )
+        assert status["stalled_since"] is None
+        assert s3.keys(BUCKET, keys_of(user)) == expected_keys(root, keys_of(user))
+        wait_until(lambda: "progress again" in server.log(), 10, 0.1, "the recovery line")
+        warning = next(line for line in server.log().splitlines() if "no progress" in line)
+        assert "WARNING" in warning or "[W " in warning, warning
+    finally:
+        server.stop()
