@@ -10,10 +10,14 @@ LABEXT_SRC := server_extension/labextension_src
 LABEXT := server_extension/labextension/package.json
 LABEXT_MODULES := $(LABEXT_SRC)/node_modules/.package-lock.json
 
-.PHONY: up install install-test chromium test lint format benchmarks seed-templates clean labextension
+.PHONY: up down install install-test isolation-tools chromium test lint format benchmarks seed-templates clean labextension
 
-up: install
+up: install isolation-tools
 	$(BIN)/python -m codepilot_spawner.onemachine
+
+# Servers outlive a restart of the hub; this stops the hub and every server it started.
+down: install
+	$(BIN)/python -m codepilot_spawner.onemachine stop-all
 
 install: $(VENV)/.installed $(CHP)
 
@@ -42,7 +46,7 @@ $(CHP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-install-test: $(VENV)/.installed-test $(CHP) $(BIN)/helm chromium
+install-test: $(VENV)/.installed-test $(CHP) $(BIN)/helm chromium isolation-tools
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[hub,runner,test]'
@@ -59,6 +63,14 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "chromium is not installed: browser tests will be skipped (apt-get install chromium)"; fi; }
+
+# As root, servers get network namespaces (iproute2) with nftables rules; installed when
+# missing. Not as root there is no isolation, and `make up` says so.
+isolation-tools:
+	@command -v nft >/dev/null && command -v ip >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables iproute2; \
+	  fi; }
 
 test: install-test lint
 	$(BIN)/python -m pytest -ra

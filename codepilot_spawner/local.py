@@ -1,6 +1,7 @@
 """The one-machine spawner: each server is a local process in its own workspace."""
 
 import asyncio
+import html
 import os
 import sys
 import uuid
@@ -8,11 +9,14 @@ from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from jupyterhub.utils import random_port
-from traitlets import Bool, Dict, Float, List, Unicode, default
+from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
+from . import netns
+from .cgroups import Limits, ServerCgroup, describe_memory, machine_hierarchy
 from .environment import codepilot_environment
-from .processes import TAG_VARIABLE, end_tagged_processes
+from .processes import TAG_VARIABLE
 from .progress import ProgressLog, restore_counts, restore_record
+from .sandbox import Sandbox
 from .servernames import check_server_name
 from .templates import STARTER_TEMPLATES, chosen_template, template_form
 from .unixusers import ensure_unix_user, unix_username
@@ -43,8 +47,11 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
     """Starts a user server as a local process, as its own Unix user when the hub is root.
 
     The server's working directory is its workspace,
-    ``<data_dir>/workspaces/<user>/<server or "default">`` (mode 0700), and it gets a free
-    preview port of its own. Stopping it ends every process its terminals started.
+    ``<data_dir>/workspaces/<user>/<server or "default">`` (mode 0700). As root (and with
+    ``isolate_servers``), it runs in a network namespace of its own, its app on port 3000
+    as in a pod, with cgroup limits on memory, CPU and processes; otherwise it gets a free
+    preview port on the machine. Stopping it ends every process its terminals started.
+    Servers outlive the hub: a restarted hub finds them through the state kept here.
     """
 
     data_dir = Unicode(
@@ -87,6 +94,48 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         from its terminals) get between SIGTERM and SIGKILL.""",
     ).tag(config=True)
 
+    isolate_servers = Bool(
+        True,
+        help="""When the hub runs as root, give each server what a pod gets: a network
+        namespace of its own (its app on ``namespace_preview_port``, out of reach of other
+        users) and cgroup limits (``mem_limit``, ``cpu_limit``, ``pids_limit``). Has no
+        effect when the hub is not root.""",
+    ).tag(config=True)
+
+    loopback_ports = List(
+        Int(),
+        help="""Ports of the host's loopback that servers in a namespace may reach:
+        ``127.0.0.1:<port>`` inside the namespace is forwarded to the host's
+        ``127.0.0.1:<port>``, so the hub API, credential broker, preview API and a
+        loopback S3 endpoint keep their URLs. Every other host port is closed to them.
+        The one-machine config fills it.""",
+    ).tag(config=True)
+
+    namespace_subnet = Unicode(
+        "172.30.0.0/16",
+        help="""Private IPv4 range cut into one /30 per isolated server (host side .1,
+        server .2). Blocks are claimed machine-wide, so hubs on one machine may share it.
+        Pick a range the machine's own network does not use.""",
+    ).tag(config=True)
+
+    namespace_preview_port = Int(
+        3000,
+        help="""The preview port (``PORT``) of a server in a namespace of its own: the same
+        for every server, as in pods.""",
+    ).tag(config=True)
+
+    pids_limit = Int(
+        None,
+        allow_none=True,
+        help="""Most processes and threads one isolated server may have at once (cgroup
+        ``pids.max``); a fork bomb stops there. None: no limit.""",
+    ).tag(config=True)
+
+    cgroup_parent = Unicode(
+        "codepilot",
+        help="""cgroup under which each hub keeps ``<hub key>/<server>`` groups.""",
+    ).tag(config=True)
+
     templates = List(
         Unicode(),
         default_value=STARTER_TEMPLATES,
@@ -102,7 +151,14 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
 
     @default("options_form")
     def _default_options_form(self):
-        return lambda spawner: template_form(spawner.templates, spawner.template)
+        return lambda spawner: (
+            stop_notice(spawner.stop_reason) + template_form(spawner.templates, spawner.template)
+        )
+
+    @default("poll_interval")
+    def _default_poll_interval(self):
+        # A server over its memory limit is found and stopped at the next poll.
+        return 10
 
     @default("options_from_form")
     def _default_options_from_form(self):
@@ -126,11 +182,28 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         return "/lab"
 
     preview_port = 0
-    process_tag = ""
+    sandbox: Sandbox | None = None
+    stop_reason = ""  # why the last run ended, when it did not end by a stop
 
     @property
     def isolated(self) -> bool:
         return os.geteuid() == 0 and self.isolate_users
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.isolated and self.isolate_servers
+
+    @property
+    def process_tag(self) -> str:
+        return self.sandbox.process_tag if self.sandbox else ""
+
+    @property
+    def hub_key(self) -> str:
+        return netns.hub_key(self.data_dir)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.mem_limit, self.cpu_limit, self.pids_limit)
 
     @property
     def unix_name(self) -> str:
@@ -149,19 +222,24 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
     def load_state(self, state):
         super().load_state(state)
         self.preview_port = state.get("preview_port", 0)
-        self.process_tag = state.get("process_tag", "")
+        self.sandbox = Sandbox.from_state(state)
+        self.stop_reason = state.get("stop_reason", "")
 
     def get_state(self):
         state = super().get_state()
-        if self.process_tag:
+        if self.sandbox:
+            # preview_port, process_tag and netns are read by the preview gateway.
             state["preview_port"] = self.preview_port
-            state["process_tag"] = self.process_tag
+            state.update(self.sandbox.to_state())
+        if self.stop_reason:
+            state["stop_reason"] = self.stop_reason
         return state
 
     def clear_state(self):
+        # stop_reason outlives the run it explains.
         super().clear_state()
         self.preview_port = 0
-        self.process_tag = ""
+        self.sandbox = None
 
     # --- start and stop ---------------------------------------------------------------
 
@@ -170,19 +248,57 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         self._progress_log = ProgressLog()
         try:
             self._progress_log.report(10, "Preparing your workspace")
-            await self._prepare_workspace()
-            if self.process_tag:  # left over from a run the hub did not see end
-                await end_tagged_processes(self.process_tag, self.process_grace)
-            self.process_tag = uuid.uuid4().hex
-            self.preview_port = random_port()
+            if self.sandbox:  # left over from a run the hub did not see end
+                await self.sandbox.remove(self.process_grace, self.log)
+            self.stop_reason = ""
+            if self.port == 0:
+                self.port = random_port()
+            # The namespace is built while the workspace is prepared.
+            sandbox_task = asyncio.ensure_future(self._create_sandbox())
+            try:
+                await self._prepare_workspace()
+            finally:
+                self.sandbox = await sandbox_task
             self.notebook_dir = str(self.workspace)
             await self._restore_workspace()
             self._progress_log.report(50, "Starting JupyterLab")
             address = await super().start()
             self._progress_log.report(80, "JupyterLab started, waiting for it to answer")
             return address
+        except BaseException:
+            if self.sandbox:
+                await self.sandbox.remove(self.process_grace, self.log)
+                self.sandbox = None
+            raise
         finally:
             self._progress_log.finish()
+
+    async def _create_sandbox(self) -> Sandbox:
+        """The process tag and, as root, a network namespace and a cgroup for this run."""
+        tag = uuid.uuid4().hex
+        if not self.sandboxed:
+            self.preview_port = random_port()
+            return Sandbox(tag)
+        hierarchy = await asyncio.to_thread(machine_hierarchy)
+        if hierarchy is None:
+            raise RuntimeError("no cgroup hierarchy with memory, cpu and pids on this machine")
+        hub = self.hub_key
+        await netns.ensure_hub_rules(hub, self.namespace_subnet, self.loopback_ports)
+        network = await asyncio.to_thread(
+            netns.claim_slot, hub, self.namespace_subnet, f"{self.user.name}/{self.name}"
+        )
+        sandbox = Sandbox(tag, network)
+        try:
+            await netns.create_namespace(network, self.loopback_ports, self.port)
+            cgroup = ServerCgroup(hierarchy, f"{self.cgroup_parent}/{hub}/{network.name}")
+            sandbox.cgroup = cgroup
+            await asyncio.to_thread(cgroup.create, self.limits)
+        except BaseException:
+            await sandbox.remove(self.process_grace, self.log)
+            raise
+        self.ip = network.address
+        self.preview_port = self.namespace_preview_port
+        return sandbox
 
     async def progress(self):
         progress_log = getattr(self, "_progress_log", None)
@@ -191,17 +307,39 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         async for event in progress_log.follow():
             yield event
 
+    async def poll(self):
+        sandbox = self.sandbox
+        if sandbox is None:
+            return await super().poll()
+        if sandbox.network:
+            # After a hub restart, before routing its servers again.
+            await netns.ensure_hub_rules(self.hub_key, self.namespace_subnet, self.loopback_ports)
+        if self.proc is None and self.pid and not sandbox.owns(self.pid):
+            self.pid = 0  # that pid is another process now: ours is gone
+        status = await super().poll()
+        if status is None and sandbox.cgroup and sandbox.cgroup.oom_kills():
+            limit = describe_memory(self.limits.memory_bytes or 0)
+            self.stop_reason = f"Stopped: it went over its memory limit ({limit})."
+            self.log.warning("%s went over its memory limit: stopping it", self._log_name)
+            await sandbox.remove(self.process_grace, self.log)
+            status = await super().poll()
+        if status is not None:
+            if not self.stop_reason and not getattr(self, "_stopping", False):
+                self.stop_reason = f"Stopped: JupyterLab exited (status {status})."
+            await sandbox.remove(self.process_grace, self.log)
+            if self.sandbox is sandbox:
+                self.clear_state()
+        return status
+
     async def stop(self, now=False):
-        tag = self.process_tag
-        await super().stop(now=now)
-        if tag:
-            killed = await end_tagged_processes(tag, self.process_grace)
-            if killed:
-                self.log.info(
-                    "Killed %d processes left by %s that ignored SIGTERM",
-                    len(killed),
-                    self._log_name,
-                )
+        sandbox = self.sandbox
+        self._stopping = True
+        try:
+            await super().stop(now=now)
+            if sandbox:
+                await sandbox.remove(self.process_grace, self.log)
+        finally:
+            self._stopping = False
 
     async def rename(self, old_name, new_name):
         # The workspace directory is keyed by server name; keep it with the server.
@@ -249,8 +387,11 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
     def make_preexec_fn(self, name):
         workspace = str(self.workspace)
         become_user = set_user_setuid(self.unix_name, chdir=False) if self.isolated else None
+        enter_sandbox = self.sandbox.enter() if self.sandbox else None
 
         def preexec():
+            if enter_sandbox is not None:  # as root still
+                enter_sandbox()
             if become_user is not None:
                 become_user()
             os.chdir(workspace)
@@ -324,3 +465,10 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         if os.geteuid() == 0 and not self.isolated:
             args = [*args, "--ServerApp.allow_root=True"]
         return args
+
+
+def stop_notice(reason: str) -> str:
+    """The spawn page's note on why the last run ended, when it did not end by a stop."""
+    if not reason:
+        return ""
+    return f'<div class="alert alert-warning" role="alert">{html.escape(reason)}</div>'

@@ -2,14 +2,21 @@
 
 ``hub_config/jupyterhub_config_local.py`` applies ``OneMachineSettings`` to the hub;
 ``python -m codepilot_spawner.onemachine`` prepares the data directory, prints how to log
-in and starts JupyterHub with that config.
+in and starts JupyterHub with that config. ``python -m codepilot_spawner.onemachine
+stop-all`` (``make down``) stops the hub and every server it started: servers outlive a
+restart of the hub, and this is how they all end.
 """
 
+import asyncio
 import os
 import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from .cgroups import Limits, describe_memory, parse_memory
+from .stopall import stop_everything
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HUB_CONFIG = REPO_ROOT / "hub_config" / "jupyterhub_config_local.py"
@@ -199,13 +206,122 @@ def login_banner(settings: OneMachineSettings, user_password: str, admin_passwor
     )
 
 
+# --- isolation of servers (as root) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IsolationSettings:
+    """What each server gets as root: a network namespace and these limits (None: none)."""
+
+    enabled: bool = True
+    mem_limit: int | None = 2 * 1024**3
+    cpu_limit: float | None = 1.0
+    pids_limit: int | None = 1024
+
+    def __post_init__(self):
+        self.limits  # noqa: B018 (the limits check their values)
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "IsolationSettings":
+        def limit(name, parse, default):
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            if raw.lower() == "none":
+                return None
+            try:
+                return parse(raw)
+            except ValueError as error:
+                raise SettingsError(f"{name}={raw!r}: {error}") from None
+
+        def whole(raw):
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError("must be a whole number or none") from None
+
+        try:
+            return cls(
+                enabled=env.get("CODEPILOT_ISOLATION", "true").lower() in ("1", "true", "yes"),
+                mem_limit=limit("CODEPILOT_MEM_LIMIT", parse_memory, cls.mem_limit),
+                cpu_limit=limit("CODEPILOT_CPU_LIMIT", float, cls.cpu_limit),
+                pids_limit=limit("CODEPILOT_PIDS_LIMIT", whole, cls.pids_limit),
+            )
+        except SettingsError:
+            raise
+        except ValueError as error:  # the limits' own checks
+            raise SettingsError(str(error)) from None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.mem_limit, self.cpu_limit, self.pids_limit)
+
+    def banner(self, is_root: bool) -> str:
+        if not is_root:
+            return (
+                "  Isolation: OFF, the hub is not root: servers share this machine's "
+                "network, users and files, without limits"
+            )
+        if not self.enabled:
+            return "  Isolation: network and limits OFF (CODEPILOT_ISOLATION=false)"
+        memory = describe_memory(self.mem_limit) if self.mem_limit else "no limit"
+        cpus = f"{self.cpu_limit:g}" if self.cpu_limit else "no limit"
+        pids = self.pids_limit or "no limit"
+        return (
+            "  Isolation: a Unix user and a network namespace per server; limits: "
+            f"memory {memory}, CPUs {cpus}, processes {pids}"
+        )
+
+
+def loopback_url_port(url: str) -> int | None:
+    """The port of ``url`` when its host is this machine's loopback, else None."""
+    parsed = urlsplit(url)
+    host = (parsed.hostname or "").lower()
+    if host != "localhost" and not host.startswith("127."):
+        return None
+    return parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def server_loopback_ports(settings: OneMachineSettings, env=os.environ) -> list[int]:
+    """Host loopback ports servers in namespaces reach: the hub API, the preview API,
+    the credential broker when it runs, and an S3 endpoint on loopback."""
+    ports = {settings.hub_port, settings.preview_api_port}
+    if settings.server_settings.get("s3_bucket") and env.get("CODEPILOT_S3_ROLE_ARN"):
+        ports.add(settings.broker_port)
+    for url in (
+        settings.server_settings.get("s3_endpoint_url", ""),
+        env.get("AWS_ENDPOINT_URL_S3", ""),
+        env.get("AWS_ENDPOINT_URL", ""),
+    ):
+        port = loopback_url_port(url) if url else None
+        if port:
+            ports.add(port)
+    return sorted(ports)
+
+
+def stop_all(settings: OneMachineSettings) -> None:
+    """``stop-all``: stop the hub if it runs, then every server of its data directory."""
+    if not settings.data_dir.exists():
+        sys.exit(f"codepilot: no data directory at {settings.data_dir}")
+    report = asyncio.run(stop_everything(settings.data_dir))
+    print(f"codepilot: stopped {report}", flush=True)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["stop-all"]:
+        try:
+            stop_all(OneMachineSettings.from_env())
+        except SettingsError as error:
+            sys.exit(f"codepilot: {error}")
+        return
     try:
         settings = OneMachineSettings.from_env()
         user_password, admin_password = passwords(settings)
+        isolation = IsolationSettings.from_env()
     except SettingsError as error:
         sys.exit(f"codepilot: {error}")
     print(login_banner(settings, user_password, admin_password), flush=True)
+    print(isolation.banner(os.geteuid() == 0) + "\n", flush=True)
     os.chdir(settings.data_dir)
     jupyterhub = Path(sys.executable).parent / "jupyterhub"
     os.execv(jupyterhub, [str(jupyterhub), "-f", str(HUB_CONFIG), *sys.argv[1:]])

@@ -4,14 +4,16 @@ import os
 
 from codepilot_spawner import broker
 from codepilot_spawner.credentials import S3Settings
-from codepilot_spawner.preview import hubservice as preview_service
-from codepilot_spawner.preview.hosts import PreviewDomain
 from codepilot_spawner.onemachine import (
     REPO_ROOT,
+    IsolationSettings,
     OneMachineSettings,
     automation_service,
     passwords,
+    server_loopback_ports,
 )
+from codepilot_spawner.preview import hubservice as preview_service
+from codepilot_spawner.preview.hosts import PreviewDomain
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 settings = OneMachineSettings.from_env()
@@ -48,6 +50,17 @@ c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = settings.named_server_limit
 c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 120
+
+# Servers outlive the hub, as pods do: a restarted hub finds them again. `make down`
+# (python -m codepilot_spawner.onemachine stop-all) ends them all.
+c.JupyterHub.cleanup_servers = False
+# As root: a network namespace and cgroup limits per server (see README, Security).
+isolation = IsolationSettings.from_env()
+c.CodePilotLocalSpawner.isolate_servers = isolation.enabled
+c.CodePilotLocalSpawner.mem_limit = isolation.mem_limit
+c.CodePilotLocalSpawner.cpu_limit = isolation.cpu_limit
+c.CodePilotLocalSpawner.pids_limit = isolation.pids_limit
+c.CodePilotLocalSpawner.loopback_ports = server_loopback_ports(settings)
 
 services, roles = [], []
 if settings.admin_token:

@@ -1,0 +1,102 @@
+"""What surrounds one running server, as a pod surrounds its container, and its removal.
+
+A ``Sandbox`` is the server's process tag, plus, when the hub is root, its network
+namespace and its cgroup. It is kept in the spawner's state, so a restarted hub (or the
+"stop everything" command) can still find and remove every part of it.
+"""
+
+import asyncio
+import contextlib
+import ctypes
+import os
+from dataclasses import dataclass, field
+
+from .cgroups import ServerCgroup
+from .netns import CLONE_NEWNET, ServerNetwork, remove_namespace
+from .processes import TAG_VARIABLE, end_tagged_processes
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@dataclass(eq=False)
+class Sandbox:
+    process_tag: str
+    network: ServerNetwork | None = None
+    cgroup: ServerCgroup | None = None
+    _removal: asyncio.Future | None = field(default=None, repr=False)
+
+    @property
+    def netns(self) -> str:
+        return self.network.path if self.network else ""
+
+    def to_state(self) -> dict:
+        state = {"process_tag": self.process_tag, "netns": self.netns}
+        if self.network:
+            state["network"] = self.network.to_state()
+        if self.cgroup:
+            state["cgroup"] = self.cgroup.to_state()
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Sandbox | None":
+        if not state.get("process_tag"):
+            return None
+        network = ServerNetwork.from_state(state["network"]) if state.get("network") else None
+        cgroup = ServerCgroup.from_state(state["cgroup"]) if state.get("cgroup") else None
+        return cls(state["process_tag"], network, cgroup)
+
+    def owns(self, pid: int) -> bool:
+        """Whether ``pid`` is still this server's process (pids get reused)."""
+        return has_tag(pid, self.process_tag)
+
+    def enter(self):
+        """A function for a child process, after fork and before it drops root: join the
+        cgroup, then the network namespace."""
+        procs_files = self.cgroup.procs_files if self.cgroup else []
+        netns = self.netns
+
+        def enter_sandbox():
+            for procs in procs_files:
+                with open(procs, "w") as f:
+                    f.write("0")  # 0: the writing process
+            if netns:
+                enter_network_namespace(netns)
+
+        return enter_sandbox
+
+    async def remove(self, grace: float, log) -> None:
+        """End every process, then remove namespace and cgroup; once, however often asked."""
+        if self._removal is None:
+            self._removal = asyncio.ensure_future(self._remove(grace, log))
+        await asyncio.shield(self._removal)
+
+    async def _remove(self, grace: float, log) -> None:
+        killed = await end_tagged_processes(self.process_tag, grace)
+        if killed:
+            log.info("Killed %d processes that ignored SIGTERM", len(killed))
+        if self.cgroup:
+            # What the tag misses: a process that cleared its environment.
+            await asyncio.to_thread(self.cgroup.kill_all)
+        if self.network:
+            await remove_namespace(self.network)
+        if self.cgroup:
+            await asyncio.to_thread(self.cgroup.remove)
+
+
+def enter_network_namespace(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns {path}: {os.strerror(errno)}")
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def has_tag(pid: int, tag: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{TAG_VARIABLE}={tag}".encode() in f.read().split(b"\0")
+    except OSError:
+        return False
