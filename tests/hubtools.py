@@ -137,6 +137,21 @@ class RunningHub:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if not keep_servers:
+            self.stop_everything()
+
+    def stop_everything(self) -> str:
+        """``make down`` for this hub's data dir: every server and namespace it left."""
+        done = subprocess.run(
+            [sys.executable, "-m", "codepilot_spawner.onemachine", "stop-all"],
+            env={**os.environ, **self.env, "CODEPILOT_DATA_DIR": str(self.data_dir)},
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
 
 
 def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: float = 60):
