@@ -129,7 +129,8 @@ class RunningHub:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self) -> None:
+    def stop(self, keep_servers: bool = False) -> None:
+        """Stop the hub and, unless ``keep_servers``, the servers that outlive it."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
