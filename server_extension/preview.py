@@ -9,15 +9,14 @@ only points there:
   Preview tile and old links working;
 - ``<server url>/codepilot/api/preview`` reads and sets the preview's share level at the
   gateway, with this server's own token (``GET``; ``PUT {"share": level}``);
-- jupyter-server-proxy's own ``/proxy/<port>/`` routes are switched off, since they
-  would serve the app on the IDE's origin again.
+
+Nothing here proxies the app: a proxy inside this server (jupyter-server-proxy's
+``/proxy/<port>/``) would serve it on the IDE's origin again, with the viewer's cookies.
 """
 
 import contextlib
 import json
 import os
-import pathlib
-import warnings
 from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
@@ -25,37 +24,7 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-ICON_PATH = pathlib.Path(__file__).parent / "static" / "preview.svg"
 PREVIEW_API_PATH = "codepilot/api/preview"
-
-# The launcher entry below has no port on purpose (PreviewRedirectHandler serves the
-# route), which jupyter-server-proxy reports as a misconfiguration at every start.
-warnings.filterwarnings(
-    "ignore", message="Server proxy preview does not have a command", category=UserWarning
-)
-
-
-def launcher_entry() -> dict:
-    """jupyter-server-proxy entry point: the Preview tile in the JupyterLab launcher.
-
-    It names no port, so jupyter-server-proxy adds no route of its own; the tile opens
-    ``preview/``, which redirects to the preview's origin.
-    """
-    return {
-        "launcher_entry": {
-            "title": "Preview",
-            "path_info": "preview/",
-            "icon_path": str(ICON_PATH),
-            # JupyterLab draws these tiles' icons only in the Notebook and Console rows.
-            "category": "Notebook",
-        },
-        "new_browser_tab": True,
-    }
-
-
-def no_proxied_hosts(handler, host) -> bool:
-    """jupyter-server-proxy's ``host_allowlist``: nothing is served on the IDE's origin."""
-    return False
 
 
 class PreviewRedirectHandler(JupyterHandler):

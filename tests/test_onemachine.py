@@ -13,10 +13,10 @@ import requests
 import websockets.sync.client
 from websockets.exceptions import InvalidStatus
 
+from codepilot_spawner.preview.hosts import PreviewDomain
 from codepilot_spawner.processes import tagged_pids
 
 from .hubtools import (
-    REPO_ROOT,
     RunningHub,
     cookie_header,
     login,
@@ -25,8 +25,6 @@ from .hubtools import (
     save_text,
     wait_until,
 )
-
-PREVIEW_APP = REPO_ROOT / "tests" / "apps" / "preview_app.py"
 
 
 @dataclass
@@ -81,68 +79,12 @@ def test_terminal_runs_in_the_workspace_with_preview_settings(hub, alice):
     port, preview_port, preview_url, cwd = preview_env(hub, alice)
     state = server_state(hub, "alice")
     assert port == preview_port == str(state["preview_port"])
-    assert preview_url == f"/user/alice/proxy/absolute/{port}/"
+    assert preview_url == PreviewDomain("preview.localhost", "http", hub.preview_port).url("alice")
     assert cwd == str(hub.data_dir / "workspaces" / "alice" / "default")
 
 
 def test_each_server_gets_its_own_preview_port(hub, alice, bob):
     assert server_state(hub, "alice")["preview_port"] != server_state(hub, "bob")["preview_port"]
-
-
-def test_preview_serves_an_app_started_in_the_terminal(hub, alice):
-    with open_terminal(hub, alice.name, alice.token) as ws:
-        run_in_terminal(ws, "echo hello-preview > index.html && echo done-$((1+1))", "done-2")
-        ws.send(json.dumps(["stdin", "python -m http.server $PORT --bind 127.0.0.1\r"]))
-
-        def served():
-            response = requests.get(f"{alice.url}preview/index.html", headers=alice.headers)
-            return response if response.status_code == 200 else None
-
-        response = wait_until(served, 30, 0.2, "http.server behind the preview")
-        assert response.text.strip() == "hello-preview"
-        ws.send(json.dumps(["stdin", "\x03"]))  # Ctrl-C
-
-
-def test_preview_without_an_app_explains_what_to_do(hub, bob):
-    response = requests.get(f"{bob.url}preview/", headers=bob.headers)
-    assert response.status_code == 502
-    assert "Start your app in a terminal" in response.text
-    assert "Traceback" not in response.text
-
-
-def test_preview_proxies_websockets_and_base_path_redirects(hub, alice):
-    with open_terminal(hub, alice.name, alice.token) as ws:
-        ws.send(json.dumps(["stdin", f"APP_BASE=1 python {PREVIEW_APP}\r"]))
-        ws_url = "ws" + alice.url[len("http") :]
-
-        def app_up():
-            response = requests.get(
-                f"{alice.url}preview/", headers=alice.headers, allow_redirects=False
-            )
-            return response if response.status_code == 302 else None
-
-        # Like Vite, the app sends `/` to its base path, which must arrive unchanged.
-        redirect = wait_until(app_up, 30, 0.2, "the preview app")
-        port = server_state(hub, "alice")["preview_port"]
-        base = f"/user/alice/proxy/absolute/{port}/"
-        assert redirect.headers["Location"] == base
-        page = requests.get(f"{hub.url}{base}src/main.js", headers=alice.headers)
-        assert page.status_code == 200
-        assert page.text == f"app page src/main.js under {base}"
-
-        with websockets.sync.client.connect(
-            f"{ws_url}preview/", additional_headers=alice.headers
-        ) as app:
-            app.send("ping")
-            assert app.recv(timeout=10) == "echo: ping"
-        ws.send(json.dumps(["stdin", "\x03"]))
-
-
-def test_launcher_offers_the_preview_tile(hub, alice):
-    response = requests.get(f"{alice.url}server-proxy/servers-info", headers=alice.headers)
-    entries = {entry["name"]: entry for entry in response.json()["server_processes"]}
-    assert entries["preview"]["launcher_entry"]["path_info"] == "preview/"
-    assert entries["preview"]["new_browser_tab"] is True
 
 
 # --- who may reach what -------------------------------------------------------------

@@ -9,9 +9,9 @@ code{{background:#f2f2f2;padding:.1em .3em;border-radius:3px}}</style></head>
 <body><h1>{title}</h1>{body}</body></html>
 """
 
-APP_DOWN = """<p>Nothing is listening on port {port} of this server. Start your app in a
-terminal, for example <code>npm run dev</code>, <code>flask run --port $PORT</code> or
-<code>python -m http.server $PORT</code>.</p>
+APP_DOWN = """<p>Nothing is listening on port {port} of this server.
+Start your app in a terminal, for example <code>npm run dev</code>,
+<code>flask run --port $PORT</code> or <code>python -m http.server $PORT</code>.</p>
 <p>This page reloads by itself every few seconds.</p>"""
 
 

@@ -1,11 +1,13 @@
-"""A user's web app for preview tests: HTTP pages, a base-path redirect and a websocket echo.
+"""A user's web app for preview tests: pages, what it was sent, and a websocket echo.
 
-Run as ``python preview_app.py`` from a workspace terminal: it listens on $PORT and, like
-Vite, serves under $CODEPILOT_PREVIEW_URL when APP_BASE=1, redirecting ``/`` there.
+Run as ``python preview_app.py`` from a workspace terminal: it listens on 127.0.0.1:$PORT
+(as Vite does by default). ``/headers`` answers the request's headers as JSON, so tests
+see exactly what reached the app; ``/set-cookie`` sets a cookie of the app's own.
 """
 
 import asyncio
 import http
+import json
 import os
 
 from websockets.asyncio.server import serve
@@ -20,13 +22,13 @@ def page(status, body: str, headers=()):
 def handle_http(connection, request):
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return None  # go on with the websocket handshake
-    base = os.environ["CODEPILOT_PREVIEW_URL"] if os.environ.get("APP_BASE") else "/"
     path = request.path.split("?")[0]
-    if path.startswith(base):
-        return page(http.HTTPStatus.OK, f"app page {path[len(base) :] or 'index'} under {base}")
-    if path == "/":
-        return page(http.HTTPStatus.FOUND, "", [("Location", base)])
-    return page(http.HTTPStatus.NOT_FOUND, f"no {path}")
+    if path == "/headers":
+        sent = [[name, value] for name, value in request.headers.raw_items()]
+        return page(http.HTTPStatus.OK, json.dumps(sent), [("Content-Type", "application/json")])
+    if path == "/set-cookie":
+        return page(http.HTTPStatus.OK, "cookie set", [("Set-Cookie", "app_session=42; Path=/")])
+    return page(http.HTTPStatus.OK, f"app page {path}")
 
 
 async def echo(websocket):

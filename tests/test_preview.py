@@ -1,0 +1,339 @@
+"""Previews on origins of their own, end to end: the real hub, gateway, servers and app.
+
+The owner (mallory, whose app may be hostile) runs the test app in her terminal; bob is
+another student, admin the hub's admin. Requests go out like a browser's: to
+``<label>.preview.localhost`` (resolved to loopback in this process, as browsers do),
+with their own cookie jar per person and the ``Sec-Fetch-*`` headers browsers send.
+"""
+
+import json
+import time
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+import websockets.sync.client
+from websockets.exceptions import InvalidStatus
+
+from codepilot_spawner.preview.hosts import PreviewDomain
+
+from .hubtools import REPO_ROOT, login, open_terminal, run_in_terminal, start_hub, wait_until
+from .support.localhost import resolve_localhost_subdomains
+
+PREVIEW_APP = REPO_ROOT / "tests" / "apps" / "preview_app.py"
+ADMIN_PASSWORD = "admin-password-" + "x" * 24
+NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def localhost_names():
+    with resolve_localhost_subdomains():
+        yield
+
+
+@pytest.fixture(scope="module")
+def hub():
+    running = start_hub(env={"CODEPILOT_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def mallory(hub):
+    """The owner, with the test app running in her terminal."""
+    hub.create_user("mallory")
+    hub.start_server("mallory")
+    token = hub.user_token("mallory")
+    terminal = open_terminal(hub, "mallory", token)
+    terminal.__enter__()
+    terminal.send(json.dumps(["stdin", f"python {PREVIEW_APP}\r"]))
+    yield {"token": token, "terminal": terminal}
+    terminal.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def preview(hub, mallory) -> str:
+    url = PreviewDomain("preview.localhost", "http", hub.preview_port).url("mallory")
+    owner = login(hub, "mallory")
+    wait_until(lambda: open_preview(owner, url).status_code == 200, 60, 0.3, "mallory's app")
+    return url
+
+
+def open_preview(session: requests.Session, url: str, **kwargs) -> requests.Response:
+    """A top-level navigation, following redirects through the sign-in as a browser does."""
+    return session.get(url, headers={**NAVIGATE, **kwargs.pop("headers", {})}, **kwargs)
+
+
+def set_share(hub, user: str, token: str, level: str) -> requests.Response:
+    return requests.put(
+        f"{hub.server_url(user)}codepilot/api/preview",
+        headers={"Authorization": f"token {token}"},
+        json={"share": level},
+        timeout=30,
+    )
+
+
+def headers_seen_by_app(response: requests.Response) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {}
+    for name, value in response.json():
+        seen.setdefault(name.lower(), []).append(value)
+    return seen
+
+
+@pytest.fixture
+def owner_only(hub, mallory):
+    yield
+    assert set_share(hub, "mallory", mallory["token"], "owner").status_code == 200
+
+
+# --- where the preview is ----------------------------------------------------------------
+
+
+def test_the_preview_has_an_origin_of_its_own(hub, mallory):
+    with open_terminal(hub, "mallory", mallory["token"]) as ws:
+        output = run_in_terminal(ws, 'echo "URL=$CODEPILOT_PREVIEW_URL $((6*7))"', "42")
+    url = next(
+        line.split("=", 1)[1].split()[0] for line in output.splitlines() if "URL=http" in line
+    )
+    parsed = urlparse(url)
+    assert parsed.hostname.endswith(".preview.localhost")
+    assert parsed.hostname != urlparse(hub.url).hostname
+    assert parsed.path == "/"
+    assert url == PreviewDomain("preview.localhost", "http", hub.preview_port).url("mallory")
+
+
+def test_server_preview_path_redirects_to_the_origin(hub, mallory, preview):
+    response = requests.get(
+        f"{hub.server_url('mallory')}preview/src/main.js?v=1",
+        headers={"Authorization": f"token {mallory['token']}"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"{preview}src/main.js?v=1"
+
+
+@pytest.mark.parametrize("path", ["proxy/{port}/", "proxy/absolute/{port}/"])
+def test_the_app_is_never_served_on_the_ide_origin(hub, mallory, preview, path):
+    port = hub.api("GET", "/users/mallory").json()["servers"][""]["state"]["preview_port"]
+    response = requests.get(
+        f"{hub.server_url('mallory')}{path.format(port=port)}headers",
+        headers={"Authorization": f"token {mallory['token']}"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert response.status_code == 404  # no proxy route in the IDE at all
+    assert "app page" not in response.text
+
+
+# --- who gets in ---------------------------------------------------------------------------
+
+
+def test_owner_signs_in_and_the_app_sees_nothing_of_them(hub, preview):
+    owner = login(hub, "mallory")
+    owner.get(f"{preview}set-cookie", headers=NAVIGATE).raise_for_status()
+    response = open_preview(
+        owner,
+        f"{preview}headers",
+        headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Host": "evil.example"},
+    )
+    assert response.status_code == 200
+    assert urlparse(response.url).hostname == urlparse(preview).hostname
+    seen = headers_seen_by_app(response)
+    cookies = "; ".join(seen.get("cookie", []))
+    assert "app_session=42" in cookies  # the app's own cookie passes
+    for credential in ("jupyterhub", "_xsrf", "codepilot_preview"):
+        assert credential not in cookies
+    assert "authorization" not in seen
+    assert seen["x-forwarded-for"] == ["127.0.0.1"]
+    assert seen["x-forwarded-host"] == [urlparse(preview).netloc]
+    assert "ticket" not in response.url  # no credential left in the address bar
+
+
+def test_another_student_is_refused(hub, preview):
+    bob = login(hub, "bob")
+    response = open_preview(bob, preview)
+    assert response.status_code == 403
+    assert "bob may not open this preview" in response.text
+    assert "app page" not in response.text
+
+
+def test_an_anonymous_browser_is_sent_to_the_hub_login(hub, preview):
+    response = open_preview(requests.Session(), preview)
+    assert response.status_code == 200
+    assert urlparse(response.url).path == "/hub/login"
+
+
+def test_the_admin_may_open_a_students_preview(hub, preview):
+    admin = login(hub, "admin", ADMIN_PASSWORD)
+    response = open_preview(admin, f"{preview}page")
+    assert response.status_code == 200
+    assert response.text == "app page /page"
+
+
+def test_a_script_may_use_a_hub_token_instead_of_cookies(hub, mallory, preview):
+    own = requests.get(
+        f"{preview}headers", headers={"Authorization": f"token {mallory['token']}"}, timeout=30
+    )
+    assert own.status_code == 200
+    assert "authorization" not in headers_seen_by_app(own)
+    bob_token = hub.user_token("bob")
+    other = requests.get(preview, headers={"Authorization": f"token {bob_token}"}, timeout=30)
+    assert other.status_code == 403
+    forged = requests.get(preview, headers={"Authorization": "token not-a-token"}, timeout=30)
+    assert forged.status_code == 401
+
+
+# --- sharing -------------------------------------------------------------------------------
+
+
+def test_share_levels_open_the_preview_step_by_step(hub, mallory, preview, owner_only):
+    bob, anonymous = login(hub, "bob"), requests.Session()
+    assert open_preview(bob, preview).status_code == 403
+
+    shared = set_share(hub, "mallory", mallory["token"], "authenticated")
+    assert shared.status_code == 200
+    assert shared.json() == {
+        "url": preview,
+        "share": "authenticated",
+        "allowed": ["owner", "authenticated", "public"],
+    }
+    assert open_preview(bob, preview).status_code == 200
+    assert urlparse(open_preview(anonymous, preview).url).path == "/hub/login"
+
+    assert set_share(hub, "mallory", mallory["token"], "public").status_code == 200
+    public = requests.get(preview, timeout=30)  # no sign-in at all
+    assert public.status_code == 200
+    assert public.text == "app page /"
+
+    # Back to private: bob's session from the "authenticated" time no longer opens it.
+    assert set_share(hub, "mallory", mallory["token"], "owner").status_code == 200
+    assert open_preview(bob, preview).status_code == 403
+
+
+def test_sharing_is_the_owners_alone(hub, mallory, preview):
+    bob_token = hub.user_token("bob")
+    via_server = set_share(hub, "mallory", bob_token, "public")
+    assert via_server.status_code == 403
+    gateway = f"{hub.url}/services/codepilot-preview/api/shares/mallory/"
+    direct = requests.put(
+        gateway, headers={"Authorization": f"token {bob_token}"}, json={"share": "public"}
+    )
+    assert direct.status_code == 403
+    assert requests.get(gateway, timeout=30).status_code == 401
+    assert set_share(hub, "mallory", mallory["token"], "everyone").status_code == 400
+    model = requests.get(
+        f"{hub.server_url('mallory')}codepilot/api/preview",
+        headers={"Authorization": f"token {mallory['token']}"},
+        timeout=30,
+    ).json()
+    assert model["share"] == "owner"
+
+
+# --- the sign-in handshake -----------------------------------------------------------------
+
+
+def sign_in_link(hub, session: requests.Session, preview: str) -> str:
+    """The gateway's single-use link to the preview, as the hub hands it out."""
+    response = session.get(preview, headers=NAVIGATE, allow_redirects=False)
+    while "ticket=" not in response.headers.get("Location", ""):
+        assert response.status_code == 302, response.text
+        location = requests.compat.urljoin(response.url, response.headers["Location"])
+        response = session.get(location, headers=NAVIGATE, allow_redirects=False)
+    return response.headers["Location"]
+
+
+def test_a_sign_in_link_works_once(hub, preview):
+    owner = login(hub, "mallory")
+    link = sign_in_link(hub, owner, preview)
+    assert open_preview(requests.Session(), link).text == "app page /"
+    replayed = open_preview(requests.Session(), link)
+    assert replayed.status_code == 403
+    assert "used already" in replayed.text
+
+
+def test_a_forged_or_foreign_ticket_gets_a_clear_403(hub, preview):
+    owner = login(hub, "mallory")
+    link = sign_in_link(hub, owner, preview)
+    ticket = parse_qs(urlparse(link).query)["ticket"][0]
+    body, _, signature = ticket.partition(".")
+    forged = f"{body}.{signature[::-1]}"
+    response = open_preview(requests.Session(), link.replace(ticket, forged))
+    assert response.status_code == 403
+    assert "bad signature" in response.text
+    # A genuine ticket for mallory's preview, presented at bob's preview's origin.
+    hub.create_user("bob")
+    hub.start_server("bob")
+    bobs = PreviewDomain("preview.localhost", "http", hub.preview_port).url("bob")
+    response = open_preview(requests.Session(), link.replace(preview, bobs))
+    assert response.status_code == 403
+    assert "issued for another label" in response.text
+    hub.stop_server("bob")
+
+
+def test_the_cookie_does_not_work_from_another_origin(hub, preview):
+    owner = login(hub, "mallory")
+    assert open_preview(owner, preview).status_code == 200
+    cross = owner.post(
+        f"{preview}anything",
+        headers={"Origin": "http://other.preview.localhost", "Sec-Fetch-Site": "same-site"},
+    )
+    assert cross.status_code == 401
+    same = owner.get(f"{preview}page", headers={"Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 200
+
+
+def test_websockets_pass_from_the_previews_own_page_only(hub, preview):
+    owner = login(hub, "mallory")
+    assert open_preview(owner, preview).status_code == 200
+    cookie = "; ".join(f"{c.name}={c.value}" for c in owner.cookies if "preview" in c.domain)
+    origin = preview.rstrip("/")
+    ws_url = "ws" + preview[len("http") :]
+    with websockets.sync.client.connect(
+        ws_url, additional_headers={"Cookie": cookie, "Origin": origin}
+    ) as app:
+        app.send("hello")
+        assert app.recv(timeout=10) == "echo: hello"
+    with pytest.raises(InvalidStatus) as refused:
+        websockets.sync.client.connect(
+            ws_url, additional_headers={"Cookie": cookie, "Origin": "http://evil.example"}
+        )
+    assert refused.value.response.status_code == 401
+
+
+# --- the life of a preview -----------------------------------------------------------------
+
+
+def test_no_app_yet_gets_the_start_your_app_page(hub):
+    hub.create_user("carol")
+    hub.start_server("carol")
+    carol = login(hub, "carol")
+    url = PreviewDomain("preview.localhost", "http", hub.preview_port).url("carol")
+    response = open_preview(carol, url)
+    assert response.status_code == 502
+    assert "Start your app in a terminal" in response.text
+    assert "Traceback" not in response.text
+
+    hub.stop_server("carol")
+    stopped = open_preview(carol, url)
+    assert stopped.status_code == 404
+    assert "not running" in stopped.text
+
+    # A new start is a new preview session: the old cookie no longer signs carol in.
+    hub.start_server("carol")
+    again = carol.get(url, headers=NAVIGATE, allow_redirects=False)
+    assert again.status_code == 302
+    assert "/services/codepilot-preview/login" in again.headers["Location"]
+    hub.stop_server("carol")
+
+
+def test_preview_use_reaches_the_hub_as_activity(hub, mallory, preview):
+    def hub_activity():
+        model = hub.api("GET", "/users/mallory").json()["servers"][""]
+        return datetime.fromisoformat(model["last_activity"].replace("Z", "+00:00"))
+
+    before_use = datetime.now(UTC)
+    time.sleep(1)
+    requests.get(f"{preview}page", headers={"Authorization": f"token {mallory['token']}"})
+    wait_until(lambda: hub_activity() > before_use, 30, 0.5, "preview activity at the hub")
