@@ -147,6 +147,12 @@ class SyncContentsManager(WorkspaceFileManager):
             )
         return self._workspace_sync
 
+    async def close(self) -> None:
+        """Close the S3 client. Code Pilot's extension does it (after a flush) when the
+        server stops; whatever else runs this manager calls it when done."""
+        if self._workspace_sync is not None:
+            await self._workspace_sync.store.close()
+
     async def _mirror(self, path: str, **push_options) -> None:
         """Push ``path`` to S3 or fail the request saying so; the local copy stays."""
         sync = self.workspace_sync
