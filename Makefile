@@ -75,6 +75,13 @@ isolation-tools:
 test: install-test lint
 	$(BIN)/python -m pytest -ra
 
+# jupyter-server's own contents API tests run against our managers
+# (tests/test_contents_upstream.py): its sdist, for the installed version, from PyPI into the venv.
+.PHONY: upstream-sources
+test: upstream-sources
+upstream-sources: install-test
+	$(BIN)/python tests/upstream/sources.py
+
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
