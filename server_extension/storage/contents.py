@@ -5,7 +5,10 @@ Both subclass ``AsyncLargeFileManager``, the stock default, so models, status co
 and errors are jupyter-server's; they add only:
 
 - paths that resolve through a symlink to outside the workspace are refused (404, as
-  the stock manager answers for ``../``), in the contents API and in ``/files/``;
+  the stock manager answers for ``../``), in the contents API and in ``/files/``; a
+  folder is not copied into such a path, nor when it holds a symlink out (400: stock
+  would copy the link's target into the workspace);
+- renaming the workspace root answers 400 (stock tries, and answers 500);
 - ``SyncContentsManager`` acknowledges a save, chunked upload, rename, copy, delete or
   new folder only once S3 holds it too. When S3 fails, the request fails with a message
   that names S3, the local file is kept, and the path stays pending until S3 takes it.
