@@ -8,17 +8,19 @@ in a pytest of its own, with its own settings (warnings are errors), and
 on ours, bar the differences that plugin lists with their reasons.
 """
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from .hubtools import REPO_ROOT
 from .s3server import s3_server_fixture
-from .upstream.sources import CONTENTS_API_TESTS, upstream_source
+from .upstream.sources import CONTENTS_API_TESTS, unpack_tests, upstream_source
 
 PLUGIN_DIR = Path(__file__).parent / "upstream"
 BUCKET = "upstream-contents"
@@ -56,6 +58,35 @@ def test_parity_problems_finds_what_ours_lose():
         "test_a [sync]: failed, expected passed",
         "test_d [local]: error, expected passed",
         "test_d [sync]: None, expected passed",
+    ]
+
+
+def test_only_tests_and_settings_are_unpacked_and_nothing_climbs_out(tmp_path):
+    sdist = tmp_path / "jupyter_server-9.9.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive:
+        for name in (
+            "jupyter_server-9.9/tests/test_x.py",
+            "jupyter_server-9.9/pyproject.toml",
+            "jupyter_server-9.9/jupyter_server/__init__.py",
+            "jupyter_server-9.9/tests/../../escaped.py",
+            "/absolute.py",
+            "other-1.0/tests/test_y.py",
+        ):
+            member = tarfile.TarInfo(name)
+            member.size = 2
+            archive.addfile(member, io.BytesIO(b"x\n"))
+        link = tarfile.TarInfo("jupyter_server-9.9/tests/link")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        archive.addfile(link)
+    destination = tmp_path / "unpacked"
+    unpack_tests(sdist, destination)
+    unpacked = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert unpacked == [
+        "jupyter_server-9.9.tar.gz",
+        "unpacked",
+        "unpacked/pyproject.toml",
+        "unpacked/tests",
+        "unpacked/tests/test_x.py",
     ]
 
 
