@@ -111,9 +111,10 @@ class Student:
     def run(self, command: str, timeout: float = 60) -> str:
         number = int.from_bytes(os.urandom(2), "big")
         # The marker is computed by the shell, so the echoed command line never matches.
+        separator = " " if command.rstrip().endswith("&") else "; "
         with self.terminal() as ws:
             return run_in_terminal(
-                ws, f"{command}; echo done-$(({number}+1))", f"done-{number + 1}", timeout
+                ws, f"{command}{separator}echo done-$(({number}+1))", f"done-{number + 1}", timeout
             )
 
     def save(self, path: str, content: str) -> None:
