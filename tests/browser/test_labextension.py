@@ -152,7 +152,7 @@ def test_preview_item_opens_the_panel_with_the_link(lab, lab_hub, evidence):
     item.click()
     panel = lab.locator("#codepilot-preview")
     expect(panel).to_be_visible()
-    expect(panel.locator(".jp-codepilot-Preview-url")).to_have_value(url)
+    expect(panel.locator(".jp-codepilot-Preview-url")).to_have_text(url)
     open_link = panel.get_by_role("link", name="Open")
     assert open_link.get_attribute("href") == url
     assert open_link.get_attribute("target") == "_blank"

@@ -26,7 +26,8 @@ export const previewIcon = new LabIcon({
   name: '@codepilot/lab:preview',
   svgstr:
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16" height="16">' +
-    '<rect class="jp-icon3" x="2" y="4" width="20" height="16" rx="2" fill="none" ' +
+    // An inline fill: theme rules recolour every element with a fill attribute.
+    '<rect class="jp-icon3" x="2" y="4" width="20" height="16" rx="2" style="fill:none" ' +
     'stroke="#616161" stroke-width="2"/>' +
     '<path class="jp-icon3" d="M2 8h20" stroke="#616161" stroke-width="2"/>' +
     '<path class="jp-icon-warn0" d="M10 11l5 3-5 3z" fill="#f37726"/></svg>'
@@ -107,7 +108,7 @@ async function copyText(text: string): Promise<void> {
 }
 
 export class PreviewPanel extends Widget {
-  private readonly urlField: HTMLInputElement;
+  private readonly urlField: HTMLElement;
   private readonly openLink: HTMLAnchorElement;
   private readonly copyButton: HTMLButtonElement;
   private readonly select: HTMLSelectElement;
@@ -128,10 +129,9 @@ export class PreviewPanel extends Widget {
       'jp-codepilot-Preview-intro',
       'The app you start in a terminal on $PORT is served at its own address:'
     );
-    this.urlField = element('input', 'jp-mod-styled jp-codepilot-Preview-url');
-    this.urlField.readOnly = true;
+    // Text that wraps, not an input: the whole address stays readable in a narrow sidebar.
+    this.urlField = element('code', 'jp-codepilot-Preview-url');
     this.urlField.setAttribute('aria-label', 'Preview URL');
-    this.urlField.addEventListener('focus', () => this.urlField.select());
 
     this.openLink = element('a', 'jp-mod-styled jp-codepilot-Button', 'Open');
     this.openLink.target = '_blank';
@@ -149,7 +149,7 @@ export class PreviewPanel extends Widget {
     this.select = element('select', 'jp-mod-styled jp-codepilot-Preview-share');
     this.select.id = selectId;
     for (const info of SHARE_LEVELS) {
-      const option = element('option', '', `${info.label}: ${info.explanation}`);
+      const option = element('option', '', `${info.label} \u2014 ${info.summary}`);
       option.value = info.level;
       this.select.append(option);
     }
@@ -180,7 +180,7 @@ export class PreviewPanel extends Widget {
   private render(): void {
     const model = this.preview.model;
     const url = safePreviewUrl(model?.url);
-    this.urlField.value = url ?? '';
+    this.urlField.textContent = url ?? '';
     if (url) {
       this.openLink.href = url;
       this.openLink.removeAttribute('aria-disabled');

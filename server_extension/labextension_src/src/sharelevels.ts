@@ -16,8 +16,9 @@ export interface IShareLevelInfo {
   level: ShareLevel;
   /** One word, for the status bar. */
   short: string;
-  /** The option's label. */
+  /** The option's label, and its few words. */
   label: string;
+  summary: string;
   /** Who gets in, in a sentence. */
   explanation: string;
 }
@@ -27,18 +28,21 @@ export const SHARE_LEVELS: readonly IShareLevelInfo[] = [
     level: 'owner',
     short: 'private',
     label: 'Private',
+    summary: 'only me',
     explanation: 'Only me and people who can open my IDE (teachers, admins).'
   },
   {
     level: 'authenticated',
     short: 'hub',
     label: 'Hub',
+    summary: 'anyone logged in',
     explanation: 'Anyone logged in to this hub.'
   },
   {
     level: 'public',
     short: 'public',
     label: 'Public',
+    summary: 'anyone with the link',
     explanation: 'Anyone with the link, without logging in.'
   }
 ];
