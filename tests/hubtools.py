@@ -183,7 +183,10 @@ def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: fl
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    hub = RunningHub(f"http://127.0.0.1:{port}", token, data_dir, log_path, process, env=hub_env)
+    # Ports and token as the hub got them: `env` may set them (a restart reuses its own).
+    url = f"http://127.0.0.1:{hub_env['CODEPILOT_PORT']}"
+    token = hub_env["CODEPILOT_ADMIN_TOKEN"]
+    hub = RunningHub(url, token, data_dir, log_path, process, env=hub_env)
 
     try:
         wait_answering(
