@@ -1,95 +1,191 @@
-"""Preview throughput: requests per second for a 1 KB page, via the preview URL vs direct.
+"""Preview speed: the preview origin vs the app's port direct vs the stock route.
 
-The app is a Node.js HTTP server started from a workspace terminal on $PORT. The same
-client (aiohttp, keep-alive, fixed concurrency) loads it straight on 127.0.0.1:$PORT and
-through hub proxy -> user server -> preview route, alternately, in one run. Two more
-figures through the same hub proxy and user server say where the time goes: the
-server's own ``/api/status`` (no proxying inside it) and jupyter-server-proxy's stock
-``/proxy/<port>/`` route to the same app.
+The app is a Node.js HTTP server started from a workspace terminal on $PORT: a 1 KB page,
+and a page that pulls 200 small ES modules (what a Vite dev page does). One run measures,
+side by side and alternately:
+
+- ``direct``: the app's own port (inside the server's network namespace when isolated);
+- ``preview``: Code Pilot's preview origin (the gateway, signed-in with its cookie);
+- ``stock``: jupyter-server-proxy's ``/proxy/<port>/`` in a stock jupyter-server behind
+  the same hub proxy (the stock way to reach an app in JupyterHub).
+
+Figures: requests/s and p50 latency for the 1 KB page with 8 keep-alive clients, and the
+time to load the 200-module page with 6 connections, as a browser does over HTTP/1.1.
 """
 
 import asyncio
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
 
 import aiohttp
+import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.hubtools import open_terminal, run_in_terminal, start_hub, wait_until
+from codepilot_spawner.preview.hosts import PreviewDomain
+from codepilot_spawner.preview.upstream import make_connector
+from tests.hubtools import (
+    REPO_ROOT,
+    login,
+    open_terminal,
+    run_in_terminal,
+    start_hub,
+    wait_until,
+)
+from tests.support.localhost import resolve_localhost_subdomains
 
 CONCURRENCY = 8
 SECONDS = 4
 ROUNDS = 3
+MODULES = 200
+BROWSER_CONNECTIONS = 6
 APP = (
-    "node -e \"const b='x'.repeat(1024);require('http').createServer((q,r)=>"
-    "{r.writeHead(200,{'content-type':'text/plain'});r.end(b)})"
-    ".listen(+process.env.PORT,'127.0.0.1')\" & echo app-$((6*7))"
+    "node -e \"const b='x'.repeat(1024);const n=" + str(MODULES) + ";"
+    "const page='<html>'+Array.from({length:n},(_,i)=>"
+    "'<script type=module src=/m'+i+'.js></script>').join('');"
+    "require('http').createServer((q,r)=>{"
+    "if(q.url==='/modules'){r.writeHead(200,{'content-type':'text/html'});return r.end(page)}"
+    "if(q.url.startsWith('/m')){r.writeHead(200,{'content-type':'text/javascript'});"
+    "return r.end('export const v='+JSON.stringify(q.url)+';')}"
+    "r.writeHead(200,{'content-type':'text/plain'});r.end(b)})"
+    '.listen(+process.env.PORT)" & echo app-$((6*7))'
 )
+STOCK_CONFIG = REPO_ROOT / "tests" / "benchmarks" / "stock_servers.py"
 
 
-async def requests_per_second(url: str, headers: dict, size: int | None = 1024) -> float:
-    done = 0
+async def load(url: str, headers: dict, make_connection_pool) -> dict:
+    """Requests/s and p50 latency for the 1 KB page, CONCURRENCY keep-alive clients."""
+    done, latencies = 0, []
     deadline = time.perf_counter() + SECONDS
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+    async with aiohttp.ClientSession(connector=make_connection_pool(), headers=headers) as session:
 
         async def worker():
             nonlocal done
             while time.perf_counter() < deadline:
+                sent = time.perf_counter()
                 async with session.get(url) as response:
                     body = await response.read()
-                    assert response.status == 200, response.status
-                    assert size is None or len(body) == size, len(body)
+                    assert response.status == 200, (url, response.status)
+                    assert len(body) == 1024, len(body)
+                latencies.append(time.perf_counter() - sent)
                 done += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return done / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+    return {"rps": done / elapsed, "p50_ms": statistics.median(latencies) * 1000}
+
+
+async def module_page(base: str, headers: dict, make_connection_pool) -> float:
+    """Seconds to fetch the page and its 200 modules over 6 connections."""
+    async with aiohttp.ClientSession(connector=make_connection_pool(), headers=headers) as session:
+        started = time.perf_counter()
+        async with session.get(base + "modules") as response:
+            page = await response.text()
+        queue = [f"{base}m{i}.js" for i in range(page.count("<script"))]
+        assert len(queue) == MODULES
+
+        async def fetcher():
+            while queue:
+                async with session.get(queue.pop()) as module:
+                    assert module.status == 200
+                    await module.read()
+
+        await asyncio.gather(*(fetcher() for _ in range(BROWSER_CONNECTIONS)))
+        return time.perf_counter() - started
+
+
+def start_app(hub, user: str) -> tuple[str, dict]:
+    hub.create_user(user)
+    server = hub.start_server(user)
+    token = hub.user_token(user)
+    ws = open_terminal(hub, user, token)
+    # A stock server's terminals do not say the port; the spawner's state does.
+    run_in_terminal(ws, f"export PORT={server['state']['preview_port']}; {APP}", "app-42")
+    return token, server["state"], ws
 
 
 def main():
-    import requests
-
-    hub = start_hub()
+    hub = start_hub(env={"CODEPILOT_HUB_EXTRA_CONFIG": str(STOCK_CONFIG)})
+    terminals = []
     try:
-        hub.create_user("bench-preview")
-        server = hub.start_server("bench-preview")
-        token = hub.user_token("bench-preview")
-        headers = {"Authorization": f"token {token}"}
-        port = server["state"]["preview_port"]
-        preview = f"{hub.server_url('bench-preview')}preview/"
-        with open_terminal(hub, "bench-preview", token) as ws:
-            run_in_terminal(ws, APP, "app-42")
+        _, state, ws = start_app(hub, "bench-preview")
+        stock_token, stock_state, stock_ws = start_app(hub, "stock-preview")
+        terminals += [ws, stock_ws]
+        preview = PreviewDomain("preview.localhost", "http", hub.preview_port).url("bench-preview")
+        with resolve_localhost_subdomains():
+            browser = login(hub, "bench-preview")
             wait_until(
-                lambda: requests.get(preview, headers=headers).status_code == 200,
+                lambda: browser.get(preview, headers={"Sec-Fetch-Mode": "navigate"}).ok,
                 30,
                 message="the app behind the preview",
             )
-            server_url = hub.server_url("bench-preview")
-            targets = {
-                "direct": (f"http://127.0.0.1:{port}/", {}, 1024),
-                "preview": (preview, headers, 1024),
-                "jsp_proxy_route": (f"{server_url}proxy/{port}/", headers, 1024),
-                "server_api_status": (f"{server_url}api/status", headers, None),
-            }
-            samples = {kind: [] for kind in targets}
-            for _ in range(ROUNDS):
-                for kind, (url, url_headers, size) in targets.items():
-                    samples[kind].append(asyncio.run(requests_per_second(url, url_headers, size)))
+        cookie = "; ".join(f"{c.name}={c.value}" for c in browser.cookies if "preview" in c.domain)
+        gateway = f"http://127.0.0.1:{hub.preview_port}/"
+        stock = f"{hub.server_url('stock-preview')}proxy/{stock_state['preview_port']}/"
+        stock_headers = {"Authorization": f"token {stock_token}"}
+        wait_until(
+            lambda: requests.get(stock, headers=stock_headers, timeout=30).ok,
+            30,
+            message="the app behind the stock route",
+        )
+        direct = f"http://127.0.0.1:{state['preview_port']}/"
+        targets = {
+            # (url, headers, connector factory): direct goes into the server's namespace.
+            "direct": (direct, {}, lambda: make_connector(state.get("netns", ""))),
+            "preview": (
+                gateway,
+                {"Host": preview.split("/")[2], "Cookie": cookie},
+                lambda: aiohttp.TCPConnector(limit=CONCURRENCY),
+            ),
+            "stock": (stock, stock_headers, lambda: aiohttp.TCPConnector(limit=CONCURRENCY)),
+        }
+        samples = {kind: {"rps": [], "p50_ms": [], "modules_s": []} for kind in targets}
+        for _ in range(ROUNDS):
+            for kind, (url, headers, connector) in targets.items():
+                figures = asyncio.run(load(url, headers, connector))
+                samples[kind]["rps"].append(figures["rps"])
+                samples[kind]["p50_ms"].append(figures["p50_ms"])
+                seconds = asyncio.run(module_page(url, headers, connector))
+                samples[kind]["modules_s"].append(seconds)
     finally:
+        for terminal in terminals:
+            terminal.close()
         hub.stop()
 
-    result = {kind: {"rps": round(max(values), 1)} for kind, values in samples.items()}
-    result["ratio"] = round(result["preview"]["rps"] / result["direct"]["rps"], 3)
-    print(json.dumps({"benchmark": "preview_throughput", "concurrency": CONCURRENCY, **result}))
+    result = {
+        kind: {
+            "rps": round(max(values["rps"]), 1),
+            "p50_ms": round(min(values["p50_ms"]), 2),
+            "modules_page_s": round(min(values["modules_s"]), 3),
+        }
+        for kind, values in samples.items()
+    }
+    ratio = round(result["preview"]["rps"] / result["direct"]["rps"], 3)
+    vs_stock = round(result["preview"]["rps"] / result["stock"]["rps"], 1)
     print(
-        f"preview 1 KB page: {result['preview']['rps']} req/s through the preview URL vs "
-        f"{result['direct']['rps']} req/s direct (ratio {result['ratio']}); through the same "
-        f"proxy, jupyter-server-proxy's /proxy/<port>/ {result['jsp_proxy_route']['rps']} "
-        f"req/s, the server's /api/status {result['server_api_status']['rps']} req/s"
+        json.dumps(
+            {
+                "benchmark": "preview",
+                "concurrency": CONCURRENCY,
+                "isolated": bool(state.get("netns")),
+                **result,
+                "ratio_to_direct": ratio,
+                "times_stock": vs_stock,
+            }
+        )
+    )
+    print(
+        f"preview 1 KB page: {result['preview']['rps']} req/s through the preview origin, "
+        f"{result['direct']['rps']} direct ({ratio} of direct), {result['stock']['rps']} "
+        f"through jupyter-server-proxy ({vs_stock}x stock); p50 "
+        f"{result['preview']['p50_ms']} / {result['direct']['p50_ms']} / "
+        f"{result['stock']['p50_ms']} ms; 200-module page "
+        f"{result['preview']['modules_page_s']} / {result['direct']['modules_page_s']} / "
+        f"{result['stock']['modules_page_s']} s"
     )
 
 
