@@ -19,9 +19,14 @@ export interface ISyncModel {
   last_success: string | null;
   location?: string;
   unflushed?: string[];
+  stalled_since?: string | null;
+  watcher_error?: string | null;
 }
 
 export type SyncLevel = 'ok' | 'busy' | 'warning' | 'error';
+
+/** stalled: no push finishes; failing: S3 refuses; unwatched: the watcher stopped. */
+export type SyncProblem = 'stalled' | 'failing' | 'unwatched';
 
 export interface ISyncView {
   /** False in `local` mode: there is no S3 copy to report on. */
@@ -30,7 +35,7 @@ export interface ISyncView {
   tooltip: string;
   level: SyncLevel;
   /** Something the student must learn even without looking at the status bar. */
-  problem: 'stalled' | 'failing' | null;
+  problem: SyncProblem | null;
 }
 
 const BUSY_STATES = new Set(['starting', 'reconciling', 'syncing']);
@@ -61,7 +66,7 @@ export function isFailing(model: ISyncModel): boolean {
   if (!model.last_error) {
     return false;
   }
-  if (model.state === 'retrying' || model.state === 'error') {
+  if (model.state === 'retrying') {
     return true;
   }
   if (model.pending === 0) {
@@ -90,12 +95,27 @@ export function describeSync(model: ISyncModel): ISyncView {
   const pending = model.pending ?? 0;
   const safeOnDisk =
     'Your files are safe on this server\u2019s disk and go up as soon as S3 answers.';
+  if (model.state === 'error') {
+    return {
+      visible: true,
+      text: 'S3: not watching',
+      tooltip: lines(
+        'Changes made in terminals are no longer copied to S3 until the server restarts; ' +
+          'saves from the editor still are.',
+        model.watcher_error ? `Why: ${model.watcher_error}` : '',
+        errorLine(model.last_error)
+      ),
+      level: 'error',
+      problem: 'unwatched'
+    };
+  }
   if (model.state === 'stalled') {
+    const since = model.stalled_since ? ` since ${model.stalled_since}` : ' for a while';
     return {
       visible: true,
       text: 'S3: stalled',
       tooltip: lines(
-        `Sync to ${where} has made no progress for a while: ${plural(pending, 'change')} waiting.`,
+        `Sync to ${where} has made no progress${since}: ${plural(pending, 'change')} waiting.`,
         safeOnDisk,
         errorLine(model.last_error),
         lastSuccessLine(model)

@@ -8,7 +8,13 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { requestJSON, SYNC_PATH } from './api';
-import { describeSync, describeUnreachable, ISyncModel, ISyncView } from './syncstate';
+import {
+  describeSync,
+  describeUnreachable,
+  ISyncModel,
+  ISyncView,
+  SyncProblem
+} from './syncstate';
 
 /** Poll period while the page is visible; Poll stands by while it is hidden. */
 const POLL_MS = 3000;
@@ -17,6 +23,19 @@ const POLL_MAX_MS = 30000;
 /** A failing S3 is announced once it has failed this long: a blip is not news. */
 const FAILING_GRACE_MS = 20000;
 
+const PROBLEM_MESSAGES: Record<SyncProblem, string> = {
+  stalled:
+    'Workspace sync is stalled: recent changes have not reached S3. They are safe on ' +
+    'this server for now; keep working, and do not stop the server until the status bar ' +
+    'says "S3: synced".',
+  failing:
+    'Workspace sync cannot reach S3: recent changes are waiting on this server. Keep the ' +
+    'server running until the status bar says "S3: synced".',
+  unwatched:
+    'Workspace sync stopped watching for changes made in terminals: they no longer reach ' +
+    'S3 (editor saves still do). Restart your server from the Hub Control Panel to resume.'
+};
+
 /**
  * Decides when to raise, and when to settle, the one notification of a sync problem.
  * Kept apart from the DOM so that its rules read in one place.
@@ -24,6 +43,7 @@ const FAILING_GRACE_MS = 20000;
 export class SyncAlerts {
   private notificationId: string | null = null;
   private failingSince: number | null = null;
+  private told: SyncProblem | null = null;
 
   update(view: ISyncView, now: number = Date.now()): void {
     if (view.problem === null) {
@@ -36,11 +56,17 @@ export class SyncAlerts {
           autoClose: 8000
         });
         this.notificationId = null;
+        this.told = null;
       }
       return;
     }
     if (this.notificationId !== null) {
-      return; // already told, once per episode
+      // Once per episode; a problem that changes kind (failing, then stalled) is reworded.
+      if (view.problem !== this.told) {
+        this.told = view.problem;
+        Notification.update({ id: this.notificationId, message: PROBLEM_MESSAGES[view.problem] });
+      }
+      return;
     }
     if (view.problem === 'failing') {
       this.failingSince ??= now;
@@ -48,14 +74,10 @@ export class SyncAlerts {
         return;
       }
     }
-    const message =
-      view.problem === 'stalled'
-        ? 'Workspace sync is stalled: recent changes have not reached S3. ' +
-          'They are safe on this server for now; keep working and do not stop the server ' +
-          'until the status bar says "S3: synced".'
-        : 'Workspace sync cannot reach S3: recent changes are waiting on this server. ' +
-          'Keep the server running until the status bar says "S3: synced".';
-    this.notificationId = Notification.emit(message, 'warning', { autoClose: false });
+    this.told = view.problem;
+    this.notificationId = Notification.emit(PROBLEM_MESSAGES[view.problem], 'warning', {
+      autoClose: false
+    });
   }
 }
 
