@@ -6,18 +6,26 @@ a sync that stops making progress says so in its log and at ``/codepilot/api/syn
 Every wait is bounded, so a sync that hangs fails the test instead of hanging it.
 """
 
+import asyncio
+import contextlib
 import json
+import logging
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
 
+from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.s3 import S3Store
+
 from .hubtools import REPO_ROOT, run_in_terminal, wait_until
 from .jupyterserver import open_terminal, start_jupyter_server
-from .s3server import s3_server_fixture
+from .s3server import CREDENTIALS, s3_server_fixture
 
 BUCKET = "bursts"
 PREFIX = "cp"
@@ -157,3 +165,56 @@ def test_a_sync_without_progress_says_stalled_then_recovers(s3):
         assert "WARNING" in warning or "[W " in warning, warning
     finally:
         server.stop()
+
+
+async def test_pushes_hanging_on_an_s3_that_never_answers_count_as_stalled(caplog, monkeypatch):
+    """Not only failures: pushes in flight that never finish are a stall too."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                accepted.append(silent.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    root = Path(tempfile.mkdtemp(prefix="codepilot-hang-"))
+    (root / "waiting.txt").write_text("waiting")
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    store = S3Store(BUCKET, endpoint, "us-east-1", read_timeout=600, max_attempts=1)
+    sync = WorkspaceSync(root, store, keys_of("hanger"), stall_timeout=0.2)
+    push = asyncio.create_task(sync.push_tree(""))
+    try:
+        with caplog.at_level(logging.INFO, logger=sync.log.name):
+            for _ in range(3000):  # the push reaches the silent server
+                if sync.pending:
+                    break
+                await asyncio.sleep(0.01)
+            sync.check_progress()
+            assert sync.status_model()["state"] != "stalled"  # just started
+            await asyncio.sleep(0.3)
+            sync.check_progress()
+            status = sync.status_model()
+            assert status["state"] == "stalled"
+            assert status["pending_paths"] == ["waiting.txt"]
+            assert status["stalled_since"] is not None
+            assert status["last_error"] is None  # nothing failed: it hangs
+            assert any("no progress" in record.message for record in caplog.records)
+            warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+            assert any("waiting.txt" in record.message for record in warnings)
+    finally:
+        push.cancel()
+        await asyncio.gather(push, return_exceptions=True)
+        await store.close()
+        stop.set()
+        silent.close()
+        for connection in accepted:
+            connection.close()
+    with caplog.at_level(logging.INFO, logger=sync.log.name):
+        sync.check_progress()  # nothing pending any more
+    assert sync.status_model()["state"] != "stalled"
+    assert any("progress again" in record.message for record in caplog.records)

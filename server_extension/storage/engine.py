@@ -399,12 +399,12 @@ class WorkspaceSync:
         since = self.status.stalled_since
         if since is not None and (not pending or last > since):
             self.status.stalled_since = None
-            self.log.info("S3 sync: progress again after %.0fs without", now - since)
+            self.log.info("S3 sync: progress again after %.1fs without", now - since)
         elif since is None and pending and now - last >= self.stall_timeout:
             self.status.stalled_since = now
             error = self.status.last_error
             self.log.warning(
-                "S3 sync: no progress for %.0fs while %d paths are pending (%s%s); last error: %s",
+                "S3 sync: no progress for %.1fs while %d paths are pending (%s%s); last error: %s",
                 now - last,
                 len(pending),
                 ", ".join(pending[:5]),

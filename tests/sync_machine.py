@@ -1,0 +1,463 @@
+"""A stateful model of a terminal hammering a synced workspace, for hypothesis.
+
+``TerminalBursts`` drives the real engine: ``SyncContentsManager`` (editor saves),
+its ``WorkspaceSync`` and the watcher, on an event loop of their own in a thread, against
+a real S3 API (moto behind the tests' relay). Each rule is a burst of what terminals
+do (trees made and moved in at once, overwrites, deletes, renames and moves of files
+and folders, a file replaced by a folder and back, symlinks into and out of the
+workspace, ignored paths), hundreds of paths at a time, while editor saves go through
+the contents manager. After every burst the invariant waits, bounded, for the sync to
+settle: S3 holds exactly what the disk holds (minus ignored paths and symlinks), the
+manifest agrees with both, and the status says idle with nothing pending. With
+``outages``, S3 also goes away in the middle of some bursts and comes back.
+
+Used by tests/test_sync_properties.py and tests/benchmarks/soak_sync.py.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import os
+import shutil
+import stat
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from tornado import web
+
+from server_extension.storage.contents import SyncContentsManager
+from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.watcher import watch_workspace
+
+BUCKET = "properties"
+IGNORE_LINES = ("*.log", "build/")
+IGNORED_DIRS = {"node_modules", ".venv", "__pycache__", ".cache", ".ipynb_checkpoints", "build"}
+IGNORED_SUFFIXES = (".pyc", ".log")
+# The ignore rules stay as the test wrote them (changing them is not a burst).
+KEPT_FILES = {".codepilotignore"}
+# Long enough for hundreds of pushes on a busy 2-core machine; a hung sync never gets there.
+SETTLE_SECONDS = 45.0
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread, where the engine runs as in a server."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def submit(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro, timeout: float = 60):
+        return self.submit(coro).result(timeout)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@dataclass
+class Harness:
+    """What every example shares: the S3 server, the loop, a folder outside workspaces."""
+
+    s3: object  # tests.s3server.S3Server
+    loop: LoopThread
+    outside: Path
+    outages: bool = False
+    stats: dict | None = None
+
+
+@dataclass
+class Workspace:
+    manager: SyncContentsManager
+    sync: WorkspaceSync
+    stop: asyncio.Event
+    watcher: asyncio.Task
+
+
+async def open_workspace(root: Path, prefix: str, endpoint_url: str) -> Workspace:
+    manager = SyncContentsManager(
+        root_dir=str(root), s3_bucket=BUCKET, s3_key_prefix=prefix, s3_endpoint_url=endpoint_url
+    )
+    sync = manager.workspace_sync
+    sync.max_backoff = 1.0  # retry soon once S3 is back
+    sync.start()
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_workspace(sync, stop))
+    return Workspace(manager, sync, stop, watcher)
+
+
+async def close_workspace(workspace: Workspace) -> None:
+    workspace.stop.set()
+    await asyncio.gather(workspace.watcher, return_exceptions=True)
+    await workspace.sync.flush(10)
+
+
+# --- the disk as a terminal sees it, and what S3 should hold -------------------------------
+
+
+def ignored(relpath: str, is_dir: bool) -> bool:
+    name = relpath.rsplit("/", 1)[-1]
+    if is_dir:
+        return name in IGNORED_DIRS or relpath == ".codepilot"
+    return name.endswith(IGNORED_SUFFIXES) or name == ".s3keep"
+
+
+def walk(root: Path) -> tuple[list[str], dict[str, os.stat_result]]:
+    """(folders, regular files with their stat) that should be in S3; "" is the root."""
+    folders, files = [], {}
+    pending = [""]
+    while pending:
+        folder = pending.pop()
+        folders.append(folder)
+        for entry in os.scandir(root / folder if folder else root):
+            relpath = f"{folder}/{entry.name}" if folder else entry.name
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode) and not ignored(relpath, True):
+                pending.append(relpath)
+            elif stat.S_ISREG(info.st_mode) and not ignored(relpath, False):
+                files[relpath] = info
+    return sorted(folders), files
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def mismatches(root: Path, remote: dict[str, str], manifest: dict, status: dict) -> list[str]:
+    """Why disk, S3 (key -> ETag), manifest and status do not agree yet; empty when they do."""
+    folders, files = walk(root)
+    expected = {relpath: md5(root / relpath) for relpath in files}
+    expected.update({f"{folder}/.s3keep": hashlib.md5(b"").hexdigest() for folder in folders[1:]})
+    problems = []
+    for relpath in sorted(expected.keys() - remote.keys())[:5]:
+        problems.append(f"missing in S3: {relpath}")
+    for relpath in sorted(remote.keys() - expected.keys())[:5]:
+        problems.append(f"in S3 but not on disk: {relpath}")
+    for relpath in sorted(expected.keys() & remote.keys()):
+        if expected[relpath] != remote[relpath]:
+            problems.append(f"S3 holds other bytes: {relpath}")
+    if manifest.keys() != remote.keys():
+        problems.append(f"manifest != S3: {sorted(manifest.keys() ^ remote.keys())[:5]}")
+    for relpath, entry in manifest.items():
+        if remote.get(relpath) not in (None, entry.etag):
+            problems.append(f"manifest ETag differs from S3: {relpath}")
+        info = files.get(relpath)
+        if info is not None and (entry.size, entry.mtime_ns) != (info.st_size, info.st_mtime_ns):
+            problems.append(f"manifest size/mtime differ from disk: {relpath}")
+    if status["state"] != "idle" or status["pending"]:
+        problems.append(f"status {status['state']}, {status['pending']} pending")
+    return problems[:20]
+
+
+# --- terminal operations --------------------------------------------------------------------
+
+KINDS = (
+    "tree",
+    "tree",
+    "move_in",
+    "overwrite",
+    "delete_files",
+    "delete_tree",
+    "move",
+    "replace",
+    "symlink",
+    "ignored",
+)
+operations = st.tuples(
+    st.sampled_from(KINDS), st.integers(0, 2**16), st.integers(0, 2**16), st.integers(0, 7)
+)
+
+
+class Terminal:
+    """Does to a workspace what shells, git, npm and unzip do, addressed by numbers."""
+
+    def __init__(self, root: Path, outside: Path):
+        self.root = root
+        self.outside = outside
+        self.names = itertools.count()
+
+    def fresh(self, stem: str) -> str:
+        return f"{stem}{next(self.names)}"
+
+    def content(self, name: str, big: bool) -> bytes:
+        line = f"{name} {next(self.names)}\n".encode()
+        return line * (4000 if big else 1 + len(line) % 3)
+
+    def pick(self, items: list[str], number: int) -> str | None:
+        return items[number % len(items)] if items else None
+
+    def make_tree(self, base: Path, depth: int, fanout: int, files: int, big: bool) -> int:
+        made = 0
+        level = [base]
+        base.mkdir()
+        for _ in range(depth):
+            below = []
+            for folder in level:
+                for _ in range(fanout):
+                    child = folder / self.fresh("d")
+                    child.mkdir()
+                    below.append(child)
+                    for _ in range(files):
+                        name = self.fresh("f") + ".txt"
+                        (child / name).write_bytes(self.content(name, big and made == 0))
+                        made += 1
+            level = below
+        return made
+
+    def apply(self, kind: str, a: int, b: int, c: int) -> None:
+        """Run one operation; like a shell command it may fail when an editor save races
+        it (``mkdir: File exists``), which leaves the disk as it is."""
+        with contextlib.suppress(OSError):
+            self._apply(kind, a, b, c)
+
+    def _apply(self, kind: str, a: int, b: int, c: int) -> None:
+        folders, files = walk(self.root)
+        file_list = [path for path in sorted(files) if path not in KEPT_FILES]
+        parent = self.pick(folders, a)
+        parent_path = self.root / parent if parent else self.root
+        if kind in ("tree", "move_in"):
+            depth, fanout, count = 1 + c % 3, 2 + b % 4, b % 5
+            if kind == "tree":
+                self.make_tree(parent_path / self.fresh("t"), depth, fanout, count, c == 7)
+            else:  # made elsewhere, then moved in: no event announces its contents
+                staged = self.outside / self.fresh("staged")
+                self.make_tree(staged, depth, fanout, count, False)
+                staged.rename(parent_path / self.fresh("m"))
+        elif kind == "overwrite":
+            for relpath in file_list[a % max(len(file_list), 1) :][: 1 + b % 40]:
+                (self.root / relpath).write_bytes(self.content(relpath, c == 7))
+        elif kind == "delete_files":
+            for relpath in file_list[a % max(len(file_list), 1) :][: 1 + b % 40]:
+                (self.root / relpath).unlink()
+        elif kind == "delete_tree" and parent:
+            shutil.rmtree(parent_path)
+        elif kind == "move":
+            self.move(folders, file_list, a, b, c)
+        elif kind == "replace":
+            self.replace(folders, file_list, a, c)
+        elif kind == "symlink":
+            self.symlink(parent_path, file_list, folders, b, c)
+        elif kind == "ignored":
+            self.ignored(parent_path, c)
+
+    def move(self, folders, file_list, a, b, c) -> None:
+        moving_folder = c % 2 == 0 and len(folders) > 1
+        source = self.pick(folders[1:] if moving_folder else file_list, a)
+        if source is None:
+            return
+        # A folder cannot move into itself; "" (the root) is always a candidate.
+        targets = [folder for folder in folders if not (folder + "/").startswith(source + "/")]
+        target = self.pick(targets, b)
+        target_path = self.root / target if target else self.root
+        name = self.fresh("r") + ("" if moving_folder else ".txt")
+        if c % 4 == 3 and moving_folder:  # out of the workspace altogether
+            (self.root / source).rename(self.outside / self.fresh("gone"))
+        else:
+            (self.root / source).rename(target_path / name)
+
+    def replace(self, folders, file_list, a, c) -> None:
+        if c % 2 == 0 and file_list:  # a file becomes a folder of the same name
+            path = self.root / self.pick(file_list, a)
+            path.unlink()
+            path.mkdir()
+            (path / "inside.txt").write_bytes(self.content("inside", False))
+        elif len(folders) > 1:  # a folder becomes a file of the same name
+            path = self.root / self.pick(folders[1:], a)
+            shutil.rmtree(path)
+            path.write_bytes(self.content(path.name, False))
+
+    def symlink(self, parent_path: Path, file_list, folders, b, c) -> None:
+        link = parent_path / self.fresh("link")
+        secrets = self.outside / "secrets"
+        kind = c % 5
+        if kind == 0:
+            link.symlink_to(secrets / "secret.txt")
+        elif kind == 1:
+            link.symlink_to(secrets, target_is_directory=True)
+        elif kind == 2 and file_list:
+            link.symlink_to(self.root / self.pick(file_list, b))
+        elif kind == 3 and len(folders) > 1:
+            link.symlink_to(self.root / self.pick(folders[1:], b), target_is_directory=True)
+        elif kind == 4 and file_list:  # a synced file replaced by a link out
+            path = self.root / self.pick(file_list, b)
+            path.unlink()
+            path.symlink_to(secrets / "secret.txt")
+        else:
+            link.symlink_to(self.outside / "no-such-file")
+
+    def ignored(self, parent_path: Path, c: int) -> None:
+        kind = c % 4
+        if kind == 0:
+            self.make_tree(parent_path / "node_modules", 2, 3, 4, False)
+        elif kind == 1:
+            (parent_path / (self.fresh("debug") + ".log")).write_bytes(b"log line\n")
+        elif kind == 2:
+            build = parent_path / "build"
+            build.mkdir(exist_ok=True)
+            (build / (self.fresh("out") + ".js")).write_bytes(b"built\n")
+        else:
+            cache = parent_path / "__pycache__"
+            cache.mkdir(exist_ok=True)
+            (cache / (self.fresh("mod") + ".pyc")).write_bytes(b"\x00pyc")
+
+
+async def editor_saves(manager: SyncContentsManager, paths: list[str], tag: str) -> int:
+    """Save ``paths`` through the contents manager, as JupyterLab does; count the saves
+    that were acknowledged. A path whose folder the terminal just removed fails, as it
+    would in the editor; an outage fails with 503. Neither may corrupt the mirror."""
+    saved = 0
+    for number, path in enumerate(paths):
+        model = {"type": "file", "format": "text", "content": f"{tag} save {number}\n"}
+        try:
+            await manager.save(model, path)
+            saved += 1
+        except (web.HTTPError, OSError):
+            pass
+    return saved
+
+
+class TerminalBursts(RuleBasedStateMachine):
+    """One workspace per example; bursts of terminal operations are its steps."""
+
+    harness: Harness  # set by the test or the soak script before running
+    counter = itertools.count()
+
+    def __init__(self):
+        super().__init__()
+        harness = self.harness
+        self.user = f"u{os.getpid()}-{next(self.counter)}"
+        self.prefix = f"cp/users/{self.user}/default/"
+        self.root = Path(tempfile.mkdtemp(prefix="codepilot-prop-"))
+        (self.root / ".codepilotignore").write_text("\n".join(IGNORE_LINES) + "\n")
+        (self.root / "editor").mkdir()
+        self.terminal = Terminal(self.root, harness.outside)
+        self.workspace = harness.loop.run(
+            open_workspace(self.root, self.prefix, harness.s3.endpoint_url)
+        )
+        self.bursts = 0
+        if harness.stats is not None:
+            harness.stats["examples"] = harness.stats.get("examples", 0) + 1
+            harness.stats.setdefault("started", time.monotonic())
+        self.wait_for_watcher()
+
+    def wait_for_watcher(self) -> None:
+        """watchfiles starts in a thread: a probe file reaching S3 says it is watching."""
+        probe = self.root / "editor" / "probe.txt"
+        probe.write_text("probe")
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while self.workspace.sync.manifest.get("editor/probe.txt") is None:
+            assert time.monotonic() < deadline, "the watcher never mirrored a probe file"
+            time.sleep(0.05)
+
+    def teardown(self):
+        try:
+            self.harness.loop.run(close_workspace(self.workspace), timeout=30)
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def run_burst(self, ops, saves: int, outage_after: int | None) -> None:
+        paths = [f"editor/e{number % 7}.txt" for number in range(saves)]
+        _, files = walk(self.root)
+        # Saves racing the terminal on its own files, too.
+        paths += [path for path in sorted(files) if path not in KEPT_FILES][: saves // 2]
+        loop = self.harness.loop
+        pending_saves = loop.submit(editor_saves(self.workspace.manager, paths, f"b{self.bursts}"))
+        for index, op in enumerate(ops):
+            if index == outage_after:
+                self.ops_during_outage(ops[index:])
+                break
+            self.terminal.apply(*op)
+        else:
+            if outage_after is not None:
+                self.ops_during_outage([])
+        pending_saves.result(SETTLE_SECONDS)
+        self.bursts += 1
+        if self.harness.stats is not None:
+            self.harness.stats["bursts"] = self.harness.stats.get("bursts", 0) + 1
+            self.harness.stats["operations"] = self.harness.stats.get("operations", 0) + len(ops)
+
+    def ops_during_outage(self, ops) -> None:
+        sync = self.workspace.sync
+        before = sync.status.last_error
+        with self.harness.s3.outage():
+            for op in ops:
+                self.terminal.apply(*op)
+            # Something always waits during the outage, so the engine does meet it.
+            marker = self.terminal.fresh("outage") + ".txt"
+            (self.root / marker).write_text(f"outage {self.bursts}\n")
+            deadline = time.monotonic() + SETTLE_SECONDS
+            while sync.status.last_error is before:
+                assert time.monotonic() < deadline, "no push failed during the S3 outage"
+                time.sleep(0.05)
+        if self.harness.stats is not None:
+            self.harness.stats["outages"] = self.harness.stats.get("outages", 0) + 1
+
+    @rule(ops=st.lists(operations, min_size=1, max_size=6), saves=st.integers(0, 12))
+    def burst(self, ops, saves):
+        self.run_burst(ops, saves, outage_after=None)
+
+    @precondition(lambda self: self.harness.outages)
+    @rule(
+        ops=st.lists(operations, min_size=1, max_size=6),
+        saves=st.integers(0, 12),
+        cut=st.integers(0, 6),
+    )
+    def burst_with_outage(self, ops, saves, cut):
+        self.run_burst(ops, saves, outage_after=min(cut, len(ops)))
+
+    @invariant()
+    def s3_mirrors_the_disk(self):
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            problems = self.compare()
+            if not problems:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"not settled {SETTLE_SECONDS}s after burst {self.bursts} of example "
+                    f"{self.example_number()}:\n" + "\n".join(problems)
+                )
+            time.sleep(0.2)
+
+    def example_number(self) -> str:
+        stats = self.harness.stats or {}
+        if "started" not in stats:
+            return "?"
+        seconds = time.monotonic() - stats["started"]
+        return f"{stats['examples']} ({seconds:.0f}s into the run)"
+
+    def compare(self) -> list[str]:
+        async def snapshot():
+            sync = self.workspace.sync
+            return sync.status_model(), dict(sync.manifest.entries)
+
+        status, manifest = self.harness.loop.run(snapshot())
+        client = self.harness.s3.client(direct=True)
+        remote = {}
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix=self.prefix
+        ):
+            for item in page.get("Contents", []):
+                remote[item["Key"][len(self.prefix) :]] = item["ETag"].strip('"')
+        return mismatches(self.root, remote, manifest, status)
+
+
+def make_harness(s3, outages: bool = False, stats: dict | None = None) -> Harness:
+    outside = Path(tempfile.mkdtemp(prefix="codepilot-outside-"))
+    (outside / "secrets").mkdir()
+    (outside / "secrets" / "secret.txt").write_text("never in S3")
+    return Harness(s3, LoopThread(), outside, outages, stats)
+
+
+def machine_for(harness: Harness) -> type[TerminalBursts]:
+    """A subclass bound to ``harness`` (hypothesis makes a fresh machine per example)."""
+    return type("TerminalBurstsRun", (TerminalBursts,), {"harness": harness})

@@ -1,0 +1,75 @@
+"""Stateful property tests of workspace sync: bursts of terminal operations, with editor
+saves racing them, always end with S3, the manifest and the disk in agreement and the
+sync idle; also when S3 goes away in the middle of a burst (see tests/sync_machine.py).
+
+The example counts are chosen to catch, in every run, a sync that hangs on a burst of
+new folders (the slot deadlock of an earlier engine). The soak script
+tests/benchmarks/soak_sync.py runs many more.
+"""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from .s3server import CREDENTIALS, s3_server_fixture
+from .sync_machine import BUCKET, machine_for, make_harness
+
+s3 = s3_server_fixture(buckets=(BUCKET,))
+
+EXAMPLES = int(os.environ.get("CODEPILOT_SYNC_EXAMPLES", "4"))
+STEPS = int(os.environ.get("CODEPILOT_SYNC_STEPS", "4"))
+
+
+def property_settings(examples: int, steps: int, shrink: bool = False) -> settings:
+    phases = [Phase.explicit, Phase.reuse, Phase.generate, *([Phase.shrink] if shrink else [])]
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        phases=phases,
+        # Every example is slow by design (real S3, real watcher, hundreds of files).
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def aws_credentials(s3):
+    saved = {name: os.environ.get(name) for name in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def harness_factory(s3):
+    made = []
+
+    def make(**options):
+        made.append(make_harness(s3, **options))
+        return made[-1]
+
+    yield make
+    for harness in made:
+        harness.loop.close()
+
+
+def test_terminal_bursts_leave_s3_equal_to_the_disk(harness_factory):
+    stats = {}
+    harness = harness_factory(stats=stats)
+    run_state_machine_as_test(machine_for(harness), settings=property_settings(EXAMPLES, STEPS))
+    assert stats["bursts"] >= EXAMPLES  # every example ran at least one burst
+
+
+def test_bursts_with_s3_outages_lose_nothing(harness_factory):
+    stats = {}
+    harness = harness_factory(outages=True, stats=stats)
+    run_state_machine_as_test(machine_for(harness), settings=property_settings(EXAMPLES, STEPS))
+    assert stats.get("outages", 0) >= 1
