@@ -4,7 +4,9 @@
 network namespace (in a thread of its own) and connect to 127.0.0.1 there.
 """
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -119,3 +121,22 @@ def hub_table_exists(hub_key: str) -> bool:
         ["nft", "list", "table", "ip", f"codepilot_{hub_key}"], capture_output=True
     )
     return done.returncode == 0
+
+
+def end_processes_mentioning(data_dir: Path) -> list[int]:
+    """SIGTERM the processes whose command line names ``data_dir``: a hub's managed
+    services that a SIGKILL of the hub left without their hub."""
+    ended = []
+    needle = str(data_dir).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry), signal.SIGTERM)
+                ended.append(int(entry))
+    return ended

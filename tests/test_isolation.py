@@ -42,6 +42,7 @@ from .hubtools import (
     wait_until,
 )
 from .isolationtools import (
+    end_processes_mentioning,
     host_socket_inodes,
     http_get_in_namespace,
     hub_table_exists,
@@ -382,6 +383,7 @@ def lone_hub():
     running = start_hub(env=LIMITS)
     yield running
     running.stop()
+    end_processes_mentioning(running.data_dir)
 
 
 def restart(hub: RunningHub) -> RunningHub:
@@ -399,7 +401,7 @@ def test_servers_outlive_a_hub_restart(lone_hub, how):
     ws_url = f"{hub.ws_url}/user/frank/terminals/websocket/{terminal}"
     with websockets.sync.client.connect(ws_url, additional_headers=frank.headers) as ws:
         ws.send(json.dumps(["stdin", "python -m http.server 3000 --bind 127.0.0.1 &\r"]))
-        run_in_terminal(ws, "export BEFORE=restart-$((20+1))", "restart-21")
+        run_in_terminal(ws, "export BEFORE=restart-$((20+1)); echo set-$BEFORE", "set-restart-21")
     state = frank.state
     wait_until(lambda: _serves(state["netns"], "FRANK-APP"), 30, 0.3, "frank's app")
 
@@ -420,7 +422,7 @@ def test_servers_outlive_a_hub_restart(lone_hub, how):
             browser = login(again, "frank")
             url = PreviewDomain("preview.localhost", "http", again.preview_port).url("frank")
             page = browser.get(url, headers=NAVIGATE, timeout=30)
-        assert page.status_code == 200 and "FRANK-APP" in page.text
+        assert page.status_code == 200 and "FRANK-APP" in page.text, page.text[:2000]
         again.stop_server("frank")
         assert leftovers(state) == []
     finally:
