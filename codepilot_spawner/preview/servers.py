@@ -32,6 +32,8 @@ class PreviewTarget:
     port: int
     netns: str = ""
     groups: tuple[str, ...] = ()
+    host: str = "127.0.0.1"  # a pod's IP on Kubernetes
+    app_port: int = 0  # the app's own port when ``port`` is a relay's; 0: ``port``
 
 
 def targets_from_users(users: list[dict]) -> dict[str, PreviewTarget]:
@@ -47,10 +49,12 @@ def targets_from_users(users: list[dict]) -> dict[str, PreviewTarget]:
                 user=user["name"],
                 server=server,
                 label=label,
-                start=str(state.get("process_tag", "")),
+                start=str(state.get("start_id") or state.get("process_tag", "")),
                 port=int(state["preview_port"]),
                 netns=str(state.get("netns", "")),
                 groups=tuple(user.get("groups") or ()),
+                host=str(state.get("preview_host") or "127.0.0.1"),
+                app_port=int(state.get("preview_app_port") or 0),
             )
     return targets
 
@@ -97,9 +101,13 @@ class ServerDirectory:
             self.log.warning("Preview gateway: could not list servers at the hub: %s", error)
 
     async def lookup(self, label: str) -> PreviewTarget | None:
-        """The target for ``label``; an unknown label triggers one early refresh."""
+        """The target for ``label``; an unknown label triggers one early refresh.
+
+        A server that just became ready is found at once; a flood of unknown labels asks
+        the hub at most ten times a second.
+        """
         target = self.targets.get(label)
-        if target is None and time.monotonic() - self._refreshed_at > 0.5:
+        if target is None and time.monotonic() - self._refreshed_at > 0.1:
             await self.refresh()
             target = self.targets.get(label)
         return target
