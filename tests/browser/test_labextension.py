@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..hubtools import REPO_ROOT, open_terminal, run_in_terminal, start_hub, wait_until
+from ..hubtools import open_terminal, run_in_terminal, start_hub, wait_until
 from ..s3server import s3_server_fixture
 from .conftest import HUB
 from .lab import UI_TIMEOUT_MS, dismiss_news_prompt, log_in, start_from_spawn_form, wait_for_lab
@@ -29,7 +29,6 @@ ALLOWED_LEVELS = "owner,authenticated"
 # Sync retries back off up to 5 s and the status is polled every 3 s; the notification of
 # a failing S3 waits 20 s. Generous bounds for a noisy machine, not measurements.
 SYNC_TIMEOUT_MS = 90_000
-DOCS_SCREENSHOT = REPO_ROOT / "docs" / "labextension.png"
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
 
