@@ -7,7 +7,9 @@ user, ``api/credentials/<user>``, is allowed only for the token's own user: a to
 user B asking for A's credentials gets 403.
 
 Run by the hub as ``python -m codepilot_spawner.broker``; settings come from the
-``CODEPILOT_S3_*`` variables and the hub's own keys from ``AWS_*``.
+``CODEPILOT_S3_*`` variables and the hub's own AWS identity from the ``AWS_*`` variables of
+boto3's credential chain (keys, or a web identity token with IAM roles for service
+accounts, or EKS Pod Identity's container credentials).
 """
 
 import asyncio
@@ -22,7 +24,13 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.log import enable_pretty_logging
 
-from .credentials import STS, CredentialMinter, CredentialsError, S3Settings
+from .credentials import (
+    STS,
+    CredentialMinter,
+    CredentialsError,
+    S3Settings,
+    credential_chain_environment,
+)
 
 SERVICE_NAME = "codepilot-credentials"
 DEFAULT_PORT = 8082
@@ -119,11 +127,9 @@ def hub_service(
     """
     if settings.mode != STS:
         raise ValueError("the credential broker is only for sts mode")
-    service_env = {
-        **settings.to_environ(),
-        "AWS_ACCESS_KEY_ID": environ.get("AWS_ACCESS_KEY_ID", ""),
-        "AWS_SECRET_ACCESS_KEY": environ.get("AWS_SECRET_ACCESS_KEY", ""),
-    }
+    # A managed service does not inherit the hub's environment: pass on what boto3's
+    # credential chain reads, so IRSA and Pod Identity work as well as static keys.
+    service_env = {**settings.to_environ(), **credential_chain_environment(environ)}
     if bind_ip:
         service_env["CODEPILOT_BROKER_IP"] = bind_ip
     service = {

@@ -1,7 +1,9 @@
 """Per-user S3 credentials: the session policy of a user's prefix, and minting them with STS.
 
 The hub's own keys never reach a user pod. In ``sts`` mode the hub calls STS AssumeRole
-with a session policy that narrows the role to one user's prefix, so the short-lived
+(with whatever credentials boto3's default chain finds: static keys, a web identity token
+for IAM roles for service accounts, EKS Pod Identity's container credentials, an instance
+role) with a session policy that narrows the role to one user's prefix, so the short-lived
 keys it gets back can read, write, delete and list that prefix and nothing else (plus
 reading the starter templates). In ``static`` mode every user server gets the hub's own
 keys, for S3 services without STS: then users can reach each other's files.
@@ -38,6 +40,41 @@ OBJECT_ACTIONS = [
 _IAM_SPECIAL = re.compile(r"[*?$]")
 # STS RoleSessionName: 2 to 64 of [\w+=,.@-].
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
+
+
+# What boto3's default credential chain reads from the environment, besides static keys:
+# IRSA's web identity token (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE), EKS Pod Identity
+# and ECS container credentials (AWS_CONTAINER_*), profiles and the STS endpoint.
+CREDENTIAL_CHAIN_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_STS_REGIONAL_ENDPOINTS",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_CA_BUNDLE",
+)
+
+
+def credential_chain_environment(environ=os.environ) -> dict[str, str]:
+    """The hub's variables that boto3's credential chain reads; only those that are set.
+
+    A hub-managed service does not inherit the hub's environment, so the broker gets
+    these explicitly. Empty ones are left out: an empty key would hide the next source.
+    """
+    return {name: environ[name] for name in CREDENTIAL_CHAIN_VARIABLES if environ.get(name)}
 
 
 class CredentialsError(RuntimeError):
@@ -199,18 +236,28 @@ class CredentialMinter:
         if self._sts is None:
             import boto3  # hub-side only; heavy to import
 
-            key_id, secret = self._hub_keys()
+            # Keys given to the minter are used as they are; without them, boto3's default
+            # chain finds the hub's identity: a web identity token (IAM roles for service
+            # accounts), container credentials (EKS Pod Identity), a profile, an instance role.
+            key_id = self._environ.get("AWS_ACCESS_KEY_ID", "")
+            secret = self._environ.get("AWS_SECRET_ACCESS_KEY", "")
+            keys = {}
+            if key_id and secret:
+                keys = {
+                    "aws_access_key_id": key_id,
+                    "aws_secret_access_key": secret,
+                    "aws_session_token": self._environ.get("AWS_SESSION_TOKEN") or None,
+                }
             self._sts = boto3.session.Session().client(
                 "sts",
                 endpoint_url=self.settings.endpoint_url or None,
                 region_name=self.settings.region,
-                aws_access_key_id=key_id,
-                aws_secret_access_key=secret,
+                **keys,
             )
         return self._sts
 
     def _assume_role(self, username: str) -> dict:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
             policy = session_policy(self.settings.bucket, self.settings.prefix, username)
@@ -223,6 +270,12 @@ class CredentialMinter:
                 Policy=json.dumps(policy, separators=(",", ":")),
                 DurationSeconds=self.settings.duration_seconds,
             )
+        except NoCredentialsError:
+            raise CredentialsError(
+                "the hub has no AWS credentials to call STS with: give it keys "
+                "(s3.existingSecret), or a role through IAM roles for service accounts "
+                "(AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE) or EKS Pod Identity"
+            ) from None
         except (BotoCoreError, ClientError) as error:
             raise CredentialsError(
                 f"STS AssumeRole of {self.settings.role_arn} for {username!r} failed: {error}"

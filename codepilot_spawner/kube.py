@@ -2,12 +2,15 @@
 
 A thin subclass. The objects come from ``objects.py``, the credentials from
 ``credentials.py``; this class only sets KubeSpawner's traits from them and fills in
-three hooks: ``get_pod_manifest`` (the restore init container and preview port),
-``after_pod_created_hook`` (the per-server Secret, owned by the pod) and ``progress``.
+KubeSpawner's hooks: ``get_pod_manifest`` (the restore init container, preview port and
+relay), ``modify_pod_hook`` (the per-server Secret, created before the pod that reads
+it), ``after_pod_created_hook`` (the Secret then gets the pod as its owner) and
+``progress``.
 """
 
 import asyncio
 import contextlib
+import secrets
 from functools import partial
 
 from jupyterhub.utils import exponential_backoff
@@ -18,6 +21,7 @@ from traitlets import Dict, Enum, Int, List, Unicode, default
 from . import objects
 from .credentials import MODES, STS, CredentialMinter, S3Settings, credentials_environment
 from .environment import codepilot_environment
+from .preview.hosts import PreviewDomain
 from .servernames import check_server_name
 
 # Variables that hold secrets: they reach containers from the server's Secret only.
@@ -31,7 +35,29 @@ DEFAULT_SIZE = {"name": "standard", "displayName": "Standard"}
 
 
 async def _create_server_secret_hook(spawner, pod):
-    await spawner.create_server_secret(pod)
+    """modify_pod_hook: the Secret exists before the pod that reads it is created."""
+    await spawner.create_server_secret()
+    return pod
+
+
+async def _own_server_secret_hook(spawner, pod):
+    """after_pod_created_hook: the pod now has a uid; make it the Secret's owner."""
+    await spawner.adopt_server_secret(pod)
+
+
+def _chain_hooks(ours, theirs, returns_pod: bool):
+    """Our hook first (the pod cannot start without it), then an admin's own hook."""
+
+    async def both_hooks(spawner, pod):
+        result = await ours(spawner, pod)
+        if returns_pod:
+            pod = result
+        result = theirs(spawner, pod)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result if returns_pod else None
+
+    return both_hooks
 
 
 class CodePilotSpawner(KubeSpawner):
@@ -64,10 +90,47 @@ class CodePilotSpawner(KubeSpawner):
         3000, help="Port inside the pod where the user's app serves its preview."
     ).tag(config=True)
 
+    preview_relay_port = Int(
+        0,
+        help="""Port of the pod's preview relay, a sidecar that carries the preview
+        gateway's connections from ``<pod IP>:<this port>`` to the app on
+        ``127.0.0.1:<preview_port>`` (dev servers listen on loopback only). 0: no relay,
+        and no preview through the gateway.""",
+    ).tag(config=True)
+
+    preview_relay_command = List(
+        Unicode(),
+        ["python", "-m", "server_extension.relay"],
+        help="""Command of the preview relay sidecar (runner image); ``--listen-port`` and
+        ``--target-port`` are appended.""",
+    ).tag(config=True)
+
+    preview_relay_resources = Dict(
+        {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "96Mi"}},
+        help="Resources (a Kubernetes ResourceRequirements) of the preview relay sidecar.",
+    ).tag(config=True)
+
+    preview_domain = Unicode(
+        "",
+        help="""Domain of preview origins (``<label>.<domain>``); empty: previews are off.
+        Each server gets its preview URL as ``CODEPILOT_PREVIEW_URL``.""",
+    ).tag(config=True)
+
+    preview_scheme = Enum(["http", "https"], "https", help="Scheme of preview URLs.").tag(
+        config=True
+    )
+
+    preview_api_url = Unicode(
+        "",
+        help="""Base URL of the preview gateway's API as user pods reach it, where a
+        server reads and sets its preview's share level (``CODEPILOT_PREVIEW_API_URL``).""",
+    ).tag(config=True)
+
     termination_grace_period = Int(
         60,
         help="""Seconds a stopping server gets to flush pending changes to S3 before it is
-        killed. Also used as KubeSpawner's ``delete_grace_period``.""",
+        killed. Also used as KubeSpawner's ``delete_grace_period``; the server's own flush
+        time (``CODEPILOT_SYNC_FLUSH_TIMEOUT``) is derived from it.""",
     ).tag(config=True)
 
     restore_command = List(
@@ -131,6 +194,10 @@ class CodePilotSpawner(KubeSpawner):
     ).tag(config=True)
 
     _minters: dict = {}
+
+    # Where the preview gateway reaches this server's relay, and which start it is.
+    start_id = ""
+    preview_host = ""
 
     # --- KubeSpawner defaults -------------------------------------------------------------
 
@@ -198,22 +265,24 @@ class CodePilotSpawner(KubeSpawner):
             return []
         return objects.make_profile_list(self.templates, self.sizes or [DEFAULT_SIZE])
 
+    @default("modify_pod_hook")
+    def _default_modify_pod_hook(self):
+        return _create_server_secret_hook
+
     @default("after_pod_created_hook")
     def _default_after_pod_created_hook(self):
-        return _create_server_secret_hook
+        return _own_server_secret_hook
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        configured_hook = self.after_pod_created_hook
-        if configured_hook is not _create_server_secret_hook:
-            # An admin's own hook runs after ours: the pod cannot start without its Secret.
-            async def both_hooks(spawner, pod):
-                await spawner.create_server_secret(pod)
-                result = configured_hook(spawner, pod)
-                if asyncio.iscoroutine(result):
-                    await result
-
-            self.after_pod_created_hook = both_hooks
+        if self.modify_pod_hook is not _create_server_secret_hook:
+            self.modify_pod_hook = _chain_hooks(
+                _create_server_secret_hook, self.modify_pod_hook, returns_pod=True
+            )
+        if self.after_pod_created_hook is not _own_server_secret_hook:
+            self.after_pod_created_hook = _chain_hooks(
+                _own_server_secret_hook, self.after_pod_created_hook, returns_pod=False
+            )
 
     # --- settings and credentials -----------------------------------------------------------
 
@@ -251,7 +320,13 @@ class CodePilotSpawner(KubeSpawner):
             **self.codepilot_settings,
             "preview_port": self.preview_port,
             "template": self.template or None,
+            # Pending pushes get the pod's grace period, less the time to shut down.
+            "sync_flush_timeout": objects.sync_flush_timeout(self.termination_grace_period),
         }
+        if self.preview_domain and self.preview_relay_port:
+            domain = PreviewDomain(self.preview_domain, self.preview_scheme)
+            settings["preview_url"] = domain.url(self.user.name, self.name)
+            settings["preview_api_url"] = self.preview_api_url or None
         if self.s3_bucket:
             settings.update(
                 storage="sync",
@@ -278,17 +353,23 @@ class CodePilotSpawner(KubeSpawner):
         env.update(objects.secret_env(self.server_secret_name, self.server_secret_keys()))
         return env
 
-    async def create_server_secret(self, pod: dict) -> None:
-        """Create the server's Secret (owned by its pod); the pod waits for it to start."""
+    async def create_server_secret(self) -> None:
+        """Create this start's Secret, before the pod: its containers read it when created.
+
+        Any Secret of the same name (a previous start's, with its old token and keys) is
+        deleted first and waited for, so the pod can never read a stale one. The Secret
+        gets its owner, the pod, once the pod exists (``adopt_server_secret``).
+        """
         values = self.server_secret_values()
         if self.s3_bucket:
             values.update(credentials_environment(await self.minter.mint(self.user.name)))
         missing = set(self.server_secret_keys()) - set(values)
         if missing:
             raise RuntimeError(f"no value for {', '.join(sorted(missing))} of {self._log_name}")
-        owner = objects.make_owner_reference(self.pod_name, pod["metadata"]["uid"])
         labels = self._build_common_labels(self._expand_all(self.extra_labels))
-        secret = objects.make_server_secret(self.server_secret_name, values, owner, labels)
+        secret = objects.make_server_secret(
+            self.server_secret_name, values, None, labels, self.start_id
+        )
         name = secret.metadata.name
         await exponential_backoff(
             partial(self._ensure_not_exists, "secret", name), f"Could not delete secret {name}"
@@ -298,17 +379,65 @@ class CodePilotSpawner(KubeSpawner):
             f"Could not create secret {name}",
         )
 
+    async def adopt_server_secret(self, pod: dict) -> None:
+        """Make the pod the Secret's owner: Kubernetes deletes the Secret with the pod."""
+        owner = objects.make_owner_reference(self.pod_name, pod["metadata"]["uid"])
+        await self.api.patch_namespaced_secret(
+            name=self.server_secret_name,
+            namespace=self.namespace,
+            body=objects.owner_reference_patch(owner),
+        )
+
     # --- hooks ----------------------------------------------------------------------------
 
     async def start(self):
         check_server_name(self.name)
-        return await super().start()
+        # New at every start: the preview gateway ends sign-ins to a previous start.
+        self.start_id = secrets.token_hex(8)
+        self.preview_host = ""
+        url = await super().start()
+        pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
+        self.preview_host = objects.pod_ip(pod) or ""
+        return url
+
+    def get_state(self):
+        state = super().get_state()
+        if self.start_id:
+            state["start_id"] = self.start_id
+        if self.preview_host and self.preview_relay_port:
+            # Read by the preview gateway (hub API, admin:server_state): where the relay
+            # of this start listens, and the app's own port for its "no app" page.
+            state["preview_host"] = self.preview_host
+            state["preview_port"] = self.preview_relay_port
+            state["preview_app_port"] = self.preview_port
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.start_id = state.get("start_id", "")
+        self.preview_host = state.get("preview_host", "")
+
+    def clear_state(self):
+        super().clear_state()
+        self.start_id = ""
+        self.preview_host = ""
 
     async def get_pod_manifest(self):
         pod = await super().get_pod_manifest()
-        return objects.add_restore_and_preview(
+        pod = objects.add_restore_and_preview(
             pod, self.restore_command, self.workspace_dir, self.preview_port
         )
+        if self.start_id:
+            objects.annotate_start(pod, self.start_id)
+        if self.preview_relay_port:
+            pod = objects.add_preview_relay(
+                pod,
+                self.preview_relay_command,
+                self.preview_relay_port,
+                self.preview_port,
+                self.preview_relay_resources,
+            )
+        return pod
 
     async def stop(self, now=False):
         await super().stop(now=now)

@@ -21,8 +21,14 @@ from .templates import TEMPLATE_TITLES
 
 RESTORE_CONTAINER = "restore-workspace"
 SERVER_CONTAINER = "notebook"  # KubeSpawner's name; its readiness checks look for it
+RELAY_CONTAINER = "preview-relay"
 WORKSPACE_VOLUME = "workspace"
 PREVIEW_PORT_NAME = "preview"
+RELAY_PORT_NAME = "preview-relay"
+START_ANNOTATION = "codepilot.io/start-id"
+# What a stopping server needs besides pushing: the server's own shutdown and the
+# kubelet's signal delivery. The rest of the grace period is the sync's to flush in.
+SHUTDOWN_MARGIN_SECONDS = 10
 NAME_LABEL = "app.kubernetes.io/name"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -63,6 +69,18 @@ def container_security_context(uid: int) -> dict:
 
 
 # --- labels, volumes, environment ---------------------------------------------------------
+
+
+def sync_flush_timeout(grace_period: int) -> float:
+    """Seconds a stopping server may push pending changes, from the pod's grace period.
+
+    The grace period less ``SHUTDOWN_MARGIN_SECONDS``, and never more than half of a short
+    one: the kubelet kills the pod at the end of the grace period, and whatever has not
+    reached S3 by then is lost with the emptyDir.
+    """
+    if grace_period <= 0:
+        return 0.0
+    return float(max(grace_period - SHUTDOWN_MARGIN_SECONDS, grace_period / 2))
 
 
 def common_labels(release: str) -> dict:
@@ -143,6 +161,59 @@ def add_restore_and_preview(
     return pod
 
 
+def make_relay_container(
+    server: V1Container,
+    command: list[str],
+    relay_port: int,
+    app_port: int,
+    resources: dict,
+) -> V1Container:
+    """The preview relay sidecar: ``<pod IP>:<relay_port>`` to ``127.0.0.1:<app_port>``.
+
+    Same image and security context as the server; no environment (it needs no token
+    and no keys) and no volume.
+    """
+    return V1Container(
+        name=RELAY_CONTAINER,
+        image=server.image,
+        image_pull_policy=server.image_pull_policy,
+        command=[
+            *command,
+            "--listen-port",
+            str(relay_port),
+            "--target-port",
+            str(app_port),
+        ],
+        ports=[V1ContainerPort(name=RELAY_PORT_NAME, container_port=relay_port)],
+        resources=resources,
+        security_context=server.security_context,
+    )
+
+
+def add_preview_relay(
+    pod: V1Pod, command: list[str], relay_port: int, app_port: int, resources: dict
+) -> V1Pod:
+    """The pod with its preview relay sidecar, after the server container."""
+    if relay_port == app_port:
+        raise ValueError(f"the preview relay port {relay_port} is the app's own port")
+    relay = make_relay_container(server_container(pod), command, relay_port, app_port, resources)
+    pod.spec.containers = [*pod.spec.containers, relay]
+    return pod
+
+
+def annotate_start(pod: V1Pod, start_id: str) -> V1Pod:
+    """Mark the pod with its start, as its Secret is: the two of one start go together."""
+    pod.metadata.annotations = {**(pod.metadata.annotations or {}), START_ANNOTATION: start_id}
+    return pod
+
+
+def pod_ip(pod: dict | None) -> str | None:
+    """The IP of a pod dict (as KubeSpawner's reflector holds it), or None before it has one."""
+    if not pod:
+        return None
+    return (pod.get("status") or {}).get("podIP") or None
+
+
 def server_container(pod: V1Pod) -> V1Container:
     for container in pod.spec.containers:
         if container.name == SERVER_CONTAINER:
@@ -165,8 +236,30 @@ def make_owner_reference(pod_name: str, pod_uid: str) -> V1OwnerReference:
     )
 
 
+def owner_reference_patch(owner_reference: V1OwnerReference) -> dict:
+    """A merge patch that gives an existing Secret its owner."""
+    return {
+        "metadata": {
+            "ownerReferences": [
+                {
+                    "apiVersion": owner_reference.api_version,
+                    "kind": owner_reference.kind,
+                    "name": owner_reference.name,
+                    "uid": owner_reference.uid,
+                    "blockOwnerDeletion": owner_reference.block_owner_deletion,
+                    "controller": owner_reference.controller,
+                }
+            ]
+        }
+    }
+
+
 def make_server_secret(
-    name: str, values: dict, owner_reference: V1OwnerReference | None, labels: dict
+    name: str,
+    values: dict,
+    owner_reference: V1OwnerReference | None,
+    labels: dict,
+    start_id: str = "",
 ) -> V1Secret:
     """The Secret with a server's S3 credentials and API token, read by its containers."""
     return V1Secret(
@@ -176,6 +269,7 @@ def make_server_secret(
         metadata=V1ObjectMeta(
             name=name,
             labels=dict(labels),
+            annotations={START_ANNOTATION: start_id} if start_id else None,
             owner_references=[owner_reference] if owner_reference else None,
         ),
         data={

@@ -7,6 +7,8 @@ functions, never from scattered environment variables.
 
 import importlib
 import os
+import re
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import urlparse
@@ -230,3 +232,95 @@ def s3_settings(values: dict):
         )
     except ValueError as error:
         raise ValuesError(f"s3: {error}") from None
+
+
+# --- database, roles, previews ---------------------------------------------------------------
+
+
+def database_url(url: str) -> str:
+    """The SQLAlchemy URL for ``hub.db.url``: PostgreSQL through psycopg 3, which ships.
+
+    SQLAlchemy reads a plain ``postgresql://`` as psycopg2, which neither the ``hub``
+    extra nor the hub image installs; ``postgresql+<driver>://`` is kept as given.
+    """
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
+def merge_roles(roles: list[dict]) -> list[dict]:
+    """Roles with one name merged into one (JupyterHub refuses a name twice).
+
+    Services each extend the ``user`` role with the scope that lets users call them;
+    the merged role holds every scope once, in order.
+    """
+    merged: dict[str, dict] = {}
+    for role in roles:
+        name = role["name"]
+        if name not in merged:
+            merged[name] = {**role, "scopes": list(role.get("scopes", []))}
+            continue
+        into = merged[name]
+        for key in ("scopes", "users", "groups", "services"):
+            for item in role.get(key, []):
+                into.setdefault(key, [])
+                if item not in into[key]:
+                    into[key].append(item)
+    return list(merged.values())
+
+
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]*[a-z0-9])?"
+)
+PREVIEW_GATEWAY_PORT = 8002  # previews, from the ingress controller
+PREVIEW_API_PORT = 8083  # the gateway's pages on the hub origin, from the proxy and servers
+
+
+@dataclass(frozen=True)
+class PreviewSettings:
+    """The ``preview`` values: previews on ``<label>.<domain>``, through the gateway."""
+
+    domain: str
+    scheme: str
+    hub_url: str
+    relay_port: int
+    share_levels: tuple[str, ...]
+
+
+def preview_settings(values: dict) -> PreviewSettings | None:
+    """The ``preview`` section checked, or None when ``preview.domain`` is empty (off)."""
+    from .preview.access import SHARE_LEVELS
+
+    domain = typed_value(values, "preview.domain", str, "").lower().rstrip(".")
+    if not domain:
+        return None
+    if not _DNS_NAME.fullmatch(domain):
+        raise ValuesError(f"preview.domain {domain!r} is not a DNS name like preview.example.net")
+    hub_url = typed_value(values, "preview.hubUrl", str, "")
+    if not re.fullmatch(r"https?://[^/\s]+/?", hub_url):
+        raise ValuesError(
+            "preview.hubUrl must be the hub's public URL (https://codepilot.example.com); "
+            "the chart derives it from ingress.host"
+        )
+    levels = tuple(typed_value(values, "preview.shareLevels", list, list(SHARE_LEVELS)))
+    if "owner" not in levels or set(levels) - set(SHARE_LEVELS):
+        raise ValuesError(f"preview.shareLevels must include 'owner' and be among {SHARE_LEVELS}")
+    relay_port = typed_value(values, "preview.relayPort", int, 9797)
+    preview_port = typed_value(values, "singleuser.previewPort", int, 3000)
+    if not 1024 <= relay_port <= 65535 or relay_port in (preview_port, 8888):
+        raise ValuesError(
+            f"preview.relayPort {relay_port} must be 1024-65535 and not the app's port "
+            "(singleuser.previewPort) nor the server's (8888)"
+        )
+    hub_host = urlparse(hub_url).hostname or ""
+    if hub_host == domain or hub_host.endswith("." + domain):
+        raise ValuesError(
+            f"preview.domain {domain!r} holds the hub's host {hub_host!r}: every preview "
+            "could set cookies for the hub. Use a domain of its own (best: another "
+            "registrable domain)"
+        )
+    scheme = typed_value(values, "preview.scheme", str, "https")
+    if scheme not in ("http", "https"):
+        raise ValuesError(f"preview.scheme must be http or https, not {scheme!r}")
+    return PreviewSettings(domain, scheme, hub_url.rstrip("/"), relay_port, levels)

@@ -8,15 +8,23 @@ import os
 import sys
 from urllib.parse import urlparse
 
+from jupyterhub.utils import url_path_join
+
 from codepilot_spawner import broker
 from codepilot_spawner.credentials import STATIC, STATIC_MODE_WARNING, STS
+from codepilot_spawner.preview import hubservice as preview_service
 from codepilot_spawner.values import (
+    PREVIEW_API_PORT,
+    PREVIEW_GATEWAY_PORT,
     authenticator_class,
     authenticator_config,
     classroom_groups,
     classroom_users,
     culler_service,
+    database_url,
     load_values,
+    merge_roles,
+    preview_settings,
     release_name,
     s3_settings,
     teacher_roles,
@@ -34,15 +42,18 @@ def value(key, kind, default):
 
 release = release_name()
 hub_connect_url = os.environ.get("CODEPILOT_HUB_CONNECT_URL", "")
+# Where user pods reach the hub pod's services (the broker, the preview API).
+hub_host = urlparse(hub_connect_url).hostname or "127.0.0.1"
 
 # --- hub, proxy, database ----------------------------------------------------------------
-c.JupyterHub.base_url = value("hub.baseUrl", str, "/")
+base_url = value("hub.baseUrl", str, "/")
+c.JupyterHub.base_url = base_url
 c.JupyterHub.subdomain_host = value("hub.subdomainHost", str, "")
 c.JupyterHub.hub_ip = "0.0.0.0"
 c.JupyterHub.hub_port = 8081
 if hub_connect_url:
     c.JupyterHub.hub_connect_url = hub_connect_url
-c.JupyterHub.db_url = (
+c.JupyterHub.db_url = database_url(
     os.environ.get("CODEPILOT_DB_URL")
     or value("hub.db.url", str, "")
     or "sqlite:////srv/codepilot/jupyterhub.sqlite"
@@ -94,6 +105,12 @@ spawner.sizes = value("singleuser.sizes", list, [])
 spawner.environment = {
     name: str(setting) for name, setting in value("singleuser.extraEnv", dict, {}).items()
 }
+# Private registries and dedicated nodes for user pods.
+spawner.image_pull_secrets = [str(name) for name in value("singleuser.imagePullSecrets", list, [])]
+spawner.node_selector = {
+    str(k): str(v) for k, v in value("singleuser.nodeSelector", dict, {}).items()
+}
+spawner.tolerations = value("singleuser.tolerations", list, [])
 
 # --- S3 and per-user credentials -----------------------------------------------------------
 s3 = s3_settings(values)
@@ -105,14 +122,16 @@ spawner.credentials_mode = s3.mode
 spawner.credentials_role_arn = s3.role_arn
 spawner.credentials_duration = s3.duration_seconds
 if s3.bucket and s3.mode == STS:
-    # Servers renew their keys at the broker, in the hub pod, through the hub's Service.
-    hub_host = urlparse(hub_connect_url).hostname or "127.0.0.1"
+    # Servers renew their keys at the broker, in the hub pod, through the hub's Service,
+    # under the hub's base URL like every service (JupyterHub's own prefix rule).
     broker_url = f"http://{hub_host}:{broker.DEFAULT_PORT}"
     service, broker_roles, server_scopes = broker.hub_service(broker_url, s3, bind_ip="0.0.0.0")
     services.append(service)
     roles.extend(broker_roles)
     c.Spawner.server_token_scopes = server_scopes
-    spawner.credentials_url = f"{broker_url}/services/{broker.SERVICE_NAME}/api/credentials"
+    spawner.credentials_url = broker_url + url_path_join(
+        base_url, "services", broker.SERVICE_NAME, "api", "credentials"
+    )
 elif s3.bucket and s3.mode == STATIC:
     logging.getLogger("JupyterHub").warning(STATIC_MODE_WARNING)
 
@@ -125,8 +144,39 @@ if culler:
     services.append(culler_definition)
     roles.append(culler_role)
 
+# --- previews on origins of their own ---------------------------------------------------------
+# The gateway runs in the hub pod: previews (<label>.<preview.domain>) come from the
+# ingress controller to its public listener; its sign-in and share API (hub origin) come
+# from the proxy and from user servers to the pod's own address, which the hub registers
+# with the proxy at every start. It reaches each app through the relay in the user pod.
+preview = preview_settings(values)
+if preview:
+    pod_ip = os.environ.get("POD_IP") or "127.0.0.1"
+    service, preview_roles = preview_service.hub_service(
+        PREVIEW_API_PORT,
+        [
+            f"--PreviewGatewayApp.domain={preview.domain}",
+            f"--PreviewGatewayApp.scheme={preview.scheme}",
+            "--PreviewGatewayApp.url_port=0",  # the ingress listens on 80/443
+            "--PreviewGatewayApp.ip=0.0.0.0",
+            f"--PreviewGatewayApp.port={PREVIEW_GATEWAY_PORT}",
+            f"--PreviewGatewayApp.hub_url={preview.hub_url}",
+            f"--PreviewGatewayApp.share_levels={list(preview.share_levels)!r}",
+            "--PreviewGatewayApp.state_file=/srv/codepilot/preview-shares.json",
+        ],
+    )
+    service["url"] = f"http://{pod_ip}:{PREVIEW_API_PORT}"
+    services.append(service)
+    roles.extend(preview_roles)
+    spawner.preview_domain = preview.domain
+    spawner.preview_scheme = preview.scheme
+    spawner.preview_relay_port = preview.relay_port
+    spawner.preview_api_url = f"http://{hub_host}:{PREVIEW_API_PORT}" + url_path_join(
+        base_url, "services", preview_service.SERVICE_NAME, ""
+    )
+
 c.JupyterHub.services = services
-c.JupyterHub.load_roles = roles
+c.JupyterHub.load_roles = merge_roles(roles)
 
 # --- extra config from the values, last so it wins -------------------------------------------
 extra_config = value("hub.extraConfig", str, "")

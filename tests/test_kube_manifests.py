@@ -438,7 +438,10 @@ def test_hub_config_from_values(hub_configs):
     assert c.JupyterHub.hub_connect_url == "http://cp-hub:8081"
     assert c.ConfigurableHTTPProxy.api_url == "http://cp-proxy-api:8001"
     assert c.ConfigurableHTTPProxy.should_start is False
-    assert c.JupyterHub.db_url == HUB_SECRETS["CODEPILOT_DB_URL"]
+    # PostgreSQL through psycopg 3, the driver the hub extra and image ship.
+    assert c.JupyterHub.db_url == HUB_SECRETS["CODEPILOT_DB_URL"].replace(
+        "postgresql://", "postgresql+psycopg://"
+    )
     assert c.JupyterHub.load_groups == {
         "class-a": {"users": ["alice", "bob"]},
         "class-a-teachers": {"users": ["tina"]},

@@ -331,7 +331,8 @@ class PreviewGateway:
         await self.close_stopped({})
 
     def _upstream_url(self, request, target: PreviewTarget) -> URL:
-        return URL(f"http://127.0.0.1:{target.port}{request.raw_path}", encoded=True)
+        host = f"[{target.host}]" if ":" in target.host else target.host  # IPv6 pods
+        return URL(f"http://{host}:{target.port}{request.raw_path}", encoded=True)
 
     async def _forward(self, request: web.BaseRequest, target: PreviewTarget):
         headers = upstream_headers(request, self.domain.scheme)
@@ -346,7 +347,7 @@ class PreviewGateway:
             )
         except (aiohttp.ClientConnectionError, OSError) as error:
             self.log.debug("Preview %s: app unreachable: %s", target.label, error)
-            return self._html(502, pages.app_down(target.port))
+            return self._html(502, pages.app_down(target.app_port or target.port))
         async with upstream:
             response_headers = CIMultiDict(
                 (name, value)
@@ -384,7 +385,7 @@ class PreviewGateway:
             )
         except (aiohttp.ClientError, OSError) as error:
             self.log.debug("Preview %s: websocket refused: %s", target.label, error)
-            return self._html(502, pages.app_down(target.port))
+            return self._html(502, pages.app_down(target.app_port or target.port))
         downstream = web.WebSocketResponse(
             protocols=[upstream.protocol] if upstream.protocol else (),
             autoping=False,

@@ -13,6 +13,30 @@ Object names follow the contract with the hub config: <release>-hub, <release>-p
 {{- define "codepilot.proxyPublicName" -}}{{ .Release.Name }}-proxy-public{{- end }}
 {{- define "codepilot.s3GeneratedSecretName" -}}{{ .Release.Name }}-s3{{- end }}
 
+{{/* Secret with proxy-token and cookie-secret: hub.existingSecret, else the chart's own. */}}
+{{- define "codepilot.tokensSecretName" -}}
+{{- .Values.hub.existingSecret | default (include "codepilot.secretsName" .) -}}
+{{- end }}
+
+{{/* Whether previews are on (preview.domain set). */}}
+{{- define "codepilot.previewEnabled" -}}
+{{- if .Values.preview.domain }}true{{ end -}}
+{{- end }}
+
+{{/*
+Public URL of the hub, where preview viewers sign in: preview.hubUrl, else ingress.host
+(https with ingress.tls), else hub.subdomainHost; "" when none is known.
+*/}}
+{{- define "codepilot.publicHubUrl" -}}
+{{- if .Values.preview.hubUrl -}}
+{{ .Values.preview.hubUrl | trimSuffix "/" }}
+{{- else if and .Values.ingress.enabled .Values.ingress.host -}}
+{{ ternary "https" "http" (not (empty .Values.ingress.tls.secretName)) }}://{{ .Values.ingress.host }}
+{{- else if .Values.hub.subdomainHost -}}
+{{ .Values.hub.subdomainHost | trimSuffix "/" }}
+{{- end -}}
+{{- end }}
+
 {{/* Secret holding AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for the hub, or "" for none. */}}
 {{- define "codepilot.s3SecretName" -}}
 {{- if .Values.s3.existingSecret -}}
@@ -104,9 +128,10 @@ The hub's view of the values: the sections the hub config reads, less chart-only
 less the S3 keys (those reach the hub as environment variables from a Secret).
 */}}
 {{- define "codepilot.hubValues" -}}
-{{- $hub := omit .Values.hub "image" "imagePullSecrets" "cookieSecret" "resources" "persistence" "serviceAccount" "nodeSelector" "tolerations" -}}
+{{- $hub := omit .Values.hub "image" "imagePullSecrets" "cookieSecret" "existingSecret" "resources" "persistence" "serviceAccount" "nodeSelector" "tolerations" -}}
 {{- $s3 := omit .Values.s3 "accessKeyId" "secretAccessKey" -}}
-{{- dict "hub" $hub "singleuser" .Values.singleuser "s3" $s3 "culler" .Values.culler | toYaml -}}
+{{- $preview := dict "domain" .Values.preview.domain "hubUrl" (include "codepilot.publicHubUrl" .) "scheme" (ternary "https" "http" (not (empty .Values.preview.tls.secretName))) "relayPort" .Values.preview.relayPort "shareLevels" .Values.preview.shareLevels -}}
+{{- dict "hub" $hub "singleuser" .Values.singleuser "s3" $s3 "culler" .Values.culler "preview" $preview | toYaml -}}
 {{- end }}
 
 {{/* Egress rule for DNS: the cluster's DNS in kube-system and networkPolicy dnsRanges. */}}

@@ -1,0 +1,161 @@
+"""A TCP relay from the pod's address to the user's app on the pod's loopback.
+
+``python -m server_extension.relay --listen-port 9797 --target-port 3000``
+
+Dev servers listen on 127.0.0.1 by default (Vite, Next), which only the pod itself can
+reach. The preview gateway runs in the hub's pod, so each user pod runs this relay as a
+sidecar container: it accepts on ``<pod IP>:<listen port>`` and copies bytes both ways
+to ``127.0.0.1:<target port>``. It knows nothing of HTTP, so websockets (hot reload),
+streaming and keep-alive pass unchanged; a half-close on one side is passed on as one.
+
+A sidecar rather than a task in the notebook server: it has its own process (a busy
+preview never slows the IDE's event loop), it is up before any user code runs (so no
+user process can take its port first), and it lives in a container of its own, whose
+processes the user's terminals cannot see or signal.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+log = logging.getLogger("codepilot.relay")
+
+CHUNK = 256 * 1024
+DEFAULT_MAX_CONNECTIONS = 1024
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy until EOF, then pass the EOF on (half-close), as TCP would end to end."""
+    while data := await reader.read(CHUNK):
+        writer.write(data)
+        await writer.drain()
+    if writer.can_write_eof() and not writer.is_closing():
+        writer.write_eof()
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError, ConnectionError):
+        await writer.wait_closed()
+
+
+class Relay:
+    """Accepts on ``listen`` and joins each connection to a new one to ``target``."""
+
+    def __init__(
+        self,
+        listen: tuple[str, int],
+        target: tuple[str, int],
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ):
+        self.listen = listen
+        self.target = target
+        self.max_connections = max_connections
+        self.open_connections = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the one asked for, or the one the kernel chose for 0)."""
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self.listen[0], self.listen[1], backlog=1024, reuse_address=True
+        )
+        log.info("Preview relay: %s:%s -> %s:%s", *self.listen[:1], self.port, *self.target)
+
+    async def close(self) -> None:
+        """Stop accepting and end every open connection."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, client_reader, client_writer) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            if self.open_connections >= self.max_connections:
+                log.warning(
+                    "Preview relay: %s connections open, refusing one", self.max_connections
+                )
+                return
+            self.open_connections += 1
+            try:
+                await self._join(client_reader, client_writer)
+            finally:
+                self.open_connections -= 1
+        finally:
+            await _close(client_writer)
+            self._tasks.discard(task)
+
+    async def _join(self, client_reader, client_writer) -> None:
+        try:
+            app_reader, app_writer = await asyncio.open_connection(*self.target)
+        except OSError as error:
+            # No app listening yet: closing tells the gateway, which shows its
+            # "no app is running" page.
+            log.debug("Preview relay: app at %s:%s unreachable: %s", *self.target, error)
+            return
+        try:
+            results = await asyncio.gather(
+                _pipe(client_reader, app_writer),
+                _pipe(app_reader, client_writer),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, Exception) and not isinstance(result, ConnectionError):
+                    log.debug("Preview relay: connection ended: %r", result)
+        finally:
+            await _close(app_writer)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m server_extension.relay", description=__doc__)
+    parser.add_argument("--listen-host", default="0.0.0.0", help="Address to accept on.")
+    parser.add_argument("--listen-port", type=int, required=True, help="Port to accept on.")
+    parser.add_argument("--target-host", default="127.0.0.1", help="Address of the app.")
+    parser.add_argument("--target-port", type=int, required=True, help="Port of the app.")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="Connections open at once; more are closed at once (bounds file descriptors).",
+    )
+    args = parser.parse_args(argv)
+    for name in ("listen_port", "target_port"):
+        if not 0 <= getattr(args, name) <= 65535:
+            parser.error(f"--{name.replace('_', '-')} must be a port number (0 to 65535)")
+    if args.max_connections < 1:
+        parser.error("--max-connections must be at least 1")
+    return args
+
+
+async def serve(args: argparse.Namespace) -> None:
+    relay = Relay(
+        (args.listen_host, args.listen_port),
+        (args.target_host, args.target_port),
+        args.max_connections,
+    )
+    await relay.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await relay.close()
+
+
+def main(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(name)s] %(message)s")
+    asyncio.run(serve(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
