@@ -14,6 +14,7 @@ from codepilot_spawner.onemachine import (
 )
 from codepilot_spawner.preview import hubservice as preview_service
 from codepilot_spawner.preview.hosts import PreviewDomain
+from codepilot_spawner.values import merge_roles
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 settings = OneMachineSettings.from_env()
@@ -101,7 +102,7 @@ c.Spawner.environment = preview_service.server_environment(
 )
 
 c.JupyterHub.services = services
-c.JupyterHub.load_roles = roles
+c.JupyterHub.load_roles = merge_roles(roles)  # services each extend the "user" role
 
 # Local extra settings (not in the repository) go last, so they win.
 extra = os.environ.get("CODEPILOT_HUB_EXTRA_CONFIG")

@@ -169,7 +169,7 @@ class PreviewGatewayApp(Application):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        poller = asyncio.create_task(self._keep_current(gateway))
+        poller = asyncio.create_task(self._keep_current(gateway, stop))
         await stop.wait()
         poller.cancel()
         await runner.cleanup()
@@ -180,11 +180,16 @@ class PreviewGatewayApp(Application):
         help="Seconds between two reports of preview use to the hub (idle culling reads it).",
     ).tag(config=True)
 
-    async def _keep_current(self, gateway: PreviewGateway) -> None:
-        """Follow the hub's servers; forget what belongs to servers that stopped."""
+    async def _keep_current(self, gateway: PreviewGateway, stop: asyncio.Event) -> None:
+        """Follow the hub's servers; forget what belongs to servers that stopped.
+
+        Ends the gateway when its hub is gone (killed, not stopped): a restarted hub
+        starts a gateway of its own, which needs this one's ports.
+        """
         directory = gateway.directory
         reported_at = 0.0
-        while True:
+        hub_pid = os.getppid()
+        while os.getppid() == hub_pid:
             if gateway.activity and time.monotonic() - reported_at >= self.activity_interval:
                 activity, gateway.activity = gateway.activity, {}
                 reported_at = time.monotonic()
@@ -194,6 +199,8 @@ class PreviewGatewayApp(Application):
             await gateway.shares.prune(directory.targets)
             await gateway.close_stopped(directory.targets)
             await asyncio.sleep(directory.interval)
+        self.log.warning("Preview gateway: the hub (pid %s) is gone; stopping", hub_pid)
+        stop.set()
 
     def start(self):
         # libuv's loop carries the data path at about twice the requests of asyncio's.
