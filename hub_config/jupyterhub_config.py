@@ -172,7 +172,7 @@ if preview:
     spawner.preview_scheme = preview.scheme
     spawner.preview_relay_port = preview.relay_port
     spawner.preview_api_url = f"http://{hub_host}:{PREVIEW_API_PORT}" + url_path_join(
-        base_url, "services", preview_service.SERVICE_NAME, ""
+        base_url, "services", preview_service.SERVICE_NAME, "/"
     )
 
 c.JupyterHub.services = services

@@ -1,0 +1,264 @@
+"""A small Kubernetes API server on loopback, for KubeSpawner's start and stop without a cluster.
+
+It speaks the parts of the core/v1 REST API that KubeSpawner and CodePilotSpawner use,
+over real HTTP, to the real ``kubernetes_asyncio`` client: pods and events (list and
+watch, as the reflectors do), secrets (create, read, patch, delete) and pod logs. It plays
+the kubelet in one respect: a pod whose containers read a Secret that does not exist
+when the pod is created gets ``CreateContainerConfigError`` and never becomes ready,
+and the Secret a pod was started with is recorded. Every request is logged in order.
+"""
+
+import asyncio
+import contextlib
+import copy
+import itertools
+import json
+import uuid
+
+from aiohttp import web
+
+POD_IP = "10.42.0.17"
+
+
+class FakeKubeAPI:
+    def __init__(self, pod_ip: str = POD_IP):
+        self.pod_ip = pod_ip
+        self.pods: dict[tuple[str, str], dict] = {}
+        self.secrets: dict[tuple[str, str], dict] = {}
+        self.requests: list[tuple[str, str, str]] = []  # (verb, kind, name)
+        self.secret_seen_by_pod: dict[str, dict | None] = {}  # pod name -> Secret at creation
+        self._versions = itertools.count(1)
+        self._watchers: dict[str, set[asyncio.Queue]] = {"pods": set(), "events": set()}
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # --- life ---------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        app = web.Application()
+        base = "/api/v1/namespaces/{ns}"
+        app.add_routes(
+            [
+                web.get(base + "/pods", self.list_pods),
+                web.post(base + "/pods", self.create_pod),
+                web.delete(base + "/pods/{name}", self.delete_pod),
+                web.get(base + "/pods/{name}", self.read_pod),
+                web.get(base + "/pods/{name}/log", self.pod_log),
+                web.get(base + "/events", self.list_events),
+                web.post(base + "/secrets", self.create_secret),
+                web.get(base + "/secrets/{name}", self.read_secret),
+                web.patch(base + "/secrets/{name}", self.patch_secret),
+                web.delete(base + "/secrets/{name}", self.delete_secret),
+            ]
+        )
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        for queues in self._watchers.values():
+            for queue in queues:
+                queue.put_nowait(None)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _version(self) -> str:
+        return str(next(self._versions))
+
+    def _log(self, verb, kind, name=""):
+        self.requests.append((verb, kind, name))
+
+    def _publish(self, kind: str, event_type: str, obj: dict) -> None:
+        for queue in self._watchers[kind]:
+            queue.put_nowait({"type": event_type, "object": copy.deepcopy(obj)})
+
+    @staticmethod
+    def _not_found(kind, name):
+        body = {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404}
+        body["message"] = f'{kind} "{name}" not found'
+        return web.json_response(body, status=404)
+
+    async def _list_or_watch(self, request, kind: str, items: list[dict]):
+        if request.query.get("watch") in ("true", "1", "True"):
+            queue: asyncio.Queue = asyncio.Queue()
+            self._watchers[kind].add(queue)
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(request)
+            timeout = float(request.query.get("timeoutSeconds", 30))
+            try:
+                while True:
+                    try:
+                        event = await asyncio.wait_for(queue.get(), timeout)
+                    except TimeoutError:
+                        break
+                    if event is None:
+                        break
+                    await response.write(json.dumps(event).encode() + b"\n")
+            except (ConnectionResetError, asyncio.CancelledError):
+                pass
+            finally:
+                self._watchers[kind].discard(queue)
+            return response
+        self._log("list", kind)
+        return web.json_response(
+            {
+                "kind": "List",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": self._version()},
+                "items": items,
+            }
+        )
+
+    # --- pods -----------------------------------------------------------------------------
+
+    async def list_pods(self, request):
+        namespace = request.match_info["ns"]
+        items = [p for (ns, _), p in self.pods.items() if ns == namespace]
+        return await self._list_or_watch(request, "pods", items)
+
+    async def read_pod(self, request):
+        key = (request.match_info["ns"], request.match_info["name"])
+        if key not in self.pods:
+            return self._not_found("pods", key[1])
+        return web.json_response(self.pods[key])
+
+    def secret_names_read_by(self, pod: dict) -> set[str]:
+        names = set()
+        spec = pod["spec"]
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            for variable in container.get("env", []):
+                ref = (variable.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    names.add(ref["name"])
+        return names
+
+    async def create_pod(self, request):
+        namespace = request.match_info["ns"]
+        pod = await request.json()
+        name = pod["metadata"]["name"]
+        self._log("create", "pods", name)
+        if (namespace, name) in self.pods:
+            return web.json_response({"kind": "Status", "code": 409}, status=409)
+        # What the kubelet would read when it creates the containers.
+        missing = []
+        for secret_name in self.secret_names_read_by(pod):
+            secret = self.secrets.get((namespace, secret_name))
+            self.secret_seen_by_pod[name] = copy.deepcopy(secret)
+            if secret is None:
+                missing.append(secret_name)
+        if missing:
+            waiting = {
+                "reason": "CreateContainerConfigError",
+                "message": f'secret "{missing[0]}" not found',
+            }
+            statuses = container_statuses(pod, ready=False, state={"waiting": waiting})
+            status = {"phase": "Pending", "podIP": self.pod_ip, "containerStatuses": statuses}
+        else:
+            running = {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
+            statuses = container_statuses(pod, ready=True, state=running)
+            status = {"phase": "Running", "podIP": self.pod_ip, "containerStatuses": statuses}
+        pod["metadata"].update(
+            namespace=namespace, uid=str(uuid.uuid4()), resourceVersion=self._version()
+        )
+        pod["status"] = status
+        self.pods[(namespace, name)] = pod
+        self._publish("pods", "ADDED", pod)
+        return web.json_response(pod, status=201)
+
+    async def delete_pod(self, request):
+        key = (request.match_info["ns"], request.match_info["name"])
+        self._log("delete", "pods", key[1])
+        pod = self.pods.pop(key, None)
+        if pod is None:
+            return self._not_found("pods", key[1])
+        # Garbage collection: what the pod owned goes with it.
+        for secret_key, secret in list(self.secrets.items()):
+            owners = secret["metadata"].get("ownerReferences") or []
+            if any(owner.get("uid") == pod["metadata"]["uid"] for owner in owners):
+                del self.secrets[secret_key]
+        self._publish("pods", "DELETED", pod)
+        return web.json_response(pod)
+
+    async def pod_log(self, request):
+        return web.Response(text="")
+
+    async def list_events(self, request):
+        return await self._list_or_watch(request, "events", [])
+
+    # --- secrets --------------------------------------------------------------------------
+
+    async def create_secret(self, request):
+        namespace = request.match_info["ns"]
+        secret = await request.json()
+        name = secret["metadata"]["name"]
+        self._log("create", "secrets", name)
+        if (namespace, name) in self.secrets:
+            return web.json_response({"kind": "Status", "code": 409}, status=409)
+        secret["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()))
+        self.secrets[(namespace, name)] = secret
+        return web.json_response(secret, status=201)
+
+    async def read_secret(self, request):
+        key = (request.match_info["ns"], request.match_info["name"])
+        self._log("get", "secrets", key[1])
+        if key not in self.secrets:
+            return self._not_found("secrets", key[1])
+        return web.json_response(self.secrets[key])
+
+    async def patch_secret(self, request):
+        key = (request.match_info["ns"], request.match_info["name"])
+        self._log("patch", "secrets", key[1])
+        if key not in self.secrets:
+            return self._not_found("secrets", key[1])
+        patch = await request.json()
+        merge_patch(self.secrets[key], patch)
+        return web.json_response(self.secrets[key])
+
+    async def delete_secret(self, request):
+        key = (request.match_info["ns"], request.match_info["name"])
+        self._log("delete", "secrets", key[1])
+        secret = self.secrets.pop(key, None)
+        if secret is None:
+            return self._not_found("secrets", key[1])
+        return web.json_response(secret)
+
+
+def container_statuses(pod: dict, ready: bool, state: dict) -> list[dict]:
+    return [
+        {
+            "name": container["name"],
+            "image": container["image"],
+            "imageID": "",
+            "restartCount": 0,
+            "ready": ready,
+            "state": state,
+        }
+        for container in pod["spec"]["containers"]
+    ]
+
+
+def merge_patch(target: dict, patch: dict) -> None:
+    """RFC 7386 JSON merge patch (lists are replaced, as for ownerReferences)."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge_patch(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+@contextlib.asynccontextmanager
+async def running_fake_api(**kwargs):
+    api = FakeKubeAPI(**kwargs)
+    await api.start()
+    try:
+        yield api
+    finally:
+        await api.stop()

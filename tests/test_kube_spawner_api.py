@@ -1,0 +1,187 @@
+"""CodePilotSpawner (a real KubeSpawner) started and stopped against a Kubernetes API on loopback.
+
+The hub config is loaded from the values the chart renders; the spawner then talks real
+HTTP through kubernetes_asyncio to tests/kubeapi.py, which records every call and, like
+the kubelet, fails a pod whose Secret does not exist yet. Checked here: the Secret is
+made before the pod and owned by it afterwards, a stale Secret is never read, and the
+spawner's state tells the preview gateway where the pod's preview relay listens.
+"""
+
+import base64
+
+import pytest
+import yaml
+from kubernetes_asyncio.config import kube_config
+
+from codepilot_spawner import objects
+from codepilot_spawner.preview.hosts import PreviewDomain
+from codepilot_spawner.preview.servers import targets_from_users
+
+from .kubeapi import POD_IP, running_fake_api
+from .test_helm_chart import RELEASE, helm_binary, one, render, secret_data
+from .test_kube_manifests import DUMMY_KUBECONFIG, load_hub_config, make_spawner, to_dict
+
+PREVIEW_VALUES = {
+    "preview": {"domain": "apps.example.net", "tls": {"secretName": "apps-tls"}},
+    "ingress": {"enabled": True, "host": "codepilot.example.com"},
+    "hub": {"baseUrl": "/cp/"},
+    "singleuser": {"terminationGracePeriodSeconds": 120},
+}
+
+
+def hub_values_of(values: dict, tmp_path) -> dict:
+    """The values the chart hands the hub for ``values`` (its rendered values.yaml)."""
+    objects_ = render(helm_binary(), values, tmp_path)
+    config = one(objects_, "Secret", f"{RELEASE}-hub-config")
+    return yaml.safe_load(secret_data(config)["values.yaml"])
+
+
+@pytest.fixture
+async def kube_api():
+    """The fake API, with KubeSpawner's shared clients and reflectors pointed at it."""
+    from kubespawner import KubeSpawner, clients
+
+    await KubeSpawner._stop_all_reflectors()
+    saved_clients = dict(clients._client_cache)
+    clients._client_cache.clear()
+    saved_location = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(DUMMY_KUBECONFIG)
+    try:
+        async with running_fake_api() as api:
+            yield api
+            await KubeSpawner._stop_all_reflectors()
+    finally:
+        clients._client_cache.clear()
+        clients._client_cache.update(saved_clients)
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved_location
+
+
+def spawner_for(api, hub_values: dict, tmp_path, token: str):
+    config = load_hub_config(hub_values, tmp_path)
+    config.CodePilotSpawner.k8s_api_host = api.url
+    config.CodePilotSpawner.start_timeout = 30
+    config.CodePilotSpawner.k8s_api_request_timeout = 5
+    return make_spawner(config, token=token)
+
+
+def secret_token(secret: dict) -> str:
+    return base64.b64decode(secret["data"]["JUPYTERHUB_API_TOKEN"]).decode()
+
+
+async def test_secret_exists_before_the_pod_and_is_owned_by_it_after(kube_api, tmp_path):
+    hub_values = hub_values_of({}, tmp_path)
+    spawner = spawner_for(kube_api, hub_values, tmp_path, token="token-of-this-start")
+    secret_name = spawner.server_secret_name
+    # A previous start's Secret, with its old token, still there.
+    kube_api.secrets[("codepilot", secret_name)] = {
+        "metadata": {"name": secret_name, "namespace": "codepilot"},
+        "data": {"JUPYTERHUB_API_TOKEN": base64.b64encode(b"stale-token").decode()},
+    }
+
+    url = await spawner.start()
+
+    assert url == f"http://{POD_IP}:8888"
+    writes = [r for r in kube_api.requests if r[0] in ("create", "patch", "delete")]
+    assert writes == [
+        ("delete", "secrets", secret_name),  # the stale one goes first
+        ("create", "secrets", secret_name),
+        ("create", "pods", spawner.pod_name),
+        ("patch", "secrets", secret_name),  # the pod becomes its owner
+    ]
+    seen = kube_api.secret_seen_by_pod[spawner.pod_name]
+    assert seen is not None, "the pod was created before its Secret"
+    assert secret_token(seen) == "token-of-this-start"
+    assert seen["metadata"]["annotations"][objects.START_ANNOTATION] == spawner.start_id
+    pod = kube_api.pods[("codepilot", spawner.pod_name)]
+    assert pod["status"]["phase"] == "Running"
+    assert pod["metadata"]["annotations"][objects.START_ANNOTATION] == spawner.start_id
+    secret = kube_api.secrets[("codepilot", secret_name)]
+    assert secret["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": spawner.pod_name,
+            "uid": pod["metadata"]["uid"],
+            "blockOwnerDeletion": True,
+            "controller": False,
+        }
+    ]
+
+    await spawner.stop()
+    assert ("codepilot", spawner.pod_name) not in kube_api.pods
+    assert ("codepilot", secret_name) not in kube_api.secrets
+
+
+async def test_the_fake_kubelet_refuses_a_pod_without_its_secret(kube_api, tmp_path):
+    """The check above can fail: a pod made before its Secret never becomes ready."""
+    spawner = spawner_for(kube_api, hub_values_of({}, tmp_path), tmp_path, token="t" * 32)
+    await spawner.load_user_options()
+    pod = to_dict(await spawner.get_pod_manifest())
+    from kubernetes_asyncio.client import CoreV1Api
+
+    await CoreV1Api().create_namespaced_pod("codepilot", pod)
+    stored = kube_api.pods[("codepilot", spawner.pod_name)]
+    assert kube_api.secret_seen_by_pod[spawner.pod_name] is None
+    assert stored["status"]["phase"] == "Pending"
+    waiting = stored["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert waiting["reason"] == "CreateContainerConfigError"
+
+
+async def test_state_tells_the_gateway_where_the_relay_listens(kube_api, tmp_path):
+    hub_values = hub_values_of(PREVIEW_VALUES, tmp_path)
+    spawner = spawner_for(kube_api, hub_values, tmp_path, token="t" * 32)
+    await spawner.start()
+    first_start = spawner.start_id
+    state = spawner.get_state()
+    assert state["preview_host"] == POD_IP
+    assert state["preview_port"] == 9797
+    assert state["preview_app_port"] == 3000
+    assert state["start_id"] == first_start and len(first_start) == 16
+
+    # What the gateway makes of it, from the hub's user model.
+    user = {"name": "alice", "groups": [], "servers": {"": {"ready": True, "state": state}}}
+    (target,) = targets_from_users([user]).values()
+    assert (target.host, target.port, target.app_port) == (POD_IP, 9797, 3000)
+    assert target.start == first_start
+
+    pod = kube_api.pods[("codepilot", spawner.pod_name)]
+    containers = {c["name"]: c for c in pod["spec"]["containers"]}
+    relay = containers[objects.RELAY_CONTAINER]
+    assert relay["command"][-4:] == ["--listen-port", "9797", "--target-port", "3000"]
+    assert relay["ports"] == [{"name": "preview-relay", "containerPort": 9797}]
+    assert "env" not in relay  # no token, no keys
+    env = {e["name"]: e.get("value") for e in containers["notebook"]["env"]}
+    expected_url = PreviewDomain("apps.example.net", "https").url("alice", "")
+    assert env["CODEPILOT_PREVIEW_URL"] == expected_url
+    assert env["CODEPILOT_PREVIEW_API_URL"] == (
+        f"http://{RELEASE}-hub:8083/cp/services/codepilot-preview/"
+    )
+
+    # A hub restart reads the state back; a stop clears it; a new start is a new start.
+    again = spawner_for(kube_api, hub_values, tmp_path, token="t" * 32)
+    again.load_state(state)
+    assert again.get_state()["preview_host"] == POD_IP
+    assert again.get_state()["start_id"] == first_start
+    await spawner.stop()
+    spawner.clear_state()
+    assert "preview_host" not in spawner.get_state()
+    assert "start_id" not in spawner.get_state()
+    await spawner.start()
+    assert spawner.start_id != first_start
+    await spawner.stop()
+
+
+async def test_flush_time_follows_the_grace_period(kube_api, tmp_path):
+    hub_values = hub_values_of(PREVIEW_VALUES, tmp_path)
+    spawner = spawner_for(kube_api, hub_values, tmp_path, token="t" * 32)
+    await spawner.load_user_options()
+    pod = to_dict(await spawner.get_pod_manifest())
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 120
+    assert spawner.delete_grace_period == 120
+    assert float(env["CODEPILOT_SYNC_FLUSH_TIMEOUT"]) == 110
+    # Less than the grace period, always; all of it is never left to the flush.
+    for grace in (0, 1, 5, 10, 30, 60, 600):
+        flush = objects.sync_flush_timeout(grace)
+        assert 0 <= flush < grace or grace == flush == 0
+        assert flush >= grace / 2
