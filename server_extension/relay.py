@@ -56,16 +56,13 @@ class Relay:
         self.open_connections = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
-
-    @property
-    def port(self) -> int:
-        """The port listened on (the one asked for, or the one the kernel chose for 0)."""
-        return self._server.sockets[0].getsockname()[1]
+        self.port = listen[1]  # the kernel's choice once started, when asked for 0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
             self._accept, self.listen[0], self.listen[1], backlog=1024, reuse_address=True
         )
+        self.port = self._server.sockets[0].getsockname()[1]
         log.info("Preview relay: %s:%s -> %s:%s", *self.listen[:1], self.port, *self.target)
 
     async def close(self) -> None:
