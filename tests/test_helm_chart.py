@@ -78,6 +78,7 @@ VALUE_SETS = {
         },
         "proxy": {"service": {"type": "ClusterIP"}},
     },
+    "gitops": {"hub": {"existingSecret": "codepilot-tokens"}},
     "ingress-off": {
         "ingress": {"enabled": False},
         "proxy": {"service": {"type": "NodePort", "port": 8080}},
@@ -604,7 +605,10 @@ def test_references_resolve(rendered, value_set):
     objects = rendered[value_set]
     values = VALUE_SETS[value_set]
     secrets = {s["metadata"]["name"]: secret_data(s) for s in find(objects, "Secret")}
-    external = {values.get("s3", {}).get("existingSecret")} - {None}
+    external = {
+        values.get("s3", {}).get("existingSecret"),
+        values.get("hub", {}).get("existingSecret"),
+    } - {None}
     claims = {c["metadata"]["name"] for c in find(objects, "PersistentVolumeClaim")}
     accounts = {a["metadata"]["name"] for a in find(objects, "ServiceAccount")}
     for owner, spec, _ in pod_templates(objects):
