@@ -11,6 +11,7 @@ is covered by the evaluator. Minting itself runs against moto's STS.
 import fnmatch
 import json
 import logging
+import os
 from datetime import UTC, datetime
 
 import boto3
@@ -261,9 +262,10 @@ async def test_mints_short_lived_credentials_with_sts(moto):
     assert env["CODEPILOT_S3_CREDENTIALS_EXPIRATION"] == first["expiry_time"]
 
 
-async def test_minting_problems_are_clear_errors(moto):
+async def test_minting_problems_are_clear_errors(moto, monkeypatch, tmp_path):
+    isolate_credential_chain(monkeypatch, tmp_path)
     minter = CredentialMinter(settings_for(moto), environ={})
-    with pytest.raises(CredentialsError, match="the hub has no S3 keys"):
+    with pytest.raises(CredentialsError, match="the hub has no AWS credentials"):
         await minter.mint("alice")
     minter = CredentialMinter(settings_for(moto), environ=CREDENTIALS)
     with pytest.raises(CredentialsError, match="cannot be used in an S3 policy"):
@@ -336,3 +338,64 @@ def test_moto_enforces_the_policy_document_on_objects(moto):
     for key in keys_of("bob"):
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"original"
     assert s3.get_object(Bucket=BUCKET, Key=keys_of("alice")[0])["Body"].read() == b"changed"
+
+
+# --- the hub's identity from boto3's chain (IAM roles for service accounts) ---------------------
+
+
+def isolate_credential_chain(monkeypatch, tmp_path):
+    """No AWS settings but the test's own: no keys, profiles or instance metadata."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+async def test_irsa_web_identity_mints_without_static_keys(moto, monkeypatch, tmp_path):
+    """As on EKS with IAM roles for service accounts: a role ARN and a token file only.
+
+    boto3's chain exchanges the token at STS (AssumeRoleWithWebIdentity, moto's STS
+    here) and the minter then assumes the users' role with the session policy.
+    """
+    isolate_credential_chain(monkeypatch, tmp_path)
+    token_file = tmp_path / "token"
+    token_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2ln")
+    monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/codepilot-hub")
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto.moto_url)
+    minter = CredentialMinter(settings_for(moto), environ=os.environ)
+    metadata = await minter.mint("alice")
+    assert metadata["access_key"].startswith("ASIA") and metadata["token"]
+    client = minter._sts_client()
+    assert client._request_signer._credentials.method == "assume-role-with-web-identity"
+
+    # The broker, a service the hub starts, gets what the chain needs (and no empty keys).
+    from codepilot_spawner.broker import hub_service
+
+    service, _, _ = hub_service("http://127.0.0.1:8082", settings_for(moto), environ=os.environ)
+    environment = service["environment"]
+    assert environment["AWS_ROLE_ARN"] == "arn:aws:iam::123456789012:role/codepilot-hub"
+    assert environment["AWS_WEB_IDENTITY_TOKEN_FILE"] == str(token_file)
+    assert "AWS_ACCESS_KEY_ID" not in environment
+    assert "AWS_SECRET_ACCESS_KEY" not in environment
+
+
+def test_broker_gets_pod_identity_and_static_keys_too():
+    from codepilot_spawner.broker import hub_service
+
+    settings = S3Settings(bucket=BUCKET, role_arn=ROLE_ARN)
+    pod_identity = {
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/credentials",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "/var/run/secrets/pods.eks.amazonaws.com/t",
+        "AWS_ACCESS_KEY_ID": "",
+        "UNRELATED": "x",
+    }
+    service, _, _ = hub_service("http://127.0.0.1:8082", settings, environ=pod_identity)
+    environment = service["environment"]
+    assert environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"].endswith("/v1/credentials")
+    assert "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE" in environment
+    assert "AWS_ACCESS_KEY_ID" not in environment and "UNRELATED" not in environment
+    service, _, _ = hub_service("http://127.0.0.1:8082", settings, environ=CREDENTIALS)
+    assert service["environment"]["AWS_ACCESS_KEY_ID"] == CREDENTIALS["AWS_ACCESS_KEY_ID"]
