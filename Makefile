@@ -10,7 +10,7 @@ LABEXT_SRC := server_extension/labextension_src
 LABEXT := server_extension/labextension/package.json
 LABEXT_MODULES := $(LABEXT_SRC)/node_modules/.package-lock.json
 
-.PHONY: up down install install-test isolation-tools chromium test lint format benchmarks seed-templates clean labextension
+.PHONY: up down install install-test isolation-tools chromium postgresql test lint format benchmarks seed-templates clean labextension
 
 up: install isolation-tools
 	$(BIN)/python -m codepilot_spawner.onemachine
@@ -46,7 +46,7 @@ $(CHP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-install-test: $(VENV)/.installed-test $(CHP) $(BIN)/helm chromium isolation-tools
+install-test: $(VENV)/.installed-test $(CHP) $(BIN)/helm chromium isolation-tools postgresql
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[hub,runner,test]'
@@ -63,6 +63,14 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "chromium is not installed: browser tests will be skipped (apt-get install chromium)"; fi; }
+
+# A hub on PostgreSQL (hub.db.url) is tested against Debian's server, started as its
+# postgres user; not as root that test is skipped.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	  else echo "postgresql is not installed: the hub-on-PostgreSQL test will be skipped"; fi; }
 
 # As root, servers get network namespaces (iproute2) with nftables rules; installed when
 # missing. Not as root there is no isolation, and `make up` says so.
