@@ -255,6 +255,19 @@ def test_hub_install_has_jupyterhub_kubespawner_and_the_culler(venvs):
     assert str(venv) in run_in(venv, "python", "-c", check, cwd=venv)
 
 
+def test_hub_install_has_a_postgresql_driver(venvs):
+    """hub.db.url: postgresql://... needs a driver in the hub extra (psycopg 3)."""
+    venv = venvs["hub"]
+    code = (
+        "import psycopg, sqlalchemy; "
+        "from codepilot_spawner.values import database_url; "
+        "url = database_url('postgresql://hub:pw@db.example.com/hub'); "
+        "print(sqlalchemy.create_engine(url).dialect.driver)"
+    )
+    assert run_in(venv, "python", "-c", code, cwd=venv).strip() == "psycopg"
+    assert "psycopg" in dockerfile_text("hub").split("jupyterhub_idle_culler", 1)[1].split("\n")[0]
+
+
 # The hub image copies hub_config/ here; the chart runs `jupyterhub --config=<this>`.
 LOAD_HUB_CONFIG = """
 import json, sys
