@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from codepilot_spawner.preview.hosts import PreviewDomain
+
 from ..hubtools import wait_until
 from .lab import (
     NPM_TIMEOUT_MS,
@@ -143,7 +145,11 @@ def test_preview_tile_has_its_icon(student):
 # --- 3. an app in the terminal, seen through the Preview tile -------------------------
 
 
-def test_preview_tile_shows_the_app_started_in_a_terminal(student, evidence):
+def preview_url(hub, user: str, server: str = "") -> str:
+    return PreviewDomain("preview.localhost", "http", hub.preview_port).url(user, server)
+
+
+def test_preview_tile_shows_the_app_started_in_a_terminal(student, browser_hub, evidence):
     page = student.lab()
     app = student.terminal("app")
     app.run("touch served-file.txt && python -m http.server $PORT")
@@ -154,7 +160,8 @@ def test_preview_tile_shows_the_app_started_in_a_terminal(student, evidence):
     preview = opened.value
     student.preview = preview
     preview.wait_for_load_state()
-    assert preview.url == f"{student.server_url}preview/"
+    # The tile's <server>/preview/ lands on the preview's own origin, signed in.
+    assert preview.url == preview_url(browser_hub, STUDENT)
     expect(preview.get_by_role("heading", level=1)).to_have_text("Directory listing for /")
     expect(preview.get_by_role("link", name="served-file.txt")).to_be_visible()
     evidence.screenshot(preview, "03-preview-listing")
@@ -198,7 +205,7 @@ def test_preview_loads_the_pages_own_styles_and_scripts(student, evidence):
     expect(preview.locator("#status")).to_have_text("JavaScript ran in the preview")
     color = preview.locator("h1").evaluate("h1 => getComputedStyle(h1).color")
     assert color == "rgb(211, 54, 130)", "style.css did not apply"
-    assert not [f for f in failures if "/preview/" in f], failures
+    assert not failures, failures
     evidence.screenshot(preview, "04-preview-app")
 
 
@@ -224,7 +231,7 @@ def test_readme_screenshot_of_the_ide_and_its_preview(student, evidence, new_con
         ide.read_bytes(),
         f"Code Pilot: {urlparse(student.server_url).path}lab",
         app.read_bytes(),
-        f"Preview: {urlparse(student.server_url).path}preview/",
+        f"Preview: {urlparse(student.preview.url).netloc}",
         evidence.artifacts_dir / "readme-screenshot.png",
     )
     assert path.stat().st_size > 0
@@ -254,14 +261,12 @@ def open_preview(lab: Page) -> Page:
     return preview
 
 
-def record_failed_responses(page: Page, server_url: str) -> list[str]:
+def record_failed_responses(page: Page, *origins: str) -> list[str]:
     failed = []
     page.on(
         "response",
         lambda r: (
-            r.status >= 400
-            and r.url.startswith(server_url)
-            and failed.append(f"{r.status} {r.url}")
+            r.status >= 400 and r.url.startswith(origins) and failed.append(f"{r.status} {r.url}")
         ),
     )
     return failed
@@ -279,7 +284,8 @@ def test_react_vite_template_preview_hot_reloads(student, browser_hub, evidence)
     evidence.screenshot(lab, "05-react-vite-dev-server")
 
     preview = open_preview(lab)
-    failed = record_failed_responses(preview, server_url)
+    assert preview.url == preview_url(browser_hub, STUDENT, "web")  # at /, no base path
+    failed = record_failed_responses(preview, server_url, preview.url)
     expect(preview.get_by_role("heading", level=1)).to_have_text("Hello from React + Vite")
     counter = preview.get_by_role("button", name=re.compile("clicked"))
     for _ in range(3):
@@ -314,8 +320,8 @@ def test_flask_template_preview_shows_edits(student, browser_hub, evidence):
     dev.wait_for_text("Debugger is active", timeout=NPM_TIMEOUT_MS)
 
     preview = open_preview(lab)
-    failed = record_failed_responses(preview, server_url)
-    assert preview.url == f"{server_url}preview/"
+    failed = record_failed_responses(preview, server_url, preview.url)
+    assert preview.url == preview_url(browser_hub, STUDENT, "flask-app")
     expect(preview.get_by_role("heading", level=1)).to_have_text("Hello from Flask")
 
     lab.bring_to_front()

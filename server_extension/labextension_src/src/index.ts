@@ -10,12 +10,15 @@
  */
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { ILauncher } from '@jupyterlab/launcher';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
-import { PreviewModel, PreviewPanel, PreviewStatusWidget } from './preview';
+import { PreviewModel, PreviewPanel, PreviewStatusWidget, previewIcon } from './preview';
 import { SyncStatusWidget } from './syncstatus';
 
 const SHOW_PREVIEW = 'codepilot:show-preview';
+const OPEN_PREVIEW = 'codepilot:open-preview';
 
 const syncStatus: JupyterFrontEndPlugin<void> = {
   id: '@codepilot/lab:sync-status',
@@ -39,12 +42,13 @@ const preview: JupyterFrontEndPlugin<void> = {
   description: 'The preview link, Open, Copy link and share level, in a sidebar panel.',
   autoStart: true,
   requires: [ILabShell],
-  optional: [IStatusBar, ICommandPalette],
+  optional: [IStatusBar, ICommandPalette, ILauncher],
   activate: (
     app: JupyterFrontEnd,
     shell: ILabShell,
     statusBar: IStatusBar | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    launcher: ILauncher | null
   ) => {
     const model = new PreviewModel();
     const panel = new PreviewPanel(model);
@@ -56,6 +60,19 @@ const preview: JupyterFrontEndPlugin<void> = {
       execute: () => shell.activateById(panel.id)
     });
     palette?.addItem({ command: SHOW_PREVIEW, category: 'Code Pilot' });
+
+    // The Preview tile: <server>/preview/ redirects to the preview's own origin. A new
+    // tab without an opener, so the app's page gets no handle on the IDE.
+    app.commands.addCommand(OPEN_PREVIEW, {
+      label: 'Preview',
+      caption: 'Open your app (the one you run on $PORT) in a new tab',
+      icon: previewIcon,
+      execute: () => {
+        window.open(URLExt.join(PageConfig.getBaseUrl(), 'preview/'), '_blank', 'noopener');
+      }
+    });
+    launcher?.add({ command: OPEN_PREVIEW, category: 'Other', rank: 0 });
+    palette?.addItem({ command: OPEN_PREVIEW, category: 'Code Pilot' });
 
     if (statusBar) {
       const item = new PreviewStatusWidget(model, () => {
