@@ -18,7 +18,7 @@ from .processes import TAG_VARIABLE
 from .progress import ProgressLog, restore_counts, restore_record
 from .sandbox import Sandbox
 from .servernames import check_server_name
-from .templates import STARTER_TEMPLATES, chosen_template, template_form
+from .templates import STARTER_TEMPLATES, chosen_template, spawner_starters, template_form
 from .unixusers import ensure_unix_user, unix_username
 from .workspaces import (
     home_path,
@@ -151,9 +151,13 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
 
     @default("options_form")
     def _default_options_form(self):
-        return lambda spawner: (
-            stop_notice(spawner.stop_reason) + template_form(spawner.templates, spawner.template)
-        )
+        def form(spawner):
+            offered, default = spawner_starters(spawner)
+            return stop_notice(spawner.stop_reason) + template_form(
+                offered, spawner.template or default
+            )
+
+        return form
 
     @default("poll_interval")
     def _default_poll_interval(self):
@@ -168,7 +172,7 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
     @default("apply_user_options")
     def _default_apply_user_options(self):
         def apply_template(spawner, user_options):
-            spawner.template = chosen_template(user_options, spawner.templates)
+            spawner.template = chosen_template(user_options, *spawner_starters(spawner))
 
         return apply_template
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .cgroups import Limits, describe_memory, parse_memory
+from .classroom import ClassroomError, parse_names
 from .stopall import stop_everything
+from .values import culler_service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HUB_CONFIG = REPO_ROOT / "hub_config" / "jupyterhub_config_local.py"
@@ -89,6 +91,9 @@ class OneMachineSettings:
             admin_token=admin_token,
             server_settings=server_settings(env),
             public_url=env.get("CODEPILOT_PUBLIC_URL", "").rstrip("/"),
+            teachers=tuple(teacher_names(env)),
+            cull_idle=cull_idle_seconds(env),
+            class_page_port=_int(env, "CODEPILOT_CLASS_PAGE_PORT", 8084),
             preview_domain=preview_domain(env),
             preview_port=_int(env, "CODEPILOT_PREVIEW_GATEWAY_PORT", 8002),
             preview_api_port=_int(env, "CODEPILOT_PREVIEW_API_PORT", 8083),
@@ -102,11 +107,46 @@ class OneMachineSettings:
         )
 
     public_url: str = ""
+    teachers: tuple[str, ...] = ()  # CODEPILOT_TEACHERS: the hub group "teachers"
+    cull_idle: int = 3600  # CODEPILOT_CULL_IDLE: seconds idle before a stop; 0 = never
+    class_page_port: int = 8084  # CODEPILOT_CLASS_PAGE_PORT: the class page's loopback port
 
     @property
     def url(self) -> str:
         """Where people open the hub: ``CODEPILOT_PUBLIC_URL``, else ``http://<ip>:<port>``."""
         return self.public_url or f"http://{self.ip}:{self.port}"
+
+
+def teacher_names(env) -> list[str]:
+    try:
+        return parse_names(env.get("CODEPILOT_TEACHERS", ""))
+    except ClassroomError as error:
+        raise SettingsError(str(error)) from None
+
+
+def cull_idle_seconds(env) -> int:
+    seconds = _int(env, "CODEPILOT_CULL_IDLE", 3600)
+    if seconds < 0:
+        raise SettingsError("CODEPILOT_CULL_IDLE must be 0 (off) or a number of seconds")
+    return seconds
+
+
+def idle_culling(cull_idle: int, python: str = sys.executable):
+    """jupyterhub-idle-culler as on Kubernetes (``values.culler_service``), for a limit
+    of ``cull_idle`` seconds: (service, role, seconds between servers' activity reports),
+    or None when culling is off.
+
+    The culler looks every half limit (at most every 10 minutes), and servers report
+    their activity every quarter limit (at most every 5 minutes, JupyterHub's default),
+    so a server is stopped between one and one and a half limits after its last use.
+    """
+    if cull_idle <= 0:
+        return None
+    every = max(5, min(600, cull_idle // 2))
+    service, role = culler_service(
+        {"culler": {"timeout": cull_idle, "every": every}}, python=python
+    )
+    return service, role, max(5, min(300, cull_idle // 4))
 
 
 LOOPBACK_IPS = ("127.0.0.1", "localhost", "::1")
@@ -180,6 +220,21 @@ def passwords(settings: OneMachineSettings, env=os.environ) -> tuple[str, str]:
     return user_password, admin_password
 
 
+def teacher_password(settings: OneMachineSettings, user_password: str, env=os.environ) -> str:
+    """The teachers' password (``CODEPILOT_TEACHER_PASSWORD``, else generated and kept in
+    ``<data dir>/teacher_password``): the students' one must not make anyone a teacher."""
+    password = env.get("CODEPILOT_TEACHER_PASSWORD") or read_or_create_secret(
+        settings.data_dir / "teacher_password", 12
+    )
+    if len(password) < MIN_USER_PASSWORD:
+        raise SettingsError(
+            f"CODEPILOT_TEACHER_PASSWORD must be at least {MIN_USER_PASSWORD} characters"
+        )
+    if password == user_password:
+        raise SettingsError("CODEPILOT_TEACHER_PASSWORD must differ from CODEPILOT_PASSWORD")
+    return password
+
+
 def automation_service(token: str) -> tuple[dict, dict]:
     """The hub service and role behind CODEPILOT_ADMIN_TOKEN."""
     service = {"name": "codepilot-automation", "api_token": token}
@@ -200,6 +255,14 @@ def login_banner(settings: OneMachineSettings, user_password: str, admin_passwor
             "",
             f"  Students: any user name, password {user_password}",
             f"  Admin:    user {settings.admin_user}, password {admin_password}",
+            *(
+                [
+                    f"  Teachers: {', '.join(settings.teachers)}, password "
+                    + teacher_password(settings, user_password)
+                ]
+                if settings.teachers
+                else []
+            ),
             f"  Data:     {settings.data_dir}",
             "",
         ]
@@ -317,6 +380,8 @@ def main() -> None:
     try:
         settings = OneMachineSettings.from_env()
         user_password, admin_password = passwords(settings)
+        if settings.teachers:
+            teacher_password(settings, user_password)
         isolation = IsolationSettings.from_env()
     except SettingsError as error:
         sys.exit(f"codepilot: {error}")

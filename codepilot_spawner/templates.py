@@ -1,8 +1,23 @@
-"""Starter templates: the spawn form that offers them and the check of a user's choice."""
+"""Starter templates: the spawn form that offers them and the check of a user's choice.
+
+Offered: the configured starters, then a class's own folders under
+``<data dir>/templates/`` (read at every form, so a folder an admin copies there shows
+up without a restart). A teacher's default for the class (a group property) is
+preselected, and used when a REST start names no template.
+"""
 
 import html
+import re
+from pathlib import Path
 
 from tornado import web
+
+from .classroom import default_starter
+
+CLASS_STARTERS = "templates"  # <data dir>/templates/<name>/
+# The rule server_extension.starters applies when it copies one (neither package
+# imports the other): a plain name, fit for an S3 key segment and an HTML option.
+STARTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 STARTER_TEMPLATES = ["python", "flask", "node-express", "react-vite"]
 # Names shown in spawn forms; a template not listed here shows its own name.
@@ -34,11 +49,44 @@ def template_form(templates: list[str], chosen: str = "") -> str:
     )
 
 
-def chosen_template(user_options: dict, templates: list[str]) -> str:
+def class_starters_dir(data_dir) -> Path:
+    return Path(data_dir) / CLASS_STARTERS
+
+
+def folder_starter_names(folder: Path) -> list[str]:
+    """Names of the starter folders in ``folder``; none when it does not exist."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    return sorted(
+        entry.name
+        for entry in entries
+        if STARTER_NAME.match(entry.name) and entry.is_dir() and not entry.is_symlink()
+    )
+
+
+def offered_templates(configured: list[str], data_dir) -> list[str]:
+    """The configured starters, then the class's own folders not named like one."""
+    folders = folder_starter_names(class_starters_dir(data_dir))
+    return [*configured, *(name for name in folders if name not in configured)]
+
+
+def spawner_starters(spawner) -> tuple[list[str], str]:
+    """(starters offered to this spawner, its class's default when it is one of them)."""
+    offered = offered_templates(list(spawner.templates), spawner.data_dir)
+    default = default_starter(spawner.user.groups)
+    return offered, default if default in offered else ""
+
+
+def chosen_template(user_options: dict, templates: list[str], default: str = "") -> str:
     """The template a user asked for (form or REST body), or "" for none.
 
+    Without a ``template`` key at all (a bare REST start), the class's ``default``.
     Raises a 400 that names the choices when the value is not one of them.
     """
+    if "template" not in user_options:
+        return default
     value = user_options.get("template", "")
     if isinstance(value, list) and len(value) == 1:  # raw form data
         value = value[0]

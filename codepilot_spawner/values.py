@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 import yaml
 
+from .classroom import teacher_role
+
 DEFAULT_VALUES_FILE = "/usr/local/etc/codepilot/values.yaml"
 VALUES_FILE_VARIABLE = "CODEPILOT_VALUES_FILE"
 
@@ -23,9 +25,6 @@ VALUES_FILE_VARIABLE = "CODEPILOT_VALUES_FILE"
 DEFAULT_AUTHENTICATOR = "shared-password"
 CULLER_SERVICE = "idle-culler"
 TEACHER_GROUP_SUFFIX = "-teachers"
-
-# What teachers may do with the servers of the students of their group.
-TEACHER_SCOPES = ("access:servers", "read:servers", "read:users", "list:users")
 
 
 class ValuesError(ValueError):
@@ -146,31 +145,12 @@ def classroom_groups(values: dict) -> dict:
 
 
 def teacher_roles(values: dict) -> list[dict]:
-    """Roles that give each group's teachers access to the servers of its students.
-
-    ``access:servers`` lets a teacher open a student's JupyterLab, terminals and
-    preview; the read and list scopes let the admin panel show the students. Each scope
-    is granted with ``!group=<group>``, which covers students an admin adds later, and
-    with ``!user=<student>`` for the students listed: a user server checking an API
-    token resolves user filters but not group ones (the hub resolves both when a
-    browser logs in to the server).
-    """
-    roles = []
-    for name, group in classroom_groups_of(values).items():
-        teachers = teacher_group_name(name)
-        filters = [f"group={name}", *(f"user={student}" for student in group["students"])]
-        roles.append(
-            {
-                "name": teachers,
-                "description": f"Teachers of {name}: open and watch its students' servers",
-                "scopes": [
-                    *(f"{scope}!{where}" for scope in TEACHER_SCOPES for where in filters),
-                    "admin-ui",
-                ],
-                "groups": [teachers],
-            }
-        )
-    return roles
+    """Roles that give each group's teachers their students (``classroom.teacher_role``,
+    the one-machine hub's too), listed students by name as well as by group."""
+    return [
+        teacher_role(name, teacher_group_name(name), group["students"])
+        for name, group in classroom_groups_of(values).items()
+    ]
 
 
 def classroom_users(values: dict) -> set[str]:

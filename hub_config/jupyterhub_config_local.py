@@ -2,15 +2,19 @@
 # Every setting comes from a CODEPILOT_* variable; see the README's configuration table.
 import os
 
-from codepilot_spawner import broker
+from codepilot_spawner import broker, classroom
+from codepilot_spawner.classauth import ClassroomPasswordAuthenticator
+from codepilot_spawner.classpage import hubservice as class_page
 from codepilot_spawner.credentials import S3Settings
 from codepilot_spawner.onemachine import (
     REPO_ROOT,
     IsolationSettings,
     OneMachineSettings,
     automation_service,
+    idle_culling,
     passwords,
     server_loopback_ports,
+    teacher_password,
 )
 from codepilot_spawner.preview import hubservice as preview_service
 from codepilot_spawner.preview.hosts import PreviewDomain
@@ -100,6 +104,45 @@ roles.extend(preview_roles)
 c.Spawner.environment = preview_service.server_environment(
     preview_domain, settings.preview_api_port
 )
+
+# --- classes: teachers, students, the class page, idle culling (see README, Classes) ---
+# Teachers log in with a password of their own: the students' one opens any other name.
+c.JupyterHub.authenticator_class = ClassroomPasswordAuthenticator
+c.ClassroomPasswordAuthenticator.teacher_users = set(settings.teachers)
+if settings.teachers:
+    c.ClassroomPasswordAuthenticator.teacher_password = teacher_password(settings, user_password)
+c.JupyterHub.load_groups = classroom.one_machine_groups(list(settings.teachers))
+c.Authenticator.post_auth_hook = classroom.make_login_hook(settings.teachers, {settings.admin_user})
+roles.extend(class_page.classroom_roles())
+# A class's own starters: folders an admin copies to <data dir>/templates/<name>/.
+starters_dir = data_dir / "templates"
+starters_dir.mkdir(exist_ok=True)
+starters_dir.chmod(0o755)  # servers run as their students' accounts and copy from here
+c.Spawner.environment["CODEPILOT_STARTERS_DIR"] = str(starters_dir)
+proxy_host = "127.0.0.1" if settings.ip in ("0.0.0.0", "::", "") else settings.ip
+service, class_page_role = class_page.hub_service(
+    settings.class_page_port,
+    [
+        f"--ClassPageApp.proxy_url=http://{proxy_host}:{settings.port}",
+        f"--ClassPageApp.preview_api_url=http://127.0.0.1:{settings.preview_api_port}"
+        f"{preview_service.SERVICE_PREFIX}",
+        f"--ClassPageApp.preview_domain={settings.preview_domain}",
+        f"--ClassPageApp.preview_port={settings.preview_port}",
+        f"--ClassPageApp.data_dir={data_dir}",
+    ],
+)
+services.append(service)
+roles.append(class_page_role)
+culling = idle_culling(settings.cull_idle)
+if culling:
+    service, culler_role, activity_interval = culling
+    services.append(service)
+    roles.append(culler_role)
+    # Activity is what servers report (terminal traffic, JupyterLab's API calls, kernels)
+    # and preview views (the gateway reports them); bare requests through the proxy,
+    # such as the class page reading sync state, keep no server up.
+    c.JupyterHub.last_activity_interval = 0
+    c.Spawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"] = str(activity_interval)
 
 c.JupyterHub.services = services
 c.JupyterHub.load_roles = merge_roles(roles)  # services each extend the "user" role

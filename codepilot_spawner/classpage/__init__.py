@@ -1,0 +1,1 @@
+"""The class page: a hub service at ``/services/codepilot/`` for teachers and admins."""

@@ -1,0 +1,317 @@
+"""``python -m codepilot_spawner.classpage``: the class page, run by the hub as a service.
+
+Served at ``/services/codepilot/`` behind the hub's proxy, signed in to with JupyterHub
+OAuth, for teachers and admins. One background loop reads the class (the hub's user
+list, each running server's sync state through the hub's proxy, each preview's share
+level from the preview gateway) every ``refresh_interval`` seconds; pages poll the
+snapshot it keeps, so 200 students cost one pass however many teachers watch.
+Start and stop go to the hub with the viewer's own token: the hub decides what they may.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+import aiohttp
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import web
+from traitlets import Float, Int, List, Unicode
+from traitlets.config import Application
+
+from ..classroom import DEFAULT_STARTER_PROPERTY, STUDENTS_GROUP, TEACHERS_GROUP
+from ..preview.hosts import PreviewDomain
+from ..templates import offered_templates
+from .hubclient import HubClient
+from .roster import class_rows
+
+STATIC = Path(__file__).resolve().parent / "static"
+# Read without touching the server's activity: watching a class keeps nobody's server up.
+SYNC_PATH = "codepilot/api/sync?no_track_activity=1"
+
+
+class ClassPageApp(Application):
+    """Lists a class's students and their servers for teachers and admins."""
+
+    name = "codepilot-classpage"
+    description = __doc__
+
+    student_group = Unicode(STUDENTS_GROUP, help="Hub group whose members are listed.").tag(
+        config=True
+    )
+    teacher_group = Unicode(TEACHERS_GROUP, help="Hub group whose members may open the page.").tag(
+        config=True
+    )
+    proxy_url = Unicode(
+        "http://127.0.0.1:8000",
+        help="""The hub's proxy as this service reaches it: servers' sync state is read at
+        ``<proxy_url>/user/<name>/<server>/codepilot/api/sync``.""",
+    ).tag(config=True)
+    preview_api_url = Unicode(
+        "",
+        help="""The preview gateway's service URL (``.../services/codepilot-preview/``),
+        where ``api/shares/<user>/<server>`` says a preview's share level. Empty: none.""",
+    ).tag(config=True)
+    preview_domain = Unicode("preview.localhost", help="Domain of preview origins.").tag(
+        config=True
+    )
+    preview_scheme = Unicode("http", help="Scheme of preview URLs.").tag(config=True)
+    preview_port = Int(0, help="Port in preview URLs (0: the scheme's default).").tag(config=True)
+    data_dir = Unicode(
+        "", help="The hub's data directory, whose ``templates/`` holds the class's starters."
+    ).tag(config=True)
+    configured_starters = List(
+        Unicode(), help="The configured starters a default may name, besides the folders."
+    ).tag(config=True)
+    refresh_interval = Float(
+        3.0, help="Seconds between two reads of the class (the page polls the result)."
+    ).tag(config=True)
+    concurrency = Int(16, help="Servers asked for their sync state and share level at once.").tag(
+        config=True
+    )
+    server_timeout = Float(
+        3.0, help="Seconds a server or the gateway gets to answer before it shows unreachable."
+    ).tag(config=True)
+
+    snapshot: dict = {"rows": [], "updated": None, "error": "Loading the class..."}
+
+    def preview_url(self, user: str, server: str) -> str:
+        return PreviewDomain(self.preview_domain, self.preview_scheme, self.preview_port).url(
+            user, server
+        )
+
+    async def read_class(self) -> dict:
+        """One pass over the class: the rows the page shows, and how long it took."""
+        began = time.monotonic()
+        users = await self.hub.students(self.student_group)
+        running = [
+            (user["name"], name)
+            for user in users
+            for name, server in (user.get("servers") or {}).items()
+            if server.get("ready")
+        ]
+        limit = asyncio.Semaphore(self.concurrency)
+        sync, shares = {}, {}
+
+        async def ask(user, server):
+            async with limit:
+                try:
+                    token = await self.hub.student_token(user)
+                except RuntimeError as error:
+                    self.log.warning("%s", error)
+                    sync[(user, server)] = {"unreachable": True}
+                    return
+                base = f"/user/{quote(user, safe='')}/"
+                if server:
+                    base += f"{quote(server, safe='')}/"
+                sync_url = self.proxy_url + base + SYNC_PATH
+                status, share = await asyncio.gather(
+                    self.hub.get_json(sync_url, token, self.server_timeout),
+                    self.share_level(user, server, token),
+                )
+                sync[(user, server)] = status or {"unreachable": True}
+                if share:
+                    shares[(user, server)] = share
+
+        await asyncio.gather(*(ask(user, server) for user, server in running))
+        rows = class_rows(users, sync, shares, self.preview_url)
+        return {
+            "rows": rows,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seconds": round(time.monotonic() - began, 3),
+            "error": "",
+        }
+
+    async def share_level(self, user: str, server: str, token: str) -> str:
+        if not self.preview_api_url:
+            return ""
+        url = url_path_join(
+            self.preview_api_url, "api/shares", quote(user, safe=""), quote(server, safe="")
+        )
+        model = await self.hub.get_json(url, token, self.server_timeout)
+        return str(model.get("share", "")) if model else ""
+
+    async def refresh_forever(self):
+        while True:
+            try:
+                self.snapshot = await self.read_class()
+            except Exception as error:  # the page says so and keeps the last rows
+                self.log.warning("Could not read the class: %s", error)
+                self.snapshot = {**self.snapshot, "error": f"Could not read the class: {error}"}
+            await asyncio.sleep(self.refresh_interval)
+
+    def make_web_app(self) -> web.Application:
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/codepilot/")
+        hub_auth = HubOAuth(cache_max_age=60, oauth_redirect_uri=prefix + "oauth_callback")
+        settings = {
+            "hub_auth": hub_auth,
+            "cookie_secret": os.urandom(32),
+            "static_path": str(STATIC),
+            "static_url_prefix": prefix + "static/",
+            "classpage": self,
+            "log_function": lambda handler: None,
+        }
+        return web.Application(
+            [
+                (prefix, PageHandler),
+                (prefix + "api/class", ClassHandler),
+                (prefix + r"api/servers/([^/]+)/([^/]*)/(start|stop)", ServerActionHandler),
+                (prefix + "api/default-starter", DefaultStarterHandler),
+                (prefix + "oauth_callback", HubOAuthCallbackHandler),
+            ],
+            **settings,
+        )
+
+    async def serve(self):
+        url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8084"))
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.concurrency * 2)
+        ) as session:
+            self.hub = HubClient(
+                session, os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
+            )
+            server = self.make_web_app().listen(url.port, url.hostname or "127.0.0.1")
+            refresher = asyncio.ensure_future(self.refresh_forever())
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            self.log.info("Class page on %s", url.geturl())
+            await stop.wait()
+            refresher.cancel()
+            server.stop()
+
+    def start(self):
+        asyncio.run(self.serve())
+
+
+class ClassPageHandler(HubOAuthenticated, web.RequestHandler):
+    """Teachers and admins only; everyone else signed in gets 403."""
+
+    @property
+    def classpage(self) -> ClassPageApp:
+        return self.settings["classpage"]
+
+    def set_default_headers(self):
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header(
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        )
+
+    def viewer(self) -> dict:
+        model = self.current_user
+        if model is None:
+            raise web.HTTPError(403)
+        if not (model.get("admin") or self.classpage.teacher_group in model.get("groups", [])):
+            raise web.HTTPError(403, "the class page is for teachers and admins")
+        return model
+
+    def write_error(self, status_code, **kwargs):
+        reason = self._reason
+        error = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(error, web.HTTPError) and error.log_message:
+            reason = error.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": reason}))
+
+
+class PageHandler(ClassPageHandler):
+    @web.authenticated
+    def get(self):
+        self.viewer()
+        html = (STATIC / "index.html").read_text()
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            html.replace("{{xsrf}}", self.xsrf_token.decode())
+            .replace("{{static}}", self.settings["static_url_prefix"])
+            .replace("{{hub}}", "/hub/")
+        )
+
+
+class ClassHandler(ClassPageHandler):
+    @web.authenticated
+    def get(self):
+        self.viewer()
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(self.classpage.snapshot))
+
+
+class ServerActionHandler(ClassPageHandler):
+    """``POST api/servers/<user>/<server>/start|stop`` as the viewer (their own token)."""
+
+    @web.authenticated
+    async def post(self, user, server, action):
+        self.viewer()
+        token = self.hub_auth.get_token(self)
+        path = f"/users/{quote(user, safe='')}/" + (
+            f"servers/{quote(server, safe='')}" if server else "server"
+        )
+        status, body = await self.classpage.hub.request(
+            "POST" if action == "start" else "DELETE", path, token=token
+        )
+        self.set_status(status if status in (201, 202, 204, 400, 403, 404) else 502)
+        self.set_header("Content-Type", "application/json")
+        message = (body or {}).get("message", "") if isinstance(body, dict) else ""
+        self.finish(json.dumps({"status": status, "message": message}))
+
+
+class DefaultStarterHandler(ClassPageHandler):
+    """``GET``/``PUT api/default-starter``: the class's default starter (a group property)."""
+
+    @web.authenticated
+    async def get(self):
+        self.viewer()
+        status, group = await self.classpage.hub.request(
+            "GET", f"/groups/{quote(self.classpage.student_group, safe='')}"
+        )
+        if status != 200:
+            raise web.HTTPError(502, f"the hub answered {status}")
+        properties = group.get("properties") or {}
+        self.finish(
+            {
+                "starter": properties.get(DEFAULT_STARTER_PROPERTY, ""),
+                "choices": self.choices(),
+            }
+        )
+
+    def choices(self) -> list[str]:
+        page = self.classpage
+        return offered_templates(page.configured_starters, page.data_dir or "/nonexistent")
+
+    @web.authenticated
+    async def put(self):
+        self.viewer()
+        try:
+            starter = json.loads(self.request.body or b"{}").get("starter", "")
+        except (ValueError, AttributeError):
+            raise web.HTTPError(400, 'send {"starter": "<name>"}') from None
+        if not isinstance(starter, str) or (starter and starter not in self.choices()):
+            raise web.HTTPError(
+                400, f"starter must be empty or one of: {', '.join(self.choices())}"
+            )
+        group_path = f"/groups/{quote(self.classpage.student_group, safe='')}"
+        status, group = await self.classpage.hub.request("GET", group_path)
+        if status != 200:
+            raise web.HTTPError(502, f"the hub answered {status}")
+        properties = dict(group.get("properties") or {})
+        if starter:
+            properties[DEFAULT_STARTER_PROPERTY] = starter
+        else:
+            properties.pop(DEFAULT_STARTER_PROPERTY, None)
+        status, _ = await self.classpage.hub.request(
+            "PUT", group_path + "/properties", body=properties
+        )
+        if status != 200:
+            raise web.HTTPError(502, f"the hub answered {status}")
+        self.log.info("%s set the default starter to %r", self.current_user["name"], starter)
+        self.finish({"starter": starter})
+
+
+def main():
+    ClassPageApp.launch_instance()

@@ -1,0 +1,85 @@
+"""What the class page reads and does at the hub, and asks each student's server."""
+
+import json
+import time
+from urllib.parse import quote
+
+import aiohttp
+
+PAGINATION = "application/jupyterhub-pagination+json"
+TOKEN_LIFETIME = 3600
+TOKEN_RENEW_BEFORE = 600
+
+
+class HubClient:
+    """The hub's REST API with the service's token (or a viewer's, for their actions)."""
+
+    def __init__(self, session: aiohttp.ClientSession, api_url: str, token: str):
+        self.session = session
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self._student_tokens: dict[str, tuple[str, float]] = {}
+
+    async def request(self, method, path, token=None, body=None, headers=None):
+        async with self.session.request(
+            method,
+            self.api_url + path,
+            headers={"Authorization": f"token {token or self.token}", **(headers or {})},
+            data=json.dumps(body) if body is not None else None,
+        ) as response:
+            text = await response.text()
+            return response.status, (json.loads(text) if text.strip() else None)
+
+    async def students(self, group: str, page_size: int = 200) -> list[dict]:
+        """Every user the service may list (the students' group), servers included."""
+        users, offset = [], 0
+        while True:
+            status, body = await self.request(
+                "GET",
+                f"/users?offset={offset}&limit={page_size}&include_stopped_servers=0",
+                headers={"Accept": PAGINATION},
+            )
+            if status != 200:
+                raise RuntimeError(f"the hub answered {status} to the list of users")
+            users.extend(user for user in body["items"] if group in (user.get("groups") or [group]))
+            next_page = (body.get("_pagination") or {}).get("next")
+            if not next_page:
+                return users
+            offset = next_page["offset"]
+
+    async def student_token(self, user: str) -> str:
+        """A token of ``user`` that may only open their servers, minted and renewed here.
+
+        A user server checking a token resolves ``!user=`` filters, not ``!group=`` ones,
+        so the service's own ``access:servers!group=students`` would not open them.
+        """
+        token, expires = self._student_tokens.get(user, ("", 0.0))
+        if token and expires - time.monotonic() > TOKEN_RENEW_BEFORE:
+            return token
+        status, body = await self.request(
+            "POST",
+            f"/users/{quote(user, safe='')}/tokens",
+            body={
+                "scopes": [f"access:servers!user={user}"],
+                "expires_in": TOKEN_LIFETIME,
+                "note": "class page: sync state and preview sharing",
+            },
+        )
+        if status not in (200, 201):
+            raise RuntimeError(f"no token for {user}: {status} {body}")
+        self._student_tokens[user] = (body["token"], time.monotonic() + TOKEN_LIFETIME)
+        return body["token"]
+
+    async def get_json(self, url: str, token: str, seconds: float) -> dict | None:
+        try:
+            async with self.session.get(
+                url,
+                headers={"Authorization": f"token {token}"},
+                timeout=aiohttp.ClientTimeout(total=seconds),
+                allow_redirects=False,
+            ) as response:
+                if response.status != 200:
+                    return None
+                return await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return None

@@ -1,0 +1,51 @@
+"""How a hub runs the class page: its service entry and roles, and the teachers' role."""
+
+import sys
+
+from ..classroom import STUDENTS_GROUP, TEACHERS_GROUP, teacher_role
+
+SERVICE_NAME = "codepilot"
+
+
+def service_scopes(student_group: str) -> list[str]:
+    """What the page reads at the hub: the students and their servers, a token per
+    student that opens only their servers (sync state, share level), and the group's
+    properties (the default starter). Nothing outside the students' group."""
+    where = f"!group={student_group}"
+    return [
+        f"list:users{where}",
+        f"read:users{where}",
+        f"read:servers{where}",
+        f"tokens{where}",
+        f"groups{where}",
+    ]
+
+
+def hub_service(port: int, args: list[str], student_group=STUDENTS_GROUP):
+    """(service entry, its role): the page at ``/services/codepilot/`` on ``port``."""
+    service = {
+        "name": SERVICE_NAME,
+        "url": f"http://127.0.0.1:{port}",
+        "command": [sys.executable, "-m", "codepilot_spawner.classpage", *args],
+        "oauth_no_confirm": True,
+        # A viewer's token starts and stops what the viewer may, no more.
+        "oauth_client_allowed_scopes": ["servers", "read:servers"],
+    }
+    role = {
+        "name": SERVICE_NAME,
+        "description": "The class page reads the students and their servers",
+        "scopes": service_scopes(student_group),
+        "services": [SERVICE_NAME],
+    }
+    return service, role
+
+
+def classroom_roles(student_group=STUDENTS_GROUP, teacher_group=TEACHERS_GROUP) -> list[dict]:
+    """The teachers' role on one machine: their students, and the class page."""
+    return [
+        teacher_role(
+            student_group,
+            teacher_group,
+            extra_scopes=[f"access:services!service={SERVICE_NAME}"],
+        )
+    ]

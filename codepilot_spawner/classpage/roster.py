@@ -1,0 +1,74 @@
+"""The class page's rows: pure functions from the hub's user models and what servers say.
+
+A row per server of a student (a student with no server gets one row for the default
+server, stopped), with only what the page shows, so the JSON for 200 students stays
+small and the browser updates rows in place.
+"""
+
+from urllib.parse import quote
+
+
+def server_state(server: dict | None) -> str:
+    """``running``, ``starting``, ``stopping`` or ``stopped`` from a hub server model."""
+    if not server:
+        return "stopped"
+    pending = server.get("pending")
+    if pending == "spawn":
+        return "starting"
+    if pending == "stop":
+        return "stopping"
+    return "running" if server.get("ready") else "starting"
+
+
+def sync_summary(status: dict | None) -> dict | None:
+    """What the page shows of ``<server>/codepilot/api/sync``: mode, state, pending, error."""
+    if not isinstance(status, dict):
+        return None
+    error = status.get("last_error") or status.get("watcher_error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    return {
+        "storage": str(status.get("storage", "")),
+        "state": str(status.get("state", "")),
+        "pending": int(status.get("pending") or 0),
+        "error": str(error) if error else "",
+        "unreachable": bool(status.get("unreachable")),
+    }
+
+
+def server_rows(user: dict, sync: dict, shares: dict, preview_url) -> list[dict]:
+    """The rows of one student: ``sync`` and ``shares`` are keyed by ``(user, server)``."""
+    name = user["name"]
+    servers = user.get("servers") or {}
+    names = sorted(servers) or [""]
+    rows = []
+    for server_name in names:
+        server = servers.get(server_name)
+        state = server_state(server)
+        key = (name, server_name)
+        running = state == "running"
+        path = f"/user/{quote(name, safe='')}/"
+        if server_name:
+            path += f"{quote(server_name, safe='')}/"
+        rows.append(
+            {
+                "id": f"{name}/{server_name}",
+                "user": name,
+                "server": server_name,
+                "state": state,
+                "last_activity": (server or {}).get("last_activity") or user.get("last_activity"),
+                "ide_url": path + "lab" if running else "",
+                "preview_url": preview_url(name, server_name) if running else "",
+                "share": shares.get(key, "") if running else "",
+                "sync": sync_summary(sync.get(key)) if running else None,
+            }
+        )
+    return rows
+
+
+def class_rows(users: list[dict], sync: dict, shares: dict, preview_url) -> list[dict]:
+    """Every student's rows, by user name then server name."""
+    rows = []
+    for user in sorted(users, key=lambda user: user["name"]):
+        rows.extend(server_rows(user, sync, shares, preview_url))
+    return rows
