@@ -96,6 +96,10 @@ class TcpRelay:
             open_sockets = list(self._open)
             self._open.clear()
         for sock in open_sockets:
+            # A pump thread blocked in recv() keeps a closed socket alive (no RST goes
+            # out, the client waits for its read timeout); shutdown() ends it at once.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             _reset(sock)
 
     def serve(self):

@@ -379,7 +379,14 @@ class TerminalBursts(RuleBasedStateMachine):
         else:
             if outage_after is not None:
                 self.ops_during_outage([])
-        pending_saves.result(SETTLE_SECONDS)
+        try:
+            pending_saves.result(SETTLE_SECONDS)
+        except TimeoutError:
+            self.record_failure()
+            raise AssertionError(
+                f"editor saves still waiting {SETTLE_SECONDS}s after burst {self.bursts} of "
+                f"example {self.example_number()}: the sync hangs"
+            ) from None
         self.bursts += 1
         if self.harness.stats is not None:
             self.harness.stats["bursts"] = self.harness.stats.get("bursts", 0) + 1
@@ -422,11 +429,16 @@ class TerminalBursts(RuleBasedStateMachine):
             if not problems:
                 return
             if time.monotonic() > deadline:
+                self.record_failure()
                 raise AssertionError(
                     f"not settled {SETTLE_SECONDS}s after burst {self.bursts} of example "
                     f"{self.example_number()}:\n" + "\n".join(problems)
                 )
             time.sleep(0.2)
+
+    def record_failure(self) -> None:
+        if self.harness.stats is not None:  # hypothesis replays it later; keep the first
+            self.harness.stats.setdefault("first_failure", self.example_number())
 
     def example_number(self) -> str:
         stats = self.harness.stats or {}

@@ -414,7 +414,7 @@ class WorkspaceSync:
 
     async def _stall_monitor(self) -> None:
         while not self._stopping:
-            await asyncio.sleep(min(1.0, self.stall_timeout / 4))
+            await asyncio.sleep(max(0.05, min(1.0, self.stall_timeout / 4)))
             self.check_progress()
 
     def watcher_failed(self, error: BaseException) -> None:

@@ -26,7 +26,7 @@ from tests.test_sync_properties import property_settings
 
 
 def soak(s3, outages: bool, examples: int, steps: int, shrink: bool) -> dict:
-    stats = {"bursts": 0, "operations": 0, "outages": 0}
+    stats = {"examples": 0, "bursts": 0, "operations": 0, "outages": 0}
     harness = make_harness(s3, outages=outages, stats=stats)
     started = time.monotonic()
     failure = None
@@ -44,10 +44,11 @@ def soak(s3, outages: bool, examples: int, steps: int, shrink: bool) -> dict:
         "outages": outages,
         "examples": examples,
         "steps_per_example": steps,
-        **{f"{key}_run": value for key, value in stats.items()},
+        **{f"{key}_run": stats[key] for key in ("examples", "bursts", "operations", "outages")},
         "seconds": round(seconds, 1),
         "seconds_per_burst": round(seconds / max(stats["bursts"], 1), 2),
         "passed": failure is None,
+        "first_failure": stats.get("first_failure"),
         "failure": failure,
     }
 
@@ -72,7 +73,8 @@ def main() -> int:
         "sync soak: "
         + "; ".join(
             f"{'with' if run['outages'] else 'without'} outages: "
-            f"{'PASS' if run['passed'] else 'FAIL'} {run['examples']} examples, "
+            f"{'PASS' if run['passed'] else 'FAIL at example ' + str(run['first_failure'])} "
+            f"{run['examples_run']} examples, "
             f"{run['bursts_run']} bursts, {run['operations_run']} operations, "
             f"{run['outages_run']} outages in {run['seconds']} s"
             for run in runs
