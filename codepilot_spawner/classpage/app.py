@@ -18,13 +18,13 @@ from urllib.parse import quote, urlparse
 
 import aiohttp
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
-from jupyterhub.utils import url_path_join
 from tornado import web
 from traitlets import Float, Int, List, Unicode
 from traitlets.config import Application
 
 from ..classroom import DEFAULT_STARTER_PROPERTY, STUDENTS_GROUP, TEACHERS_GROUP
 from ..preview.hosts import PreviewDomain
+from ..preview.hubservice import SERVICE_NAME as PREVIEW_SERVICE
 from ..templates import offered_templates
 from .hubclient import HubClient
 from .roster import class_rows
@@ -129,8 +129,10 @@ class ClassPageApp(Application):
     async def share_level(self, user: str, server: str, token: str) -> str:
         if not self.preview_api_url:
             return ""
-        url = url_path_join(
-            self.preview_api_url, "api/shares", quote(user, safe=""), quote(server, safe="")
+        # By hand: url_path_join drops the empty name of a default server.
+        url = (
+            self.preview_api_url.rstrip("/")
+            + f"/api/shares/{quote(user, safe='')}/{quote(server, safe='')}"
         )
         model = await self.hub.get_json(url, token, self.server_timeout)
         return str(model.get("share", "")) if model else ""
@@ -172,7 +174,10 @@ class ClassPageApp(Application):
             connector=aiohttp.TCPConnector(limit=self.concurrency * 2)
         ) as session:
             self.hub = HubClient(
-                session, os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
+                session,
+                os.environ["JUPYTERHUB_API_URL"],
+                os.environ["JUPYTERHUB_API_TOKEN"],
+                [f"access:services!service={PREVIEW_SERVICE}"] if self.preview_api_url else [],
             )
             server = self.make_web_app().listen(url.port, url.hostname or "127.0.0.1")
             refresher = asyncio.ensure_future(self.refresh_forever())
@@ -309,7 +314,9 @@ class DefaultStarterHandler(ClassPageHandler):
         )
         if status != 200:
             raise web.HTTPError(502, f"the hub answered {status}")
-        self.log.info("%s set the default starter to %r", self.current_user["name"], starter)
+        self.classpage.log.info(
+            "%s set the default starter to %r", self.current_user["name"], starter
+        )
         self.finish({"starter": starter})
 
 

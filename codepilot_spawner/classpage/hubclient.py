@@ -14,8 +14,11 @@ TOKEN_RENEW_BEFORE = 600
 class HubClient:
     """The hub's REST API with the service's token (or a viewer's, for their actions)."""
 
-    def __init__(self, session: aiohttp.ClientSession, api_url: str, token: str):
+    def __init__(self, session: aiohttp.ClientSession, api_url: str, token: str, student_scopes=()):
         self.session = session
+        # Besides their servers: services a student's token must reach (the preview
+        # gateway's share API checks that the token may access it).
+        self.student_scopes = list(student_scopes)
         self.api_url = api_url.rstrip("/")
         self.token = token
         self._student_tokens: dict[str, tuple[str, float]] = {}
@@ -60,7 +63,7 @@ class HubClient:
             "POST",
             f"/users/{quote(user, safe='')}/tokens",
             body={
-                "scopes": [f"access:servers!user={user}"],
+                "scopes": [f"access:servers!user={user}", *self.student_scopes],
                 "expires_in": TOKEN_LIFETIME,
                 "note": "class page: sync state and preview sharing",
             },
