@@ -3,6 +3,7 @@
 import asyncio
 import html
 import os
+import pwd
 import sys
 import uuid
 from pathlib import Path
@@ -14,7 +15,8 @@ from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 from . import netns
 from .cgroups import Limits, ServerCgroup, describe_memory, machine_hierarchy
 from .environment import codepilot_environment
-from .processes import TAG_VARIABLE
+from .forkserver import ForkServerUnavailable, fork_request, shared_fork_server
+from .processes import TAG_VARIABLE, end_tagged_processes
 from .progress import ProgressLog, restore_counts, restore_record
 from .sandbox import Sandbox
 from .servernames import check_server_name
@@ -149,6 +151,15 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         help="""The starter chosen for this server; set from the user's options.""",
     )
 
+    fork_server = Bool(
+        True,
+        help="""Start servers from the hub's fork server, a process that has imported the
+        server stack once and forks a child per start (joining the server's cgroup and
+        namespace, then dropping to its user, before any of its code runs), instead of
+        a new Python process each time. When the fork server is down or cannot start a
+        server, that server starts as a plain process and the hub log says why.""",
+    ).tag(config=True)
+
     @default("options_form")
     def _default_options_form(self):
         def form(spawner):
@@ -266,7 +277,7 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
             self.notebook_dir = str(self.workspace)
             await self._restore_workspace()
             self._progress_log.report(50, "Starting JupyterLab")
-            address = await super().start()
+            address = await self._start_process()
             self._progress_log.report(80, "JupyterLab started, waiting for it to answer")
             return address
         except BaseException:
@@ -276,6 +287,39 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
             raise
         finally:
             self._progress_log.finish()
+
+    async def _start_process(self):
+        """Fork the server from the fork server, or else exec it as LocalProcessSpawner does."""
+        if self.fork_server and not self.shell_cmd and not self.popen_kwargs:
+            try:
+                return await self._fork_process()
+            except ForkServerUnavailable as error:
+                self.log.warning(
+                    "Fork server could not start %s (%s): starting it as a plain process",
+                    self._log_name,
+                    error,
+                )
+                # A child forked before the failure must not run beside the plain one.
+                await end_tagged_processes(self.process_tag, grace=0)
+        return await super().start()
+
+    async def _fork_process(self):
+        account = None
+        if self.isolated:
+            account = await asyncio.to_thread(pwd.getpwnam, self.unix_name)
+        sandbox = self.sandbox
+        request = fork_request(
+            [*self.cmd, *self.get_args()],
+            self.get_env(),
+            self.workspace,
+            account,
+            procs=sandbox.cgroup.procs_files if sandbox and sandbox.cgroup else (),
+            netns=sandbox.netns if sandbox else "",
+        )
+        self.log.info("Spawning %s from the fork server", self._log_name)
+        self.pid = await shared_fork_server().spawn(request)
+        self.proc = None
+        return (self.ip or "127.0.0.1", self.port)
 
     async def _create_sandbox(self) -> Sandbox:
         """The process tag and, as root, a network namespace and a cgroup for this run."""

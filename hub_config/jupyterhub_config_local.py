@@ -151,3 +151,11 @@ c.JupyterHub.load_roles = merge_roles(roles)  # services each extend the "user" 
 extra = os.environ.get("CODEPILOT_HUB_EXTRA_CONFIG")
 if extra:
     load_subconfig(extra)  # noqa: F821 (provided by traitlets)
+
+# The fork server starts while the hub loads, so no start waits for its imports.
+if c.JupyterHub.spawner_class == "codepilot_spawner.CodePilotLocalSpawner" and (
+    c.CodePilotLocalSpawner.get("fork_server", True)
+):
+    from codepilot_spawner.forkserver import start_early
+
+    start_early()

@@ -1,0 +1,285 @@
+"""The fork server: imports the user-server stack once, then forks one child per server.
+
+Started by the hub (``python -P -s -m server_extension.forkserver``) with a pipe on its
+stdin (requests: 4-byte length, then JSON) and one on its stdout (replies: JSON lines),
+it imports the stack, says ``{"ready": ...}``, and keeps one child forked ahead. That
+child reads the next request itself (so no request ever enters the memory that later
+children are copied from), the fork server forks the next one, and the child becomes
+the server. A request says what a plain start would exec (``argv``, ``env``, ``cwd``)
+and what to drop to (``uid``, ``gid``, ``groups``, the cgroup ``procs`` files to join,
+the network namespace). The child replies its pid once it is that server, before it
+runs any of the user's code, or replies the error and exits:
+
+- a session of its own (the hub's Popen used ``start_new_session``);
+- joins the cgroup and the network namespace, then drops to the user's uid, gid and
+  groups (checked: it cannot regain root);
+- gets exactly the requested environment, also where /proc/<pid>/environ shows it (the
+  process tag that finds a server's processes lives there), fresh random seeds and no
+  inherited descriptor beyond stdin (/dev/null), stdout and stderr (the hub's log).
+
+The fork server ends when the hub closes its stdin (the hub ended); servers do not.
+"""
+
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import random
+import runpy
+import signal
+import sys
+import tempfile
+import time
+
+# Reserved by the hub in the fork server's environment: the space where each child
+# writes its own environment, so that /proc/<pid>/environ shows the child's.
+ENVIRONMENT_SPACE = "CODEPILOT_FORK_ENVIRONMENT_SPACE"
+# Read when jupyterhub.singleuser is imported: a child asking for other values than the
+# fork server had cannot be served from these imports.
+IMPORT_TIME_VARIABLES = ("JUPYTERHUB_SINGLEUSER_APP", "JUPYTERHUB_SINGLEUSER_EXTENSION")
+# What every user server imports; extensions found enabled are imported too.
+PRELOAD = (
+    "jupyterhub.singleuser",
+    "jupyter_server.serverapp",
+    "jupyter_server.services.contents.largefilemanager",
+    "jupyter_server_terminals",
+    "terminado",
+    "jupyterlab",
+    "jupyterlab.labapp",
+    "jupyterlab_server",
+    "notebook_shim",
+    "jupyter_lsp",
+    "server_extension.app",
+)
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def preload(modules=PRELOAD) -> list[str]:
+    """Import ``modules``; returns those that failed (logged, not fatal)."""
+    failed = []
+    for name in modules:
+        try:
+            __import__(name)
+        except Exception as error:
+            print(f"fork server: cannot preload {name}: {error!r}", file=sys.stderr)
+            failed.append(name)
+    return failed
+
+
+def entry_point(argv: list[str]):
+    """The function that runs ``argv`` in this process, or None if it cannot be run here."""
+    if not argv:
+        return None
+    program = os.path.basename(argv[0])
+    if program == "jupyterhub-singleuser":
+
+        def run_singleuser():
+            from jupyterhub.singleuser import main
+
+            sys.argv = list(argv)
+            sys.path[0] = os.path.dirname(argv[0])  # as the script would have it
+            return main()
+
+        return run_singleuser
+    pythons = {sys.executable, os.path.realpath(sys.executable)}
+    if len(argv) >= 3 and argv[0] in pythons and argv[1] == "-m":
+
+        def run_module():
+            sys.argv = [argv[2], *argv[3:]]
+            sys.path[0] = os.getcwd()  # as ``python -m`` would have it
+            runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+            return 0
+
+        return run_module
+    return None
+
+
+def refusal(request: dict) -> str:
+    """Why this process cannot start ``request``, or "" when it can."""
+    if entry_point(request.get("argv", [])) is None:
+        return f"cannot run {request.get('argv', [])[:1]} in process"
+    env = request.get("env", {})
+    for name in IMPORT_TIME_VARIABLES:
+        if env.get(name, "") != os.environ.get(name, ""):
+            return f"{name} differs from the fork server's"
+    return ""
+
+
+def environment_block(env: dict) -> bytes:
+    return b"".join(f"{name}={value}".encode() + b"\0" for name, value in env.items())
+
+
+def environment_area() -> tuple[int, int]:
+    """Start and end address of this process's initial environment (what /proc shows)."""
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # Fields 50 and 51 of proc(5); ``fields`` starts at field 3.
+    return int(fields[47]), int(fields[48])
+
+
+def replace_environment(env: dict) -> None:
+    """Make ``env`` this process's whole environment, /proc/<pid>/environ included."""
+    block = environment_block(env)
+    start, end = environment_area()
+    if len(block) > end - start:
+        raise OSError(f"environment of {len(block)} bytes does not fit in {end - start}")
+    os.environ.clear()  # C's environ no longer points into the area we overwrite
+    ctypes.memmove(start, block + b"\0" * (end - start - len(block)), end - start)
+    os.environ.update(env)
+
+
+def enter_network_namespace(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns {path}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+
+
+def drop_privileges(uid: int, gid: int, groups: list[int]) -> None:
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+    if uid != 0:
+        with contextlib.suppress(PermissionError):
+            os.setuid(0)
+            raise OSError("could regain root after dropping it")
+
+
+def keep_only_standard_descriptors(keep: int) -> None:
+    """stdin from /dev/null, stdout to stderr (the hub's log); close every other fd."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def become_server(request: dict, replies_fd: int) -> None:
+    """In the child: everything between fork and the server's first line of code."""
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.setsid()
+    for procs in request.get("procs", []):  # as root still
+        with open(procs, "w") as f:
+            f.write("0")
+    if request.get("netns"):
+        enter_network_namespace(request["netns"])
+    replace_environment(request["env"])
+    if request.get("uid") is not None:
+        drop_privileges(request["uid"], request["gid"], request.get("groups", []))
+    os.chdir(request["cwd"])
+    keep_only_standard_descriptors(keep=replies_fd)
+    random.seed()  # from os.urandom: nothing shared with the fork server or a sibling
+    tempfile.tempdir = None  # TMPDIR of this environment, not the fork server's
+    gc.enable()
+
+
+def serve_one_request(taken_fd: int, replies_fd: int, parent: int) -> None:
+    """In a child forked ahead of time: take the next request and become its server.
+
+    The fork server itself never reads a request, so no user's environment or token is
+    ever in the memory that later children are copied from.
+    """
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # an idle child dies with its parent
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(0)
+    request = read_request(0)
+    if request is None:  # the hub closed the channel: it ended
+        os.write(taken_fd, b"e")
+        os._exit(0)
+    _libc.prctl(PR_SET_PDEATHSIG, 0)  # a server outlives the fork server
+    os.write(taken_fd, b"t")
+    os.close(taken_fd)
+    reply = {"id": request.get("id")}
+    code = 1
+    try:
+        reason = refusal(request)
+        if reason:
+            raise RuntimeError(reason)
+        entry = entry_point(request["argv"])
+        become_server(request, replies_fd)
+        reply["pid"] = os.getpid()
+        send_reply(replies_fd, reply)
+        os.close(replies_fd)
+        replies_fd = -1
+        code = entry() or 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except BaseException as error:
+        if replies_fd >= 0:
+            reply["error"] = f"{type(error).__name__}: {error}"
+            with contextlib.suppress(OSError):
+                send_reply(replies_fd, reply)
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"forked server failed: {error!r}\n")
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def read_exactly(fd: int, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def read_request(fd: int) -> dict | None:
+    """One request: a 4-byte big-endian length, then that much JSON. None at the end."""
+    header = read_exactly(fd, 4)
+    body = header and read_exactly(fd, int.from_bytes(header, "big"))
+    return json.loads(body) if body is not None else None
+
+
+def send_reply(fd: int, reply: dict) -> None:
+    os.write(fd, json.dumps(reply).encode() + b"\n")
+
+
+def main() -> None:
+    started = time.monotonic()
+    replies_fd = os.dup(1)
+    os.dup2(2, 1)  # stray prints go to the log, never into the reply channel
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps ended servers
+    gc.disable()
+    failed = preload()
+    gc.collect()
+    gc.freeze()  # preloaded objects stay out of the collector: their pages stay shared
+    seconds = round(time.monotonic() - started, 3)
+    send_reply(
+        replies_fd, {"ready": True, "pid": os.getpid(), "failed": failed, "seconds": seconds}
+    )
+    parent = os.getpid()
+    while True:
+        # Fork the next server's child now: a start only waits for its setup.
+        taken_read, taken_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(taken_read)
+            serve_one_request(taken_write, replies_fd, parent)
+        os.close(taken_write)
+        taken = os.read(taken_read, 1)
+        os.close(taken_read)
+        if taken == b"e":
+            return
+        if taken != b"t":  # the idle child was killed: fork another, not in a hot loop
+            time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()
