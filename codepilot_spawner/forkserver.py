@@ -49,16 +49,19 @@ def encode_request(request: dict) -> bytes:
     return len(body).to_bytes(4, "big") + body
 
 
+DEFAULT_COMMAND = (sys.executable, "-P", "-s", "-m", "server_extension.forkserver")
+
+
 class ForkServer:
     def __init__(
         self,
-        python: str = sys.executable,
+        command=DEFAULT_COMMAND,
         start_timeout: float = 120.0,
         reply_timeout: float = 30.0,
         retry_after: float = 60.0,
         log: logging.Logger | None = None,
     ):
-        self.python = python
+        self.command = list(command)
         self.start_timeout = start_timeout
         self.reply_timeout = reply_timeout
         self.retry_after = retry_after
@@ -78,7 +81,7 @@ class ForkServer:
         if self.process is not None:
             return
         self.process = subprocess.Popen(
-            [self.python, "-P", "-s", "-m", "server_extension.forkserver"],
+            self.command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=fork_server_environment(os.environ),
@@ -100,7 +103,11 @@ class ForkServer:
                 if self.ready is None:
                     async with asyncio.timeout(self.start_timeout):
                         line = await self._read_line()
-                    self.ready = json.loads(line)
+                    ready = json.loads(line)
+                    if not ready.get("ready"):
+                        raise ForkServerUnavailable(ready.get("error", "it is not ready"))
+                    self.ready = ready
+                    self.failed_at = 0.0
                     self.log.info(
                         "Fork server ready (pid %s, imports in %ss)",
                         self.pid,
@@ -126,15 +133,21 @@ class ForkServer:
     async def _read_line(self) -> bytes:
         line = await asyncio.to_thread(self.process.stdout.readline)
         if not line:
-            status = self.process.poll()
+            try:
+                status = await asyncio.to_thread(self.process.wait, 5)
+            except subprocess.TimeoutExpired:
+                status = None
             raise ForkServerUnavailable(f"it exited (status {status})")
         return line
 
     def discard(self) -> None:
         """Forget a failed fork server: kill it (its idle child dies with it). Servers it
-        forked carry on; the stdout pipe closes once a pending read sees its end."""
+        forked carry on; the stdout pipe closes once a pending read sees its end. One
+        that never got ready (a broken environment) is not tried again for a while;
+        one that died after it was ready is started again at the next request."""
+        if self.ready is None:
+            self.failed_at = time.monotonic()
         process, self.process, self.ready = self.process, None, None
-        self.failed_at = time.monotonic()
         if process is None:
             return
         if process.poll() is None:
@@ -155,17 +168,17 @@ def describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-_shared: ForkServer | None = None
+_shared: dict[tuple, ForkServer] = {}
 
 
-def shared_fork_server() -> ForkServer:
-    """The hub process's fork server (created, not started)."""
-    global _shared
-    if _shared is None:
-        _shared = ForkServer()
-    return _shared
+def shared_fork_server(command=DEFAULT_COMMAND) -> ForkServer:
+    """The hub process's fork server for ``command`` (created, not started)."""
+    key = tuple(command)
+    if key not in _shared:
+        _shared[key] = ForkServer(command)
+    return _shared[key]
 
 
-def start_early() -> None:
+def start_early(command=DEFAULT_COMMAND) -> None:
     """Start the hub's fork server now, while the hub loads: for the one-machine config."""
-    shared_fork_server().start()
+    shared_fork_server(command).start()

@@ -15,7 +15,12 @@ from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 from . import netns
 from .cgroups import Limits, ServerCgroup, describe_memory, machine_hierarchy
 from .environment import codepilot_environment
-from .forkserver import ForkServerUnavailable, fork_request, shared_fork_server
+from .forkserver import (
+    DEFAULT_COMMAND,
+    ForkServerUnavailable,
+    fork_request,
+    shared_fork_server,
+)
 from .processes import TAG_VARIABLE, end_tagged_processes
 from .progress import ProgressLog, restore_counts, restore_record
 from .sandbox import Sandbox
@@ -158,6 +163,13 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         namespace, then dropping to its user, before any of its code runs), instead of
         a new Python process each time. When the fork server is down or cannot start a
         server, that server starts as a plain process and the hub log says why.""",
+    ).tag(config=True)
+
+    fork_server_command = List(
+        Unicode(),
+        default_value=list(DEFAULT_COMMAND),
+        help="""Command of the fork server: the hub's Python running
+        ``server_extension.forkserver``. It must have the same server stack as ``cmd``.""",
     ).tag(config=True)
 
     @default("options_form")
@@ -317,7 +329,7 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
             netns=sandbox.netns if sandbox else "",
         )
         self.log.info("Spawning %s from the fork server", self._log_name)
-        self.pid = await shared_fork_server().spawn(request)
+        self.pid = await shared_fork_server(self.fork_server_command).spawn(request)
         self.proc = None
         return (self.ip or "127.0.0.1", self.port)
 

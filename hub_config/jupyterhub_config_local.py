@@ -156,6 +156,6 @@ if extra:
 if c.JupyterHub.spawner_class == "codepilot_spawner.CodePilotLocalSpawner" and (
     c.CodePilotLocalSpawner.get("fork_server", True)
 ):
-    from codepilot_spawner.forkserver import start_early
+    from codepilot_spawner.forkserver import DEFAULT_COMMAND, start_early
 
-    start_early()
+    start_early(c.CodePilotLocalSpawner.get("fork_server_command", DEFAULT_COMMAND))

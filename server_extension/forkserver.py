@@ -38,7 +38,9 @@ ENVIRONMENT_SPACE = "CODEPILOT_FORK_ENVIRONMENT_SPACE"
 # Read when jupyterhub.singleuser is imported: a child asking for other values than the
 # fork server had cannot be served from these imports.
 IMPORT_TIME_VARIABLES = ("JUPYTERHUB_SINGLEUSER_APP", "JUPYTERHUB_SINGLEUSER_EXTENSION")
-# What every user server imports; extensions found enabled are imported too.
+# Without it no server can be forked: the fork server says so and exits.
+ESSENTIAL = "jupyterhub.singleuser"
+# What every user server imports at start.
 PRELOAD = (
     "jupyterhub.singleuser",
     "jupyter_server.serverapp",
@@ -54,6 +56,7 @@ PRELOAD = (
 )
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -178,6 +181,8 @@ def become_server(request: dict, replies_fd: int) -> None:
     replace_environment(request["env"])
     if request.get("uid") is not None:
         drop_privileges(request["uid"], request["gid"], request.get("groups", []))
+        # As after the exec of a plain start: the user's own /proc files are the user's.
+        _libc.prctl(PR_SET_DUMPABLE, 1)
     os.chdir(request["cwd"])
     keep_only_standard_descriptors(keep=replies_fd)
     random.seed()  # from os.urandom: nothing shared with the fork server or a sibling
@@ -258,6 +263,9 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps ended servers
     gc.disable()
     failed = preload()
+    if ESSENTIAL in failed:
+        send_reply(replies_fd, {"error": f"cannot import {ESSENTIAL}"})
+        sys.exit(1)
     gc.collect()
     gc.freeze()  # preloaded objects stay out of the collector: their pages stay shared
     seconds = round(time.monotonic() - started, 3)

@@ -1,0 +1,316 @@
+"""Servers forked from the fork server keep every guarantee of a plain start.
+
+The real fork server (``server_extension.forkserver``) driven by the hub's own client,
+and real hubs whose servers it forks: each child is its user's alone (ids, environment,
+descriptors, random seeds, no other user's token in its memory), a hub restart finds
+and stops five running servers, and a fork server that dies mid-spawn or cannot import
+the stack gives a plain start and a log line that says why.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import pwd
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from codepilot_spawner.forkserver import ForkServer, fork_request
+from codepilot_spawner.processes import TAG_VARIABLE, tagged_pids
+
+from .hubtools import REPO_ROOT, open_terminal, run_in_terminal, start_hub, wait_until
+from .isolationtools import leftovers, namespace_inode, process_namespace_inode, server_state
+
+FORK_SERVER_MODULE = b"server_extension.forkserver"
+
+
+def parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def command_line(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def proc_environ(pid: int) -> dict:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode().split("=", 1) for entry in entries if entry)
+
+
+def status_ids(pid: int) -> dict:
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return {
+        "uid": [int(value) for value in fields["Uid"].split()],
+        "gid": [int(value) for value in fields["Gid"].split()],
+        "groups": sorted(int(value) for value in fields["Groups"].split()),
+    }
+
+
+def descriptor_targets(pid: int) -> dict[int, str]:
+    targets = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            targets[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+    return targets
+
+
+def fork_servers_of(hub_pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if FORK_SERVER_MODULE in command_line(int(entry)) and (
+                    parent_pid(int(entry)) == hub_pid
+                ):
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def answers(hub, user: str) -> bool:
+    token = hub.user_token(user)
+    reply = requests.get(
+        f"{hub.server_url(user)}api/status", headers={"Authorization": f"token {token}"}
+    )
+    return reply.status_code == 200
+
+
+# --- the fork server itself, with the hub's client -----------------------------------
+
+
+@pytest.mark.root
+def test_a_forked_child_gets_its_own_request_and_nothing_of_anothers():
+    out = Path(tempfile.mkdtemp(prefix="codepilot-forkprobe-"))
+    out.chmod(0o777)
+    nobody = pwd.getpwnam("nobody")
+    tokens = {name: os.urandom(16).hex() for name in ("alice", "bob")}
+    envs = {
+        "alice": {"PATH": os.defpath, "JUPYTERHUB_API_TOKEN": tokens["alice"], "TMPDIR": str(out)},
+        "bob": {"PATH": os.defpath, "JUPYTERHUB_API_TOKEN": tokens["bob"]},
+        # Looks for its own token: shows the memory search finds what is there.
+        "control": {"PATH": os.defpath, "JUPYTERHUB_API_TOKEN": tokens["alice"]},
+    }
+    secrets = {"alice": tokens["bob"], "bob": tokens["alice"], "control": tokens["alice"]}
+
+    async def fork_all():
+        server = ForkServer()
+        server.start()
+        try:
+            pids = {}
+            for name, env in envs.items():
+                env = {**env, TAG_VARIABLE: f"probe-{name}"}
+                secret = secrets[name]
+                argv = [sys.executable, "-m", "tests.forkprobe", f"{out}/{name}.json"]
+                argv += [secret[:16], secret[16:]]
+                pids[name] = await server.spawn(fork_request(argv, env, REPO_ROOT, nobody))
+            return pids, server.pid
+        finally:
+            server.close()
+
+    pids, fork_server_pid = asyncio.run(fork_all())
+    records = {}
+    for name in envs:
+        path = out / f"{name}.json"
+        wait_until(lambda path=path: path.exists() and path.stat().st_size, 60, 0.2, str(path))
+        records[name] = json.loads(path.read_text())
+
+    assert len({fork_server_pid, *pids.values()}) == 4
+    for name, record in records.items():
+        expected = {**envs[name], TAG_VARIABLE: f"probe-{name}"}
+        assert record["environ"] == expected
+        # What /proc shows, which finds a server's processes, is that environment too.
+        assert record["proc_environ"] == [f"{key}={value}" for key, value in expected.items()]
+        assert sorted(record["descriptors"]) == ["0", "1", "2"]
+        assert record["descriptors"]["0"] == "/dev/null"
+        uid, gid = nobody.pw_uid, nobody.pw_gid
+        assert record["ids"] == [uid, uid, gid, gid, sorted(os.getgrouplist("nobody", gid))]
+        assert record["session_leader"]
+        assert record["cwd"] == str(REPO_ROOT)
+    assert not records["alice"]["holds_secret"]
+    assert not records["bob"]["holds_secret"]
+    assert records["control"]["holds_secret"]
+    assert len({record["random"] for record in records.values()}) == 3
+    assert records["alice"]["tempdir"] == str(out)
+    assert records["bob"]["tempdir"] == "/tmp"
+
+
+@pytest.mark.root
+def test_a_request_it_cannot_run_in_process_is_refused_and_it_goes_on():
+    async def run():
+        server = ForkServer()
+        server.start()
+        try:
+            refused = fork_request([sys.executable, "-c", "pass"], {}, "/")
+            with pytest.raises(Exception, match="cannot run"):
+                await server.spawn(refused)
+            bad_cgroup = fork_request([sys.executable, "-m", "this"], {}, "/")
+            bad_cgroup["uid"], bad_cgroup["gid"], bad_cgroup["groups"] = 0, 0, [0]
+            bad_cgroup["procs"] = ["/nonexistent/cgroup.procs"]
+            with pytest.raises(Exception, match="nonexistent"):
+                await server.spawn(bad_cgroup)
+            return server.process.poll()
+        finally:
+            server.close()
+
+    assert asyncio.run(run()) is None  # still running after both
+
+
+# --- a hub whose servers it forks ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hub():
+    running = start_hub()
+    yield running
+    running.stop()
+
+
+@pytest.mark.root
+def test_forked_servers_are_their_users_own(hub):
+    states, pids = {}, {}
+    for user in ("alice", "bob"):
+        hub.create_user(user)
+        hub.start_server(user)
+        states[user] = server_state(hub, user)
+        pids[user] = states[user]["pid"]
+    fork_server = parent_pid(pids["alice"])
+    assert FORK_SERVER_MODULE in command_line(fork_server)
+    assert parent_pid(pids["bob"]) == fork_server
+    fork_pipes = {t for t in descriptor_targets(fork_server).values() if t.startswith("pipe:")}
+    for user, other in (("alice", "bob"), ("bob", "alice")):
+        pid, state = pids[user], states[user]
+        account = pwd.getpwnam(f"cp-{user}")
+        ids = status_ids(pid)
+        assert ids["uid"] == [account.pw_uid] * 4
+        assert ids["gid"] == [account.pw_gid] * 4
+        assert ids["groups"] == sorted(os.getgrouplist(account.pw_name, account.pw_gid))
+        assert process_namespace_inode(pid) == namespace_inode(state["netns"])
+        assert state["cgroup"]["path"] in Path(f"/proc/{pid}/cgroup").read_text()
+        environ = proc_environ(pid)
+        assert environ[TAG_VARIABLE] == state["process_tag"]
+        assert environ["JUPYTERHUB_USER"] == user
+        assert proc_environ(pids[other])["JUPYTERHUB_API_TOKEN"] not in environ.values()
+        assert "CODEPILOT_FORK_ENVIRONMENT_SPACE" not in environ
+        targets = descriptor_targets(pid)
+        assert targets[0] == "/dev/null"
+        assert not fork_pipes & set(targets.values())  # none of the fork server's pipes
+        assert tagged_pids(state["process_tag"]) == [pid]
+    with open_terminal(hub, "alice", hub.user_token("alice")) as ws:
+        output = run_in_terminal(
+            ws,
+            "echo tag-$WORKSPACE_PROCESS_TAG space-${CODEPILOT_FORK_ENVIRONMENT_SPACE:-none}"
+            " user-$(id -un)",
+            "space-none user-cp-alice",
+        )
+    assert f"tag-{states['alice']['process_tag']}" in output
+    assert "Spawning alice from the fork server" in hub.log()
+    assert "as a plain process" not in hub.log()
+
+
+@pytest.mark.root
+def test_a_hub_restart_finds_and_stops_five_forked_servers():
+    hub = start_hub()
+    users = [f"class{number}" for number in range(5)]
+    try:
+        for user in users:
+            hub.create_user(user)
+            assert hub.api("POST", f"/users/{user}/server").status_code in (201, 202)
+        for user in users:
+            hub.wait_ready(user, timeout=120)
+        states = {user: server_state(hub, user) for user in users}
+        old_fork_servers = fork_servers_of(hub.process.pid)
+        assert len(old_fork_servers) == 1
+        assert all(parent_pid(s["pid"]) == old_fork_servers[0] for s in states.values())
+
+        hub.stop(keep_servers=True)
+        # The fork server ends with its hub; the servers it forked do not.
+        wait_until(lambda: not alive(old_fork_servers[0]), 30, 0.2, "the old fork server to end")
+        assert all(alive(state["pid"]) for state in states.values())
+
+        hub = start_hub(data_dir=hub.data_dir, env=hub.env)
+        for user in users:
+            assert hub.wait_ready(user, timeout=60)
+            assert server_state(hub, user)["pid"] == states[user]["pid"]
+            assert answers(hub, user)
+        for user in users:
+            hub.stop_server(user)
+        for state in states.values():
+            assert not alive(state["pid"])
+            assert leftovers(state) == []
+    finally:
+        hub.stop()
+
+
+@pytest.mark.root
+def test_a_fork_server_killed_mid_spawn_gives_a_plain_start():
+    hub = start_hub()
+    try:
+        for user in ("early", "late", "later"):
+            hub.create_user(user)
+        hub.start_server("early")
+        early = server_state(hub, "early")
+        fork_server = parent_pid(early["pid"])
+        # Frozen with its idle child, the request waits in the pipe; then both die.
+        os.killpg(fork_server, signal.SIGSTOP)
+        assert hub.api("POST", "/users/late/server").status_code in (201, 202)
+        wait_until(lambda: "Spawning late from the fork server" in hub.log(), 60, 0.2, "fork")
+        os.killpg(fork_server, signal.SIGKILL)
+        os.killpg(fork_server, signal.SIGCONT)
+
+        hub.wait_ready("late", timeout=120)
+        late = server_state(hub, "late")
+        log = hub.log()
+        assert "Fork server could not start late" in log
+        assert "starting it as a plain process" in log
+        assert b"jupyterhub-singleuser" in command_line(late["pid"])
+        assert tagged_pids(late["process_tag"]) == [late["pid"]]  # one server, not two
+        assert answers(hub, "late")
+        assert answers(hub, "early")  # a server it forked before does not care
+
+        # The next start gets a new fork server.
+        hub.start_server("later")
+        later = server_state(hub, "later")
+        assert FORK_SERVER_MODULE in command_line(parent_pid(later["pid"]))
+        assert parent_pid(later["pid"]) != fork_server
+        for user in ("early", "late", "later"):
+            hub.stop_server(user)
+        for state in (early, late, later):
+            assert leftovers(state) == []
+    finally:
+        hub.stop()
+
+
+@pytest.mark.root
+def test_a_broken_environment_gives_a_plain_start_and_says_why(tmp_path):
+    extra = tmp_path / "broken_fork_server.py"
+    broken = [sys.executable, "-c", "import a_module_the_server_stack_lacks"]
+    extra.write_text(f"c.CodePilotLocalSpawner.fork_server_command = {broken!r}\n")
+    hub = start_hub(env={"CODEPILOT_HUB_EXTRA_CONFIG": str(extra)})
+    try:
+        hub.create_user("carol")
+        hub.start_server("carol")
+        state = server_state(hub, "carol")
+        assert "Fork server could not start carol (it exited (status 1))" in hub.log()
+        assert b"jupyterhub-singleuser" in command_line(state["pid"])
+        assert answers(hub, "carol")
+        hub.stop_server("carol")
+        assert leftovers(state) == []
+    finally:
+        hub.stop()
