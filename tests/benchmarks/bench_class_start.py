@@ -1,0 +1,187 @@
+"""A class logs in at once: N servers started together, POST to ready.
+
+Code Pilot's one-machine hub (isolation on when run as root, servers forked from the
+fork server) and, in the same run, the same hub with JupyterHub's
+SimpleLocalProcessSpawner and a stock jupyter-server (``stock_hub.py``). For each N
+(default 1, 10, 20; ``--sizes 1,10,20,50``): all POSTs at once from N threads, one
+poller reading the user list, then every server stopped. Per batch: ready p50/p95/max,
+CPU seconds per start (the hub's whole process tree, servers included, from before the
+POSTs until all are ready, divided by N) and RSS/PSS per server from
+``/proc/<pid>/smaps_rollup`` once ready. A first batch of the largest N (Unix accounts
+and workspaces created) is reported apart as ``first``.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.hubtools import start_hub, wait_until
+
+STOCK_HUB_CONFIG = Path(__file__).with_name("stock_hub.py")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def stat_fields(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def process_tree(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                children.setdefault(int(stat_fields(int(entry))[1]), []).append(int(entry))
+            except OSError:
+                continue
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def cpu_seconds(pids) -> float:
+    """CPU time of ``pids`` and of their children that ended and were waited for."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = stat_fields(pid)
+        except OSError:
+            continue
+        total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return total / CLOCK_TICKS
+
+
+def memory_kb(pid: int) -> dict:
+    values = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name in ("Rss", "Pss"):
+                values[name.lower()] = int(rest.split()[0])
+    return values
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def start_batch(hub, users: list[str]) -> dict:
+    before_pids = process_tree(hub.process.pid)
+    cpu_before = cpu_seconds(before_pids)
+    posted, ready = {}, {}
+    done = threading.Event()
+
+    def poll():
+        while not done.is_set():
+            listing = hub.api("GET", "/users").json()
+            now = time.perf_counter()
+            for user in listing:
+                server = user["servers"].get("")
+                if server and server["ready"] and user["name"] in posted:
+                    ready.setdefault(user["name"], now)
+            if len(ready) == len(users):
+                done.set()
+            time.sleep(0.1)
+
+    def post(user):
+        posted[user] = time.perf_counter()
+        response = hub.api("POST", f"/users/{user}/server")
+        assert response.status_code in (201, 202), response.text
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    with ThreadPoolExecutor(len(users)) as pool:
+        list(pool.map(post, users))
+    if not done.wait(300):
+        raise TimeoutError(f"{len(users) - len(ready)} servers not ready after 300 s")
+    poller.join()
+    states = {user: hub.api("GET", f"/users/{user}").json()["servers"][""] for user in users}
+    pids = [states[user]["state"]["pid"] for user in users]
+    cpu = cpu_seconds(process_tree(hub.process.pid) | set(pids)) - cpu_before
+    memory = [memory_kb(pid) for pid in pids]
+    seconds = [ready[user] - posted[user] for user in users]
+    stop_all(hub, users)
+    return {
+        "n": len(users),
+        "ready_p50_s": round(statistics.median(seconds), 2),
+        "ready_p95_s": round(percentile(seconds, 0.95), 2),
+        "ready_max_s": round(max(seconds), 2),
+        "cpu_s_per_start": round(cpu / len(users), 2),
+        "rss_mb_per_server": round(statistics.mean(m["rss"] for m in memory) / 1024, 1),
+        "pss_mb_per_server": round(statistics.mean(m["pss"] for m in memory) / 1024, 1),
+    }
+
+
+def stop_all(hub, users: list[str]) -> None:
+    with ThreadPoolExecutor(len(users)) as pool:
+        list(pool.map(lambda user: hub.api("DELETE", f"/users/{user}/server"), users))
+
+    def stopped():
+        return all("" not in user["servers"] for user in hub.api("GET", "/users").json())
+
+    wait_until(stopped, 120, 0.5, "every server to stop")
+
+
+def fork_server_memory(hub) -> dict:
+    for pid in process_tree(hub.process.pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"forkserver" in command and int(stat_fields(pid)[1]) == hub.process.pid:
+                found = memory_kb(pid)
+                return {k + "_mb": round(v / 1024, 1) for k, v in found.items()}
+        except OSError:
+            continue
+    return {}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,10,20", help="class sizes, comma-separated")
+    sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
+    users = [f"student{number:02d}" for number in range(max(sizes))]
+    hubs = {
+        "codepilot": start_hub(),
+        "stock": start_hub(env={"CODEPILOT_HUB_EXTRA_CONFIG": str(STOCK_HUB_CONFIG)}),
+    }
+    result = {"benchmark": "class_start", "cpus": os.cpu_count(), "root": os.geteuid() == 0}
+    try:
+        for hub in hubs.values():
+            for user in users:
+                hub.create_user(user)
+        for kind, hub in hubs.items():
+            result.setdefault(kind, {})["first"] = start_batch(hub, users)
+        for size in sizes:
+            for kind, hub in hubs.items():
+                result[kind][str(size)] = start_batch(hub, users[:size])
+        result["codepilot"]["fork_server"] = fork_server_memory(hubs["codepilot"])
+    finally:
+        for hub in hubs.values():
+            hub.stop()
+    print(json.dumps(result))
+    summary = ", ".join(
+        f"N={size}: p95 {result['codepilot'][str(size)]['ready_p95_s']} s vs "
+        f"{result['stock'][str(size)]['ready_p95_s']} s stock"
+        for size in sizes
+    )
+    largest = str(max(sizes))
+    print(
+        f"class start, Code Pilot vs stock JupyterHub: {summary}; PSS per server "
+        f"{result['codepilot'][largest]['pss_mb_per_server']} MB vs "
+        f"{result['stock'][largest]['pss_mb_per_server']} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
