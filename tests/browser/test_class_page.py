@@ -1,0 +1,74 @@
+"""The class page in Chromium: a teacher sees her students, stops a server from the page
+and sees it stop without a reload; a student gets 403 there."""
+
+import pytest
+
+from ..hubtools import REPO_ROOT, login, start_hub
+from .conftest import HUB
+
+TEACHER_PASSWORD = "teacher-password"
+STUDENTS = ["amira", "bruno", "chen", "dana"]
+CLASS_PAGE_SCREENSHOT = REPO_ROOT / "docs" / "class-page.png"
+
+
+@pytest.fixture(scope="module")
+def class_hub(request):
+    hub = start_hub(
+        env={"CODEPILOT_TEACHERS": "tess", "CODEPILOT_TEACHER_PASSWORD": TEACHER_PASSWORD}
+    )
+    request.config.stash[HUB] = hub
+    for name in STUDENTS:
+        login(hub, name)  # logging in is what puts a student in the class
+    for name in STUDENTS[:3]:
+        hub.start_server(name)
+    yield hub
+    hub.stop()
+    del request.config.stash[HUB]
+
+
+def sign_in(context, hub, user, password):
+    page = context.new_page()
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/**")
+    return page
+
+
+def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evidence):
+    page = sign_in(new_context("teacher"), class_hub, "tess", TEACHER_PASSWORD)
+    page.goto(f"{class_hub.url}/services/codepilot/")
+    rows = page.locator("#rows tr[data-id]")
+    rows.first.wait_for()
+    page.wait_for_function("document.querySelectorAll('#rows tr[data-state=running]').length === 3")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#rows td.sync')].filter(td => td.textContent).length === 3"
+    )
+    assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.id)")) == [
+        f"{name}/" for name in STUDENTS
+    ]
+    amira = page.locator('tr[data-id="amira/"]')
+    assert amira.locator("a", has_text="Open IDE").get_attribute("href") == "/user/amira/lab"
+    assert ".preview.localhost:" in amira.locator("a", has_text="Open preview").get_attribute(
+        "href"
+    )
+    assert amira.locator(".share").text_content() == "owner"
+    page.screenshot(path=str(CLASS_PAGE_SCREENSHOT))
+    evidence.screenshot(page, "class-page")
+
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    bruno = page.locator('tr[data-id="bruno/"]')
+    bruno.locator("button", has_text="Stop").click()
+    bruno.locator(".state", has_text="stopped").wait_for(timeout=60_000)
+    assert bruno.locator("button", has_text="Start").is_visible()
+    assert navigations == []  # the page updated itself, no reload
+    assert "" not in class_hub.api("GET", "/users/bruno").json()["servers"]
+
+
+def test_a_student_gets_403_on_the_class_page(class_hub, new_context):
+    page = sign_in(new_context("student"), class_hub, "dana", "class-password")
+    response = page.goto(f"{class_hub.url}/services/codepilot/")
+    assert response.status == 403
+    assert "teachers and admins" in page.content()
