@@ -93,7 +93,7 @@ class OneMachineSettings:
             public_url=env.get("CODEPILOT_PUBLIC_URL", "").rstrip("/"),
             teachers=tuple(teacher_names(env)),
             cull_idle=cull_idle_seconds(env),
-            class_page_port=_int(env, "CODEPILOT_CLASS_PAGE_PORT", 8084),
+            class_page_port=_int(env, "CODEPILOT_CLASS_PAGE_PORT", 0),
             preview_domain=preview_domain(env),
             preview_port=_int(env, "CODEPILOT_PREVIEW_GATEWAY_PORT", 8002),
             preview_api_port=_int(env, "CODEPILOT_PREVIEW_API_PORT", 8083),
@@ -109,7 +109,7 @@ class OneMachineSettings:
     public_url: str = ""
     teachers: tuple[str, ...] = ()  # CODEPILOT_TEACHERS: the hub group "teachers"
     cull_idle: int = 3600  # CODEPILOT_CULL_IDLE: seconds idle before a stop; 0 = never
-    class_page_port: int = 8084  # CODEPILOT_CLASS_PAGE_PORT: the class page's loopback port
+    class_page_port: int = 0  # CODEPILOT_CLASS_PAGE_PORT: the class page's loopback port
 
     @property
     def url(self) -> str:

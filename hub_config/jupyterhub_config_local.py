@@ -2,6 +2,8 @@
 # Every setting comes from a CODEPILOT_* variable; see the README's configuration table.
 import os
 
+from jupyterhub.utils import random_port
+
 from codepilot_spawner import broker, classroom
 from codepilot_spawner.classauth import ClassroomPasswordAuthenticator
 from codepilot_spawner.classpage import hubservice as class_page
@@ -120,8 +122,9 @@ starters_dir.mkdir(exist_ok=True)
 starters_dir.chmod(0o755)  # servers run as their students' accounts and copy from here
 c.Spawner.environment["CODEPILOT_STARTERS_DIR"] = str(starters_dir)
 proxy_host = "127.0.0.1" if settings.ip in ("0.0.0.0", "::", "") else settings.ip
+# A free loopback port unless one is set: the hub tells the proxy where it is at each start.
 service, class_page_role = class_page.hub_service(
-    settings.class_page_port,
+    settings.class_page_port or random_port(),
     [
         f"--ClassPageApp.proxy_url=http://{proxy_host}:{settings.port}",
         f"--ClassPageApp.preview_api_url=http://127.0.0.1:{settings.preview_api_port}"

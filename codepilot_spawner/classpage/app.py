@@ -10,6 +10,7 @@ Start and stop go to the hub with the viewer's own token: the hub decides what t
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import time
@@ -155,7 +156,6 @@ class ClassPageApp(Application):
             "static_path": str(STATIC),
             "static_url_prefix": prefix + "static/",
             "classpage": self,
-            "log_function": lambda handler: None,
         }
         return web.Application(
             [
@@ -191,6 +191,7 @@ class ClassPageApp(Application):
             server.stop()
 
     def start(self):
+        logging.basicConfig(level=logging.WARNING)  # tornado's errors reach the hub's log
         asyncio.run(self.serve())
 
 

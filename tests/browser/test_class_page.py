@@ -61,7 +61,7 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
     bruno = page.locator('tr[data-id="bruno/"]')
     bruno.locator("button", has_text="Stop").click()
-    bruno.locator(".state", has_text="stopped").wait_for(timeout=60_000)
+    bruno.locator("span.state", has_text="stopped").wait_for(timeout=60_000)
     assert bruno.locator("button", has_text="Start").is_visible()
     assert navigations == []  # the page updated itself, no reload
     assert "" not in class_hub.api("GET", "/users/bruno").json()["servers"]

@@ -3,6 +3,7 @@
 (() => {
   const POLL_MS = 2000;
   const base = location.pathname.replace(/[^/]*$/, "");
+  // JupyterHub's service auth wants the token on every fetch made with its cookie.
   const xsrf = document.querySelector('meta[name="xsrf"]').content;
   const rowsEl = document.getElementById("rows");
   const notice = document.getElementById("notice");
@@ -123,7 +124,7 @@
   async function poll() {
     clearTimeout(timer);
     try {
-      const response = await fetch(base + "api/class", { cache: "no-store" });
+      const response = await fetch(base + "api/class", { cache: "no-store", headers: { "X-XSRFToken": xsrf } });
       if (response.status === 403 || response.redirected) { show("Your session ended: reload to sign in again."); return; }
       apply(await response.json());
     } catch (error) {
@@ -133,7 +134,7 @@
   }
 
   async function loadStarter() {
-    const response = await fetch(base + "api/default-starter", { cache: "no-store" });
+    const response = await fetch(base + "api/default-starter", { cache: "no-store", headers: { "X-XSRFToken": xsrf } });
     if (!response.ok) return;
     const { starter: current, choices } = await response.json();
     for (const name of choices) starter.append(el("option", { value: name }, name));
