@@ -50,7 +50,7 @@
     let tr = rowById.get(row.id);
     if (!tr) {
       tr = el("tr", { "data-id": row.id });
-      for (const name of ["user", "server", "state", "activity", "sync", "preview", "actions"]) {
+      for (const name of ["user", "server", "status", "activity", "sync", "preview", "actions"]) {
         tr.append(el("td", { class: name }));
       }
       rowById.set(row.id, tr);
