@@ -72,6 +72,10 @@ class RunningHub:
     env: dict = field(default_factory=dict)  # the hub's environment, ports included
 
     @property
+    def preview_port(self) -> int:
+        return int(self.env["CODEPILOT_PREVIEW_GATEWAY_PORT"])
+
+    @property
     def ws_url(self) -> str:
         return "ws" + self.url[len("http") :]
 
