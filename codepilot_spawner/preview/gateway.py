@@ -347,7 +347,7 @@ class PreviewGateway:
             )
         except (aiohttp.ClientConnectionError, OSError) as error:
             self.log.debug("Preview %s: app unreachable: %s", target.label, error)
-            return self._html(502, pages.app_down(target.app_port or target.port))
+            return await self._unreachable(target)
         async with upstream:
             response_headers = CIMultiDict(
                 (name, value)
@@ -385,7 +385,7 @@ class PreviewGateway:
             )
         except (aiohttp.ClientError, OSError) as error:
             self.log.debug("Preview %s: websocket refused: %s", target.label, error)
-            return self._html(502, pages.app_down(target.app_port or target.port))
+            return await self._unreachable(target)
         downstream = web.WebSocketResponse(
             protocols=[upstream.protocol] if upstream.protocol else (),
             autoping=False,
@@ -396,6 +396,16 @@ class PreviewGateway:
         return downstream
 
     # --- answers --------------------------------------------------------------------------
+
+    async def _unreachable(self, target: PreviewTarget) -> web.Response:
+        """The app did not answer: its server may have stopped since the last poll."""
+        if await self.directory.current(target.label) != target:
+            return self._page(
+                404,
+                "This preview is not running",
+                "The server of this preview is stopped, or this link is wrong.",
+            )
+        return self._html(502, pages.app_down(target.app_port or target.port))
 
     def _page(self, status: int, title: str, text: str) -> web.Response:
         return self._html(status, pages.message(title, text))

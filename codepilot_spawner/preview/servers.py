@@ -19,6 +19,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from .hosts import preview_label
 
 PAGINATION = "application/jupyterhub-pagination+json"
+MIN_FETCH_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class ServerDirectory:
     interval: float = 2.0
     log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
     targets: dict[str, PreviewTarget] = field(default_factory=dict)
-    _refreshed_at: float = 0.0
+    _fetched_since: float = -1.0  # when the last finished fetch began (monotonic)
     _refreshing: asyncio.Task | None = None
 
     async def fetch(self) -> dict[str, PreviewTarget]:
@@ -94,23 +95,32 @@ class ServerDirectory:
         await asyncio.shield(self._refreshing)
 
     async def _refresh(self) -> None:
+        started = time.monotonic()
         try:
             self.targets = await self.fetch()
-            self._refreshed_at = time.monotonic()
         except Exception as error:  # keep the last view; the next poll tries again
             self.log.warning("Preview gateway: could not list servers at the hub: %s", error)
+        finally:
+            self._fetched_since = started
+
+    async def current(self, label: str) -> PreviewTarget | None:
+        """The target for ``label`` as the hub knows it now: from a fetch begun after this call.
+
+        Callers that arrive during one fetch share the next one, and fetches start at
+        most every ``MIN_FETCH_INTERVAL`` seconds, so a flood of unknown hosts costs the
+        hub little, while a server that just started (or stopped) is seen at once.
+        """
+        asked_at = time.monotonic()
+        while self._fetched_since < asked_at:
+            wait = self._fetched_since + MIN_FETCH_INTERVAL - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self.refresh()
+        return self.targets.get(label)
 
     async def lookup(self, label: str) -> PreviewTarget | None:
-        """The target for ``label``; an unknown label triggers one early refresh.
-
-        A server that just became ready is found at once; a flood of unknown labels asks
-        the hub at most ten times a second.
-        """
-        target = self.targets.get(label)
-        if target is None and time.monotonic() - self._refreshed_at > 0.1:
-            await self.refresh()
-            target = self.targets.get(label)
-        return target
+        """The target for ``label``; an unknown label is looked up at the hub at once."""
+        return self.targets.get(label) or await self.current(label)
 
     async def report_activity(self, activity: dict[tuple[str, str], float]) -> None:
         """Tell the hub when previews were last used: viewing a preview is using a server."""
