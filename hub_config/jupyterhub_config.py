@@ -136,8 +136,8 @@ elif s3.bucket and s3.mode == STATIC:
     logging.getLogger("JupyterHub").warning(STATIC_MODE_WARNING)
 
 # --- the idle culler ------------------------------------------------------------------------
-# A preview in use is activity: jupyter-server-proxy records it in the server, which
-# reports it to the hub (JUPYTERHUB_ACTIVITY_INTERVAL), so such a server is not culled.
+# A preview in use is activity: the preview gateway reports it to the hub every few
+# seconds (users:activity), so such a server is not culled.
 culler = culler_service(values, sys.executable)
 if culler:
     culler_definition, culler_role = culler

@@ -120,8 +120,13 @@ def test_spawn_terminal_preview_stop_restore(release):
         run_in_terminal(
             ws, "python -m http.server $PORT >/dev/null 2>&1 & echo BG-$((2+2))", "BG-4"
         )
-    preview = f"{hub.server_url(USER)}preview/"
     headers = {"Authorization": f"token {token}"}
+    # <server>/preview/ sends the browser to the preview's own origin; a script follows
+    # with its token (requests drops Authorization on a redirect to another host).
+    redirect = requests.get(
+        f"{hub.server_url(USER)}preview/", headers=headers, allow_redirects=False, timeout=30
+    )
+    preview = redirect.headers["Location"]
 
     def listing():
         answer = requests.get(preview, headers=headers, timeout=30)
