@@ -8,35 +8,25 @@ socket stays in the namespace it was created in, so the connection, and every ke
 reuse of it, reaches the app's own loopback. One pooled connector per server start.
 """
 
-import ctypes
 import os
 import socket
 
 import aiohttp
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"setns: {os.strerror(errno)}")
+from ..sandbox import enter_network_namespace
 
 
 def socket_in_namespace(netns_path: str, family: int, kind: int, proto: int) -> socket.socket:
     """A new socket that belongs to the network namespace at ``netns_path``."""
-    target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _setns(target)
+        enter_network_namespace(netns_path)
         try:
             return socket.socket(family, kind, proto)
         finally:
             # Never leave this thread (the event loop's) in a user's namespace.
-            _setns(own)
+            enter_network_namespace(f"/proc/self/fd/{own}")
     finally:
-        os.close(target)
         os.close(own)
 
 
