@@ -170,6 +170,9 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         from .storage.watcher import watch_workspace
 
         sync.stall_timeout = self.sync_stall_timeout
+        from .storage.snapshots import DependencySnapshots
+
+        sync.snapshots = DependencySnapshots(sync, parent=self)
         sync.start()
         self._watch_stop = asyncio.Event()
         self._watch_task = asyncio.create_task(

@@ -98,6 +98,8 @@ class WorkspaceSync:
         self._wakeup: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        # Dependency snapshots (``snapshots.DependencySnapshots``), when the server wants them.
+        self.snapshots = None
 
     # --- single paths -------------------------------------------------------------------
 
@@ -446,6 +448,10 @@ class WorkspaceSync:
             asyncio.create_task(self._reconcile(), name="codepilot-sync-reconcile"),
             asyncio.create_task(self._stall_monitor(), name="codepilot-sync-stall-monitor"),
         ]
+        if self.snapshots is not None:
+            self._tasks.append(
+                asyncio.create_task(self.snapshots.run(), name="codepilot-sync-snapshots")
+            )
 
     async def _reconcile(self) -> None:
         """Push local changes made while no server watched (a crash, a stopped pod)."""
@@ -459,6 +465,7 @@ class WorkspaceSync:
 
     async def flush(self, time_limit: float) -> list[str]:
         """Push everything pending within ``time_limit`` seconds; returns what is left."""
+        started = time.monotonic()
         self._stopping = True
         if self._wakeup is not None:
             self._wakeup.set()
@@ -475,6 +482,9 @@ class WorkspaceSync:
             # from the disk and the manifest instead.
             left = self.pending or await asyncio.to_thread(self.unsynced_files)
         self.status.unflushed = left
+        if self.snapshots is not None and not left:
+            # Files first; dependency snapshots get what is left of the flush time.
+            await self.snapshots.at_stop(time_limit - (time.monotonic() - started))
         self.status.state = "stopped"
         try:
             await asyncio.to_thread(save_manifest, self.root, self.manifest)

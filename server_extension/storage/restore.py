@@ -20,8 +20,11 @@ from .ignore import IGNORE_FILE, IgnoreRules, load_ignore_rules
 from .localtree import has_symlink_component, local_path, scan_local
 from .manifest import Entry, Manifest, load_manifest, save_manifest, state_dir
 from .s3 import RemoteObject, S3Error, S3Store, file_etag
+from .snapshots import SnapshotError, plan_snapshots, restore_snapshot
 
-ProgressCallback = Callable[[int, int], None]
+# (files done, files in all, bytes done, bytes in all); snapshots count as bytes only.
+ProgressCallback = Callable[[int, int, int, int], None]
+DEFAULT_MAX_UNPACKED = 8 * 1024**3
 
 
 @dataclass
@@ -88,6 +91,9 @@ class RestoreResult:
     failed: dict[str, str] = field(default_factory=dict)
     template: str = ""
     seconds: float = 0.0
+    bytes: int = 0
+    # Dependency snapshots by folder: "restored", or why not.
+    snapshots: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict:
         return {
@@ -99,6 +105,8 @@ class RestoreResult:
             "failed": self.failed,
             "template": self.template,
             "seconds": round(self.seconds, 3),
+            "bytes": self.bytes,
+            "snapshots": self.snapshots,
         }
 
 
@@ -126,6 +134,7 @@ async def restore_workspace(
     templates_prefix: str = "",
     concurrency: int = 64,
     on_progress: ProgressCallback | None = None,
+    max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED,
 ) -> RestoreResult:
     """Download what is missing or changed under ``key_prefix`` into ``root``.
 
@@ -166,23 +175,32 @@ async def restore_workspace(
             continue
         remote[relpath] = remote_object
 
-    manifest, tree = await asyncio.gather(
+    manifest, tree, (snapshots, skipped) = await asyncio.gather(
         asyncio.to_thread(load_manifest, root, location),
         asyncio.to_thread(scan_local, root, rules),
+        plan_snapshots(store, key_prefix, root, remote_keys, rules),
     )
+    result.snapshots.update(skipped)
     plan = plan_restore(remote, tree.files, manifest, rules)
     result.total = plan.total
     result.local_changes = plan.local_changes
     done = len(plan.unchanged) + len(plan.local_changes)
     result.unchanged = len(plan.unchanged)
-    if on_progress:
-        on_progress(done, result.total)
+    bytes_total = sum(remote[relpath].size for relpath in (*plan.download, *plan.verify))
+    bytes_total += sum(snapshot.size for snapshot in snapshots)
+    bytes_done = 0
 
-    def settled():
-        nonlocal done
-        done += 1
+    def report():
         if on_progress:
-            on_progress(done, result.total)
+            on_progress(done, result.total, bytes_done, bytes_total)
+
+    report()
+
+    def settled(size: int = 0, files: int = 1):
+        nonlocal done, bytes_done
+        done += files
+        bytes_done += size
+        report()
 
     slots = asyncio.Semaphore(concurrency)
     # Folders for all downloads in one worker-thread call, not one per file.
@@ -202,9 +220,10 @@ async def restore_workspace(
                 )
                 manifest.set(relpath, Entry(info.st_size, info.st_mtime_ns, etag))
                 result.downloaded += 1
+                result.bytes += info.st_size
             except (S3Error, OSError, ValueError) as error:
                 result.failed[relpath] = str(error)
-            settled()
+            settled(remote[relpath].size)
 
     async def verify(relpath: str):
         remote_object = remote[relpath]
@@ -219,14 +238,28 @@ async def restore_workspace(
         if local_etag == remote_object.etag and info is not None:
             manifest.set(relpath, Entry(info.st_size, info.st_mtime_ns, local_etag))
             result.unchanged += 1
-            settled()
+            settled(remote_object.size)
         else:
             await fetch(relpath)
 
     for relpath in plan.unchanged:
         info = tree.files[relpath]
         manifest.set(relpath, Entry(info.st_size, info.st_mtime_ns, remote[relpath].etag))
+
+    async def unpack(snapshot):
+        # The archive is one large download: it takes a slot like any file.
+        async with slots:
+            try:
+                await restore_snapshot(store, root, snapshot, scratch, max_unpacked_bytes)
+                result.snapshots[snapshot.folder] = "restored"
+                result.bytes += snapshot.size
+            except SnapshotError as error:
+                result.snapshots[snapshot.folder] = str(error)
+            settled(snapshot.size, files=0)
+
+    # Snapshots first: the largest downloads start while the small files stream in.
     await asyncio.gather(
+        *(unpack(snapshot) for snapshot in snapshots),
         *(fetch(relpath) for relpath in plan.download),
         *(verify(relpath) for relpath in plan.verify),
     )

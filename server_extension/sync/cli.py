@@ -35,6 +35,19 @@ FALLBACK_VARIABLES = {
 }
 
 
+def megabytes(count: int) -> str:
+    value = count / 1e6
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def progress_text(record: dict) -> str:
+    """``Restoring workspace: 1.2/48 MB`` (files and dependency snapshots), or files."""
+    if record.get("bytes_total"):
+        done, total = record["bytes_done"], record["bytes_total"]
+        return f"Restoring workspace: {megabytes(done)}/{megabytes(total)} MB"
+    return f"Restoring workspace: {record['done']}/{record['total']} files"
+
+
 class ProgressPrinter:
     """Prints restore progress as JSON lines or text, at most every ``interval`` seconds."""
 
@@ -49,18 +62,20 @@ class ProgressPrinter:
         if self.style == "json":
             line = json.dumps(record)
         elif record["event"] == "progress":
-            line = f"Restoring workspace: {record['done']}/{record['total']} files"
+            line = progress_text(record)
         elif record["event"] == "error":
             line = f"error: {record['message']}"
         else:
             line = " ".join(f"{key}={value}" for key, value in record.items() if key != "event")
         print(line, file=self.stream, flush=True)
 
-    def progress(self, done: int, total: int) -> None:
+    def progress(self, done: int, total: int, bytes_done: int = 0, bytes_total: int = 0) -> None:
         if self.style == "none":
             return
         now = time.monotonic()
         record = {"event": "progress", "done": done, "total": total}
+        if bytes_total:
+            record.update(bytes_done=bytes_done, bytes_total=bytes_total)
         if done == total or now - self._last >= self.interval:
             if record != self._last_line:
                 self._emit(record)

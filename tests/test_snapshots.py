@@ -1,0 +1,295 @@
+"""Dependency snapshots: archives that keep links and modes, refuse hostile or damaged
+input, restore against a real S3 API (moto) only while the lock files still match, and
+survive an S3 outage during their upload."""
+
+import asyncio
+import io
+import json
+import os
+import stat
+import tarfile
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from server_extension.storage import layout
+from server_extension.storage.archive import ArchiveError, extract_archive, write_archive
+from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.restore import restore_workspace
+from server_extension.storage.s3 import S3Store
+from server_extension.storage.snapshots import (
+    DependencySnapshots,
+    SnapshotError,
+    archive_relpath,
+    index_relpath,
+    matches,
+    parse_index,
+)
+
+from .s3server import s3_server_fixture
+
+BUCKET = "snapshots"
+s3 = s3_server_fixture(buckets=(BUCKET,))
+
+
+def make_node_project(root: Path, lock: str = '{"lockfileVersion": 3}') -> None:
+    (root / "package.json").write_text('{"name": "app"}')
+    (root / "package-lock.json").write_text(lock)
+    package = root / "node_modules" / "tool"
+    (package / "bin").mkdir(parents=True)
+    script = package / "bin" / "tool.js"
+    script.write_text("#!/usr/bin/env node\nconsole.log('hi')\n")
+    script.chmod(0o755)
+    (package / "index.js").write_text("module.exports = 1\n")
+    (root / "node_modules" / ".bin").mkdir()
+    (root / "node_modules" / ".bin" / "tool").symlink_to("../tool/bin/tool.js")
+    (root / "node_modules" / "escape").symlink_to("/etc")  # points out: left out
+
+
+def tar_with(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for member, data in members:
+            member.size = len(data) if member.isreg() else 0
+            tar.addfile(member, io.BytesIO(data) if member.isreg() else None)
+    return buffer.getvalue()
+
+
+def member(name: str, kind=tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, linkname, 0o644
+    return info
+
+
+def files_below(folder: Path) -> set[str]:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*")}
+
+
+# --- archives -------------------------------------------------------------------------------
+
+
+def test_archive_round_trip_keeps_links_and_exec_bits_and_leaves_out_links_out(tmp_path):
+    make_node_project(tmp_path)
+    archive = tmp_path / "snap.tar.gz"
+    summary = write_archive(tmp_path / "node_modules", archive)
+    assert summary.files == 2 and summary.left_out == ["escape"]
+    target = tmp_path / "restored" / "node_modules"
+    target.parent.mkdir()
+    extract_archive(archive, target, tmp_path / "scratch", 10**9)
+    link = target / ".bin" / "tool"
+    assert link.is_symlink() and os.readlink(link) == "../tool/bin/tool.js"
+    assert link.read_text().startswith("#!/usr/bin/env node")
+    assert os.stat(link).st_mode & stat.S_IXUSR
+    assert not (target / "tool" / "index.js").stat().st_mode & stat.S_IXUSR
+    assert not (target / "escape").exists()
+    assert not list((tmp_path / "scratch").iterdir())
+
+
+HOSTILE = {
+    "dot-dot": [(member("../outside.txt"), b"x")],
+    "absolute": [(member("/tmp/codepilot-absolute-outside.txt"), b"x")],
+    "symlink-out": [(member("link", tarfile.SYMTYPE, "../../"), b"")],
+    "absolute-symlink": [(member("link", tarfile.SYMTYPE, "/etc"), b"")],
+    "write-through-symlink": [
+        (member("sub", tarfile.SYMTYPE, "."), b""),
+        (member("sub/../../outside.txt"), b"x"),
+    ],
+    "hardlink": [(member("ok.txt"), b"x"), (member("hard", tarfile.LNKTYPE, "ok.txt"), b"")],
+    "hardlink-out": [(member("hard", tarfile.LNKTYPE, "../../etc/passwd"), b"")],
+    "device": [(member("null", tarfile.CHRTYPE), b"")],
+    "fifo": [(member("pipe", tarfile.FIFOTYPE), b"")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_archive_is_refused_and_writes_nothing(tmp_path, case):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    archive = tmp_path / "bad.tar.gz"
+    archive.write_bytes(tar_with(*HOSTILE[case]))
+    before = files_below(tmp_path)
+    with pytest.raises(ArchiveError, match="refused"):
+        extract_archive(archive, workspace / "node_modules", workspace / "scratch", 10**9)
+    assert files_below(tmp_path) - before <= {"ws/scratch"}
+    assert not (workspace / "scratch").exists() or not list((workspace / "scratch").iterdir())
+    assert not Path("/tmp/codepilot-absolute-outside.txt").exists()
+
+
+def test_truncated_archive_gives_a_clear_error_and_writes_nothing(tmp_path):
+    make_node_project(tmp_path)
+    archive = tmp_path / "snap.tar.gz"
+    write_archive(tmp_path / "node_modules", archive)
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArchiveError, match="damaged or truncated"):
+        extract_archive(archive, tmp_path / "out", tmp_path / "scratch", 10**9)
+    assert not (tmp_path / "out").exists()
+
+
+def test_archive_larger_than_allowed_unpacked_is_refused(tmp_path):
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(tar_with((member("zeros"), bytes(100_000))))
+    with pytest.raises(ArchiveError, match="more than 1000 bytes"):
+        extract_archive(archive, tmp_path / "out", tmp_path / "scratch", 1000)
+    assert not (tmp_path / "out").exists()
+
+
+def test_index_from_s3_is_checked():
+    good = {"version": 1, "folder": "node_modules", "locks": {}, "platform": "x", "digest": "d"}
+    assert parse_index(json.dumps(good).encode())["folder"] == "node_modules"
+    for folder in ("../x", "/abs", ".codepilot/x", "a//b"):
+        with pytest.raises(SnapshotError):
+            parse_index(json.dumps({**good, "folder": folder}).encode())
+    with pytest.raises(SnapshotError):
+        parse_index(b"not json")
+    index = {**good, "locks": {"package-lock.json": "e1"}}
+    assert matches(index, {"package-lock.json": "e1"}, "x") == ""
+    assert "package-lock.json" in matches(index, {"package-lock.json": "e2"}, "x")
+    assert "taken on x" in matches(index, {"package-lock.json": "e1"}, "y")
+
+
+# --- against S3 ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch):
+    for name, value in s3.env.items():  # S3Store takes credentials from the AWS chain
+        monkeypatch.setenv(name, value)
+    return s3
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def push_and_snapshot(s3, root: Path, user: str) -> tuple[WorkspaceSync, list[str]]:
+    store = S3Store(BUCKET, s3.endpoint_url)
+    sync = WorkspaceSync(root, store, layout.workspace_prefix("", user))
+    sync.snapshots = DependencySnapshots(sync)
+    assert not await sync.push_tree("")
+    failed = await sync.snapshots.take_due(0)
+    await store.close()
+    return sync, failed
+
+
+async def restore_into(s3, root: Path, user: str):
+    async with S3Store(BUCKET, s3.endpoint_url) as store:
+        return await restore_workspace(store, layout.workspace_prefix("", user), root)
+
+
+def test_snapshot_restores_into_an_empty_workspace_until_the_lock_file_changes(s3, s3_env):
+    user = "snap-ana"
+    keys = layout.workspace_prefix("", user)
+    source = Path(tempfile.mkdtemp())
+    make_node_project(source)
+    _, failed = run(push_and_snapshot(s3, source, user))
+    assert failed == []
+    index = json.loads(s3.read(BUCKET, keys + index_relpath("node_modules")))
+    assert keys + archive_relpath("node_modules", index["digest"]) in s3.keys(BUCKET, keys)
+    # Per-file objects stay what s3contents reads: no node_modules file among them.
+    assert not any(
+        "node_modules/" in key for key in s3.keys(BUCKET, keys) if ".codepilot" not in key
+    )
+
+    fresh = Path(tempfile.mkdtemp())
+    result = run(restore_into(s3, fresh, user))
+    assert result.snapshots == {"node_modules": "restored"} and not result.failed
+    assert os.readlink(fresh / "node_modules/.bin/tool") == "../tool/bin/tool.js"
+    assert os.access(fresh / "node_modules/.bin/tool", os.X_OK)
+    assert (fresh / "package-lock.json").read_text() == '{"lockfileVersion": 3}'
+
+    # Same workspace again: the folder is there, the snapshot is left alone.
+    again = run(restore_into(s3, fresh, user))
+    assert again.snapshots == {"node_modules": "the folder is there already"}
+
+    # The lock file changes (another machine pushed it): the old snapshot no longer fits.
+    s3.client(direct=True).put_object(
+        Bucket=BUCKET, Key=keys + "package-lock.json", Body=b'{"lockfileVersion": 3, "x": 1}'
+    )
+    changed = Path(tempfile.mkdtemp())
+    result = run(restore_into(s3, changed, user))
+    assert "lock files changed" in result.snapshots["node_modules"]
+    assert not (changed / "node_modules").exists()
+    assert (changed / "package.json").exists()
+
+
+def test_snapshot_is_not_taken_again_while_nothing_changed(s3, s3_env):
+    user = "snap-ben"
+    root = Path(tempfile.mkdtemp())
+    make_node_project(root)
+    run(push_and_snapshot(s3, root, user))
+
+    async def due_again():
+        async with S3Store(BUCKET, s3.endpoint_url) as store:
+            sync = WorkspaceSync(root, store, layout.workspace_prefix("", user))
+            return await DependencySnapshots(sync).due(0)
+
+    assert run(due_again()) == []
+    (root / "package-lock.json").write_text('{"lockfileVersion": 3, "y": 2}')
+    assert [source.folder for source, _ in run(due_again())] == ["node_modules"]
+
+
+def test_hostile_snapshot_in_s3_is_refused_and_the_files_still_restore(s3, s3_env):
+    user = "snap-cy"
+    keys = layout.workspace_prefix("", user)
+    source = Path(tempfile.mkdtemp())
+    make_node_project(source)
+    run(push_and_snapshot(s3, source, user))
+    index = json.loads(s3.read(BUCKET, keys + index_relpath("node_modules")))
+    bad = tar_with((member("ok.txt"), b"fine"), (member("../../../pwned.txt"), b"x"))
+    s3.client(direct=True).put_object(
+        Bucket=BUCKET, Key=keys + archive_relpath("node_modules", index["digest"]), Body=bad
+    )
+    parent = Path(tempfile.mkdtemp())
+    fresh = parent / "a" / "b" / "ws"
+    result = run(restore_into(s3, fresh, user))
+    assert "refused" in result.snapshots["node_modules"], result.snapshots
+    assert not result.failed and (fresh / "package.json").exists()
+    assert not (fresh / "node_modules").exists()
+    assert not any(path.name == "pwned.txt" for path in parent.rglob("*"))
+
+    # A truncated archive: a clear error, skipped.
+    good = s3.client(direct=True)
+    good.put_object(
+        Bucket=BUCKET, Key=keys + archive_relpath("node_modules", index["digest"]), Body=bad[:40]
+    )
+    result = run(restore_into(s3, Path(tempfile.mkdtemp()), user))
+    assert "damaged or truncated" in result.snapshots["node_modules"]
+
+
+def test_s3_outage_during_snapshot_upload_keeps_the_server_working_and_retries(s3, s3_env):
+    user = "snap-dee"
+    keys = layout.workspace_prefix("", user)
+    root = Path(tempfile.mkdtemp())
+    make_node_project(root)
+
+    async def scenario():
+        store = S3Store(BUCKET, s3.endpoint_url, connect_timeout=1, read_timeout=2)
+        sync = WorkspaceSync(root, store, keys)
+        sync.snapshots = DependencySnapshots(sync, check_interval=0.2, quiet_seconds=0)
+        assert not await sync.push_tree("")
+        assert len(await sync.snapshots.due(0)) == 1  # S3 answers: the snapshot is due
+        with s3.outage():
+            failed = await sync.snapshots.take_due(0)  # the upload meets the outage
+            assert failed == ["node_modules"]
+            assert "unreachable" in sync.snapshots.last_error
+            assert not list((root / ".codepilot" / "tmp").iterdir())  # no archive left
+            # The server's sync goes on: an edit made now is pushed once S3 is back.
+            (root / "during.txt").write_text("written during the outage")
+            sync.start()
+            sync.schedule(["during.txt"])
+            await asyncio.sleep(0.5)
+        for _ in range(100):  # the snapshot loop tries again by itself
+            await asyncio.sleep(0.2)
+            if sync.snapshots.last_error is None and not sync.pending:
+                break
+        # Retried by the running loop, before any stop.
+        assert keys + index_relpath("node_modules") in s3.keys(BUCKET, keys)
+        left = await sync.flush(5)
+        return left
+
+    left = run(scenario())
+    assert left == []
+    assert keys + index_relpath("node_modules") in s3.keys(BUCKET, keys)
+    assert s3.read(BUCKET, keys + "during.txt") == b"written during the outage"
