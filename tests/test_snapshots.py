@@ -272,7 +272,7 @@ def test_s3_outage_during_snapshot_upload_keeps_the_server_working_and_retries(s
         assert len(await sync.snapshots.due(0)) == 1  # S3 answers: the snapshot is due
         with s3.outage():
             failed = await sync.snapshots.take_due(0)  # the upload meets the outage
-            assert failed == ["node_modules"]
+            assert "node_modules" in failed
             assert "unreachable" in sync.snapshots.last_error
             assert not list((root / ".codepilot" / "tmp").iterdir())  # no archive left
             # The server's sync goes on: an edit made now is pushed once S3 is back.

@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,15 @@ from . import layout
 from .ignore import IGNORE_FILE, IgnoreRules, load_ignore_rules
 from .localtree import has_symlink_component, local_path, scan_local
 from .manifest import Entry, Manifest, load_manifest, save_manifest, state_dir
+from .pack import (
+    MIN_FILES_FOR_PACK,
+    PACK,
+    PACK_MANIFEST,
+    manifest_entries,
+    parse_manifest,
+    unpack_wanted,
+    wanted_from_pack,
+)
 from .s3 import RemoteObject, S3Error, S3Store, file_etag
 from .snapshots import SnapshotError, plan_snapshots, restore_snapshot
 
@@ -92,6 +102,7 @@ class RestoreResult:
     template: str = ""
     seconds: float = 0.0
     bytes: int = 0
+    from_pack: int = 0
     # Dependency snapshots by folder: "restored", or why not.
     snapshots: dict[str, str] = field(default_factory=dict)
 
@@ -106,6 +117,7 @@ class RestoreResult:
             "template": self.template,
             "seconds": round(self.seconds, 3),
             "bytes": self.bytes,
+            "from_pack": self.from_pack,
             "snapshots": self.snapshots,
         }
 
@@ -257,10 +269,36 @@ async def restore_workspace(
                 result.snapshots[snapshot.folder] = str(error)
             settled(snapshot.size, files=0)
 
-    # Snapshots first: the largest downloads start while the small files stream in.
+    from_pack = await _choose_from_pack(store, key_prefix, remote_keys, remote, plan.download)
+
+    async def fetch_pack():
+        pack_key = layout.key_for(key_prefix, PACK)
+        download = scratch / f"pack-{uuid.uuid4().hex}.tar"
+        written = {}
+        async with slots:
+            try:
+                await store.download_file(pack_key, download, scratch)
+                wanted = {relpath: prepared[relpath] for relpath in from_pack}
+                etags = {relpath: remote[relpath].etag for relpath in from_pack}
+                written = await asyncio.to_thread(unpack_wanted, download, wanted, etags, scratch)
+            except (S3Error, OSError):
+                pass  # every file then comes one by one
+            finally:
+                await asyncio.to_thread(download.unlink, True)
+        for relpath, entry in manifest_entries(written).items():
+            manifest.set(relpath, entry)
+        result.from_pack = len(written)
+        result.downloaded += len(written)
+        packed_bytes = sum(remote[relpath].size for relpath in written)
+        result.bytes += packed_bytes
+        settled(packed_bytes, files=len(written))
+        await asyncio.gather(*(fetch(relpath) for relpath in from_pack if relpath not in written))
+
+    # Snapshots and the pack first: the largest downloads start while small files stream in.
     await asyncio.gather(
         *(unpack(snapshot) for snapshot in snapshots),
-        *(fetch(relpath) for relpath in plan.download),
+        *([fetch_pack()] if from_pack else []),
+        *(fetch(relpath) for relpath in plan.download if relpath not in from_pack),
         *(verify(relpath) for relpath in plan.verify),
     )
 
@@ -285,6 +323,29 @@ async def restore_workspace(
     await asyncio.to_thread(shutil.rmtree, scratch, True)
     result.seconds = time.monotonic() - started
     return result
+
+
+async def _choose_from_pack(
+    store: S3Store,
+    key_prefix: str,
+    listing: dict[str, RemoteObject],
+    remote: dict[str, RemoteObject],
+    download: list[str],
+) -> set[str]:
+    """The files to take from the pack: when it holds enough of what is to download."""
+    pack = listing.get(layout.key_for(key_prefix, PACK))
+    manifest_key = layout.key_for(key_prefix, PACK_MANIFEST)
+    if pack is None or manifest_key not in listing or len(download) < MIN_FILES_FOR_PACK:
+        return set()
+    try:
+        pack_files = parse_manifest(await store.read_bytes(manifest_key))
+    except S3Error:
+        return set()
+    chosen = wanted_from_pack(pack_files, remote, download)
+    # Fetching the whole pack for a few of its files would cost more than it saves.
+    if len(chosen) < MIN_FILES_FOR_PACK or 2 * sum(remote[p].size for p in chosen) < pack.size:
+        return set()
+    return chosen
 
 
 def _prepare_targets(root: Path, relpaths: list[str]) -> tuple[dict[str, Path], dict[str, str]]:

@@ -40,6 +40,7 @@ from . import layout
 from .archive import ArchiveError, extract_archive, write_archive
 from .ignore import STATE_DIR, IgnoreRules
 from .localtree import has_symlink_component, local_path
+from .pack import PACK, PackKeeper
 from .s3 import RemoteObject, S3Error, S3Store, file_etag
 
 SNAPSHOTS = f"{STATE_DIR}/snapshots"
@@ -348,9 +349,17 @@ class DependencySnapshots(LoggingConfigurable):
         (a small archive that would fill the disk).""",
     ).tag(config=True)
 
+    pack_min_changes = Int(
+        50,
+        help="""A running server uploads a new small-files pack (one GET instead of
+        thousands at restore) when this many small files differ from the last pack; a
+        stopping one when any do. 0 turns the pack off.""",
+    ).tag(config=True)
+
     def __init__(self, sync, **kwargs):
         super().__init__(**kwargs)
         self.sync = sync
+        self.pack = PackKeeper(sync)
         # Digest of the snapshot S3 holds, by folder (read from the indexes once).
         self._uploaded: dict[str, str] | None = None
         self._tag: str | None = None
@@ -464,7 +473,10 @@ class DependencySnapshots(LoggingConfigurable):
         return index
 
     async def take_due(self, quiet_seconds: float) -> list[str]:
-        """Take every snapshot that is due; returns the folders that failed."""
+        """Take every snapshot that is due, and the pack; returns what failed.
+
+        ``quiet_seconds`` 0 (at stop): everything out of date, however recent.
+        """
         failed = []
         try:
             due = await self.due(quiet_seconds)
@@ -472,6 +484,13 @@ class DependencySnapshots(LoggingConfigurable):
             self.last_error = str(error)
             self.log.warning("Code Pilot: snapshots not checked: %s", error)
             return ["*"]
+        if self.pack_min_changes > 0:
+            try:
+                await self.pack.refresh(1 if quiet_seconds == 0 else self.pack_min_changes)
+            except (S3Error, OSError) as error:
+                self.last_error = str(error)
+                self.log.warning("Code Pilot: small-files pack not saved: %s", error)
+                failed.append(PACK)
         for source, lock_etags in due:
             try:
                 await self.take(source, lock_etags)

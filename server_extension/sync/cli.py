@@ -17,6 +17,7 @@ from ..storage.engine import WorkspaceSync
 from ..storage.ignore import STATE_DIR, load_ignore_rules
 from ..storage.localtree import scan_local
 from ..storage.manifest import load_manifest
+from ..storage.pack import packable, upload_pack
 from ..storage.restore import plan_restore, restore_workspace, upload_folder
 from ..storage.s3 import S3Error, S3Store
 
@@ -111,6 +112,11 @@ def parser() -> argparse.ArgumentParser:
 
     push = commands.add_parser("push", help="local workspace -> S3")
     common(push)
+
+    pack = commands.add_parser(
+        "pack", help="upload the small-files pack that makes the next restore faster"
+    )
+    common(pack)
 
     status = commands.add_parser("status", help="compare local and S3, change nothing")
     common(status)
@@ -208,6 +214,23 @@ async def run_push(args) -> int:
     return 1 if failures else 0
 
 
+async def run_pack(args) -> int:
+    """Push, then pack the small files S3 now holds as they are locally."""
+    try:
+        async with store_for(args) as store:
+            sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
+            failures = await sync.push_tree("")
+            await sync.save_manifest()
+            tree = await asyncio.to_thread(scan_local, sync.root, sync.rules)
+            members = packable(sync.manifest, tree.files)
+            packed = await upload_pack(store, sync.key_prefix, sync.root, members)
+    except (S3Error, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps({"packed": len(packed), "location": sync.location, "failed": len(failures)}))
+    return 1 if failures else 0
+
+
 async def run_status(args) -> int:
     root = Path(args.root)
     key_prefix = key_prefix_for(args)
@@ -274,6 +297,7 @@ def _relative_files(folder: Path) -> list[str]:
 COMMANDS = {
     "restore": run_restore,
     "push": run_push,
+    "pack": run_pack,
     "status": run_status,
     "seed-templates": run_seed_templates,
 }

@@ -1,0 +1,131 @@
+"""The small-files pack against a real S3 API (moto): a restore takes what still matches
+from one GET and fetches the rest one by one; per-file objects stay the truth."""
+
+import asyncio
+import io
+import json
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from server_extension.storage import layout
+from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.localtree import scan_local
+from server_extension.storage.pack import PACK, PACK_MANIFEST, packable, upload_pack
+from server_extension.storage.restore import restore_workspace
+from server_extension.storage.s3 import S3Store
+
+from .s3server import s3_server_fixture
+
+BUCKET = "packs"
+s3 = s3_server_fixture(buckets=(BUCKET,))
+
+
+@pytest.fixture(autouse=True)
+def s3_env(s3, monkeypatch):
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+
+
+def make_workspace(root: Path, count: int = 60) -> dict[str, bytes]:
+    files = {f"src/m{n % 5}/f{n}.txt": os.urandom(100 + n * 37) for n in range(count)}
+    files["big.bin"] = os.urandom(300 * 1024)  # above the small-file size: not packed
+    for relpath, data in files.items():
+        (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (root / relpath).write_bytes(data)
+    return files
+
+
+async def push_and_pack(root: Path, keys: str) -> dict[str, str]:
+    async with S3Store(BUCKET, os.environ["AWS_ENDPOINT_URL_S3"]) as store:
+        sync = WorkspaceSync(root, store, keys)
+        assert not await sync.push_tree("")
+        members = packable(sync.manifest, scan_local(sync.root, sync.rules).files)
+        return await upload_pack(store, keys, sync.root, members)
+
+
+async def restore(root: Path, keys: str):
+    async with S3Store(BUCKET, os.environ["AWS_ENDPOINT_URL_S3"]) as store:
+        return await restore_workspace(store, keys, root)
+
+
+def check_tree(root: Path, files: dict[str, bytes]) -> None:
+    for relpath, data in files.items():
+        assert (root / relpath).read_bytes() == data, relpath
+
+
+def test_restore_takes_small_files_from_the_pack_and_the_rest_one_by_one(s3):
+    keys = layout.workspace_prefix("", "pack-ann")
+    source = Path(tempfile.mkdtemp())
+    files = make_workspace(source)
+    packed = asyncio.run(push_and_pack(source, keys))
+    assert set(packed) == set(files) - {"big.bin"}
+
+    # Changed in S3 after the pack (another server, s3contents): taken one by one.
+    files["src/m1/f1.txt"] = b"changed after the pack"
+    s3.client(direct=True).put_object(
+        Bucket=BUCKET, Key=keys + "src/m1/f1.txt", Body=b"changed after the pack"
+    )
+
+    fresh = Path(tempfile.mkdtemp())
+    result = asyncio.run(restore(fresh, keys))
+    assert not result.failed
+    assert result.from_pack == len(files) - 2  # all small files but the changed one
+    assert result.downloaded == len(files)
+    check_tree(fresh, files)
+
+    # Nothing changed: nothing downloaded, the pack included.
+    again = asyncio.run(restore(fresh, keys))
+    assert again.downloaded == 0 and again.unchanged == len(files)
+
+
+def test_a_tampered_pack_costs_requests_not_correctness(s3):
+    keys = layout.workspace_prefix("", "pack-bo")
+    source = Path(tempfile.mkdtemp())
+    files = make_workspace(source)
+    packed = asyncio.run(push_and_pack(source, keys))
+    # A pack whose members lie about their bytes, plus one named outside the workspace.
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for relpath in [*packed, "../../escape.txt"]:
+            data = b"forged"
+            info = tarfile.TarInfo(relpath)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    client = s3.client(direct=True)
+    client.put_object(Bucket=BUCKET, Key=keys + PACK, Body=buffer.getvalue())
+    manifest = json.loads(s3.read(BUCKET, keys + PACK_MANIFEST))
+    manifest["files"]["../../escape.txt"] = "0" * 32
+    client.put_object(Bucket=BUCKET, Key=keys + PACK_MANIFEST, Body=json.dumps(manifest).encode())
+
+    parent = Path(tempfile.mkdtemp())
+    fresh = parent / "a" / "b" / "ws"
+    result = asyncio.run(restore(fresh, keys))
+    assert not result.failed and result.from_pack == 0
+    check_tree(fresh, files)
+    assert not any(path.name == "escape.txt" for path in parent.rglob("*"))
+
+    # A truncated pack: same, every file one by one.
+    client.put_object(Bucket=BUCKET, Key=keys + PACK, Body=buffer.getvalue()[:700])
+    fresh = Path(tempfile.mkdtemp())
+    result = asyncio.run(restore(fresh, keys))
+    assert not result.failed and result.from_pack == 0
+    check_tree(fresh, files)
+
+
+def test_pack_objects_stay_out_of_the_restored_workspace(s3):
+    keys = layout.workspace_prefix("", "pack-cy")
+    source = Path(tempfile.mkdtemp())
+    files = make_workspace(source, count=20)
+    asyncio.run(push_and_pack(source, keys))
+    fresh = Path(tempfile.mkdtemp())
+    asyncio.run(restore(fresh, keys))
+    restored = {
+        str(path.relative_to(fresh))
+        for path in fresh.rglob("*")
+        if path.is_file() and ".codepilot" not in path.parts
+    }
+    assert restored == set(files)
