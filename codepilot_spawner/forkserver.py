@@ -33,9 +33,26 @@ def fork_server_environment(hub_env: dict) -> dict:
     return env
 
 
+def home_path_arguments(env: dict) -> list[str]:
+    """JupyterLab settings whose defaults it computes from ``$HOME`` when it is imported.
+
+    A forked server was imported in the fork server (root's ``$HOME``), so they are named
+    from the server's own environment, as a plain start would compute them.
+    """
+    config_dir = env.get("JUPYTER_CONFIG_DIR") or os.path.join(env.get("HOME", "~"), ".jupyter")
+    settings = env.get("JUPYTERLAB_SETTINGS_DIR") or os.path.join(
+        config_dir, "lab", "user-settings"
+    )
+    workspaces = env.get("JUPYTERLAB_WORKSPACES_DIR") or os.path.join(
+        config_dir, "lab", "workspaces"
+    )
+    return [f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={workspaces}"]
+
+
 def fork_request(argv, env, cwd, account=None, procs=(), netns="") -> dict:
     """A request: what a plain start would exec, and who and where to be first."""
-    request = {"argv": list(argv), "env": dict(env), "cwd": str(cwd)}
+    argv = [*argv, *home_path_arguments(env)]
+    request = {"argv": argv, "env": dict(env), "cwd": str(cwd)}
     if account is not None:
         request["uid"], request["gid"] = account.pw_uid, account.pw_gid
         request["groups"] = os.getgrouplist(account.pw_name, account.pw_gid)

@@ -14,6 +14,7 @@ from ..hubtools import REPO_ROOT, RunningHub, start_hub
 from .chromium import VIEWPORT, BrowserEvidence, chromium_missing_reason, launch_chromium
 
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts" / "browser"
+SPAWN_PAGE_CONFIG = Path(__file__).parent / "show_spawn_page.py"
 HUB_LOG_LINES = 300
 
 EVIDENCE = pytest.StashKey[BrowserEvidence]()
@@ -55,7 +56,13 @@ def admin_password() -> str:
 @pytest.fixture(scope="module")
 def browser_hub(request, admin_password):
     """The one-machine hub as `make up` runs it, with a known admin password."""
-    hub = start_hub(env={"CODEPILOT_ADMIN_PASSWORD": admin_password})
+    hub = start_hub(
+        env={
+            "CODEPILOT_ADMIN_PASSWORD": admin_password,
+            # Plain starts, and the spawn page always, so its progress can be tested.
+            "CODEPILOT_HUB_EXTRA_CONFIG": str(SPAWN_PAGE_CONFIG),
+        }
+    )
     request.config.stash[HUB] = hub
     yield hub
     hub.stop()
