@@ -224,7 +224,7 @@ def test_runner_install_has_jupyterlab_and_the_extension(venvs):
     assert re.search(r"^\s+server_extension \S*enabled", extensions, re.M), extensions
     assert re.search(r"^\s+server_extension \s*\S*OK", extensions, re.M), extensions
     # No proxy inside the IDE: previews are served on origins of their own by the gateway.
-    assert "jupyter_server_proxy" not in extensions
+    assert not re.search(r"^\s+jupyter_server_proxy \S*enabled", extensions, re.M), extensions
     assert re.search(r"^\s+jupyterlab \S*enabled", extensions, re.M)
     assert (venv / "etc/jupyter/jupyter_server_config.d/server_extension.json").exists()
     run_in(venv, "jupyterhub-singleuser", "--version")

@@ -181,6 +181,8 @@ def test_starters_are_packaged():
     flask = starter_dir("flask")
     assert "PORT" in (flask / "app.py").read_text()
     vite_config = (starter_dir("react-vite") / "vite.config.js").read_text()
-    assert "CODEPILOT_PREVIEW_URL" in vite_config and "allowedHosts: true" in vite_config
+    # Served at the root of its own origin: Vite's default base, and no host check to open.
+    assert "base:" not in vite_config and "allowedHosts" not in vite_config
+    assert "process.env.PORT" in vite_config
     assert starter_dir("no-such-template") is None
     assert isinstance(flask, Path)
