@@ -22,6 +22,7 @@ from . import objects
 from .credentials import MODES, STS, CredentialMinter, S3Settings, credentials_environment
 from .environment import codepilot_environment
 from .preview.hosts import PreviewDomain
+from .progress import restore_message, restore_share
 from .servernames import check_server_name
 
 # Variables that hold secrets: they reach containers from the server's Secret only.
@@ -496,16 +497,12 @@ class CodePilotSpawner(KubeSpawner):
             except ApiException as error:
                 self.log.debug("No restore log for %s yet: %s", self._log_name, error)
                 continue
-            counts = objects.restore_counts(log_text)
-            if counts and counts != last:
-                last = counts
-                done_files, total = counts
-                share = done_files / total if total else 1
+            record = objects.last_restore_progress(log_text)
+            if record and record != last:
+                last = record
+                share = restore_share(record)
                 await queue.put(
-                    {
-                        "progress": 50 + int(30 * share),
-                        "message": f"Restoring workspace: {done_files}/{total} files",
-                    }
+                    {"progress": 50 + int(30 * share), "message": restore_message(record)}
                 )
             if state == "terminated":
                 return

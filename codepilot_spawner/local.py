@@ -22,7 +22,7 @@ from .forkserver import (
     shared_fork_server,
 )
 from .processes import TAG_VARIABLE, end_tagged_processes
-from .progress import ProgressLog, restore_counts, restore_record
+from .progress import ProgressLog, restore_message, restore_record, restore_share
 from .sandbox import Sandbox
 from .servernames import check_server_name
 from .templates import STARTER_TEMPLATES, chosen_template, spawner_starters, template_form
@@ -489,12 +489,9 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         error_message = last_line = ""
         async for line in process.stdout:
             record = restore_record(line)
-            counts = restore_counts(record)
-            if counts and counts[1]:
-                done, total = counts
-                self._progress_log.report(
-                    25 + 20 * done // total, f"Restoring workspace: {done}/{total} files"
-                )
+            share = restore_share(record)
+            if share is not None:
+                self._progress_log.report(25 + int(20 * share), restore_message(record))
             elif record.get("event") == "error":
                 error_message = record.get("message", "")
             elif not record and line.strip():

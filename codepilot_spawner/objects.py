@@ -376,12 +376,12 @@ def describe_event(event: dict) -> str | None:
     return None
 
 
-def restore_counts(log_text: str) -> tuple[int, int] | None:
-    """(files done, files in all) from the last progress line of the restore log."""
+def last_restore_progress(log_text: str) -> dict | None:
+    """The last progress record of the restore log (files and bytes), else None."""
     for line in reversed(log_text.splitlines()):
-        counts = progress.restore_counts(progress.restore_record(line))
-        if counts:
-            return counts
+        record = progress.restore_record(line)
+        if progress.restore_counts(record):
+            return record
     return None
 
 

@@ -56,3 +56,30 @@ def restore_counts(record: dict) -> tuple[int, int] | None:
     if isinstance(done, int) and isinstance(total, int) and 0 <= done <= total:
         return done, total
     return None
+
+
+def restore_share(record: dict) -> float | None:
+    """How much of the restore is done (0..1) by bytes when known, else by files; None if
+    the record is not a progress record."""
+    counts = restore_counts(record)
+    if counts is None:
+        return None
+    done_bytes, total_bytes = record.get("bytes_done"), record.get("bytes_total")
+    if isinstance(done_bytes, int) and isinstance(total_bytes, int) and total_bytes > 0:
+        return min(done_bytes / total_bytes, 1.0)
+    done, total = counts
+    return done / total if total else 1.0
+
+
+def restore_message(record: dict) -> str:
+    """What the spawn page says: ``Restoring workspace: 1.2/48 MB`` (or ``230/2000 files``)."""
+    done_bytes, total_bytes = record.get("bytes_done"), record.get("bytes_total")
+    if isinstance(done_bytes, int) and isinstance(total_bytes, int) and total_bytes > 0:
+        return f"Restoring workspace: {_megabytes(done_bytes)}/{_megabytes(total_bytes)} MB"
+    done, total = restore_counts(record) or (0, 0)
+    return f"Restoring workspace: {done}/{total} files"
+
+
+def _megabytes(size: int) -> str:
+    megabytes = size / 1_000_000
+    return f"{megabytes:.1f}" if megabytes < 10 else f"{megabytes:.0f}"

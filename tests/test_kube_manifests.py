@@ -27,7 +27,7 @@ from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.config import kube_config
 from traitlets.config.loader import PyFileConfigLoader
 
-from codepilot_spawner import objects
+from codepilot_spawner import objects, progress
 from codepilot_spawner.credentials import credentials_environment
 from codepilot_spawner.values import ValuesError
 
@@ -580,19 +580,25 @@ def test_events_are_said_plainly(raw, said):
     assert objects.describe_event(raw) == said
 
 
-def test_restore_counts_come_from_the_last_progress_line():
+def test_restore_progress_comes_from_the_last_progress_line():
+    sized = {"done": 230, "total": 2000, "bytes_done": 1_200_000, "bytes_total": 48_000_000}
     log = "\n".join(
         [
             "restoring s3://workspaces/codepilot/users/alice/default/",
             json.dumps({"done": 0, "total": 2000}),
-            json.dumps({"done": 230, "total": 2000}),
+            json.dumps(sized),
             "{not json",
             json.dumps({"event": "listing"}),
         ]
     )
-    assert objects.restore_counts(log) == (230, 2000)
-    assert objects.restore_counts("no progress here") is None
-    assert objects.restore_counts(json.dumps({"done": 5, "total": 2})) is None
+    record = objects.last_restore_progress(log)
+    assert record == sized
+    assert progress.restore_message(record) == "Restoring workspace: 1.2/48 MB"
+    assert progress.restore_share(record) == 0.025
+    files_only = {"done": 230, "total": 2000}
+    assert progress.restore_message(files_only) == "Restoring workspace: 230/2000 files"
+    assert objects.last_restore_progress("no progress here") is None
+    assert objects.last_restore_progress(json.dumps({"done": 5, "total": 2})) is None
 
 
 def test_container_state_reads_pod_status():

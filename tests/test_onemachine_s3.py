@@ -62,7 +62,9 @@ def test_a_new_workspace_starts_from_its_template_with_progress(s3_hub, s3):
     assert responses[0].status_code in (201, 202), responses[0].text
 
     assert "Restoring workspace" in messages
-    assert any(m.startswith("Restoring workspace: ") and m.endswith(" files") for m in messages)
+    assert any(
+        m.startswith("Restoring workspace: ") and m.endswith((" MB", " files")) for m in messages
+    ), messages
     workspace = s3_hub.data_dir / "workspaces" / "frank" / "web"
     assert (workspace / "app.py").exists()
     assert "course/users/frank/web/app.py" in s3.keys(BUCKET, "course/users/frank/web/")
