@@ -15,7 +15,14 @@ from urllib.parse import urlparse
 
 import yaml
 
-from .classroom import teacher_role
+from .classroom import (
+    STUDENTS_GROUP,
+    TEACHERS_GROUP,
+    USER_NAME,
+    make_login_hook,
+    one_machine_groups,
+    teacher_role,
+)
 
 DEFAULT_VALUES_FILE = "/usr/local/etc/codepilot/values.yaml"
 VALUES_FILE_VARIABLE = "CODEPILOT_VALUES_FILE"
@@ -135,9 +142,34 @@ def classroom_groups_of(values: dict) -> dict[str, dict[str, list[str]]]:
     return checked
 
 
+def hub_teachers(values: dict) -> list[str]:
+    """``hub.teachers``, checked: user names as JupyterHub normalizes them (lower case),
+    each once. Set, they make the one-machine class: ``teachers`` and everyone else."""
+    names = []
+    for raw in typed_value(values, "hub.teachers", list, []):
+        if not isinstance(raw, str) or not USER_NAME.match(raw.strip()):
+            raise ValuesError(f"hub.teachers: {raw!r} is not a user name")
+        name = raw.strip().lower()
+        if name not in names:
+            names.append(name)
+    if names:
+        # Named classes with these names would share (and mix up) the simple model's groups.
+        taken = {TEACHERS_GROUP, STUDENTS_GROUP} & set(classroom_groups_of(values))
+        if taken:
+            raise ValuesError(
+                f"hub.groups.{sorted(taken)[0]}: with hub.teachers set, the groups "
+                f"{TEACHERS_GROUP!r} and {STUDENTS_GROUP!r} belong to it; rename the class"
+            )
+    return names
+
+
 def classroom_groups(values: dict) -> dict:
-    """``c.JupyterHub.load_groups``: each group of students, and its teachers' group."""
+    """``c.JupyterHub.load_groups``: each group of students, and its teachers' group;
+    with ``hub.teachers``, the groups ``teachers`` and ``students`` of one machine too."""
     load_groups = {}
+    teachers = hub_teachers(values)
+    if teachers:
+        load_groups.update(one_machine_groups(teachers))
     for name, group in classroom_groups_of(values).items():
         load_groups[name] = {"users": group["students"]}
         load_groups[teacher_group_name(name)] = {"users": group["teachers"]}
@@ -147,10 +179,31 @@ def classroom_groups(values: dict) -> dict:
 def teacher_roles(values: dict) -> list[dict]:
     """Roles that give each group's teachers their students (``classroom.teacher_role``,
     the one-machine hub's too), listed students by name as well as by group."""
-    return [
+    roles = []
+    if hub_teachers(values):
+        roles.append(teacher_role(STUDENTS_GROUP, TEACHERS_GROUP))
+    roles.extend(
         teacher_role(name, teacher_group_name(name), group["students"])
         for name, group in classroom_groups_of(values).items()
-    ]
+    )
+    return roles
+
+
+def class_login_hook(values: dict):
+    """``Authenticator.post_auth_hook`` for ``hub.teachers`` (the one-machine hook), or None
+    when it is empty.
+
+    Who logs in and is no listed teacher joins ``students``, except admins and the
+    teachers of ``hub.groups`` classes: those keep their groups, so a ``hub.teachers``
+    teacher never reaches another teacher's servers.
+    """
+    teachers = hub_teachers(values)
+    if not teachers:
+        return None
+    left_alone = {str(name) for name in typed_value(values, "hub.adminUsers", list, [])}
+    for group in classroom_groups_of(values).values():
+        left_alone.update(group["teachers"])
+    return make_login_hook(teachers, left_alone - set(teachers))
 
 
 def classroom_users(values: dict) -> set[str]:

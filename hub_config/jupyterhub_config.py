@@ -18,6 +18,7 @@ from codepilot_spawner.values import (
     PREVIEW_GATEWAY_PORT,
     authenticator_class,
     authenticator_config,
+    class_login_hook,
     classroom_groups,
     classroom_users,
     culler_service,
@@ -78,7 +79,12 @@ for trait, setting in authenticator_config(values).items():
     setattr(c[Authenticator.__name__], trait, setting)
 
 # --- classes: groups and what teachers may do -----------------------------------------------
+# hub.teachers: the one-machine class (teachers, and everyone else in students), with the
+# same groups, login hook and teacher role; hub.groups: named classes. Both may be set.
 c.JupyterHub.load_groups = classroom_groups(values)
+login_hook = class_login_hook(values)
+if login_hook:
+    c.Authenticator.post_auth_hook = login_hook
 roles = teacher_roles(values)
 services = []
 

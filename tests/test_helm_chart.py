@@ -125,6 +125,7 @@ CONTRACT_KEYS = {
         "adminUsers",
         "authenticator",
         "namedServers",
+        "teachers",
         "groups",
         "db",
         "extraConfig",

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import itertools
 import json
+import logging
 import os
 import re
 import subprocess
@@ -496,6 +497,13 @@ def test_authenticator_by_name_and_its_config(tmp_path):
         ({"singleuser": {"previewPort": "3000"}}, "singleuser.previewPort must be int"),
         ({"culler": {"timeout": 0}}, "must be positive"),
         ({"hub": {"groups": {"g": {"pupils": ["x"]}}}}, "unknown keys: pupils"),
+        ({"hub": {"teachers": "ana"}}, "hub.teachers must be list"),
+        ({"hub": {"teachers": [""]}}, "hub.teachers: '' is not a user name"),
+        ({"hub": {"teachers": ["ana", "b/c"]}}, "'b/c' is not a user name"),
+        (
+            {"hub": {"teachers": ["ana"], "groups": {"students": {"students": ["x"]}}}},
+            "hub.groups.students: with hub.teachers set",
+        ),
     ],
 )
 def test_bad_values_are_refused_clearly(tmp_path, change, message):
@@ -504,6 +512,92 @@ def test_bad_values_are_refused_clearly(tmp_path, change, message):
         merge(values[section], settings)
     with pytest.raises(ValuesError, match=re.escape(message)):
         load_hub_config(values, tmp_path)
+
+
+def login_handler(db):
+    """A real JupyterHub request handler over ``db``, as the login form's POST has."""
+    from jupyterhub.handlers.base import BaseHandler
+    from jupyterhub.user import UserDict
+    from tornado import httputil, web
+
+    settings = {"db": db, "hub": Hub(base_url="/hub/"), "log": logging.getLogger("test")}
+    settings["users"] = UserDict(lambda: db, settings)
+    request = httputil.HTTPServerRequest(
+        start_line=httputil.RequestStartLine("POST", "/hub/login", "HTTP/1.1"),
+        headers=httputil.HTTPHeaders({"Host": "127.0.0.1"}),
+        connection=SimpleNamespace(set_close_callback=lambda callback: None),
+    )
+    return BaseHandler(web.Application(**settings), request)
+
+
+def groups_of(db, name) -> set[str]:
+    return {group.name for group in orm.User.find(db, name).groups}
+
+
+def test_hub_teachers_make_the_one_machine_class(tmp_path):
+    """``hub.teachers`` through the chart: the groups, role and login hook of one machine,
+    beside a ``hub.groups`` class."""
+    from jupyterhub import roles
+
+    from .test_helm_chart import helm_binary, render, rendered_hub_values
+
+    chart_values = {
+        "hub": {
+            "adminUsers": ["admin"],
+            "teachers": ["ana", "Ben"],
+            "groups": {"class-a": {"teachers": ["tina"], "students": ["alice"]}},
+        }
+    }
+    hub_values = rendered_hub_values(render(helm_binary(), chart_values, tmp_path))
+    assert hub_values["hub"]["teachers"] == ["ana", "Ben"]
+    c = load_hub_config(hub_values, tmp_path)
+
+    assert c.JupyterHub.load_groups == {
+        "teachers": {"users": ["ana", "ben"]},  # as JupyterHub normalizes names
+        "students": {"users": []},
+        "class-a": {"users": ["alice"]},
+        "class-a-teachers": {"users": ["tina"]},
+    }
+    assert {"ana", "ben", "tina", "alice"} <= c.Authenticator.allowed_users
+    by_name = {role["name"]: role for role in c.JupyterHub.load_roles}
+    teachers_role = by_name["teachers"]
+    assert teachers_role["groups"] == ["teachers"]
+    assert "access:servers!group=students" in teachers_role["scopes"]
+    assert "servers!group=students" in teachers_role["scopes"]
+    assert all(
+        scope == "admin-ui" or scope.endswith("!group=students")
+        for scope in teachers_role["scopes"]
+    )
+    assert "access:servers!group=class-a" in by_name["class-a-teachers"]["scopes"]
+
+    # The hook as the hub calls it after a login, over a real hub database.
+    db = orm.new_session_factory("sqlite://")()
+    for role in roles.get_default_roles():
+        roles.create_role(db, role)
+    hook = c.Authenticator.post_auth_hook
+    authenticator = c.JupyterHub.authenticator_class(config=c)
+    handler = login_handler(db)
+    for name in ("sam", "ana", "admin", "tina"):
+        authentication = {"name": name, "auth_state": None}
+        assert hook(authenticator, handler, authentication) is authentication
+    assert groups_of(db, "sam") == {"students"}
+    assert groups_of(db, "ana") == {"teachers"}
+    assert groups_of(db, "admin") == set()
+    # A class teacher is nobody's student: the school's teachers cannot open her servers.
+    assert groups_of(db, "tina") == set()
+    # An admin moves sam to teachers: his next login keeps him there.
+    orm.User.find(db, "sam").groups = [orm.Group.find(db, "teachers")]
+    db.commit()
+    hook(authenticator, handler, {"name": "sam", "auth_state": None})
+    assert groups_of(db, "sam") == {"teachers"}
+    assert hook(authenticator, handler, None) is None  # a failed login stays failed
+
+
+def test_without_hub_teachers_nothing_joins_students(hub_configs):
+    c = hub_configs["sts"]
+    assert "students" not in c.JupyterHub.load_groups
+    assert "post_auth_hook" not in c.Authenticator
+    assert "teachers" not in {role["name"] for role in c.JupyterHub.load_roles}
 
 
 def test_missing_values_file_is_a_clear_error(tmp_path):
