@@ -107,4 +107,4 @@ benchmarks: install-test
 	for script in tests/benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) node_modules .pytest_cache $(LABEXT_SRC)/node_modules $(LABEXT_SRC)/lib server_extension/labextension
