@@ -2,6 +2,7 @@
 and sees it stop without a reload; a student gets 403 there."""
 
 import pytest
+from playwright.sync_api import expect
 
 from ..hubtools import REPO_ROOT, login, start_hub
 from .conftest import HUB
@@ -41,10 +42,9 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
     page.goto(f"{class_hub.url}/services/codepilot/")
     rows = page.locator("#rows tr[data-id]")
     rows.first.wait_for()
-    page.wait_for_function("document.querySelectorAll('#rows tr[data-state=running]').length === 3")
-    page.wait_for_function(
-        "[...document.querySelectorAll('#rows td.sync')].filter(td => td.textContent).length === 3"
-    )
+    # Locators, not page functions: the page's CSP forbids evaluating strings.
+    expect(page.locator("#rows tr[data-state=running]")).to_have_count(3)
+    expect(page.locator("#rows td.sync:not(:empty)")).to_have_count(3)
     assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.id)")) == [
         f"{name}/" for name in STUDENTS
     ]
