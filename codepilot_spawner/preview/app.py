@@ -108,7 +108,7 @@ class PreviewGatewayApp(Application):
         url_port = self.port if self.url_port < 0 else self.url_port
         return PreviewDomain(self.domain, self.scheme, url_port)
 
-    def make_gateway(self, hub_auth: HubOAuth) -> PreviewGateway:
+    async def make_gateway(self, hub_auth: HubOAuth) -> PreviewGateway:
         directory = ServerDirectory(
             api_url=hub_auth.api_url,
             api_token=hub_auth.api_token,
@@ -122,7 +122,9 @@ class PreviewGatewayApp(Application):
             domain=self.preview_domain(),
             directory=directory,
             sessions=SessionBook(self.session_ttl),
-            shares=ShareBook(
+            # Reads the kept share levels: off the event loop, as every file access here.
+            shares=await asyncio.to_thread(
+                ShareBook,
                 Path(self.state_file) if self.state_file else None,
                 tuple(self.share_levels),
                 self.log,
@@ -152,7 +154,7 @@ class PreviewGatewayApp(Application):
 
     async def serve(self) -> None:
         hub_auth = HubOAuth(cache_max_age=int(self.recheck_interval), parent=self)
-        gateway = self.make_gateway(hub_auth)
+        gateway = await self.make_gateway(hub_auth)
         service_url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8083"))
         self.hub_origin_app(gateway).listen(service_url.port, service_url.hostname)
 

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -127,7 +128,7 @@ class ServerDirectory:
         client = AsyncHTTPClient()
         by_user: dict[str, dict] = {}
         for (user, server), when in activity.items():
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(when))
+            stamp = datetime.fromtimestamp(when, UTC).isoformat().replace("+00:00", "Z")
             by_user.setdefault(user, {})[server] = {"last_activity": stamp}
         for user, servers in by_user.items():
             request = HTTPRequest(
