@@ -1,0 +1,44 @@
+"""The contracts between the hub side and the user-server side, each defined once.
+
+``codepilot_spawner`` (in the hub) and ``server_extension`` (in every user server) never
+import each other; both import this package, which depends on the standard library only,
+so either image can ship it.
+
+Environment (``env``). The hub configures a user server through its environment: every
+configurable trait ``c.CodePilot.<name>`` is also ``CODEPILOT_<NAME>`` (``env_name``), and
+``settings_environment`` turns a spawner's settings dict into those variables (``None``
+left out, booleans ``true``/``false``). Besides the traits, both sides read
+``CODEPILOT_S3_CREDENTIALS_EXPIRATION`` (when the server's first S3 keys expire) and
+``CODEPILOT_STARTERS_DIR`` (a class's starter folders on one machine).
+
+Defaults (``defaults``). One value each for what both sides default: the S3 key prefix
+``codepilot``, region ``us-east-1``, the preview port 3000 and the default server's
+name ``default``.
+
+S3 layout (``layout``). ``<prefix>/users/<user>/<server or "default">/<path>`` is a
+workspace, ``<prefix>/templates/<name>/<path>`` a starter template; one plain object per
+file, ``<folder>/.s3keep`` for a folder (s3contents' layout). Names are single key
+segments (``check_segment``). The hub scopes a user's STS credentials to
+``user_prefix`` plus read access to ``templates_root``; the server reads and writes
+under ``workspace_prefix``, and refuses object keys that would escape the workspace.
+
+Credential broker (``broker``). A hub service, ``codepilot-credentials``, answers
+``GET <hub base>services/codepilot-credentials/api/credentials`` (the server's own API
+token) with ``{"access_key", "secret_key", "token", "expiry_time"}``; the server reaches it
+at ``CODEPILOT_CREDENTIALS_URL`` and renews before expiry.
+
+Restore progress (``progress``). ``python -m server_extension.sync restore --progress
+json`` (``RESTORE_COMMAND``) prints one JSON record per line: ``{"event": "progress",
+"done", "total"}`` with ``bytes_done``/``bytes_total`` when sizes are known, then
+``done`` or ``error``. Both spawners turn the records into spawn-page messages
+(``restore_share``, ``restore_message``).
+
+Reserved server names (``servernames``). A named server sits beside the default
+server's routes under ``/user/<name>/``, so the top-level route segments of a user
+server (``api``, ``lab``, ``preview``, ...) cannot name a server; the hub refuses them
+with ``reserved_name_reason``.
+
+Starters (``starters``). The packaged starter templates (``PACKAGED_STARTERS``, in the
+order the spawn form offers them, with ``STARTER_TITLES``) are the folders of
+``server_extension/starters/``; a starter's name follows ``STARTER_NAME``.
+"""

@@ -1,0 +1,230 @@
+"""The contracts package: each hub <-> server contract, checked on its own and against the
+parts that must agree with it (the starters folder, the standard-library-only rule)."""
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from codepilot_contracts import broker, defaults, env, layout, progress, servernames, starters
+
+PACKAGE = Path(__file__).resolve().parent.parent / "codepilot_contracts"
+STARTERS_FOLDER = Path(__file__).resolve().parent.parent / "server_extension" / "starters"
+
+
+# --- the package itself ---------------------------------------------------------------------
+
+
+def _imported_top_level(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_package_imports_nothing_but_the_standard_library():
+    modules = sorted(PACKAGE.glob("*.py"))
+    assert len(modules) >= 7
+    for module in modules:
+        foreign = _imported_top_level(module) - set(sys.stdlib_module_names)
+        assert not foreign, f"{module.name} imports {foreign}"
+
+
+def test_the_docstring_describes_every_contract_module():
+    import codepilot_contracts
+
+    doc = codepilot_contracts.__doc__
+    for module in PACKAGE.glob("*.py"):
+        if module.stem != "__init__":
+            assert f"(``{module.stem}``)" in doc, module.stem
+
+
+# --- env ------------------------------------------------------------------------------------
+
+
+def test_trait_names_map_onto_codepilot_variables():
+    assert env.env_name("preview_port") == "CODEPILOT_PREVIEW_PORT"
+    assert env.env_name("credentials_url") == env.CREDENTIALS_URL
+    for variable in (env.CREDENTIALS_URL, env.CREDENTIALS_EXPIRATION, env.STARTERS_DIR):
+        assert variable.startswith(env.ENV_PREFIX) and variable.isupper()
+
+
+def test_settings_become_variables_none_left_out_booleans_lowercase():
+    assert env.settings_environment(
+        {"preview_port": 3000, "s3_bucket": "b", "storage": None, "flag": True, "off": False}
+    ) == {
+        "CODEPILOT_PREVIEW_PORT": "3000",
+        "CODEPILOT_S3_BUCKET": "b",
+        "CODEPILOT_FLAG": "true",
+        "CODEPILOT_OFF": "false",
+    }
+    assert env.settings_environment({}) == {}
+
+
+# --- defaults -------------------------------------------------------------------------------
+
+
+def test_defaults_have_one_value_each():
+    assert (defaults.S3_PREFIX, defaults.S3_REGION) == ("codepilot", "us-east-1")
+    assert defaults.PREVIEW_PORT == 3000
+    assert defaults.DEFAULT_SERVER == "default"
+
+
+# --- layout ---------------------------------------------------------------------------------
+
+
+def test_layout_keys():
+    assert layout.user_prefix("cp", "alice") == "cp/users/alice/"
+    assert layout.user_prefix("", "alice") == "users/alice/"
+    assert layout.templates_root("cp") == "cp/templates/"
+    assert layout.templates_root("") == "templates/"
+    assert layout.workspace_prefix("cp", "alice") == "cp/users/alice/default/"
+    assert layout.workspace_prefix("/a/b/", "alice", "lab2") == "a/b/users/alice/lab2/"
+    assert layout.template_prefix("cp", "flask") == "cp/templates/flask/"
+    # A workspace is always under its user's prefix, a template under the templates root.
+    assert layout.workspace_prefix("cp", "bo", "x").startswith(layout.user_prefix("cp", "bo"))
+    assert layout.template_prefix("cp", "t").startswith(layout.templates_root("cp"))
+    assert layout.workspace_prefix("cp", "alice", "") == layout.workspace_prefix(
+        "cp", "alice", defaults.DEFAULT_SERVER
+    )
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "a\x00b", None])
+def test_names_that_are_not_one_key_segment_are_refused(name):
+    with pytest.raises(layout.LayoutError, match="cannot be part of an S3 key"):
+        layout.check_segment("user", name)
+    with pytest.raises(ValueError):
+        layout.user_prefix("cp", name)
+    if name:  # an empty server name means the default server
+        with pytest.raises(ValueError):
+            layout.workspace_prefix("cp", "alice", name)
+        with pytest.raises(ValueError):
+            layout.template_prefix("cp", name)
+
+
+def test_object_keys_round_trip_and_escapes_are_refused():
+    prefix = layout.workspace_prefix("cp", "alice")
+    key = layout.key_for(prefix, "src/app.py")
+    assert layout.relpath_for(prefix, key) == "src/app.py"
+    assert layout.dir_keep_key(prefix, "") == prefix + layout.DIR_KEEP
+    assert layout.is_dir_keep("a/.s3keep") and layout.dir_of_keep("a/.s3keep") == "a"
+    with pytest.raises(layout.LayoutError):
+        layout.relpath_for(prefix, "cp/users/bob/default/x")
+    for bad in ("../x", "/etc/passwd", "a//b", "a/./b", "a\\b", "a\x00"):
+        assert layout.safe_object_relpath(bad) is None, bad
+    assert layout.safe_object_relpath("a/b.txt") == "a/b.txt"
+
+
+# --- broker ---------------------------------------------------------------------------------
+
+
+def test_broker_path_under_the_hub_base_url():
+    assert broker.credentials_path() == "/services/codepilot-credentials/api/credentials"
+    assert broker.credentials_path("/hub-base/") == (
+        "/hub-base/services/codepilot-credentials/api/credentials"
+    )
+
+
+def test_broker_body_round_trips():
+    body = broker.credentials_body("AK", "SK", "TOKEN", "2030-01-01T00:00:00+00:00")
+    assert tuple(body) == broker.RESPONSE_KEYS
+    assert broker.parse_credentials_body(json.dumps(body).encode()) == body
+    static = broker.credentials_body("AK", "SK", None, None)
+    assert broker.parse_credentials_body(json.dumps(static)) == static
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not json", "not JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"access_key": "a", "secret_key": "s"}', "lacks token, expiry_time"),
+        (b'{"access_key": "", "secret_key": "s", "token": 1, "expiry_time": 2}', "access_key"),
+    ],
+)
+def test_a_bad_broker_body_says_what_is_wrong(data, message):
+    with pytest.raises(ValueError, match=message):
+        broker.parse_credentials_body(data)
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+def test_progress_lines_round_trip():
+    line = progress.progress_line(3, 10)
+    assert "\n" not in line
+    assert progress.parse_line(line) == {"event": "progress", "done": 3, "total": 10}
+    record = progress.parse_line(progress.progress_line(3, 10, 1_200_000, 48_000_000))
+    assert progress.restore_counts(record) == (3, 10)
+    assert progress.restore_share(record) == 0.025
+    assert progress.restore_message(record) == "Restoring workspace: 1.2/48 MB"
+    files = progress.parse_line(progress.progress_line(230, 2000).encode())
+    assert progress.restore_message(files) == "Restoring workspace: 230/2000 files"
+    assert progress.restore_share(progress.parse_line(progress.progress_line(0, 0))) == 1.0
+
+
+@pytest.mark.parametrize("line", ["", "npm WARN x", "[1, 2]", "42", '"text"', "{broken"])
+def test_lines_that_are_not_records_parse_to_nothing(line):
+    assert progress.parse_line(line) == {}
+    assert progress.restore_share(progress.parse_line(line)) is None
+
+
+def test_the_last_record_of_a_log_is_found():
+    log = "\n".join(
+        [
+            "starting",
+            progress.progress_line(1, 4),
+            progress.progress_line(3, 4),
+            '{"event": "done", "restored": 4}',
+            "bye",
+        ]
+    )
+    assert progress.restore_counts(progress.last_record(log)) == (3, 4)
+    assert progress.last_record("no records\n{}") == {}
+    # Counts that make no sense are not progress.
+    assert progress.restore_counts({"done": 5, "total": 4}) is None
+    assert progress.restore_counts({"done": "1", "total": 4}) is None
+
+
+def test_the_restore_command_is_the_sync_cli():
+    from server_extension.sync.cli import parser
+
+    args = parser().parse_args(progress.RESTORE_COMMAND[2:])
+    assert args.command == "restore" and args.progress == "json"
+    assert progress.RESTORE_COMMAND[:2] == ["-m", "server_extension.sync"]
+
+
+# --- server names ---------------------------------------------------------------------------
+
+
+def test_reserved_names_are_refused_with_a_reason():
+    for name in ("api", "LAB", "Preview"):
+        reason = servernames.reserved_name_reason(name)
+        assert reason and repr(name) in reason
+    assert servernames.reserved_name_reason("lab2") is None
+    assert servernames.reserved_name_reason("my-project") is None
+
+
+# --- starters -------------------------------------------------------------------------------
+
+
+def test_packaged_starters_are_the_starter_folders():
+    assert starters.folder_starter_names(STARTERS_FOLDER) == sorted(starters.PACKAGED_STARTERS)
+    assert set(starters.STARTER_TITLES) == set(starters.PACKAGED_STARTERS)
+    assert all(starters.STARTER_NAME.match(name) for name in starters.PACKAGED_STARTERS)
+
+
+def test_folder_starters_skip_symlinks_files_and_odd_names(tmp_path):
+    (tmp_path / "good").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / "bad name").mkdir()
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "good")
+    assert starters.folder_starter_names(tmp_path) == ["good"]
+    assert starters.folder_starter_names(tmp_path / "missing") == []
+    assert starters.folder_starter_names(None) == []
