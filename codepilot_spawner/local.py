@@ -201,8 +201,9 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
 
     @default("cmd")
     def _default_cmd(self):
-        # The singleuser launcher of the hub's own environment, whatever PATH says.
-        return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+        # jupyterhub-singleuser of the hub's own environment, whatever PATH says, with
+        # what a server does not use at start deferred (server_extension.singleuser).
+        return [sys.executable, "-P", "-m", "server_extension.singleuser"]
 
     @default("default_url")
     def _default_default_url(self):

@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 
+from server_extension.deferred import defer_unused_imports
+
 # Reserved by the hub in the fork server's environment: the space where each child
 # writes its own environment, so that /proc/<pid>/environ shows the child's.
 ENVIRONMENT_SPACE = "CODEPILOT_FORK_ENVIRONMENT_SPACE"
@@ -54,6 +56,9 @@ PRELOAD = (
     "jupyter_lsp",
     "server_extension.app",
 )
+# Interpreter options of ``python <options> -m <module>`` that a child can honour: the
+# fork server runs with -P and -s, so their effect on sys.path is already in place.
+MODULE_FLAGS = {"-P", "-s"}
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -84,21 +89,26 @@ def entry_point(argv: list[str]):
             from jupyterhub.singleuser import main
 
             sys.argv = list(argv)
-            sys.path[0] = os.path.dirname(argv[0])  # as the script would have it
+            sys.path.insert(0, os.path.dirname(argv[0]))  # as the script would have it
             return main()
 
         return run_singleuser
     pythons = {sys.executable, os.path.realpath(sys.executable)}
-    if len(argv) >= 3 and argv[0] in pythons and argv[1] == "-m":
+    if argv[0] not in pythons or "-m" not in argv[1:-1]:
+        return None
+    at = argv.index("-m", 1)
+    flags, module, args = argv[1:at], argv[at + 1], argv[at + 2 :]
+    if not set(flags) <= MODULE_FLAGS:
+        return None
 
-        def run_module():
-            sys.argv = [argv[2], *argv[3:]]
-            sys.path[0] = os.getcwd()  # as ``python -m`` would have it
-            runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
-            return 0
+    def run_module():
+        sys.argv = [module, *args]
+        if "-P" not in flags:
+            sys.path.insert(0, os.getcwd())  # as ``python -m`` would have it
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        return 0
 
-        return run_module
-    return None
+    return run_module
 
 
 def refusal(request: dict) -> str:
@@ -262,6 +272,7 @@ def main() -> None:
     os.dup2(2, 1)  # stray prints go to the log, never into the reply channel
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps ended servers
     gc.disable()
+    defer_unused_imports()  # what no server uses at start stays out of every child too
     failed = preload()
     if ESSENTIAL in failed:
         send_reply(replies_fd, {"error": f"cannot import {ESSENTIAL}"})

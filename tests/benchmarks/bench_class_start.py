@@ -1,14 +1,15 @@
 """A class logs in at once: N servers started together, POST to ready.
 
-Code Pilot's one-machine hub (isolation on when run as root, servers forked from the
-fork server) and, in the same run, the same hub with JupyterHub's
-SimpleLocalProcessSpawner and a stock jupyter-server (``stock_hub.py``). For each N
-(default 1, 10, 20; ``--sizes 1,10,20,50``): all POSTs at once from N threads, one
-poller reading the user list, then every server stopped. Per batch: ready p50/p95/max,
-CPU seconds per start (the hub's whole process tree, servers included, from before the
-POSTs until all are ready, divided by N) and RSS/PSS per server from
-``/proc/<pid>/smaps_rollup`` once ready. A first batch of the largest N (Unix accounts
-and workspaces created) is reported apart as ``first``.
+Three hubs in one run (``--kinds`` picks among them): Code Pilot's one-machine hub
+(isolation on when run as root, servers forked from the fork server), the same hub with
+plain starts (``fork_server = False``: a new Python process per server, as when the
+fork server is down), and the same hub with JupyterHub's SimpleLocalProcessSpawner and
+a stock jupyter-server (``stock_hub.py``). For each N (default 1, 10, 20, 50): all POSTs
+at once from N threads, one poller reading the user list, then every server stopped.
+Per batch: ready p50/p95/max, CPU seconds per start (the hub's whole process tree,
+servers included, from before the POSTs until all are ready, divided by N) and RSS/PSS
+per server from ``/proc/<pid>/smaps_rollup`` once ready. A first batch of the largest
+N (Unix accounts and workspaces created) is reported apart as ``first``.
 """
 
 import argparse
@@ -26,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.hubtools import start_hub, wait_until
 
 STOCK_HUB_CONFIG = Path(__file__).with_name("stock_hub.py")
+PLAIN_HUB_CONFIG = Path(__file__).with_name("plain_start_hub.py")
+HUB_CONFIGS = {"codepilot": None, "plain": PLAIN_HUB_CONFIG, "stock": STOCK_HUB_CONFIG}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -148,13 +151,18 @@ def fork_server_memory(hub) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1,10,20", help="class sizes, comma-separated")
-    sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
+    parser.add_argument("--sizes", default="1,10,20,50", help="class sizes, comma-separated")
+    parser.add_argument(
+        "--kinds", default=",".join(HUB_CONFIGS), help="hubs to compare, comma-separated"
+    )
+    options = parser.parse_args()
+    sizes = [int(size) for size in options.sizes.split(",")]
+    kinds = options.kinds.split(",")
     users = [f"student{number:02d}" for number in range(max(sizes))]
-    hubs = {
-        "codepilot": start_hub(),
-        "stock": start_hub(env={"CODEPILOT_HUB_EXTRA_CONFIG": str(STOCK_HUB_CONFIG)}),
-    }
+    hubs = {}
+    for kind in kinds:
+        config = HUB_CONFIGS[kind]
+        hubs[kind] = start_hub(env={"CODEPILOT_HUB_EXTRA_CONFIG": str(config)} if config else {})
     result = {"benchmark": "class_start", "cpus": os.cpu_count(), "root": os.geteuid() == 0}
     try:
         for hub in hubs.values():
@@ -165,22 +173,33 @@ def main():
         for size in sizes:
             for kind, hub in hubs.items():
                 result[kind][str(size)] = start_batch(hub, users[:size])
-        result["codepilot"]["fork_server"] = fork_server_memory(hubs["codepilot"])
+        if "codepilot" in hubs:
+            result["codepilot"]["fork_server"] = fork_server_memory(hubs["codepilot"])
     finally:
         for hub in hubs.values():
             hub.stop()
     print(json.dumps(result))
-    summary = ", ".join(
-        f"N={size}: p95 {result['codepilot'][str(size)]['ready_p95_s']} s vs "
-        f"{result['stock'][str(size)]['ready_p95_s']} s stock"
+    print(summary_line(result, sizes, list(hubs)))
+
+
+def summary_line(result: dict, sizes: list[int], kinds: list[str]) -> str:
+    """``class start, p50/p95 s: N=20 codepilot 1.2/2.0, plain ..., stock ...; ...``."""
+    per_size = "; ".join(
+        f"N={size} "
+        + ", ".join(
+            f"{kind} {result[kind][str(size)]['ready_p50_s']}/"
+            f"{result[kind][str(size)]['ready_p95_s']}"
+            for kind in kinds
+        )
         for size in sizes
     )
     largest = str(max(sizes))
-    print(
-        f"class start, Code Pilot vs stock JupyterHub: {summary}; PSS per server "
-        f"{result['codepilot'][largest]['pss_mb_per_server']} MB vs "
-        f"{result['stock'][largest]['pss_mb_per_server']} MB"
+    per_server = ", ".join(
+        f"{kind} {result[kind][largest]['cpu_s_per_start']} CPU s, "
+        f"{result[kind][largest]['pss_mb_per_server']} MB PSS"
+        for kind in kinds
     )
+    return f"class start, ready p50/p95 s: {per_size}; per server at N={largest}: {per_server}"
 
 
 if __name__ == "__main__":
