@@ -3,6 +3,7 @@ import os
 import pytest
 
 from .hubtools import start_hub
+from .support.helm import helm_binary
 
 
 def pytest_collection_modifyitems(config, items):
@@ -18,3 +19,32 @@ def hub():
     running = start_hub()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def helm():
+    """The helm binary `make install-test` puts in the venv (fetched now if missing)."""
+    return helm_binary()
+
+
+@pytest.fixture(scope="module")
+def values_dir(tmp_path_factory):
+    """A folder for the values files of one module's helm runs."""
+    return tmp_path_factory.mktemp("helm-values")
+
+
+@pytest.fixture(scope="module")
+def kubeconfig():
+    """A kubeconfig for KubeSpawner to read while a module builds spawners (none is contacted).
+
+    Use with ``pytestmark = pytest.mark.usefixtures("kubeconfig")``.
+    """
+    from kubernetes_asyncio.config import kube_config
+
+    from .support.kube_hub import kube_config_for_tests  # imports JupyterHub: only when used
+
+    # kubernetes_asyncio reads $KUBECONFIG once, at import: point it at the file directly.
+    saved = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(kube_config_for_tests())
+    yield
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved

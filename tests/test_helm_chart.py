@@ -6,116 +6,41 @@ policies, secrets, selectors, RBAC against the API calls the spawner code makes,
 hub's values per the contract with hub_config/jupyterhub_config.py.
 """
 
-import importlib.util
 import ipaddress
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CHART = REPO_ROOT / "helm" / "codepilot"
-RELEASE = "cp"
-NAMESPACE = "codepilot-test"
+from .support.helm import CHART, NAMESPACE, RELEASE, REPO_ROOT, render, run_helm
+from .support.manifests import (
+    USER_POD_LABELS,
+    all_containers,
+    env_of,
+    find,
+    hub_container,
+    one,
+    pod_templates,
+    rendered_hub_values,
+    secret_data,
+    selects,
+)
+from .support.value_sets import (
+    COOKIE_SECRET,
+    DB_URL,
+    OAUTH_SECRET,
+    PROXY_TOKEN,
+    STATIC_KEY_ID,
+    STATIC_SECRET,
+    VALUE_SETS,
+)
+
 KUBERNETES_VERSIONS = ["1.30", "1.37"]
 METADATA_V4 = "169.254.169.254"
 METADATA_V6 = "fd00:ec2::254"  # AWS's IPv6 instance metadata address
-
-DB_URL = "postgresql://hub:db-password-7f3a@db.example.com:5432/codepilot"
-STATIC_KEY_ID = "AKIASTATICKEYID00001"
-STATIC_SECRET = "static-secret-key-9d2c0b7e5a"
-COOKIE_SECRET = "ab" * 32
-PROXY_TOKEN = "proxy-token-" + "x" * 60
-OAUTH_SECRET = "oauth-client-secret-55e1"
-
-VALUE_SETS = {
-    "default": {},
-    "subdomain": {
-        "hub": {"subdomainHost": "https://codepilot.example.com"},
-        "ingress": {
-            "enabled": True,
-            "className": "nginx",
-            "tls": {"secretName": "codepilot-wildcard-tls"},
-            "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
-        },
-        "proxy": {"service": {"type": "ClusterIP"}},
-    },
-    "external-db": {"hub": {"db": {"url": DB_URL}}},
-    "static-s3": {
-        "s3": {
-            "bucket": "codepilot-workspaces",
-            "endpointUrl": "https://minio.example.com",
-            "accessKeyId": STATIC_KEY_ID,
-            "secretAccessKey": STATIC_SECRET,
-            "credentials": {"mode": "static"},
-        }
-    },
-    "sts": {
-        "s3": {
-            "bucket": "codepilot-workspaces",
-            "existingSecret": "codepilot-hub-s3",
-            "credentials": {
-                "mode": "sts",
-                "roleArn": "arn:aws:iam::123456789012:role/codepilot-users",
-                "durationSeconds": 7200,
-            },
-        },
-        "hub": {
-            "serviceAccount": {"annotations": {"example.com/role": "codepilot"}},
-        },
-    },
-    "preview": {
-        "preview": {"domain": "apps.example.net", "tls": {"secretName": "apps-wildcard-tls"}},
-        "ingress": {
-            "enabled": True,
-            "className": "nginx",
-            "host": "codepilot.example.com",
-            "tls": {"secretName": "codepilot-tls"},
-        },
-        "proxy": {"service": {"type": "ClusterIP"}},
-    },
-    "gitops": {"hub": {"existingSecret": "codepilot-tokens"}},
-    "ingress-off": {
-        "ingress": {"enabled": False},
-        "proxy": {"service": {"type": "NodePort", "port": 8080}},
-    },
-    "everything": {
-        "hub": {
-            "baseUrl": "/ide/",
-            "cookieSecret": COOKIE_SECRET,
-            "imagePullSecrets": ["registry-credentials"],
-            "authenticator": {
-                "class": "generic-oauth",
-                "config": {"client_id": "codepilot", "client_secret": OAUTH_SECRET},
-            },
-            "groups": {"cs101": {"teachers": ["ada"], "students": ["bob", "cy"]}},
-            "nodeSelector": {"pool": "system"},
-            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "hub"}],
-        },
-        "proxy": {
-            "secretToken": PROXY_TOKEN,
-            "service": {"loadBalancerSourceRanges": ["203.0.113.0/24"]},
-        },
-        "singleuser": {"extraEnv": {"PIP_INDEX_URL": "https://pypi.example.com/simple"}},
-        "ingress": {"enabled": True, "host": "ide.example.com"},
-        "networkPolicy": {
-            "singleuser": {
-                "allowPrivateRanges": True,
-                "extraEgress": [
-                    {
-                        "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
-                        "ports": [{"port": 9000, "protocol": "TCP"}],
-                    }
-                ],
-            }
-        },
-        "prePuller": {"enabled": True},
-    },
-}
 
 # What the hub config reads (values.md contract); the rendered values.yaml holds exactly these.
 CONTRACT_KEYS = {
@@ -153,103 +78,10 @@ CONTRACT_KEYS = {
 }
 
 
-def load_fetch_helm():
-    """helm/fetch_helm.py, the script `make install-test` runs (not a package)."""
-    spec = importlib.util.spec_from_file_location("fetch_helm", CHART.parent / "fetch_helm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def helm_binary() -> Path:
-    """The helm that `make install-test` puts in the venv (fetched now if missing)."""
-    fetch_helm = load_fetch_helm()
-    fetch_helm.install(fetch_helm.default_destination())
-    return fetch_helm.default_destination()
-
-
-def run_helm(helm: Path, *args: str, values: dict | None = None, tmp: Path | None = None):
-    command = [str(helm), *args]
-    if values is not None:
-        values_file = tmp / f"values-{abs(hash(json.dumps(values, sort_keys=True)))}.yaml"
-        values_file.write_text(yaml.safe_dump(values))
-        command += ["--values", str(values_file)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
-
-
-def render(helm: Path, values: dict, tmp: Path) -> list[dict]:
-    result = run_helm(
-        helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, values=values, tmp=tmp
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-@pytest.fixture(scope="module")
-def helm():
-    return helm_binary()
-
-
-@pytest.fixture(scope="module")
-def values_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("helm-values")
-
-
 @pytest.fixture(scope="module")
 def rendered(helm, values_dir) -> dict[str, list[dict]]:
     """Every value set rendered once: name -> list of objects."""
     return {name: render(helm, values, values_dir) for name, values in VALUE_SETS.items()}
-
-
-# --- helpers over rendered objects -------------------------------------------------------
-
-
-def find(objects, kind, name=None):
-    return [
-        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
-    ]
-
-
-def one(objects, kind, name):
-    (found,) = find(objects, kind, name)
-    return found
-
-
-def pod_templates(objects):
-    """(owner, pod spec, pod labels) of every workload."""
-    for obj in objects:
-        if obj["kind"] in {"Deployment", "DaemonSet", "StatefulSet", "Job"}:
-            template = obj["spec"]["template"]
-            yield obj, template["spec"], template["metadata"].get("labels", {})
-
-
-def all_containers(pod_spec):
-    return pod_spec.get("initContainers", []) + pod_spec["containers"]
-
-
-def secret_data(secret: dict) -> dict[str, str]:
-    import base64
-
-    data = dict(secret.get("stringData", {}))
-    data.update({k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()})
-    return data
-
-
-def hub_container(objects):
-    deployment = one(objects, "Deployment", f"{RELEASE}-hub")
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    return container
-
-
-def env_of(container) -> dict[str, dict]:
-    return {e["name"]: e for e in container.get("env", [])}
-
-
-def selects(selector: dict, labels: dict) -> bool:
-    """Whether a matchLabels selector (or a LabelSelector with only matchLabels) picks labels."""
-    match = selector.get("matchLabels", selector)
-    assert "matchExpressions" not in selector
-    return bool(match) and all(labels.get(k) == v for k, v in match.items())
 
 
 # --- the chart as a whole ----------------------------------------------------------------
@@ -382,13 +214,6 @@ def egress_allows_address(policy: dict, address: str, port: int, protocol: str =
 
 def singleuser_policy(objects):
     return one(objects, "NetworkPolicy", f"{RELEASE}-singleuser")
-
-
-USER_POD_LABELS = {
-    "app.kubernetes.io/name": "codepilot",
-    "app.kubernetes.io/instance": RELEASE,
-    "app.kubernetes.io/component": "singleuser-server",
-}
 
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
@@ -771,11 +596,6 @@ def test_api_call_scanner_reads_the_code():
 
 
 # --- the hub and its values --------------------------------------------------------------
-
-
-def rendered_hub_values(objects) -> dict:
-    config = one(objects, "Secret", f"{RELEASE}-hub-config")
-    return yaml.safe_load(secret_data(config)["values.yaml"])
 
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))

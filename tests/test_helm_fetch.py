@@ -2,7 +2,7 @@
 
 import subprocess
 
-from .test_helm_chart import load_fetch_helm
+from .support.helm import load_fetch_helm
 
 fetch_helm = load_fetch_helm()
 

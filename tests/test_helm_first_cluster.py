@@ -13,39 +13,21 @@ import json
 import pytest
 import yaml
 
-from .test_helm_chart import (
-    RELEASE,
+from .support.helm import CHART, RELEASE, render, run_helm
+from .support.kube_hub import load_hub_config, make_spawner, to_dict
+from .support.manifests import (
     USER_POD_LABELS,
-    VALUE_SETS,
     env_of,
     find,
     hub_container,
     one,
     pod_templates,
-    render,
-    run_helm,
     secret_data,
     selects,
 )
-from .test_kube_manifests import (  # noqa: F401 (kubeconfig: an autouse fixture)
-    kubeconfig,
-    load_hub_config,
-    make_spawner,
-    to_dict,
-)
+from .support.value_sets import VALUE_SETS
 
-
-@pytest.fixture(scope="module")
-def helm():
-    from .test_helm_chart import helm_binary
-
-    return helm_binary()
-
-
-@pytest.fixture(scope="module")
-def values_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("first-cluster-values")
-
+pytestmark = pytest.mark.usefixtures("kubeconfig")
 
 PREVIEW = VALUE_SETS["preview"]
 
@@ -124,18 +106,12 @@ def test_schema_rejects_bad_pull_secrets(helm, values_dir):
         helm,
         "template",
         RELEASE,
-        str(_chart()),
+        str(CHART),
         values={"singleuser": {"imagePullSecrets": [{"name": "x"}]}},
         tmp=values_dir,
     )
     assert result.returncode != 0
     assert "imagePullSecrets" in result.stderr
-
-
-def _chart():
-    from .test_helm_chart import CHART
-
-    return CHART
 
 
 # --- 8: ingress-nginx and JupyterLab's upload chunks -------------------------------------------
@@ -193,7 +169,7 @@ def test_existing_secret_keeps_tokens_stable_without_lookup(helm, values_dir):
 
 def test_existing_secret_and_explicit_tokens_conflict(helm, values_dir):
     values = {"hub": {"existingSecret": "codepilot-tokens", "cookieSecret": "ab" * 32}}
-    result = run_helm(helm, "template", RELEASE, str(_chart()), values=values, tmp=values_dir)
+    result = run_helm(helm, "template", RELEASE, str(CHART), values=values, tmp=values_dir)
     assert result.returncode != 0
     assert "leave hub.cookieSecret and proxy.secretToken empty" in result.stderr
 
@@ -331,7 +307,7 @@ def with_preview(**changes) -> dict:
     ],
 )
 def test_bad_preview_values_are_refused(helm, values_dir, values, message):
-    result = run_helm(helm, "template", RELEASE, str(_chart()), values=values, tmp=values_dir)
+    result = run_helm(helm, "template", RELEASE, str(CHART), values=values, tmp=values_dir)
     assert result.returncode != 0, f"accepted: {values}"
     assert message in result.stderr, result.stderr
 

@@ -9,15 +9,10 @@ import jsonschema
 import pytest
 import yaml
 
-from .test_helm_chart import CHART, RELEASE, helm_binary
+from .support.helm import CHART, RELEASE
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
-
-
-@pytest.fixture(scope="module")
-def helm():
-    return helm_binary()
 
 
 def template(helm, tmp_path, values: dict) -> subprocess.CompletedProcess:

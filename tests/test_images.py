@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .test_helm_chart import CHART, NAMESPACE, RELEASE, VALUE_SETS, helm_binary, render
+from .support.helm import CHART, NAMESPACE, RELEASE, helm_binary, render
+from .support.value_sets import VALUE_SETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IMAGES = REPO_ROOT / "images"

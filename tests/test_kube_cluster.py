@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from .hubtools import RunningHub, open_terminal, run_in_terminal, wait_until
-from .test_kube_manifests import kubeconfig_path
+from .support.kube_hub import kubeconfig_path
 
 pytestmark = pytest.mark.kubernetes
 

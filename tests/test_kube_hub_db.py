@@ -25,13 +25,9 @@ from codepilot_spawner.credentials import CredentialMinter, S3Settings
 from codepilot_spawner.values import database_url
 
 from .hubtools import free_port, start_hub
-from .test_kube_manifests import (  # noqa: F401 (kubeconfig: an autouse fixture)
-    BASE_VALUES,
-    kubeconfig,
-    load_hub_config,
-    make_spawner,
-    to_dict,
-)
+from .support.kube_hub import BASE_VALUES, load_hub_config, make_spawner, to_dict
+
+pytestmark = pytest.mark.usefixtures("kubeconfig")
 
 
 def routes_of(app) -> list:

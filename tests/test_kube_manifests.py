@@ -3,161 +3,41 @@
 The hub config is loaded from a values file as in the chart, a spawner is made from it
 for every template, size, credentials mode and server kind, and every object it makes is
 validated with kubernetes-validate (strict) for Kubernetes 1.30 and 1.37 and checked
-for the security rules. Helpers here are shared with the cluster tests.
+for the security rules.
 """
 
 import base64
-import contextlib
 import copy
 import itertools
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import kubernetes_validate
 import pytest
-import yaml
 from jupyterhub import orm
 from jupyterhub.objects import Hub
-from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.config import kube_config
-from traitlets.config.loader import PyFileConfigLoader
 
 from codepilot_spawner import objects, progress
 from codepilot_spawner.credentials import credentials_environment
 from codepilot_spawner.values import ValuesError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HUB_CONFIG_DIR = REPO_ROOT / "hub_config"
+from .support.helm import render
+from .support.kube_hub import (
+    BASE_VALUES,
+    HUB_SECRETS,
+    REPO_ROOT,
+    load_hub_config,
+    make_spawner,
+    to_dict,
+)
+from .support.manifests import all_containers, env_of, rendered_hub_values
+
 KUBE_VERSIONS = ("1.30", "1.37")
-
-# Secrets the hub holds: none of them may ever appear in a user pod.
-HUB_SECRETS = {
-    "AWS_ACCESS_KEY_ID": "AKIAHUBOWNKEY0000000",
-    "AWS_SECRET_ACCESS_KEY": "hub-own-secret-access-key-never-in-pods",
-    "CONFIGPROXY_AUTH_TOKEN": "proxy-token-never-in-pods",
-    "JPY_COOKIE_SECRET": "c0ffee" * 10,
-    "CODEPILOT_DB_URL": "postgresql://hub:db-password-never-in-pods@db/hub",
-}
-
-DUMMY_KUBECONFIG = Path(__file__).with_name("kubeconfig_dummy.yaml")
-
-# The chart's defaults (values.md), with three sizes and a bucket.
-BASE_VALUES = {
-    "hub": {
-        "baseUrl": "/",
-        "adminUsers": ["admin"],
-        "namedServers": {"enabled": True, "limit": 5},
-        "groups": {"class-a": {"teachers": ["tina"], "students": ["alice", "bob"]}},
-    },
-    "singleuser": {
-        "image": {"name": "ghcr.io/codepilot/runner", "tag": "0.1.0", "pullPolicy": "IfNotPresent"},
-        "previewPort": 3000,
-        "uid": 1000,
-        "workspaceSizeLimit": "10Gi",
-        "startTimeout": 300,
-        "terminationGracePeriodSeconds": 60,
-        "cpu": {"guarantee": 0.25, "limit": 2},
-        "memory": {"guarantee": "512M", "limit": "2G"},
-        "templates": ["python", "flask", "node-express", "react-vite"],
-        "sizes": [
-            {
-                "name": "small",
-                "displayName": "Small (1 CPU, 1 GB)",
-                "cpu": {"guarantee": 0.25, "limit": 1},
-                "memory": {"guarantee": "512M", "limit": "1G"},
-                "default": True,
-            },
-            {
-                "name": "medium",
-                "displayName": "Medium (2 CPU, 4 GB)",
-                "cpu": {"guarantee": 0.5, "limit": 2},
-                "memory": {"guarantee": "1G", "limit": "4G"},
-            },
-            {"name": "inherit", "displayName": "Singleuser defaults"},
-        ],
-    },
-    "s3": {
-        "bucket": "workspaces",
-        "prefix": "codepilot",
-        "endpointUrl": "",
-        "region": "us-east-1",
-        "credentials": {
-            "mode": "sts",
-            "roleArn": "arn:aws:iam::123456789012:role/codepilot-users",
-            "durationSeconds": 3600,
-        },
-    },
-    "culler": {"enabled": True, "timeout": 3600, "every": 600},
-}
-
-
-@contextlib.contextmanager
-def environ(**variables):
-    saved = dict(os.environ)
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def hub_environ(values_path: Path) -> dict:
-    return {
-        **HUB_SECRETS,
-        "CODEPILOT_VALUES_FILE": str(values_path),
-        "CODEPILOT_HUB_CONNECT_URL": "http://cp-hub:8081",
-        "CODEPILOT_PROXY_API_URL": "http://cp-proxy-api:8001",
-        "POD_NAMESPACE": "codepilot",
-    }
-
-
-def load_hub_config(values: dict, directory: Path):
-    """The traitlets Config that hub_config/jupyterhub_config.py makes of ``values``."""
-    values_path = directory / "values.yaml"
-    values_path.write_text(yaml.safe_dump(values))
-    with environ(**hub_environ(values_path)):
-        return PyFileConfigLoader("jupyterhub_config.py", path=str(HUB_CONFIG_DIR)).load_config()
-
-
-def make_spawner(config, username="alice", server_name="", user_options=None, token="t" * 32):
-    """A CodePilotSpawner as the hub makes one; must run inside an event loop."""
-    from codepilot_spawner import CodePilotSpawner
-
-    hub = Hub(ip="0.0.0.0", port=8081, base_url="/hub/", connect_url="http://cp-hub:8081")
-    user = SimpleNamespace(name=username, id=1, url=f"/user/{username}/", escaped_name=username)
-    spawner = CodePilotSpawner(
-        config=config, user=user, hub=hub, orm_spawner=orm.Spawner(name=server_name)
-    )
-    spawner.api_token = token
-    spawner.user_options = user_options or {}
-    return spawner
-
-
-def to_dict(model) -> dict:
-    """A kubernetes model as the API server sees it (camelCase, no nulls)."""
-    return json.loads(json.dumps(ApiClient().sanitize_for_serialization(model)))
-
-
-def kubeconfig_path() -> Path | None:
-    configured = os.environ.get("KUBECONFIG")
-    candidates = [Path(p) for p in configured.split(os.pathsep)] if configured else []
-    candidates.append(Path.home() / ".kube" / "config")
-    return next((path for path in candidates if path.is_file()), None)
-
-
-def kube_config_for_tests() -> Path:
-    """A real kubeconfig when there is one (construction never contacts it), else the dummy."""
-    return kubeconfig_path() or DUMMY_KUBECONFIG
-
-
-# --- tests --------------------------------------------------------------------------------
+pytestmark = pytest.mark.usefixtures("kubeconfig")
 
 TEMPLATES = BASE_VALUES["singleuser"]["templates"]
 SIZES = BASE_VALUES["singleuser"]["sizes"]
@@ -174,15 +54,6 @@ def values_for(mode: str) -> dict:
     return values
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kubeconfig():
-    # kubernetes_asyncio reads $KUBECONFIG once, at import: point it at the file directly.
-    saved = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(kube_config_for_tests())
-    yield
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved
-
-
 @pytest.fixture(scope="module")
 def hub_configs(tmp_path_factory):
     return {
@@ -195,10 +66,6 @@ def validate_everywhere(document: dict) -> None:
         kubernetes_validate.validate(document, version, strict=True)
 
 
-def all_containers(pod: dict) -> list[dict]:
-    return [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]
-
-
 def assert_hardened(pod: dict) -> None:
     spec = pod["spec"]
     assert spec["automountServiceAccountToken"] is False
@@ -206,7 +73,7 @@ def assert_hardened(pod: dict) -> None:
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] == 1000
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    for container in all_containers(pod):
+    for container in all_containers(pod["spec"]):
         context = container["securityContext"]
         assert context["runAsNonRoot"] is True, container["name"]
         assert context["runAsUser"] == 1000, container["name"]
@@ -230,7 +97,7 @@ def assert_no_secrets(pod: dict, token: str) -> None:
     for name, secret in HUB_SECRETS.items():
         assert secret not in text, f"the hub's {name} is in the pod"
     assert token not in text, "the server's API token is in clear text in the pod"
-    for container in all_containers(pod):
+    for container in all_containers(pod["spec"]):
         for variable in container.get("env", []):
             if variable["name"] in SECRET_VARIABLES:
                 assert "value" not in variable, variable
@@ -238,10 +105,6 @@ def assert_no_secrets(pod: dict, token: str) -> None:
                 assert ref["name"] == f"{pod['metadata']['name']}-credentials"
         joined = " ".join(container.get("args", []) + container.get("command", []))
         assert "token" not in joined.lower() and "secret" not in joined.lower(), joined
-
-
-def env_of(container: dict) -> dict:
-    return {v["name"]: v.get("value", v.get("valueFrom")) for v in container.get("env", [])}
 
 
 CASES = list(itertools.product(TEMPLATES, SIZES, MODES, SERVERS))
@@ -298,19 +161,19 @@ async def test_every_pod_is_valid_hardened_and_secret_free(
     assert {"name": "notebook-port", "containerPort": 8888} in server["ports"]
 
     env = env_of(server)
-    assert env["CODEPILOT_TEMPLATE"] == template
-    assert env["CODEPILOT_PREVIEW_PORT"] == "3000"
-    assert env["JUPYTERHUB_SERVER_NAME"] == server_name
-    assert env["JUPYTERHUB_ROOT_DIR"] == "/workspace"
+    assert env["CODEPILOT_TEMPLATE"]["value"] == template
+    assert env["CODEPILOT_PREVIEW_PORT"]["value"] == "3000"
+    assert env["JUPYTERHUB_SERVER_NAME"]["value"] == server_name
+    assert env["JUPYTERHUB_ROOT_DIR"]["value"] == "/workspace"
     if mode == "no-bucket":
         assert "CODEPILOT_S3_BUCKET" not in env and "AWS_ACCESS_KEY_ID" not in env
     else:
-        assert env["CODEPILOT_STORAGE"] == "sync"
-        assert env["CODEPILOT_S3_BUCKET"] == "workspaces"
+        assert env["CODEPILOT_STORAGE"]["value"] == "sync"
+        assert env["CODEPILOT_S3_BUCKET"]["value"] == "workspaces"
         assert "AWS_SECRET_ACCESS_KEY" in env
     if mode == "sts":
         assert "AWS_SESSION_TOKEN" in env
-        assert env["CODEPILOT_CREDENTIALS_URL"] == (
+        assert env["CODEPILOT_CREDENTIALS_URL"]["value"] == (
             "http://cp-hub:8082/services/codepilot-credentials/api/credentials"
         )
     else:
@@ -534,12 +397,10 @@ def groups_of(db, name) -> set[str]:
     return {group.name for group in orm.User.find(db, name).groups}
 
 
-def test_hub_teachers_make_the_one_machine_class(tmp_path):
+def test_hub_teachers_make_the_one_machine_class(helm, tmp_path):
     """``hub.teachers`` through the chart: the groups, role and login hook of one machine,
     beside a ``hub.groups`` class."""
     from jupyterhub import roles
-
-    from .test_helm_chart import helm_binary, render, rendered_hub_values
 
     chart_values = {
         "hub": {
@@ -548,7 +409,7 @@ def test_hub_teachers_make_the_one_machine_class(tmp_path):
             "groups": {"class-a": {"teachers": ["tina"], "students": ["alice"]}},
         }
     }
-    hub_values = rendered_hub_values(render(helm_binary(), chart_values, tmp_path))
+    hub_values = rendered_hub_values(render(helm, chart_values, tmp_path))
     assert hub_values["hub"]["teachers"] == ["ana", "Ben"]
     c = load_hub_config(hub_values, tmp_path)
 

@@ -18,8 +18,9 @@ from codepilot_spawner.preview.hosts import PreviewDomain
 from codepilot_spawner.preview.servers import targets_from_users
 
 from .kubeapi import POD_IP, running_fake_api
-from .test_helm_chart import RELEASE, helm_binary, one, render, secret_data
-from .test_kube_manifests import DUMMY_KUBECONFIG, load_hub_config, make_spawner, to_dict
+from .support.helm import RELEASE, helm_binary, render
+from .support.kube_hub import DUMMY_KUBECONFIG, load_hub_config, make_spawner, to_dict
+from .support.manifests import one, secret_data
 
 PREVIEW_VALUES = {
     "preview": {"domain": "apps.example.net", "tls": {"secretName": "apps-tls"}},
