@@ -7,9 +7,12 @@ import os
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import CaselessStrEnum, Float, Int, Unicode, default
 
+from codepilot_contracts import defaults, layout
+from codepilot_contracts.env import env_name
+
 from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
-from .storage import layout, wiring
+from .storage import wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .terminals import WorkspaceTerminalManager, configure_terminals
 
@@ -25,7 +28,7 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
     load_other_extensions = True
 
     preview_port = Int(
-        3000,
+        defaults.PREVIEW_PORT,
         help="""Port where the user's web app listens (``npm run dev``, ``flask run``);
         terminals get it as ``PORT`` and ``CODEPILOT_PREVIEW_PORT``. 3000 in a pod and in
         a server's own network namespace on one machine; without isolation the
@@ -66,8 +69,8 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
     ).tag(config=True)
 
     s3_prefix = Unicode(
-        "",
-        help="""Key prefix inside the bucket: a workspace is
+        defaults.S3_PREFIX,
+        help="""Key prefix inside the bucket (empty: the bucket's root): a workspace is
         ``<prefix>/users/<user>/<server or "default">/``, a template
         ``<prefix>/templates/<name>/``.""",
     ).tag(config=True)
@@ -79,7 +82,16 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
     ).tag(config=True)
 
     s3_region = Unicode(
-        "", help="S3 region. Empty: the standard AWS configuration (``AWS_REGION``)."
+        defaults.S3_REGION,
+        help="S3 region. Empty: the standard AWS configuration (``AWS_REGION``).",
+    ).tag(config=True)
+
+    credentials_url = Unicode(
+        "",
+        help="""The hub's credential broker, where this server renews its short-lived S3
+        credentials with its own API token before they expire; set by the spawner when
+        the hub mints per-user credentials. Empty: S3 credentials from the standard AWS
+        chain, which do not expire.""",
     ).tag(config=True)
 
     template = Unicode(
@@ -133,8 +145,8 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         """Variables that tell processes started in a terminal where to serve."""
         return {
             "PORT": str(self.preview_port),
-            "CODEPILOT_PREVIEW_PORT": str(self.preview_port),
-            "CODEPILOT_PREVIEW_URL": self.preview_url,
+            env_name("preview_port"): str(self.preview_port),
+            env_name("preview_url"): self.preview_url,
         }
 
     def _link_jupyter_server_extension(self, serverapp):
@@ -144,7 +156,12 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         mode = self.storage_mode
         key_prefix = self.workspace_key_prefix if mode != "local" else ""
         choice = wiring.contents_manager_choice(
-            mode, self.s3_bucket, key_prefix, self.s3_endpoint_url, self.s3_region
+            mode,
+            self.s3_bucket,
+            key_prefix,
+            self.s3_endpoint_url,
+            self.s3_region,
+            self.credentials_url,
         )
         wiring.configure_contents_manager(serverapp, choice, self.log)
 

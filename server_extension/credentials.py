@@ -2,13 +2,12 @@
 
 The server starts with credentials from its Secret (``AWS_*`` and
 ``CODEPILOT_S3_CREDENTIALS_EXPIRATION``); before they expire, ``CredentialRefresher``
-fetches fresh ones from the credential broker with the server's own
-``JUPYTERHUB_API_TOKEN``. ``use_broker_credentials`` puts it first in an aiobotocore
+fetches fresh ones from the credential broker (``c.CodePilot.credentials_url``) with the
+server's own ``JUPYTERHUB_API_TOKEN``. ``use_broker_credentials`` puts it first in an aiobotocore
 session's credential chain, and botocore refreshes through it before expiry.
 """
 
 import asyncio
-import json
 import logging
 import os
 from datetime import UTC, datetime, timedelta
@@ -17,8 +16,8 @@ from aiobotocore.credentials import AioRefreshableCredentials
 from botocore.credentials import CredentialProvider
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-URL_VARIABLE = "CODEPILOT_CREDENTIALS_URL"
-EXPIRATION_VARIABLE = "CODEPILOT_S3_CREDENTIALS_EXPIRATION"
+from codepilot_contracts.broker import credentials_body, parse_credentials_body
+from codepilot_contracts.env import CREDENTIALS_EXPIRATION
 
 log = logging.getLogger("codepilot.credentials")
 
@@ -34,14 +33,14 @@ def parse_expiry(value: str) -> datetime:
 
 def initial_metadata(environ=os.environ) -> dict | None:
     """The credentials the server started with, if its environment has expiring ones."""
-    if not (environ.get("AWS_ACCESS_KEY_ID") and environ.get(EXPIRATION_VARIABLE)):
+    if not (environ.get("AWS_ACCESS_KEY_ID") and environ.get(CREDENTIALS_EXPIRATION)):
         return None
-    return {
-        "access_key": environ["AWS_ACCESS_KEY_ID"],
-        "secret_key": environ.get("AWS_SECRET_ACCESS_KEY", ""),
-        "token": environ.get("AWS_SESSION_TOKEN"),
-        "expiry_time": environ[EXPIRATION_VARIABLE],
-    }
+    return credentials_body(
+        environ["AWS_ACCESS_KEY_ID"],
+        environ.get("AWS_SECRET_ACCESS_KEY", ""),
+        environ.get("AWS_SESSION_TOKEN"),
+        environ[CREDENTIALS_EXPIRATION],
+    )
 
 
 class CredentialRefresher:
@@ -72,14 +71,19 @@ class CredentialRefresher:
         self.renewals = 0
 
     @classmethod
-    def from_environ(cls, environ=os.environ, **kwargs) -> "CredentialRefresher | None":
-        """For a server with a broker URL; None where credentials never expire."""
-        url = environ.get(URL_VARIABLE)
+    def for_url(cls, url: str, environ=os.environ, **kwargs) -> "CredentialRefresher | None":
+        """For a server whose broker is at ``url``; None without one (keys never expire).
+
+        The server's own API token and first credentials come from its environment,
+        where JupyterHub and the spawner put them.
+        """
         if not url:
             return None
         token = environ.get("JUPYTERHUB_API_TOKEN")
         if not token:
-            raise CredentialsUnavailable(f"{URL_VARIABLE} is set but JUPYTERHUB_API_TOKEN is not")
+            raise CredentialsUnavailable(
+                f"a credential broker is configured ({url}) but JUPYTERHUB_API_TOKEN is not set"
+            )
         return cls(url, token, initial_metadata(environ), **kwargs)
 
     @property
@@ -120,10 +124,13 @@ class CredentialRefresher:
             ) from None
         except OSError as error:
             raise CredentialsUnavailable(f"the credential broker is unreachable: {error}") from None
-        metadata = json.loads(response.body)
-        missing = {"access_key", "secret_key", "token", "expiry_time"} - set(metadata)
-        if missing:
-            raise CredentialsUnavailable(f"the broker's answer lacks {', '.join(sorted(missing))}")
+        try:
+            metadata = parse_credentials_body(response.body)
+            if not metadata["expiry_time"]:
+                raise ValueError("the broker's answer has no expiry_time")
+            parse_expiry(metadata["expiry_time"])
+        except (TypeError, ValueError) as error:
+            raise CredentialsUnavailable(str(error)) from None
         self._keep(metadata)
         self.renewals += 1
         log.info("Renewed S3 credentials; they expire at %s", metadata["expiry_time"])
@@ -151,13 +158,13 @@ class BrokerCredentialProvider(CredentialProvider):
         )
 
 
-def use_broker_credentials(session, environ=os.environ) -> bool:
-    """Make an aiobotocore session renew its credentials at the broker, when there is one.
+def use_broker_credentials(session, url: str, environ=os.environ) -> bool:
+    """Make an aiobotocore session renew its credentials at the broker at ``url``.
 
-    Returns False where the server has no broker (one machine, static keys): the standard
-    AWS chain applies.
+    Returns False where the server has no broker (``url`` empty: one machine, static
+    keys): the standard AWS chain applies.
     """
-    refresher = CredentialRefresher.from_environ(environ)
+    refresher = CredentialRefresher.for_url(url, environ)
     if refresher is None:
         return False
     resolver = session.get_component("credential_provider")

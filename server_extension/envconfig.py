@@ -7,12 +7,7 @@ Precedence, highest first: config files and command line, the environment, the d
 
 import os
 
-ENV_PREFIX = "CODEPILOT_"
-
-
-def env_name(trait_name: str) -> str:
-    """The variable that sets a trait: ``preview_port`` -> ``CODEPILOT_PREVIEW_PORT``."""
-    return ENV_PREFIX + trait_name.upper()
+from codepilot_contracts.env import env_name
 
 
 def env_settings(traits: dict, environ=os.environ) -> dict:

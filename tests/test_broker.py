@@ -149,9 +149,10 @@ def test_server_renews_with_its_own_token(broker_hub):
     broker_hub.start_server("alice")
     with open_terminal(broker_hub, "alice", token) as ws:
         command = (
-            'python -c "import asyncio, json; '
+            'python -c "import asyncio, json, os; '
             "from server_extension.credentials import CredentialRefresher; "
-            "r = CredentialRefresher.from_environ(); m = asyncio.run(r.current()); "
+            "r = CredentialRefresher.for_url(os.environ['CODEPILOT_CREDENTIALS_URL']); "
+            "m = asyncio.run(r.current()); "
             "print('RENEWED-' + str(r.renewals), m['access_key'][:4], 'END-' + 'OF-IT')\""
         )
         output = run_in_terminal(ws, command, "END-OF-IT", timeout=60)

@@ -85,6 +85,9 @@ def test_layout_keys():
     assert layout.templates_root("") == "templates/"
     assert layout.workspace_prefix("cp", "alice") == "cp/users/alice/default/"
     assert layout.workspace_prefix("/a/b/", "alice", "lab2") == "a/b/users/alice/lab2/"
+    assert layout.workspace_prefix("a/b/", "bob@x.org") == "a/b/users/bob@x.org/default/"
+    assert layout.s3contents_prefix("cp/users/alice/default/") == "cp/users/alice/default"
+    assert layout.dir_keep_key("cp/users/a/default/", "src") == "cp/users/a/default/src/.s3keep"
     assert layout.template_prefix("cp", "flask") == "cp/templates/flask/"
     # A workspace is always under its user's prefix, a template under the templates root.
     assert layout.workspace_prefix("cp", "bo", "x").startswith(layout.user_prefix("cp", "bo"))
@@ -115,7 +118,7 @@ def test_object_keys_round_trip_and_escapes_are_refused():
     assert layout.is_dir_keep("a/.s3keep") and layout.dir_of_keep("a/.s3keep") == "a"
     with pytest.raises(layout.LayoutError):
         layout.relpath_for(prefix, "cp/users/bob/default/x")
-    for bad in ("../x", "/etc/passwd", "a//b", "a/./b", "a\\b", "a\x00"):
+    for bad in ("", "../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a\\b", "a\x00"):
         assert layout.safe_object_relpath(bad) is None, bad
     assert layout.safe_object_relpath("a/b.txt") == "a/b.txt"
 

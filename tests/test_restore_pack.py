@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server_extension.storage import layout
+from codepilot_contracts import layout
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.localtree import scan_local
 from server_extension.storage.pack import PACK, PACK_MANIFEST, packable, upload_pack

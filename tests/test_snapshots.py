@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from server_extension.storage import layout
+from codepilot_contracts import layout
 from server_extension.storage.archive import ArchiveError, extract_archive, write_archive
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.restore import restore_workspace

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from codepilot_contracts import defaults
+
 from .jupyterserver import start_jupyter_server
 from .s3server import start_s3_server
 from .test_sync_cli import json_lines, sync_command
@@ -106,7 +108,8 @@ def test_sync_and_s3contents_read_each_others_workspaces(s3):
                 "--progress",
                 "json",
                 user=USER,
-                env={"CODEPILOT_S3_PREFIX": "", "CODEPILOT_S3_BUCKET": BUCKET},
+                # The servers are given no prefix: they use the shared default.
+                env={"CODEPILOT_S3_PREFIX": defaults.S3_PREFIX, "CODEPILOT_S3_BUCKET": BUCKET},
             ).stdout
         )[-1]
         assert done["failed"] == {}

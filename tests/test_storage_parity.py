@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from codepilot_contracts import defaults, layout
+
 from .jupyterserver import STOCK_MANAGER, start_jupyter_server
 from .s3server import start_s3_server
 
@@ -165,7 +167,9 @@ def test_the_same_scenario_gets_the_same_replies(servers):
         got = reply(synced, *step)
         assert got == expected, f"{step[0]} {step[1]}: stock {expected} != sync {got}"
     # And the sync server's S3 copy holds what its disk holds.
-    keys = {key.split("/default/", 1)[1] for key in s3.keys(BUCKET, "users/pat/default/")}
+    # The server was given no prefix: its workspace is under the shared default one.
+    workspace = layout.workspace_prefix(defaults.S3_PREFIX, "pat")
+    keys = {layout.relpath_for(workspace, key) for key in s3.keys(BUCKET, workspace)}
     files = {
         path.relative_to(synced.root).as_posix()
         for path in synced.root.rglob("*")

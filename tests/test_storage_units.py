@@ -6,47 +6,12 @@ from pathlib import Path
 import pytest
 
 from server_extension.starters import starter_dir, starter_names
-from server_extension.storage import layout, wiring
+from server_extension.storage import wiring
 from server_extension.storage.ignore import IgnoreRules
 from server_extension.storage.localtree import scan_local
 from server_extension.storage.manifest import Entry, Manifest, load_manifest, save_manifest
 from server_extension.storage.restore import plan_restore
 from server_extension.storage.s3 import RemoteObject, file_etag, md5_etag
-
-
-def test_workspace_and_template_keys():
-    assert layout.workspace_prefix("cp", "alice", "") == "cp/users/alice/default/"
-    assert layout.workspace_prefix("", "alice", "lab2") == "users/alice/lab2/"
-    assert layout.workspace_prefix("a/b/", "bob@x.org") == "a/b/users/bob@x.org/default/"
-    assert layout.template_prefix("cp", "flask") == "cp/templates/flask/"
-    prefix = layout.workspace_prefix("cp", "alice")
-    assert layout.key_for(prefix, "src/app.py") == "cp/users/alice/default/src/app.py"
-    assert layout.dir_keep_key(prefix, "src") == "cp/users/alice/default/src/.s3keep"
-    assert layout.relpath_for(prefix, "cp/users/alice/default/src/app.py") == "src/app.py"
-    assert layout.s3contents_prefix(prefix) == "cp/users/alice/default"
-
-
-@pytest.mark.parametrize("user", ["", "..", "a/b", "x\x00"])
-def test_names_that_cannot_be_keys_are_refused(user):
-    with pytest.raises(layout.LayoutError):
-        layout.workspace_prefix("cp", user)
-
-
-@pytest.mark.parametrize(
-    "relpath, safe",
-    [
-        ("a/b.txt", True),
-        ("../etc/passwd", False),
-        ("a/../../x", False),
-        ("/etc/passwd", False),
-        ("a//b", False),
-        ("a/./b", False),
-        ("a\\..\\b", False),
-        ("", False),
-    ],
-)
-def test_object_keys_never_leave_the_workspace(relpath, safe):
-    assert (layout.safe_object_relpath(relpath) is not None) == safe
 
 
 def test_default_and_custom_ignore_rules():
@@ -159,7 +124,7 @@ def test_storage_mode_resolution_and_choice():
     with pytest.raises(ValueError, match="CODEPILOT_S3_BUCKET"):
         wiring.resolve_mode("sync", "")
     name, section, settings = wiring.contents_manager_choice(
-        "sync", "bkt", "p/users/a/default/", "http://127.0.0.1:9", "eu-west-1"
+        "sync", "bkt", "p/users/a/default/", "http://127.0.0.1:9", "eu-west-1", "http://hub/c"
     )
     assert name.endswith("SyncContentsManager") and section == "SyncContentsManager"
     assert settings == {
@@ -167,6 +132,7 @@ def test_storage_mode_resolution_and_choice():
         "s3_key_prefix": "p/users/a/default/",
         "s3_endpoint_url": "http://127.0.0.1:9",
         "s3_region": "eu-west-1",
+        "s3_credentials_url": "http://hub/c",
     }
     name, section, settings = wiring.contents_manager_choice(
         "s3", "bkt", "p/users/a/default/", "http://127.0.0.1:9"

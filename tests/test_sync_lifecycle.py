@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from server_extension.storage import layout
+from codepilot_contracts import layout
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store

@@ -8,28 +8,12 @@ class's own starters are folders under ``CODEPILOT_STARTERS_DIR`` (the hub sets 
 """
 
 import os
-import re
 from pathlib import Path
 
+from codepilot_contracts.env import STARTERS_DIR as STARTERS_DIR_VARIABLE
+from codepilot_contracts.starters import folder_starter_names
+
 STARTERS_DIR = Path(__file__).resolve().parent
-STARTERS_DIR_VARIABLE = "CODEPILOT_STARTERS_DIR"
-# A starter's name becomes an S3 key segment and an HTML option: keep it plain.
-STARTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-
-
-def folder_starter_names(folder: Path | None) -> list[str]:
-    """Names of the starter folders in ``folder`` (none when it does not exist)."""
-    if folder is None:
-        return []
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return []
-    return sorted(
-        entry.name
-        for entry in entries
-        if STARTER_NAME.match(entry.name) and entry.is_dir() and not entry.is_symlink()
-    )
 
 
 def class_starters_dir(environ=os.environ) -> Path | None:
@@ -38,11 +22,8 @@ def class_starters_dir(environ=os.environ) -> Path | None:
 
 
 def starter_names() -> list[str]:
-    return sorted(
-        path.name
-        for path in STARTERS_DIR.iterdir()
-        if path.is_dir() and not path.name.startswith(("_", "."))
-    )
+    """The packaged starters (folders here; a test keeps them equal to PACKAGED_STARTERS)."""
+    return folder_starter_names(STARTERS_DIR)
 
 
 def starter_dir(name: str) -> Path | None:

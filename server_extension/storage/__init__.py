@@ -1,9 +1,9 @@
 """Workspace storage: local disk, local disk mirrored to S3 (``sync``), or S3 only (``s3``).
 
-Modules, one job each: ``layout`` (S3 keys), ``ignore`` (what stays local), ``s3``
-(async object I/O), ``manifest`` (what was last synced), ``localtree`` (walking the
-workspace safely), ``restore`` (S3 -> disk on start), ``engine`` (disk -> S3 while
-running), ``watcher`` (terminal-made changes), ``contents`` (the contents managers),
-``s3mode`` (s3contents settings), ``wiring`` (choosing the manager), ``handlers``
-(the status route).
+S3 keys follow ``codepilot_contracts.layout``. Modules, one job each: ``ignore`` (what
+stays local), ``s3`` (async object I/O), ``manifest`` (what was last synced),
+``localtree`` (walking the workspace safely), ``restore`` (S3 -> disk on start),
+``engine`` (disk -> S3 while running), ``watcher`` (terminal-made changes),
+``contents`` (the contents managers), ``s3mode`` (s3contents settings), ``wiring``
+(choosing the manager), ``handlers`` (the status route).
 """

@@ -124,6 +124,11 @@ class SyncContentsManager(WorkspaceFileManager):
         config=True
     )
 
+    s3_credentials_url = Unicode(
+        help="""The hub's credential broker, where the server renews short-lived S3
+        credentials; empty: the standard AWS chain (keys that do not expire).""",
+    ).tag(config=True)
+
     sync_concurrency = Int(
         16, help="How many paths are pushed to S3 at once by the watcher and at startup."
     ).tag(config=True)
@@ -139,7 +144,12 @@ class SyncContentsManager(WorkspaceFileManager):
         if self._workspace_sync is None:
             if not self.s3_bucket or not self.s3_key_prefix:
                 raise ValueError("SyncContentsManager needs s3_bucket and s3_key_prefix")
-            store = S3Store(self.s3_bucket, self.s3_endpoint_url, self.s3_region)
+            store = S3Store(
+                self.s3_bucket,
+                self.s3_endpoint_url,
+                self.s3_region,
+                credentials_url=self.s3_credentials_url,
+            )
             self._workspace_sync = WorkspaceSync(
                 self.root_dir,
                 store,

@@ -21,7 +21,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import layout
+from codepilot_contracts import layout
+
 from .ignore import STATE_DIR, load_ignore_rules
 from .localtree import has_symlink_component, local_path, scan_local
 from .manifest import Entry, load_manifest, save_manifest, write_manifest_text

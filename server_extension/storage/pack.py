@@ -21,7 +21,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layout
+from codepilot_contracts import layout
+
 from .ignore import STATE_DIR
 from .localtree import local_path, scan_local
 from .manifest import Entry, Manifest

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codepilot_contracts import layout
+
 from ..starters import starter_dir
-from . import layout
 from .ignore import IGNORE_FILE, IgnoreRules, load_ignore_rules
 from .localtree import has_symlink_component, local_path, scan_local
 from .manifest import Entry, Manifest, load_manifest, save_manifest, state_dir

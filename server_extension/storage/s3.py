@@ -110,6 +110,8 @@ class S3Store:
 
     ``endpoint_url`` and ``region`` may be empty: then the standard AWS configuration
     (``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``, profiles) decides, as it does credentials.
+    With ``credentials_url`` (the hub's credential broker), credentials come from there
+    and are renewed before they expire.
     """
 
     def __init__(
@@ -123,8 +125,10 @@ class S3Store:
         connect_timeout: float = 5,
         read_timeout: float = 60,
         max_attempts: int = 2,
+        credentials_url: str = "",
     ):
         self.bucket = bucket
+        self.credentials_url = credentials_url
         self.endpoint_url = endpoint_url or None
         self.region = region or None
         self.part_size = part_size
@@ -164,7 +168,7 @@ class S3Store:
             if self._client is None:
                 stack = contextlib.AsyncExitStack()
                 session = aiobotocore.session.get_session()
-                use_broker_credentials(session)
+                use_broker_credentials(session, self.credentials_url)
                 config = AioConfig(
                     **self._config_options,
                     # aiohttp would resolve names with aiodns, installed with JupyterHub,

@@ -7,7 +7,7 @@ workspace can switch between the two.
 
 import os
 
-from . import layout
+from codepilot_contracts import layout
 
 
 def s3contents_config(

@@ -36,7 +36,8 @@ from urllib.parse import quote
 from traitlets import Dict, Float, Int
 from traitlets.config import LoggingConfigurable
 
-from . import layout
+from codepilot_contracts import layout
+
 from .archive import ArchiveError, extract_archive, write_archive
 from .ignore import STATE_DIR, IgnoreRules
 from .localtree import has_symlink_component, local_path

@@ -24,6 +24,7 @@ def contents_manager_choice(
     key_prefix: str = "",
     endpoint_url: str = "",
     region: str = "",
+    credentials_url: str = "",
 ) -> tuple[str, str, dict]:
     """(manager class as an import string, its config section, settings) for ``mode``."""
     if mode == "local":
@@ -37,6 +38,7 @@ def contents_manager_choice(
                 "s3_key_prefix": key_prefix,
                 "s3_endpoint_url": endpoint_url,
                 "s3_region": region,
+                "s3_credentials_url": credentials_url,
             },
         )
     if mode == "s3":

@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from ..envconfig import env_name
+from codepilot_contracts import defaults, layout
+from codepilot_contracts.env import env_name
+from codepilot_contracts.progress import progress_record, restore_message
+
 from ..starters import starter_dir, starter_names
-from ..storage import layout
 from ..storage.engine import WorkspaceSync
 from ..storage.ignore import STATE_DIR, load_ignore_rules
 from ..storage.localtree import scan_local
@@ -34,19 +36,8 @@ FALLBACK_VARIABLES = {
     "workspace_user": "JUPYTERHUB_USER",
     "workspace_server": "JUPYTERHUB_SERVER_NAME",
 }
-
-
-def megabytes(count: int) -> str:
-    value = count / 1e6
-    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
-
-
-def progress_text(record: dict) -> str:
-    """``Restoring workspace: 1.2/48 MB`` (files and dependency snapshots), or files."""
-    if record.get("bytes_total"):
-        done, total = record["bytes_done"], record["bytes_total"]
-        return f"Restoring workspace: {megabytes(done)}/{megabytes(total)} MB"
-    return f"Restoring workspace: {record['done']}/{record['total']} files"
+# The server's defaults for settings that are unset (set but empty stays empty).
+SETTING_DEFAULTS = {"s3_prefix": defaults.S3_PREFIX, "s3_region": defaults.S3_REGION}
 
 
 class ProgressPrinter:
@@ -63,7 +54,7 @@ class ProgressPrinter:
         if self.style == "json":
             line = json.dumps(record)
         elif record["event"] == "progress":
-            line = progress_text(record)
+            line = restore_message(record)
         elif record["event"] == "error":
             line = f"error: {record['message']}"
         else:
@@ -74,9 +65,7 @@ class ProgressPrinter:
         if self.style == "none":
             return
         now = time.monotonic()
-        record = {"event": "progress", "done": done, "total": total}
-        if bytes_total:
-            record.update(bytes_done=bytes_done, bytes_total=bytes_total)
+        record = progress_record(done, total, bytes_done, bytes_total)
         if done == total or now - self._last >= self.interval:
             if record != self._last_line:
                 self._emit(record)
@@ -133,6 +122,8 @@ def resolve(args: argparse.Namespace, name: str, environ=os.environ) -> str:
         value = environ.get(env_name(name))
     if value is None and name in FALLBACK_VARIABLES:
         value = environ.get(FALLBACK_VARIABLES[name])
+    if value is None:
+        value = SETTING_DEFAULTS.get(name)
     return value or ""
 
 
@@ -140,7 +131,12 @@ def store_for(args) -> S3Store:
     bucket = resolve(args, "s3_bucket")
     if not bucket:
         raise SystemExit(f"error: no S3 bucket: set {env_name('s3_bucket')} or --s3-bucket")
-    return S3Store(bucket, resolve(args, "s3_endpoint_url"), resolve(args, "s3_region"))
+    return S3Store(
+        bucket,
+        resolve(args, "s3_endpoint_url"),
+        resolve(args, "s3_region"),
+        credentials_url=resolve(args, "credentials_url"),
+    )
 
 
 def key_prefix_for(args) -> str:
