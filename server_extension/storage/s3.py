@@ -13,11 +13,13 @@ import hashlib
 import os
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import aiobotocore.session
 import aiohttp
 import botocore.exceptions
+import botocore.parsers
 from aiobotocore.config import AioConfig
 
 from ..credentials import use_broker_credentials
@@ -49,6 +51,22 @@ class S3Error(Exception):
 class RemoteObject:
     size: int
     etag: str
+
+
+def fast_timestamp(value):
+    """botocore's timestamp parser, with S3's ISO 8601 form parsed by ``fromisoformat``.
+
+    botocore parses every timestamp with dateutil: for a listing of 2,000 objects that is
+    0.35 s of CPU, most of a restore that finds nothing to do. Same result, tz-aware.
+    """
+    if isinstance(value, str) and "T" in value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    return botocore.parsers.DEFAULT_TIMESTAMP_PARSER(value)
 
 
 def _etag(value: str) -> str:
@@ -169,6 +187,9 @@ class S3Store:
                 stack = contextlib.AsyncExitStack()
                 session = aiobotocore.session.get_session()
                 use_broker_credentials(session, self.credentials_url)
+                session.get_component("response_parser_factory").set_parser_defaults(
+                    timestamp_parser=fast_timestamp
+                )
                 config = AioConfig(
                     **self._config_options,
                     # aiohttp would resolve names with aiodns, installed with JupyterHub,
