@@ -17,6 +17,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from codepilot_contracts import defaults, layout
+from codepilot_contracts.broker import credentials_body
+from codepilot_contracts.env import CREDENTIALS_EXPIRATION, env_name
+
 STS = "sts"
 STATIC = "static"
 MODES = (STS, STATIC)
@@ -86,9 +90,9 @@ class S3Settings:
     """Where workspaces live and how user servers get keys for them."""
 
     bucket: str
-    prefix: str = "codepilot"
+    prefix: str = defaults.S3_PREFIX
     endpoint_url: str = ""
-    region: str = "us-east-1"
+    region: str = defaults.S3_REGION
     mode: str = STS
     role_arn: str = ""
     duration_seconds: int = 3600
@@ -109,52 +113,47 @@ class S3Settings:
     @classmethod
     def from_environ(cls, environ=os.environ) -> "S3Settings":
         """From the ``CODEPILOT_S3_*`` variables the hub gives the credential broker."""
-        return cls(
-            bucket=environ.get("CODEPILOT_S3_BUCKET", ""),
-            prefix=environ.get("CODEPILOT_S3_PREFIX", "codepilot"),
-            endpoint_url=environ.get("CODEPILOT_S3_ENDPOINT_URL", ""),
-            region=environ.get("CODEPILOT_S3_REGION", "us-east-1"),
-            mode=environ.get("CODEPILOT_S3_CREDENTIALS_MODE", STS),
-            role_arn=environ.get("CODEPILOT_S3_ROLE_ARN", ""),
-            duration_seconds=int(environ.get("CODEPILOT_S3_CREDENTIALS_DURATION", "3600")),
-        )
+        defaults_of = cls(bucket="")
+        values = {
+            name: environ.get(variable, str(getattr(defaults_of, name)))
+            for name, variable in _SETTINGS_VARIABLES.items()
+        }
+        values["duration_seconds"] = int(values["duration_seconds"])
+        return cls(**values)
 
     def to_environ(self) -> dict[str, str]:
         """The inverse of ``from_environ``."""
         return {
-            "CODEPILOT_S3_BUCKET": self.bucket,
-            "CODEPILOT_S3_PREFIX": self.prefix,
-            "CODEPILOT_S3_ENDPOINT_URL": self.endpoint_url,
-            "CODEPILOT_S3_REGION": self.region,
-            "CODEPILOT_S3_CREDENTIALS_MODE": self.mode,
-            "CODEPILOT_S3_ROLE_ARN": self.role_arn,
-            "CODEPILOT_S3_CREDENTIALS_DURATION": str(self.duration_seconds),
+            variable: str(getattr(self, name)) for name, variable in _SETTINGS_VARIABLES.items()
         }
 
 
-def _join(*parts: str) -> str:
-    return "/".join(part.strip("/") for part in parts if part.strip("/"))
+# S3Settings field -> its variable. The ones the user server shares are named by the
+# environment contract (its ``c.CodePilot.s3_*`` traits); the rest are the hub's own.
+_SETTINGS_VARIABLES = {
+    "bucket": env_name("s3_bucket"),
+    "prefix": env_name("s3_prefix"),
+    "endpoint_url": env_name("s3_endpoint_url"),
+    "region": env_name("s3_region"),
+    "mode": "CODEPILOT_S3_CREDENTIALS_MODE",
+    "role_arn": "CODEPILOT_S3_ROLE_ARN",
+    "duration_seconds": "CODEPILOT_S3_CREDENTIALS_DURATION",
+}
 
 
-def user_prefix(prefix: str, username: str) -> str:
-    """``<prefix>/users/<user>/``: every workspace of the user, with the trailing slash.
+def policy_user_prefix(prefix: str, username: str) -> str:
+    """The layout's ``<prefix>/users/<user>/``, for a name an IAM policy may carry.
 
-    The user name is one key segment, as in the workspace layout. Names IAM would read
-    as wildcards or variables (``*``, ``?``, ``$``) are refused: such a policy could
-    reach other users' prefixes.
+    Names IAM would read as wildcards or variables (``*``, ``?``, ``$``) are refused:
+    such a policy could reach other users' prefixes.
     """
-    if (
-        username in ("", ".", "..")
-        or "/" in username
-        or "\x00" in username
-        or _IAM_SPECIAL.search(username)
-    ):
+    try:
+        own = layout.user_prefix(prefix, username)
+    except layout.LayoutError:
+        own = None
+    if own is None or _IAM_SPECIAL.search(username):
         raise ValueError(f"user name {username!r} cannot be used in an S3 policy")
-    return _join(prefix, "users", username) + "/"
-
-
-def templates_prefix(prefix: str) -> str:
-    return _join(prefix, "templates") + "/"
+    return own
 
 
 def session_policy(bucket: str, prefix: str, username: str) -> dict:
@@ -163,8 +162,8 @@ def session_policy(bucket: str, prefix: str, username: str) -> dict:
     The effective permissions are the intersection of this and the role's policy, so
     the role may be broad (the whole bucket) while each session reaches one user.
     """
-    own = user_prefix(prefix, username)
-    templates = templates_prefix(prefix)
+    own = policy_user_prefix(prefix, username)
+    templates = layout.templates_root(prefix)
     bucket_arn = f"arn:aws:s3:::{bucket}"
     return {
         "Version": "2012-10-17",
@@ -203,12 +202,12 @@ def credential_metadata(sts_credentials: dict) -> dict:
     expiration = sts_credentials["Expiration"]
     if isinstance(expiration, datetime):
         expiration = expiration.astimezone(UTC).isoformat()
-    return {
-        "access_key": sts_credentials["AccessKeyId"],
-        "secret_key": sts_credentials["SecretAccessKey"],
-        "token": sts_credentials["SessionToken"],
-        "expiry_time": expiration,
-    }
+    return credentials_body(
+        sts_credentials["AccessKeyId"],
+        sts_credentials["SecretAccessKey"],
+        sts_credentials["SessionToken"],
+        expiration,
+    )
 
 
 class CredentialMinter:
@@ -290,7 +289,7 @@ class CredentialMinter:
         if self.settings.mode == STATIC:
             self.log.warning("Giving %s the hub's own S3 keys (static mode)", username)
             key_id, secret = self._hub_keys()
-            return {"access_key": key_id, "secret_key": secret, "token": None, "expiry_time": None}
+            return credentials_body(key_id, secret, None, None)
         return await asyncio.to_thread(self._assume_role, username)
 
 
@@ -303,5 +302,5 @@ def credentials_environment(metadata: dict) -> dict[str, str]:
     if metadata.get("token"):
         env["AWS_SESSION_TOKEN"] = metadata["token"]
     if metadata.get("expiry_time"):
-        env["CODEPILOT_S3_CREDENTIALS_EXPIRATION"] = metadata["expiry_time"]
+        env[CREDENTIALS_EXPIRATION] = metadata["expiry_time"]
     return env

@@ -1,19 +1,9 @@
-"""Settings for a user server, as the ``CODEPILOT_*`` variables its extension reads."""
+"""Settings for a user server, as the ``CODEPILOT_*`` variables its extension reads.
 
-ENV_PREFIX = "CODEPILOT_"
+The naming rule is ``codepilot_contracts.env``; this old name stays only until the
+spawners import it from there.
+"""
 
+from codepilot_contracts.env import settings_environment as codepilot_environment
 
-def codepilot_environment(settings: dict) -> dict[str, str]:
-    """``{"preview_port": 3000}`` -> ``{"CODEPILOT_PREVIEW_PORT": "3000"}``.
-
-    Keys are ``c.CodePilot`` trait names; ``None`` values are left out so the trait
-    keeps its default. Booleans become ``true``/``false``.
-    """
-    env = {}
-    for name, value in settings.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        env[ENV_PREFIX + name.upper()] = str(value)
-    return env
+__all__ = ["codepilot_environment"]

@@ -7,26 +7,18 @@ preselected, and used when a REST start names no template.
 """
 
 import html
-import re
 from pathlib import Path
 
 from tornado import web
 
+from codepilot_contracts.starters import PACKAGED_STARTERS, STARTER_TITLES, folder_starter_names
+
 from .classroom import default_starter
 
 CLASS_STARTERS = "templates"  # <data dir>/templates/<name>/
-# The rule server_extension.starters applies when it copies one (neither package
-# imports the other): a plain name, fit for an S3 key segment and an HTML option.
-STARTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-
-STARTER_TEMPLATES = ["python", "flask", "node-express", "react-vite"]
-# Names shown in spawn forms; a template not listed here shows its own name.
-TEMPLATE_TITLES = {
-    "python": "Python",
-    "flask": "Flask web app",
-    "node-express": "Node.js + Express",
-    "react-vite": "React + Vite",
-}
+# Old names of the contract's, for callers not yet switched to it.
+STARTER_TEMPLATES = list(PACKAGED_STARTERS)
+TEMPLATE_TITLES = STARTER_TITLES
 
 
 def template_form(templates: list[str], chosen: str = "") -> str:
@@ -51,19 +43,6 @@ def template_form(templates: list[str], chosen: str = "") -> str:
 
 def class_starters_dir(data_dir) -> Path:
     return Path(data_dir) / CLASS_STARTERS
-
-
-def folder_starter_names(folder: Path) -> list[str]:
-    """Names of the starter folders in ``folder``; none when it does not exist."""
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return []
-    return sorted(
-        entry.name
-        for entry in entries
-        if STARTER_NAME.match(entry.name) and entry.is_dir() and not entry.is_symlink()
-    )
 
 
 def offered_templates(configured: list[str], data_dir) -> list[str]:

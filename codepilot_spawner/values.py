@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 import yaml
 
+from codepilot_contracts.defaults import PREVIEW_PORT
+
 from .classroom import (
     STUDENTS_GROUP,
     TEACHERS_GROUP,
@@ -340,7 +342,7 @@ def preview_settings(values: dict) -> PreviewSettings | None:
     if "owner" not in levels or set(levels) - set(SHARE_LEVELS):
         raise ValuesError(f"preview.shareLevels must include 'owner' and be among {SHARE_LEVELS}")
     relay_port = typed_value(values, "preview.relayPort", int, 9797)
-    preview_port = typed_value(values, "singleuser.previewPort", int, 3000)
+    preview_port = typed_value(values, "singleuser.previewPort", int, PREVIEW_PORT)
     if not 1024 <= relay_port <= 65535 or relay_port in (preview_port, 8888):
         raise ValuesError(
             f"preview.relayPort {relay_port} must be 1024-65535 and not the app's port "

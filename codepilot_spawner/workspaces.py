@@ -5,7 +5,8 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
-DEFAULT_SERVER = "default"
+from codepilot_contracts.defaults import DEFAULT_SERVER
+
 _SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 

@@ -25,9 +25,9 @@ from codepilot_spawner.credentials import (
     CredentialsError,
     S3Settings,
     credentials_environment,
+    policy_user_prefix,
     session_name,
     session_policy,
-    user_prefix,
 )
 
 from .s3server import CREDENTIALS, start_s3_server
@@ -189,7 +189,7 @@ def test_starter_templates_are_read_only():
 @pytest.mark.parametrize("name", ["a*", "?lice", "${aws:username}", "a/b", "..", "", "a\x00"])
 def test_names_that_iam_reads_as_patterns_are_refused(name):
     with pytest.raises(ValueError, match="cannot be used in an S3 policy"):
-        user_prefix(PREFIX, name)
+        policy_user_prefix(PREFIX, name)
 
 
 def test_session_policy_fits_sts_limit():

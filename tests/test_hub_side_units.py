@@ -9,7 +9,7 @@ import pytest
 from traitlets import Bool, Enum, Int, Unicode
 from traitlets.config import Configurable
 
-from codepilot_spawner.environment import codepilot_environment
+from codepilot_contracts.env import env_name
 from codepilot_spawner.onemachine import (
     AUTOMATION_SCOPES,
     OneMachineSettings,
@@ -22,7 +22,7 @@ from codepilot_spawner.processes import TAG_VARIABLE, end_tagged_processes, tagg
 from codepilot_spawner.progress import ProgressLog
 from codepilot_spawner.unixusers import unix_username
 from codepilot_spawner.workspaces import path_segment, workspace_path
-from server_extension.envconfig import EnvDefaultsMixin, env_name, env_settings
+from server_extension.envconfig import EnvDefaultsMixin, env_settings
 
 
 @pytest.mark.parametrize(
@@ -57,17 +57,6 @@ def test_path_segments_never_escape(tmp_path, name):
 
 def test_default_server_has_the_default_folder(tmp_path):
     assert workspace_path(tmp_path, "alice", "") == tmp_path / "workspaces" / "alice" / "default"
-
-
-def test_settings_become_codepilot_variables():
-    env = codepilot_environment(
-        {"preview_port": 3000, "s3_bucket": "b", "storage": None, "flag": True}
-    )
-    assert env == {
-        "CODEPILOT_PREVIEW_PORT": "3000",
-        "CODEPILOT_S3_BUCKET": "b",
-        "CODEPILOT_FLAG": "true",
-    }
 
 
 class Settings(EnvDefaultsMixin, Configurable):
