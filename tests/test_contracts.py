@@ -3,12 +3,17 @@ parts that must agree with it (the starters folder, the standard-library-only ru
 
 import ast
 import json
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from codepilot_contracts import broker, defaults, env, layout, progress, servernames, starters
+
+from .hubtools import REPO_ROOT
+from .jupyterserver import start_jupyter_server
 
 PACKAGE = Path(__file__).resolve().parent.parent / "codepilot_contracts"
 STARTERS_FOLDER = Path(__file__).resolve().parent.parent / "server_extension" / "starters"
@@ -211,6 +216,53 @@ def test_reserved_names_are_refused_with_a_reason():
         assert reason and repr(name) in reason
     assert servernames.reserved_name_reason("lab2") is None
     assert servernames.reserved_name_reason("my-project") is None
+
+
+# A route's first segment: a literal (``/api/...``), or a group of literals
+# (``/(?P<mode>lab|doc)...``), then whatever follows it
+# (an unescaped "." is a wildcard, not part of a name).
+_LITERAL_SEGMENT = re.compile(r"^/((?:[\w-]|\\.)+)(.*)$")
+_GROUP_SEGMENT = re.compile(r"^/\((?:\?P<\w+>)?((?:[\w|-]|\\.)+)\)(.*)$")
+
+
+def colliding_names(pattern: str) -> set[str]:
+    """Server names whose ``/<name>/...`` paths a route pattern may also match.
+
+    A route that ends with its first segment (``/login$``) takes ``/login`` only, not
+    ``/login/...``; catch-alls (``/.*/$``, the 404) have no first segment of their own.
+    """
+    match = _LITERAL_SEGMENT.match(pattern) or _GROUP_SEGMENT.match(pattern)
+    if match is None or match.group(2) == "$":
+        return set()
+    return {name.replace("\\", "") for name in match.group(1).split("|")}
+
+
+def test_route_segments_are_parsed():
+    assert colliding_names("/api/contents(?P<path>.*)$") == {"api"}
+    assert colliding_names("/(?P<mode>lab|doc)(?P<tree>/tree/.*)?$") == {"lab", "doc"}
+    assert colliding_names("/view(?P<path>(?:(?:/[^/]+)+|/?))$") == {"view"}
+    assert colliding_names("/preview/?(.*)$") == {"preview"}
+    assert colliding_names("/a\\.b/x$") == {"a.b"}
+    for alone in ("/login$", "/(robots\\.txt|favicon\\.ico)$", "/$", "/.*/$", "(.*)$"):
+        assert colliding_names(alone) == set(), alone
+
+
+def test_every_top_level_route_of_a_user_server_is_a_reserved_name():
+    # A real server with every installed extension, plus one that lists its routes.
+    server = start_jupyter_server(
+        Path(tempfile.mkdtemp(prefix="codepilot-routes-")),
+        {"PYTHONPATH": str(REPO_ROOT), "CODEPILOT_STORAGE": "local"},
+        args=("--ServerApp.jpserver_extensions=tests.apps.route_lister=True",),
+    )
+    try:
+        response = server.api("GET", "/api/test-routes")
+    finally:
+        server.stop()
+    assert response.status_code == 200, response.text
+    taken = set().union(*(colliding_names(pattern) for pattern in response.json()))
+    # The listing reached the server's own, JupyterLab's and Code Pilot's routes.
+    assert {"api", "files", "lab", "static", "terminals", "codepilot", "preview"} <= taken
+    assert taken <= servernames.RESERVED_NAMES, taken - servernames.RESERVED_NAMES
 
 
 # --- starters -------------------------------------------------------------------------------
