@@ -265,6 +265,43 @@ def test_every_top_level_route_of_a_user_server_is_a_reserved_name():
     assert taken <= servernames.RESERVED_NAMES, taken - servernames.RESERVED_NAMES
 
 
+# --- the README's configuration reference ---------------------------------------------------
+
+README = REPO_ROOT / "README.md"
+
+
+def _user_server_section() -> str:
+    text = README.read_text()
+    start = text.index("### The user server (`c.CodePilot.*`")
+    return text[start : text.index("\n## ", start)]
+
+
+def test_the_readme_lists_exactly_the_user_servers_variables():
+    from server_extension.app import CodePilot
+
+    rows = re.findall(r"^\| `(\w+)` \| `(CODEPILOT_\w+)` \|", _user_server_section(), re.M)
+    traits = CodePilot.class_own_traits(config=True)
+    assert dict(rows) == {name: env.env_name(name) for name in traits}
+    assert len(rows) == len(traits)  # each once
+    # The variables the server reads that are not traits are named there too.
+    section = _user_server_section()
+    for variable in (env.CREDENTIALS_EXPIRATION, env.STARTERS_DIR):
+        assert f"`{variable}`" in section, variable
+
+
+def test_the_readme_states_the_shared_defaults():
+    from server_extension.app import CodePilot
+
+    defaults_in_readme = dict(
+        re.findall(r"^\| `(\w+)` \| `CODEPILOT_\w+` \| `([^`]*)` \|", _user_server_section(), re.M)
+    )
+    for name in ("s3_prefix", "s3_region", "preview_port"):
+        assert defaults_in_readme[name] == str(CodePilot.class_traits()[name].default_value)
+    assert defaults_in_readme["s3_prefix"] == defaults.S3_PREFIX
+    assert defaults_in_readme["s3_region"] == defaults.S3_REGION
+    assert defaults_in_readme["preview_port"] == str(defaults.PREVIEW_PORT)
+
+
 # --- starters -------------------------------------------------------------------------------
 
 
