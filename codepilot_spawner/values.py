@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from codepilot_contracts.defaults import PREVIEW_PORT
+from codepilot_contracts.defaults import PREVIEW_PORT, S3_PREFIX, S3_REGION
 
 from .classroom import (
     STUDENTS_GROUP,
@@ -258,9 +258,9 @@ def s3_settings(values: dict):
     try:
         return S3Settings(
             bucket=typed_value(values, "s3.bucket", str, ""),
-            prefix=typed_value(values, "s3.prefix", str, "codepilot"),
+            prefix=typed_value(values, "s3.prefix", str, S3_PREFIX),
             endpoint_url=typed_value(values, "s3.endpointUrl", str, ""),
-            region=typed_value(values, "s3.region", str, "us-east-1"),
+            region=typed_value(values, "s3.region", str, S3_REGION),
             mode=typed_value(values, "s3.credentials.mode", str, "sts"),
             role_arn=typed_value(values, "s3.credentials.roleArn", str, ""),
             duration_seconds=typed_value(values, "s3.credentials.durationSeconds", int, 3600),
