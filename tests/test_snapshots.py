@@ -6,7 +6,10 @@ import asyncio
 import io
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -73,7 +76,11 @@ def test_archive_round_trip_keeps_links_and_exec_bits_and_leaves_out_links_out(t
     make_node_project(tmp_path)
     archive = tmp_path / "snap.tar.gz"
     summary = write_archive(tmp_path / "node_modules", archive)
-    assert summary.files == 2 and summary.left_out == ["escape"]
+    # The link out is no member: it is listed, to be made again as a link only.
+    assert summary.files == 2 and summary.left_out == []
+    assert summary.links_out == {"escape": "/etc"}
+    with tarfile.open(archive) as tar:
+        assert "escape" not in tar.getnames()
     target = tmp_path / "restored" / "node_modules"
     target.parent.mkdir()
     extract_archive(archive, target, tmp_path / "scratch", 10**9)
@@ -82,8 +89,39 @@ def test_archive_round_trip_keeps_links_and_exec_bits_and_leaves_out_links_out(t
     assert link.read_text().startswith("#!/usr/bin/env node")
     assert os.stat(link).st_mode & stat.S_IXUSR
     assert not (target / "tool" / "index.js").stat().st_mode & stat.S_IXUSR
-    assert not (target / "escape").exists()
+    assert not os.path.lexists(target / "escape")
     assert not list((tmp_path / "scratch").iterdir())
+
+    again = tmp_path / "again" / "node_modules"
+    again.parent.mkdir()
+    extract_archive(archive, again, tmp_path / "scratch", 10**9, summary.links_out)
+    assert os.readlink(again / "escape") == "/etc"
+
+
+HOSTILE_LINKS_OUT = {
+    "dot-dot name": {"../outside": "/etc"},
+    "absolute name": {"/tmp/codepilot-link-outside": "/etc"},
+    "through a link member": {".bin/tool/x": "/etc"},
+    "over a member": {".bin/tool": "/etc"},
+    "below a missing folder": {"nowhere/x": "/etc"},
+    "NUL in target": {"x": "/etc\x00"},
+    "empty target": {"x": ""},
+    "not a dict": ["x"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_LINKS_OUT))
+def test_hostile_links_out_are_refused_and_write_nothing(tmp_path, case):
+    make_node_project(tmp_path)
+    archive = tmp_path / "snap.tar.gz"
+    write_archive(tmp_path / "node_modules", archive)
+    before = files_below(tmp_path)
+    target = tmp_path / "restored" / "node_modules"
+    target.parent.mkdir()
+    with pytest.raises(ArchiveError, match="refused"):
+        extract_archive(archive, target, tmp_path / "scratch", 10**9, HOSTILE_LINKS_OUT[case])
+    assert files_below(tmp_path) - before <= {"restored", "scratch"}
+    assert not os.path.lexists("/tmp/codepilot-link-outside")
 
 
 HOSTILE = {
@@ -293,3 +331,43 @@ def test_s3_outage_during_snapshot_upload_keeps_the_server_working_and_retries(s
     assert left == []
     assert keys + index_relpath("node_modules") in s3.keys(BUCKET, keys)
     assert s3.read(BUCKET, keys + "during.txt") == b"written during the outage"
+
+
+def test_a_restored_venv_runs_without_being_created_again(s3, s3_env):
+    """A venv's interpreter is a link out of it (``bin/python`` -> the system's): the
+    snapshot keeps it, so the venv restored at the same path works as it was."""
+    user = "snap-eve"
+    keys = layout.workspace_prefix("", user)
+    root = Path(tempfile.mkdtemp()) / "workspace"
+    root.mkdir()
+    (root / "requirements.txt").write_text("# nothing from PyPI\n")
+    interpreter = os.path.realpath(sys.executable)
+    subprocess.run([interpreter, "-m", "venv", "--without-pip", str(root / ".venv")], check=True)
+    site_packages = next((root / ".venv" / "lib").glob("python*/site-packages"))
+    (site_packages / "codepilot_probe.py").write_text("VALUE = 42\n")
+    bin_dir = root / ".venv" / "bin"
+    links_out = {
+        f"bin/{path.name}": os.readlink(path)
+        for path in bin_dir.iterdir()
+        if path.is_symlink() and os.path.isabs(os.readlink(path))
+    }
+    assert links_out  # the interpreter, outside the venv
+
+    _, failed = run(push_and_snapshot(s3, root, user))
+    assert failed == []
+    index = json.loads(s3.read(BUCKET, keys + index_relpath(".venv")))
+    assert index["links"] == links_out
+
+    shutil.rmtree(root)  # the workspace is gone; the next start restores it
+    result = run(restore_into(s3, root, user))
+    assert result.snapshots == {".venv": "restored"} and not result.failed
+    probe = subprocess.run(
+        [root / ".venv" / "bin" / "python", "-c", PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.split() == [str(root / ".venv"), "42"]
+
+
+PROBE = "import sys, codepilot_probe; print(sys.prefix, codepilot_probe.VALUE)"

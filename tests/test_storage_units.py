@@ -10,7 +10,7 @@ from server_extension.storage import wiring
 from server_extension.storage.ignore import IgnoreRules
 from server_extension.storage.localtree import scan_local
 from server_extension.storage.manifest import Entry, Manifest, load_manifest, save_manifest
-from server_extension.storage.restore import plan_restore
+from server_extension.storage.plan import plan_restore
 from server_extension.storage.s3 import RemoteObject, file_etag, md5_etag
 
 

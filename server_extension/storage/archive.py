@@ -2,11 +2,13 @@
 
 Archives hold names relative to the folder. Writing keeps regular files (with their
 mode, so executable bits survive), folders and symlinks that stay inside the folder;
-links that point out of it, hardlinks, sockets and devices are left out. Reading goes
-through tarfile's ``data`` filter (absolute names, ``..``, links pointing out, devices:
-refused) plus our own refusals (hardlinks, more bytes than allowed), into a scratch
-folder that replaces the target only once every member is out: a refused or damaged
-archive leaves nothing behind.
+symlinks that point out of it (a venv's ``bin/python`` -> ``/usr/bin/python3``) are not
+members but listed in the summary, for the caller to keep beside the archive; hardlinks,
+sockets and devices are left out. Reading goes through tarfile's ``data`` filter
+(absolute names, ``..``, links pointing out, devices: refused) plus our own refusals
+(hardlinks, more bytes than allowed), into a scratch folder. The listed links out are
+made last, as links only (nothing is ever written through them), and the scratch folder
+replaces the target only once all is there: a refused or damaged archive leaves nothing.
 """
 
 import os
@@ -30,10 +32,17 @@ class ArchiveError(Exception):
     """An archive that cannot be unpacked safely or completely; nothing was written."""
 
 
+# A folder with more links out than this is not one an installer made.
+MAX_LINKS_OUT = 10_000
+
+
 @dataclass
 class ArchiveSummary:
     files: int = 0
     bytes: int = 0
+    # Symlinks out of the folder, by name: made again after unpacking (``extract_archive``).
+    links_out: dict[str, str] = field(default_factory=dict)
+    # Special files (sockets, fifos, devices) and links out beyond ``MAX_LINKS_OUT``.
     left_out: list[str] = field(default_factory=list)
 
 
@@ -76,7 +85,10 @@ def write_archive(folder: Path, archive: Path, level: int = 1) -> ArchiveSummary
                         if stat.S_ISLNK(info.st_mode):
                             target = os.readlink(entry.path)
                             if not link_stays_inside(relname, target):
-                                summary.left_out.append(relname)
+                                if len(summary.links_out) < MAX_LINKS_OUT and "\x00" not in target:
+                                    summary.links_out[relname] = target
+                                else:
+                                    summary.left_out.append(relname)
                                 continue
                             tar.addfile(tarinfo_for(relname, info, target))
                         elif stat.S_ISDIR(info.st_mode):
@@ -118,12 +130,57 @@ def _strict_filter(max_bytes: int):
     return refuse
 
 
-def extract_archive(archive: Path, target: Path, scratch_dir: Path, max_bytes: int) -> None:
-    """Unpack ``archive`` as the new folder ``target`` (which must not exist yet).
+def check_links_out(links: dict) -> dict[str, str]:
+    """Links out as read from S3 (untrusted): names inside the folder, plain targets.
+
+    Raises ``ArchiveError``. A link is only ever made, never written through, so its
+    target may be anything the user could link to themselves.
+    """
+    if not isinstance(links, dict) or len(links) > MAX_LINKS_OUT:
+        raise ArchiveError("refused: the list of links out is not one this version writes")
+    for name, target in links.items():
+        parts = name.split("/") if isinstance(name, str) else [""]
+        if (
+            name.startswith("/")
+            or any(part in ("", ".", "..") for part in parts)
+            or "\x00" in name
+            or not isinstance(target, str)
+            or not target
+            or "\x00" in target
+            or len(target) > 4096
+        ):
+            raise ArchiveError(f"refused: link out {name!r} -> {target!r}")
+    return links
+
+
+def _make_links_out(unpacked: Path, links: dict[str, str]) -> None:
+    """Make the links out inside the unpacked folder; each parent must be a real folder."""
+    for name, target in sorted(links.items()):
+        path = unpacked / name
+        current = unpacked
+        for part in Path(name).parent.parts:
+            current = current / part
+            if current.is_symlink() or not current.is_dir():
+                raise ArchiveError(f"refused: link out {name!r} is not below a folder")
+        if os.path.lexists(path):
+            raise ArchiveError(f"refused: link out {name!r} is also a member")
+        os.symlink(target, path)
+
+
+def extract_archive(
+    archive: Path,
+    target: Path,
+    scratch_dir: Path,
+    max_bytes: int,
+    links_out: dict[str, str] | None = None,
+) -> None:
+    """Unpack ``archive`` as the new folder ``target`` (which must not exist yet), with
+    the symlinks ``links_out`` (name -> target) that point out of it.
 
     Raises ``ArchiveError`` (nothing written) for a hostile, damaged or oversized
     archive, or when ``target`` appeared meanwhile.
     """
+    links_out = check_links_out(links_out or {})
     unpacked = scratch_dir / f"unpack-{uuid.uuid4().hex}"
     unpacked.mkdir(parents=True)
     try:
@@ -134,6 +191,7 @@ def extract_archive(archive: Path, target: Path, scratch_dir: Path, max_bytes: i
             raise ArchiveError(f"refused: {error}") from error
         except (tarfile.TarError, EOFError, zlib.error) as error:
             raise ArchiveError(f"damaged or truncated archive: {error}") from error
+        _make_links_out(unpacked, links_out)
         if os.path.lexists(target):
             raise ArchiveError(f"{target.name!r} exists already; left as it is")
         os.rename(unpacked, target)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from codepilot_contracts import layout
 
-from .ignore import STATE_DIR, load_ignore_rules
+from .ignore import load_ignore_rules
 from .localtree import has_symlink_component, local_path, scan_local
 from .manifest import Entry, load_manifest, save_manifest, write_manifest_text
 from .s3 import S3Error, S3Store
@@ -128,11 +128,7 @@ class WorkspaceSync:
         self.rules = load_ignore_rules(self.root)
 
     def ignored(self, relpath: str, is_dir: bool = False) -> bool:
-        return (
-            relpath == STATE_DIR
-            or relpath.startswith(STATE_DIR + "/")
-            or (self.rules.ignored(relpath, is_dir))
-        )
+        return self.rules.ignored(relpath, is_dir)
 
     async def push_path(self, relpath: str, force: bool = False, list_remote: bool = False):
         """Make S3 hold what the workspace holds at ``relpath`` now; raises ``S3Error``.
@@ -428,9 +424,10 @@ class WorkspaceSync:
     async def _manifest_saver(self, interval: float = 1.0) -> None:
         while not self._stopping:
             await asyncio.sleep(interval)
-            await self.save_manifest()
+            await self.write_manifest()
 
-    async def save_manifest(self) -> None:
+    async def write_manifest(self) -> None:
+        """Write the manifest file when entries changed since the last write."""
         if self.manifest.dirty:
             text = self.manifest.to_json()
             self.manifest.dirty = False
@@ -462,7 +459,7 @@ class WorkspaceSync:
             self.log.warning("S3 sync: %d paths pending after startup", len(failures))
         elif not self._queue:
             self.status.state = "idle"
-        await self.save_manifest()
+        await self.write_manifest()
 
     async def flush(self, time_limit: float) -> list[str]:
         """Push everything pending within ``time_limit`` seconds; returns what is left."""

@@ -17,14 +17,21 @@ DEFAULT_PATTERNS = (
     ".cache/",
     "*.pyc",
     ".ipynb_checkpoints/",
-    f"/{STATE_DIR}/",
     # A folder marker in S3 only; a local file of that name would clash with it.
     ".s3keep",
 )
 
 
+def is_state_path(relpath: str) -> bool:
+    """Whether ``relpath`` is the sync bookkeeping folder or inside it (never synced)."""
+    return relpath == STATE_DIR or relpath.startswith(STATE_DIR + "/")
+
+
 class IgnoreRules:
-    """Matches workspace-relative POSIX paths against the ignore patterns."""
+    """Matches workspace-relative POSIX paths against the ignore patterns.
+
+    The bookkeeping folder is always ignored, whatever ``.codepilotignore`` says.
+    """
 
     def __init__(self, extra_lines: list[str] | tuple[str, ...] = ()):
         self.lines = [*DEFAULT_PATTERNS, *extra_lines]
@@ -33,6 +40,8 @@ class IgnoreRules:
     def ignored(self, relpath: str, is_dir: bool = False) -> bool:
         if not relpath:
             return False
+        if is_state_path(relpath):
+            return True
         # A pattern ending in "/" only matches folders; say which this is.
         return self._spec.match_file(relpath + "/" if is_dir else relpath)
 

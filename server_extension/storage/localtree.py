@@ -5,7 +5,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ignore import STATE_DIR, IgnoreRules
+from .ignore import IgnoreRules
 
 
 @dataclass
@@ -34,8 +34,6 @@ def scan_local(root: Path, rules: IgnoreRules, start: str = "") -> LocalTree:
             continue
         for entry in entries:
             relpath = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
-            if relpath == STATE_DIR:
-                continue
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError:

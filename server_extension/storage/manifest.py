@@ -100,10 +100,6 @@ def load_manifest(root: Path, location: str) -> Manifest:
     return Manifest.from_json(text, location)
 
 
-def has_manifest(root: Path) -> bool:
-    return manifest_path(root).is_file()
-
-
 def write_manifest_text(root: Path, text: str) -> None:
     """Write atomically: a crash leaves the old manifest or the new one, never half."""
     path = manifest_path(root)

@@ -247,12 +247,6 @@ class S3Store:
                     found[item["Key"]] = RemoteObject(item["Size"], _etag(item["ETag"]))
         return found
 
-    async def is_empty(self, prefix: str) -> bool:
-        client = await self.client()
-        async with self._errors(f"list {prefix!r}"):
-            page = await client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
-        return not page.get("Contents")
-
     async def download_file(
         self, key: str, target: Path, scratch_dir: Path
     ) -> tuple[str, os.stat_result]:

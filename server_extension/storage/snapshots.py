@@ -31,15 +31,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from traitlets import Dict, Float, Int
 from traitlets.config import LoggingConfigurable
 
 from codepilot_contracts import layout
 
-from .archive import ArchiveError, extract_archive, write_archive
-from .ignore import STATE_DIR, IgnoreRules
+from .archive import ArchiveError, check_links_out, extract_archive, write_archive
+from .ignore import STATE_DIR, IgnoreRules, is_state_path
 from .localtree import has_symlink_component, local_path
 from .pack import PACK, PackKeeper
 from .s3 import RemoteObject, S3Error, S3Store, file_etag
@@ -79,7 +79,10 @@ def snapshot_digest(folder: str, lock_etags: dict[str, str], tag: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def index_document(folder: str, lock_etags: dict[str, str], tag: str, size: int) -> dict:
+def index_document(
+    folder: str, lock_etags: dict[str, str], tag: str, size: int, links: dict | None = None
+) -> dict:
+    """The index of one snapshot; ``links``: its symlinks out of the folder (name -> target)."""
     return {
         "version": INDEX_VERSION,
         "folder": folder,
@@ -87,6 +90,7 @@ def index_document(folder: str, lock_etags: dict[str, str], tag: str, size: int)
         "locks": dict(sorted(lock_etags.items())),
         "platform": tag,
         "size": size,
+        "links": dict(sorted((links or {}).items())),
     }
 
 
@@ -106,8 +110,12 @@ def parse_index(data: bytes) -> dict:
         valid = False
     if not valid:
         raise SnapshotError("the snapshot index is not one this version understands")
-    if layout.safe_object_relpath(folder) is None or folder.split("/")[0] == STATE_DIR:
+    if layout.safe_object_relpath(folder) is None or is_state_path(folder):
         raise SnapshotError(f"the snapshot index names the folder {folder!r}: refused")
+    try:
+        index["links"] = check_links_out(index.get("links", {}))
+    except ArchiveError as error:
+        raise SnapshotError(str(error)) from error
     return index
 
 
@@ -230,6 +238,8 @@ class SnapshotRestore:
     folder: str
     key: str
     size: int
+    # Symlinks out of the folder (a venv's interpreter), made after unpacking.
+    links_out: dict[str, str] = field(default_factory=dict)
 
 
 def snapshot_indexes(key_prefix: str, listing: dict[str, RemoteObject]) -> list[str]:
@@ -242,22 +252,43 @@ def snapshot_indexes(key_prefix: str, listing: dict[str, RemoteObject]) -> list[
     )
 
 
+def folder_of_index(key_prefix: str, key: str) -> str:
+    """The folder an index key names (``.codepilot/snapshots/<quoted folder>.json``)."""
+    name = key[len(layout.key_for(key_prefix, SNAPSHOTS + "/")) : -len(".json")]
+    return unquote(name)
+
+
 async def plan_snapshots(
     store: S3Store, key_prefix: str, root: Path, listing: dict[str, RemoteObject], rules
 ) -> tuple[list[SnapshotRestore], dict[str, str]]:
-    """Snapshots to unpack, and why the others are not (by folder or index key)."""
+    """Snapshots to unpack, and why the others are not (by folder or index key).
+
+    A folder that is there already costs no request: only the indexes of missing
+    folders are read.
+    """
     index_keys = snapshot_indexes(key_prefix, listing)
-    if not index_keys:
-        return [], {}
     skipped: dict[str, str] = {}
+    wanted = []
+    for key in index_keys:
+        folder = folder_of_index(key_prefix, key)
+        if layout.safe_object_relpath(folder) is None or is_state_path(folder):
+            skipped[key] = f"the snapshot index names the folder {folder!r}: refused"
+            continue
+        why_not = await asyncio.to_thread(_local_obstacle, root, folder)
+        if why_not:
+            skipped[folder] = why_not
+        else:
+            wanted.append((key, folder))
+    if not wanted:
+        return [], skipped
     chosen: list[SnapshotRestore] = []
     node, *documents = await asyncio.gather(
         node_version(),
-        *(store.read_bytes(key) for key in index_keys),
+        *(store.read_bytes(key) for key, _ in wanted),
         return_exceptions=True,
     )
     tag = platform_tag(node if isinstance(node, str) else "")
-    for key, document in zip(index_keys, documents, strict=True):
+    for (key, folder), document in zip(wanted, documents, strict=True):
         try:
             if isinstance(document, BaseException):
                 raise SnapshotError(str(document))
@@ -265,7 +296,9 @@ async def plan_snapshots(
         except SnapshotError as error:
             skipped[key] = str(error)
             continue
-        folder = index["folder"]
+        if index["folder"] != folder:
+            skipped[key] = f"the snapshot index names another folder, {index['folder']!r}"
+            continue
         if not rules.ignored(folder, is_dir=True):
             skipped[folder] = "the folder is synced file by file, not as a snapshot"
             continue
@@ -278,12 +311,12 @@ async def plan_snapshots(
         archive_key = layout.key_for(key_prefix, archive_relpath(folder, index["digest"]))
         if not why_not and archive_key not in listing:
             why_not = "its archive is missing"
-        if not why_not:
-            why_not = await asyncio.to_thread(_local_obstacle, root, folder)
         if why_not:
             skipped[folder] = why_not
         else:
-            chosen.append(SnapshotRestore(folder, archive_key, listing[archive_key].size))
+            chosen.append(
+                SnapshotRestore(folder, archive_key, listing[archive_key].size, index["links"])
+            )
     return chosen, skipped
 
 
@@ -305,7 +338,9 @@ async def restore_snapshot(
         await store.download_file(snapshot.key, download, scratch)
         target = local_path(root, snapshot.folder)
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread(extract_archive, download, target, scratch, max_bytes)
+        await asyncio.to_thread(
+            extract_archive, download, target, scratch, max_bytes, snapshot.links_out
+        )
     except (S3Error, ArchiveError, OSError) as error:
         raise SnapshotError(f"snapshot of {snapshot.folder} not restored: {error}") from error
     finally:
@@ -439,7 +474,7 @@ class DependencySnapshots(LoggingConfigurable):
                 self.compression_level,
             )
             size = (await asyncio.to_thread(archive.stat)).st_size
-            index["size"] = size
+            index.update(size=size, links=summary.links_out)
             await self.store.upload_file(
                 archive,
                 layout.key_for(prefix, archive_relpath(source.folder, index["digest"])),
@@ -458,7 +493,7 @@ class DependencySnapshots(LoggingConfigurable):
             self._uploaded[source.folder] = index["digest"]
         if summary.left_out:
             self.log.info(
-                "Code Pilot: snapshot of %s leaves out %d links out of it or special files (%s)",
+                "Code Pilot: snapshot of %s leaves out %d special files or links (%s)",
                 source.folder,
                 len(summary.left_out),
                 ", ".join(summary.left_out[:5]),

@@ -5,7 +5,6 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -16,12 +15,12 @@ from codepilot_contracts.progress import progress_record, restore_message
 
 from ..starters import starter_dir, starter_names
 from ..storage.engine import WorkspaceSync
-from ..storage.ignore import STATE_DIR, load_ignore_rules
 from ..storage.localtree import scan_local
-from ..storage.manifest import load_manifest
 from ..storage.pack import packable, upload_pack
-from ..storage.restore import plan_restore, restore_workspace, upload_folder
+from ..storage.plan import compare_workspace
+from ..storage.restore import RestoreResult, restore_workspace
 from ..storage.s3 import S3Error, S3Store
+from ..storage.seed import copy_starter, starter_files, upload_folder, workspace_is_new
 
 # Option -> c.CodePilot trait, whose CODEPILOT_* variable gives the default.
 SETTINGS = {
@@ -98,6 +97,12 @@ def parser() -> argparse.ArgumentParser:
     restore.add_argument("--template", help="starter template for a new workspace")
     restore.add_argument("--progress", choices=("json", "text", "none"), default="text")
     restore.add_argument("--concurrency", type=int, default=64)
+    restore.add_argument(
+        "--no-snapshots",
+        dest="snapshots",
+        action="store_false",
+        help="restore files only; dependency snapshots (node_modules/, .venv/) stay in S3",
+    )
 
     push = commands.add_parser("push", help="local workspace -> S3")
     common(push)
@@ -150,44 +155,36 @@ def key_prefix_for(args) -> str:
     )
 
 
-def copy_starter(root: Path, template: str, printer: ProgressPrinter) -> int:
-    """Without S3 (one machine, local storage): a new, empty workspace gets the starter."""
-    if not template:
-        printer.finish({"event": "done", "restored": 0})
-        return 0
-    folder = starter_dir(template)
-    if folder is None:
-        printer.finish({"event": "error", "message": f"no starter template named {template!r}"})
-        return 1
-    if any(entry.name != STATE_DIR for entry in root.iterdir()):
-        printer.finish({"event": "done", "restored": 0, "template": ""})
-        return 0
-    files = sorted(_relative_files(folder))
-    for done, relpath in enumerate(files, 1):
-        target = root / relpath
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / relpath, target)
-        printer.progress(done, len(files))
-    printer.finish({"event": "done", "restored": len(files), "template": template})
-    return 0
+def seed_local(root: Path, template: str, printer: ProgressPrinter) -> RestoreResult:
+    """Without S3 (one machine, local storage): a new workspace gets the starter (blocking)."""
+    started = time.monotonic()
+    result = RestoreResult()
+    root.mkdir(parents=True, exist_ok=True)
+    if template and workspace_is_new(root):
+        result.total = result.downloaded = copy_starter(root, template, printer.progress)
+        result.template = template
+    result.seconds = time.monotonic() - started
+    return result
 
 
 async def run_restore(args) -> int:
     printer = ProgressPrinter(args.progress)
     template = args.template if args.template is not None else resolve(args, "template")
-    if not resolve(args, "s3_bucket"):
-        return await asyncio.to_thread(copy_starter, Path(args.root), template, printer)
     try:
-        async with store_for(args) as store:
-            result = await restore_workspace(
-                store,
-                key_prefix_for(args),
-                Path(args.root),
-                template=template,
-                templates_prefix=resolve(args, "s3_prefix"),
-                concurrency=args.concurrency,
-                on_progress=printer.progress,
-            )
+        if not resolve(args, "s3_bucket"):
+            result = await asyncio.to_thread(seed_local, Path(args.root), template, printer)
+        else:
+            async with store_for(args) as store:
+                result = await restore_workspace(
+                    store,
+                    key_prefix_for(args),
+                    Path(args.root),
+                    template=template,
+                    templates_prefix=resolve(args, "s3_prefix"),
+                    concurrency=args.concurrency,
+                    on_progress=printer.progress,
+                    snapshots=args.snapshots,
+                )
     except (S3Error, ValueError, OSError) as error:
         printer.finish({"event": "error", "message": str(error)})
         return 1
@@ -200,7 +197,7 @@ async def run_push(args) -> int:
         async with store_for(args) as store:
             sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
             failures = await sync.push_tree("")
-            await sync.save_manifest()
+            await sync.write_manifest()
     except (S3Error, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -216,7 +213,7 @@ async def run_pack(args) -> int:
         async with store_for(args) as store:
             sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
             failures = await sync.push_tree("")
-            await sync.save_manifest()
+            await sync.write_manifest()
             tree = await asyncio.to_thread(scan_local, sync.root, sync.rules)
             members = packable(sync.manifest, tree.files)
             packed = await upload_pack(store, sync.key_prefix, sync.root, members)
@@ -228,36 +225,19 @@ async def run_pack(args) -> int:
 
 
 async def run_status(args) -> int:
-    root = Path(args.root)
-    key_prefix = key_prefix_for(args)
     try:
         async with store_for(args) as store:
-            listed = await store.list(key_prefix)
-            location = f"s3://{store.bucket}/{key_prefix}"
+            view = await compare_workspace(store, key_prefix_for(args), Path(args.root))
     except S3Error as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    rules = load_ignore_rules(root)
-    manifest = load_manifest(root, location)
-    tree = scan_local(root, rules)
-    remote = {
-        layout.relpath_for(key_prefix, key): obj
-        for key, obj in listed.items()
-        if layout.relpath_for(key_prefix, key) != layout.DIR_KEEP
-    }
-    plan = plan_restore(remote, tree.files, manifest, rules)
-    local_only = sorted(
-        relpath
-        for relpath, info in tree.files.items()
-        if relpath not in remote
-        and not (manifest.get(relpath) and manifest.get(relpath).matches_stat(info))
-    )
+    plan = view.plan
     report = {
-        "location": location,
+        "location": view.location,
         "remote_files": plan.total,
         "in_sync": len(plan.unchanged),
         "to_restore": sorted([*plan.download, *plan.verify]),
-        "to_push": sorted([*plan.local_changes, *local_only]),
+        "to_push": sorted([*plan.local_changes, *plan.local_only]),
         "deleted_in_s3": sorted(plan.remove_local),
     }
     print(json.dumps(report, indent=1))
@@ -277,17 +257,13 @@ async def run_seed_templates(args) -> int:
             try:
                 stale = await store.list(target)
                 count = await upload_folder(store, folder, target)
-                uploaded = {target + path for path in _relative_files(folder)}
+                uploaded = {target + path for path in starter_files(folder)}
                 await store.delete(key for key in stale if key not in uploaded)
             except S3Error as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 1
             print(f"{name}: {count} files -> s3://{store.bucket}/{target}")
     return 0
-
-
-def _relative_files(folder: Path) -> list[str]:
-    return list(scan_local(folder, load_ignore_rules(folder)).files)
 
 
 COMMANDS = {

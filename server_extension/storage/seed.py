@@ -1,0 +1,92 @@
+"""A new workspace's first files: the chosen starter template, one rule for both storages.
+
+A workspace gets the template only while it is new: it holds no file that sync would
+keep (``workspace_is_new``; bookkeeping and ignored folders do not count) and, with S3,
+nothing is stored under its prefix. With S3 the template is copied into the prefix
+(from ``<prefix>/templates/<name>/`` when the bucket has it, else the packaged or class
+starter) and then restored like any workspace; without S3 the starter's files are
+copied into the folder. Either way the restore's final record names the template.
+"""
+
+import asyncio
+import shutil
+from pathlib import Path
+
+from codepilot_contracts import layout
+
+from ..starters import starter_dir
+from .ignore import IgnoreRules, load_ignore_rules
+from .localtree import scan_local
+from .s3 import S3Store
+
+
+def workspace_is_new(root: Path) -> bool:
+    """Whether ``root`` holds no file that sync would keep (blocking)."""
+    return not scan_local(root, IgnoreRules()).files
+
+
+def starter_files(folder: Path) -> list[str]:
+    """The files of a starter folder that a workspace gets (its own ignore rules apply)."""
+    return sorted(scan_local(folder, load_ignore_rules(folder)).files)
+
+
+def starter_folder(template: str) -> Path:
+    folder = starter_dir(template)
+    if folder is None:
+        raise ValueError(f"no starter template named {template!r}")
+    return folder
+
+
+def copy_starter(root: Path, template: str, on_progress=None) -> int:
+    """Copy the starter ``template`` into the new workspace ``root`` (blocking).
+
+    Returns how many files were copied; raises ``ValueError`` for an unknown template.
+    """
+    folder = starter_folder(template)
+    files = starter_files(folder)
+    for done, relpath in enumerate(files, 1):
+        target = root / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / relpath, target)
+        if on_progress:
+            on_progress(done, len(files))
+    return len(files)
+
+
+async def seed_prefix(
+    store: S3Store, key_prefix: str, root: Path, template: str, templates_prefix: str
+) -> str:
+    """Fill an empty workspace prefix: the template when chosen and the workspace is new,
+    then the root marker. Returns the template used, or "".
+
+    A local workspace that already has files keeps them: the server pushes them instead.
+    """
+    used = ""
+    if template and await asyncio.to_thread(workspace_is_new, root):
+        source_prefix = layout.template_prefix(templates_prefix, template)
+        objects = await store.list(source_prefix)
+        if objects:
+            await asyncio.gather(
+                *(
+                    store.copy(key, key_prefix + layout.relpath_for(source_prefix, key))
+                    for key in objects
+                    if layout.relpath_for(source_prefix, key) != layout.DIR_KEEP
+                )
+            )
+        else:
+            await upload_folder(store, starter_folder(template), key_prefix)
+        used = template
+    await store.put_bytes(layout.dir_keep_key(key_prefix, ""), b"")
+    return used
+
+
+async def upload_folder(store: S3Store, folder: Path, key_prefix: str) -> int:
+    """Upload every regular file below ``folder`` (ignore rules apply); returns the count."""
+    tree = await asyncio.to_thread(lambda: scan_local(folder, load_ignore_rules(folder)))
+    await asyncio.gather(
+        *(
+            store.upload_file(folder / relpath, key_prefix + relpath, info.st_size)
+            for relpath, info in tree.files.items()
+        )
+    )
+    return len(tree.files)
