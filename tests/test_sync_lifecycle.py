@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from codepilot_contracts import layout
+from codepilot_contracts import defaults, layout
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
@@ -26,6 +26,7 @@ s3 = s3_server_fixture(buckets=(BUCKET,))
 
 
 def server_env(s3, user: str) -> dict:
+    # No prefix: the servers keep workspaces under the shared default one.
     return {
         **s3.env,
         "CODEPILOT_S3_BUCKET": BUCKET,
@@ -37,7 +38,9 @@ def server_env(s3, user: str) -> dict:
 def restore(s3, user: str, root: Path):
     async def run():
         async with S3Store(BUCKET, s3.endpoint_url) as store:
-            return await restore_workspace(store, layout.workspace_prefix("", user), root)
+            return await restore_workspace(
+                store, layout.workspace_prefix(defaults.S3_PREFIX, user), root
+            )
 
     result = asyncio.run(run())
     assert not result.failed, result.failed
@@ -70,12 +73,15 @@ def test_sigkill_right_after_an_acknowledged_save_loses_nothing(s3, monkeypatch)
             previous = (name, data)
         finally:
             server.kill()
-    assert s3.read(BUCKET, layout.workspace_prefix("", user) + previous[0]) == previous[1]
+    assert (
+        s3.read(BUCKET, layout.workspace_prefix(defaults.S3_PREFIX, user) + previous[0])
+        == previous[1]
+    )
 
 
 def test_sigterm_flushes_pending_changes(s3):
     user = "lee"
-    keys = layout.workspace_prefix("", user)
+    keys = layout.workspace_prefix(defaults.S3_PREFIX, user)
     root = Path(tempfile.mkdtemp(prefix="codepilot-term-"))
     server = start_jupyter_server(root, server_env(s3, user))
     # Written behind the server's back and stopped at once: no time for the watcher.
@@ -89,7 +95,7 @@ def test_sigterm_flushes_pending_changes(s3):
 
 def test_sigterm_during_an_outage_names_what_was_not_flushed_and_loses_nothing(s3):
     user = "max"
-    keys = layout.workspace_prefix("", user)
+    keys = layout.workspace_prefix(defaults.S3_PREFIX, user)
     root = Path(tempfile.mkdtemp(prefix="codepilot-term-"))
     server = start_jupyter_server(root, server_env(s3, user))
     with s3.outage():
@@ -119,7 +125,7 @@ async def test_a_flush_cut_short_still_names_every_file_it_left(s3):
     (root / "first.txt").write_text("one")
     (root / "second.txt").write_text("two")
     async with S3Store(BUCKET, s3.endpoint_url, connect_timeout=1) as store:
-        sync = WorkspaceSync(root, store, layout.workspace_prefix("", "nina"))
+        sync = WorkspaceSync(root, store, layout.workspace_prefix(defaults.S3_PREFIX, "nina"))
         with s3.outage():
             left = await sync.flush(time_limit=0)  # out of time before any push
     assert left == ["first.txt", "second.txt"]
