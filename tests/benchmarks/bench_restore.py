@@ -122,6 +122,7 @@ def main():
             **os.environ,
             **s3.env,
             "CODEPILOT_S3_BUCKET": BUCKET,
+            "CODEPILOT_S3_PREFIX": "",  # the objects are seeded at the bucket's root (KEYS)
             "CODEPILOT_WORKSPACE_USER": USER,
         }
         # Before: no pack yet, one GET per file. The folder is then the server's disk that
