@@ -17,12 +17,20 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth, HubAuthenticated, UserNotAllowed
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.log import enable_pretty_logging
+
+from codepilot_contracts.broker import (
+    CREDENTIALS_PATH,
+    SERVICE_NAME,
+    credentials_body,
+    credentials_path,
+)
 
 from .credentials import (
     STS,
@@ -32,7 +40,6 @@ from .credentials import (
     credential_chain_environment,
 )
 
-SERVICE_NAME = "codepilot-credentials"
 DEFAULT_PORT = 8082
 ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 # The hub's server role plus the right to call the broker.
@@ -50,9 +57,11 @@ class CredentialsHandler(HubAuthenticated, web.RequestHandler):
     async def prepare(self):
         # Ask the hub about the token without blocking the loop (HubAuth's default is
         # a synchronous call), then apply the service's scope check.
+        # Tornado's current_user setter: get_current_user (HubAuth's synchronous one) is
+        # then never called.
         model = await self.hub_auth.get_user(self, sync=False)
         try:
-            self._hub_auth_user_cache = self.check_hub_user(model) if model else None
+            self.current_user = self.check_hub_user(model) if model else None
         except UserNotAllowed:
             raise web.HTTPError(403, "this token may not use the credential broker") from None
 
@@ -80,7 +89,7 @@ class CredentialsHandler(HubAuthenticated, web.RequestHandler):
         log.info("Minted S3 credentials for %s, expiring %s", username, metadata["expiry_time"])
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(metadata))
+        self.finish(json.dumps(credentials_body(**metadata)))
 
     def write_error(self, status_code, **kwargs):
         self.set_header("Content-Type", "application/json")
@@ -90,7 +99,7 @@ class CredentialsHandler(HubAuthenticated, web.RequestHandler):
 
 
 def make_app(minter: CredentialMinter, prefix: str, hub_auth: HubAuth) -> web.Application:
-    route = url_path_join(prefix, "api", "credentials")
+    route = url_path_join(prefix, CREDENTIALS_PATH)
     return web.Application(
         [
             (route, CredentialsHandler, {"minter": minter}),
@@ -145,6 +154,43 @@ def hub_service(
         "scopes": ["self", ACCESS_SCOPE],
     }
     return service, [user_role], list(SERVER_TOKEN_SCOPES)
+
+
+@dataclass(frozen=True)
+class BrokerWiring:
+    """The broker as one hub config needs it: a service, roles, scopes and the servers' URL."""
+
+    service: dict
+    roles: list
+    server_token_scopes: list
+    credentials_url: str
+
+    def apply(self, config, spawner_config, services: list, roles: list) -> None:
+        """Add it to a hub config: ``config`` is ``c``, ``spawner_config`` the spawner's
+        section (``c.CodePilotSpawner``); ``services`` and ``roles`` are the lists the
+        config hands JupyterHub."""
+        services.append(self.service)
+        roles.extend(self.roles)
+        config.Spawner.server_token_scopes = list(self.server_token_scopes)
+        spawner_config.credentials_url = self.credentials_url
+
+
+def broker_wiring(
+    s3: S3Settings | None,
+    service_url: str,
+    base_url: str = "/",
+    bind_ip: str = "",
+    python: str = sys.executable,
+    environ=os.environ,
+) -> BrokerWiring | None:
+    """The broker for ``s3`` at ``service_url`` (as user servers reach the hub's host, under
+    the hub's ``base_url``), or None when servers need none: no bucket, or static keys."""
+    if s3 is None or not s3.bucket or s3.mode != STS:
+        return None
+    service, roles, scopes = hub_service(service_url, s3, bind_ip, python, environ)
+    return BrokerWiring(
+        service, roles, scopes, service_url.rstrip("/") + credentials_path(base_url)
+    )
 
 
 async def serve(environ=os.environ) -> None:

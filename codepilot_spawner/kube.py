@@ -1,11 +1,12 @@
 """``CodePilotSpawner``: KubeSpawner with Code Pilot's pods, credentials and progress.
 
-A thin subclass. The objects come from ``objects.py``, the credentials from
-``credentials.py``; this class only sets KubeSpawner's traits from them and fills in
-KubeSpawner's hooks: ``get_pod_manifest`` (the restore init container, preview port and
-relay), ``modify_pod_hook`` (the per-server Secret, created before the pod that reads
-it), ``after_pod_created_hook`` (the Secret then gets the pod as its owner) and
-``progress``.
+A thin subclass. What both spawners share (settings, environment, restore progress)
+comes from ``core.py``, the objects from ``objects.py``, what a pod's status and events
+say from ``podstatus.py``, the credentials from ``credentials.py``; this class only sets
+KubeSpawner's traits from them and fills in KubeSpawner's hooks: ``get_pod_manifest``
+(the restore init container, preview port and relay), ``modify_pod_hook`` (the
+per-server Secret, created before the pod that reads it), ``after_pod_created_hook``
+(the Secret then gets the pod as its owner) and ``progress``.
 """
 
 import asyncio
@@ -16,19 +17,21 @@ from functools import partial
 from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
-from traitlets import Dict, Enum, Int, List, Unicode, default
+from kubespawner.objects import make_owner_reference
+from traitlets import Dict, Int, List, Unicode, default
 
-from . import objects
-from .credentials import MODES, STS, CredentialMinter, S3Settings, credentials_environment
-from .environment import codepilot_environment
-from .preview.hosts import PreviewDomain
-from .progress import restore_message, restore_share
-from .servernames import check_server_name
+from codepilot_contracts.defaults import PREVIEW_PORT
+from codepilot_contracts.env import CREDENTIALS_EXPIRATION
+from codepilot_contracts.progress import last_record
+
+from . import objects, podstatus, upstream
+from .core import CodePilotSpawnerMixin, restore_progress_event
+from .credentials import STS, CredentialMinter, credentials_environment
 
 # Variables that hold secrets: they reach containers from the server's Secret only.
 TOKEN_KEYS = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 STATIC_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-STS_KEYS = (*STATIC_KEYS, "AWS_SESSION_TOKEN", "CODEPILOT_S3_CREDENTIALS_EXPIRATION")
+STS_KEYS = (*STATIC_KEYS, "AWS_SESSION_TOKEN", CREDENTIALS_EXPIRATION)
 
 RESTORE_POLL_SECONDS = 2
 # With no sizes configured: one, with the spawner's own cpu and memory settings.
@@ -37,7 +40,7 @@ DEFAULT_SIZE = {"name": "standard", "displayName": "Standard"}
 
 async def _create_server_secret_hook(spawner, pod):
     """modify_pod_hook: the Secret exists before the pod that reads it is created."""
-    await spawner.create_server_secret()
+    await spawner.create_server_secret(pod)
     return pod
 
 
@@ -61,7 +64,7 @@ def _chain_hooks(ours, theirs, returns_pod: bool):
     return both_hooks
 
 
-class CodePilotSpawner(KubeSpawner):
+class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
     """Starts each user server as a hardened pod of the runner image.
 
     An init container restores the workspace from S3 into an emptyDir; the server gets
@@ -88,7 +91,7 @@ class CodePilotSpawner(KubeSpawner):
     ).tag(config=True)
 
     preview_port = Int(
-        3000, help="Port inside the pod where the user's app serves its preview."
+        PREVIEW_PORT, help="Port inside the pod where the user's app serves its preview."
     ).tag(config=True)
 
     preview_relay_port = Int(
@@ -111,22 +114,6 @@ class CodePilotSpawner(KubeSpawner):
         help="Resources (a Kubernetes ResourceRequirements) of the preview relay sidecar.",
     ).tag(config=True)
 
-    preview_domain = Unicode(
-        "",
-        help="""Domain of preview origins (``<label>.<domain>``); empty: previews are off.
-        Each server gets its preview URL as ``CODEPILOT_PREVIEW_URL``.""",
-    ).tag(config=True)
-
-    preview_scheme = Enum(["http", "https"], "https", help="Scheme of preview URLs.").tag(
-        config=True
-    )
-
-    preview_api_url = Unicode(
-        "",
-        help="""Base URL of the preview gateway's API as user pods reach it, where a
-        server reads and sets its preview's share level (``CODEPILOT_PREVIEW_API_URL``).""",
-    ).tag(config=True)
-
     termination_grace_period = Int(
         60,
         help="""Seconds a stopping server gets to flush pending changes to S3 before it is
@@ -134,64 +121,10 @@ class CodePilotSpawner(KubeSpawner):
         time (``CODEPILOT_SYNC_FLUSH_TIMEOUT``) is derived from it.""",
     ).tag(config=True)
 
-    restore_command = List(
-        Unicode(),
-        ["python", "-m", "server_extension.sync", "restore", "--progress", "json"],
-        help="""Command of the init container that restores the workspace from S3 into
-        ``workspace_dir`` (its working directory) before the server starts. Its JSON
-        progress lines (``{"done": n, "total": m}``) become progress events.""",
-    ).tag(config=True)
-
-    templates = List(
-        Unicode(),
-        help="""Starter templates offered in the spawn form (names under
-        ``<prefix>/templates/`` in S3). With ``sizes``, they make the ``profile_list``.""",
-    ).tag(config=True)
-
     sizes = List(
         help="""Sizes offered for every template, as in the Helm values:
         ``{"name", "displayName", "cpu": {"guarantee", "limit"}, "memory": {...},
         "default"}``.""",
-    ).tag(config=True)
-
-    template = Unicode(
-        "",
-        help="""Starter template copied into a workspace on its first start; set by the
-        chosen profile.""",
-    ).tag(config=True)
-
-    codepilot_settings = Dict(
-        help="""More ``c.CodePilot`` settings for every server, by trait name; passed as
-        ``CODEPILOT_*`` variables. The settings above win over the same names here.""",
-    ).tag(config=True)
-
-    s3_bucket = Unicode("", help="Bucket of the workspaces; empty keeps them in the pod only.").tag(
-        config=True
-    )
-    s3_prefix = Unicode("codepilot", help="Key prefix of everything Code Pilot stores.").tag(
-        config=True
-    )
-    s3_endpoint_url = Unicode(
-        "", help="S3 (and STS) endpoint for MinIO or other S3 services; empty for AWS."
-    ).tag(config=True)
-    s3_region = Unicode("us-east-1", help="Region of the bucket and of STS.").tag(config=True)
-    credentials_mode = Enum(
-        MODES,
-        STS,
-        help="""``sts``: each server gets short-lived keys for its user's prefix only.
-        ``static``: every server gets the hub's own keys, so users can reach each other's
-        files; only for S3 services without STS.""",
-    ).tag(config=True)
-    credentials_role_arn = Unicode(
-        "", help="Role the hub assumes (with a per-user session policy) in sts mode."
-    ).tag(config=True)
-    credentials_duration = Int(
-        3600, help="Lifetime in seconds of the credentials minted per server in sts mode."
-    ).tag(config=True)
-    credentials_url = Unicode(
-        "",
-        help="""URL of the credential broker's ``api/credentials`` endpoint as user pods
-        reach it; servers renew their sts credentials there before they expire.""",
     ).tag(config=True)
 
     _minters: dict = {}
@@ -217,14 +150,6 @@ class CodePilotSpawner(KubeSpawner):
     @default("automount_service_account_token")
     def _default_automount(self):
         return False
-
-    @default("cmd")
-    def _default_cmd(self):
-        return ["jupyterhub-singleuser"]
-
-    @default("default_url")
-    def _default_default_url(self):
-        return "/lab"
 
     @default("notebook_dir")
     def _default_notebook_dir(self):
@@ -288,57 +213,30 @@ class CodePilotSpawner(KubeSpawner):
     # --- settings and credentials -----------------------------------------------------------
 
     @property
-    def s3_settings(self) -> S3Settings:
-        return S3Settings(
-            bucket=self.s3_bucket,
-            prefix=self.s3_prefix,
-            endpoint_url=self.s3_endpoint_url,
-            region=self.s3_region,
-            mode=self.credentials_mode,
-            role_arn=self.credentials_role_arn,
-            duration_seconds=self.credentials_duration,
-        )
+    def previews_served(self) -> bool:
+        # The preview gateway reaches the app through the pod's relay only.
+        return bool(self.preview_relay_port)
 
     @property
     def minter(self) -> CredentialMinter:
         # One per settings, shared by all servers: it keeps its STS client.
-        settings = self.s3_settings
-        if settings not in self._minters:
-            self._minters[settings] = CredentialMinter(settings, log=self.log)
-        return self._minters[settings]
+        if self.s3 not in self._minters:
+            self._minters[self.s3] = CredentialMinter(self.s3, log=self.log)
+        return self._minters[self.s3]
 
     @property
     def server_secret_name(self) -> str:
         return f"{self.pod_name}-credentials"
 
     def server_secret_keys(self) -> tuple[str, ...]:
-        if not self.s3_bucket:
+        if not (self.s3 and self.s3.bucket):
             return TOKEN_KEYS
-        return (*TOKEN_KEYS, *(STS_KEYS if self.credentials_mode == STS else STATIC_KEYS))
+        return (*TOKEN_KEYS, *(STS_KEYS if self.s3.mode == STS else STATIC_KEYS))
 
-    def codepilot_env(self) -> dict[str, str]:
-        settings = {
-            **self.codepilot_settings,
-            "preview_port": self.preview_port,
-            "template": self.template or None,
-            # Pending pushes get the pod's grace period, less the time to shut down.
-            "sync_flush_timeout": objects.sync_flush_timeout(self.termination_grace_period),
-        }
-        if self.preview_domain and self.preview_relay_port:
-            domain = PreviewDomain(self.preview_domain, self.preview_scheme)
-            settings["preview_url"] = domain.url(self.user.name, self.name)
-            settings["preview_api_url"] = self.preview_api_url or None
-        if self.s3_bucket:
-            settings.update(
-                storage="sync",
-                s3_bucket=self.s3_bucket,
-                s3_prefix=self.s3_prefix,
-                s3_endpoint_url=self.s3_endpoint_url or None,
-                s3_region=self.s3_region,
-            )
-            if self.credentials_mode == STS:
-                settings["credentials_url"] = self.credentials_url or None
-        return codepilot_environment(settings)
+    def server_settings(self) -> dict:
+        # Pending pushes get the pod's grace period, less the time to shut down.
+        flush = objects.sync_flush_timeout(self.termination_grace_period)
+        return {**super().server_settings(), "sync_flush_timeout": flush}
 
     def _split_env(self) -> tuple[dict, dict]:
         """(the pod's environment without secrets, the values its Secret holds)."""
@@ -354,36 +252,75 @@ class CodePilotSpawner(KubeSpawner):
         env.update(objects.secret_env(self.server_secret_name, self.server_secret_keys()))
         return env
 
-    async def create_server_secret(self) -> None:
-        """Create this start's Secret, before the pod: its containers read it when created.
+    # --- the per-server Secret ----------------------------------------------------------------
+
+    async def create_server_secret(self, pod) -> None:
+        """Create this start's Secret, before ``pod``: its containers read it when created.
 
         Any Secret of the same name (a previous start's, with its old token and keys) is
         deleted first and waited for, so the pod can never read a stale one. The Secret
-        gets its owner, the pod, once the pod exists (``adopt_server_secret``).
+        carries the pod's labels but not its component, and gets the pod as its owner
+        once the pod exists (``adopt_server_secret``).
         """
         values = self.server_secret_values()
-        if self.s3_bucket:
+        if self.s3 and self.s3.bucket:
             values.update(credentials_environment(await self.minter.mint(self.user.name)))
         missing = set(self.server_secret_keys()) - set(values)
         if missing:
-            raise RuntimeError(f"no value for {', '.join(sorted(missing))} of {self._log_name}")
-        labels = self._build_common_labels(self._expand_all(self.extra_labels))
+            raise RuntimeError(f"no value for {', '.join(sorted(missing))} of {self.server_label}")
         secret = objects.make_server_secret(
-            self.server_secret_name, values, None, labels, self.start_id
+            self.server_secret_name,
+            values,
+            None,
+            objects.secret_labels(pod.metadata.labels or {}),
+            self.start_id,
         )
         name = secret.metadata.name
+        timeout = self.k8s_api_request_retry_timeout
         await exponential_backoff(
-            partial(self._ensure_not_exists, "secret", name), f"Could not delete secret {name}"
+            partial(self._secret_is_gone, name), f"Could not delete secret {name}", timeout=timeout
         )
         await exponential_backoff(
-            partial(self._make_create_resource_request, "secret", secret),
+            partial(self._secret_is_created, secret),
             f"Could not create secret {name}",
+            timeout=timeout,
         )
+
+    async def _secret_is_gone(self, name: str) -> bool:
+        """Delete the Secret and check that it is gone; False: try again (backoff)."""
+        api = upstream.core_api(self)
+        try:
+            await asyncio.wait_for(
+                api.delete_namespaced_secret(name=name, namespace=self.namespace),
+                self.k8s_api_request_timeout,
+            )
+            await asyncio.wait_for(
+                api.read_namespaced_secret(name=name, namespace=self.namespace),
+                self.k8s_api_request_timeout,
+            )
+        except TimeoutError:
+            return False
+        except ApiException as error:
+            if error.status == 404:
+                return True
+            self.log.warning("Deleting secret %s failed, trying again: %s", name, error)
+        return False  # still there, being deleted
+
+    async def _secret_is_created(self, secret) -> bool:
+        """Create the Secret; False on a timeout (backoff tries again), errors raise."""
+        try:
+            await asyncio.wait_for(
+                upstream.core_api(self).create_namespaced_secret(self.namespace, secret),
+                self.k8s_api_request_timeout,
+            )
+        except TimeoutError:
+            return False
+        return True
 
     async def adopt_server_secret(self, pod: dict) -> None:
         """Make the pod the Secret's owner: Kubernetes deletes the Secret with the pod."""
-        owner = objects.make_owner_reference(self.pod_name, pod["metadata"]["uid"])
-        await self.api.patch_namespaced_secret(
+        owner = make_owner_reference(self.pod_name, pod["metadata"]["uid"])
+        await upstream.core_api(self).patch_namespaced_secret(
             name=self.server_secret_name,
             namespace=self.namespace,
             body=objects.owner_reference_patch(owner),
@@ -392,13 +329,12 @@ class CodePilotSpawner(KubeSpawner):
     # --- hooks ----------------------------------------------------------------------------
 
     async def start(self):
-        check_server_name(self.name)
+        self.check_name()
         # New at every start: the preview gateway ends sign-ins to a previous start.
         self.start_id = secrets.token_hex(8)
         self.preview_host = ""
         url = await super().start()
-        pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
-        self.preview_host = objects.pod_ip(pod) or ""
+        self.preview_host = podstatus.pod_ip(upstream.reflected_pod(self)) or ""
         return url
 
     def get_state(self):
@@ -429,7 +365,7 @@ class CodePilotSpawner(KubeSpawner):
             pod, self.restore_command, self.workspace_dir, self.preview_port
         )
         if self.start_id:
-            objects.annotate_start(pod, self.start_id)
+            pod = objects.annotate_start(pod, self.start_id)
         if self.preview_relay_port:
             pod = objects.add_preview_relay(
                 pod,
@@ -444,7 +380,7 @@ class CodePilotSpawner(KubeSpawner):
         await super().stop(now=now)
         # The owner reference removes it too; deleting now keeps no keys around meanwhile.
         try:
-            await self.api.delete_namespaced_secret(
+            await upstream.core_api(self).delete_namespaced_secret(
                 name=self.server_secret_name, namespace=self.namespace
             )
         except ApiException as error:
@@ -459,8 +395,8 @@ class CodePilotSpawner(KubeSpawner):
         async def pod_events():
             try:
                 async for event in super(CodePilotSpawner, self).progress():
-                    raw = event.get("raw_event")
-                    message = objects.describe_event(raw) if raw else event.get("message")
+                    raw = upstream.raw_event(event)
+                    message = podstatus.describe_event(raw) if raw else event.get("message")
                     if message:
                         await queue.put({"progress": event.get("progress"), "message": message})
             finally:
@@ -479,30 +415,26 @@ class CodePilotSpawner(KubeSpawner):
 
     async def _follow_restore(self, queue: asyncio.Queue) -> None:
         """Report restore counts while the init container runs, and once when it ends."""
-        ref_key = f"{self.namespace}/{self.pod_name}"
         last = None
         while True:
             await asyncio.sleep(RESTORE_POLL_SECONDS)
-            pod = self.pod_reflector.pods.get(ref_key) if self.pod_reflector else None
-            state = objects.container_state(pod, objects.RESTORE_CONTAINER)
+            pod = upstream.reflected_pod(self)
+            state = podstatus.container_state(pod, objects.RESTORE_CONTAINER)
             if state not in ("running", "terminated"):
                 continue
             try:
-                log_text = await self.api.read_namespaced_pod_log(
+                log_text = await upstream.core_api(self).read_namespaced_pod_log(
                     name=self.pod_name,
                     namespace=self.namespace,
                     container=objects.RESTORE_CONTAINER,
                     tail_lines=20,
                 )
             except ApiException as error:
-                self.log.debug("No restore log for %s yet: %s", self._log_name, error)
+                self.log.debug("No restore log for %s yet: %s", self.server_label, error)
                 continue
-            record = objects.last_restore_progress(log_text)
+            record = last_record(log_text)
             if record and record != last:
                 last = record
-                share = restore_share(record)
-                await queue.put(
-                    {"progress": 50 + int(30 * share), "message": restore_message(record)}
-                )
+                await queue.put(restore_progress_event(record, 50, 80))
             if state == "terminated":
                 return

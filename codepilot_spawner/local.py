@@ -10,11 +10,15 @@ from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from jupyterhub.utils import random_port
-from traitlets import Bool, Dict, Float, Int, List, Unicode, default
+from traitlets import Bool, Float, Int, List, Unicode, default
+
+from codepilot_contracts.defaults import PREVIEW_PORT
+from codepilot_contracts.progress import RESTORE_COMMAND, parse_line
 
 from . import netns
 from .cgroups import Limits, ServerCgroup, describe_memory, machine_hierarchy
-from .environment import codepilot_environment
+from .core import CodePilotSpawnerMixin, restore_progress_event
+from .credentials import STS
 from .forkserver import (
     DEFAULT_COMMAND,
     ForkServerUnavailable,
@@ -22,10 +26,9 @@ from .forkserver import (
     shared_fork_server,
 )
 from .processes import TAG_VARIABLE, end_tagged_processes
-from .progress import ProgressLog, restore_message, restore_record, restore_share
+from .progress import ProgressLog
 from .sandbox import Sandbox
-from .servernames import check_server_name
-from .templates import STARTER_TEMPLATES, chosen_template, spawner_starters, template_form
+from .templates import chosen_template, spawner_starters, template_form
 from .unixusers import ensure_unix_user, unix_username
 from .workspaces import (
     home_path,
@@ -35,7 +38,7 @@ from .workspaces import (
 )
 
 # The standard AWS settings, which servers that keep workspaces in S3 need; the keys are
-# passed only when there is no credential broker.
+# passed only in static mode: in sts mode servers get theirs from the credential broker.
 AWS_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
 AWS_VARIABLES = [
     *AWS_KEYS,
@@ -50,7 +53,7 @@ AWS_VARIABLES = [
 ]
 
 
-class CodePilotLocalSpawner(LocalProcessSpawner):
+class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
     """Starts a user server as a local process, as its own Unix user when the hub is root.
 
     The server's working directory is its workspace,
@@ -80,19 +83,6 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
     unix_user_prefix = Unicode(
         "cp-",
         help="Prefix of the Unix accounts created for hub users (``alice`` -> ``cp-alice``).",
-    ).tag(config=True)
-
-    codepilot_settings = Dict(
-        help="""``c.CodePilot`` settings for every user server, by trait name (for example
-        ``{"preview_port": 3000}``); passed as ``CODEPILOT_*`` environment variables.
-        The preview port is picked per server and overrides any value here.""",
-    ).tag(config=True)
-
-    credentials_url = Unicode(
-        "",
-        help="""URL of the credential broker's ``api/credentials`` endpoint. When set,
-        servers get STS credentials for their own user's prefix from it (with their own
-        token) instead of the hub's AWS keys.""",
     ).tag(config=True)
 
     process_grace = Float(
@@ -126,7 +116,7 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
     ).tag(config=True)
 
     namespace_preview_port = Int(
-        3000,
+        PREVIEW_PORT,
         help="""The preview port (``PORT``) of a server in a namespace of its own: the same
         for every server, as in pods.""",
     ).tag(config=True)
@@ -142,19 +132,6 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         "codepilot",
         help="""cgroup under which each hub keeps ``<hub key>/<server>`` groups.""",
     ).tag(config=True)
-
-    templates = List(
-        Unicode(),
-        default_value=STARTER_TEMPLATES,
-        help="""Starter templates offered when a server starts (spawn form, or
-        ``{"template": name}`` in the REST body). A template is copied only into a new
-        workspace; the packaged starters are python, flask, node-express and react-vite.""",
-    ).tag(config=True)
-
-    template = Unicode(
-        "",
-        help="""The starter chosen for this server; set from the user's options.""",
-    )
 
     fork_server = Bool(
         True,
@@ -187,11 +164,6 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         # A server over its memory limit is found and stopped at the next poll.
         return 10
 
-    @default("options_from_form")
-    def _default_options_from_form(self):
-        # What the string "simple" selects when set in config; defaults are not validated.
-        return self._simple_options_from_form
-
     @default("apply_user_options")
     def _default_apply_user_options(self):
         def apply_template(spawner, user_options):
@@ -205,9 +177,17 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         # what a server does not use at start deferred (server_extension.singleuser).
         return [sys.executable, "-P", "-m", "server_extension.singleuser"]
 
-    @default("default_url")
-    def _default_default_url(self):
-        return "/lab"
+    @default("restore_command")
+    def _default_restore_command(self):
+        # The hub's own environment, as for the server (cmd); --root is added per start.
+        return [sys.executable, *RESTORE_COMMAND]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # One value per form field. JupyterHub maps the string "simple" to its form
+        # parser when the trait is set; a default would stay the bare string.
+        if not self.trait_has_value("options_from_form"):
+            self.options_from_form = "simple"
 
     preview_port = 0
     sandbox: Sandbox | None = None
@@ -272,7 +252,7 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
     # --- start and stop ---------------------------------------------------------------
 
     async def start(self):
-        check_server_name(self.name)
+        self.check_name()
         self._progress_log = ProgressLog()
         try:
             self._progress_log.report(10, "Preparing your workspace")
@@ -309,7 +289,7 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
             except ForkServerUnavailable as error:
                 self.log.warning(
                     "Fork server could not start %s (%s): starting it as a plain process",
-                    self._log_name,
+                    self.server_label,
                     error,
                 )
                 # A child forked before the failure must not run beside the plain one.
@@ -329,7 +309,7 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
             procs=sandbox.cgroup.procs_files if sandbox and sandbox.cgroup else (),
             netns=sandbox.netns if sandbox else "",
         )
-        self.log.info("Spawning %s from the fork server", self._log_name)
+        self.log.info("Spawning %s from the fork server", self.server_label)
         self.pid = await shared_fork_server(self.fork_server_command).spawn(request)
         self.proc = None
         return (self.ip or "127.0.0.1", self.port)
@@ -381,7 +361,7 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         if status is None and sandbox.cgroup and sandbox.cgroup.oom_kills():
             limit = describe_memory(self.limits.memory_bytes or 0)
             self.stop_reason = f"Stopped: it went over its memory limit ({limit})."
-            self.log.warning("%s went over its memory limit: stopping it", self._log_name)
+            self.log.warning("%s went over its memory limit: stopping it", self.server_label)
             await sandbox.remove(self.process_grace, self.log)
             status = await super().poll()
         if status is not None:
@@ -424,13 +404,13 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
             if os.geteuid() == 0:
                 self.log.warning(
                     "isolate_users is off: %s runs as root, with access to every workspace",
-                    self._log_name,
+                    self.server_label,
                 )
             else:
                 self.log.warning(
                     "The hub is not running as root: %s runs as the hub's user, and users "
                     "are NOT isolated from each other's workspaces",
-                    self._log_name,
+                    self.server_label,
                 )
             uid = gid = None
 
@@ -474,11 +454,10 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         Runs ``python -m server_extension.sync restore`` as the server's user, the command
         a pod's init container runs, and turns its progress lines into progress events.
         """
-        if not (self.codepilot_settings.get("s3_bucket") or self.template):
+        if not self.needs_restore:
             return
         # The chosen template reaches the command as CODEPILOT_TEMPLATE, like the server.
-        command = [sys.executable, "-m", "server_extension.sync", "restore", "--progress", "json"]
-        command += ["--root", str(self.workspace)]
+        command = [*self.restore_command, "--root", str(self.workspace)]
         self._progress_log.report(25, "Restoring workspace")
         process = await asyncio.create_subprocess_exec(
             *command,
@@ -489,10 +468,10 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
         )
         error_message = last_line = ""
         async for line in process.stdout:
-            record = restore_record(line)
-            share = restore_share(record)
-            if share is not None:
-                self._progress_log.report(25 + int(20 * share), restore_message(record))
+            record = parse_line(line)
+            event = restore_progress_event(record, 25, 45)
+            if event is not None:
+                self._progress_log.report(event["progress"], event["message"])
             elif record.get("event") == "error":
                 error_message = record.get("message", "")
             elif not record and line.strip():
@@ -503,16 +482,12 @@ class CodePilotLocalSpawner(LocalProcessSpawner):
 
     def get_env(self):
         env = super().get_env()
-        settings = {**self.codepilot_settings, "preview_port": self.preview_port}
-        if self.template:
-            settings["template"] = self.template
-        env.update(codepilot_environment(settings))
-        if settings.get("s3_bucket"):
+        env.update(self.codepilot_env())
+        if self.s3 and self.s3.bucket:
             passed = AWS_VARIABLES
-            if self.credentials_url:
-                env["CODEPILOT_CREDENTIALS_URL"] = self.credentials_url
+            if self.s3.mode == STS:
                 passed = [name for name in AWS_VARIABLES if name not in AWS_KEYS]
-            # Without a broker, servers use the hub's AWS keys: every user can reach the
+            # In static mode servers use the hub's AWS keys: every user can reach the
             # whole bucket (see README, Security).
             env.update({name: os.environ[name] for name in passed if name in os.environ})
         env[TAG_VARIABLE] = self.process_tag

@@ -1,10 +1,12 @@
 """Kubernetes objects and pieces of them for Code Pilot's user pods, built by pure functions.
 
 Plain data in, ``kubernetes_asyncio`` models or dicts out, as in KubeSpawner's objects.py;
-``CodePilotSpawner`` composes them and the tests compare them without a cluster.
+``CodePilotSpawner`` composes them and the tests compare them without a cluster. A
+function given a pod returns a changed copy and leaves the pod it was given as it was.
 """
 
 import base64
+import copy
 import re
 
 from kubernetes_asyncio.client.models import (
@@ -16,11 +18,11 @@ from kubernetes_asyncio.client.models import (
     V1Secret,
 )
 
-from . import progress
-from .templates import TEMPLATE_TITLES
+from codepilot_contracts.starters import STARTER_TITLES
+
+from .upstream import SERVER_CONTAINER
 
 RESTORE_CONTAINER = "restore-workspace"
-SERVER_CONTAINER = "notebook"  # KubeSpawner's name; its readiness checks look for it
 RELAY_CONTAINER = "preview-relay"
 WORKSPACE_VOLUME = "workspace"
 PREVIEW_PORT_NAME = "preview"
@@ -32,7 +34,8 @@ SHUTDOWN_MARGIN_SECONDS = 10
 NAME_LABEL = "app.kubernetes.io/name"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-SERVER_COMPONENT = "singleuser-server"
+# KubeSpawner marks its pods with both; its pod reflector selects on "component".
+COMPONENT_LABELS = (COMPONENT_LABEL, "component")
 
 _SLUG = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _CPU = (int, float)
@@ -142,6 +145,16 @@ def make_restore_container(server: V1Container, command: list[str], mount_path: 
     )
 
 
+def _with_spec(pod: V1Pod, **changes) -> V1Pod:
+    """A copy of ``pod`` whose spec has ``changes``; the rest is shared, never changed."""
+    spec = copy.copy(pod.spec)
+    for name, value in changes.items():
+        setattr(spec, name, value)
+    changed = copy.copy(pod)
+    changed.spec = spec
+    return changed
+
+
 def add_restore_and_preview(
     pod: V1Pod, restore_command: list[str], mount_path: str, preview_port: int
 ) -> V1Pod:
@@ -152,13 +165,19 @@ def add_restore_and_preview(
     """
     server = server_container(pod)
     restore = make_restore_container(server, restore_command, mount_path)
-    pod.spec.init_containers = [restore, *(pod.spec.init_containers or [])]
+    containers = list(pod.spec.containers)
     if not any(port.container_port == preview_port for port in server.ports or []):
+        server = copy.copy(server)
         server.ports = [
             *(server.ports or []),
             V1ContainerPort(name=PREVIEW_PORT_NAME, container_port=preview_port),
         ]
-    return pod
+        containers[[c.name for c in containers].index(SERVER_CONTAINER)] = server
+    return _with_spec(
+        pod,
+        init_containers=[restore, *(pod.spec.init_containers or [])],
+        containers=containers,
+    )
 
 
 def make_relay_container(
@@ -197,21 +216,16 @@ def add_preview_relay(
     if relay_port == app_port:
         raise ValueError(f"the preview relay port {relay_port} is the app's own port")
     relay = make_relay_container(server_container(pod), command, relay_port, app_port, resources)
-    pod.spec.containers = [*pod.spec.containers, relay]
-    return pod
+    return _with_spec(pod, containers=[*pod.spec.containers, relay])
 
 
 def annotate_start(pod: V1Pod, start_id: str) -> V1Pod:
     """Mark the pod with its start, as its Secret is: the two of one start go together."""
-    pod.metadata.annotations = {**(pod.metadata.annotations or {}), START_ANNOTATION: start_id}
-    return pod
-
-
-def pod_ip(pod: dict | None) -> str | None:
-    """The IP of a pod dict (as KubeSpawner's reflector holds it), or None before it has one."""
-    if not pod:
-        return None
-    return (pod.get("status") or {}).get("podIP") or None
+    metadata = copy.copy(pod.metadata)
+    metadata.annotations = {**(pod.metadata.annotations or {}), START_ANNOTATION: start_id}
+    annotated = copy.copy(pod)
+    annotated.metadata = metadata
+    return annotated
 
 
 def server_container(pod: V1Pod) -> V1Container:
@@ -224,16 +238,9 @@ def server_container(pod: V1Pod) -> V1Container:
 # --- the per-server Secret ------------------------------------------------------------------
 
 
-def make_owner_reference(pod_name: str, pod_uid: str) -> V1OwnerReference:
-    """Owned by the pod: Kubernetes deletes the Secret when the pod goes."""
-    return V1OwnerReference(
-        api_version="v1",
-        kind="Pod",
-        name=pod_name,
-        uid=pod_uid,
-        block_owner_deletion=True,
-        controller=False,
-    )
+def secret_labels(pod_labels: dict) -> dict:
+    """The labels of a server's Secret: its pod's (user, server, release), not a component."""
+    return {name: value for name, value in pod_labels.items() if name not in COMPONENT_LABELS}
 
 
 def owner_reference_patch(owner_reference: V1OwnerReference) -> dict:
@@ -340,7 +347,7 @@ def make_profile_list(templates: list[str], sizes: list[dict], defaults: dict | 
     }
     return [
         {
-            "display_name": TEMPLATE_TITLES.get(template, template),
+            "display_name": STARTER_TITLES.get(template, template),
             "slug": template,
             "description": f"Starts from the {template} starter template on a first start",
             "default": index == 0,
@@ -349,54 +356,3 @@ def make_profile_list(templates: list[str], sizes: list[dict], defaults: dict | 
         }
         for index, template in enumerate(templates)
     ]
-
-
-# --- progress ---------------------------------------------------------------------------------
-
-
-def describe_event(event: dict) -> str | None:
-    """A Kubernetes event about a user pod, said the way a person would; None to skip it."""
-    reason = event.get("reason") or ""
-    message = event.get("message") or ""
-    field_path = (event.get("involvedObject") or {}).get("fieldPath") or ""
-    restoring = RESTORE_CONTAINER in field_path
-    if reason == "Scheduled":
-        node = message.rsplit(" to ", 1)[-1] if " to " in message else ""
-        return f"Server scheduled on {node}" if node else "Server scheduled"
-    if reason == "FailedScheduling":
-        return f"Waiting for room in the cluster: {message}"
-    if reason == "Pulling":
-        return "Pulling the runner image (the first start on a machine takes longer)"
-    if reason == "Pulled":
-        return None if restoring or "already present" in message else "Runner image pulled"
-    if reason == "Started":
-        return "Restoring workspace" if restoring else "Starting server"
-    if event.get("type") == "Warning":
-        return f"Problem: {message}" if message else f"Problem: {reason}"
-    return None
-
-
-def last_restore_progress(log_text: str) -> dict | None:
-    """The last progress record of the restore log (files and bytes), else None."""
-    for line in reversed(log_text.splitlines()):
-        record = progress.restore_record(line)
-        if progress.restore_counts(record):
-            return record
-    return None
-
-
-def container_state(pod: dict | None, name: str) -> str | None:
-    """ "waiting", "running" or "terminated" for a (init) container of a pod dict, else None."""
-    if not pod:
-        return None
-    status = pod.get("status") or {}
-    for container in [
-        *(status.get("initContainerStatuses") or []),
-        *(status.get("containerStatuses") or []),
-    ]:
-        if container.get("name") == name:
-            state = container.get("state") or {}
-            for phase in ("terminated", "running", "waiting"):
-                if state.get(phase) is not None:
-                    return phase
-    return None

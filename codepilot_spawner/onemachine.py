@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from codepilot_contracts.defaults import S3_PREFIX, S3_REGION
+from codepilot_contracts.env import env_name
+
 from .cgroups import Limits, describe_memory, parse_memory
 from .classroom import ClassroomError, parse_names
+from .credentials import STATIC, STS, S3Settings
 from .stopall import stop_everything
 from .values import culler_service
 
@@ -37,8 +41,9 @@ AUTOMATION_SCOPES = [
 ]
 
 
-# c.CodePilot settings the hub passes on to every user server, from its own environment.
-SERVER_SETTINGS = ["storage", "s3_bucket", "s3_prefix", "s3_endpoint_url", "s3_region"]
+# c.CodePilot settings the hub passes on to every user server as they are, from its own
+# environment; the S3 settings go through S3Settings (s3_settings).
+SERVER_SETTINGS = ["storage"]
 
 
 class SettingsError(ValueError):
@@ -90,6 +95,7 @@ class OneMachineSettings:
             allow_all=env.get("CODEPILOT_ALLOW_ALL", "true").lower() in ("1", "true", "yes"),
             admin_token=admin_token,
             server_settings=server_settings(env),
+            s3=s3_settings(env),
             public_url=env.get("CODEPILOT_PUBLIC_URL", "").rstrip("/"),
             teachers=tuple(teacher_names(env)),
             cull_idle=cull_idle_seconds(env),
@@ -110,6 +116,7 @@ class OneMachineSettings:
     teachers: tuple[str, ...] = ()  # CODEPILOT_TEACHERS: the hub group "teachers"
     cull_idle: int = 3600  # CODEPILOT_CULL_IDLE: seconds idle before a stop; 0 = never
     class_page_port: int = 0  # CODEPILOT_CLASS_PAGE_PORT: the class page's loopback port
+    s3: S3Settings | None = None  # CODEPILOT_S3_*: where workspaces live in S3
 
     @property
     def url(self) -> str:
@@ -174,19 +181,39 @@ def preview_domain(env) -> str:
 
 
 def server_settings(env) -> dict:
-    """The ``c.CodePilot`` settings the hub passes on, from its ``CODEPILOT_*`` variables.
+    """The ``c.CodePilot`` settings the hub passes on as they are, from its variables."""
+    return {name: env[env_name(name)] for name in SERVER_SETTINGS if env.get(env_name(name))}
 
-    With a bucket, the prefix defaults to ``codepilot``, as on Kubernetes and in the
-    credential broker's policies.
+
+def s3_settings(env) -> S3Settings | None:
+    """Where workspaces live in S3, from ``CODEPILOT_S3_*``; None without a bucket.
+
+    With ``CODEPILOT_S3_ROLE_ARN``, the credential broker mints each server credentials
+    for its own user's prefix (sts); without, servers get the hub's AWS keys (static).
+    The prefix defaults to ``codepilot`` (an empty one is kept); the region to the hub's
+    AWS configuration, then ``us-east-1``.
     """
-    settings = {
-        name: env[f"CODEPILOT_{name.upper()}"]
-        for name in SERVER_SETTINGS
-        if env.get(f"CODEPILOT_{name.upper()}")
-    }
-    if settings.get("s3_bucket") and "CODEPILOT_S3_PREFIX" not in env:
-        settings["s3_prefix"] = "codepilot"
-    return settings
+    if not env.get("CODEPILOT_S3_BUCKET"):
+        return None
+    role_arn = env.get("CODEPILOT_S3_ROLE_ARN", "")
+    region = (
+        env.get("CODEPILOT_S3_REGION")
+        or env.get("AWS_REGION")
+        or env.get("AWS_DEFAULT_REGION")
+        or S3_REGION
+    )
+    try:
+        return S3Settings(
+            bucket=env["CODEPILOT_S3_BUCKET"],
+            prefix=env.get("CODEPILOT_S3_PREFIX", S3_PREFIX),
+            endpoint_url=env.get("CODEPILOT_S3_ENDPOINT_URL", ""),
+            region=region,
+            mode=STS if role_arn else STATIC,
+            role_arn=role_arn,
+            duration_seconds=_int(env, "CODEPILOT_S3_CREDENTIALS_DURATION", 3600),
+        )
+    except ValueError as error:
+        raise SettingsError(f"CODEPILOT_S3_*: {error}") from None
 
 
 def read_or_create_secret(path: Path, nbytes: int) -> str:
@@ -349,10 +376,10 @@ def server_loopback_ports(settings: OneMachineSettings, env=os.environ) -> list[
     """Host loopback ports servers in namespaces reach: the hub API, the preview API,
     the credential broker when it runs, and an S3 endpoint on loopback."""
     ports = {settings.hub_port, settings.preview_api_port}
-    if settings.server_settings.get("s3_bucket") and env.get("CODEPILOT_S3_ROLE_ARN"):
+    if settings.s3 and env.get("CODEPILOT_S3_ROLE_ARN"):
         ports.add(settings.broker_port)
     for url in (
-        settings.server_settings.get("s3_endpoint_url", ""),
+        settings.s3.endpoint_url if settings.s3 else "",
         env.get("AWS_ENDPOINT_URL_S3", ""),
         env.get("AWS_ENDPOINT_URL", ""),
     ):

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from jupyterhub.utils import url_path_join
 
 from codepilot_spawner import broker
-from codepilot_spawner.credentials import STATIC, STATIC_MODE_WARNING, STS
+from codepilot_spawner.credentials import STATIC, STATIC_MODE_WARNING
 from codepilot_spawner.preview import hubservice as preview_service
 from codepilot_spawner.values import (
     PREVIEW_API_PORT,
@@ -120,24 +120,14 @@ spawner.tolerations = value("singleuser.tolerations", list, [])
 
 # --- S3 and per-user credentials -----------------------------------------------------------
 s3 = s3_settings(values)
-spawner.s3_bucket = s3.bucket
-spawner.s3_prefix = s3.prefix
-spawner.s3_endpoint_url = s3.endpoint_url
-spawner.s3_region = s3.region
-spawner.credentials_mode = s3.mode
-spawner.credentials_role_arn = s3.role_arn
-spawner.credentials_duration = s3.duration_seconds
-if s3.bucket and s3.mode == STS:
-    # Servers renew their keys at the broker, in the hub pod, through the hub's Service,
-    # under the hub's base URL like every service (JupyterHub's own prefix rule).
-    broker_url = f"http://{hub_host}:{broker.DEFAULT_PORT}"
-    service, broker_roles, server_scopes = broker.hub_service(broker_url, s3, bind_ip="0.0.0.0")
-    services.append(service)
-    roles.extend(broker_roles)
-    c.Spawner.server_token_scopes = server_scopes
-    spawner.credentials_url = broker_url + url_path_join(
-        base_url, "services", broker.SERVICE_NAME, "api", "credentials"
-    )
+spawner.s3 = s3
+# In sts mode servers renew their keys at the broker, in the hub pod, through the hub's
+# Service (it listens on every address of the pod).
+wiring = broker.broker_wiring(
+    s3, f"http://{hub_host}:{broker.DEFAULT_PORT}", base_url, bind_ip="0.0.0.0"
+)
+if wiring:
+    wiring.apply(c, spawner, services, roles)
 elif s3.bucket and s3.mode == STATIC:
     logging.getLogger("JupyterHub").warning(STATIC_MODE_WARNING)
 

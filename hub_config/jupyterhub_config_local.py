@@ -4,10 +4,10 @@ import os
 
 from jupyterhub.utils import random_port
 
+from codepilot_contracts.env import STARTERS_DIR
 from codepilot_spawner import broker, classroom
 from codepilot_spawner.classauth import ClassroomPasswordAuthenticator
 from codepilot_spawner.classpage import hubservice as class_page
-from codepilot_spawner.credentials import S3Settings
 from codepilot_spawner.onemachine import (
     REPO_ROOT,
     IsolationSettings,
@@ -19,7 +19,6 @@ from codepilot_spawner.onemachine import (
     teacher_password,
 )
 from codepilot_spawner.preview import hubservice as preview_service
-from codepilot_spawner.preview.hosts import PreviewDomain
 from codepilot_spawner.values import merge_roles
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
@@ -51,8 +50,10 @@ c.Authenticator.allow_all = settings.allow_all
 c.Authenticator.allow_existing_users = True
 
 c.JupyterHub.spawner_class = "codepilot_spawner.CodePilotLocalSpawner"
+c.Spawner.environment = {}
 c.CodePilotLocalSpawner.data_dir = str(data_dir)
 c.CodePilotLocalSpawner.codepilot_settings = settings.server_settings
+c.CodePilotLocalSpawner.s3 = settings.s3
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = settings.named_server_limit
 c.Spawner.http_timeout = 60
@@ -75,21 +76,13 @@ if settings.admin_token:
     services.append(service)
     roles.append(role)
 
-if settings.server_settings.get("s3_bucket") and os.environ.get("CODEPILOT_S3_ROLE_ARN"):
-    # Per-user S3 credentials: the broker mints STS credentials scoped to each user's
-    # prefix, and servers never see the hub's own keys.
-    s3 = S3Settings.from_environ()
-    broker_url = f"http://127.0.0.1:{settings.broker_port}"
-    service, broker_roles, server_scopes = broker.hub_service(broker_url, s3)
-    services.append(service)
-    roles.extend(broker_roles)
-    c.Spawner.server_token_scopes = server_scopes
-    c.CodePilotLocalSpawner.credentials_url = (
-        f"{broker_url}/services/{broker.SERVICE_NAME}/api/credentials"
-    )
+# With CODEPILOT_S3_ROLE_ARN (sts): the broker mints STS credentials scoped to each
+# user's prefix, and servers never see the hub's own keys.
+wiring = broker.broker_wiring(settings.s3, f"http://127.0.0.1:{settings.broker_port}")
+if wiring:
+    wiring.apply(c, c.CodePilotLocalSpawner, services, roles)
 # Previews on origins of their own (<label>.<preview domain>:<preview port>), served by
 # the preview gateway; viewers sign in through the hub.
-preview_domain = PreviewDomain(settings.preview_domain, "http", settings.preview_port)
 service, preview_roles = preview_service.hub_service(
     settings.preview_api_port,
     [
@@ -103,8 +96,11 @@ service, preview_roles = preview_service.hub_service(
 )
 services.append(service)
 roles.extend(preview_roles)
-c.Spawner.environment = preview_service.server_environment(
-    preview_domain, settings.preview_api_port
+c.CodePilotLocalSpawner.preview_domain = settings.preview_domain
+c.CodePilotLocalSpawner.preview_scheme = "http"
+c.CodePilotLocalSpawner.preview_origin_port = settings.preview_port
+c.CodePilotLocalSpawner.preview_api_url = (
+    f"http://127.0.0.1:{settings.preview_api_port}{preview_service.SERVICE_PREFIX}"
 )
 
 # --- classes: teachers, students, the class page, idle culling (see README, Classes) ---
@@ -120,7 +116,7 @@ roles.extend(class_page.classroom_roles())
 starters_dir = data_dir / "templates"
 starters_dir.mkdir(exist_ok=True)
 starters_dir.chmod(0o755)  # servers run as their students' accounts and copy from here
-c.Spawner.environment["CODEPILOT_STARTERS_DIR"] = str(starters_dir)
+c.Spawner.environment[STARTERS_DIR] = str(starters_dir)
 proxy_host = "127.0.0.1" if settings.ip in ("0.0.0.0", "::", "") else settings.ip
 # A free loopback port unless one is set: the hub tells the proxy where it is at each start.
 service, class_page_role = class_page.hub_service(

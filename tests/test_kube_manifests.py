@@ -21,7 +21,8 @@ import pytest
 from jupyterhub import orm
 from jupyterhub.objects import Hub
 
-from codepilot_spawner import objects, progress
+from codepilot_contracts import progress
+from codepilot_spawner import objects, podstatus
 from codepilot_spawner.credentials import credentials_environment
 from codepilot_spawner.values import ValuesError
 
@@ -203,7 +204,7 @@ async def test_server_secret_holds_what_the_pod_reads(hub_configs, mode):
     secret_values = spawner.server_secret_values()
     if mode != "no-bucket":
         secret_values.update(credentials_environment(minted))
-    owner = objects.make_owner_reference(spawner.pod_name, "0c6a3a4e-2d6b-4b5e-9d47-4fd1c1f0a001")
+    owner = make_owner_reference(spawner.pod_name, "0c6a3a4e-2d6b-4b5e-9d47-4fd1c1f0a001")
     secret = to_dict(
         objects.make_server_secret(spawner.server_secret_name, secret_values, owner, {"a": "b"})
     )
@@ -532,7 +533,7 @@ RESTORE_PATH = "spec.initContainers{restore-workspace}"
     ],
 )
 def test_events_are_said_plainly(raw, said):
-    assert objects.describe_event(raw) == said
+    assert podstatus.describe_event(raw) == said
 
 
 def test_restore_progress_comes_from_the_last_progress_line():
@@ -546,14 +547,14 @@ def test_restore_progress_comes_from_the_last_progress_line():
             json.dumps({"event": "listing"}),
         ]
     )
-    record = objects.last_restore_progress(log)
+    record = progress.last_record(log)
     assert record == sized
     assert progress.restore_message(record) == "Restoring workspace: 1.2/48 MB"
     assert progress.restore_share(record) == 0.025
     files_only = {"done": 230, "total": 2000}
     assert progress.restore_message(files_only) == "Restoring workspace: 230/2000 files"
-    assert objects.last_restore_progress("no progress here") is None
-    assert objects.last_restore_progress(json.dumps({"done": 5, "total": 2})) is None
+    assert progress.last_record("no progress here") == {}
+    assert progress.last_record(json.dumps({"done": 5, "total": 2})) == {}
 
 
 def test_container_state_reads_pod_status():
@@ -567,7 +568,7 @@ def test_container_state_reads_pod_status():
             ],
         }
     }
-    assert objects.container_state(pod, "restore-workspace") == "running"
-    assert objects.container_state(pod, "notebook") == "waiting"
-    assert objects.container_state(pod, "other") is None
-    assert objects.container_state(None, "notebook") is None
+    assert podstatus.container_state(pod, "restore-workspace") == "running"
+    assert podstatus.container_state(pod, "notebook") == "waiting"
+    assert podstatus.container_state(pod, "other") is None
+    assert podstatus.container_state(None, "notebook") is None
