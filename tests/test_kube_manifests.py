@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 from jupyterhub import orm
 from jupyterhub.objects import Hub
+from kubespawner.objects import make_owner_reference
 
 from codepilot_contracts import progress
 from codepilot_spawner import objects, podstatus
