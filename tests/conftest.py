@@ -4,6 +4,7 @@ import pytest
 
 from .hubtools import start_hub
 from .support.helm import helm_binary
+from .support.localhost import resolve_localhost_subdomains
 
 
 def pytest_collection_modifyitems(config, items):
@@ -19,6 +20,14 @@ def hub():
     running = start_hub()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def localhost_names():
+    """``*.localhost`` resolves to loopback in this process while a module runs, as in
+    browsers. Use with ``pytestmark = pytest.mark.usefixtures("localhost_names")``."""
+    with resolve_localhost_subdomains():
+        yield
 
 
 @pytest.fixture(scope="session")

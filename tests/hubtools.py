@@ -4,7 +4,6 @@ Nothing here imitates a part of Code Pilot: `start_hub` runs the same launcher a
 `make up`, on free loopback ports, with a data directory of its own.
 """
 
-import json
 import os
 import signal
 import socket
@@ -16,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-import websockets.sync.client
+
+from .support.terminals import open_terminal
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,6 +130,10 @@ class RunningHub:
         suffix = f"{server_name}/" if server_name else ""
         return f"{self.url}/user/{user}/{suffix}"
 
+    def open_terminal(self, user: str, token: str, server_name: str = ""):
+        """A new terminal of a user's server, through the proxy, and its connected websocket."""
+        return open_terminal(self.server_url(user, server_name), token, self.session)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -206,6 +210,13 @@ def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: fl
     return hub
 
 
+def server_state(hub: RunningHub, user: str, server_name: str = "", stopped=False) -> dict:
+    """The spawner's state of a server as the hub stores it (``stopped``: also of one that
+    has stopped)."""
+    query = "?include_stopped_servers=1" if stopped else ""
+    return hub.api("GET", f"/users/{user}{query}").json()["servers"][server_name]["state"]
+
+
 def login(hub: RunningHub, user: str, password: str = "class-password") -> requests.Session:
     """A browser-like session: logged in through the hub's login form, with its cookies."""
     session = requests.Session()
@@ -233,31 +244,3 @@ def save_text(server_url: str, path: str, content: str, headers: dict) -> reques
         json={"type": "file", "format": "text", "content": content},
         timeout=30,
     )
-
-
-def open_terminal(hub: RunningHub, user: str, token: str, server_name: str = ""):
-    """Create a terminal through the proxy and connect its websocket."""
-    base = hub.server_url(user, server_name)
-    headers = {"Authorization": f"token {token}"}
-    response = hub.session.post(f"{base}api/terminals", headers=headers, timeout=30)
-    response.raise_for_status()
-    name = response.json()["name"]
-    ws_base = "ws" + base[len("http") :]
-    return websockets.sync.client.connect(
-        f"{ws_base}terminals/websocket/{name}", additional_headers=headers, open_timeout=30
-    )
-
-
-def run_in_terminal(ws, command: str, marker: str, timeout: float = 30) -> str:
-    """Type `command`, then read output until `marker` appears; returns all output read."""
-    ws.send(json.dumps(["stdin", command + "\r"]))
-    output = ""
-    deadline = time.monotonic() + timeout
-    while marker not in output:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"no {marker!r} in terminal output:\n{output}")
-        message = json.loads(ws.recv(timeout=remaining))
-        if message[0] == "stdout":
-            output += message[1]
-    return output

@@ -15,13 +15,6 @@ from pathlib import Path
 from codepilot_spawner.processes import tagged_pids
 from codepilot_spawner.sandbox import enter_network_namespace
 
-from .hubtools import RunningHub
-
-
-def server_state(hub: RunningHub, user: str, server_name: str = "", stopped=False) -> dict:
-    query = "?include_stopped_servers=1" if stopped else ""
-    return hub.api("GET", f"/users/{user}{query}").json()["servers"][server_name]["state"]
-
 
 def connect_in_namespace(netns: str, port: int, request: bytes = b"", timeout=5.0) -> bytes:
     """Connect to 127.0.0.1:<port> inside ``netns``; send ``request``, return the reply."""

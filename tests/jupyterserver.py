@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-import websockets.sync.client
 
 from .hubtools import REPO_ROOT, free_port, wait_answering
+from .support.terminals import open_terminal
 
 STOCK_MANAGER = "jupyter_server.services.contents.largefilemanager.AsyncLargeFileManager"
 
@@ -57,6 +57,10 @@ class JupyterServer:
         response = self.api("GET", "/codepilot/api/sync")
         response.raise_for_status()
         return response.json()
+
+    def open_terminal(self):
+        """A new terminal of this server and its connected websocket."""
+        return open_terminal(f"{self.url}/", self.token, self.session)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -137,16 +141,3 @@ def start_jupyter_server(
             f"jupyter server did not answer in {timeout}s:\n{server.log()}"
         ) from None
     return server
-
-
-def open_terminal(server: JupyterServer):
-    """A new terminal of ``server`` and its connected websocket (see hubtools.run_in_terminal)."""
-    response = server.api("POST", "/api/terminals")
-    response.raise_for_status()
-    name = response.json()["name"]
-    ws_url = "ws" + server.url[len("http") :] + f"/terminals/websocket/{name}"
-    return websockets.sync.client.connect(
-        ws_url,
-        additional_headers={"Authorization": f"token {server.token}"},
-        open_timeout=30,
-    )

@@ -17,6 +17,8 @@ import uuid
 
 from aiohttp import web
 
+from .support.manifests import all_containers
+
 POD_IP = "10.42.0.17"
 
 
@@ -84,6 +86,18 @@ class FakeKubeAPI:
         body["message"] = f'{kind} "{name}" not found'
         return web.json_response(body, status=404)
 
+    async def _posted(self, request, kind: str, store: dict) -> tuple[str, str, dict, bool]:
+        """A create request's namespace, name and object, and whether that name is taken."""
+        namespace = request.match_info["ns"]
+        obj = await request.json()
+        name = obj["metadata"]["name"]
+        self._log("create", kind, name)
+        return namespace, name, obj, (namespace, name) in store
+
+    @staticmethod
+    def _already_exists():
+        return web.json_response({"kind": "Status", "code": 409}, status=409)
+
     async def _list_or_watch(self, request, kind: str, items: list[dict]):
         if request.query.get("watch") in ("true", "1", "True"):
             queue: asyncio.Queue = asyncio.Queue()
@@ -130,8 +144,7 @@ class FakeKubeAPI:
 
     def secret_names_read_by(self, pod: dict) -> set[str]:
         names = set()
-        spec = pod["spec"]
-        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+        for container in all_containers(pod["spec"]):
             for variable in container.get("env", []):
                 ref = (variable.get("valueFrom") or {}).get("secretKeyRef")
                 if ref:
@@ -139,12 +152,9 @@ class FakeKubeAPI:
         return names
 
     async def create_pod(self, request):
-        namespace = request.match_info["ns"]
-        pod = await request.json()
-        name = pod["metadata"]["name"]
-        self._log("create", "pods", name)
-        if (namespace, name) in self.pods:
-            return web.json_response({"kind": "Status", "code": 409}, status=409)
+        namespace, name, pod, exists = await self._posted(request, "pods", self.pods)
+        if exists:
+            return self._already_exists()
         # What the kubelet would read when it creates the containers.
         missing = []
         for secret_name in self.secret_names_read_by(pod):
@@ -194,12 +204,9 @@ class FakeKubeAPI:
     # --- secrets --------------------------------------------------------------------------
 
     async def create_secret(self, request):
-        namespace = request.match_info["ns"]
-        secret = await request.json()
-        name = secret["metadata"]["name"]
-        self._log("create", "secrets", name)
-        if (namespace, name) in self.secrets:
-            return web.json_response({"kind": "Status", "code": 409}, status=409)
+        namespace, name, secret, exists = await self._posted(request, "secrets", self.secrets)
+        if exists:
+            return self._already_exists()
         secret["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()))
         self.secrets[(namespace, name)] = secret
         return web.json_response(secret, status=201)

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from tornado import web
@@ -473,3 +474,18 @@ def make_harness(s3, outages: bool = False, stats: dict | None = None) -> Harnes
 def machine_for(harness: Harness) -> type[TerminalBursts]:
     """A subclass bound to ``harness`` (hypothesis makes a fresh machine per example)."""
     return type("TerminalBurstsRun", (TerminalBursts,), {"harness": harness})
+
+
+def property_settings(examples: int, steps: int, shrink: bool = False) -> settings:
+    """Hypothesis settings for runs of ``TerminalBursts`` (the tests' and the soak's)."""
+    phases = [Phase.explicit, Phase.reuse, Phase.generate, *([Phase.shrink] if shrink else [])]
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        phases=phases,
+        # Every example is slow by design (real S3, real watcher, hundreds of files).
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )

@@ -17,15 +17,9 @@ import requests
 from codepilot_spawner.broker import SERVICE_NAME
 from codepilot_spawner.credentials import S3Settings
 
-from .hubtools import (
-    make_data_dir,
-    open_terminal,
-    run_in_terminal,
-    save_text,
-    start_hub,
-    wait_until,
-)
+from .hubtools import make_data_dir, save_text, start_hub, wait_until
 from .s3server import CREDENTIALS, s3_server_fixture
+from .support.terminals import run_in_terminal
 
 BUCKET = "workspaces"
 VALUES = {"hub": {"groups": {"class-a": {"teachers": ["tina"], "students": ["alice", "bob"]}}}}
@@ -147,7 +141,7 @@ def test_tokens_that_are_not_a_users_are_refused(broker_hub):
 def test_server_renews_with_its_own_token(broker_hub):
     token = broker_hub.user_token("alice")
     broker_hub.start_server("alice")
-    with open_terminal(broker_hub, "alice", token) as ws:
+    with broker_hub.open_terminal("alice", token) as ws:
         command = (
             'python -c "import asyncio, json, os; '
             "from server_extension.credentials import CredentialRefresher; "

@@ -26,9 +26,9 @@ from codepilot_spawner.onemachine import OneMachineSettings, SettingsError, idle
 from codepilot_spawner.preview.hosts import PreviewDomain
 from codepilot_spawner.templates import chosen_template, offered_templates
 
-from .hubtools import login, open_terminal, run_in_terminal, start_hub, wait_until
-from .s3server import start_s3_server
-from .support.localhost import resolve_localhost_subdomains
+from .hubtools import login, start_hub, wait_until
+from .s3server import s3_server_fixture
+from .support.terminals import run_in_terminal
 
 ADMIN_PASSWORD = "admin-password-" + "x" * 24
 TEACHER_PASSWORD = "teacher-password"
@@ -108,18 +108,8 @@ def test_rows_for_200_students_are_built_fast_enough_to_say():
 # --- the real hub ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def localhost_names():
-    with resolve_localhost_subdomains():
-        yield
-
-
-@pytest.fixture(scope="module")
-def s3():
-    server = start_s3_server()
-    server.create_bucket(BUCKET)
-    yield server
-    server.stop()
+pytestmark = pytest.mark.usefixtures("localhost_names")
+s3 = s3_server_fixture(buckets=(BUCKET,))
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +324,7 @@ def test_idle_culling(hub, sessions, s3):
         hub.start_server(name)
     token = user_token(hub, "sam")
     with s3.outage():
-        with open_terminal(hub, "sam", token) as ws:
+        with hub.open_terminal("sam", token) as ws:
             run_in_terminal(ws, "echo culled-but-kept > pending.txt; echo done-$((6*7))", "42")
 
         def pending():

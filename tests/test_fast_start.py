@@ -23,8 +23,9 @@ import requests
 from codepilot_spawner.forkserver import ForkServer, fork_request
 from codepilot_spawner.processes import TAG_VARIABLE, tagged_pids
 
-from .hubtools import REPO_ROOT, open_terminal, run_in_terminal, start_hub, wait_until
-from .isolationtools import leftovers, namespace_inode, process_namespace_inode, server_state
+from .hubtools import REPO_ROOT, server_state, start_hub, wait_until
+from .isolationtools import leftovers, namespace_inode, process_namespace_inode
+from .support.terminals import run_in_terminal
 
 FORK_SERVER_MODULE = b"server_extension.forkserver"
 
@@ -229,7 +230,7 @@ def test_forked_servers_are_their_users_own(hub):
         assert targets[0] == "/dev/null"
         assert not fork_pipes & set(targets.values())  # none of the fork server's pipes
         assert only_its_processes(state["process_tag"], pid)
-    with open_terminal(hub, "alice", hub.user_token("alice")) as ws:
+    with hub.open_terminal("alice", hub.user_token("alice")) as ws:
         output = run_in_terminal(
             ws,
             "echo tag-$WORKSPACE_PROCESS_TAG space-${CODEPILOT_FORK_ENVIRONMENT_SPACE:-none}"

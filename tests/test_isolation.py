@@ -31,16 +31,7 @@ from codepilot_spawner.onemachine import (
 from codepilot_spawner.preview.hosts import PreviewDomain
 from codepilot_spawner.processes import tagged_pids
 
-from .hubtools import (
-    RunningHub,
-    free_port,
-    login,
-    open_terminal,
-    run_in_terminal,
-    save_text,
-    start_hub,
-    wait_until,
-)
+from .hubtools import RunningHub, free_port, login, server_state, start_hub, wait_until
 from .isolationtools import (
     end_processes_mentioning,
     host_socket_inodes,
@@ -51,9 +42,10 @@ from .isolationtools import (
     listening_socket_inodes,
     namespace_inode,
     process_namespace_inode,
-    server_state,
 )
 from .support.localhost import resolve_localhost_subdomains
+from .support.students import Student
+from .support.terminals import run_in_terminal
 
 LIMITS = {
     "CODEPILOT_MEM_LIMIT": "512M",
@@ -90,41 +82,11 @@ print("PROBES-DONE")
 """
 
 
-class Student:
-    def __init__(self, hub: RunningHub, name: str):
-        self.hub, self.name = hub, name
-        hub.create_user(name)
-        hub.start_server(name)
-        self.token = hub.user_token(name)
-        self.url = hub.server_url(name)
-
-    @property
-    def headers(self):
-        return {"Authorization": f"token {self.token}"}
-
-    @property
-    def state(self) -> dict:
-        return server_state(self.hub, self.name)
-
-    def terminal(self):
-        return open_terminal(self.hub, self.name, self.token)
-
-    def run(self, command: str, timeout: float = 60) -> str:
-        number = int.from_bytes(os.urandom(2), "big")
-        # The marker is computed by the shell, so the echoed command line never matches.
-        separator = " " if command.rstrip().endswith("&") else "; "
-        with self.terminal() as ws:
-            return run_in_terminal(
-                ws, f"{command}{separator}echo done-$(({number}+1))", f"done-{number + 1}", timeout
-            )
-
-    def save(self, path: str, content: str) -> None:
-        save_text(self.url, path, content, self.headers).raise_for_status()
-
-    def probe(self, *targets: str) -> dict[str, str]:
-        self.save("probe.py", PROBE)
-        output = self.run(f"python probe.py {' '.join(targets)}")
-        return dict(re.findall(r"PROBE (\S+) (open|closed)", output))
+def probe(student: Student, *targets: str) -> dict[str, str]:
+    """Which of ``targets`` (host:port) the student's own code can connect to."""
+    student.save("probe.py", PROBE)
+    output = student.run(f"python probe.py {' '.join(targets)}")
+    return dict(re.findall(r"PROBE (\S+) (open|closed)", output))
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +185,7 @@ def test_another_student_cannot_reach_an_app_or_server(hub, bob, mallory):
             f"{state['network']['host_address']}:3000",  # bob's gateway
             "127.0.0.1:3000",  # Mallory's own namespace: nothing there
         ]
-        seen = mallory.probe(*targets)
+        seen = probe(mallory, *targets)
         # The hub (root) reaches bob's jupyter-server on that address, as the proxy does.
         socket.create_connection((state["network"]["address"], jupyter_port), 5).close()
         app.send(json.dumps(["stdin", "\x03"]))
@@ -259,7 +221,8 @@ def test_only_the_allowed_host_ports_are_reachable(hub, mallory):
     try:
         hub_port = hub.env["CODEPILOT_HUB_PORT"]
         api_port = hub.env["CODEPILOT_PREVIEW_API_PORT"]
-        seen = mallory.probe(
+        seen = probe(
+            mallory,
             f"127.0.0.1:{hub_port}",
             f"127.0.0.1:{api_port}",
             f"127.0.0.1:{private.getsockname()[1]}",

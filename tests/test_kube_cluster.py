@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from .hubtools import RunningHub, open_terminal, run_in_terminal, wait_until
+from .hubtools import RunningHub, wait_until
 from .support.kube_hub import kubeconfig_path
+from .support.terminals import run_in_terminal
 
 pytestmark = pytest.mark.kubernetes
 
@@ -115,7 +116,7 @@ def test_spawn_terminal_preview_stop_restore(release):
     secret = read("secret", f"{pod_name}-credentials")
     assert secret.metadata.owner_references[0].uid == pod.metadata.uid
 
-    with open_terminal(hub, USER, token) as ws:
+    with hub.open_terminal(USER, token) as ws:
         run_in_terminal(ws, f"echo {marker} > kept.txt && echo WROTE-$((1+1))", "WROTE-2")
         run_in_terminal(
             ws, "python -m http.server $PORT >/dev/null 2>&1 & echo BG-$((2+2))", "BG-4"
@@ -141,6 +142,6 @@ def test_spawn_terminal_preview_stop_restore(release):
     wait_until(lambda: read("secret", f"{pod_name}-credentials") is None, 60, 2, "the Secret")
 
     hub.start_server(USER, timeout=300, profile="python")
-    with open_terminal(hub, USER, token) as ws:
+    with hub.open_terminal(USER, token) as ws:
         output = run_in_terminal(ws, "cat kept.txt; echo CAT-$((3+3))", "CAT-6")
     assert marker in output, output

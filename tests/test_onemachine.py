@@ -5,7 +5,6 @@ import os
 import pwd
 import re
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,50 +15,23 @@ from websockets.exceptions import InvalidStatus
 from codepilot_spawner.preview.hosts import PreviewDomain
 from codepilot_spawner.processes import tagged_pids
 
-from .hubtools import (
-    RunningHub,
-    cookie_header,
-    login,
-    open_terminal,
-    run_in_terminal,
-    save_text,
-    wait_until,
-)
-
-
-@dataclass
-class Student:
-    name: str
-    token: str
-    url: str  # the server's URL through the proxy
-
-    @property
-    def headers(self):
-        return {"Authorization": f"token {self.token}"}
-
-
-def start_student(hub: RunningHub, name: str) -> Student:
-    hub.create_user(name)
-    hub.start_server(name)
-    return Student(name, hub.user_token(name), hub.server_url(name))
+from .hubtools import cookie_header, login, save_text, server_state, wait_until
+from .support.students import Student
+from .support.terminals import run_in_terminal
 
 
 @pytest.fixture(scope="module")
 def alice(hub):
-    return start_student(hub, "alice")
+    return Student(hub, "alice")
 
 
 @pytest.fixture(scope="module")
 def bob(hub):
-    return start_student(hub, "bob")
-
-
-def server_state(hub, user, server_name=""):
-    return hub.api("GET", f"/users/{user}").json()["servers"][server_name]["state"]
+    return Student(hub, "bob")
 
 
 def preview_env(hub, student):
-    with open_terminal(hub, student.name, student.token) as ws:
+    with hub.open_terminal(student.name, student.token) as ws:
         output = run_in_terminal(
             ws,
             'echo "ENV $PORT $CODEPILOT_PREVIEW_PORT $CODEPILOT_PREVIEW_URL $PWD $((40+2))"',
@@ -159,7 +131,7 @@ def test_websocket_with_a_foreign_origin_is_refused(hub, alice, endpoint):
 @pytest.mark.root
 def test_servers_run_as_different_unix_users(hub, alice, bob):
     def uid_of(student):
-        with open_terminal(hub, student.name, student.token) as ws:
+        with hub.open_terminal(student.name, student.token) as ws:
             output = run_in_terminal(ws, "echo UID=$(id -u)=$((2*3))", "=6")
         return int(re.search(r"UID=(\d+)=6", output).group(1))
 
@@ -175,7 +147,7 @@ def test_a_user_cannot_read_another_users_workspace(hub, alice, bob):
     put = save_text(alice.url, "secret.txt", "alice only", alice.headers)
     assert put.status_code in (200, 201)
     assert secret.read_text() == "alice only"
-    with open_terminal(hub, bob.name, bob.token) as ws:
+    with hub.open_terminal(bob.name, bob.token) as ws:
         output = run_in_terminal(
             ws, f"cat {secret} || ls {secret.parent} ; echo status-$((3+4))", "status-7"
         )
@@ -193,10 +165,10 @@ def port_is_free(port: int) -> bool:
 
 
 def test_stop_ends_every_process_and_restart_keeps_files(hub):
-    student = start_student(hub, "carol")
+    student = Student(hub, "carol")
     state = server_state(hub, "carol")
     port, tag = state["preview_port"], state["process_tag"]
-    with open_terminal(hub, student.name, student.token) as ws:
+    with hub.open_terminal(student.name, student.token) as ws:
         run_in_terminal(
             ws,
             "echo kept > notes.txt; "
@@ -214,7 +186,7 @@ def test_stop_ends_every_process_and_restart_keeps_files(hub):
     if not state.get("netns"):  # as root, the port was in the server's own network
         assert port_is_free(port)
 
-    student = start_student(hub, "carol")
+    student = Student(hub, "carol")
     response = requests.get(f"{student.url}api/contents/notes.txt", headers=student.headers)
     assert response.json()["content"].strip() == "kept"
 

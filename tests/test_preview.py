@@ -18,18 +18,15 @@ from websockets.exceptions import InvalidStatus
 
 from codepilot_spawner.preview.hosts import PreviewDomain
 
-from .hubtools import REPO_ROOT, login, open_terminal, run_in_terminal, start_hub, wait_until
-from .support.localhost import resolve_localhost_subdomains
+from .hubtools import REPO_ROOT, login, start_hub, wait_until
+from .support.terminals import run_in_terminal
 
 PREVIEW_APP = REPO_ROOT / "tests" / "apps" / "preview_app.py"
 ADMIN_PASSWORD = "admin-password-" + "x" * 24
 NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def localhost_names():
-    with resolve_localhost_subdomains():
-        yield
+pytestmark = pytest.mark.usefixtures("localhost_names")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +42,7 @@ def mallory(hub):
     hub.create_user("mallory")
     hub.start_server("mallory")
     token = hub.user_token("mallory")
-    terminal = open_terminal(hub, "mallory", token)
+    terminal = hub.open_terminal("mallory", token)
     terminal.__enter__()
     terminal.send(json.dumps(["stdin", f"python {PREVIEW_APP}\r"]))
     yield {"token": token, "terminal": terminal}
@@ -91,7 +88,7 @@ def owner_only(hub, mallory):
 
 
 def test_the_preview_has_an_origin_of_its_own(hub, mallory):
-    with open_terminal(hub, "mallory", mallory["token"]) as ws:
+    with hub.open_terminal("mallory", mallory["token"]) as ws:
         output = run_in_terminal(ws, 'echo "URL=$CODEPILOT_PREVIEW_URL $((6*7))"', "42")
     url = next(
         line.split("=", 1)[1].split()[0] for line in output.splitlines() if "URL=http" in line

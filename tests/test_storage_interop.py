@@ -10,7 +10,7 @@ from codepilot_contracts import defaults
 
 from .jupyterserver import start_jupyter_server
 from .s3server import start_s3_server
-from .test_sync_cli import json_lines, sync_command
+from .support.sync_cli import json_lines, run_sync
 
 BUCKET = "interop"
 USER = "olga"
@@ -100,16 +100,20 @@ def test_sync_and_s3contents_read_each_others_workspaces(s3):
     try:
         # As a spawner would: restore, then start the server on the restored workspace.
         done = json_lines(
-            sync_command(
-                s3,
+            run_sync(
                 "restore",
                 "--root",
                 str(root),
                 "--progress",
                 "json",
-                user=USER,
-                # The servers are given no prefix: they use the shared default.
-                env={"CODEPILOT_S3_PREFIX": defaults.S3_PREFIX, "CODEPILOT_S3_BUCKET": BUCKET},
+                env={
+                    **s3.env,
+                    "JUPYTERHUB_USER": USER,
+                    "JUPYTERHUB_SERVER_NAME": "",
+                    # The servers are given no prefix: they use the shared default.
+                    "CODEPILOT_S3_PREFIX": defaults.S3_PREFIX,
+                    "CODEPILOT_S3_BUCKET": BUCKET,
+                },
             ).stdout
         )[-1]
         assert done["failed"] == {}

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from .hubtools import run_in_terminal, wait_until
-from .jupyterserver import open_terminal, start_jupyter_server
+from .hubtools import wait_until
+from .jupyterserver import start_jupyter_server
 from .s3server import s3_server_fixture
+from .support.terminals import run_in_terminal
 
 BUCKET = "workspaces"
 PREFIX = "cp"
@@ -46,7 +47,7 @@ def server(s3):
 
 @pytest.fixture(scope="module")
 def terminal(server):
-    with open_terminal(server) as ws:
+    with server.open_terminal() as ws:
         run_in_terminal(ws, f"cd {server.root} && echo READY", "READY")
         yield ws
 

@@ -23,9 +23,10 @@ import pytest
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.s3 import S3Store
 
-from .hubtools import REPO_ROOT, run_in_terminal, wait_until
-from .jupyterserver import open_terminal, start_jupyter_server
+from .hubtools import REPO_ROOT, wait_until
+from .jupyterserver import start_jupyter_server
 from .s3server import CREDENTIALS, s3_server_fixture
+from .support.terminals import run_in_terminal
 
 BUCKET = "bursts"
 PREFIX = "cp"
@@ -74,7 +75,7 @@ def server(s3):
 
 def test_a_terminal_making_40_folders_with_240_files_at_once_reaches_s3(server, s3):
     """The issue's reproduction, typed into a real terminal of a running server."""
-    with open_terminal(server) as terminal:
+    with server.open_terminal() as terminal:
         run_in_terminal(
             terminal,
             f"cd {server.root} && for i in $(seq 0 19); do for j in 0 1; do "

@@ -2,16 +2,13 @@
 init container and the spawner run them, against a real S3 API on loopback."""
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from server_extension.starters import starter_dir
 
-from .hubtools import REPO_ROOT
 from .s3server import s3_server_fixture
+from .support.sync_cli import json_lines, run_sync
 
 BUCKET = "cli-workspaces"
 PREFIX = "cp"
@@ -21,8 +18,8 @@ s3 = s3_server_fixture(buckets=(BUCKET,))
 
 
 def sync_command(s3, *args, user="carol", server_name="", check=True, env=None):
+    """The sync command on this module's bucket and prefix, as ``user``'s server."""
     command_env = {
-        **os.environ,
         **s3.env,
         "CODEPILOT_S3_BUCKET": BUCKET,
         "CODEPILOT_S3_PREFIX": PREFIX,
@@ -30,23 +27,7 @@ def sync_command(s3, *args, user="carol", server_name="", check=True, env=None):
         "JUPYTERHUB_SERVER_NAME": server_name,
         **(env or {}),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "server_extension.sync", *args],
-        env=command_env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        )
-    return result
-
-
-def json_lines(output: str) -> list[dict]:
-    return [json.loads(line) for line in output.splitlines() if line.strip()]
+    return run_sync(*args, env=command_env, check=check)
 
 
 def fresh_dir() -> Path:

@@ -10,30 +10,15 @@ tests/benchmarks/soak_sync.py runs many more.
 import os
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from .s3server import CREDENTIALS, s3_server_fixture
-from .sync_machine import BUCKET, machine_for, make_harness
+from .sync_machine import BUCKET, machine_for, make_harness, property_settings
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
 
 EXAMPLES = int(os.environ.get("CODEPILOT_SYNC_EXAMPLES", "4"))
 STEPS = int(os.environ.get("CODEPILOT_SYNC_STEPS", "4"))
-
-
-def property_settings(examples: int, steps: int, shrink: bool = False) -> settings:
-    phases = [Phase.explicit, Phase.reuse, Phase.generate, *([Phase.shrink] if shrink else [])]
-    return settings(
-        max_examples=examples,
-        stateful_step_count=steps,
-        deadline=None,
-        database=None,
-        phases=phases,
-        # Every example is slow by design (real S3, real watcher, hundreds of files).
-        suppress_health_check=list(HealthCheck),
-        print_blob=True,
-    )
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.hubtools import start_hub, wait_until
+from tests.support.timing import percentile
 
 STOCK_HUB_CONFIG = Path(__file__).with_name("stock_hub.py")
 PLAIN_HUB_CONFIG = Path(__file__).with_name("plain_start_hub.py")
@@ -73,11 +74,6 @@ def memory_kb(pid: int) -> dict:
             if name in ("Rss", "Pss"):
                 values[name.lower()] = int(rest.split()[0])
     return values
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def start_batch(hub, users: list[str]) -> dict:

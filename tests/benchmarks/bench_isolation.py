@@ -17,31 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.bench_terminal import drain, percentile, round_trip
-from tests.hubtools import open_terminal, start_hub
+from tests.hubtools import start_hub
+from tests.support.terminals import drain, echo_round_trip
+from tests.support.timing import latency_summary, timed_spawn
 
 SPAWNS = 5
 ECHOES = 200
 WARMUP = 20
 ATTACK_SECONDS = 15
-
-
-def timed_spawn(hub, user) -> float:
-    started = time.perf_counter()
-    response = hub.api("POST", f"/users/{user}/server")
-    assert response.status_code in (201, 202), response.text
-    hub.wait_ready(user, timeout=120)
-    seconds = time.perf_counter() - started
-    hub.stop_server(user)
-    return seconds
-
-
-def summary(values_ms: list[float]) -> dict:
-    return {
-        "p50_ms": round(statistics.median(values_ms), 3),
-        "p99_ms": round(percentile(values_ms, 0.99), 3),
-        "samples": len(values_ms),
-    }
 
 
 def main():
@@ -66,12 +49,12 @@ def main():
             for kind, hub in hubs.items():
                 hub.start_server("bench-iso")
                 terminals[kind] = stack.enter_context(
-                    open_terminal(hub, "bench-iso", hub.user_token("bench-iso"))
+                    hub.open_terminal("bench-iso", hub.user_token("bench-iso"))
                 )
                 drain(terminals[kind])
             for i in range(WARMUP + ECHOES):
                 for kind, ws in terminals.items():
-                    seconds = round_trip(ws, 100000 + i)
+                    seconds = echo_round_trip(ws, 100000 + i)
                     if i >= WARMUP:
                         echoes[kind].append(seconds * 1000)
 
@@ -79,11 +62,11 @@ def main():
             hub = hubs["isolated"]
             hub.create_user("bench-bomb")
             hub.start_server("bench-bomb")
-            with open_terminal(hub, "bench-bomb", hub.user_token("bench-bomb")) as bomb:
+            with hub.open_terminal("bench-bomb", hub.user_token("bench-bomb")) as bomb:
                 bomb.send(json.dumps(["stdin", "bomb() { bomb | bomb & }; bomb\r"]))
                 under_attack, started, i = [], time.monotonic(), 0
                 while time.monotonic() - started < ATTACK_SECONDS:
-                    under_attack.append(round_trip(terminals["isolated"], 200000 + i) * 1000)
+                    under_attack.append(echo_round_trip(terminals["isolated"], 200000 + i) * 1000)
                     i += 1
             hub.stop_server("bench-bomb")
     finally:
@@ -99,8 +82,8 @@ def main():
             }
             for kind, values in spawns.items()
         },
-        "echo": {kind: summary(values) for kind, values in echoes.items()},
-        "echo_during_fork_bomb": summary(under_attack),
+        "echo": {kind: latency_summary(values) for kind, values in echoes.items()},
+        "echo_during_fork_bomb": latency_summary(under_attack),
     }
     print(json.dumps({"benchmark": "isolation", **result}))
     spawn, echo = result["spawn"], result["echo"]

@@ -27,15 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from codepilot_spawner.preview.hosts import PreviewDomain
 from codepilot_spawner.preview.upstream import make_connector
-from tests.hubtools import (
-    REPO_ROOT,
-    login,
-    open_terminal,
-    run_in_terminal,
-    start_hub,
-    wait_until,
-)
+from tests.hubtools import REPO_ROOT, login, start_hub, wait_until
 from tests.support.localhost import resolve_localhost_subdomains
+from tests.support.terminals import run_in_terminal
 
 CONCURRENCY = 8
 SECONDS = 4
@@ -102,7 +96,7 @@ def start_app(hub, user: str) -> tuple[str, dict]:
     hub.create_user(user)
     server = hub.start_server(user)
     token = hub.user_token(user)
-    ws = open_terminal(hub, user, token)
+    ws = hub.open_terminal(user, token)
     # A stock server's terminals do not say the port; the spawner's state does.
     run_in_terminal(ws, f"export PORT={server['state']['preview_port']}; {APP}", "app-42")
     return token, server["state"], ws

@@ -9,7 +9,6 @@ Each saves the same 10 KB and 1 MB files repeatedly, in alternation; p50/p99 per
 import base64
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -19,15 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.jupyterserver import STOCK_MANAGER, start_jupyter_server
 from tests.s3server import start_s3_server
+from tests.support.timing import latency_summary
 
 BUCKET = "bench-save"
 SIZES = {"10KB": 10 * 1024, "1MB": 1024 * 1024}
 ROUNDS = {"10KB": 100, "1MB": 40}
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main():
@@ -66,14 +61,7 @@ def main():
         s3.stop()
 
     result = {
-        kind: {
-            size: {
-                "p50_ms": round(statistics.median(values), 2),
-                "p99_ms": round(percentile(values, 0.99), 2),
-                "samples": len(values),
-            }
-            for size, values in by_size.items()
-        }
+        kind: {size: latency_summary(values, digits=2) for size, values in by_size.items()}
         for kind, by_size in timings.items()
     }
     print(json.dumps({"benchmark": "save_latency", **result}))

@@ -8,25 +8,15 @@ one warm-up spawn (which also creates the Unix account on the Code Pilot side).
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.hubtools import start_hub
+from tests.support.timing import timed_spawn
 
 ROUNDS = 5
 STOCK_HUB_CONFIG = Path(__file__).with_name("stock_hub.py")
-
-
-def timed_spawn(hub, user) -> float:
-    started = time.perf_counter()
-    response = hub.api("POST", f"/users/{user}/server")
-    assert response.status_code in (201, 202), response.text
-    hub.wait_ready(user, timeout=120)
-    seconds = time.perf_counter() - started
-    hub.stop_server(user)
-    return seconds
 
 
 def main():

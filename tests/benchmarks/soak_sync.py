@@ -21,8 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.s3server import CREDENTIALS, start_s3_server
-from tests.sync_machine import BUCKET, machine_for, make_harness
-from tests.test_sync_properties import property_settings
+from tests.sync_machine import BUCKET, machine_for, make_harness, property_settings
 
 
 def soak(s3, outages: bool, examples: int, steps: int, shrink: bool) -> dict:

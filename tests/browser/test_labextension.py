@@ -14,8 +14,9 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..hubtools import open_terminal, run_in_terminal, start_hub, wait_until
+from ..hubtools import start_hub, wait_until
 from ..s3server import s3_server_fixture
+from ..support.terminals import run_in_terminal
 from .conftest import HUB
 from .lab import UI_TIMEOUT_MS, dismiss_news_prompt, log_in, start_from_spawn_form, wait_for_lab
 
@@ -109,7 +110,7 @@ def test_sync_item_counts_pending_and_warns_while_s3_is_down(lab, lab_hub, s3, e
     item = sync_item(lab)
     toast = lab.locator(".Toastify__toast", has_text="Workspace sync")
     token = lab_hub.user_token(STUDENT)
-    with open_terminal(lab_hub, STUDENT, token) as terminal:
+    with lab_hub.open_terminal(STUDENT, token) as terminal:
         with s3.outage():
             # As `git clone` or `unzip` would: a folder and files made in a terminal.
             run_in_terminal(

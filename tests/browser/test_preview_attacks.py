@@ -14,8 +14,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from ..hubtools import open_terminal, run_in_terminal, save_text, wait_until
+from ..hubtools import save_text, wait_until
 from ..support.localhost import resolve_localhost_subdomains
+from ..support.terminals import run_in_terminal
 from .lab import UI_TIMEOUT_MS, log_in
 
 pytestmark = pytest.mark.browser
@@ -70,7 +71,7 @@ def mallory(browser_hub):
     page = ATTACK_PAGE % {"hub": json.dumps(browser_hub.url)}
     headers = {"Authorization": f"token {token}"}
     save_text(browser_hub.server_url("mallory"), "index.html", page, headers).raise_for_status()
-    with open_terminal(browser_hub, "mallory", token) as terminal:
+    with browser_hub.open_terminal("mallory", token) as terminal:
         run_in_terminal(
             terminal, "(python -m http.server $PORT --bind 127.0.0.1 &) ; echo ok-$((2+2))", "ok-4"
         )
