@@ -12,12 +12,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
 
 from codepilot_contracts import layout
 from server_extension.storage.archive import ArchiveError, extract_archive, write_archive
+from server_extension.storage.chunkpipe import ChunkPipe
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
@@ -371,3 +373,34 @@ def test_a_restored_venv_runs_without_being_created_again(s3, s3_env):
 
 
 PROBE = "import sys, codepilot_probe; print(sys.prefix, codepilot_probe.VALUE)"
+
+
+@pytest.mark.parametrize("ending", ["connection lost", "clean end"])
+def test_an_archive_cut_off_while_it_streams_in_writes_nothing(tmp_path, ending):
+    """Snapshots unpack as they download: a download that breaks off half-way (or a
+    stream that ends early) fails the unpack, and nothing is left behind."""
+    make_node_project(tmp_path)
+    archive = tmp_path / "snap.tar.gz"
+    write_archive(tmp_path / "node_modules", archive)
+    data = archive.read_bytes()
+    pipe = ChunkPipe()
+
+    def download():
+        for start in range(0, len(data) // 2, 100):
+            pipe.put(data[start : min(start + 100, len(data) // 2)])
+        if ending == "connection lost":
+            pipe.fail(ConnectionResetError("reset by peer"))
+        else:
+            pipe.end()
+
+    threading.Thread(target=download, daemon=True).start()
+    expected, message = {
+        "connection lost": (OSError, "download interrupted"),
+        "clean end": (ArchiveError, "damaged or truncated"),
+    }[ending]
+    target = tmp_path / "restored" / "node_modules"
+    target.parent.mkdir()
+    with pytest.raises(expected, match=message):
+        extract_archive(io.BufferedReader(pipe), target, tmp_path / "scratch", 10**9)
+    assert not target.exists()
+    assert not list((tmp_path / "scratch").iterdir())

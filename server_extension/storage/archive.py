@@ -11,6 +11,9 @@ made last, as links only (nothing is ever written through them), and the scratch
 replaces the target only once all is there: a refused or damaged archive leaves nothing.
 """
 
+import contextlib
+import gzip
+import io
 import os
 import posixpath
 import shutil
@@ -168,14 +171,15 @@ def _make_links_out(unpacked: Path, links: dict[str, str]) -> None:
 
 
 def extract_archive(
-    archive: Path,
+    archive: Path | io.RawIOBase,
     target: Path,
     scratch_dir: Path,
     max_bytes: int,
     links_out: dict[str, str] | None = None,
 ) -> None:
-    """Unpack ``archive`` as the new folder ``target`` (which must not exist yet), with
-    the symlinks ``links_out`` (name -> target) that point out of it.
+    """Unpack ``archive`` (a path, or a file read once from start to end) as the new
+    folder ``target`` (which must not exist yet), with the symlinks ``links_out`` (name ->
+    target) that point out of it.
 
     Raises ``ArchiveError`` (nothing written) for a hostile, damaged or oversized
     archive, or when ``target`` appeared meanwhile.
@@ -185,11 +189,17 @@ def extract_archive(
     unpacked.mkdir(parents=True)
     try:
         try:
-            with tarfile.open(archive, "r:gz") as tar:
+            with contextlib.ExitStack() as stack:
+                if not isinstance(archive, io.IOBase):
+                    archive = stack.enter_context(open(archive, "rb"))
+                # gzip checks the length and CRC at the end: a truncated download fails.
+                # Stream mode: members are unpacked in order as the bytes come.
+                compressed = stack.enter_context(gzip.GzipFile(fileobj=archive, mode="rb"))
+                tar = stack.enter_context(tarfile.open(fileobj=compressed, mode="r|"))
                 tar.extractall(unpacked, filter=_strict_filter(max_bytes))
         except ArchiveError as error:
             raise ArchiveError(f"refused: {error}") from error
-        except (tarfile.TarError, EOFError, zlib.error) as error:
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
             raise ArchiveError(f"damaged or truncated archive: {error}") from error
         _make_links_out(unpacked, links_out)
         if os.path.lexists(target):

@@ -276,6 +276,15 @@ class S3Store:
             if scratch.exists():
                 scratch.unlink()
 
+    async def chunks(self, key: str, size: int = MiB):
+        """The object's bytes as they arrive, ``size`` at most at a time (an async iterator)."""
+        client = await self.client()
+        async with self._errors(f"download {key!r}"):
+            response = await client.get_object(Bucket=self.bucket, Key=key)
+            async with response["Body"] as body:
+                while chunk := await body.read(size):
+                    yield chunk
+
     async def read_bytes(self, key: str) -> bytes:
         client = await self.client()
         async with self._errors(f"download {key!r}"):

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import fnmatch
 import hashlib
+import io
 import json
 import math
 import os
@@ -39,6 +40,7 @@ from traitlets.config import LoggingConfigurable
 from codepilot_contracts import layout
 
 from .archive import ArchiveError, check_links_out, extract_archive, write_archive
+from .chunkpipe import ChunkPipe
 from .ignore import STATE_DIR, IgnoreRules, is_state_path
 from .localtree import has_symlink_component, local_path
 from .pack import PACK, PackKeeper
@@ -332,19 +334,46 @@ def _local_obstacle(root: Path, folder: str) -> str:
 async def restore_snapshot(
     store: S3Store, root: Path, snapshot: SnapshotRestore, scratch: Path, max_bytes: int
 ) -> None:
-    """Download and unpack one snapshot; raises ``SnapshotError`` (nothing written)."""
-    download = scratch / f"snapshot-{uuid.uuid4().hex}.tar.gz"
+    """Download and unpack one snapshot at once, the bytes unpacked as they arrive.
+
+    Raises ``SnapshotError`` (nothing written).
+    """
+    target = local_path(root, snapshot.folder)
+    pipe = ChunkPipe()
     try:
-        await store.download_file(snapshot.key, download, scratch)
-        target = local_path(root, snapshot.folder)
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread(
-            extract_archive, download, target, scratch, max_bytes, snapshot.links_out
-        )
-    except (S3Error, ArchiveError, OSError) as error:
+    except OSError as error:
         raise SnapshotError(f"snapshot of {snapshot.folder} not restored: {error}") from error
+    unpacking = asyncio.ensure_future(
+        asyncio.to_thread(_unpack_from, pipe, target, scratch, max_bytes, snapshot.links_out)
+    )
+    download_error = None
+    try:
+        async for chunk in store.chunks(snapshot.key):
+            if not await asyncio.to_thread(pipe.put, chunk):
+                break  # the archive was refused: no need for the rest
+        await asyncio.to_thread(pipe.end)
+    except S3Error as error:
+        download_error = error
     finally:
-        await asyncio.to_thread(download.unlink, True)
+        if not pipe.ended:
+            # The download failed or was cancelled: the reader must not wait for more.
+            await asyncio.to_thread(pipe.fail, download_error or SnapshotError("stopped"))
+        if not unpacking.done():
+            await asyncio.wait([unpacking])
+    try:
+        unpacking.result()
+    except (ArchiveError, OSError) as error:
+        raise SnapshotError(
+            f"snapshot of {snapshot.folder} not restored: {download_error or error}"
+        ) from error
+
+
+def _unpack_from(pipe: ChunkPipe, target: Path, scratch: Path, max_bytes: int, links) -> None:
+    try:
+        extract_archive(io.BufferedReader(pipe, 1024 * 1024), target, scratch, max_bytes, links)
+    finally:
+        pipe.abandon()
 
 
 # --- taking snapshots while a server runs ---------------------------------------------------

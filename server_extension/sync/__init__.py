@@ -8,8 +8,17 @@ Commands (the workspace folder is ``--root``, default the current directory):
     files whose size and ETag (or content hash) already match. A first start (nothing
     under that prefix) copies the starter template ``--template`` first. The Kubernetes
     init container and the one-machine spawner run this before the server starts.
+    With a bucket, dependency snapshots (``node_modules/``, ``.venv/``) whose lock files
+    still match are unpacked alongside; ``--no-snapshots`` restores files only. Without
+    a bucket, a new workspace just gets the starter's files.
 ``push``
     Upload local changes (new, changed and deleted files) to S3.
+``pack``
+    Push, then upload the small-files pack that lets the next restore take many small
+    files in one GET.
+``snapshot``
+    Push, then save the dependency snapshots that are out of date, and the pack: what a
+    stopping server does.
 ``status``
     Compare without changing anything: local changes not in S3, S3 changes not local.
 ``seed-templates``
@@ -27,7 +36,8 @@ line, for spawners to turn into progress events::
 
     {"event": "progress", "done": 230, "total": 2000}
     {"event": "done", "total": 2000, "downloaded": 12, "unchanged": 1988, "removed": 0,
-     "local_changes": 0, "failed": {}, "template": "", "seconds": 0.41}
+     "local_changes": 0, "failed": {}, "template": "", "seconds": 0.41, "bytes": 48213,
+     "from_pack": 0, "snapshots": {"node_modules": "restored"}}
 
 ``done``/``total`` count files ("Restoring workspace: 230/2000 files"). Progress lines
 come at most every 0.2 s plus one at the end, and the last line is always the ``done``

@@ -112,6 +112,13 @@ def parser() -> argparse.ArgumentParser:
     )
     common(pack)
 
+    snapshot = commands.add_parser(
+        "snapshot",
+        help="push, then save out-of-date dependency snapshots and the pack, as a stopping "
+        "server does",
+    )
+    common(snapshot)
+
     status = commands.add_parser("status", help="compare local and S3, change nothing")
     common(status)
 
@@ -224,6 +231,24 @@ async def run_pack(args) -> int:
     return 1 if failures else 0
 
 
+async def run_snapshot(args) -> int:
+    """What a stopping server does after its last push: snapshots and pack, now."""
+    from ..storage.snapshots import DependencySnapshots
+
+    try:
+        async with store_for(args) as store:
+            sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
+            sync.snapshots = DependencySnapshots(sync)
+            failures = await sync.push_tree("")
+            await sync.write_manifest()
+            failed = await sync.snapshots.take_due(0) if not failures else ["files"]
+    except (S3Error, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps({"location": sync.location, "failed": sorted([*failures, *failed])}))
+    return 1 if failures or failed else 0
+
+
 async def run_status(args) -> int:
     try:
         async with store_for(args) as store:
@@ -270,6 +295,7 @@ COMMANDS = {
     "restore": run_restore,
     "push": run_push,
     "pack": run_pack,
+    "snapshot": run_snapshot,
     "status": run_status,
     "seed-templates": run_seed_templates,
 }

@@ -7,11 +7,18 @@ changed. First without the small-files pack (one GET per file, as before), then 
 pack a server uploads at stop (``sync pack`` here), which the timed rounds use. Times
 are wall-clock for the whole command, as a spawner or init container sees them, plus
 Code Pilot's own figure without interpreter start-up (the ``seconds`` of its final progress line).
+
+Then the react-vite starter's round trip: ``npm ci`` (from the npm cache in
+``test-artifacts/npm-cache``, filled on first use), the dependency snapshot a stopping
+server takes (``sync snapshot`` here), the folder deleted, and the restore with the
+snapshot beside the files-only restore (``--no-snapshots``) of the same workspace and the
+``npm ci`` that the snapshot saves.
 """
 
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +37,8 @@ KEYS = f"users/{USER}/default/"
 FILES = 2000
 TOTAL_BYTES = 50 * 1024 * 1024
 ROUNDS = 2
+UNCHANGED_RUNS = 3
+NPM_CACHE = REPO_ROOT / "test-artifacts" / "npm-cache"
 
 
 def populate(s3) -> int:
@@ -59,7 +68,7 @@ def timed(command: list[str], env: dict) -> tuple[float, str]:
     return elapsed, result.stdout
 
 
-def codepilot_restore(root: Path, env: dict) -> dict:
+def codepilot_restore(root: Path, env: dict, *options: str) -> dict:
     command = [
         sys.executable,
         "-m",
@@ -69,6 +78,7 @@ def codepilot_restore(root: Path, env: dict) -> dict:
         str(root),
         "--progress",
         "json",
+        *options,
     ]
     elapsed, output = timed(command, env)
     done = json.loads(output.strip().splitlines()[-1])
@@ -77,6 +87,7 @@ def codepilot_restore(root: Path, env: dict) -> dict:
         "wall_s": round(elapsed, 3),
         "restore_s": done["seconds"],
         "downloaded": done["downloaded"],
+        "snapshots": done["snapshots"],
     }
 
 
@@ -102,6 +113,34 @@ def codepilot_pack(root: Path, env: dict) -> dict:
     command = [sys.executable, "-m", "server_extension.sync", "pack", "--root", str(root)]
     elapsed, output = timed(command, env)
     return {"wall_s": round(elapsed, 3), **json.loads(output.strip().splitlines()[-1])}
+
+
+def react_vite_round_trip(env: dict) -> dict:
+    """npm ci, snapshot, folder deleted, restore: with the snapshot vs files only."""
+    env = {**env, "CODEPILOT_WORKSPACE_USER": "bench-vite"}
+    root = Path(tempfile.mkdtemp()) / "workspace"
+    codepilot_restore(root, env, "--template", "react-vite")
+    npm_ci = ["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline", "--cache", str(NPM_CACHE)]
+    started = time.perf_counter()
+    subprocess.run(npm_ci, cwd=root, check=True, capture_output=True)
+    npm_ci_s = time.perf_counter() - started
+    timed([sys.executable, "-m", "server_extension.sync", "snapshot", "--root", str(root)], env)
+    with_snapshot, files_only = [], []
+    for _ in range(ROUNDS):
+        shutil.rmtree(root)
+        with_snapshot.append(codepilot_restore(root, env))
+        assert with_snapshot[-1]["snapshots"] == {"node_modules": "restored"}
+        files_only.append(codepilot_restore(Path(tempfile.mkdtemp()), env, "--no-snapshots"))
+    best_with = min(with_snapshot, key=lambda run: run["wall_s"])
+    best_files = min(files_only, key=lambda run: run["wall_s"])
+    return {
+        "node_modules_files": sum(1 for _ in (root / "node_modules").rglob("*")),
+        "npm_ci_from_cache_s": round(npm_ci_s, 3),
+        "with_snapshot": best_with,
+        "files_only": best_files,
+        "ratio_wall": round(best_with["wall_s"] / best_files["wall_s"], 2),
+        "ratio_restore": round(best_with["restore_s"] / best_files["restore_s"], 2),
+    }
 
 
 def count_files(root: Path) -> int:
@@ -146,8 +185,10 @@ def main():
             incremental["awscli"].append(aws_sync(theirs, env, s3.endpoint_url))
             assert incremental["codepilot"][-1]["downloaded"] == 1
             assert (ours / "src/pkg1/mod1/f1.dat").read_bytes() == b"changed %d" % round_number
-            unchanged.append(codepilot_restore(ours, env))
-            assert unchanged[-1]["downloaded"] == 0
+            for _ in range(UNCHANGED_RUNS):
+                unchanged.append(codepilot_restore(ours, env))
+                assert unchanged[-1]["downloaded"] == 0
+        react_vite = react_vite_round_trip(env) if shutil.which("npm") else None
     finally:
         s3.stop()
 
@@ -162,6 +203,8 @@ def main():
         "pack": pack,
         "incremental_one_changed": {tool: best(runs) for tool, runs in incremental.items()},
         "codepilot_nothing_changed": best(unchanged),
+        "codepilot_nothing_changed_restore_s_min": min(run["restore_s"] for run in unchanged),
+        "react_vite_round_trip": react_vite,
     }
     speedup = result["full"]["awscli"]["wall_s"] / result["full"]["codepilot"]["wall_s"]
     result["full_speedup_vs_awscli"] = round(speedup, 2)
@@ -179,6 +222,15 @@ def main():
         f"codepilot {result['codepilot_nothing_changed']['wall_s']} s (restore "
         f"{result['codepilot_nothing_changed']['restore_s']} s); without the pack: "
         f"{without_pack['wall_s']} s"
+        + (
+            f"; react-vite with snapshot: {react_vite['with_snapshot']['wall_s']} s "
+            f"(restore {react_vite['with_snapshot']['restore_s']} s) vs files only "
+            f"{react_vite['files_only']['wall_s']} s (restore "
+            f"{react_vite['files_only']['restore_s']} s), {react_vite['ratio_wall']}x; "
+            f"npm ci from its cache: {react_vite['npm_ci_from_cache_s']} s"
+            if react_vite
+            else ""
+        )
     )
 
 
