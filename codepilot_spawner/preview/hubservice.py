@@ -1,11 +1,10 @@
-"""How a hub runs the preview gateway: its service entry, its roles, what servers get.
+"""How a hub runs the preview gateway: its service entry and its roles.
 
-Used by both hub configs, so one machine and Kubernetes wire the gateway the same way.
+Used by both hub configs, so one machine and Kubernetes wire the gateway the same way;
+servers get their preview URLs from the spawner core (``CodePilotSpawnerMixin``).
 """
 
 import sys
-
-from .hosts import PreviewDomain
 
 SERVICE_NAME = "codepilot-preview"
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
@@ -43,11 +42,3 @@ def hub_service(api_port: int, gateway_args: list[str]) -> tuple[dict, list[dict
         {"name": "user", "description": "Standard user privileges", "scopes": USER_SCOPES},
     ]
     return service, roles
-
-
-def server_environment(domain: PreviewDomain, api_port: int) -> dict:
-    """``Spawner.environment`` entries: each server's preview URL and the share API."""
-    return {
-        "CODEPILOT_PREVIEW_URL": lambda spawner: domain.url(spawner.user.name, spawner.name),
-        "CODEPILOT_PREVIEW_API_URL": f"http://127.0.0.1:{api_port}{SERVICE_PREFIX}",
-    }
