@@ -58,6 +58,8 @@ def main() -> None:
         "cwd": os.getcwd(),
         "random": random.random(),
         "tempdir": tempfile.gettempdir(),
+        "temp_name": os.path.basename(tempfile.mktemp()),  # a name only, nothing created
+        "path": sys.path,
         "holds_secret": memory_holds(first, second),
     }
     with open(output, "w") as f:

@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +29,7 @@ from .isolationtools import leftovers, namespace_inode, process_namespace_inode
 from .support.terminals import run_in_terminal
 
 FORK_SERVER_MODULE = b"server_extension.forkserver"
+PLAIN_LAUNCHER = b"server_extension.singleuser"
 
 
 def parent_pid(pid: int) -> int:
@@ -110,6 +112,68 @@ def answers(hub, user: str) -> bool:
     return reply.status_code == 200
 
 
+# --- what a start imports ------------------------------------------------------------
+
+
+def run_start_check(root: Path, *options: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "tests.startcheck", str(root), *options],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_server_start_never_uses_the_deferred_grammar_and_checks_still_answer(tmp_path):
+    deferred = run_start_check(tmp_path)
+    eager = run_start_check(tmp_path, "--no-defer")
+    for run in (deferred, eager):
+        assert {"jupyterlab", "jupyter_server_terminals", "server_extension"} <= set(
+            run["extensions"]
+        )
+        # Events were emitted, so validated by jupyter_events' jsonschema validators.
+        assert any("'action': 'save'" in event for event in run["events"])
+    assert deferred["deferred_after_start"] == {"rfc3987_syntax": True}
+    assert eager["deferred_after_start"] == {"rfc3987_syntax": False}
+    # The first iri check loads the real module, and answers as without deferral.
+    assert deferred["iri"] == eager["iri"] == [True, False, False, True]
+    assert deferred["deferred_after_check"] == {"rfc3987_syntax": False}
+
+
+def test_only_installed_modules_are_deferred_and_a_failing_one_fails_every_time():
+    code = """
+import sys
+from server_extension.deferred import defer_unused_imports, is_deferred
+sys.path.insert(0, sys.argv[1])
+print(defer_unused_imports({"a_module_nobody_installed": ("f",), "failing_module": ("f",)}))
+try:
+    import a_module_nobody_installed
+except ModuleNotFoundError:
+    print("not installed")
+from failing_module import f
+for attempt in range(2):
+    try:
+        f()
+    except RuntimeError as error:
+        print(error, is_deferred("failing_module"))
+"""
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "failing_module.py").write_text("raise RuntimeError('broken at import')\n")
+        done = subprocess.run(
+            [sys.executable, "-P", "-c", code, folder], capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "['failing_module']",
+        "not installed",
+        "broken at import True",
+        "broken at import True",
+    ]
+
+
 # --- the fork server itself, with the hub's client -----------------------------------
 
 
@@ -135,7 +199,9 @@ def test_a_forked_child_gets_its_own_request_and_nothing_of_anothers():
             for name, env in envs.items():
                 env = {**env, TAG_VARIABLE: f"probe-{name}"}
                 secret = secrets[name]
-                argv = [sys.executable, "-m", "tests.forkprobe", f"{out}/{name}.json"]
+                # -P as the server launcher has it: the working directory stays off sys.path.
+                flags = ["-P"] if name == "alice" else []
+                argv = [sys.executable, *flags, "-m", "tests.forkprobe", f"{out}/{name}.json"]
                 argv += [secret[:16], secret[16:]]
                 pids[name] = await server.spawn(fork_request(argv, env, REPO_ROOT, nobody))
             return pids, server.pid
@@ -167,6 +233,9 @@ def test_a_forked_child_gets_its_own_request_and_nothing_of_anothers():
     assert len({record["random"] for record in records.values()}) == 3
     assert records["alice"]["tempdir"] == str(out)
     assert records["bob"]["tempdir"] == "/tmp"
+    assert str(REPO_ROOT) not in records["alice"]["path"][:1]
+    assert records["bob"]["path"][0] == str(REPO_ROOT)  # ``python -m`` without -P
+    assert len({record["temp_name"] for record in records.values()}) == 3
 
 
 @pytest.mark.root
@@ -178,6 +247,10 @@ def test_a_request_it_cannot_run_in_process_is_refused_and_it_goes_on():
             refused = fork_request([sys.executable, "-c", "pass"], {}, "/")
             with pytest.raises(Exception, match="cannot run"):
                 await server.spawn(refused)
+            # An option whose effect a child cannot give (-I: no PYTHON* variables read).
+            isolated = fork_request([sys.executable, "-I", "-m", "this"], {}, "/")
+            with pytest.raises(Exception, match="cannot run"):
+                await server.spawn(isolated)
             bad_cgroup = fork_request([sys.executable, "-m", "this"], {}, "/")
             bad_cgroup["uid"], bad_cgroup["gid"], bad_cgroup["groups"] = 0, 0, [0]
             bad_cgroup["procs"] = ["/nonexistent/cgroup.procs"]
@@ -233,6 +306,7 @@ def test_forked_servers_are_their_users_own(hub):
     with hub.open_terminal("alice", hub.user_token("alice")) as ws:
         output = run_in_terminal(
             ws,
+            "setsid nohup sleep 600 >/dev/null 2>&1 & "
             "echo tag-$WORKSPACE_PROCESS_TAG space-${CODEPILOT_FORK_ENVIRONMENT_SPACE:-none}"
             " user-$(id -un)",
             "space-none user-cp-alice",
@@ -240,6 +314,13 @@ def test_forked_servers_are_their_users_own(hub):
     assert f"tag-{states['alice']['process_tag']}" in output
     assert "Spawning alice from the fork server" in hub.log()
     assert "as a plain process" not in hub.log()
+
+    # Stopping a forked server ends what it started, even what left its session.
+    escaped = [pid for pid in tagged_pids(states["alice"]["process_tag"]) if pid != pids["alice"]]
+    assert any(b"sleep" in command_line(pid) for pid in escaped)
+    hub.stop_server("alice")
+    assert not any(alive(pid) for pid in [pids["alice"], *escaped])
+    assert leftovers(states["alice"]) == []
 
 
 @pytest.mark.root
@@ -297,7 +378,7 @@ def test_a_fork_server_killed_mid_spawn_gives_a_plain_start():
         log = hub.log()
         assert "Fork server could not start late" in log
         assert "starting it as a plain process" in log
-        assert b"jupyterhub-singleuser" in command_line(late["pid"])
+        assert PLAIN_LAUNCHER in command_line(late["pid"])
         assert only_its_processes(late["process_tag"], late["pid"])  # one server, not two
         assert answers(hub, "late")
         assert answers(hub, "early")  # a server it forked before does not care
@@ -326,9 +407,21 @@ def test_a_broken_environment_gives_a_plain_start_and_says_why(tmp_path):
         hub.start_server("carol")
         state = server_state(hub, "carol")
         assert "Fork server could not start carol (it exited (status 1))" in hub.log()
-        assert b"jupyterhub-singleuser" in command_line(state["pid"])
+        assert PLAIN_LAUNCHER in command_line(state["pid"])
         assert answers(hub, "carol")
         hub.stop_server("carol")
         assert leftovers(state) == []
+
+        # A student's files named like the server's modules do not replace them: the
+        # launcher keeps the workspace, its working directory, off sys.path.
+        workspace = hub.data_dir / "workspaces" / "carol" / "default"
+        assert workspace.is_dir()
+        for module in ("tornado", "jupyter_server", "jupyterhub"):
+            (workspace / f"{module}.py").write_text("raise SystemExit('shadowed')\n")
+        hub.start_server("carol")
+        state = server_state(hub, "carol")
+        assert PLAIN_LAUNCHER in command_line(state["pid"])
+        assert answers(hub, "carol")
+        hub.stop_server("carol")
     finally:
         hub.stop()

@@ -1,0 +1,69 @@
+"""Run as ``python -P -m tests.startcheck <root> [--no-defer]``: does what a user server
+does at start (jupyter-server with every extension this environment enables, Code
+Pilot's and JupyterLab's included, initialised; a file saved through the contents
+manager, whose event jupyter_events validates against its schema), then prints JSON:
+the extensions loaded, the events emitted, whether the deferred modules were still
+stand-ins after all that, and the answers of jsonschema's ``iri`` format check.
+"""
+
+import asyncio
+import json
+import logging
+import sys
+
+from server_extension.deferred import DEFERRED, defer_unused_imports, is_deferred
+
+IRI_SAMPLES = ("https://例え.jp/ä?q=1#x", "no scheme", "http://[::1", "urn:isbn:0451450523")
+
+
+class Captured(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record.msg)
+
+
+async def save_a_file(app) -> None:
+    saved = app.contents_manager.save({"type": "file", "format": "text", "content": "x"}, "a.txt")
+    if asyncio.iscoroutine(saved):
+        await saved
+
+
+def main() -> None:
+    root, defer = sys.argv[1], "--no-defer" not in sys.argv
+    if defer:
+        defer_unused_imports()
+    from jupyter_server.serverapp import ServerApp
+
+    app = ServerApp.instance()
+    app.initialize([f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False"])
+    events = Captured()
+    app.event_logger.register_handler(events)
+    asyncio.run(save_a_file(app))
+    deferred_after_start = {name: is_deferred(name) for name in DEFERRED}
+
+    import jsonschema
+
+    checker = jsonschema.Draft7Validator.FORMAT_CHECKER
+    iri = [checker.conforms(sample, "iri") for sample in IRI_SAMPLES]
+    print(
+        json.dumps(
+            {
+                "extensions": sorted(
+                    name
+                    for name, apps in app.extension_manager.extension_apps.items()
+                    if app.extension_manager.extensions[name].enabled and apps
+                ),
+                "events": [str(event) for event in events.records],
+                "deferred_after_start": deferred_after_start,
+                "iri": iri,
+                "deferred_after_check": {name: is_deferred(name) for name in DEFERRED},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
