@@ -17,6 +17,11 @@ runs any of the user's code, or replies the error and exits:
   process tag that finds a server's processes lives there), fresh random seeds and no
   inherited descriptor beyond stdin (/dev/null), stdout and stderr (the hub's log).
 
+What no server uses at start is deferred here too (``server_extension.deferred``), so
+neither the fork server nor a child pays for it. A request's ``argv`` runs in process
+when it is ``jupyterhub-singleuser`` or this Python with ``-m`` (and at most ``-P``,
+``-s``); anything else is refused and started as a plain process by the hub.
+
 The fork server ends when the hub closes its stdin (the hub ended); servers do not.
 """
 
