@@ -94,6 +94,12 @@ class FakeKubeAPI:
         self._log("create", kind, name)
         return namespace, name, obj, (namespace, name) in store
 
+    def _removed(self, request, kind: str, store: dict) -> tuple[str, dict | None]:
+        """A delete request's name and the object it removed (None when there was none)."""
+        key = (request.match_info["ns"], request.match_info["name"])
+        self._log("delete", kind, key[1])
+        return key[1], store.pop(key, None)
+
     @staticmethod
     def _already_exists():
         return web.json_response({"kind": "Status", "code": 409}, status=409)
@@ -182,11 +188,9 @@ class FakeKubeAPI:
         return web.json_response(pod, status=201)
 
     async def delete_pod(self, request):
-        key = (request.match_info["ns"], request.match_info["name"])
-        self._log("delete", "pods", key[1])
-        pod = self.pods.pop(key, None)
+        name, pod = self._removed(request, "pods", self.pods)
         if pod is None:
-            return self._not_found("pods", key[1])
+            return self._not_found("pods", name)
         # Garbage collection: what the pod owned goes with it.
         for secret_key, secret in list(self.secrets.items()):
             owners = secret["metadata"].get("ownerReferences") or []
@@ -228,11 +232,9 @@ class FakeKubeAPI:
         return web.json_response(self.secrets[key])
 
     async def delete_secret(self, request):
-        key = (request.match_info["ns"], request.match_info["name"])
-        self._log("delete", "secrets", key[1])
-        secret = self.secrets.pop(key, None)
+        name, secret = self._removed(request, "secrets", self.secrets)
         if secret is None:
-            return self._not_found("secrets", key[1])
+            return self._not_found("secrets", name)
         return web.json_response(secret)
 
 
