@@ -2,7 +2,10 @@
 
 S3 keys follow ``codepilot_contracts.layout``. Modules, one job each: ``ignore`` (what
 stays local), ``s3`` (async object I/O), ``manifest`` (what was last synced),
-``localtree`` (walking the workspace safely), ``restore`` (S3 -> disk on start),
+``localtree`` (walking the workspace safely), ``plan`` (what differs and what each path
+needs), ``seed`` (a new workspace's starter), ``restore`` (S3 -> disk on start),
+``pack`` (the small-files pack), ``snapshots`` (installed folders as archives),
+``archive`` (packing and safe unpacking), ``chunkpipe`` (unpacking while downloading),
 ``engine`` (disk -> S3 while running), ``watcher`` (terminal-made changes),
 ``contents`` (the contents managers), ``s3mode`` (s3contents settings), ``wiring``
 (choosing the manager), ``handlers`` (the status route).
