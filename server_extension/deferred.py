@@ -5,7 +5,8 @@
 builds an Earley grammar when imported, about 0.8 s of CPU, for checks that no schema a
 server validates at start asks for. Until then a stand-in takes its place in
 ``sys.modules``; the first use of any of its names imports the real module, so a check
-that runs gives the same answer as before.
+that runs gives the same answer as before. Submodules import as usual; only a star
+import of a deferred module would see its forwarders alone (nothing here does one).
 
 Only the standard library is imported here: this runs before the server stack.
 """
@@ -66,8 +67,11 @@ def forwarder(module_name: str, function_name: str):
     return call
 
 
-def stand_in(name: str, functions) -> DeferredModule:
+def stand_in(name: str, functions, spec=None) -> DeferredModule:
     module = DeferredModule(name, f"Deferred import of {name}: loaded on first use.")
+    if spec is not None and spec.submodule_search_locations is not None:
+        # A package's submodules stay importable (``import pkg.sub``) without loading it.
+        module.__path__ = list(spec.submodule_search_locations)
     for function_name in functions:
         setattr(module, function_name, forwarder(name, function_name))
     return module
@@ -80,9 +84,10 @@ def defer_unused_imports(deferred: dict = DEFERRED) -> list[str]:
     done = []
     with _lock:
         for name, functions in deferred.items():
-            if name in sys.modules or importlib.machinery.PathFinder.find_spec(name) is None:
+            spec = None if name in sys.modules else importlib.machinery.PathFinder.find_spec(name)
+            if spec is None:
                 continue
-            sys.modules[name] = stand_in(name, functions)
+            sys.modules[name] = stand_in(name, functions, spec)
             done.append(name)
     return done
 

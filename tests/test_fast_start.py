@@ -148,11 +148,14 @@ def test_only_installed_modules_are_deferred_and_a_failing_one_fails_every_time(
 import sys
 from server_extension.deferred import defer_unused_imports, is_deferred
 sys.path.insert(0, sys.argv[1])
-print(defer_unused_imports({"a_module_nobody_installed": ("f",), "failing_module": ("f",)}))
+deferred = {"a_module_nobody_installed": ("f",), "failing_module": ("f",), "package": ()}
+print(defer_unused_imports(deferred))
 try:
     import a_module_nobody_installed
 except ModuleNotFoundError:
     print("not installed")
+import package.submodule
+print(package.submodule.VALUE, is_deferred("package"), package.LOADED, is_deferred("package"))
 from failing_module import f
 for attempt in range(2):
     try:
@@ -162,13 +165,17 @@ for attempt in range(2):
 """
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "failing_module.py").write_text("raise RuntimeError('broken at import')\n")
+        Path(folder, "package").mkdir()
+        Path(folder, "package", "__init__.py").write_text("LOADED = 'loaded'\n")
+        Path(folder, "package", "submodule.py").write_text("VALUE = 'sub'\n")
         done = subprocess.run(
             [sys.executable, "-P", "-c", code, folder], capture_output=True, text=True, timeout=60
         )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        "['failing_module']",
+        "['failing_module', 'package']",
         "not installed",
+        "sub True loaded False",  # a submodule loads alone; a name of the package loads it
         "broken at import True",
         "broken at import True",
     ]
