@@ -5,12 +5,6 @@ The restore's own progress records are ``codepilot_contracts.progress``.
 
 import asyncio
 
-# Old names of the contract's functions, for callers not yet switched to it.
-from codepilot_contracts.progress import parse_line as restore_record
-from codepilot_contracts.progress import restore_counts, restore_message, restore_share
-
-__all__ = ["ProgressLog", "restore_counts", "restore_message", "restore_record", "restore_share"]
-
 
 class ProgressLog:
     """Events appended by ``start()`` and followed by JupyterHub's progress stream.

@@ -11,14 +11,11 @@ from pathlib import Path
 
 from tornado import web
 
-from codepilot_contracts.starters import PACKAGED_STARTERS, STARTER_TITLES, folder_starter_names
+from codepilot_contracts.starters import folder_starter_names
 
 from .classroom import default_starter
 
 CLASS_STARTERS = "templates"  # <data dir>/templates/<name>/
-# Old names of the contract's, for callers not yet switched to it.
-STARTER_TEMPLATES = list(PACKAGED_STARTERS)
-TEMPLATE_TITLES = STARTER_TITLES
 
 
 def template_form(templates: list[str], chosen: str = "") -> str:
