@@ -24,12 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.benchmarks.hub_kinds import HUB_CONFIGS, hub_environment
 from tests.hubtools import start_hub, wait_until
 from tests.support.timing import percentile
 
-STOCK_HUB_CONFIG = Path(__file__).with_name("stock_hub.py")
-PLAIN_HUB_CONFIG = Path(__file__).with_name("plain_start_hub.py")
-HUB_CONFIGS = {"codepilot": None, "plain": PLAIN_HUB_CONFIG, "stock": STOCK_HUB_CONFIG}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -157,8 +155,7 @@ def main():
     users = [f"student{number:02d}" for number in range(max(sizes))]
     hubs = {}
     for kind in kinds:
-        config = HUB_CONFIGS[kind]
-        hubs[kind] = start_hub(env={"CODEPILOT_HUB_EXTRA_CONFIG": str(config)} if config else {})
+        hubs[kind] = start_hub(env=hub_environment(kind))
     result = {"benchmark": "class_start", "cpus": os.cpu_count(), "root": os.geteuid() == 0}
     try:
         for hub in hubs.values():

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from playwright.sync_api import sync_playwright
 
-from tests.benchmarks.bench_class_start import HUB_CONFIGS
+from tests.benchmarks.hub_kinds import HUB_CONFIGS, hub_environment
 from tests.browser.chromium import VIEWPORT, chromium_missing_reason, launch_chromium
 from tests.hubtools import start_hub
 
@@ -102,9 +102,7 @@ def main():
     result = {"benchmark": "login_to_launcher", "cpus": os.cpu_count(), "root": os.geteuid() == 0}
     try:
         for kind in kinds:
-            config = HUB_CONFIGS[kind]
-            env = {"CODEPILOT_HUB_EXTRA_CONFIG": str(config)} if config else {}
-            hubs[kind] = start_hub(env=env)
+            hubs[kind] = start_hub(env=hub_environment(kind))
         samples = {kind: [] for kind in kinds}
         with sync_playwright() as playwright:
             browser = launch_chromium(playwright)

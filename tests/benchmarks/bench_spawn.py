@@ -12,17 +12,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.benchmarks.hub_kinds import hub_environment
 from tests.hubtools import start_hub
 from tests.support.timing import timed_spawn
 
 ROUNDS = 5
-STOCK_HUB_CONFIG = Path(__file__).with_name("stock_hub.py")
 
 
 def main():
     hubs = {
         "codepilot": start_hub(),
-        "stock": start_hub(env={"CODEPILOT_HUB_EXTRA_CONFIG": str(STOCK_HUB_CONFIG)}),
+        "stock": start_hub(env=hub_environment("stock")),
     }
     try:
         for hub in hubs.values():
