@@ -136,7 +136,9 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
 
     @default("cmd")
     def _default_cmd(self):
-        return ["jupyterhub-singleuser"]
+        # jupyterhub-singleuser with what a server does not use at start deferred; a
+        # console script keeps the working directory (the workspace) off sys.path.
+        return ["codepilot-singleuser"]
 
     @default("default_url")
     def _default_default_url(self):

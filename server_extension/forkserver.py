@@ -19,7 +19,7 @@ runs any of the user's code, or replies the error and exits:
 
 What no server uses at start is deferred here too (``server_extension.deferred``), so
 neither the fork server nor a child pays for it. A request's ``argv`` runs in process
-when it is ``jupyterhub-singleuser`` or this Python with ``-m`` (and at most ``-P``,
+when it is ``jupyterhub-singleuser``, ``codepilot-singleuser`` or this Python with ``-m`` (and at most ``-P``,
 ``-s``); anything else is refused and started as a plain process by the hub.
 
 The fork server ends when the hub closes its stdin (the hub ended); servers do not.
@@ -88,7 +88,7 @@ def entry_point(argv: list[str]):
     if not argv:
         return None
     program = os.path.basename(argv[0])
-    if program == "jupyterhub-singleuser":
+    if program in ("jupyterhub-singleuser", "codepilot-singleuser"):
 
         def run_singleuser():
             from jupyterhub.singleuser import main

@@ -229,6 +229,7 @@ def test_runner_install_has_jupyterlab_and_the_extension(venvs):
     assert re.search(r"^\s+jupyterlab \S*enabled", extensions, re.M)
     assert (venv / "etc/jupyter/jupyter_server_config.d/server_extension.json").exists()
     run_in(venv, "jupyterhub-singleuser", "--version")
+    run_in(venv, "codepilot-singleuser", "--version")
     run_in(venv, "jupyter-lab", "--version")
     labextensions = run_in(venv, "jupyter", "labextension", "list")
     assert re.search(r"@codepilot/lab \S+ \S*enabled\S* \S*OK", labextensions), labextensions
