@@ -3,6 +3,7 @@ input, restore against a real S3 API (moto) only while the lock files still matc
 survive an S3 outage during their upload."""
 
 import asyncio
+import gzip
 import io
 import json
 import os
@@ -154,6 +155,125 @@ def test_hostile_archive_is_refused_and_writes_nothing(tmp_path, case):
     assert files_below(tmp_path) - before <= {"ws/scratch"}
     assert not (workspace / "scratch").exists() or not list((workspace / "scratch").iterdir())
     assert not Path("/tmp/codepilot-absolute-outside.txt").exists()
+
+
+# Shapes only a hand-made archive has: refused by the extractor's own name rules.
+HOSTILE_SHAPES = {
+    "file under a symlink member": [
+        (member("real", tarfile.DIRTYPE), b""),
+        (member("sub", tarfile.SYMTYPE, "real"), b""),
+        (member("sub/x.txt"), b"x"),
+    ],
+    "symlink member over a folder of files": [
+        (member("sub/x.txt"), b"x"),
+        (member("sub", tarfile.SYMTYPE, "."), b""),
+    ],
+    "duplicate file": [(member("a.txt"), b"x"), (member("a.txt"), b"y")],
+    "folder then file of the same name": [
+        (member("a", tarfile.DIRTYPE), b""),
+        (member("a"), b"x"),
+    ],
+    "file then a file below it": [(member("a"), b"x"), (member("a/b"), b"y")],
+    "symlink chain out": [
+        (member("c", tarfile.SYMTYPE, "."), b""),
+        (member("a", tarfile.SYMTYPE, "c/../outside"), b""),
+    ],
+    "empty part": [(member("a//b.txt"), b"x")],
+    "dot part": [(member("a/./b.txt"), b"x")],
+    "after many good files": [
+        *((member(f"pkg{n % 7}/f{n}.js"), b"ok %d" % n) for n in range(400)),
+        (member("../late.txt"), b"x"),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_SHAPES))
+def test_hostile_shapes_are_refused_and_write_nothing(tmp_path, case):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    archive = tmp_path / "bad.tar.gz"
+    archive.write_bytes(tar_with(*HOSTILE_SHAPES[case]))
+    before = files_below(tmp_path)
+    with pytest.raises(ArchiveError, match="refused"):
+        extract_archive(archive, workspace / "node_modules", workspace / "scratch", 10**9)
+    assert files_below(tmp_path) - before <= {"ws/scratch"}
+    assert not list((workspace / "scratch").iterdir())
+
+
+def test_links_inside_are_made_after_the_files_and_may_chain(tmp_path):
+    archive = tmp_path / "links.tar.gz"
+    archive.write_bytes(
+        tar_with(
+            (member("lib", tarfile.SYMTYPE, "real"), b""),
+            (member("real", tarfile.DIRTYPE), b""),
+            (member("real/x.txt"), b"x"),
+            (member("deep/link", tarfile.SYMTYPE, "../lib/x.txt"), b""),
+        )
+    )
+    target = tmp_path / "out"
+    extract_archive(archive, target, tmp_path / "scratch", 10**9)
+    assert (target / "deep" / "link").read_text() == "x"
+    assert os.path.realpath(target / "deep" / "link") == str(target / "real" / "x.txt")
+    assert (target / "real").is_dir() and not (target / "real").is_symlink()
+
+
+def test_long_and_unicode_names_modes_and_times_survive(tmp_path):
+    folder = tmp_path / "node_modules"
+    long_name = "pkg-" + "x" * 150 + "/" + "é-ünïcode-" + "y" * 120 + ".js"
+    path = folder / long_name
+    path.parent.mkdir(parents=True)
+    path.write_text("long")
+    os.utime(path, (1_600_000_000, 1_600_000_000))
+    script = folder / "run.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o4775)  # set-uid and group write are dropped, exec bits kept
+    archive = tmp_path / "snap.tar.gz"
+    write_archive(folder, archive)
+    target = tmp_path / "out"
+    extract_archive(archive, target, tmp_path / "scratch", 10**9)
+    assert (target / long_name).read_text() == "long"
+    assert (target / long_name).stat().st_mtime == 1_600_000_000
+    assert stat.S_IMODE((target / "run.sh").stat().st_mode) == 0o755 & ~current_umask()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_declared_size_over_the_ceiling_is_refused_before_any_byte(tmp_path):
+    """The header alone says 1 TB: refused at once, nothing read or written."""
+    header = member("huge.bin")
+    header.size = 10**12
+    archive = tmp_path / "huge.tar.gz"
+    archive.write_bytes(gzip.compress(header.tobuf(tarfile.PAX_FORMAT)))
+    with pytest.raises(ArchiveError, match="more than 1000 bytes"):
+        extract_archive(archive, tmp_path / "out", tmp_path / "scratch", 1000)
+    assert not (tmp_path / "out").exists()
+
+
+DAMAGED = {
+    "bytes after the gzip stream": lambda data: data + b"trailing",
+    "a flipped byte": lambda data: data[:100] + bytes([data[100] ^ 0xFF]) + data[101:],
+    "not gzip": lambda data: b"PK\x03\x04" + data,
+    "data after the tar end": lambda data: gzip.compress(
+        gzip.decompress(data) + b"hidden" + bytes(1024)
+    ),
+    "a bad header checksum": lambda data: gzip.compress(b"X" + gzip.decompress(data)[1:]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED))
+def test_damaged_archive_gives_a_clear_error_and_writes_nothing(tmp_path, case):
+    make_node_project(tmp_path)
+    archive = tmp_path / "snap.tar.gz"
+    write_archive(tmp_path / "node_modules", archive)
+    archive.write_bytes(DAMAGED[case](archive.read_bytes()))
+    with pytest.raises(ArchiveError, match="damaged or truncated"):
+        extract_archive(archive, tmp_path / "out", tmp_path / "scratch", 10**9)
+    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "scratch").iterdir())
 
 
 def test_truncated_archive_gives_a_clear_error_and_writes_nothing(tmp_path):

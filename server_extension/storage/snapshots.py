@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import fnmatch
 import hashlib
-import io
 import json
 import math
 import os
@@ -350,7 +349,8 @@ async def restore_snapshot(
     download_error = None
     try:
         async for chunk in store.chunks(snapshot.key):
-            if not await asyncio.to_thread(pipe.put, chunk):
+            # Straight into the pipe while the reader keeps up; a thread waits when not.
+            if not pipe.try_put(chunk) and not await asyncio.to_thread(pipe.put, chunk):
                 break  # the archive was refused: no need for the rest
         await asyncio.to_thread(pipe.end)
     except S3Error as error:
@@ -371,7 +371,8 @@ async def restore_snapshot(
 
 def _unpack_from(pipe: ChunkPipe, target: Path, scratch: Path, max_bytes: int, links) -> None:
     try:
-        extract_archive(io.BufferedReader(pipe, 1024 * 1024), target, scratch, max_bytes, links)
+        # Unbuffered: the extractor takes each chunk as it comes, not once 1 MB is there.
+        extract_archive(pipe, target, scratch, max_bytes, links)
     finally:
         pipe.abandon()
 
