@@ -38,6 +38,15 @@ server's routes under ``/user/<name>/``, so the top-level route segments of a us
 server (``api``, ``lab``, ``preview``, ...) cannot name a server; the hub refuses them
 with ``reserved_name_reason``.
 
+Fork server channel (``forking``). On one machine the hub asks its fork server for a
+server with a length-prefixed JSON request on the fork server's stdin and reads one JSON
+line per answer; the fork server's environment holds ``ENVIRONMENT_SPACE``, the room
+each child writes its own environment into.
+
+Network namespaces (``namespaces``). The hub names a server's namespace by its path;
+the fork server's child and the preview gateway enter it with
+``enter_network_namespace``.
+
 Starters (``starters``). The packaged starter templates (``PACKAGED_STARTERS``, in the
 order the spawn form offers them, with ``STARTER_TITLES``) are the folders of
 ``server_extension/starters/``; a starter's name follows ``STARTER_NAME``.

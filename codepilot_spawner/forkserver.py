@@ -9,15 +9,19 @@ fork server that failed is started again at the next request after ``retry_after
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import subprocess
 import sys
 import time
 
-ENVIRONMENT_SPACE = "CODEPILOT_FORK_ENVIRONMENT_SPACE"
-ENVIRONMENT_SPACE_BYTES = 32 * 1024
+from codepilot_contracts.forking import (
+    ENVIRONMENT_SPACE,
+    ENVIRONMENT_SPACE_BYTES,
+    encode_request,
+    parse_reply,
+)
+
 # What the fork server's own imports may read from the environment.
 PASSED_VARIABLES = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "HOME")
 
@@ -59,11 +63,6 @@ def fork_request(argv, env, cwd, account=None, procs=(), netns="") -> dict:
     request["procs"] = [str(path) for path in procs]
     request["netns"] = netns
     return request
-
-
-def encode_request(request: dict) -> bytes:
-    body = json.dumps(request).encode()
-    return len(body).to_bytes(4, "big") + body
 
 
 DEFAULT_COMMAND = (sys.executable, "-P", "-s", "-m", "server_extension.forkserver")
@@ -120,7 +119,7 @@ class ForkServer:
                 if self.ready is None:
                     async with asyncio.timeout(self.start_timeout):
                         line = await self._read_line()
-                    ready = json.loads(line)
+                    ready = parse_reply(line)
                     if not ready.get("ready"):
                         raise ForkServerUnavailable(ready.get("error", "it is not ready"))
                     self.ready = ready
@@ -134,7 +133,7 @@ class ForkServer:
                 request = {**request, "id": self._next_id}
                 await asyncio.to_thread(self._send, encode_request(request))
                 async with asyncio.timeout(self.reply_timeout):
-                    reply = json.loads(await self._read_line())
+                    reply = parse_reply(await self._read_line())
             except (OSError, ValueError, TimeoutError, ForkServerUnavailable) as error:
                 self.discard()
                 raise ForkServerUnavailable(describe(error)) from error

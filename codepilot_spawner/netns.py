@@ -36,7 +36,6 @@ NETNS_DIR = Path("/run/netns")
 SLOT_DIR = Path("/run/codepilot/slots")
 CLOUD_METADATA = "169.254.0.0/16"  # 169.254.169.254 and the rest of link-local
 NAMESPACE_LINK = "eth0"
-CLONE_NEWNET = 0x40000000
 
 # Names end up in shell scripts and nft rules: only these characters ever do.
 _SAFE_NAME = re.compile(r"^[a-z0-9-]{1,40}$")

@@ -6,16 +6,13 @@ namespace and its cgroup. It is kept in the spawner's state, so a restarted hub 
 """
 
 import asyncio
-import contextlib
-import ctypes
-import os
 from dataclasses import dataclass, field
 
-from .cgroups import ServerCgroup
-from .netns import CLONE_NEWNET, ServerNetwork, remove_namespace
-from .processes import TAG_VARIABLE, end_tagged_processes
+from codepilot_contracts.namespaces import enter_network_namespace
 
-_libc = ctypes.CDLL(None, use_errno=True)
+from .cgroups import ServerCgroup
+from .netns import ServerNetwork, remove_namespace
+from .processes import TAG_VARIABLE, end_tagged_processes
 
 
 @dataclass(eq=False)
@@ -81,17 +78,6 @@ class Sandbox:
             await remove_namespace(self.network)
         if self.cgroup:
             await asyncio.to_thread(self.cgroup.remove)
-
-
-def enter_network_namespace(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, f"setns {path}: {os.strerror(errno)}")
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(fd)
 
 
 def has_tag(pid: int, tag: str) -> bool:

@@ -19,8 +19,9 @@ runs any of the user's code, or replies the error and exits:
 
 What no server uses at start is deferred here too (``server_extension.deferred``), so
 neither the fork server nor a child pays for it. A request's ``argv`` runs in process
-when it is ``jupyterhub-singleuser``, ``codepilot-singleuser`` or this Python with ``-m`` (and at most ``-P``,
-``-s``); anything else is refused and started as a plain process by the hub.
+when it is ``jupyterhub-singleuser``, ``codepilot-singleuser`` or this Python with
+``-m`` (and at most ``-P``, ``-s``); anything else is refused and started as a plain
+process by the hub. The channel to the hub is ``codepilot_contracts.forking``.
 
 The fork server ends when the hub closes its stdin (the hub ended); servers do not.
 """
@@ -28,7 +29,6 @@ The fork server ends when the hub closes its stdin (the hub ended); servers do n
 import contextlib
 import ctypes
 import gc
-import json
 import os
 import random
 import runpy
@@ -37,11 +37,10 @@ import sys
 import tempfile
 import time
 
+from codepilot_contracts.forking import encode_reply, read_request
+from codepilot_contracts.namespaces import enter_network_namespace
 from server_extension.deferred import defer_unused_imports
 
-# Reserved by the hub in the fork server's environment: the space where each child
-# writes its own environment, so that /proc/<pid>/environ shows the child's.
-ENVIRONMENT_SPACE = "CODEPILOT_FORK_ENVIRONMENT_SPACE"
 # Read when jupyterhub.singleuser is imported: a child asking for other values than the
 # fork server had cannot be served from these imports.
 IMPORT_TIME_VARIABLES = ("JUPYTERHUB_SINGLEUSER_APP", "JUPYTERHUB_SINGLEUSER_EXTENSION")
@@ -64,7 +63,6 @@ PRELOAD = (
 # Interpreter options of ``python <options> -m <module>`` that a child can honour: the
 # fork server runs with -P and -s, so their effect on sys.path is already in place.
 MODULE_FLAGS = {"-P", "-s"}
-CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 
@@ -148,16 +146,6 @@ def replace_environment(env: dict) -> None:
     os.environ.clear()  # C's environ no longer points into the area we overwrite
     ctypes.memmove(start, block + b"\0" * (end - start - len(block)), end - start)
     os.environ.update(env)
-
-
-def enter_network_namespace(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, f"setns {path}: {os.strerror(errno)}")
-    finally:
-        os.close(fd)
 
 
 def drop_privileges(uid: int, gid: int, groups: list[int]) -> None:
@@ -250,25 +238,8 @@ def serve_one_request(taken_fd: int, replies_fd: int, parent: int) -> None:
         os._exit(code)
 
 
-def read_exactly(fd: int, size: int) -> bytes | None:
-    data = b""
-    while len(data) < size:
-        chunk = os.read(fd, size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
-def read_request(fd: int) -> dict | None:
-    """One request: a 4-byte big-endian length, then that much JSON. None at the end."""
-    header = read_exactly(fd, 4)
-    body = header and read_exactly(fd, int.from_bytes(header, "big"))
-    return json.loads(body) if body is not None else None
-
-
 def send_reply(fd: int, reply: dict) -> None:
-    os.write(fd, json.dumps(reply).encode() + b"\n")
+    os.write(fd, encode_reply(reply))
 
 
 def main() -> None:

@@ -3,14 +3,26 @@ parts that must agree with it (the starters folder, the standard-library-only ru
 
 import ast
 import json
+import os
 import re
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
 
-from codepilot_contracts import broker, defaults, env, layout, progress, servernames, starters
+from codepilot_contracts import (
+    broker,
+    defaults,
+    env,
+    forking,
+    layout,
+    namespaces,
+    progress,
+    servernames,
+    starters,
+)
 
 from .hubtools import REPO_ROOT
 from .jupyterserver import start_jupyter_server
@@ -47,6 +59,52 @@ def test_the_docstring_describes_every_contract_module():
     for module in PACKAGE.glob("*.py"):
         if module.stem != "__init__":
             assert f"(``{module.stem}``)" in doc, module.stem
+
+
+# --- forking and namespaces -------------------------------------------------------------------
+
+
+def test_fork_requests_cross_a_pipe_whole_and_the_end_is_seen():
+    request = {"argv": ["codepilot-singleuser"], "env": {"A": "é" * 40_000}, "cwd": "/"}
+    reader, writer = os.pipe()
+    # Bigger than a pipe's buffer: the reader must see it whole however it is split.
+    writing = threading.Thread(
+        target=lambda: (os.write(writer, forking.encode_request(request)), os.close(writer))
+    )
+    writing.start()
+    try:
+        assert forking.read_request(reader) == request
+        writing.join()
+        assert forking.read_request(reader) is None  # the hub closed the channel
+    finally:
+        os.close(reader)
+
+
+def test_a_request_cut_short_is_the_end_not_half_a_request():
+    reader, writer = os.pipe()
+    os.write(writer, forking.encode_request({"argv": ["x"]})[:-3])
+    os.close(writer)
+    try:
+        assert forking.read_request(reader) is None
+    finally:
+        os.close(reader)
+
+
+def test_replies_are_one_json_object_per_line():
+    line = forking.encode_reply({"id": 3, "pid": 42})
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert forking.parse_reply(line) == {"id": 3, "pid": 42}
+    with pytest.raises(ValueError):
+        forking.parse_reply(b"[1, 2]\n")
+    with pytest.raises(ValueError):
+        forking.parse_reply(b"Traceback (most recent call last):\n")
+
+
+def test_entering_a_namespace_that_is_not_one_says_which_path(tmp_path):
+    not_a_namespace = tmp_path / "plain-file"
+    not_a_namespace.write_text("")
+    with pytest.raises(OSError, match=r"setns .*plain-file"):
+        namespaces.enter_network_namespace(str(not_a_namespace))
 
 
 # --- env ------------------------------------------------------------------------------------

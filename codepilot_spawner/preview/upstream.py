@@ -13,7 +13,7 @@ import socket
 
 import aiohttp
 
-from ..sandbox import enter_network_namespace
+from codepilot_contracts.namespaces import enter_network_namespace
 
 
 def socket_in_namespace(netns_path: str, family: int, kind: int, proto: int) -> socket.socket:
