@@ -39,6 +39,7 @@ from .credentials import (
     S3Settings,
     credential_chain_environment,
 )
+from .servicelife import until_stopped
 
 DEFAULT_PORT = 8082
 ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
@@ -204,7 +205,7 @@ async def serve(environ=os.environ) -> None:
     log.info(
         "Credential broker for s3://%s listening on %s:%s%s", settings.bucket, ip, port, prefix
     )
-    await asyncio.Event().wait()
+    await until_stopped(log, "Credential broker")
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import time
 from pathlib import Path
 from urllib.parse import quote, urlparse
@@ -26,6 +25,7 @@ from traitlets.config import Application
 from ..classroom import DEFAULT_STARTER_PROPERTY, STUDENTS_GROUP, TEACHERS_GROUP
 from ..preview.hosts import PreviewDomain
 from ..preview.hubservice import SERVICE_NAME as PREVIEW_SERVICE
+from ..servicelife import until_stopped
 from ..templates import offered_templates
 from .hubclient import HubClient
 from .roster import class_rows
@@ -181,12 +181,8 @@ class ClassPageApp(Application):
             )
             server = self.make_web_app().listen(url.port, url.hostname or "127.0.0.1")
             refresher = asyncio.ensure_future(self.refresh_forever())
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, stop.set)
             self.log.info("Class page on %s", url.geturl())
-            await stop.wait()
+            await until_stopped(self.log, "Class page")
             refresher.cancel()
             server.stop()
 

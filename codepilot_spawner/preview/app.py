@@ -9,7 +9,6 @@ on one machine as root may enter the network namespaces of user servers.
 import asyncio
 import os
 import secrets
-import signal
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -22,6 +21,7 @@ from tornado import web as tornado_web
 from traitlets import CaselessStrEnum, Float, Int, List, Unicode, default, validate
 from traitlets.config import Application
 
+from ..servicelife import until_stopped
 from .access import SHARE_LEVELS
 from .gateway import PreviewGateway
 from .hosts import PreviewDomain
@@ -167,12 +167,8 @@ class PreviewGatewayApp(Application):
             gateway.domain.origin("<label>"),
             gateway.login_url,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        poller = asyncio.create_task(self._keep_current(gateway, stop))
-        await stop.wait()
+        poller = asyncio.create_task(self._keep_current(gateway))
+        await until_stopped(self.log, "Preview gateway")
         poller.cancel()
         await runner.cleanup()
         await gateway.close()
@@ -182,16 +178,11 @@ class PreviewGatewayApp(Application):
         help="Seconds between two reports of preview use to the hub (idle culling reads it).",
     ).tag(config=True)
 
-    async def _keep_current(self, gateway: PreviewGateway, stop: asyncio.Event) -> None:
-        """Follow the hub's servers; forget what belongs to servers that stopped.
-
-        Ends the gateway when its hub is gone (killed, not stopped): a restarted hub
-        starts a gateway of its own, which needs this one's ports.
-        """
+    async def _keep_current(self, gateway: PreviewGateway) -> None:
+        """Follow the hub's servers; forget what belongs to servers that stopped."""
         directory = gateway.directory
         reported_at = 0.0
-        hub_pid = os.getppid()
-        while os.getppid() == hub_pid:
+        while True:
             if gateway.activity and time.monotonic() - reported_at >= self.activity_interval:
                 activity, gateway.activity = gateway.activity, {}
                 reported_at = time.monotonic()
@@ -201,8 +192,6 @@ class PreviewGatewayApp(Application):
             await gateway.shares.prune(directory.targets)
             await gateway.close_stopped(directory.targets)
             await asyncio.sleep(directory.interval)
-        self.log.warning("Preview gateway: the hub (pid %s) is gone; stopping", hub_pid)
-        stop.set()
 
     def start(self):
         # libuv's loop carries the data path at about twice the requests of asyncio's.
