@@ -19,7 +19,12 @@ from pathlib import Path
 import pytest
 
 from codepilot_contracts import layout
-from server_extension.storage.archive import ArchiveError, extract_archive, write_archive
+from server_extension.storage.archive import (
+    ArchiveError,
+    extract_archive,
+    link_stays_inside,
+    write_archive,
+)
 from server_extension.storage.chunkpipe import ChunkPipe
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.restore import restore_workspace
@@ -198,6 +203,37 @@ def test_hostile_shapes_are_refused_and_write_nothing(tmp_path, case):
         extract_archive(archive, workspace / "node_modules", workspace / "scratch", 10**9)
     assert files_below(tmp_path) - before <= {"ws/scratch"}
     assert not list((workspace / "scratch").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "inside"),
+    [
+        (".bin/tool", "../tool/bin/tool.js", True),
+        ("lib64", "lib", True),
+        ("a/b/c", "../../x", True),
+        ("a/b/c", "../../../x", False),
+        ("link", "../x", False),
+        ("link", "c/../x", False),  # lexically inside, but c may be a link itself
+        ("link", "/etc", False),
+        ("link", "", False),
+        ("link", "x\x00", False),
+        ("link", ".", True),
+    ],
+)
+def test_which_symlinks_stay_inside(name, target, inside):
+    assert link_stays_inside(name, target) is inside
+
+
+def test_a_file_the_disk_refuses_fails_the_unpack_and_leaves_nothing(tmp_path):
+    """A writer thread's error (here a name longer than the file system allows) stops
+    the unpack; every other file written meanwhile goes with the scratch folder."""
+    files = [(member(f"pkg/f{n}.js"), b"ok") for n in range(300)]
+    archive = tmp_path / "long.tar.gz"
+    archive.write_bytes(tar_with(*files, (member("pkg/" + "n" * 300), b"x")))
+    with pytest.raises(OSError, match="File name too long"):
+        extract_archive(archive, tmp_path / "out", tmp_path / "scratch", 10**9)
+    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "scratch").iterdir())
 
 
 def test_links_inside_are_made_after_the_files_and_may_chain(tmp_path):

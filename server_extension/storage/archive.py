@@ -261,7 +261,7 @@ class FileWriter:
                 if self._stopped or self._error is not None:
                     return
                 _write_file(path, pieces, mode, mtime)
-        except BaseException as error:  # raised in the reading thread
+        except BaseException as error:  # raised again in the reading thread
             self._error = self._error or error
         finally:
             self._slots.release()
