@@ -229,7 +229,7 @@ def culler_service(values: dict, python: str = "python3") -> tuple[dict, dict] |
         "command": [
             python,
             "-m",
-            "jupyterhub_idle_culler",
+            "codepilot_spawner.culler",  # jupyterhub-idle-culler, ending with its hub
             f"--timeout={timeout}",
             f"--cull-every={every}",
         ],

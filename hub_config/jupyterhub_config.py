@@ -13,6 +13,7 @@ from jupyterhub.utils import url_path_join
 from codepilot_spawner import broker
 from codepilot_spawner.credentials import STATIC, STATIC_MODE_WARNING
 from codepilot_spawner.preview import hubservice as preview_service
+from codepilot_spawner.servicelife import with_hub_pid
 from codepilot_spawner.values import (
     PREVIEW_API_PORT,
     PREVIEW_GATEWAY_PORT,
@@ -171,7 +172,7 @@ if preview:
         base_url, "services", preview_service.SERVICE_NAME, "/"
     )
 
-c.JupyterHub.services = services
+c.JupyterHub.services = with_hub_pid(services, os.getpid())
 c.JupyterHub.load_roles = merge_roles(roles)
 
 # --- extra config from the values, last so it wins -------------------------------------------

@@ -19,6 +19,7 @@ from codepilot_spawner.onemachine import (
     teacher_password,
 )
 from codepilot_spawner.preview import hubservice as preview_service
+from codepilot_spawner.servicelife import with_hub_pid
 from codepilot_spawner.values import merge_roles
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
@@ -143,7 +144,7 @@ if culling:
     c.JupyterHub.last_activity_interval = 0
     c.Spawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"] = str(activity_interval)
 
-c.JupyterHub.services = services
+c.JupyterHub.services = with_hub_pid(services, os.getpid())
 c.JupyterHub.load_roles = merge_roles(roles)  # services each extend the "user" role
 
 # Local extra settings (not in the repository) go last, so they win.

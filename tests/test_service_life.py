@@ -1,7 +1,7 @@
 """A killed hub leaves none of its services behind, and its restart starts them again.
 
 JupyterHub ends its managed services when it stops, but a hub killed outright cannot;
-ours (credential broker, preview gateway, class page) then end on their own, so a
+ours (credential broker, preview gateway, class page, idle culler) then end on their own, so a
 restarted hub's services can listen on the same ports.
 """
 
@@ -19,6 +19,7 @@ SERVICE_MODULES = (
     "codepilot_spawner.broker",
     "codepilot_spawner.preview",
     "codepilot_spawner.classpage",
+    "codepilot_spawner.culler",
 )
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
@@ -41,6 +42,11 @@ def children_by_module(parent: int) -> dict[str, int]:
             if ppid == parent and module.encode() in argv:
                 found[module] = int(entry)
     return found
+
+
+def all_services(hub_pid: int) -> dict[str, int] | None:
+    found = children_by_module(hub_pid)
+    return found if len(found) == len(SERVICE_MODULES) else None
 
 
 def running(pid: int) -> bool:
@@ -68,10 +74,10 @@ def test_a_killed_hub_leaves_no_service_and_its_restart_serves_again(hub_env):
     again = None
     try:
         services = wait_until(
-            lambda: (found := children_by_module(hub.process.pid)) and len(found) == 3 and found,
+            lambda: all_services(hub.process.pid),
             30,
             0.2,
-            "the hub's three services",
+            "the hub's services",
         )
         hub.process.send_signal(signal.SIGKILL)
         hub.process.wait(30)
@@ -84,7 +90,7 @@ def test_a_killed_hub_leaves_no_service_and_its_restart_serves_again(hub_env):
 
         again = start_hub(data_dir=hub.data_dir, env=hub.env)
         restarted = wait_until(
-            lambda: (found := children_by_module(again.process.pid)) and len(found) == 3 and found,
+            lambda: all_services(again.process.pid),
             30,
             0.2,
             "the restarted hub's services",

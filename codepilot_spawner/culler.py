@@ -1,0 +1,17 @@
+"""jupyterhub-idle-culler as Code Pilot's hubs run it: the same program, ending with its hub.
+
+``python -m codepilot_spawner.culler [jupyterhub-idle-culler options]``.
+"""
+
+from jupyterhub_idle_culler import main as idle_culler_main
+
+from .servicelife import end_with_hub
+
+
+def main() -> None:
+    end_with_hub()
+    idle_culler_main()
+
+
+if __name__ == "__main__":
+    main()
