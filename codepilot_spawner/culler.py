@@ -3,13 +3,15 @@
 ``python -m codepilot_spawner.culler [jupyterhub-idle-culler options]``.
 """
 
+import logging
+
 from jupyterhub_idle_culler import main as idle_culler_main
 
 from .servicelife import end_with_hub
 
 
 def main() -> None:
-    end_with_hub()
+    end_with_hub(logging.getLogger("codepilot.culler"), "Idle culler")
     idle_culler_main()
 
 

@@ -30,13 +30,22 @@ def with_hub_pid(services: list[dict], hub_pid: int) -> list[dict]:
     ]
 
 
-def _open_hub() -> tuple[int | None, int]:
-    """(a pidfd of the hub, its pid); no pidfd when the hub has already ended."""
+def end_with_hub(log, name: str) -> None:
+    """Send this process SIGTERM, on which every service of ours stops, once the hub that
+    started it has ended: a thread waits on the hub's pidfd (readable when it ends)."""
     hub_pid = int(os.environ.get(HUB_PID_VARIABLE) or os.getppid())
     try:
-        return os.pidfd_open(hub_pid), hub_pid
+        hub = os.pidfd_open(hub_pid)
     except ProcessLookupError:
-        return None, hub_pid
+        hub = None  # it has ended already
+
+    def wait_for_hub():
+        if hub is not None:
+            select.select([hub], [], [])
+        log.warning("%s: the hub (pid %s) is gone; stopping", name, hub_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait_for_hub, name="end-with-hub", daemon=True).start()
 
 
 async def until_stopped(log, name: str) -> None:
@@ -45,37 +54,9 @@ async def until_stopped(log, name: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # A pidfd becomes readable when its process ends: no polling.
-    hub, hub_pid = _open_hub()
-
-    def hub_gone():
-        log.warning("%s: the hub (pid %s) is gone; stopping", name, hub_pid)
-        stop.set()
-
-    if hub is None:
-        hub_gone()
-    else:
-        loop.add_reader(hub, hub_gone)
+    end_with_hub(log, name)
     try:
         await stop.wait()
     finally:
-        if hub is not None:
-            loop.remove_reader(hub)
-            os.close(hub)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-
-
-def end_with_hub() -> None:
-    """For a service whose event loop is not ours: SIGTERM to this process when the hub
-    that started it ends, from a thread that waits on the hub's pidfd."""
-    hub, _ = _open_hub()
-    if hub is None:
-        os.kill(os.getpid(), signal.SIGTERM)
-        return
-
-    def wait_for_hub():
-        select.select([hub], [], [])
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=wait_for_hub, name="end-with-hub", daemon=True).start()
