@@ -21,6 +21,7 @@ from ..storage.plan import compare_workspace
 from ..storage.restore import RestoreResult, restore_workspace
 from ..storage.s3 import S3Error, S3Store
 from ..storage.seed import copy_starter, starter_files, upload_folder, workspace_is_new
+from ..storage.snapshots import DependencySnapshots
 
 # Option -> c.CodePilot trait, whose CODEPILOT_* variable gives the default.
 SETTINGS = {
@@ -199,12 +200,18 @@ async def run_restore(args) -> int:
     return 1 if result.failed else 0
 
 
+async def push_workspace(store: S3Store, args) -> tuple[WorkspaceSync, dict[str, S3Error]]:
+    """Push the whole workspace and save the manifest; returns the sync and what failed."""
+    sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
+    failures = await sync.push_tree("")
+    await sync.write_manifest()
+    return sync, failures
+
+
 async def run_push(args) -> int:
     try:
         async with store_for(args) as store:
-            sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
-            failures = await sync.push_tree("")
-            await sync.write_manifest()
+            sync, failures = await push_workspace(store, args)
     except (S3Error, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -218,9 +225,7 @@ async def run_pack(args) -> int:
     """Push, then pack the small files S3 now holds as they are locally."""
     try:
         async with store_for(args) as store:
-            sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
-            failures = await sync.push_tree("")
-            await sync.write_manifest()
+            sync, failures = await push_workspace(store, args)
             tree = await asyncio.to_thread(scan_local, sync.root, sync.rules)
             members = packable(sync.manifest, tree.files)
             packed = await upload_pack(store, sync.key_prefix, sync.root, members)
@@ -233,15 +238,10 @@ async def run_pack(args) -> int:
 
 async def run_snapshot(args) -> int:
     """What a stopping server does after its last push: snapshots and pack, now."""
-    from ..storage.snapshots import DependencySnapshots
-
     try:
         async with store_for(args) as store:
-            sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
-            sync.snapshots = DependencySnapshots(sync)
-            failures = await sync.push_tree("")
-            await sync.write_manifest()
-            failed = await sync.snapshots.take_due(0) if not failures else ["files"]
+            sync, failures = await push_workspace(store, args)
+            failed = await DependencySnapshots(sync).take_due(0) if not failures else ["files"]
     except (S3Error, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
