@@ -154,10 +154,10 @@ def main():
     kinds = options.kinds.split(",")
     users = [f"student{number:02d}" for number in range(max(sizes))]
     hubs = {}
-    for kind in kinds:
-        hubs[kind] = start_hub(env=hub_environment(kind))
     result = {"benchmark": "class_start", "cpus": os.cpu_count(), "root": os.geteuid() == 0}
     try:
+        for kind in kinds:  # inside the try: a hub that fails to start stops those before it
+            hubs[kind] = start_hub(env=hub_environment(kind))
         for hub in hubs.values():
             for user in users:
                 hub.create_user(user)

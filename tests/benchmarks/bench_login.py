@@ -68,16 +68,6 @@ def log_in_to_launcher(browser, hub, user: str) -> dict:
     }
 
 
-def stop_server(hub, user: str) -> None:
-    response = hub.api("DELETE", f"/users/{user}/server")
-    assert response.status_code in (202, 204), response.text
-    deadline = time.monotonic() + 120
-    while "" in hub.api("GET", f"/users/{user}").json()["servers"]:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{user}'s server did not stop")
-        time.sleep(0.2)
-
-
 def summarize(samples: list[dict]) -> dict:
     return {
         f"{name}_{stat}": round(function(sample[name] for sample in samples), 2)
@@ -109,11 +99,11 @@ def main():
             try:
                 for kind, hub in hubs.items():
                     result[kind] = {"first": log_in_to_launcher(browser, hub, user)}
-                    stop_server(hub, user)
+                    hub.stop_server(user, timeout=120)
                 for _ in range(options.rounds):
                     for kind, hub in hubs.items():  # in turns: load from elsewhere hits all
                         samples[kind].append(log_in_to_launcher(browser, hub, user))
-                        stop_server(hub, user)
+                        hub.stop_server(user, timeout=120)
             finally:
                 browser.close()
         for kind in kinds:

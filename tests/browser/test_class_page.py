@@ -61,7 +61,6 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
     # The README's picture is refreshed on request only: a test run leaves docs/ alone.
     if os.environ.get(UPDATE_VARIABLE) == "1" or not CLASS_PAGE_SCREENSHOT.exists():
         CLASS_PAGE_SCREENSHOT.write_bytes(shot.read_bytes())
-    evidence.screenshot(page, "class-page")
 
     navigations = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
