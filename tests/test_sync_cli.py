@@ -1,4 +1,4 @@
-"""``python -m server_extension.sync``: restore, push, status and seed-templates, run as the
+"""``python -m server_extension.sync``: restore, push, pack, snapshot, status and seed-templates, run as
 init container and the spawner run them, against a real S3 API on loopback."""
 
 import json
@@ -197,3 +197,34 @@ def test_missing_bucket_setting_is_a_clear_error(s3):
     result = sync_command(s3, "push", env={"CODEPILOT_S3_BUCKET": ""}, check=False)
     assert result.returncode != 0
     assert "CODEPILOT_S3_BUCKET" in result.stderr
+
+
+def test_pack_and_snapshot_commands_leave_what_the_next_restore_uses(s3):
+    keys = f"{PREFIX}/users/jill/default/"
+    root = fresh_dir()
+    for index in range(20):
+        (root / f"small{index}.txt").write_text(f"small file {index}")
+    (root / "package-lock.json").write_text('{"lockfileVersion": 3}')
+    (root / "node_modules" / "left-pad").mkdir(parents=True)
+    (root / "node_modules" / "left-pad" / "index.js").write_text("module.exports = 1;")
+
+    packed = json.loads(sync_command(s3, "pack", "--root", str(root), user="jill").stdout)
+    assert packed["failed"] == 0 and packed["packed"] == 21  # the lock file is small too
+    assert {f"{keys}.codepilot/pack/pack.tar", f"{keys}.codepilot/pack/manifest.json"} <= (
+        s3.keys(BUCKET, keys)
+    )
+
+    snapshot = json.loads(sync_command(s3, "snapshot", "--root", str(root), user="jill").stdout)
+    assert snapshot["failed"] == []
+    assert any(
+        key.startswith(f"{keys}.codepilot/snapshots/node_modules/") and key.endswith(".tar.gz")
+        for key in s3.keys(BUCKET, keys)
+    )
+
+    again = fresh_dir()
+    done = json_lines(
+        sync_command(s3, "restore", "--root", str(again), "--progress", "json", user="jill").stdout
+    )[-1]
+    assert done["from_pack"] == 21 and done["snapshots"] == {"node_modules": "restored"}
+    assert (again / "node_modules" / "left-pad" / "index.js").read_text() == "module.exports = 1;"
+    assert (again / "small7.txt").read_text() == "small file 7"

@@ -69,6 +69,11 @@ def pack_is_stale(packed: dict[str, str], current: dict[str, str], min_changes: 
     return differing >= max(1, min_changes)
 
 
+def tar_footprint(size: int) -> int:
+    """Bytes a member of ``size`` takes in the tar: its header and its padded data."""
+    return tarfile.BLOCKSIZE + -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
 def manifest_document(members: dict[str, str]) -> bytes:
     return json.dumps({"version": FORMAT_VERSION, "files": members}, sort_keys=True).encode()
 

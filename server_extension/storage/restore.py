@@ -27,6 +27,7 @@ from .pack import (
     PACK_MANIFEST,
     manifest_entries,
     parse_manifest,
+    tar_footprint,
     unpack_wanted,
     wanted_from_pack,
 )
@@ -280,7 +281,8 @@ class Restore:
             return set()
         chosen = wanted_from_pack(pack_files, self.remote, download)
         # Fetching the whole pack for a few of its files would cost more than it saves.
-        chosen_bytes = sum(self.remote[relpath].size for relpath in chosen)
+        # Measured in tar bytes: headers would otherwise rule out a pack of tiny files.
+        chosen_bytes = sum(tar_footprint(self.remote[relpath].size) for relpath in chosen)
         if len(chosen) < MIN_FILES_FOR_PACK or 2 * chosen_bytes < pack.size:
             return set()
         return chosen
