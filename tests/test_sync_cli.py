@@ -1,5 +1,6 @@
-"""``python -m server_extension.sync``: restore, push, pack, snapshot, status and seed-templates, run as
-init container and the spawner run them, against a real S3 API on loopback."""
+"""``python -m server_extension.sync``: restore, push, pack, snapshot, status and
+seed-templates, run as the init container and the spawner run them, against a real S3
+API on loopback."""
 
 import json
 import tempfile
