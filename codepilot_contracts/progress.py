@@ -9,8 +9,10 @@ reads the lines as they come, the Kubernetes spawner from the init container's l
 
 import json
 
-# Arguments after the interpreter (``python``, ``sys.executable``).
-RESTORE_COMMAND = ["-m", "server_extension.sync", "restore", "--progress", "json"]
+# Arguments after the interpreter (``python``, ``sys.executable``). The command runs in
+# the workspace: -P keeps it off sys.path, so a student's ``json.py`` there cannot
+# replace a module the restore imports (and keep their server from ever starting).
+RESTORE_COMMAND = ["-P", "-m", "server_extension.sync", "restore", "--progress", "json"]
 PROGRESS = "progress"
 
 

@@ -101,7 +101,7 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
     restore_command = List(
         Unicode(),
         help="""Command that fills a new or stale workspace from S3 or its starter before
-        the server starts (``python -m server_extension.sync restore --progress json``),
+        the server starts (``python -P -m server_extension.sync restore --progress json``),
         run as the server's user with the server's environment. Its JSON progress lines
         become progress events.""",
     ).tag(config=True)

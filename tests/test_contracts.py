@@ -260,9 +260,28 @@ def test_the_last_record_of_a_log_is_found():
 def test_the_restore_command_is_the_sync_cli():
     from server_extension.sync.cli import parser
 
-    args = parser().parse_args(progress.RESTORE_COMMAND[2:])
+    args = parser().parse_args(progress.RESTORE_COMMAND[3:])
     assert args.command == "restore" and args.progress == "json"
-    assert progress.RESTORE_COMMAND[:2] == ["-m", "server_extension.sync"]
+    assert progress.RESTORE_COMMAND[:3] == ["-P", "-m", "server_extension.sync"]
+
+
+def test_a_students_module_in_the_workspace_cannot_break_the_restore(tmp_path):
+    # The restore runs in the workspace (a pod's workingDir, the local spawner's cwd): a
+    # file named like a module it imports must not replace it, or the server never starts.
+    import subprocess
+
+    (tmp_path / "json.py").write_text("raise SystemExit('the workspace json.py ran')\n")
+    done = subprocess.run(
+        [sys.executable, *progress.RESTORE_COMMAND, "--root", str(tmp_path)],
+        cwd=tmp_path,
+        env={**os.environ, "CODEPILOT_S3_BUCKET": "", "CODEPILOT_TEMPLATE": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "the workspace json.py ran" not in done.stderr
+    assert progress.parse_line(done.stdout.splitlines()[-1])["event"] == "done"
 
 
 # --- server names ---------------------------------------------------------------------------

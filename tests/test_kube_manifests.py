@@ -148,6 +148,7 @@ async def test_every_pod_is_valid_hardened_and_secret_free(
     assert restore["name"] == "restore-workspace"
     assert restore["command"] == [
         "python",
+        "-P",
         "-m",
         "server_extension.sync",
         "restore",
