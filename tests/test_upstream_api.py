@@ -9,6 +9,7 @@ server) and test_broker.py (the broker behind a real hub).
 """
 
 import inspect
+import tomllib
 from importlib.metadata import version
 
 import pytest
@@ -18,11 +19,13 @@ from kubernetes_asyncio.client import CoreV1Api
 from kubespawner import KubeSpawner
 from kubespawner import objects as kube_objects
 from kubespawner import spawner as kube_spawner
+from packaging.requirements import Requirement
 from tornado.web import RequestHandler
 from traitlets.config import Config
 
 from codepilot_spawner import CodePilotLocalSpawner, upstream
 
+from .hubtools import REPO_ROOT
 from .support.kube_hub import DUMMY_KUBECONFIG
 
 # Calls made through upstream.core_api(spawner), with the arguments given by name.
@@ -36,10 +39,21 @@ CORE_API_CALLS = {
 
 
 def test_the_checked_versions_are_named():
-    # Not a pin (pyproject allows a range): what the comments and checks were made on.
+    # Not a pin (pyproject allows a range): what the comments and checks were made on,
+    # which must lie in the range the hub side declares.
+    hub_requirements = {
+        requirement.name: requirement.specifier
+        for requirement in map(Requirement, hub_dependencies())
+    }
     for package, checked in upstream.CHECKED_VERSIONS.items():
         assert checked.count(".") == 2, package
         assert version(package), package
+        assert hub_requirements[package].contains(checked), (package, checked)
+
+
+def hub_dependencies() -> list[str]:
+    with open(REPO_ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["optional-dependencies"]["hub"]
 
 
 async def test_kubespawners_api_client_is_a_core_v1_api(monkeypatch):
