@@ -7,9 +7,6 @@ pod. The few variables below are not ``CodePilot`` traits but are read on both s
 
 ENV_PREFIX = "CODEPILOT_"
 
-# The credential broker's endpoint a server renews its S3 credentials at; also the
-# ``CodePilot.credentials_url`` trait, whose variable it is.
-CREDENTIALS_URL = "CODEPILOT_CREDENTIALS_URL"
 # When the S3 credentials a server started with expire (ISO 8601), beside ``AWS_*``.
 CREDENTIALS_EXPIRATION = "CODEPILOT_S3_CREDENTIALS_EXPIRATION"
 # A class's own starter folders on one machine (``<data dir>/templates``).

@@ -23,9 +23,9 @@ def progress_record(done: int, total: int, bytes_done: int = 0, bytes_total: int
     return record
 
 
-def progress_line(done: int, total: int, bytes_done: int = 0, bytes_total: int = 0) -> str:
-    """One progress record as its line (without the newline)."""
-    return json.dumps(progress_record(done, total, bytes_done, bytes_total))
+def record_line(record: dict) -> str:
+    """One record as its line (without the newline): what ``parse_line`` reads back."""
+    return json.dumps(record)
 
 
 def parse_line(line: str | bytes) -> dict:

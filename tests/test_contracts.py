@@ -112,8 +112,8 @@ def test_entering_a_namespace_that_is_not_one_says_which_path(tmp_path):
 
 def test_trait_names_map_onto_codepilot_variables():
     assert env.env_name("preview_port") == "CODEPILOT_PREVIEW_PORT"
-    assert env.env_name("credentials_url") == env.CREDENTIALS_URL
-    for variable in (env.CREDENTIALS_URL, env.CREDENTIALS_EXPIRATION, env.STARTERS_DIR):
+    assert env.env_name("credentials_url") == "CODEPILOT_CREDENTIALS_URL"
+    for variable in (env.CREDENTIALS_EXPIRATION, env.STARTERS_DIR):
         assert variable.startswith(env.ENV_PREFIX) and variable.isupper()
 
 
@@ -221,17 +221,22 @@ def test_a_bad_broker_body_says_what_is_wrong(data, message):
 # --- progress -------------------------------------------------------------------------------
 
 
+def _through_a_line(*counts: int) -> dict:
+    """A progress record written as the restore command writes it, then read back."""
+    return progress.parse_line(progress.record_line(progress.progress_record(*counts)))
+
+
 def test_progress_lines_round_trip():
-    line = progress.progress_line(3, 10)
+    line = progress.record_line(progress.progress_record(3, 10))
     assert "\n" not in line
-    assert progress.parse_line(line) == {"event": "progress", "done": 3, "total": 10}
-    record = progress.parse_line(progress.progress_line(3, 10, 1_200_000, 48_000_000))
+    assert progress.parse_line(line.encode()) == {"event": "progress", "done": 3, "total": 10}
+    record = _through_a_line(3, 10, 1_200_000, 48_000_000)
     assert progress.restore_counts(record) == (3, 10)
     assert progress.restore_share(record) == 0.025
     assert progress.restore_message(record) == "Restoring workspace: 1.2/48 MB"
-    files = progress.parse_line(progress.progress_line(230, 2000).encode())
+    files = _through_a_line(230, 2000)
     assert progress.restore_message(files) == "Restoring workspace: 230/2000 files"
-    assert progress.restore_share(progress.parse_line(progress.progress_line(0, 0))) == 1.0
+    assert progress.restore_share(_through_a_line(0, 0)) == 1.0
 
 
 @pytest.mark.parametrize("line", ["", "npm WARN x", "[1, 2]", "42", '"text"', "{broken"])
@@ -244,8 +249,8 @@ def test_the_last_record_of_a_log_is_found():
     log = "\n".join(
         [
             "starting",
-            progress.progress_line(1, 4),
-            progress.progress_line(3, 4),
+            progress.record_line(progress.progress_record(1, 4)),
+            progress.record_line(progress.progress_record(3, 4)),
             '{"event": "done", "restored": 4}',
             "bye",
         ]

@@ -10,7 +10,7 @@ from jupyterhub.objects import Hub
 from kubernetes_asyncio.config import kube_config
 from traitlets.config import Config
 
-from codepilot_contracts.env import CREDENTIALS_URL
+from codepilot_contracts.env import env_name
 from codepilot_spawner import CodePilotLocalSpawner, broker, objects
 from codepilot_spawner.core import restore_progress_event
 from codepilot_spawner.credentials import STATIC, STS, S3Settings
@@ -22,6 +22,8 @@ ROLE = "arn:aws:iam::123456789012:role/codepilot-users"
 STS_S3 = S3Settings(bucket="b", endpoint_url="http://127.0.0.1:9000", role_arn=ROLE)
 STATIC_S3 = S3Settings(bucket="b", mode=STATIC)
 BROKER = "http://hub:8082/services/codepilot-credentials/api/credentials"
+
+CREDENTIALS_URL = env_name("credentials_url")
 
 
 @pytest.fixture
