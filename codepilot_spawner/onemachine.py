@@ -376,7 +376,7 @@ def server_loopback_ports(settings: OneMachineSettings, env=os.environ) -> list[
     """Host loopback ports servers in namespaces reach: the hub API, the preview API,
     the credential broker when it runs, and an S3 endpoint on loopback."""
     ports = {settings.hub_port, settings.preview_api_port}
-    if settings.s3 and env.get("CODEPILOT_S3_ROLE_ARN"):
+    if settings.s3 and settings.s3.mode == STS:  # the broker runs in sts mode only
         ports.add(settings.broker_port)
     for url in (
         settings.s3.endpoint_url if settings.s3 else "",

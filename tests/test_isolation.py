@@ -470,7 +470,7 @@ def test_the_allow_list_holds_the_hubs_loopback_services():
     settings = OneMachineSettings.from_env(env)
     assert server_loopback_ports(settings, env) == [9081, 9083, 9999]
     with_broker = {**env, "CODEPILOT_S3_ROLE_ARN": "arn:aws:iam::1:role/x"}
-    assert 9082 in server_loopback_ports(settings, with_broker)
+    assert 9082 in server_loopback_ports(OneMachineSettings.from_env(with_broker), with_broker)
     assert loopback_url_port("https://s3.amazonaws.com") is None
     assert loopback_url_port("http://localhost") == 80
 
