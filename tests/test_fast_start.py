@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import sys
@@ -184,10 +185,19 @@ for attempt in range(2):
 # --- the fork server itself, with the hub's client -----------------------------------
 
 
+@pytest.fixture
+def nobodys_folder():
+    """A private folder of ``nobody``'s (the probes run as nobody), removed afterwards."""
+    nobody = pwd.getpwnam("nobody")
+    out = Path(tempfile.mkdtemp(prefix="codepilot-forkprobe-"))  # 0700
+    os.chown(out, nobody.pw_uid, nobody.pw_gid)
+    yield out
+    shutil.rmtree(out, ignore_errors=True)
+
+
 @pytest.mark.root
-def test_a_forked_child_gets_its_own_request_and_nothing_of_anothers():
-    out = Path(tempfile.mkdtemp(prefix="codepilot-forkprobe-"))
-    out.chmod(0o777)
+def test_a_forked_child_gets_its_own_request_and_nothing_of_anothers(nobodys_folder):
+    out = nobodys_folder
     nobody = pwd.getpwnam("nobody")
     tokens = {name: os.urandom(16).hex() for name in ("alice", "bob")}
     envs = {
