@@ -17,7 +17,8 @@ name ``default``.
 
 S3 layout (``layout``). ``<prefix>/users/<user>/<server or "default">/<path>`` is a
 workspace, ``<prefix>/templates/<name>/<path>`` a starter template; one plain object per
-file, ``<folder>/.s3keep`` for a folder (s3contents' layout). Names are single key
+file; a folder exists by what lies below it, and an empty one by its ``<folder>/.s3keep``
+(s3contents' layout). Names are single key
 segments (``check_segment``). The hub scopes a user's STS credentials to
 ``user_prefix`` plus read access to ``templates_root``; the server reads and writes
 under ``workspace_prefix``, and refuses object keys that would escape the workspace.

@@ -2,7 +2,8 @@
 
 ``<prefix>/users/<user>/<server or "default">/<path>`` holds a workspace and
 ``<prefix>/templates/<name>/<path>`` a starter template. Every file is one plain object
-keyed by its workspace-relative path; a folder is a ``<folder>/.s3keep`` object. This is
+keyed by its workspace-relative path; a folder exists by the objects below it, and an
+empty folder by a ``<folder>/.s3keep`` object. This is
 the layout of s3contents' ``S3ContentsManager`` with its ``prefix`` set to the workspace
 prefix, so a workspace opens in either storage mode. The hub scopes per-user credentials
 to ``user_prefix`` and lets them read ``templates_root``.

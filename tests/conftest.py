@@ -30,6 +30,15 @@ def localhost_names():
         yield
 
 
+@pytest.fixture
+def s3_env(s3, monkeypatch):
+    """The module's S3 server (its ``s3`` fixture) as the AWS chain in this process sees
+    it: endpoint and credentials, for tests that run ``S3Store`` in-process."""
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    return s3
+
+
 @pytest.fixture(scope="session")
 def helm():
     """The helm binary `make install-test` puts in the venv (fetched now if missing)."""

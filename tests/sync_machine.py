@@ -129,6 +129,12 @@ def walk(root: Path) -> tuple[list[str], dict[str, os.stat_result]]:
     return sorted(folders), files
 
 
+def ancestors(relpath: str) -> list[str]:
+    """``"a/b/c"`` -> ``["a", "a/b"]``."""
+    parts = relpath.split("/")
+    return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+
+
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
 
@@ -137,15 +143,24 @@ def mismatches(root: Path, remote: dict[str, str], manifest: dict, status: dict)
     """Why disk, S3 (key -> ETag), manifest and status do not agree yet; empty when they do."""
     folders, files = walk(root)
     expected = {relpath: md5(root / relpath) for relpath in files}
-    expected.update({f"{folder}/.s3keep": hashlib.md5(b"").hexdigest() for folder in folders[1:]})
+    markers = {relpath: etag for relpath, etag in remote.items() if relpath.endswith("/.s3keep")}
+    remote_files = {relpath: etag for relpath, etag in remote.items() if relpath not in markers}
     problems = []
-    for relpath in sorted(expected.keys() - remote.keys())[:5]:
+    for relpath in sorted(expected.keys() - remote_files.keys())[:5]:
         problems.append(f"missing in S3: {relpath}")
-    for relpath in sorted(remote.keys() - expected.keys())[:5]:
+    for relpath in sorted(remote_files.keys() - expected.keys())[:5]:
         problems.append(f"in S3 but not on disk: {relpath}")
-    for relpath in sorted(expected.keys() & remote.keys()):
-        if expected[relpath] != remote[relpath]:
+    for relpath in sorted(expected.keys() & remote_files.keys()):
+        if expected[relpath] != remote_files[relpath]:
             problems.append(f"S3 holds other bytes: {relpath}")
+    # A folder is in S3 when an object lies below it: files, or a marker when empty.
+    remote_folders = {folder for relpath in remote for folder in ancestors(relpath)}
+    for folder in sorted(set(folders[1:]) - remote_folders)[:5]:
+        problems.append(f"folder missing in S3: {folder}")
+    for folder in sorted(remote_folders - set(folders))[:5]:
+        problems.append(f"folder in S3 but not on disk: {folder}")
+    if any(etag != hashlib.md5(b"").hexdigest() for etag in markers.values()):
+        problems.append("a folder marker is not empty")
     if manifest.keys() != remote.keys():
         problems.append(f"manifest != S3: {sorted(manifest.keys() ^ remote.keys())[:5]}")
     for relpath, entry in manifest.items():

@@ -22,12 +22,7 @@ from .s3server import s3_server_fixture
 
 BUCKET = "packs"
 s3 = s3_server_fixture(buckets=(BUCKET,))
-
-
-@pytest.fixture(autouse=True)
-def s3_env(s3, monkeypatch):
-    for name, value in s3.env.items():
-        monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("s3_env")
 
 
 def make_workspace(root: Path, count: int = 60) -> dict[str, bytes]:

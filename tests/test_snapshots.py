@@ -338,13 +338,6 @@ def test_index_from_s3_is_checked():
 # --- against S3 ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def s3_env(s3, monkeypatch):
-    for name, value in s3.env.items():  # S3Store takes credentials from the AWS chain
-        monkeypatch.setenv(name, value)
-    return s3
-
-
 def run(coroutine):
     return asyncio.run(coroutine)
 

@@ -158,8 +158,10 @@ def test_terminal_made_files_are_mirrored_and_ignored_paths_are_not(server, s3, 
     wait_until(lambda: s3_object(s3, "term/new.txt") == b"x\n", 10, 0.05, "new.txt in S3")
     first_seen = time.monotonic() - started
 
+    # Emptied, the folder keeps existing in S3: by its marker now.
     run_in_terminal(terminal, "rm new.txt && echo OK2", "OK2")
     wait_until(lambda: s3_object(s3, "term/new.txt") is None, 10, 0.05, "new.txt gone")
+    wait_until(lambda: s3_object(s3, "term/.s3keep") == b"", 10, 0.05, "the emptied folder")
 
     run_in_terminal(
         terminal,

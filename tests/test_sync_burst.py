@@ -48,21 +48,36 @@ def server_env(s3, user: str, **settings) -> dict:
     }
 
 
-def expected_keys(root: Path, prefix: str) -> set[str]:
-    """The objects a workspace of plain files and folders maps to: files and folder markers."""
-    keys = set()
-    for folder, dirs, files in os.walk(root):
+MARKER = "/.s3keep"
+
+
+def disk_layout(root: Path, prefix: str) -> tuple[set[str], set[str]]:
+    """(file keys, folder keys) a workspace of plain files and folders maps to."""
+    files, folders = set(), set()
+    for folder, dirs, names in os.walk(root):
         dirs[:] = [name for name in dirs if name != ".codepilot"]
         relative = Path(folder).relative_to(root).as_posix()
         if relative != ".":
-            keys.add(f"{prefix}{relative}/.s3keep")
-        for name in files:
-            keys.add(f"{prefix}{Path(folder, name).relative_to(root).as_posix()}")
-    return keys
+            folders.add(f"{prefix}{relative}")
+        files.update(f"{prefix}{Path(folder, name).relative_to(root).as_posix()}" for name in names)
+    return files, folders
+
+
+def s3_layout(s3, prefix: str) -> tuple[set[str], set[str]]:
+    """(file keys, folder keys) S3 holds: a folder is there when an object lies below it,
+    its files or, when it holds nothing, its marker."""
+    keys = s3.keys(BUCKET, prefix)
+    files = {key for key in keys if not key.endswith(MARKER)}
+    folders = set()
+    for key in keys:
+        parts = key[len(prefix) :].split("/")
+        folders.update(prefix + "/".join(parts[:depth]) for depth in range(1, len(parts)))
+    return files, folders
 
 
 def missing_in_s3(s3, root: Path, prefix: str) -> set[str]:
-    return expected_keys(root, prefix) - s3.keys(BUCKET, prefix)
+    on_disk, in_s3 = disk_layout(root, prefix), s3_layout(s3, prefix)
+    return (on_disk[0] - in_s3[0]) | (on_disk[1] - in_s3[1])
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +99,7 @@ def test_a_terminal_making_40_folders_with_240_files_at_once_reaches_s3(server, 
             "MADE",
         )
     prefix = keys_of("burst")
-    files = [path for path in expected_keys(server.root, prefix) if path.endswith(".txt")]
+    files, _ = disk_layout(server.root, prefix)
     assert len(files) == 240
     wait_until(lambda: not missing_in_s3(s3, server.root, prefix), 60, 0.25, "240 files in S3")
     assert s3.read(BUCKET, prefix + "proj/m19/s1/f5.txt") == b"1915\n"
@@ -95,7 +110,7 @@ def test_a_terminal_making_40_folders_with_240_files_at_once_reaches_s3(server, 
         "an idle sync",
     )
     assert status["last_error"] is None
-    assert s3.keys(BUCKET, prefix) == expected_keys(server.root, prefix)
+    assert s3_layout(s3, prefix) == disk_layout(server.root, prefix)
 
 
 def test_cli_push_of_2000_files_in_280_new_folders_finishes(s3):
@@ -106,8 +121,8 @@ def test_cli_push_of_2000_files_in_280_new_folders_finishes(s3):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"file{number}.txt").write_text(f"content {number}\n")
     prefix = keys_of("pusher")
-    expected = expected_keys(root, prefix)
-    assert len([key for key in expected if key.endswith(".s3keep")]) == 280
+    files, folder_keys = disk_layout(root, prefix)
+    assert len(folder_keys) == 280
     try:
         result = subprocess.run(
             [sys.executable, "-m", "server_extension.sync", "push", "--root", str(root)],
@@ -121,7 +136,9 @@ def test_cli_push_of_2000_files_in_280_new_folders_finishes(s3):
         pytest.fail(f"push did not finish in {expired.timeout}s: {expired.stderr}")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["failed"] == 0
-    assert s3.keys(BUCKET, prefix) == expected
+    # Every folder holds files: they make it exist in S3, with no marker of its own.
+    assert s3.keys(BUCKET, prefix) == files
+    assert s3_layout(s3, prefix) == (files, folder_keys)
     last = f"{folders[1999 % len(folders)]}/file1999.txt"
     assert s3.read(BUCKET, prefix + last) == b"content 1999\n"
 
@@ -160,7 +177,7 @@ def test_a_sync_without_progress_says_stalled_then_recovers(s3):
             "an idle sync after the outage",
         )
         assert status["stalled_since"] is None
-        assert s3.keys(BUCKET, keys_of(user)) == expected_keys(root, keys_of(user))
+        assert s3_layout(s3, keys_of(user)) == disk_layout(root, keys_of(user))
         wait_until(lambda: "progress again" in server.log(), 10, 0.1, "the recovery line")
         warning = next(line for line in server.log().splitlines() if "no progress" in line)
         assert "WARNING" in warning or "[W " in warning, warning

@@ -7,13 +7,18 @@ with the file's latest local state; scheduled paths that fail stay pending and a
 retried with backoff until S3 answers again.
 
 Deadlock freedom: a slot of the concurrency semaphore is held only around one path's
-own S3 calls (``_push_one``), which never take a slot. A new folder's contents are
-pushed after its slot is released, so no push waits on a slot its caller holds.
+own S3 calls (``_push_one``), which never take a slot. A folder's contents are pushed
+after its slot is released, so no push waits on a slot its caller holds.
+
+Folders: S3 holds a folder by the objects below it; one that holds nothing S3 stores
+gets a ``.s3keep`` marker (s3contents' layout), also when its last file or subfolder
+leaves it.
 """
 
 import asyncio
 import logging
 import os
+import posixpath
 import stat
 import time
 import weakref
@@ -46,8 +51,8 @@ def _has_ancestor_in(relpath: str, folders: set[str]) -> bool:
     return any("/".join(parts[:depth]) in folders for depth in range(1, len(parts)))
 
 
-# What a push of one path did; only a new folder asks for more (its contents).
-PUSHED, NEW_FOLDER = "pushed", "new-folder"
+# What a push of one path did; a folder asks for more: its contents.
+PUSHED, FOLDER = "pushed", "folder"
 
 
 @dataclass
@@ -134,19 +139,23 @@ class WorkspaceSync:
         """Make S3 hold what the workspace holds at ``relpath`` now; raises ``S3Error``.
 
         A file is uploaded unless its manifest entry shows it unchanged (``force``
-        uploads anyway); a folder gets its ``.s3keep`` and, when new, its contents; a
+        uploads anyway); a folder gets its contents, or its ``.s3keep`` when empty; a
         missing path is deleted from S3 with everything below it (``list_remote`` also
         finds objects the manifest does not know). Symlinks are never followed.
-        Never call it while holding a slot: a new folder's contents take slots.
+        Never call it while holding a slot: a folder's contents take slots.
         """
-        if await self._push_one(relpath, force, list_remote) == NEW_FOLDER:
+        if await self._push_one(relpath, force, list_remote) == FOLDER:
             # A folder moved in from elsewhere brings contents no event announced.
             failures = await self.push_tree(relpath)
+            await self._recheck_unstored([relpath])
             if failures:
                 raise next(iter(failures.values()))
 
     async def _push_one(self, relpath: str, force: bool = False, list_remote: bool = False):
-        """Push ``relpath`` itself (a folder: its marker only); ``NEW_FOLDER`` or ``PUSHED``."""
+        """Push ``relpath`` itself (a folder: its marker if empty); ``FOLDER`` or ``PUSHED``.
+
+        ``FOLDER``: a folder with contents, for the caller to push.
+        """
         async with self._lock(relpath):
             outcome = await self._push_locked(relpath, force, list_remote)
         self._progressed()
@@ -172,15 +181,22 @@ class WorkspaceSync:
                 return PUSHED
             # A file of this name may have been replaced by this folder.
             await self._delete_keys([relpath] if self.manifest.get(relpath) else [], recheck=False)
-            keep = layout.dir_keep_key("", relpath)
-            if not relpath or self.manifest.get(keep) is not None:
+            if not relpath:
                 return PUSHED
+            if self.manifest.has_folder(relpath) or await asyncio.to_thread(
+                self._holds_something, path, relpath
+            ):
+                # Made or moved in, it may hold files that came before the watcher
+                # watched it: they go up with it (unchanged ones cost a stat). Its
+                # contents make it exist in S3: no marker, one request less per folder.
+                return FOLDER
+            keep = layout.dir_keep_key("", relpath)
             etag = await self.store.put_bytes(self.key(keep), b"")
             self.manifest.set(keep, Entry(0, 0, etag))
             self._succeeded()
-            return NEW_FOLDER
+            return PUSHED
         if stat.S_ISREG(info.st_mode) and not self.ignored(relpath):
-            if self.manifest.get(layout.dir_keep_key("", relpath)) is not None:
+            if self.manifest.has_folder(relpath):
                 # A folder of this name was replaced by this file.
                 await self._delete_keys(self.manifest.under(relpath), recheck=False)
             entry = self.manifest.get(relpath)
@@ -194,6 +210,25 @@ class WorkspaceSync:
                 self.manifest.set(relpath, Entry(info.st_size, info.st_mtime_ns, etag))
                 self._succeeded()
         return PUSHED  # ignored files, sockets, fifos, devices: nothing to store
+
+    def _holds_something(self, path: Path, relpath: str) -> bool:
+        """Whether the folder holds what S3 stores: a file or a folder not ignored (blocking).
+
+        Symlinks, sockets and ignored paths are not stored: a folder of only those needs
+        its marker to exist in S3.
+        """
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    child = f"{relpath}/{entry.name}"
+                    if entry.is_dir(follow_symlinks=False):
+                        if not self.ignored(child, is_dir=True):
+                            return True
+                    elif entry.is_file(follow_symlinks=False) and not self.ignored(child):
+                        return True
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        return False
 
     async def _delete_remote(self, relpath: str, list_remote: bool) -> None:
         keys = set(self.manifest.under(relpath)) if relpath else set()
@@ -222,9 +257,21 @@ class WorkspaceSync:
         if not recheck:
             return
         paths = [layout.dir_of_keep(key) if layout.is_dir_keep(key) else key for key in keys]
-        back = await asyncio.to_thread(_existing, self.root, paths)
+        # Folders left with nothing in S3 need their marker now, if they are still there.
+        emptied = self._unstored_ancestors(paths)
+        back = await asyncio.to_thread(_existing, self.root, [*paths, *emptied])
         if back:
             self.schedule(back)
+
+    def _unstored_ancestors(self, relpaths) -> set[str]:
+        """The folders above ``relpaths`` that nothing in S3 lies below (by the manifest)."""
+        folders: set[str] = set()
+        for relpath in relpaths:
+            parent = posixpath.dirname(relpath)
+            while parent and parent not in folders:
+                folders.add(parent)
+                parent = posixpath.dirname(parent)
+        return {folder for folder in folders if not self.manifest.has_folder(folder)}
 
     async def push_tree(self, relpath: str = "", force: bool = False) -> dict[str, S3Error]:
         """Push every file and folder below ``relpath`` and delete what is gone locally.
@@ -264,13 +311,13 @@ class WorkspaceSync:
     async def _push_many(self, paths, force: bool = False, expand: bool = True):
         """Push ``paths`` concurrently; returns the failed ones with their errors.
 
-        ``expand``: a path that turns out to be a new folder also gets its contents
+        ``expand``: a path that turns out to be a folder also gets its contents
         pushed, once its slot is free again (``push_tree`` lists them already).
         """
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._concurrency)
         failures: dict[str, S3Error] = {}
-        new_folders: list[str] = []
+        folders: list[str] = []
 
         async def push(relpath: str):
             self._work_arrives()
@@ -278,8 +325,8 @@ class WorkspaceSync:
             try:
                 async with self._slots:
                     outcome = await self._push_one(relpath, force=force)
-                if outcome == NEW_FOLDER:
-                    new_folders.append(relpath)
+                if outcome == FOLDER:
+                    folders.append(relpath)
             except S3Error as error:
                 failures[relpath] = error
                 self.mark_failed([relpath], error)
@@ -293,14 +340,25 @@ class WorkspaceSync:
                     del self._in_flight[relpath]
 
         await asyncio.gather(*(push(relpath) for relpath in dict.fromkeys(paths)))
-        if expand and new_folders:
+        if expand and folders:
             # No slot is held here, so the contents can take every slot there is.
-            contents = await self._expand(new_folders)
+            contents = await self._expand(folders)
             failures.update(await self._push_many(contents, force, expand=False))
+        await self._recheck_unstored(folders)
         return failures
 
+    async def _recheck_unstored(self, folders: list[str]) -> None:
+        """New folders their contents did not bring into S3 (gone meanwhile, or failed),
+        and the folders above them, are pushed again: empty now, they get their marker."""
+        if not folders:
+            return
+        unstored = {folder for folder in folders if not self.manifest.has_folder(folder)}
+        unstored |= self._unstored_ancestors(folders)
+        if unstored:
+            self.schedule(await asyncio.to_thread(_existing, self.root, sorted(unstored)))
+
     async def _expand(self, folders: list[str]) -> list[str]:
-        """Everything below the new ``folders``, each folder scanned once."""
+        """Everything below ``folders``, each folder scanned once."""
         chosen = set(folders)
         outermost = [folder for folder in chosen if not _has_ancestor_in(folder, chosen)]
         listed = await asyncio.gather(*(self._tree_paths(folder) for folder in outermost))
@@ -473,7 +531,7 @@ class WorkspaceSync:
         self._queue.clear()  # push_tree below covers every pending path
         left: list[str] = []
         try:
-            failures = await asyncio.wait_for(self.push_tree(""), time_limit)
+            failures = await asyncio.wait_for(self._push_everything(), time_limit)
             left = sorted(failures)
         except TimeoutError:
             # The cancelled pushes took their paths out of `pending`: name what is left
@@ -490,6 +548,13 @@ class WorkspaceSync:
             self.log.warning("S3 sync: could not write the manifest: %s", error)
         await self.store.close()
         return left
+
+    async def _push_everything(self) -> dict[str, S3Error]:
+        """The whole tree, then the folders that turned out empty meanwhile."""
+        failures = await self.push_tree("")
+        if self._queue:
+            failures.update(await self._drain_queue())
+        return failures
 
     @property
     def state(self) -> str:

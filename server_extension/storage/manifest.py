@@ -11,6 +11,8 @@ written atomically; it names the S3 location it belongs to and is ignored elsewh
 
 import json
 import os
+import posixpath
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,24 +40,48 @@ def manifest_path(root: Path) -> Path:
     return state_dir(root) / MANIFEST_NAME
 
 
+def _ancestors(relpath: str):
+    """``"a/b/c"`` -> ``"a/b"``, ``"a"`` (the root ``""`` is left out)."""
+    folder = posixpath.dirname(relpath)
+    while folder:
+        yield folder
+        folder = posixpath.dirname(folder)
+
+
 class Manifest:
-    """Entries by workspace-relative path (``a/.s3keep`` for folders), for one location."""
+    """Entries by workspace-relative path, for one location: the objects S3 holds.
+
+    A folder is in S3 when an object lies below it: its files, or its ``a/.s3keep``
+    marker when it holds nothing else. ``has_folder`` answers that from an index.
+    """
 
     def __init__(self, location: str, entries: dict[str, Entry] | None = None):
         self.location = location
         self.entries: dict[str, Entry] = dict(entries or {})
         self.dirty = False
+        # Folder -> how many entries lie below it.
+        self._below: Counter[str] = Counter(
+            folder for relpath in self.entries for folder in _ancestors(relpath)
+        )
 
     def get(self, relpath: str) -> Entry | None:
         return self.entries.get(relpath)
 
+    def has_folder(self, relpath: str) -> bool:
+        """Whether S3 holds the folder ``relpath``: some entry lies below it."""
+        return self._below[relpath] > 0
+
     def set(self, relpath: str, entry: Entry) -> None:
-        if self.entries.get(relpath) != entry:
+        old = self.entries.get(relpath)
+        if old != entry:
+            if old is None:
+                self._below.update(_ancestors(relpath))
             self.entries[relpath] = entry
             self.dirty = True
 
     def discard(self, relpath: str) -> None:
         if self.entries.pop(relpath, None) is not None:
+            self._below.subtract(_ancestors(relpath))
             self.dirty = True
 
     def under(self, relpath: str) -> list[str]:

@@ -53,7 +53,7 @@ async def watch_workspace(
         relpaths.discard("")
         if IGNORE_FILE in relpaths:
             sync.reload_rules()
-        # Parents first, so a new folder's marker goes up before its files.
+        # Parents first: a folder that replaced a file (or the reverse) is settled first.
         sync.schedule(sorted(relpaths, key=lambda relpath: relpath.count("/")))
 
     def settle(error: BaseException | None) -> None:
