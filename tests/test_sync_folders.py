@@ -35,10 +35,10 @@ def relative_keys(s3, prefix: str) -> set[str]:
     return {key[len(prefix) :] for key in s3.keys(BUCKET, prefix)}
 
 
-async def until_idle(sync: WorkspaceSync, timeout: float = 20) -> None:
-    """The retry worker has pushed everything scheduled."""
-    deadline = time.monotonic() + timeout
-    while sync.pending or sync.status.state not in ("idle",):
+async def until_idle(sync: WorkspaceSync) -> None:
+    """The retry worker has pushed everything scheduled (within 20 s)."""
+    deadline = time.monotonic() + 20
+    while sync.pending or sync.status.state != "idle":
         assert time.monotonic() < deadline, f"sync not idle: {sync.status_model()}"
         await asyncio.sleep(0.05)
 
