@@ -239,13 +239,17 @@ class S3Store:
     async def list(self, prefix: str) -> dict[str, RemoteObject]:
         """Every object under ``prefix``, by key."""
         client = await self.client()
+        request = {"Bucket": self.bucket, "Prefix": prefix}
         found = {}
         async with self._errors(f"list {prefix!r}"):
-            paginator = client.get_paginator("list_objects_v2")
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            # Page by page by hand: botocore's paginator loads its model file first.
+            while True:
+                page = await client.list_objects_v2(**request)
                 for item in page.get("Contents", ()):
                     found[item["Key"]] = RemoteObject(item["Size"], _etag(item["ETag"]))
-        return found
+                if not page.get("IsTruncated"):
+                    return found
+                request["ContinuationToken"] = page["NextContinuationToken"]
 
     async def download_file(
         self, key: str, target: Path, scratch_dir: Path
