@@ -16,9 +16,8 @@ from pathlib import Path
 
 import requests
 
+from .support.paths import REPO_ROOT
 from .support.terminals import open_terminal
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:

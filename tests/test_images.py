@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from .support.helm import CHART, NAMESPACE, RELEASE, helm_binary, render
+from .support.paths import REPO_ROOT
 from .support.value_sets import VALUE_SETS
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 IMAGES = REPO_ROOT / "images"
 DOCKERFILES = {name: IMAGES / name / "Dockerfile" for name in ("hub", "runner")}
 HADOLINT = Path(sys.executable).parent / "hadolint"

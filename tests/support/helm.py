@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from .paths import REPO_ROOT
+
 CHART = REPO_ROOT / "helm" / "codepilot"
 RELEASE = "cp"
 NAMESPACE = "codepilot-test"

@@ -17,7 +17,8 @@ from jupyterhub.objects import Hub
 from kubernetes_asyncio.client import ApiClient
 from traitlets.config.loader import PyFileConfigLoader
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from .paths import REPO_ROOT
+
 HUB_CONFIG_DIR = REPO_ROOT / "hub_config"
 DUMMY_KUBECONFIG = REPO_ROOT / "tests" / "kubeconfig_dummy.yaml"
 

@@ -4,9 +4,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from .paths import REPO_ROOT
 
 
 def run_sync(*args: str, env: dict, check: bool = True) -> subprocess.CompletedProcess:
