@@ -18,7 +18,6 @@ leaves it.
 import asyncio
 import logging
 import os
-import posixpath
 import stat
 import time
 import weakref
@@ -30,7 +29,7 @@ from codepilot_contracts import layout
 
 from .ignore import load_ignore_rules
 from .localtree import has_symlink_component, local_path, scan_local
-from .manifest import Entry, load_manifest, save_manifest, write_manifest_text
+from .manifest import Entry, ancestors, load_manifest, save_manifest, write_manifest_text
 from .s3 import S3Error, S3Store
 
 
@@ -265,12 +264,7 @@ class WorkspaceSync:
 
     def _unstored_ancestors(self, relpaths) -> set[str]:
         """The folders above ``relpaths`` that nothing in S3 lies below (by the manifest)."""
-        folders: set[str] = set()
-        for relpath in relpaths:
-            parent = posixpath.dirname(relpath)
-            while parent and parent not in folders:
-                folders.add(parent)
-                parent = posixpath.dirname(parent)
+        folders = {folder for relpath in relpaths for folder in ancestors(relpath)}
         return {folder for folder in folders if not self.manifest.has_folder(folder)}
 
     async def push_tree(self, relpath: str = "", force: bool = False) -> dict[str, S3Error]:
@@ -348,8 +342,8 @@ class WorkspaceSync:
         return failures
 
     async def _recheck_unstored(self, folders: list[str]) -> None:
-        """New folders their contents did not bring into S3 (gone meanwhile, or failed),
-        and the folders above them, are pushed again: empty now, they get their marker."""
+        """Folders their contents did not bring into S3 (gone meanwhile, or failed), and
+        the folders above them, are pushed again: empty now, they get their marker."""
         if not folders:
             return
         unstored = {folder for folder in folders if not self.manifest.has_folder(folder)}

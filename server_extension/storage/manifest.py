@@ -40,7 +40,7 @@ def manifest_path(root: Path) -> Path:
     return state_dir(root) / MANIFEST_NAME
 
 
-def _ancestors(relpath: str):
+def ancestors(relpath: str):
     """``"a/b/c"`` -> ``"a/b"``, ``"a"`` (the root ``""`` is left out)."""
     folder = posixpath.dirname(relpath)
     while folder:
@@ -61,7 +61,7 @@ class Manifest:
         self.dirty = False
         # Folder -> how many entries lie below it.
         self._below: Counter[str] = Counter(
-            folder for relpath in self.entries for folder in _ancestors(relpath)
+            folder for relpath in self.entries for folder in ancestors(relpath)
         )
 
     def get(self, relpath: str) -> Entry | None:
@@ -75,13 +75,13 @@ class Manifest:
         old = self.entries.get(relpath)
         if old != entry:
             if old is None:
-                self._below.update(_ancestors(relpath))
+                self._below.update(ancestors(relpath))
             self.entries[relpath] = entry
             self.dirty = True
 
     def discard(self, relpath: str) -> None:
         if self.entries.pop(relpath, None) is not None:
-            self._below.subtract(_ancestors(relpath))
+            self._below.subtract(ancestors(relpath))
             self.dirty = True
 
     def under(self, relpath: str) -> list[str]:
