@@ -2,7 +2,6 @@
 
 import argparse
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -305,10 +304,6 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    # A listing allocates thousands of objects a page, and each full collection they
-    # set off would walk every object of the imports too (botocore's models): freezing
-    # those takes them out of collections, which then see only this command's objects.
-    gc.freeze()
     try:
         return asyncio.run(COMMANDS[args.command](args))
     except layout.LayoutError as error:
