@@ -31,6 +31,15 @@ def workspace(name: str) -> tuple[Path, str]:
     return Path(tempfile.mkdtemp(prefix=f"codepilot-{name}-")), f"cp/users/{name}/default/"
 
 
+def lay_out(root: Path, files: dict[str, str], folders: tuple[str, ...] = ()) -> None:
+    """Make ``files`` (relpath -> text) and the empty ``folders`` below ``root``."""
+    for relpath, text in files.items():
+        (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (root / relpath).write_text(text)
+    for folder in folders:
+        (root / folder).mkdir(parents=True)
+
+
 def relative_keys(s3, prefix: str) -> set[str]:
     return {key[len(prefix) :] for key in s3.keys(BUCKET, prefix)}
 
@@ -45,13 +54,8 @@ async def until_idle(sync: WorkspaceSync) -> None:
 
 async def test_only_folders_holding_nothing_stored_get_a_marker(s3):
     root, prefix = workspace("tree")
-    (root / "src/pkg").mkdir(parents=True)
-    (root / "src/pkg/main.py").write_text("print(1)\n")
-    (root / "empty").mkdir()
-    (root / "links").mkdir()
+    lay_out(root, {"src/pkg/main.py": "print(1)\n", "bytecode/cached.pyc": ""}, ("empty", "links"))
     (root / "links/to-main").symlink_to(root / "src/pkg/main.py")
-    (root / "bytecode").mkdir()
-    (root / "bytecode/cached.pyc").write_bytes(b"\x00")
     async with S3Store(BUCKET, s3.endpoint_url) as store:
         sync = WorkspaceSync(root, store, prefix)
         assert await sync.push_tree("") == {}
@@ -67,18 +71,13 @@ async def test_only_folders_holding_nothing_stored_get_a_marker(s3):
 
 async def test_a_folder_its_last_file_or_subfolder_leaves_keeps_existing(s3):
     root, prefix = workspace("emptied")
-    (root / "notes").mkdir()
-    (root / "notes/todo.txt").write_text("todo\n")
-    (root / "app/views").mkdir(parents=True)
-    (root / "app/views/index.html").write_text("<p>hi</p>\n")
-    (root / "lib/vendor/pkg").mkdir(parents=True)
-    (root / "lib/vendor/pkg/pkg.js").write_text("export {}\n")
+    files = {"notes/todo.txt": "-\n", "app/views/index.html": "<p/>\n", "lib/vendor/pkg/a.js": ""}
+    lay_out(root, files)
     async with S3Store(BUCKET, s3.endpoint_url) as store:
         sync = WorkspaceSync(root, store, prefix)
         sync.start()
         await until_idle(sync)
-        files = {"notes/todo.txt", "app/views/index.html", "lib/vendor/pkg/pkg.js"}
-        assert relative_keys(s3, prefix) == files
+        assert relative_keys(s3, prefix) == set(files)
 
         os.unlink(root / "notes/todo.txt")
         await sync.push_path("notes/todo.txt")
@@ -100,9 +99,7 @@ async def test_a_folder_its_last_file_or_subfolder_leaves_keeps_existing(s3):
 
 async def test_restore_brings_back_both_kinds_and_the_next_push_adds_nothing(s3):
     source, prefix = workspace("roundtrip")
-    (source / "lib/deep/er").mkdir(parents=True)
-    (source / "lib/deep/er/mod.js").write_text("export {}\n")
-    (source / "lib/blank").mkdir()
+    lay_out(source, {"lib/deep/er/mod.js": "export {}\n"}, ("lib/blank",))
     async with S3Store(BUCKET, s3.endpoint_url) as store:
         sync = WorkspaceSync(source, store, prefix)
         await sync.push_tree("")
@@ -123,3 +120,16 @@ async def test_restore_brings_back_both_kinds_and_the_next_push_adds_nothing(s3)
         assert not again.manifest.dirty
         await again.flush(10)
     assert relative_keys(s3, prefix) == before
+
+
+async def test_a_stop_gives_a_folder_emptied_while_no_server_watched_its_marker(s3):
+    root, prefix = workspace("offline")
+    lay_out(root, {"docs/old.md": "# old\n", "docs/keep/it.md": "# it\n"})
+    async with S3Store(BUCKET, s3.endpoint_url) as store:
+        sync = WorkspaceSync(root, store, prefix)
+        await sync.push_tree("")
+        os.unlink(root / "docs/old.md")
+        shutil.rmtree(root / "docs/keep")
+        # The flush at stop finds both gone, and docs empty once they are deleted.
+        assert await sync.flush(10) == []
+    assert relative_keys(s3, prefix) == {"docs/.s3keep"}

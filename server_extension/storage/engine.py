@@ -544,10 +544,16 @@ class WorkspaceSync:
         return left
 
     async def _push_everything(self) -> dict[str, S3Error]:
-        """The whole tree, then the folders that turned out empty meanwhile."""
+        """The whole tree, then the folders its deletes left empty (they need a marker).
+
+        What failed is scheduled too, but is not tried twice within the flush time.
+        """
         failures = await self.push_tree("")
-        if self._queue:
-            failures.update(await self._drain_queue())
+        emptied = [relpath for relpath in self._queue if relpath not in failures]
+        for relpath in emptied:
+            del self._queue[relpath]
+        if emptied:
+            failures.update(await self._push_many(emptied))
         return failures
 
     @property
