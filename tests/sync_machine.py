@@ -36,6 +36,8 @@ from server_extension.storage.contents import SyncContentsManager
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.watcher import watch_workspace
 
+from .support.folders import ancestors
+
 BUCKET = "properties"
 IGNORE_LINES = ("*.log", "build/")
 IGNORED_DIRS = {"node_modules", ".venv", "__pycache__", ".cache", ".ipynb_checkpoints", "build"}
@@ -127,12 +129,6 @@ def walk(root: Path) -> tuple[list[str], dict[str, os.stat_result]]:
             elif stat.S_ISREG(info.st_mode) and not ignored(relpath, False):
                 files[relpath] = info
     return sorted(folders), files
-
-
-def ancestors(relpath: str) -> list[str]:
-    """``"a/b/c"`` -> ``["a", "a/b"]``."""
-    parts = relpath.split("/")
-    return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
 
 
 def md5(path: Path) -> str:

@@ -26,6 +26,7 @@ from server_extension.storage.s3 import S3Store
 from .hubtools import REPO_ROOT, wait_until
 from .jupyterserver import start_jupyter_server
 from .s3server import CREDENTIALS, s3_server_fixture
+from .support.folders import ancestors
 from .support.terminals import run_in_terminal
 
 BUCKET = "bursts"
@@ -68,10 +69,7 @@ def s3_layout(s3, prefix: str) -> tuple[set[str], set[str]]:
     its files or, when it holds nothing, its marker."""
     keys = s3.keys(BUCKET, prefix)
     files = {key for key in keys if not key.endswith(MARKER)}
-    folders = set()
-    for key in keys:
-        parts = key[len(prefix) :].split("/")
-        folders.update(prefix + "/".join(parts[:depth]) for depth in range(1, len(parts)))
+    folders = {prefix + folder for key in keys for folder in ancestors(key[len(prefix) :])}
     return files, folders
 
 

@@ -1,0 +1,7 @@
+"""Folders as S3 implies them: every folder above an object's key (its files, its marker)."""
+
+
+def ancestors(relpath: str) -> list[str]:
+    """``"a/b/c"`` -> ``["a", "a/b"]``."""
+    parts = relpath.split("/")
+    return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
