@@ -3,10 +3,11 @@
 2,000 files / 50 MB under one workspace prefix in moto on loopback are restored into an
 empty folder by each tool, alternately; then one object changes and each restores again
 into its already-restored folder (incremental), and Code Pilot once more with nothing
-changed. First without the small-files pack (one GET per file, as before), then with the
-pack a server uploads at stop (``sync pack`` here), which the timed rounds use. Times
-are wall-clock for the whole command, as a spawner or init container sees them, plus
-Code Pilot's own figure without interpreter start-up (the ``seconds`` of its final progress line).
+changed, beside the same listing as plain HTTP requests (the floor moto sets). First
+without the small-files pack (one GET per file, as before), then with the pack a server
+uploads at stop (``sync pack`` here), which the timed rounds use. Times are wall-clock
+for the whole command, as a spawner or init container sees them, plus Code Pilot's own
+figure without interpreter start-up (the ``seconds`` of its final progress line).
 
 Then the react-vite starter's round trip: ``npm ci`` (from the npm cache in
 ``test-artifacts/npm-cache``, filled on first use), the dependency snapshot a stopping
@@ -29,6 +30,9 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from xml.etree import ElementTree
+
+import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -50,6 +54,7 @@ FILES = 2000
 TOTAL_BYTES = 50 * 1024 * 1024
 ROUNDS = 2
 UNCHANGED_RUNS = 3
+S3_XML = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 NPM_CACHE = REPO_ROOT / "test-artifacts" / "npm-cache"
 
 
@@ -228,6 +233,25 @@ def count_files(root: Path) -> int:
     return sum(1 for path in root.rglob("*") if path.is_file() and ".codepilot" not in path.parts)
 
 
+def listing_alone(s3, runs: int = 5) -> float:
+    """Best seconds for the workspace's whole listing as plain HTTP requests, no SDK: about
+    what moto itself takes, the floor of a restore with nothing to do."""
+    session = requests.Session()
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        query = {"list-type": "2", "prefix": KEYS}
+        while True:
+            page = session.get(f"{s3.endpoint_url}/{BUCKET}", params=query, timeout=30)
+            page.raise_for_status()
+            token = ElementTree.fromstring(page.content).findtext(f"{S3_XML}NextContinuationToken")
+            if not token:
+                break
+            query["continuation-token"] = token
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
+
+
 def files_restore(s3, env: dict, rounds: int) -> dict:
     """2,000 files into an empty folder, one changed, nothing changed: ours vs awscli."""
     total_bytes = populate(s3)
@@ -268,6 +292,7 @@ def files_restore(s3, env: dict, rounds: int) -> dict:
         "incremental_one_changed": {tool: best(runs) for tool, runs in incremental.items()},
         "codepilot_nothing_changed": best(unchanged),
         "codepilot_nothing_changed_restore_s": sorted(run["restore_s"] for run in unchanged),
+        "listing_raw_http_s": listing_alone(s3),
     }
     speedup = result["full"]["awscli"]["wall_s"] / result["full"]["codepilot"]["wall_s"]
     result["full_speedup_vs_awscli"] = round(speedup, 2)
@@ -286,7 +311,8 @@ def files_summary(result: dict) -> str:
         f"changed: codepilot {result['codepilot_nothing_changed']['wall_s']} s (restore "
         f"{result['codepilot_nothing_changed']['restore_s']} s, median of "
         f"{len(result['codepilot_nothing_changed_restore_s'])} "
-        f"{statistics.median(result['codepilot_nothing_changed_restore_s'])} s); "
+        f"{statistics.median(result['codepilot_nothing_changed_restore_s'])} s; the listing "
+        f"alone as raw HTTP: {result['listing_raw_http_s']} s); "
         f"without the pack: "
         f"{result['full_codepilot_without_pack']['wall_s']} s"
     )
