@@ -20,6 +20,7 @@ from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 
 from .s3server import s3_server_fixture
+from .support.sync_cli import run_sync
 
 BUCKET = "folders"
 
@@ -133,3 +134,19 @@ async def test_a_stop_gives_a_folder_emptied_while_no_server_watched_its_marker(
         # The flush at stop finds both gone, and docs empty once they are deleted.
         assert await sync.flush(10) == []
     assert relative_keys(s3, prefix) == {"docs/.s3keep"}
+
+
+def test_sync_push_from_a_shell_gives_an_emptied_folder_its_marker(s3):
+    """No server runs, so nothing is scheduled for later: the push itself must do it."""
+    root, prefix = workspace("shell")
+    env = {
+        "CODEPILOT_S3_BUCKET": BUCKET,
+        "CODEPILOT_S3_PREFIX": "cp",
+        "CODEPILOT_WORKSPACE_USER": "shell",
+    }
+    lay_out(root, {"data/raw/a.csv": "a,b\n"})
+    run_sync("push", "--root", str(root), env=env)
+    assert relative_keys(s3, prefix) == {"data/raw/a.csv"}
+    os.unlink(root / "data/raw/a.csv")
+    run_sync("push", "--root", str(root), env=env)
+    assert relative_keys(s3, prefix) == {"data/raw/.s3keep"}

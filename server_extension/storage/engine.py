@@ -146,7 +146,6 @@ class WorkspaceSync:
         if await self._push_one(relpath, force, list_remote) == FOLDER:
             # A folder moved in from elsewhere brings contents no event announced.
             failures = await self.push_tree(relpath)
-            await self._recheck_unstored([relpath])
             if failures:
                 raise next(iter(failures.values()))
 
@@ -272,13 +271,21 @@ class WorkspaceSync:
 
         Returns the paths that failed, with their errors (they stay scheduled).
         """
-        return await self._push_many(await self._tree_paths(relpath), force, expand=False)
-
-    async def _tree_paths(self, relpath: str) -> list[str]:
-        """Folders, files and paths gone from disk below ``relpath`` (parents first)."""
         tree = await asyncio.to_thread(scan_local, self.root, self.rules, relpath)
         gone_files, gone_folders = self._gone_from(tree, relpath)
-        return [*sorted(tree.dirs), *tree.files, *gone_files, *gone_folders]
+        folders = sorted(tree.dirs)  # parents first
+        paths = [*folders, *tree.files, *gone_files, *gone_folders]
+        failures = await self._push_many(paths, force, expand=False)
+        # A folder left with nothing in S3 (its files were gone, and deleted just now, or
+        # went meanwhile) is pushed once more: as the empty folder it is, it gets its marker.
+        emptied = [
+            folder
+            for folder in folders
+            if folder not in failures and not self.manifest.has_folder(folder)
+        ]
+        if emptied:
+            failures.update(await self._push_many(emptied, force, expand=False))
+        return failures
 
     def _gone_from(self, tree, relpath: str = "") -> tuple[list[str], list[str]]:
         """(files, folders) the manifest holds below ``relpath`` that ``tree`` no longer has."""
@@ -335,28 +342,15 @@ class WorkspaceSync:
 
         await asyncio.gather(*(push(relpath) for relpath in dict.fromkeys(paths)))
         if expand and folders:
-            # No slot is held here, so the contents can take every slot there is.
-            contents = await self._expand(folders)
-            failures.update(await self._push_many(contents, force, expand=False))
-        await self._recheck_unstored(folders)
+            # No slot is held here, so the contents can take every slot there is. Each
+            # folder's tree once: the outermost ones hold the others.
+            chosen = set(folders)
+            outermost = [folder for folder in chosen if not _has_ancestor_in(folder, chosen)]
+            for tree_failures in await asyncio.gather(
+                *(self.push_tree(folder, force) for folder in outermost)
+            ):
+                failures.update(tree_failures)
         return failures
-
-    async def _recheck_unstored(self, folders: list[str]) -> None:
-        """Folders their contents did not bring into S3 (gone meanwhile, or failed), and
-        the folders above them, are pushed again: empty now, they get their marker."""
-        if not folders:
-            return
-        unstored = {folder for folder in folders if not self.manifest.has_folder(folder)}
-        unstored |= self._unstored_ancestors(folders)
-        if unstored:
-            self.schedule(await asyncio.to_thread(_existing, self.root, sorted(unstored)))
-
-    async def _expand(self, folders: list[str]) -> list[str]:
-        """Everything below ``folders``, each folder scanned once."""
-        chosen = set(folders)
-        outermost = [folder for folder in chosen if not _has_ancestor_in(folder, chosen)]
-        listed = await asyncio.gather(*(self._tree_paths(folder) for folder in outermost))
-        return [path for paths in listed for path in paths if path not in folders]
 
     async def rename(self, old: str, new: str) -> None:
         """After a local rename: copy the objects server-side, push the rest, delete old."""
@@ -525,7 +519,7 @@ class WorkspaceSync:
         self._queue.clear()  # push_tree below covers every pending path
         left: list[str] = []
         try:
-            failures = await asyncio.wait_for(self._push_everything(), time_limit)
+            failures = await asyncio.wait_for(self.push_tree(""), time_limit)
             left = sorted(failures)
         except TimeoutError:
             # The cancelled pushes took their paths out of `pending`: name what is left
@@ -542,19 +536,6 @@ class WorkspaceSync:
             self.log.warning("S3 sync: could not write the manifest: %s", error)
         await self.store.close()
         return left
-
-    async def _push_everything(self) -> dict[str, S3Error]:
-        """The whole tree, then the folders its deletes left empty (they need a marker).
-
-        What failed is scheduled too, but is not tried twice within the flush time.
-        """
-        failures = await self.push_tree("")
-        emptied = [relpath for relpath in self._queue if relpath not in failures]
-        for relpath in emptied:
-            del self._queue[relpath]
-        if emptied:
-            failures.update(await self._push_many(emptied))
-        return failures
 
     @property
     def state(self) -> str:
