@@ -202,11 +202,15 @@ class WorkspaceSync:
                 try:
                     etag = await self.store.upload_file(path, self.key(relpath), info.st_size)
                 except (FileNotFoundError, NotADirectoryError):
-                    # Deleted while it went up: S3 must not keep it.
+                    etag = None
+                if etag is not None:
+                    self.manifest.set(relpath, Entry(info.st_size, info.st_mtime_ns, etag))
+                    self._succeeded()
+                # Deleted, or moved away with its folder, while it went up: the folder's
+                # delete, if it ran meanwhile, did not know this object yet. S3 must not
+                # keep it. (Recorded first, so a delete from now on does know it.)
+                if etag is None or not await asyncio.to_thread(os.path.lexists, path):
                     await self._delete_remote(relpath, list_remote=False)
-                    return PUSHED
-                self.manifest.set(relpath, Entry(info.st_size, info.st_mtime_ns, etag))
-                self._succeeded()
         return PUSHED  # ignored files, sockets, fifos, devices: nothing to store
 
     def _holds_something(self, path: Path, relpath: str) -> bool:
