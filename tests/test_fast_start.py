@@ -55,8 +55,14 @@ def only_its_processes(tag: str, server_pid: int) -> bool:
     return server_pid in pids and all(descends_from(pid, server_pid) for pid in pids)
 
 
-def command_line(pid: int) -> bytes:
-    return Path(f"/proc/{pid}/cmdline").read_bytes()
+def command_line(pid: int, missing: bytes | None = None) -> bytes:
+    """The process's argv as /proc shows it; ``missing`` if it has ended (else the error)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        if missing is None:
+            raise
+        return missing
 
 
 def proc_environ(pid: int) -> dict:
@@ -333,8 +339,16 @@ def test_forked_servers_are_their_users_own(hub):
     assert "as a plain process" not in hub.log()
 
     # Stopping a forked server ends what it started, even what left its session.
-    escaped = [pid for pid in tagged_pids(states["alice"]["process_tag"]) if pid != pids["alice"]]
-    assert any(b"sleep" in command_line(pid) for pid in escaped)
+    # The shell echoes before its background job has exec'd sleep, so wait for it.
+    def escaped_processes() -> list[int]:
+        return [pid for pid in tagged_pids(states["alice"]["process_tag"]) if pid != pids["alice"]]
+
+    wait_until(
+        lambda: any(b"sleep" in command_line(pid, missing=b"") for pid in escaped_processes()),
+        timeout=10,
+        message="the escaped sleep",
+    )
+    escaped = escaped_processes()
     hub.stop_server("alice")
     assert not any(alive(pid) for pid in [pids["alice"], *escaped])
     assert leftovers(states["alice"]) == []
