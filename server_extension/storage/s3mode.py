@@ -5,9 +5,9 @@ suits notebook-only classes; the bucket layout is the same as in sync mode, so a
 workspace can switch between the two.
 """
 
-import os
-
 from codepilot_contracts import layout
+
+from .endpoint import configured_endpoint
 
 
 def s3contents_config(
@@ -16,11 +16,8 @@ def s3contents_config(
     """``c.S3ContentsManager`` settings that open the workspace at ``key_prefix``."""
     config = {"bucket": bucket, "prefix": layout.s3contents_prefix(key_prefix)}
     # s3contents defaults to AWS us-east-1 and reads no AWS_ENDPOINT_URL* variable.
-    endpoint = (
-        endpoint_url
-        or os.environ.get("AWS_ENDPOINT_URL_S3")
-        or os.environ.get("AWS_ENDPOINT_URL")
-        or (f"https://s3.{region}.amazonaws.com" if region else "")
+    endpoint = configured_endpoint(endpoint_url) or (
+        f"https://s3.{region}.amazonaws.com" if region else ""
     )
     if endpoint:
         config["endpoint_url"] = endpoint
