@@ -148,7 +148,10 @@ class S3Store:
     ):
         self.bucket = bucket
         self.credentials_url = credentials_url
-        self.endpoint_url = endpoint_url or None
+        # Resolved here as botocore would resolve it, and always passed explicitly: the
+        # client then talks to exactly this endpoint, so ``verify`` below can only be
+        # off for a plain-HTTP one.
+        self.endpoint_url = configured_endpoint(endpoint_url) or None
         self.region = region or None
         self.part_size = part_size
         self.multipart_threshold = multipart_threshold
@@ -172,8 +175,7 @@ class S3Store:
 
     @property
     def where(self) -> str:
-        endpoint = configured_endpoint(self.endpoint_url or "") or "AWS"
-        return f"s3://{self.bucket} at {endpoint}"
+        return f"s3://{self.bucket} at {self.endpoint_url or 'AWS'}"
 
     async def __aenter__(self):
         await self.client()
@@ -198,18 +200,15 @@ class S3Store:
                     # process from exiting after shutdown. getaddrinfo in a thread has none.
                     connector_args={"resolver": aiohttp.ThreadedResolver()},
                 )
-                # Over plain HTTP there is no certificate to verify, and loading the CA
-                # store for nothing cost every restore ~25 ms. The endpoint is passed
-                # as resolved, so the client cannot end up elsewhere, unverified.
-                endpoint = configured_endpoint(self.endpoint_url or "")
-                over_http = plain_http(endpoint)
                 self._client = await stack.enter_async_context(
                     session.create_client(
                         "s3",
-                        endpoint_url=endpoint if over_http else self.endpoint_url,
+                        endpoint_url=self.endpoint_url,
                         region_name=self.region,
                         config=config,
-                        verify=False if over_http else None,
+                        # Over plain HTTP there is no certificate to verify, and loading
+                        # the CA store for nothing cost every restore ~25 ms.
+                        verify=False if plain_http(self.endpoint_url or "") else None,
                     )
                 )
                 self._stack = stack
