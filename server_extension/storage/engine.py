@@ -46,8 +46,7 @@ def _existing(root: Path, relpaths: list[str]) -> list[str]:
 
 
 def _has_ancestor_in(relpath: str, folders: set[str]) -> bool:
-    parts = relpath.split("/")
-    return any("/".join(parts[:depth]) in folders for depth in range(1, len(parts)))
+    return not folders.isdisjoint(ancestors(relpath))
 
 
 # What a push of one path did; a folder asks for more: its contents.
