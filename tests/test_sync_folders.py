@@ -7,6 +7,7 @@ its marker then. Against moto's real S3 API.
 """
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -41,6 +42,15 @@ def lay_out(root: Path, files: dict[str, str], folders: tuple[str, ...] = ()) ->
         (root / folder).mkdir(parents=True)
 
 
+@contextlib.asynccontextmanager
+async def synced_workspace(s3, name: str, files: dict[str, str], folders: tuple[str, ...] = ()):
+    """A new workspace laid out with ``files`` and ``folders``, and its sync on moto."""
+    root, prefix = workspace(name)
+    lay_out(root, files, folders)
+    async with S3Store(BUCKET, s3.endpoint_url) as store:
+        yield WorkspaceSync(root, store, prefix)
+
+
 def relative_keys(s3, prefix: str) -> set[str]:
     return {key[len(prefix) :] for key in s3.keys(BUCKET, prefix)}
 
@@ -54,15 +64,13 @@ async def until_idle(sync: WorkspaceSync) -> None:
 
 
 async def test_only_folders_holding_nothing_stored_get_a_marker(s3):
-    root, prefix = workspace("tree")
-    lay_out(root, {"src/pkg/main.py": "print(1)\n", "bytecode/cached.pyc": ""}, ("empty", "links"))
-    (root / "links/to-main").symlink_to(root / "src/pkg/main.py")
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
-        sync = WorkspaceSync(root, store, prefix)
+    files = {"src/pkg/main.py": "print(1)\n", "bytecode/cached.pyc": ""}
+    async with synced_workspace(s3, "tree", files, ("empty", "links")) as sync:
+        (sync.root / "links/to-main").symlink_to(sync.root / "src/pkg/main.py")
         assert await sync.push_tree("") == {}
         await sync.flush(10)
     # src and src/pkg exist by main.py; the others hold nothing S3 stores.
-    assert relative_keys(s3, prefix) == {
+    assert relative_keys(s3, sync.key_prefix) == {
         "src/pkg/main.py",
         "empty/.s3keep",
         "links/.s3keep",
@@ -71,11 +79,9 @@ async def test_only_folders_holding_nothing_stored_get_a_marker(s3):
 
 
 async def test_a_folder_its_last_file_or_subfolder_leaves_keeps_existing(s3):
-    root, prefix = workspace("emptied")
     files = {"notes/todo.txt": "-\n", "app/views/index.html": "<p/>\n", "lib/vendor/pkg/a.js": ""}
-    lay_out(root, files)
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
-        sync = WorkspaceSync(root, store, prefix)
+    async with synced_workspace(s3, "emptied", files) as sync:
+        root, prefix = sync.root, sync.key_prefix
         sync.start()
         await until_idle(sync)
         assert relative_keys(s3, prefix) == set(files)
@@ -99,10 +105,9 @@ async def test_a_folder_its_last_file_or_subfolder_leaves_keeps_existing(s3):
 
 
 async def test_restore_brings_back_both_kinds_and_the_next_push_adds_nothing(s3):
-    source, prefix = workspace("roundtrip")
-    lay_out(source, {"lib/deep/er/mod.js": "export {}\n"}, ("lib/blank",))
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
-        sync = WorkspaceSync(source, store, prefix)
+    files = {"lib/deep/er/mod.js": "export {}\n"}
+    async with synced_workspace(s3, "roundtrip", files, ("lib/blank",)) as sync:
+        store, prefix = sync.store, sync.key_prefix
         await sync.push_tree("")
         await sync.flush(10)
         before = relative_keys(s3, prefix)
@@ -124,10 +129,10 @@ async def test_restore_brings_back_both_kinds_and_the_next_push_adds_nothing(s3)
 
 
 async def test_a_stop_gives_a_folder_emptied_while_no_server_watched_its_marker(s3):
-    root, prefix = workspace("offline")
-    lay_out(root, {"docs/old.md": "# old\n", "docs/keep/it.md": "# it\n"})
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
-        sync = WorkspaceSync(root, store, prefix)
+    async with synced_workspace(
+        s3, "offline", {"docs/old.md": "# old\n", "docs/keep/it.md": "# it\n"}
+    ) as sync:
+        root, prefix = sync.root, sync.key_prefix
         await sync.push_tree("")
         os.unlink(root / "docs/old.md")
         shutil.rmtree(root / "docs/keep")
