@@ -4,6 +4,7 @@
 """
 
 import logging
+import signal
 
 from jupyterhub_idle_culler import main as idle_culler_main
 
@@ -11,6 +12,8 @@ from .servicelife import end_with_hub
 
 
 def main() -> None:
+    # The hub ends its services with SIGINT: answer it even when started with it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     end_with_hub(logging.getLogger("codepilot.culler"), "Idle culler")
     idle_culler_main()
 

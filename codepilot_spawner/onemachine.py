@@ -1,15 +1,12 @@
-"""The one-machine hub: its settings, its secrets, and the ``make up`` launcher.
+"""The one-machine hub's settings, read from ``CODEPILOT_*`` variables.
 
-``hub_config/jupyterhub_config_local.py`` applies ``OneMachineSettings`` to the hub;
-``python -m codepilot_spawner.onemachine`` prepares the data directory, prints how to log
-in and starts JupyterHub with that config. ``python -m codepilot_spawner.onemachine
-stop-all`` (``make down``) stops the hub and every server it started: servers outlive a
-restart of the hub, and this is how they all end.
+The launcher (``codepilot_spawner.launcher``, ``make up``) resolves them once and starts
+JupyterHub with ``hub_config/jupyterhub_config_local.py``, which applies them to the hub
+(``OneMachineSettings.for_hub``): it gets the data dir as an absolute path, so it can never
+derive a second one from a relative default.
 """
 
-import asyncio
 import os
-import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +18,10 @@ from codepilot_contracts.env import env_name
 from .cgroups import Limits, describe_memory, parse_memory
 from .classroom import ClassroomError, parse_names
 from .credentials import STATIC, STS, S3Settings
-from .stopall import stop_everything
 from .values import culler_service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HUB_CONFIG = REPO_ROOT / "hub_config" / "jupyterhub_config_local.py"
-
-# SharedPasswordAuthenticator's minimum lengths.
-MIN_USER_PASSWORD = 8
-MIN_ADMIN_PASSWORD = 32
+DEFAULT_DATA_DIR = ".codepilot"
 
 AUTOMATION_SCOPES = [
     "admin:users",
@@ -89,7 +81,7 @@ class OneMachineSettings:
             hub_port=_int(env, "CODEPILOT_HUB_PORT", 8081),
             proxy_api_port=_int(env, "CODEPILOT_PROXY_API_PORT", 8001),
             broker_port=_int(env, "CODEPILOT_BROKER_PORT", 8082),
-            data_dir=Path(env.get("CODEPILOT_DATA_DIR", ".codepilot")).resolve(),
+            data_dir=Path(env.get("CODEPILOT_DATA_DIR") or DEFAULT_DATA_DIR).resolve(),
             admin_user=env.get("CODEPILOT_ADMIN_USER", "admin"),
             named_server_limit=_int(env, "CODEPILOT_NAMED_SERVER_LIMIT", 5),
             allow_all=env.get("CODEPILOT_ALLOW_ALL", "true").lower() in ("1", "true", "yes"),
@@ -112,11 +104,37 @@ class OneMachineSettings:
             ),
         )
 
+    @classmethod
+    def for_hub(cls, env=os.environ) -> "OneMachineSettings":
+        """The settings as the launcher resolved them, for the hub config."""
+        data_dir = env.get("CODEPILOT_DATA_DIR", "")
+        if not os.path.isabs(data_dir):
+            raise SettingsError(
+                f"CODEPILOT_DATA_DIR={data_dir!r} is not an absolute path: start the hub "
+                "with `make up` (python -m codepilot_spawner.launcher), which resolves it"
+            )
+        return cls.from_env(env)
+
     public_url: str = ""
     teachers: tuple[str, ...] = ()  # CODEPILOT_TEACHERS: the hub group "teachers"
     cull_idle: int = 3600  # CODEPILOT_CULL_IDLE: seconds idle before a stop; 0 = never
     class_page_port: int = 0  # CODEPILOT_CLASS_PAGE_PORT: the class page's loopback port
     s3: S3Settings | None = None  # CODEPILOT_S3_*: where workspaces live in S3
+
+    def listening_ports(self) -> list[tuple[str, str, int]]:
+        """(variable, address, port) of every port the hub and its services listen on."""
+        ports = [
+            ("CODEPILOT_PORT", self.ip, self.port),
+            ("CODEPILOT_PREVIEW_GATEWAY_PORT", self.ip, self.preview_port),
+            ("CODEPILOT_HUB_PORT", "127.0.0.1", self.hub_port),
+            ("CODEPILOT_PROXY_API_PORT", "127.0.0.1", self.proxy_api_port),
+            ("CODEPILOT_PREVIEW_API_PORT", "127.0.0.1", self.preview_api_port),
+        ]
+        if self.s3 and self.s3.mode == STS:  # the broker runs in sts mode only
+            ports.append(("CODEPILOT_BROKER_PORT", "127.0.0.1", self.broker_port))
+        if self.class_page_port:
+            ports.append(("CODEPILOT_CLASS_PAGE_PORT", "127.0.0.1", self.class_page_port))
+        return ports
 
     @property
     def url(self) -> str:
@@ -216,52 +234,6 @@ def s3_settings(env) -> S3Settings | None:
         raise SettingsError(f"CODEPILOT_S3_*: {error}") from None
 
 
-def read_or_create_secret(path: Path, nbytes: int) -> str:
-    """The secret kept in ``path`` (mode 0600), generated the first time."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(nbytes)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    return value
-
-
-def passwords(settings: OneMachineSettings, env=os.environ) -> tuple[str, str]:
-    """(student password, admin password): from the environment or kept in the data dir."""
-    user_password = env.get("CODEPILOT_PASSWORD") or read_or_create_secret(
-        settings.data_dir / "password", 9
-    )
-    admin_password = env.get("CODEPILOT_ADMIN_PASSWORD") or read_or_create_secret(
-        settings.data_dir / "admin_password", 32
-    )
-    if len(user_password) < MIN_USER_PASSWORD:
-        raise SettingsError(f"CODEPILOT_PASSWORD must be at least {MIN_USER_PASSWORD} characters")
-    if len(admin_password) < MIN_ADMIN_PASSWORD:
-        raise SettingsError(
-            f"CODEPILOT_ADMIN_PASSWORD must be at least {MIN_ADMIN_PASSWORD} characters"
-        )
-    if user_password == admin_password:
-        raise SettingsError("CODEPILOT_ADMIN_PASSWORD must differ from CODEPILOT_PASSWORD")
-    return user_password, admin_password
-
-
-def teacher_password(settings: OneMachineSettings, user_password: str, env=os.environ) -> str:
-    """The teachers' password (``CODEPILOT_TEACHER_PASSWORD``, else generated and kept in
-    ``<data dir>/teacher_password``): the students' one must not make anyone a teacher."""
-    password = env.get("CODEPILOT_TEACHER_PASSWORD") or read_or_create_secret(
-        settings.data_dir / "teacher_password", 12
-    )
-    if len(password) < MIN_USER_PASSWORD:
-        raise SettingsError(
-            f"CODEPILOT_TEACHER_PASSWORD must be at least {MIN_USER_PASSWORD} characters"
-        )
-    if password == user_password:
-        raise SettingsError("CODEPILOT_TEACHER_PASSWORD must differ from CODEPILOT_PASSWORD")
-    return password
-
-
 def automation_service(token: str) -> tuple[dict, dict]:
     """The hub service and role behind CODEPILOT_ADMIN_TOKEN."""
     service = {"name": "codepilot-automation", "api_token": token}
@@ -272,28 +244,6 @@ def automation_service(token: str) -> tuple[dict, dict]:
         "services": [service["name"]],
     }
     return service, role
-
-
-def login_banner(settings: OneMachineSettings, user_password: str, admin_password: str) -> str:
-    return "\n".join(
-        [
-            "",
-            f"  Code Pilot is starting at {settings.url}",
-            "",
-            f"  Students: any user name, password {user_password}",
-            f"  Admin:    user {settings.admin_user}, password {admin_password}",
-            *(
-                [
-                    f"  Teachers: {', '.join(settings.teachers)}, password "
-                    + teacher_password(settings, user_password)
-                ]
-                if settings.teachers
-                else []
-            ),
-            f"  Data:     {settings.data_dir}",
-            "",
-        ]
-    )
 
 
 # --- isolation of servers (as root) -----------------------------------------------------
@@ -387,37 +337,3 @@ def server_loopback_ports(settings: OneMachineSettings, env=os.environ) -> list[
         if port:
             ports.add(port)
     return sorted(ports)
-
-
-def stop_all(settings: OneMachineSettings) -> None:
-    """``stop-all``: stop the hub if it runs, then every server of its data directory."""
-    if not settings.data_dir.exists():
-        sys.exit(f"codepilot: no data directory at {settings.data_dir}")
-    report = asyncio.run(stop_everything(settings.data_dir))
-    print(f"codepilot: stopped {report}", flush=True)
-
-
-def main() -> None:
-    if sys.argv[1:2] == ["stop-all"]:
-        try:
-            stop_all(OneMachineSettings.from_env())
-        except SettingsError as error:
-            sys.exit(f"codepilot: {error}")
-        return
-    try:
-        settings = OneMachineSettings.from_env()
-        user_password, admin_password = passwords(settings)
-        if settings.teachers:
-            teacher_password(settings, user_password)
-        isolation = IsolationSettings.from_env()
-    except SettingsError as error:
-        sys.exit(f"codepilot: {error}")
-    print(login_banner(settings, user_password, admin_password), flush=True)
-    print(isolation.banner(os.geteuid() == 0) + "\n", flush=True)
-    os.chdir(settings.data_dir)
-    jupyterhub = Path(sys.executable).parent / "jupyterhub"
-    os.execv(jupyterhub, [str(jupyterhub), "-f", str(HUB_CONFIG), *sys.argv[1:]])
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,5 @@
-"""How a hub-managed service of ours ends: when its hub says so, or when its hub is gone.
+"""How a hub-managed service of ours lives: it logs to a file of its own, and ends when its
+hub says so, or when its hub is gone.
 
 JupyterHub ends its managed services when it stops. A hub that is killed (SIGKILL, OOM,
 a crash) cannot: its services would run on, holding their ports, and the restarted hub's
@@ -13,6 +14,7 @@ import os
 import select
 import signal
 import threading
+from pathlib import Path
 
 HUB_PID_VARIABLE = "CODEPILOT_HUB_PID"
 
@@ -24,6 +26,23 @@ def with_hub_pid(services: list[dict], hub_pid: int) -> list[dict]:
             **service,
             "environment": {**service.get("environment", {}), HUB_PID_VARIABLE: str(hub_pid)},
         }
+        if service.get("command")
+        else service
+        for service in services
+    ]
+
+
+def logged(command: list[str], log_file: Path, stdout: bool = True) -> list[str]:
+    """``command``, run with its stderr (and ``stdout``) appended to ``log_file``: a shell
+    that redirects, then execs it, so the process keeps the pid its parent knows."""
+    redirect = '>>"$0" 2>&1' if stdout else '2>>"$0"'
+    return ["/bin/sh", "-c", f'exec "$@" {redirect}', str(log_file), *command]
+
+
+def with_log_files(services: list[dict], logs_dir: Path) -> list[dict]:
+    """The hub's managed services, each logging to ``<logs_dir>/<service name>.log``."""
+    return [
+        {**service, "command": logged(service["command"], logs_dir / f"{service['name']}.log")}
         if service.get("command")
         else service
         for service in services

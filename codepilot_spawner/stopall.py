@@ -1,7 +1,8 @@
 """Stop everything one one-machine hub started: the documented end of all its servers.
 
 Servers outlive the hub (``cleanup_servers = False``), so this is the one way to end them
-all: stop the hub if it runs, then, for every server in the hub's database, end its
+all: stop the hub if it runs and whatever it started that outlived it (the proxy, the
+fork server, its services), then, for every server in the hub's database, end its
 processes and remove its namespace and cgroup; then sweep what carries the hub's key
 (a server whose start was cut short) and remove the hub's firewall table.
 """
@@ -13,11 +14,12 @@ import logging
 import os
 import signal
 import sqlite3
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import netns
 from .cgroups import ServerCgroup, hub_cgroups, machine_hierarchy
+from .processes import tagged_pids
 from .sandbox import Sandbox
 
 log = logging.getLogger("codepilot.stop-all")
@@ -41,45 +43,176 @@ def spawner_states(database: Path) -> list[dict]:
     return states
 
 
-def stop_process(pid_file: Path, timeout: float = 30.0) -> bool:
-    """SIGTERM the process in ``pid_file`` and wait for it; True if one was running."""
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+HUB_DATABASE = "jupyterhub.sqlite"
+HUB_PID_FILE = "jupyterhub.pid"
+PROXY_PID_FILE = "jupyterhub-proxy.pid"
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process known by its pid and its start time, so a reused pid is never it."""
+
+    pid: int
+    started: int  # clock ticks after boot (/proc/<pid>/stat, field 22)
+
+    @classmethod
+    def read(cls, pid: int) -> "Process | None":
+        stat = _stat(pid)
+        return cls(pid, stat[1]) if stat else None
+
+    def alive(self) -> bool:
+        stat = _stat(self.pid)
+        return stat is not None and stat[1] == self.started
+
+    def command_line(self) -> bytes:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    return True
+            return Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:
+            return b""
 
 
-async def stop_everything(data_dir: Path, grace: float = 5.0) -> str:
-    """Stop the hub of ``data_dir`` and all its servers; returns a one-line summary."""
-    hub_stopped = await asyncio.to_thread(stop_process, data_dir / "jupyterhub.pid")
-    states = await asyncio.to_thread(spawner_states, data_dir / "jupyterhub.sqlite")
-    servers = 0
-    for state in states:
-        sandbox = Sandbox.from_state(state)
-        pid = state.get("pid")
-        if pid and (sandbox is None or sandbox.owns(pid)):
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of a live process; None when gone or a zombie."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(b")") + 2 :].split()  # after "pid (comm) "
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def from_pid_file(path: Path, program: bytes) -> Process | None:
+    """The live process named in ``path`` when its command line mentions ``program``."""
+    try:
+        process = Process.read(int(path.read_text().strip()))
+    except (OSError, ValueError):
+        return None
+    if process is None or program not in process.command_line():
+        return None
+    return process
+
+
+def children(parent: Process) -> list[Process]:
+    """The live child processes of ``parent``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat and stat[0] == parent.pid:
+                found.append(Process(int(entry.name), stat[1]))
+    return found
+
+
+def running_hub(data_dir: Path) -> Process | None:
+    """The hub running on ``data_dir``, found by its pid file."""
+    return from_pid_file(data_dir / HUB_PID_FILE, b"jupyterhub")
+
+
+def leftover_proxy(data_dir: Path) -> Process | None:
+    """The proxy the hub of ``data_dir`` started, when it runs on (the hub was killed)."""
+    return from_pid_file(data_dir / PROXY_PID_FILE, b"configurable-http-proxy")
+
+
+async def ended(process: Process) -> None:
+    """Return once ``process`` has ended (its pidfd turns readable)."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not process.alive():  # the pid was reused before the pidfd was opened
+            return
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        loop.add_reader(pidfd, done.set_result, None)
+        try:
+            await done
+        finally:
+            loop.remove_reader(pidfd)
+    finally:
+        os.close(pidfd)
+
+
+async def terminate(processes: list[Process], grace: float) -> int:
+    """SIGTERM ``processes``, SIGKILL those alive after ``grace`` seconds; how many were
+    alive."""
+    alive = [process for process in processes if process.alive()]
+    for process in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace):
+            await asyncio.gather(*(ended(process) for process in alive))
+    for process in alive:
+        if process.alive():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        if sandbox:
-            await sandbox.remove(grace, log)
-            servers += 1
-    swept = await sweep(netns.hub_key(str(data_dir)))
-    hub = "the hub and " if hub_stopped else ""
-    return f"{hub}{servers} servers ({swept} leftover objects removed)"
+                os.kill(process.pid, signal.SIGKILL)
+    return len(alive)
+
+
+@dataclass
+class StopReport:
+    hub: bool = False
+    hub_processes: int = 0  # the proxy, the fork server, the hub's services
+    servers: int = 0
+    leftovers: int = 0
+
+    def __str__(self) -> str:
+        if not (self.hub or self.hub_processes or self.servers or self.leftovers):
+            return "nothing was running"
+        parts = []
+        if self.hub:
+            parts.append("the hub")
+        if self.hub_processes:
+            parts.append(f"{self.hub_processes} of its processes (proxy, fork server, services)")
+        parts.append(f"{self.servers} server{'s' if self.servers != 1 else ''}")
+        if self.leftovers:
+            parts.append(f"{self.leftovers} leftover objects")
+        return "stopped " + ", ".join(parts)
+
+
+async def stop_everything(data_dir: Path, grace: float = 5.0) -> StopReport:
+    """Stop the hub of ``data_dir``, the processes it started and all its servers."""
+    report = StopReport()
+    states = await asyncio.to_thread(spawner_states, data_dir / HUB_DATABASE)
+    server_pids = {state.get("pid") for state in states}
+    hub = await asyncio.to_thread(running_hub, data_dir)
+    # The hub's own processes, listed while it runs: once it is gone they are orphans.
+    parts = [] if hub is None else await asyncio.to_thread(children, hub)
+    parts = [process for process in parts if process.pid not in server_pids]
+    proxy = await asyncio.to_thread(leftover_proxy, data_dir)
+    if proxy and proxy not in parts:
+        parts.append(proxy)  # a proxy left by a hub that was killed
+    # All at once: JupyterHub would stop its services one by one, each given 10 s to
+    # answer SIGINT; it keeps the servers.
+    ended = await terminate([*([hub] if hub else []), *parts], grace=5)
+    report.hub = hub is not None
+    report.hub_processes = ended - report.hub
+    stopped = await asyncio.gather(*(stop_server(state, grace) for state in states))
+    report.servers = sum(stopped)
+    report.leftovers = await sweep(netns.hub_key(str(data_dir)))
+    return report
+
+
+async def stop_server(state: dict, grace: float) -> bool:
+    """End one server from its stored state; whether anything of it was still there."""
+    sandbox = Sandbox.from_state(state)
+    pid = state.get("pid")
+    running = (
+        bool(pid) and (Process.read(pid) is not None) and (sandbox is None or sandbox.owns(pid))
+    )
+    if running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    if sandbox is None:
+        return running
+    running = running or bool(await asyncio.to_thread(tagged_pids, sandbox.process_tag))
+    if sandbox.network and not running:
+        running = await asyncio.to_thread(os.path.exists, sandbox.network.path)
+    await sandbox.remove(grace, log)
+    return running
 
 
 async def sweep(hub: str) -> int:

@@ -1,5 +1,6 @@
-# JupyterHub config for one machine: `make up` (python -m codepilot_spawner.onemachine).
-# Every setting comes from a CODEPILOT_* variable; see the README's configuration table.
+# JupyterHub config for one machine: `make up` (python -m codepilot_spawner.launcher).
+# Every setting comes from a CODEPILOT_* variable, as the launcher resolved it; see the
+# README's configuration table.
 import os
 
 from jupyterhub.utils import random_port
@@ -8,44 +9,68 @@ from codepilot_contracts.env import STARTERS_DIR
 from codepilot_spawner import broker, classroom
 from codepilot_spawner.classauth import ClassroomPasswordAuthenticator
 from codepilot_spawner.classpage import hubservice as class_page
+from codepilot_spawner.forkserver import DEFAULT_COMMAND, start_early
+from codepilot_spawner.launcher import LOGS
 from codepilot_spawner.onemachine import (
     REPO_ROOT,
     IsolationSettings,
     OneMachineSettings,
     automation_service,
     idle_culling,
-    passwords,
     server_loopback_ports,
-    teacher_password,
 )
+from codepilot_spawner.passwords import decide
 from codepilot_spawner.preview import hubservice as preview_service
-from codepilot_spawner.servicelife import with_hub_pid
+from codepilot_spawner.servicelife import logged, with_hub_pid, with_log_files
+from codepilot_spawner.stopall import HUB_DATABASE
 from codepilot_spawner.values import merge_roles
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
-settings = OneMachineSettings.from_env()
-user_password, admin_password = passwords(settings)
-data_dir = settings.data_dir
-data_dir.mkdir(parents=True, exist_ok=True)
-data_dir.chmod(0o711)  # user servers pass through to their workspaces, nothing more
+settings = OneMachineSettings.for_hub()
+data_dir = settings.data_dir  # absolute, made by the launcher with its logs folder
+logs_dir = data_dir / LOGS
+# Exactly the passwords the launcher printed and kept: none is generated here.
+passwords = decide(data_dir, teachers=bool(settings.teachers), generate=False)
+
+# The hub's log goes to its terminal and to <data dir>/logs/hub.log.
+c.JupyterHub.logging_config = {
+    "formatters": {
+        "file": {
+            "()": "tornado.log.LogFormatter",
+            "color": False,
+            "fmt": "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s %(module)s:%(lineno)d]"
+            " %(message)s",
+            "datefmt": "%Y-%m-%d %H:%M:%S",
+        }
+    },
+    "handlers": {
+        "file": {
+            "class": "logging.FileHandler",
+            "filename": str(logs_dir / "hub.log"),
+            "formatter": "file",
+        }
+    },
+    "loggers": {"JupyterHub": {"handlers": ["console", "file"]}},
+}
 
 c.JupyterHub.ip = settings.ip
 c.JupyterHub.port = settings.port
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = settings.hub_port
-c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+c.JupyterHub.db_url = f"sqlite:///{data_dir / HUB_DATABASE}"
 c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(data_dir / "jupyterhub.pid")
 
-c.ConfigurableHTTPProxy.command = [
-    str(REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy")
-]
+c.ConfigurableHTTPProxy.command = logged(
+    [str(REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy")],
+    logs_dir / "proxy.log",
+)
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
 c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
 
 c.JupyterHub.authenticator_class = "shared-password"
-c.SharedPasswordAuthenticator.user_password = user_password
-c.SharedPasswordAuthenticator.admin_password = admin_password
+c.SharedPasswordAuthenticator.user_password = passwords.student
+c.SharedPasswordAuthenticator.admin_password = passwords.admin
 c.Authenticator.admin_users = {settings.admin_user}
 c.Authenticator.allow_all = settings.allow_all
 c.Authenticator.allow_existing_users = True
@@ -61,7 +86,7 @@ c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 120
 
 # Servers outlive the hub, as pods do: a restarted hub finds them again. `make down`
-# (python -m codepilot_spawner.onemachine stop-all) ends them all.
+# (python -m codepilot_spawner.launcher stop-all) ends them all.
 c.JupyterHub.cleanup_servers = False
 # As root: a network namespace and cgroup limits per server (see README, Security).
 isolation = IsolationSettings.from_env()
@@ -109,7 +134,7 @@ c.CodePilotLocalSpawner.preview_api_url = (
 c.JupyterHub.authenticator_class = ClassroomPasswordAuthenticator
 c.ClassroomPasswordAuthenticator.teacher_users = set(settings.teachers)
 if settings.teachers:
-    c.ClassroomPasswordAuthenticator.teacher_password = teacher_password(settings, user_password)
+    c.ClassroomPasswordAuthenticator.teacher_password = passwords.teacher
 c.JupyterHub.load_groups = classroom.one_machine_groups(list(settings.teachers))
 c.Authenticator.post_auth_hook = classroom.make_login_hook(settings.teachers, {settings.admin_user})
 roles.extend(class_page.classroom_roles())
@@ -144,8 +169,14 @@ if culling:
     c.JupyterHub.last_activity_interval = 0
     c.Spawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"] = str(activity_interval)
 
-c.JupyterHub.services = with_hub_pid(services, os.getpid())
+c.JupyterHub.services = with_log_files(with_hub_pid(services, os.getpid()), logs_dir)
 c.JupyterHub.load_roles = merge_roles(roles)  # services each extend the "user" role
+
+# The fork server and the servers it forks log to <data dir>/logs/servers.log (its
+# stdout is the hub's pipe to it).
+c.CodePilotLocalSpawner.fork_server_command = logged(
+    list(DEFAULT_COMMAND), logs_dir / "servers.log", stdout=False
+)
 
 # Local extra settings (not in the repository) go last, so they win.
 extra = os.environ.get("CODEPILOT_HUB_EXTRA_CONFIG")
@@ -156,6 +187,4 @@ if extra:
 if c.JupyterHub.spawner_class == "codepilot_spawner.CodePilotLocalSpawner" and (
     c.CodePilotLocalSpawner.get("fork_server", True)
 ):
-    from codepilot_spawner.forkserver import DEFAULT_COMMAND, start_early
-
-    start_early(c.CodePilotLocalSpawner.get("fork_server_command", DEFAULT_COMMAND))
+    start_early(c.CodePilotLocalSpawner.fork_server_command)

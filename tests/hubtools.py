@@ -151,7 +151,7 @@ class RunningHub:
     def stop_everything(self) -> str:
         """``make down`` for this hub's data dir: every server and namespace it left."""
         done = subprocess.run(
-            [sys.executable, "-m", "codepilot_spawner.onemachine", "stop-all"],
+            [sys.executable, "-m", "codepilot_spawner.launcher", "stop-all"],
             env={**os.environ, **self.env, "CODEPILOT_DATA_DIR": str(self.data_dir)},
             cwd=REPO_ROOT,
             capture_output=True,
@@ -163,7 +163,7 @@ class RunningHub:
 
 
 def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: float = 60):
-    """Run `python -m codepilot_spawner.onemachine` as `make up` does, and wait for it."""
+    """Run `python -m codepilot_spawner.launcher` as `make up` does, and wait for it."""
     data_dir = data_dir or make_data_dir()
     port = free_port()
     token = os.urandom(16).hex()
@@ -183,7 +183,7 @@ def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: fl
     log_path = data_dir / "hub.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "codepilot_spawner.onemachine"],
+            [sys.executable, "-m", "codepilot_spawner.launcher"],
             env=hub_env,
             cwd=REPO_ROOT,
             stdout=log,

@@ -15,8 +15,6 @@ from codepilot_spawner.onemachine import (
     OneMachineSettings,
     SettingsError,
     automation_service,
-    passwords,
-    read_or_create_secret,
 )
 from codepilot_spawner.processes import TAG_VARIABLE, end_tagged_processes, tagged_pids
 from codepilot_spawner.progress import ProgressLog
@@ -159,32 +157,6 @@ def test_one_machine_settings_come_from_the_environment(tmp_path):
 def test_bad_settings_are_named(env, message):
     with pytest.raises(SettingsError, match=message):
         OneMachineSettings.from_env(env)
-
-
-def test_passwords_are_generated_once_and_kept_private(tmp_path):
-    settings = OneMachineSettings.from_env({"CODEPILOT_DATA_DIR": str(tmp_path)})
-    first = passwords(settings, env={})
-    assert passwords(settings, env={}) == first
-    assert len(first[0]) >= 8 and len(first[1]) >= 32 and first[0] != first[1]
-    assert (tmp_path / "password").stat().st_mode & 0o777 == 0o600
-    assert read_or_create_secret(tmp_path / "admin_password", 32) == first[1]
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"CODEPILOT_PASSWORD": "short"}, "CODEPILOT_PASSWORD must be at least 8"),
-        ({"CODEPILOT_ADMIN_PASSWORD": "x" * 10}, "CODEPILOT_ADMIN_PASSWORD must be at least 32"),
-        (
-            {"CODEPILOT_PASSWORD": "p" * 40, "CODEPILOT_ADMIN_PASSWORD": "p" * 40},
-            "must differ",
-        ),
-    ],
-)
-def test_unusable_passwords_are_refused(tmp_path, env, message):
-    settings = OneMachineSettings.from_env({"CODEPILOT_DATA_DIR": str(tmp_path)})
-    with pytest.raises(SettingsError, match=message):
-        passwords(settings, env=env)
 
 
 def test_automation_token_gets_exactly_the_documented_scopes():

@@ -1,0 +1,129 @@
+"""``make up`` and ``make down``: start the one-machine hub, or stop everything it started.
+
+``python -m codepilot_spawner.launcher`` resolves the settings once (the data dir as an
+absolute path, the passwords decided and kept), checks that the hub can start (not
+running already for this data dir, its ports free), prints how to log in and replaces
+itself with JupyterHub on ``hub_config/jupyterhub_config_local.py``.
+``python -m codepilot_spawner.launcher stop-all`` stops the hub, what it started and every
+server: servers outlive a restart of the hub, and this is how they all end.
+"""
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+from .onemachine import REPO_ROOT, IsolationSettings, OneMachineSettings, SettingsError
+from .passwords import PasswordError, Passwords, decide, keep
+from .stopall import HUB_DATABASE, leftover_proxy, running_hub, stop_everything, terminate
+
+HUB_CONFIG = REPO_ROOT / "hub_config" / "jupyterhub_config_local.py"
+LOGS = "logs"  # <data dir>/logs/: a file per part of the hub
+
+
+def login_banner(settings: OneMachineSettings, passwords: Passwords, verb="is starting") -> str:
+    students = "any user name" if settings.allow_all else "users the admin has added"
+    lines = [
+        "",
+        f"  Code Pilot {verb} at {settings.url}",
+        "",
+        f"  Students: {students}, password {passwords.student}",
+        f"  Admin:    user {settings.admin_user}, password {passwords.admin}",
+    ]
+    if settings.teachers:
+        lines.append(f"  Teachers: {', '.join(settings.teachers)}, password {passwords.teacher}")
+    lines += [f"  Data:     {settings.data_dir}", f"  Logs:     {settings.data_dir / LOGS}", ""]
+    return "\n".join(lines)
+
+
+def port_taken(address: str, port: int) -> bool:
+    """Whether something already listens on ``address:port`` (TIME_WAIT does not count)."""
+    family, kind, proto, _, sockaddr = socket.getaddrinfo(
+        address or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError:
+            return True
+    return False
+
+
+def taken_ports(settings: OneMachineSettings) -> list[str]:
+    """One line for each port the hub needs that another program holds."""
+    return [
+        f"port {port} ({address}) is in use by another program: set {variable} to a free port"
+        for variable, address, port in settings.listening_ports()
+        if port_taken(address, port)
+    ]
+
+
+def make_data_dir(path: Path) -> None:
+    """The data dir (created when missing) with its logs folder and the hub's database,
+    both private to the hub: servers may pass through the data dir, never read it."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o711)  # user servers pass through to their workspaces, nothing more
+    (path / LOGS).mkdir(mode=0o700, exist_ok=True)
+    (path / LOGS).chmod(0o700)
+    # SQLite takes an empty file for a new database, and keeps the mode of an old one.
+    database = os.open(path / HUB_DATABASE, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(database, 0o600)
+    finally:
+        os.close(database)
+
+
+def up() -> None:
+    try:
+        settings = OneMachineSettings.from_env()
+        isolation = IsolationSettings.from_env()
+        passwords = decide(settings.data_dir, teachers=bool(settings.teachers))
+    except (SettingsError, PasswordError) as error:
+        sys.exit(f"codepilot: {error}")
+    hub = running_hub(settings.data_dir)
+    if hub is not None:
+        print(login_banner(settings, passwords, verb="is already running"), flush=True)
+        print(f"  The hub runs as pid {hub.pid}; `make down` stops it.\n", flush=True)
+        return
+    proxy = leftover_proxy(settings.data_dir)
+    if proxy is not None:  # its hub was killed: JupyterHub would replace it, as we do now
+        print(f"codepilot: stopping the proxy a stopped hub left running (pid {proxy.pid})")
+        asyncio.run(terminate([proxy], grace=5))
+    taken = taken_ports(settings)
+    if taken:
+        sys.exit("\n".join(f"codepilot: {line}" for line in taken))
+    make_data_dir(settings.data_dir)
+    keep(passwords)
+    print(login_banner(settings, passwords), flush=True)
+    print(isolation.banner(os.geteuid() == 0) + "\n", flush=True)
+    os.chdir(settings.data_dir)
+    # The hub config gets the data dir as this process resolved it, never re-deriving it.
+    env = {**os.environ, "CODEPILOT_DATA_DIR": str(settings.data_dir)}
+    jupyterhub = Path(sys.executable).parent / "jupyterhub"
+    os.execve(jupyterhub, [str(jupyterhub), "-f", str(HUB_CONFIG), *sys.argv[1:]], env)
+
+
+def stop_all() -> None:
+    """``make down``: stop the hub of the data dir, what it started and every server."""
+    try:
+        settings = OneMachineSettings.from_env()
+    except SettingsError as error:
+        sys.exit(f"codepilot: {error}")
+    if not settings.data_dir.exists():
+        print(f"codepilot: nothing was running (no data directory at {settings.data_dir})")
+        return
+    report = asyncio.run(stop_everything(settings.data_dir))
+    print(f"codepilot: {report}", flush=True)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["stop-all"]:
+        stop_all()
+    else:
+        up()
+
+
+if __name__ == "__main__":
+    main()
