@@ -60,6 +60,34 @@ def taken_ports(settings: OneMachineSettings) -> list[str]:
     ]
 
 
+def closed_folder(path: Path) -> Path | None:
+    """The first folder above ``path`` that other users cannot pass through, if any."""
+    for folder in [path, *path.parents]:
+        if folder.is_dir() and not folder.stat().st_mode & 0o001:
+            return folder
+    return None
+
+
+def unreachable_install() -> str | None:
+    """Why isolated servers could not run this install (its venv and code), or None.
+
+    As root every server runs as a Unix user of its own, which must pass through every
+    folder above the venv and the repository: ``git clone`` in root's 0700 home fails so.
+    """
+    if os.geteuid() != 0:
+        return None
+    for path in (Path(sys.prefix), REPO_ROOT):
+        folder = closed_folder(path.resolve())
+        if folder is not None:
+            return (
+                f"{folder} is closed to other users (mode {folder.stat().st_mode & 0o777:o}), "
+                f"so the Unix user of each server cannot run {path}: move the repository "
+                f"to a folder others may pass through (such as /srv/codepilot), or "
+                f"`chmod o+x {folder}`"
+            )
+    return None
+
+
 def make_data_dir(path: Path) -> None:
     """The data dir (created when missing) with its logs folder and the hub's database,
     both private to the hub: servers may pass through the data dir, never read it."""
@@ -91,6 +119,9 @@ def up() -> None:
     if proxy is not None:  # its hub was killed: JupyterHub would replace it, as we do now
         print(f"codepilot: stopping the proxy a stopped hub left running (pid {proxy.pid})")
         asyncio.run(terminate([proxy], grace=5))
+    problem = unreachable_install()
+    if problem:
+        sys.exit(f"codepilot: {problem}")
     taken = taken_ports(settings)
     if taken:
         sys.exit("\n".join(f"codepilot: {line}" for line in taken))
