@@ -29,11 +29,12 @@ from .processes import TAG_VARIABLE, end_tagged_processes
 from .progress import ProgressLog
 from .sandbox import Sandbox
 from .templates import chosen_template, spawner_starters, template_form
-from .unixusers import ensure_unix_user, unix_username
+from .unixusers import ensure_unix_user, remove_unix_user, unix_username
 from .workspaces import (
     home_path,
     make_private_dir,
     make_traversable_dir,
+    remove_tree,
     workspace_path,
 )
 
@@ -391,6 +392,25 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
             if new.exists():
                 raise ValueError(f"a workspace for server {new_name!r} already exists")
             await asyncio.to_thread(old.rename, new)
+
+    async def delete_forever(self):
+        """The project, or the whole user, is deleted from the hub: their files go too.
+
+        JupyterHub deletes the default server's spawner only with its user, so that one
+        removes every workspace of the user, their home and their Unix account.
+        The S3 copy stays (see README, Removing a student).
+        """
+        if self.name:
+            await asyncio.to_thread(remove_tree, self.workspace)
+            self.log.info("Removed the workspace of %s", self.server_label)
+            return
+        await asyncio.to_thread(remove_tree, self.workspace.parent)
+        await asyncio.to_thread(remove_tree, self.home)
+        if self.isolated:
+            problem = await remove_unix_user(self.unix_name)
+            if problem:
+                self.log.warning("Could not remove the account of %s: %s", self.user.name, problem)
+        self.log.info("Removed the workspaces, home and account of %s", self.user.name)
 
     async def _prepare_workspace(self):
         data_dir = Path(self.data_dir)

@@ -56,3 +56,17 @@ async def ensure_unix_user(name: str, home: str, comment: str) -> pwd.struct_pas
     if proc.returncode not in (0, 9):
         raise RuntimeError(f"useradd {name} failed ({proc.returncode}): {output.decode().strip()}")
     return pwd.getpwnam(name)
+
+
+async def remove_unix_user(name: str) -> str | None:
+    """Delete the account and its group (their files are removed by the caller); None,
+    or why it could not be done."""
+    if lookup(name) is None:
+        return None
+    proc = await asyncio.create_subprocess_exec(
+        "userdel", name, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await proc.communicate()
+    if proc.returncode != 0:
+        return f"userdel {name} failed ({proc.returncode}): {output.decode().strip()}"
+    return None

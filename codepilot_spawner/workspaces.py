@@ -1,7 +1,9 @@
 """Where a server's workspace and its user's home live on one machine."""
 
+import contextlib
 import os
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import quote
 
@@ -40,3 +42,10 @@ def make_traversable_dir(path: Path) -> None:
     """A parent that every user may pass through but not list (0711)."""
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o711)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove ``path`` and all below it, never following a symlink (shutil's fd-based
+    walk); a missing one is fine."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(path)

@@ -236,6 +236,40 @@ def test_named_server_limit_is_enforced(hub):
             hub.stop_server("dave", name)
 
 
+def test_deleting_a_project_removes_its_workspace(hub):
+    hub.create_user("erin")
+    hub.start_server("erin", "scratch")
+    token = hub.user_token("erin")
+    url = hub.server_url("erin", "scratch")
+    save_text(url, "notes.md", "temp", {"Authorization": f"token {token}"}).raise_for_status()
+    workspace = hub.data_dir / "workspaces" / "erin" / "scratch"
+    assert (workspace / "notes.md").exists()
+    hub.stop_server("erin", "scratch")
+    response = hub.api("DELETE", "/users/erin/servers/scratch", json={"remove": True})
+    assert response.status_code in (202, 204), response.text
+    wait_until(lambda: not workspace.exists(), 30, 0.2, "the project's folder to go")
+
+
+def test_deleting_a_user_removes_their_workspaces_home_and_account(hub):
+    hub.create_user("fay")
+    for server in ("", "site"):
+        hub.start_server("fay", server)
+        hub.stop_server("fay", server)
+    user_dir = hub.data_dir / "workspaces" / "fay"
+    assert (user_dir / "default").is_dir() and (user_dir / "site").is_dir()
+    # The student left a link to a folder of the hub's: removal must not follow it.
+    kept = hub.data_dir / "templates"
+    (user_dir / "default" / "link").symlink_to(kept)
+    response = hub.api("DELETE", "/users/fay")
+    assert response.status_code == 204, response.text
+    assert not user_dir.exists()
+    assert not (hub.data_dir / "homes" / "fay").exists()
+    assert kept.is_dir()
+    if os.geteuid() == 0:
+        with pytest.raises(KeyError):
+            pwd.getpwnam("cp-fay")
+
+
 # --- bad input ---------------------------------------------------------------------------
 
 
