@@ -2,13 +2,17 @@
 
 With JupyterHub's shared-password login, anyone who knows the class password may log in
 under any name; a teacher's name must not open with it, or every student could become a
-teacher.
+teacher. A teacher is a listed one (``teacher_users``) or anyone in the hub's teachers
+group (the admin panel moves people there, and a name taken off the list stays in it
+until the admin removes it).
 """
 
 from hmac import compare_digest
 
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
 from traitlets import Set, Unicode
+
+from .classroom import TEACHERS_GROUP
 
 
 class ClassroomPasswordAuthenticator(SharedPasswordAuthenticator):
@@ -26,9 +30,15 @@ class ClassroomPasswordAuthenticator(SharedPasswordAuthenticator):
         help="""The teachers' password. Empty: teachers cannot log in.""",
     ).tag(config=True)
 
+    def is_teacher(self, handler, username: str) -> bool:
+        if username in self.teacher_users:
+            return True
+        user = handler.find_user(username) if handler is not None else None
+        return user is not None and any(g.name == TEACHERS_GROUP for g in user.groups)
+
     async def authenticate(self, handler, data):
         username = self.normalize_username(data["username"])
-        if username in self.teacher_users and username not in self.admin_users:
+        if username not in self.admin_users and self.is_teacher(handler, username):
             password = data["password"]
             if self.teacher_password and compare_digest(password, self.teacher_password):
                 return {"name": username, "admin": False}

@@ -157,6 +157,25 @@ def test_the_students_password_does_not_open_a_teacher(hub):
         login(hub, "ana")  # the class password
 
 
+def test_whoever_is_in_the_teachers_group_needs_the_teachers_password(hub, sessions):
+    admin = sessions["admin"]
+
+    def as_admin(method, path, body):  # the admin panel's own calls
+        headers = {"X-XSRFToken": admin.cookies["_xsrf"]}
+        return admin.request(method, f"{hub.url}/hub/api{path}", json=body, headers=headers)
+
+    login(hub, "tess")  # a student, with the class password
+    moved = as_admin("POST", f"/groups/{TEACHERS_GROUP}/users", {"users": ["tess"]})
+    assert moved.status_code == 200, moved.text
+    try:
+        with pytest.raises(AssertionError, match="login as tess failed"):
+            login(hub, "tess")  # the class password no longer opens a teacher
+        login(hub, "tess", TEACHER_PASSWORD)
+    finally:
+        as_admin("DELETE", f"/groups/{TEACHERS_GROUP}/users", {"users": ["tess"]})
+        hub.api("DELETE", "/users/tess")
+
+
 def test_teacher_lists_exactly_her_students(hub, sessions):
     token = user_token(hub, "ana")
     response = hub.api("GET", "/users", token=token)
