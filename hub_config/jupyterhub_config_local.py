@@ -58,6 +58,8 @@ c.JupyterHub.port = settings.port
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = settings.hub_port
 c.JupyterHub.db_url = f"sqlite:///{data_dir / HUB_DATABASE}"
+# After a `git pull` that brings a newer JupyterHub: SQLite is copied aside, then upgraded.
+c.JupyterHub.upgrade_db = True
 c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(data_dir / "jupyterhub.pid")
 
