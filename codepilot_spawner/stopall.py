@@ -217,7 +217,10 @@ async def stop_server(state: dict, grace: float) -> bool:
 
 async def sweep(hub: str) -> int:
     """Remove every namespace, link, cgroup and slot claim named for ``hub``, and its
-    firewall table: what a start cut short by a crash of the hub may have left."""
+    firewall table: what a start cut short by a crash of the hub may have left. Only a
+    hub that is root makes them, and only root can remove them."""
+    if os.geteuid() != 0:
+        return 0
     removed = 0
     hierarchy = await asyncio.to_thread(machine_hierarchy)
     if hierarchy:
@@ -237,9 +240,8 @@ async def sweep(hub: str) -> int:
     for claim in netns.hub_claims(hub):
         claim.unlink(missing_ok=True)
         removed += 1
-    if os.geteuid() == 0:
-        with contextlib.suppress(netns.NetworkError, FileNotFoundError):
-            await netns.remove_hub_rules(hub)
+    with contextlib.suppress(netns.NetworkError, FileNotFoundError):
+        await netns.remove_hub_rules(hub)
     if hierarchy:
         await asyncio.to_thread(remove_hub_cgroup, hierarchy, hub)
     return removed

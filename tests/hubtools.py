@@ -162,8 +162,15 @@ class RunningHub:
         return done.stdout
 
 
-def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: float = 60):
-    """Run `python -m codepilot_spawner.launcher` as `make up` does, and wait for it."""
+def start_hub(
+    data_dir: Path | None = None,
+    env: dict | None = None,
+    timeout: float = 60,
+    prefix: tuple[str, ...] = (),
+):
+    """Run `python -m codepilot_spawner.launcher` as `make up` does, and wait for it.
+
+    ``prefix`` runs it through another command first (``setpriv`` to another user)."""
     data_dir = data_dir or make_data_dir()
     port = free_port()
     token = os.urandom(16).hex()
@@ -183,7 +190,7 @@ def start_hub(data_dir: Path | None = None, env: dict | None = None, timeout: fl
     log_path = data_dir / "hub.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "codepilot_spawner.launcher"],
+            [*prefix, sys.executable, "-m", "codepilot_spawner.launcher"],
             env=hub_env,
             cwd=REPO_ROOT,
             stdout=log,
