@@ -20,12 +20,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from ..hubtools import wait_until
 from ..support.paths import REPO_ROOT
 from .lab import (
     SPAWN_TIMEOUT_MS,
     Terminal,
+    launcher_card,
     log_in,
     make_terminal_readable,
     show_launcher,
@@ -171,6 +173,16 @@ def test_the_printed_passwords_log_in_and_the_student_gets_a_terminal(newcomer, 
     show_launcher(page)
     terminal = Terminal.open_from_launcher(page)
     assert terminal.run_and_wait("echo $((6 * 7)) answered", "42 answered") == ""
+    # The default preview domain needs no setup: the Preview tile opens the app.
+    terminal.run("touch newcomer.txt && python -m http.server $PORT")
+    terminal.wait_for_text("Serving HTTP on")
+    show_launcher(page)
+    with page.context.expect_page() as opened:
+        launcher_card(page, "Preview").click()
+    preview = opened.value
+    preview.wait_for_load_state()
+    assert re.fullmatch(r"http://newcomer-[^/]+\.preview\.localhost:8002/", preview.url)
+    expect(preview.get_by_role("link", name="newcomer.txt")).to_be_visible()
     # One set of state: the hub's database, secret and passwords, in the printed data dir.
     data_dir = newcomer.clone / ".codepilot"
     assert (data_dir / "jupyterhub.sqlite").exists()
