@@ -116,6 +116,16 @@ def show_launcher(page: Page) -> None:
     page.locator(".jp-Launcher:visible").wait_for(timeout=UI_TIMEOUT_MS)
 
 
+def open_preview_tile(page: Page) -> Page:
+    """Click the launcher's Preview tile; the preview's tab, loaded."""
+    show_launcher(page)
+    with page.context.expect_page() as opened:
+        launcher_card(page, "Preview").click()
+    preview = opened.value
+    preview.wait_for_load_state()
+    return preview
+
+
 def xsrf_token(context: BrowserContext, path: str) -> str:
     for cookie in context.cookies():
         if cookie["name"] == "_xsrf" and path.startswith(cookie["path"]):

@@ -33,6 +33,7 @@ from .lab import (
     make_terminal_readable,
     new_text_file,
     open_file_in_editor,
+    open_preview_tile,
     replace_in_editor,
     show_launcher,
     start_from_spawn_form,
@@ -154,12 +155,7 @@ def test_preview_tile_shows_the_app_started_in_a_terminal(student, browser_hub, 
     app = student.terminal("app")
     app.run("touch served-file.txt && python -m http.server $PORT")
     app.wait_for_text("Serving HTTP on")
-    show_launcher(page)
-    with page.context.expect_page() as opened:
-        launcher_card(page, "Preview").click()
-    preview = opened.value
-    student.preview = preview
-    preview.wait_for_load_state()
+    preview = student.preview = open_preview_tile(page)
     # The tile's <server>/preview/ lands on the preview's own origin, signed in.
     assert preview.url == preview_url(browser_hub, STUDENT)
     expect(preview.get_by_role("heading", level=1)).to_have_text("Directory listing for /")

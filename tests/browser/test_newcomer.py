@@ -27,9 +27,9 @@ from ..support.paths import REPO_ROOT
 from .lab import (
     SPAWN_TIMEOUT_MS,
     Terminal,
-    launcher_card,
     log_in,
     make_terminal_readable,
+    open_preview_tile,
     show_launcher,
     start_from_spawn_form,
     wait_for_lab,
@@ -176,11 +176,7 @@ def test_the_printed_passwords_log_in_and_the_student_gets_a_terminal(newcomer, 
     # The default preview domain needs no setup: the Preview tile opens the app.
     terminal.run("touch newcomer.txt && python -m http.server $PORT")
     terminal.wait_for_text("Serving HTTP on")
-    show_launcher(page)
-    with page.context.expect_page() as opened:
-        launcher_card(page, "Preview").click()
-    preview = opened.value
-    preview.wait_for_load_state()
+    preview = open_preview_tile(page)
     assert re.fullmatch(r"http://newcomer-[^/]+\.preview\.localhost:8002/", preview.url)
     expect(preview.get_by_role("link", name="newcomer.txt")).to_be_visible()
     # One set of state: the hub's database, secret and passwords, in the printed data dir.
