@@ -32,8 +32,7 @@ from .templates import chosen_template, spawner_starters, template_form
 from .unixusers import ensure_unix_user, remove_unix_user, unix_username
 from .workspaces import (
     home_path,
-    make_private_dir,
-    make_traversable_dir,
+    prepare_user_dirs,
     remove_tree,
     workspace_path,
 )
@@ -434,14 +433,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
                 )
             uid = gid = None
 
-        def make_dirs():
-            for shared in (data_dir / "workspaces", data_dir / "homes"):
-                make_traversable_dir(shared)
-            make_private_dir(self.workspace.parent, uid, gid)
-            make_private_dir(self.workspace, uid, gid)
-            make_private_dir(self.home, uid, gid)
-
-        await asyncio.to_thread(make_dirs)
+        await asyncio.to_thread(prepare_user_dirs, data_dir, self.user.name, self.name, uid, gid)
 
     # --- what the process gets ---------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Where a server's workspace and its user's home live on one machine."""
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -30,18 +31,61 @@ def home_path(root: Path, username: str) -> Path:
     return root / "homes" / path_segment(username)
 
 
-def make_private_dir(path: Path, uid: int | None = None, gid: int | None = None) -> None:
-    """Create ``path`` (and parents) and make it 0700, owned by uid:gid when given."""
-    path.mkdir(parents=True, exist_ok=True)
+# Opened at each step from the folder above, never through a symlink.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class UnsafePath(OSError):
+    """A folder the hub prepares as root is a symlink or not a folder."""
+
+
+def _open_dir_at(parent_fd: int, name: str) -> int:
+    """The folder ``name`` in ``parent_fd``, made when missing (0700, then set by the
+    caller on the descriptor itself); a symlink there is refused, never followed."""
+    for _ in range(2):
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):  # made meanwhile by another start
+                os.mkdir(name, 0o700, dir_fd=parent_fd)
+        except OSError as error:
+            if isinstance(error, NotADirectoryError) or error.errno == errno.ELOOP:
+                raise UnsafePath(f"{name!r} is a symlink or not a folder: refusing it") from None
+            raise
+    return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+
+
+def _set(fd: int, mode: int, uid: int | None, gid: int | None) -> None:
     if uid is not None:
-        os.chown(path, uid, gid)
-    path.chmod(0o700)
+        os.fchown(fd, uid, gid)
+    os.fchmod(fd, mode)
 
 
-def make_traversable_dir(path: Path) -> None:
-    """A parent that every user may pass through but not list (0711)."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o711)
+def prepare_user_dirs(
+    root: Path, username: str, server_name: str, uid: int | None = None, gid: int | None = None
+) -> None:
+    """The folders a server needs under the data dir ``root``, as the hub (often root)
+    makes them: ``workspaces/`` and ``homes/`` (0711, the hub's), ``workspaces/<user>/``
+    (0711, the hub's: its user can create nothing beside a workspace), the workspace and
+    the home (0700, owned by uid:gid when given). Every step opens the next folder from
+    the one above with O_NOFOLLOW and sets owner and mode on what it opened, so no
+    symlink planted on the way can hand another path to the user."""
+    hub_uid, hub_gid = (os.geteuid(), os.getegid()) if uid is not None else (None, None)
+    fds = [os.open(root, _DIR_FLAGS)]
+    try:
+        for shared in ("workspaces", "homes"):
+            fds.append(_open_dir_at(fds[0], shared))
+            _set(fds[-1], 0o711, hub_uid, hub_gid)
+        workspaces, homes = fds[1], fds[2]
+        fds.append(_open_dir_at(workspaces, path_segment(username)))
+        _set(fds[-1], 0o711, hub_uid, hub_gid)
+        fds.append(_open_dir_at(fds[-1], path_segment(server_name or DEFAULT_SERVER)))
+        _set(fds[-1], 0o700, uid, gid)
+        fds.append(_open_dir_at(homes, path_segment(username)))
+        _set(fds[-1], 0o700, uid, gid)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def remove_tree(path: Path) -> None:

@@ -129,6 +129,39 @@ def test_websocket_with_a_foreign_origin_is_refused(hub, alice, endpoint):
 
 
 @pytest.mark.root
+def test_a_student_cannot_plant_a_symlink_beside_a_workspace(hub, alice):
+    output = alice.run("ln -s /etc ../planted; echo link-exit=$?")
+    assert "link-exit=1" in output and "Permission denied" in output, output
+    assert not (hub.data_dir / "workspaces" / "alice" / "planted").is_symlink()
+
+
+@pytest.mark.root
+def test_a_symlink_in_a_workspace_path_is_refused_never_followed(hub, alice, tmp_path):
+    """An install from before the user's folder belonged to the hub may hold one."""
+    target = tmp_path / "hub-only"
+    target.mkdir(mode=0o700)
+    planted = hub.data_dir / "workspaces" / "alice" / "old"
+    planted.symlink_to(target)
+    try:
+        response = hub.api("POST", "/users/alice/servers/old")
+        if response.status_code in (201, 202):
+            wait_until(
+                lambda: "old" not in hub.api("GET", "/users/alice").json()["servers"]
+                or not hub.api("GET", "/users/alice").json()["servers"]["old"]["pending"],
+                60,
+                0.2,
+                "the start to end",
+            )
+        server = hub.api("GET", "/users/alice").json()["servers"].get("old")
+        assert not (server and server["ready"]), "a server started through the symlink"
+        assert target.stat().st_uid == 0 and target.stat().st_mode & 0o777 == 0o700
+        assert "'old' is a symlink or not a folder: refusing it" in hub.log()
+    finally:
+        planted.unlink()
+        hub.api("DELETE", "/users/alice/servers/old", json={"remove": True})
+
+
+@pytest.mark.root
 def test_servers_run_as_different_unix_users(hub, alice, bob):
     def uid_of(student):
         with hub.open_terminal(student.name, student.token) as ws:
