@@ -146,8 +146,10 @@ def test_a_symlink_in_a_workspace_path_is_refused_never_followed(hub, alice, tmp
         response = hub.api("POST", "/users/alice/servers/old")
         if response.status_code in (201, 202):
             wait_until(
-                lambda: "old" not in hub.api("GET", "/users/alice").json()["servers"]
-                or not hub.api("GET", "/users/alice").json()["servers"]["old"]["pending"],
+                lambda: (
+                    "old" not in hub.api("GET", "/users/alice").json()["servers"]
+                    or not hub.api("GET", "/users/alice").json()["servers"]["old"]["pending"]
+                ),
                 60,
                 0.2,
                 "the start to end",

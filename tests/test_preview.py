@@ -7,6 +7,7 @@ with their own cookie jar per person and the ``Sec-Fetch-*`` headers browsers se
 """
 
 import json
+import socket
 import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
@@ -18,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 
 from codepilot_spawner.preview.hosts import PreviewDomain
 
-from .hubtools import REPO_ROOT, login, start_hub, wait_until
+from .hubtools import REPO_ROOT, login, server_state, start_hub, wait_until
 from .support.terminals import run_in_terminal
 
 PREVIEW_APP = REPO_ROOT / "tests" / "apps" / "preview_app.py"
@@ -226,6 +227,44 @@ def test_sharing_is_the_owners_alone(hub, mallory, preview):
         timeout=30,
     ).json()
     assert model["share"] == "owner"
+
+
+def raw_request(hub, host: str, request_line: str) -> bytes:
+    """One request as bytes on the wire to the preview gateway, its answer's first line."""
+    with socket.create_connection(("127.0.0.1", hub.preview_port), timeout=30) as connection:
+        connection.sendall(f"{request_line}\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_request_cannot_name_another_target_than_the_app(hub, mallory, preview, owner_only):
+    """Public, so nothing stops the requests before the gateway builds the app's URL."""
+    assert set_share(hub, "mallory", mallory["token"], "public").status_code == 200
+    host = urlparse(preview).netloc
+    app_port = server_state(hub, "mallory")["preview_port"]
+    for line, status in [
+        (f"CONNECT @127.0.0.1:{app_port} HTTP/1.1", b" 405 "),
+        (f"CONNECT 127.0.0.1:{app_port} HTTP/1.1", b" 405 "),
+        ("TRACE / HTTP/1.1", b" 405 "),
+        (f"GET http://127.0.0.1:{app_port}/ HTTP/1.1", b" 400 "),
+        (f"GET @127.0.0.1:{app_port} HTTP/1.1", b" 400 "),
+    ]:
+        answer = raw_request(hub, host, line)
+        assert status in answer.split(b"\r\n", 1)[0], (line, answer[:300])
+        assert b"app page" not in answer, line
+    assert b" 200 " in raw_request(hub, host, "GET /fine HTTP/1.1").split(b"\r\n", 1)[0]
+
+
+def test_an_app_cannot_set_cookies_for_other_previews(hub, preview):
+    owner = login(hub, "mallory")
+    response = open_preview(owner, f"{preview}toss-cookie")
+    assert response.text == "cookie tossed"
+    set_cookie = response.headers["Set-Cookie"]
+    assert set_cookie.startswith("tossed=1") and "domain" not in set_cookie.lower()
+    tossed = [cookie for cookie in owner.cookies if cookie.name == "tossed"]
+    assert [cookie.domain for cookie in tossed] == [urlparse(preview).hostname], tossed
 
 
 # --- the sign-in handshake -----------------------------------------------------------------

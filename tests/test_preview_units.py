@@ -97,7 +97,15 @@ def test_identity_cookies_never_reach_the_app():
 
 @pytest.mark.parametrize(
     "path, safe",
-    [("/a?b=1", "/a?b=1"), ("//evil.example/", "/"), ("/\\evil", "/"), ("http://x/", "/")],
+    [
+        ("/a?b=1", "/a?b=1"),
+        ("//evil.example/", "/"),
+        ("/\\evil", "/"),
+        ("http://x/", "/"),
+        ("/\t/evil.example", "/"),  # browsers drop the tab: //evil.example
+        ("/\n/evil.example", "/"),
+        ("/%09/stays-local", "/%09/stays-local"),
+    ],
 )
 def test_sign_in_returns_only_to_local_paths(path, safe):
     assert safe_next(path) == safe

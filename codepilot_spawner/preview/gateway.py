@@ -9,9 +9,10 @@ cookie, any hub or IDE cookie, ``Authorization`` and the client's ``X-Forwarded-
 
 import asyncio
 import logging
+import re
 import secrets
 import time
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -84,10 +85,30 @@ def session_cookie_values(cookie_header: str) -> list[str]:
 
 
 def safe_next(path: str) -> str:
-    """A local path to go back to after sign-in: never another host."""
-    if not path.startswith("/") or path.startswith(("//", "/\\")):
+    """A local path to go back to after sign-in: never another host.
+
+    Browsers drop tabs and newlines from URLs and read ``\\`` as ``/``: ``/\t/evil``
+    is ``//evil``, so any control character or backslash there makes it ``/``.
+    """
+    if not path.startswith("/") or any(ord(c) < 0x20 or c in "\x7f\\" for c in path[:2]):
+        return "/"
+    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        return "/"
+    parsed = urlsplit(path)
+    if parsed.scheme or parsed.netloc or path.startswith("//"):
         return "/"
     return path
+
+
+# Methods no app in a browser sends through a preview; CONNECT would name another host.
+REFUSED_METHODS = {"CONNECT", "TRACE"}
+_COOKIE_DOMAIN = re.compile(r";\s*domain\s*=[^;]*", re.IGNORECASE)
+
+
+def host_only_cookie(set_cookie: str) -> str:
+    """An app's ``Set-Cookie`` without its ``Domain``: a cookie of its own preview host,
+    never one that every other preview under the domain receives."""
+    return _COOKIE_DOMAIN.sub("", set_cookie)
 
 
 def cookie_may_authorize(request: web.BaseRequest, origin: str) -> bool:
@@ -146,6 +167,10 @@ class PreviewGateway:
     # --- entry ----------------------------------------------------------------------------
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method in REFUSED_METHODS:
+            return self._page(405, "Not allowed", f"{request.method} does not pass to a preview.")
+        if not request.raw_path.startswith("/"):  # absolute- or authority-form target
+            return self._page(400, "Bad request", "A preview takes paths only.")
         label = self.domain.label_of(request.host)
         if label is None:
             return self._page(404, "Not a preview", "There is no preview at this address.")
@@ -331,8 +356,16 @@ class PreviewGateway:
         await self.close_stopped({})
 
     def _upstream_url(self, request, target: PreviewTarget) -> URL:
-        host = f"[{target.host}]" if ":" in target.host else target.host  # IPv6 pods
-        return URL(f"http://{host}:{target.port}{request.raw_path}", encoded=True)
+        """The app's URL: host and port from the target, only the path from the request."""
+        path, _, query = request.raw_path.partition("?")
+        return URL.build(
+            scheme="http",
+            host=f"[{target.host}]" if ":" in target.host else target.host,  # IPv6 pods
+            port=target.port,
+            path=path,
+            query_string=query,
+            encoded=True,
+        )
 
     async def _forward(self, request: web.BaseRequest, target: PreviewTarget):
         headers = upstream_headers(request, self.domain.scheme)
@@ -350,7 +383,7 @@ class PreviewGateway:
             return await self._unreachable(target)
         async with upstream:
             response_headers = CIMultiDict(
-                (name, value)
+                (name, host_only_cookie(value) if name.lower() == "set-cookie" else value)
                 for name, value in upstream.headers.items()
                 if name.lower() not in HOP_BY_HOP
             )

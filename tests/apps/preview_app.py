@@ -2,7 +2,8 @@
 
 Run as ``python preview_app.py`` from a workspace terminal: it listens on 127.0.0.1:$PORT
 (as Vite does by default). ``/headers`` answers the request's headers as JSON, so tests
-see exactly what reached the app; ``/set-cookie`` sets a cookie of the app's own.
+see exactly what reached the app; ``/set-cookie`` sets a cookie of the app's own,
+``/toss-cookie`` one for the whole preview domain.
 """
 
 import asyncio
@@ -28,6 +29,9 @@ def handle_http(connection, request):
         return page(http.HTTPStatus.OK, json.dumps(sent), [("Content-Type", "application/json")])
     if path == "/set-cookie":
         return page(http.HTTPStatus.OK, "cookie set", [("Set-Cookie", "app_session=42; Path=/")])
+    if path == "/toss-cookie":  # a cookie for every preview under the domain
+        tossed = "tossed=1; Domain=preview.localhost; Path=/; HttpOnly"
+        return page(http.HTTPStatus.OK, "cookie tossed", [("Set-Cookie", tossed)])
     return page(http.HTTPStatus.OK, f"app page {path}")
 
 
