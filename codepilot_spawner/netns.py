@@ -219,6 +219,14 @@ accept
 """
 
 
+def no_ipv6(link: str) -> str:
+    """Shell that turns IPv6 off on ``link`` (its link-local address goes with it): the
+    rules filter IPv4 only, and over IPv6 a namespace would reach the host's ``[::]``
+    listeners. A kernel without IPv6 has nothing to turn off."""
+    path = f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6"
+    return f"if [ -e {path} ]; then echo 1 > {path}; fi"
+
+
 def setup_script(network: ServerNetwork, loopback_ports, server_port: int) -> str:
     """One ``sh -e`` script that creates the namespace, its link, addresses and rules."""
     check_names(network.name, network.host_link)
@@ -231,6 +239,7 @@ addr add {network.host_address}/30 dev {network.host_link}
 link set {network.host_link} up
 IP
 echo 1 > /proc/sys/net/ipv4/conf/{network.host_link}/route_localnet
+{no_ipv6(network.host_link)}
 ip -n {network.name} -batch - <<'IP'
 link set lo up
 addr add {network.address}/30 dev {NAMESPACE_LINK}
@@ -239,6 +248,7 @@ route add default via {network.host_address}
 IP
 ip netns exec {network.name} sh -ec '
 echo 1 > /proc/sys/net/ipv4/conf/{NAMESPACE_LINK}/route_localnet
+{no_ipv6(NAMESPACE_LINK)}
 exec nft -f -' <<'NFT'
 {namespace_ruleset(network, loopback_ports, server_port)}NFT
 """

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from codepilot_spawner import netns
 from codepilot_spawner.cgroups import Hierarchy, Limits, find_hierarchy, limit_files, oom_kills
 from codepilot_spawner.cgroups import parse_memory as parse_memory_limit
 from codepilot_spawner.local import stop_notice
+from codepilot_spawner.netns import NAMESPACE_LINK
 from codepilot_spawner.onemachine import (
     IsolationSettings,
     OneMachineSettings,
@@ -243,6 +245,36 @@ def test_only_the_allowed_host_ports_are_reachable(hub, mallory):
     assert "API=200" in output
 
 
+def ipv6_addresses(link: str, netns_name: str = "") -> list[str]:
+    where = ["-n", netns_name] if netns_name else []
+    shown = subprocess.run(
+        ["ip", *where, "-6", "-o", "addr", "show", "dev", link],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return re.findall(r"inet6 (\S+?)/", shown)
+
+
+@pytest.mark.root
+def test_no_ipv6_crosses_a_namespaces_link(hub, mallory):
+    """The rules filter IPv4; over the link's IPv6 link-local addresses a namespace
+    would reach every host service listening on [::]."""
+    network = server_state(hub, "mallory")["network"]
+    host_side = ipv6_addresses(network["host_link"])
+    inside = ipv6_addresses(NAMESPACE_LINK, network["name"])
+    listener = socket.socket(socket.AF_INET6)
+    listener.bind(("::", 0))
+    listener.listen()
+    try:
+        port = listener.getsockname()[1]
+        seen = probe(mallory, *(f"{address}%{NAMESPACE_LINK}:{port}" for address in host_side))
+    finally:
+        listener.close()
+    assert (host_side, inside) == ([], []), seen
+    assert "open" not in seen.values()
+
+
 @pytest.mark.root
 def test_pip_install_from_a_terminal_reaches_pypi(bob):
     output = bob.run(
@@ -414,7 +446,7 @@ def test_stop_all_ends_every_server_and_the_hubs_rules(lone_hub):
     states = [Student(hub, name).state for name in ("hugo", "iris")]
     key = netns.hub_key(str(hub.data_dir))
     assert hub_table_exists(key)
-    hub.stop()  # SIGTERM: the servers keep running ...
+    hub.stop(keep_servers=True)  # SIGTERM: the servers keep running ...
     output = hub.stop_everything()  # ... until everything is stopped
     assert "2 servers" in output
     for state in states:
