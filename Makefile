@@ -10,7 +10,7 @@ LABEXT_SRC := server_extension/labextension_src
 LABEXT := server_extension/labextension/package.json
 LABEXT_MODULES := $(LABEXT_SRC)/node_modules/.package-lock.json
 
-.PHONY: up down install install-test isolation-tools chromium postgresql test lint format benchmarks seed-templates clean labextension
+.PHONY: up down install install-test isolation-tools chromium postgresql strace test lint format benchmarks seed-templates clean labextension
 
 up: install isolation-tools
 	$(BIN)/python -m codepilot_spawner.launcher
@@ -46,7 +46,7 @@ $(CHP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-install-test: $(VENV)/.installed-test $(CHP) $(BIN)/helm chromium isolation-tools postgresql
+install-test: $(VENV)/.installed-test $(CHP) $(BIN)/helm chromium isolation-tools postgresql strace
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[hub,runner,test]'
@@ -71,6 +71,14 @@ postgresql:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
 	  else echo "postgresql is not installed: the hub-on-PostgreSQL test will be skipped"; fi; }
+
+# The fork server's tests trace the order of a child's system calls; as root installed
+# when missing, otherwise that test is skipped.
+strace:
+	@command -v strace >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace; \
+	  else echo "strace is not installed: the fork server's descriptor-order test will be skipped"; fi; }
 
 # As root, servers get network namespaces (iproute2) with nftables rules; installed when
 # missing. Not as root there is no isolation, and `make up` says so.

@@ -137,6 +137,10 @@ class ForkServer:
             except (OSError, ValueError, TimeoutError, ForkServerUnavailable) as error:
                 self.discard()
                 raise ForkServerUnavailable(describe(error)) from error
+        if reply.get("id") != request["id"]:
+            # Replies come in order, one per request: anything else is not the child's.
+            self.discard()
+            raise ForkServerUnavailable(f"a reply for another request: {reply!r:.200}")
         if "pid" not in reply:
             # The fork server is fine; this start is not for it (refused or failed setup).
             raise ForkServerUnavailable(reply.get("error", "no pid in the reply"))

@@ -170,6 +170,15 @@ def keep_only_standard_descriptors(keep: int) -> None:
                 os.close(fd)
 
 
+def make_dumpable() -> None:
+    """As after the exec of a plain start: the user's own /proc files are the user's.
+
+    Changing uid left the process undumpable, so no process of the user could open its
+    descriptors (``pidfd_getfd``) or trace it while it still held the hub's reply pipe:
+    only now, with that pipe closed, does it become theirs to inspect."""
+    _libc.prctl(PR_SET_DUMPABLE, 1)
+
+
 def become_server(request: dict, replies_fd: int) -> None:
     """In the child: everything between fork and the server's first line of code."""
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
@@ -182,12 +191,12 @@ def become_server(request: dict, replies_fd: int) -> None:
     if request.get("netns"):
         enter_network_namespace(request["netns"])
     replace_environment(request["env"])
+    # Before the uid changes: from then on the user's other processes may reach this one,
+    # so nothing of the hub's may be left in it but the reply pipe (see make_dumpable).
+    keep_only_standard_descriptors(keep=replies_fd)
     if request.get("uid") is not None:
         drop_privileges(request["uid"], request["gid"], request.get("groups", []))
-        # As after the exec of a plain start: the user's own /proc files are the user's.
-        _libc.prctl(PR_SET_DUMPABLE, 1)
-    os.chdir(request["cwd"])
-    keep_only_standard_descriptors(keep=replies_fd)
+    os.chdir(request["cwd"])  # as the user: their folder, their permissions
     random.seed()  # from os.urandom: nothing shared with the fork server or a sibling
     tempfile.tempdir = None  # TMPDIR of this environment, not the fork server's
     gc.enable()
@@ -221,6 +230,8 @@ def serve_one_request(taken_fd: int, replies_fd: int, parent: int) -> None:
         send_reply(replies_fd, reply)
         os.close(replies_fd)
         replies_fd = -1
+        if request.get("uid") is not None:
+            make_dumpable()
         code = entry() or 0
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -259,6 +260,92 @@ def test_a_forked_child_gets_its_own_request_and_nothing_of_anothers(nobodys_fol
     assert str(REPO_ROOT) not in records["alice"]["path"][:1]
     assert records["bob"]["path"][0] == str(REPO_ROOT)  # ``python -m`` without -P
     assert len({record["temp_name"] for record in records.values()}) == 3
+
+
+def child_syscalls(trace: Path, pid: int) -> list[str]:
+    """The calls ``pid`` made, in order, from an ``strace -f -o`` file."""
+    calls = []
+    for line in trace.read_text().splitlines():
+        head, _, call = line.partition(" ")
+        if head != str(pid):
+            continue
+        call = " ".join(call.split())  # strace pads before " = result"
+        if call.startswith("<... "):  # the end of a call another process interrupted
+            continue
+        calls.append(call.replace(" <unfinished ...>", ")"))
+    return calls
+
+
+@pytest.mark.root
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_a_child_holds_nothing_of_the_hubs_once_its_user_may_reach_it(nobodys_folder):
+    """Between the uid change and the exec-like end, another process of the same user
+    could open the child's descriptors (pidfd_getfd) if it were dumpable: the request
+    pipe (the next user's start, with their token) must be gone before the uid changes,
+    and the child stays undumpable until the reply pipe is closed too."""
+    trace = nobodys_folder / "fork-server.strace"
+    calls = "setuid,setresuid,dup2,dup3,close,prctl,write"
+    command = ["strace", "-f", "-qq", "-e", f"trace={calls}", "-o", str(trace)]
+    nobody = pwd.getpwnam("nobody")
+    out = nobodys_folder / "probe.json"
+
+    async def fork_one():
+        server = ForkServer(
+            [*command, sys.executable, "-P", "-s", "-m", "server_extension.forkserver"]
+        )
+        server.start()
+        try:
+            argv = [sys.executable, "-m", "tests.forkprobe", str(out), "x" * 8, "y" * 8]
+            env = {"PATH": os.defpath, TAG_VARIABLE: "probe-strace"}
+            return await server.spawn(fork_request(argv, env, REPO_ROOT, nobody))
+        finally:
+            server.close()
+
+    pid = asyncio.run(fork_one())
+    wait_until(lambda: out.exists() and out.stat().st_size, 60, 0.2, str(out))
+    calls = child_syscalls(trace, pid)
+
+    def first(prefix: str, after: int = 0) -> int:
+        return next(i for i, call in enumerate(calls) if i >= after and call.startswith(prefix))
+
+    uid_change = first("setuid(")
+    # /dev/null onto 0: the request pipe is gone.
+    stdin_replaced = next(i for i, call in enumerate(calls) if re.match(r"dup2\(\d+, 0\)", call))
+    assert stdin_replaced < uid_change, calls[: uid_change + 1]
+    reply = first("write(", after=uid_change)
+    assert '\\"pid\\"' in calls[reply], calls[reply]
+    reply_fd = calls[reply].split("(", 1)[1].split(",", 1)[0]
+    reply_closed = first(f"close({reply_fd})", after=reply)
+    dumpable = next(
+        i
+        for i, call in enumerate(calls)
+        if re.match(r"prctl\(PR_SET_DUMPABLE, (1|SUID_DUMP_USER)\)", call)
+    )
+    assert reply_closed < dumpable, calls[uid_change : dumpable + 1]
+
+
+@pytest.mark.root
+def test_the_hub_takes_no_reply_that_is_not_for_its_request():
+    """A reply with another request's id (a forged or stray line) is never a server."""
+    forged = (
+        "import json, sys\n"
+        "print(json.dumps({'ready': True}), flush=True)\n"
+        "sys.stdin.buffer.read(4)\n"
+        "print(json.dumps({'id': 999, 'pid': 1}), flush=True)\n"
+        "sys.stdin.buffer.read()\n"
+    )
+
+    async def run():
+        server = ForkServer([sys.executable, "-c", forged])
+        server.start()
+        try:
+            with pytest.raises(Exception, match="another request"):
+                await server.spawn(fork_request([sys.executable, "-m", "this"], {}, "/"))
+            return server.process
+        finally:
+            server.close()
+
+    assert asyncio.run(run()) is None  # discarded: never used again
 
 
 @pytest.mark.root
