@@ -6,15 +6,19 @@ Two teachers (ana, ben), three students (sam, sue, sid), the admin. Servers keep
 workspaces in S3 in sync mode; CODEPILOT_CULL_IDLE is 20 seconds.
 """
 
+import asyncio
 import json
 import re
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 import requests
+from aiohttp import web
 
-from codepilot_spawner.classpage.roster import class_rows
+from codepilot_spawner.classpage.hubclient import ANSWER_LIMIT, HubClient
+from codepilot_spawner.classpage.roster import TEXT_LIMIT, class_rows
 from codepilot_spawner.classroom import (
     STUDENTS_GROUP,
     TEACHERS_GROUP,
@@ -103,6 +107,65 @@ def test_rows_for_200_students_are_built_fast_enough_to_say():
     seconds = time.perf_counter() - began
     assert len(rows) == 200 and sum(row["state"] == "running" for row in rows) == 100
     print(json.dumps({"class_rows_200_students_ms": round(seconds * 1000, 2)}))
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"pending": "x"},
+        {"pending": True, "state": ["synced"], "storage": 5},
+        {"pending": -3, "last_error": {"message": {"nested": 1}}},
+        {"pending": 10**30, "state": "s" * 100_000},
+        ["not", "an", "object"],
+        None,
+    ],
+)
+def test_what_a_students_server_says_never_breaks_the_class_page(status):
+    users = [{"name": "sam", "servers": {"": {"ready": True, "url": "/user/sam/"}}}]
+    rows = class_rows(users, {("sam", ""): status}, {}, lambda user, server: "")
+    summary = rows[0]["sync"]
+    assert summary is None or (
+        isinstance(summary["pending"], int)
+        and all(len(summary[key]) <= TEXT_LIMIT for key in ("state", "storage", "error"))
+    )
+    json.dumps(rows)
+
+
+def test_the_class_page_reads_only_small_json_objects_from_servers():
+    async def run():
+        answers = {
+            "/ok": web.json_response({"pending": 2}),
+            "/list": web.json_response([1, 2]),
+            "/huge": web.Response(body=b'{"pad": "' + b"x" * (ANSWER_LIMIT + 10) + b'"}'),
+            "/deep": web.Response(body=b"[" * 100_000 + b"]" * 100_000),
+        }
+
+        async def answer(request):
+            return answers[request.path]
+
+        app = web.Application()
+        app.router.add_get("/{name}", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            async with aiohttp.ClientSession() as session:
+                client = HubClient(session, "http://127.0.0.1:1/hub/api", "t")
+                return {
+                    path: await client.get_json(f"http://127.0.0.1:{port}{path}", "t", 10)
+                    for path in answers
+                }
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(run()) == {
+        "/ok": {"pending": 2},
+        "/list": None,
+        "/huge": None,
+        "/deep": None,
+    }
 
 
 # --- the real hub ------------------------------------------------------------------------------

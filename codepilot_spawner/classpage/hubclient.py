@@ -7,6 +7,7 @@ from urllib.parse import quote
 import aiohttp
 
 PAGINATION = "application/jupyterhub-pagination+json"
+ANSWER_LIMIT = 64 * 1024  # bytes of a server's answer the class page reads
 TOKEN_LIFETIME = 3600
 TOKEN_RENEW_BEFORE = 600
 
@@ -74,6 +75,8 @@ class HubClient:
         return body["token"]
 
     async def get_json(self, url: str, token: str, seconds: float) -> dict | None:
+        """A JSON object a student's server answers, or None: no answer, not an object,
+        or over ``ANSWER_LIMIT`` bytes (what a student's server says is theirs to choose)."""
         try:
             async with self.session.get(
                 url,
@@ -83,6 +86,10 @@ class HubClient:
             ) as response:
                 if response.status != 200:
                     return None
-                return await response.json(content_type=None)
-        except (TimeoutError, aiohttp.ClientError, ValueError):
+                body = await response.content.read(ANSWER_LIMIT + 1)
+            if len(body) > ANSWER_LIMIT:
+                return None
+            answer = json.loads(body)
+        except (TimeoutError, aiohttp.ClientError, ValueError, RecursionError):
             return None
+        return answer if isinstance(answer, dict) else None

@@ -20,19 +20,34 @@ def server_state(server: dict | None) -> str:
     return "running" if server.get("ready") else "starting"
 
 
-def sync_summary(status: dict | None) -> dict | None:
-    """What the page shows of ``<server>/codepilot/api/sync``: mode, state, pending, error."""
+TEXT_LIMIT = 300  # characters of a server's own words (an error) a row keeps
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _text(value) -> str:
+    return value[:TEXT_LIMIT] if isinstance(value, str) else ""
+
+
+def sync_summary(status) -> dict | None:
+    """What the page shows of ``<server>/codepilot/api/sync``: mode, state, pending, error.
+
+    A student's server answers this, and a student controls their server: any value of
+    the wrong type or size is dropped, never a reason for the page to fail.
+    """
     if not isinstance(status, dict):
         return None
     error = status.get("last_error") or status.get("watcher_error")
     if isinstance(error, dict):
         error = error.get("message")
     return {
-        "storage": str(status.get("storage", "")),
-        "state": str(status.get("state", "")),
-        "pending": int(status.get("pending") or 0),
-        "error": str(error) if error else "",
-        "unreachable": bool(status.get("unreachable")),
+        "storage": _text(status.get("storage")),
+        "state": _text(status.get("state")),
+        "pending": _count(status.get("pending")),
+        "error": _text(error),
+        "unreachable": status.get("unreachable") is True,
     }
 
 
