@@ -48,7 +48,8 @@ class PreviewShareHandler(APIHandler):
 
     The model is the gateway's: ``{"url": ..., "share": "owner" | "authenticated" |
     "public", "allowed": [levels the hub allows]}``. Only this server's owner (or those
-    granted access to it) may call it; the gateway checks this server's token again.
+    granted access to it) may read it; only the owner, or an admin, may change it. The
+    gateway checks this server's token again.
     """
 
     auth_resource = "servers"
@@ -92,6 +93,11 @@ class PreviewShareHandler(APIHandler):
     @web.authenticated
     @authorized
     async def put(self):
+        # Opening a server (a teacher's access:servers) is not owning its preview: who
+        # may see the app is for its owner to say, or an admin.
+        viewer = getattr(self.current_user, "hub_user", None) or {}
+        if viewer.get("name") != os.environ.get("JUPYTERHUB_USER") and not viewer.get("admin"):
+            raise web.HTTPError(403, "only the owner of this server or an admin may share it")
         try:
             level = json.loads(self.request.body or b"{}")["share"]
         except (ValueError, KeyError, TypeError):

@@ -305,6 +305,29 @@ def test_who_opens_which_ide_and_preview(hub, sessions):
     assert sam.get(domain.url("ben"), headers=NAVIGATE, timeout=60).status_code == 403
 
 
+def test_a_teacher_opens_a_students_preview_settings_but_cannot_share_it(hub, sessions):
+    hub.start_server("sam")
+    url = f"{hub.url}/user/sam/codepilot/api/preview"
+
+    def call(session, method, body=None):
+        page = open_server(session, hub, "sam")  # signed in to sam's server, as a browser
+        if "oauth2/authorize" in page.url:  # JupyterHub asks a teacher to authorize once
+            fields = dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', page.text))
+            session.post(page.url, data=fields, timeout=60).raise_for_status()
+        xsrf = next(c.value for c in session.cookies if c.name == "_xsrf" and "sam" in c.path)
+        headers = {"X-XSRFToken": xsrf}
+        return session.request(method, url, json=body, headers=headers, timeout=30)
+
+    ana, admin = sessions["ana"], sessions["admin"]
+    seen = call(ana, "GET")
+    assert seen.json().get("share") == "owner", seen.text
+    refused = call(ana, "PUT", {"share": "public"})
+    assert refused.status_code == 403, refused.text
+    assert "only the owner" in refused.json()["message"]
+    assert call(admin, "PUT", {"share": "public"}).status_code == 200
+    assert call(admin, "PUT", {"share": "owner"}).json()["share"] == "owner"
+
+
 def class_page(session, hub, path="") -> requests.Response:
     return session.get(f"{hub.url}/services/codepilot/{path}", timeout=60)
 
