@@ -6,6 +6,7 @@ import os
 from jupyterhub.utils import random_port
 
 from codepilot_contracts.env import STARTERS_DIR
+from codepilot_contracts.starters import PACKAGED_STARTERS
 from codepilot_spawner import broker, classroom
 from codepilot_spawner.classauth import ClassroomPasswordAuthenticator
 from codepilot_spawner.classpage import hubservice as class_page
@@ -156,6 +157,7 @@ service, class_page_role = class_page.hub_service(
         f"--ClassPageApp.preview_domain={settings.preview_domain}",
         f"--ClassPageApp.preview_port={settings.preview_port}",
         f"--ClassPageApp.data_dir={data_dir}",
+        f"--ClassPageApp.configured_starters={list(PACKAGED_STARTERS)!r}",
     ],
 )
 services.append(service)

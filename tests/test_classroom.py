@@ -359,6 +359,23 @@ def xsrf_of(session, hub) -> str:
     return re.search(r'name="xsrf" content="([^"]+)"', page).group(1)
 
 
+def test_class_page_stop_answers_and_the_project_stays_listed(hub, sessions):
+    hub.start_server("sam", "proj")
+    ana = sessions["ana"]
+    headers = {"X-XSRFToken": xsrf_of(ana, hub)}
+    stopped = ana.post(
+        f"{hub.url}/services/codepilot/api/servers/sam/proj/stop", headers=headers, timeout=60
+    )
+    assert stopped.status_code in (200, 202), stopped.text
+    assert stopped.json()["status"] in (202, 204)
+    wait_until(lambda: not running(hub, "sam", "proj"), 60, 0.3, "sam's project to stop")
+
+
+def test_the_default_starter_offers_the_configured_starters(hub, sessions):
+    choices = class_page(sessions["ana"], hub, "api/default-starter").json()["choices"]
+    assert {"python", "flask", "node-express", "react-vite"} <= set(choices), choices
+
+
 def test_class_page_stops_only_what_the_viewer_may(hub, sessions):
     ana = sessions["ana"]
     headers = {"X-XSRFToken": xsrf_of(ana, hub)}

@@ -257,7 +257,10 @@ class ServerActionHandler(ClassPageHandler):
         status, body = await self.classpage.hub.request(
             "POST" if action == "start" else "DELETE", path, token=token
         )
-        self.set_status(status if status in (201, 202, 204, 400, 403, 404) else 502)
+        # The hub's 204 (stopped) has no body; the page's answer always has one.
+        self.set_status(
+            200 if status == 204 else status if status in (201, 202, 400, 403, 404) else 502
+        )
         self.set_header("Content-Type", "application/json")
         message = (body or {}).get("message", "") if isinstance(body, dict) else ""
         self.finish(json.dumps({"status": status, "message": message}))
