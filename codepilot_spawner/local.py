@@ -73,6 +73,13 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
     def _default_data_dir(self):
         return str(Path(".codepilot").resolve())
 
+    system_path = Unicode(
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        help="""PATH of a server that runs as a Unix user of its own, after the bin folder
+        of the hub's Python environment: built from scratch rather than inherited, so no
+        folder of the hub's user (such as root's pyenv or cargo) appears in it.""",
+    ).tag(config=True)
+
     isolate_users = Bool(
         True,
         help="""When the hub runs as root, run each user's server as a Unix user of its own
@@ -455,9 +462,11 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         env["USER"] = self.unix_name if self.isolated else env.get("USER", "")
         env["HOME"] = str(self.home)
         env["SHELL"] = "/bin/bash"
-        # Terminals find the environment's python, pip and jupyter first.
+        # Terminals find the environment's python, pip and jupyter first. An isolated
+        # server's PATH is built anew: the hub's own (root's pyenv, cargo) is not theirs.
         bin_dir = str(Path(sys.executable).parent)
-        env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
+        rest = self.system_path if self.isolated else env.get("PATH", os.defpath)
+        env["PATH"] = os.pathsep.join([bin_dir, rest])
         return env
 
     async def _restore_workspace(self):

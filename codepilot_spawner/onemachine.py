@@ -303,7 +303,11 @@ class IsolationSettings:
                 "network, users and files, without limits"
             )
         if not self.enabled:
-            return "  Isolation: network and limits OFF (CODEPILOT_ISOLATION=false)"
+            return (
+                "  Isolation: network and limits OFF (CODEPILOT_ISOLATION=false): servers "
+                "share this machine's network, so a student can reach another's app and "
+                "take its port (and its preview) while it is down; no memory or CPU limits"
+            )
         memory = describe_memory(self.mem_limit) if self.mem_limit else "no limit"
         cpus = f"{self.cpu_limit:g}" if self.cpu_limit else "no limit"
         pids = self.pids_limit or "no limit"

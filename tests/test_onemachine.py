@@ -164,6 +164,21 @@ def test_a_symlink_in_a_workspace_path_is_refused_never_followed(hub, alice, tmp
 
 
 @pytest.mark.root
+def test_an_isolated_servers_path_holds_nothing_of_the_hubs_user(hub, alice):
+    output = alice.run('echo "PATH-IS:$PATH:END"')
+    path = re.search(r"PATH-IS:(/\S*):END", output)[1].split(":")
+    assert not [folder for folder in path if folder.startswith(("/root", os.path.expanduser("~")))]
+    assert path[1:] == [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]
+
+
+@pytest.mark.root
 def test_servers_run_as_different_unix_users(hub, alice, bob):
     def uid_of(student):
         with hub.open_terminal(student.name, student.token) as ws:
