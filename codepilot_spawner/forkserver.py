@@ -53,7 +53,7 @@ def home_path_arguments(env: dict) -> list[str]:
     return [f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={workspaces}"]
 
 
-def fork_request(argv, env, cwd, account=None, procs=(), netns="") -> dict:
+def fork_request(argv, env, cwd, account=None, procs=(), netns="", mounts=None) -> dict:
     """A request: what a plain start would exec, and who and where to be first."""
     argv = [*argv, *home_path_arguments(env)]
     request = {"argv": argv, "env": dict(env), "cwd": str(cwd)}
@@ -62,6 +62,7 @@ def fork_request(argv, env, cwd, account=None, procs=(), netns="") -> dict:
         request["groups"] = os.getgrouplist(account.pw_name, account.pw_gid)
     request["procs"] = [str(path) for path in procs]
     request["netns"] = netns
+    request["mounts"] = mounts  # {"tmp": folder or ""}: mounts of its own, as a container
     return request
 
 

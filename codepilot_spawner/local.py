@@ -13,6 +13,7 @@ from jupyterhub.utils import random_port
 from traitlets import Bool, Float, Int, List, Unicode, default
 
 from codepilot_contracts.defaults import PREVIEW_PORT
+from codepilot_contracts.namespaces import enter_private_mounts
 from codepilot_contracts.progress import RESTORE_COMMAND, parse_line
 
 from . import netns
@@ -32,13 +33,17 @@ from .templates import chosen_template, spawner_starters, template_form
 from .unixusers import ensure_unix_user, remove_unix_user, unix_username
 from .workspaces import (
     home_path,
+    needs_machine_tmp,
     prepare_user_dirs,
     remove_tree,
+    tmp_path,
     workspace_path,
 )
 
 # The standard AWS settings, which servers that keep workspaces in S3 need; the keys are
 # passed only in static mode: in sts mode servers get theirs from the credential broker.
+# Where Code Pilot's code is: a server imports from it (an editable install's checkout).
+PACKAGE_DIR = Path(__file__).resolve().parent
 AWS_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
 AWS_VARIABLES = [
     *AWS_KEYS,
@@ -315,6 +320,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
             account,
             procs=sandbox.cgroup.procs_files if sandbox and sandbox.cgroup else (),
             netns=sandbox.netns if sandbox else "",
+            mounts={"tmp": self.private_tmp} if self.isolated else None,
         )
         self.log.info("Spawning %s from the fork server", self.server_label)
         self.pid = await shared_fork_server(self.fork_server_command).spawn(request)
@@ -412,6 +418,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
             return
         await asyncio.to_thread(remove_tree, self.workspace.parent)
         await asyncio.to_thread(remove_tree, self.home)
+        await asyncio.to_thread(remove_tree, tmp_path(Path(self.data_dir), self.user.name))
         if self.isolated:
             problem = await remove_unix_user(self.unix_name)
             if problem:
@@ -444,14 +451,28 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
 
     # --- what the process gets ---------------------------------------------------------
 
+    @property
+    def private_tmp(self) -> str:
+        """The folder an isolated server sees as /tmp; "" when not isolated, or when
+        something the server needs lies under /tmp (a /tmp of its own would hide it:
+        then the folder is its TMPDIR instead)."""
+        if not self.isolated or needs_machine_tmp(self.data_dir, sys.prefix, PACKAGE_DIR):
+            return ""
+        return str(tmp_path(Path(self.data_dir), self.user.name))
+
     def make_preexec_fn(self, name):
         workspace = str(self.workspace)
         become_user = set_user_setuid(self.unix_name, chdir=False) if self.isolated else None
         enter_sandbox = self.sandbox.enter() if self.sandbox else None
+        private_tmp = self.private_tmp
+
+        isolated = self.isolated
 
         def preexec():
             if enter_sandbox is not None:  # as root still
                 enter_sandbox()
+            if isolated:
+                enter_private_mounts(private_tmp)
             if become_user is not None:
                 become_user()
             os.chdir(workspace)
@@ -467,6 +488,8 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         bin_dir = str(Path(sys.executable).parent)
         rest = self.system_path if self.isolated else env.get("PATH", os.defpath)
         env["PATH"] = os.pathsep.join([bin_dir, rest])
+        if self.isolated and not self.private_tmp:
+            env["TMPDIR"] = str(tmp_path(Path(self.data_dir), self.user.name))
         return env
 
     async def _restore_workspace(self):

@@ -31,6 +31,17 @@ def home_path(root: Path, username: str) -> Path:
     return root / "homes" / path_segment(username)
 
 
+def tmp_path(root: Path, username: str) -> Path:
+    """The folder an isolated server of the user sees as ``/tmp``."""
+    return root / "tmp" / path_segment(username)
+
+
+def needs_machine_tmp(*paths) -> bool:
+    """Whether any of ``paths`` (the data dir, the Python environment) lies in /tmp."""
+    tmp = Path("/tmp").resolve()
+    return any(Path(path).resolve().is_relative_to(tmp) for path in paths)
+
+
 # Opened at each step from the folder above, never through a symlink.
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -65,24 +76,26 @@ def prepare_user_dirs(
     root: Path, username: str, server_name: str, uid: int | None = None, gid: int | None = None
 ) -> None:
     """The folders a server needs under the data dir ``root``, as the hub (often root)
-    makes them: ``workspaces/`` and ``homes/`` (0711, the hub's), ``workspaces/<user>/``
-    (0711, the hub's: its user can create nothing beside a workspace), the workspace and
-    the home (0700, owned by uid:gid when given). Every step opens the next folder from
+    makes them: ``workspaces/``, ``homes/`` and ``tmp/`` (0711, the hub's),
+    ``workspaces/<user>/`` (0711, the hub's: its user can create nothing beside a
+    workspace), the workspace, the home and the user's ``/tmp`` (0700, owned by uid:gid
+    when given). Every step opens the next folder from
     the one above with O_NOFOLLOW and sets owner and mode on what it opened, so no
     symlink planted on the way can hand another path to the user."""
     hub_uid, hub_gid = (os.geteuid(), os.getegid()) if uid is not None else (None, None)
     fds = [os.open(root, _DIR_FLAGS)]
     try:
-        for shared in ("workspaces", "homes"):
+        for shared in ("workspaces", "homes", "tmp"):
             fds.append(_open_dir_at(fds[0], shared))
             _set(fds[-1], 0o711, hub_uid, hub_gid)
-        workspaces, homes = fds[1], fds[2]
+        workspaces, homes, tmp = fds[1:4]
         fds.append(_open_dir_at(workspaces, path_segment(username)))
         _set(fds[-1], 0o711, hub_uid, hub_gid)
         fds.append(_open_dir_at(fds[-1], path_segment(server_name or DEFAULT_SERVER)))
         _set(fds[-1], 0o700, uid, gid)
-        fds.append(_open_dir_at(homes, path_segment(username)))
-        _set(fds[-1], 0o700, uid, gid)
+        for parent in (homes, tmp):
+            fds.append(_open_dir_at(parent, path_segment(username)))
+            _set(fds[-1], 0o700, uid, gid)
     finally:
         for fd in fds:
             os.close(fd)

@@ -7,12 +7,14 @@ child reads the next request itself (so no request ever enters the memory that l
 children are copied from), the fork server forks the next one, and the child becomes
 the server. A request says what a plain start would exec (``argv``, ``env``, ``cwd``)
 and what to drop to (``uid``, ``gid``, ``groups``, the cgroup ``procs`` files to join,
-the network namespace). The child replies its pid once it is that server, before it
-runs any of the user's code, or replies the error and exits:
+the network namespace, the folder to mount as its private ``tmp``). The child replies
+its pid once it is that server, before it runs any of the user's code, or replies the
+error and exits:
 
 - a session of its own (the hub's Popen used ``start_new_session``);
-- joins the cgroup and the network namespace, then drops to the user's uid, gid and
-  groups (checked: it cannot regain root);
+- joins the cgroup and the network namespace, gets mounts of its own (its ``/tmp``, a
+  ``/proc`` showing its user's processes only), closes every descriptor of the hub's,
+  then drops to the user's uid, gid and groups (checked: it cannot regain root);
 - gets exactly the requested environment, also where /proc/<pid>/environ shows it (the
   process tag that finds a server's processes lives there), fresh random seeds and no
   inherited descriptor beyond stdin (/dev/null), stdout and stderr (the hub's log).
@@ -38,7 +40,7 @@ import tempfile
 import time
 
 from codepilot_contracts.forking import encode_reply, read_request
-from codepilot_contracts.namespaces import enter_network_namespace
+from codepilot_contracts.namespaces import enter_network_namespace, enter_private_mounts
 from server_extension.deferred import defer_unused_imports
 
 # Read when jupyterhub.singleuser is imported: a child asking for other values than the
@@ -190,6 +192,8 @@ def become_server(request: dict, replies_fd: int) -> None:
             f.write("0")
     if request.get("netns"):
         enter_network_namespace(request["netns"])
+    if request.get("mounts") is not None:
+        enter_private_mounts(request["mounts"].get("tmp", ""))
     replace_environment(request["env"])
     # Before the uid changes: from then on the user's other processes may reach this one,
     # so nothing of the hub's may be left in it but the reply pipe (see make_dumpable).

@@ -54,8 +54,9 @@ def wait_answering(process, probe, timeout: float, what: str, output=lambda: "")
 
 
 def make_data_dir(prefix: str = "codepilot-test-") -> Path:
-    """A data dir under /tmp that isolated Unix users can pass through (pytest's are 0700)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+    """A data dir that isolated Unix users can pass through (pytest's are 0700), in
+    /var/tmp: not in /tmp, which isolated servers see a folder of their own at."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
     path.chmod(0o711)
     return path
 
@@ -134,7 +135,13 @@ class RunningHub:
         return open_terminal(self.server_url(user, server_name), token, self.session)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """What `make up` printed (the hub's log), then each part's log in the data dir:
+        the proxy, the services, the fork server and the servers it started."""
+        parts = [self.log_path.read_text(errors="replace")]
+        for path in sorted((self.data_dir / "logs").glob("*.log")):
+            if path.name != "hub.log":  # the hub's log is what `make up` printed
+                parts.append(f"--- {path.name} ---\n" + path.read_text(errors="replace"))
+        return "\n".join(parts)
 
     def stop(self, keep_servers: bool = False) -> None:
         """Stop the hub and, unless ``keep_servers``, the servers that outlive it."""

@@ -257,6 +257,22 @@ def ipv6_addresses(link: str, netns_name: str = "") -> list[str]:
 
 
 @pytest.mark.root
+def test_a_student_sees_only_their_own_tmp_and_processes(hub, bob, mallory):
+    """/tmp is the student's own folder, bound there (or, when the install itself lies
+    in /tmp, which that would hide, their TMPDIR); /proc shows their processes only."""
+    bob.run('echo bobs > "${TMPDIR:-/tmp}/bob-secret.txt"')
+    seen = mallory.run(
+        'ls -a /tmp "${TMPDIR:-/tmp}"; echo OWNERS; '
+        "for p in /proc/[0-9]*; do stat -c %U $p; done | sort -u"
+    )
+    listing, owners = seen.split("OWNERS", 1)
+    assert "bob-secret.txt" not in listing
+    assert set(re.findall(r"^(cp-\S+|root)\s*$", owners, re.M)) == {"cp-mallory"}, owners
+    assert (hub.data_dir / "tmp" / "bob" / "bob-secret.txt").read_text() == "bobs\n"
+    assert not Path("/tmp/bob-secret.txt").exists()
+
+
+@pytest.mark.root
 def test_no_ipv6_crosses_a_namespaces_link(hub, mallory):
     """The rules filter IPv4; over the link's IPv6 link-local addresses a namespace
     would reach every host service listening on [::]."""
