@@ -248,15 +248,6 @@ def open_named_server_from_template(student, hub_url, server_name, template) -> 
     return page
 
 
-def open_preview(lab: Page) -> Page:
-    show_launcher(lab)
-    with lab.context.expect_page() as opened:
-        launcher_card(lab, "Preview").click()
-    preview = opened.value
-    preview.wait_for_load_state()
-    return preview
-
-
 def record_failed_responses(page: Page, *origins: str) -> list[str]:
     failed = []
     page.on(
@@ -279,7 +270,7 @@ def test_react_vite_template_preview_hot_reloads(student, browser_hub, evidence)
     dev.wait_for_text(re.compile(r"VITE v\S+\s+ready in"), timeout=NPM_TIMEOUT_MS)
     evidence.screenshot(lab, "05-react-vite-dev-server")
 
-    preview = open_preview(lab)
+    preview = open_preview_tile(lab)
     assert preview.url == preview_url(browser_hub, STUDENT, "web")  # at /, no base path
     failed = record_failed_responses(preview, server_url, preview.url)
     expect(preview.get_by_role("heading", level=1)).to_have_text("Hello from React + Vite")
@@ -315,7 +306,7 @@ def test_flask_template_preview_shows_edits(student, browser_hub, evidence):
     dev.run("pip install -q -r requirements.txt && python app.py")
     dev.wait_for_text("Debugger is active", timeout=NPM_TIMEOUT_MS)
 
-    preview = open_preview(lab)
+    preview = open_preview_tile(lab)
     failed = record_failed_responses(preview, server_url, preview.url)
     assert preview.url == preview_url(browser_hub, STUDENT, "flask-app")
     expect(preview.get_by_role("heading", level=1)).to_have_text("Hello from Flask")
