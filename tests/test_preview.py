@@ -7,13 +7,18 @@ with their own cookie jar per person and the ``Sec-Fetch-*`` headers browsers se
 """
 
 import json
+import os
+import re
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
+import websockets.exceptions
 import websockets.sync.client
 from websockets.exceptions import InvalidStatus
 
@@ -265,6 +270,80 @@ def test_an_app_cannot_set_cookies_for_other_previews(hub, preview):
     assert set_cookie.startswith("tossed=1") and "domain" not in set_cookie.lower()
     tossed = [cookie for cookie in owner.cookies if cookie.name == "tossed"]
     assert [cookie.domain for cookie in tossed] == [urlparse(preview).hostname], tossed
+
+
+def gateway_rss_kib(hub) -> int:
+    """Resident memory of this hub's preview gateway (named by its port), from /proc."""
+    option = f"--PreviewGatewayApp.port={hub.preview_port}".encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and option in (entry / "cmdline").read_bytes().split(b"\0"):
+                return int(re.search(r"VmRSS:\s+(\d+)", (entry / "status").read_text())[1])
+        except OSError:
+            continue
+    raise AssertionError("the preview gateway's process was not found")
+
+
+def hub_calls(hub, pattern: str) -> int:
+    return len(re.findall(pattern, hub.log()))
+
+
+def test_floods_cost_the_hub_little_and_the_gateway_stays_small(hub, mallory, preview):
+    """Made-up tokens, made-up hosts and a message too big: each bounded."""
+    before = gateway_rss_kib(hub)
+    token_checks = hub_calls(hub, r"GET /hub/api/user \(")
+    listings = hub_calls(hub, r"GET /hub/api/users\?state=.*codepilot-preview")
+    started = time.monotonic()
+    with requests.Session() as attacker:
+        answers = [
+            attacker.get(
+                preview, headers={"Authorization": f"token {os.urandom(16).hex()}"}, timeout=30
+            ).status_code
+            for _ in range(300)
+        ]
+        same = [
+            attacker.get(preview, headers={"Authorization": "token the-same"}, timeout=30)
+            for _ in range(50)
+        ]
+    # Made-up hosts, 30 at a time: those in flight together share one listing.
+    domain = PreviewDomain("preview.localhost", "http", hub.preview_port)
+    with ThreadPoolExecutor(30) as pool:
+        unknown = list(
+            pool.map(
+                lambda n: requests.get(domain.url(f"nobody{n}"), timeout=60).status_code,
+                range(300),
+            )
+        )
+    seconds = time.monotonic() - started
+    assert set(answers) <= {401, 429} and 429 in answers, set(answers)
+    assert {response.status_code for response in same} <= {401, 429}
+    assert set(unknown) == {404}
+    wait_until(lambda: True, 1, 0.1)  # the hub's log lines of the last calls
+    asked = hub_calls(hub, r"GET /hub/api/user \(") - token_checks
+    assert asked <= 20 + 10 * seconds + 1, (asked, seconds)  # burst, then 10 a second
+    listed = hub_calls(hub, r"GET /hub/api/users\?state=.*codepilot-preview") - listings
+    print(json.dumps({"listings": listed, "unknown_hosts": len(unknown), "seconds": seconds}))
+    assert listed <= 3 * seconds + 3, (listed, seconds)  # polls + on demand, not per host
+    # A websocket message over the limit closes the socket (1009); the gateway goes on.
+    owner = login(hub, "mallory")
+    assert open_preview(owner, preview).status_code == 200
+    cookie = "; ".join(f"{c.name}={c.value}" for c in owner.cookies if "preview" in c.domain)
+    ws_url = "ws" + preview[len("http") :]
+    app = websockets.sync.client.connect(
+        ws_url,
+        additional_headers={"Cookie": cookie, "Origin": preview.rstrip("/")},
+        max_size=None,
+    )
+    with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+        app.send(b"x" * (17 * 1024 * 1024))
+        app.recv(timeout=30)
+    app.close()
+    # 1009, or a reset while the rest of the message was still being sent.
+    assert closed.value.rcvd is None or closed.value.rcvd.code == 1009, closed.value
+    assert open_preview(owner, preview).status_code == 200
+    grown = gateway_rss_kib(hub) - before
+    print(json.dumps({"gateway_rss_growth_kib": grown, "seconds": round(seconds, 1)}))
+    assert grown < 64 * 1024, grown
 
 
 # --- the sign-in handshake -----------------------------------------------------------------

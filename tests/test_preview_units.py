@@ -6,8 +6,15 @@ import time
 import pytest
 
 from codepilot_spawner.preview.access import grants_server_access
-from codepilot_spawner.preview.gateway import app_cookies, safe_next, session_cookie_values
+from codepilot_spawner.preview.gateway import (
+    TokenChecks,
+    app_cookies,
+    safe_next,
+    session_cookie_values,
+)
 from codepilot_spawner.preview.hosts import PreviewDomain, preview_label
+from codepilot_spawner.preview.servers import PreviewTarget
+from codepilot_spawner.preview.sessions import SessionBook
 from codepilot_spawner.preview.tokens import InvalidToken, sign, verify
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -109,3 +116,24 @@ def test_identity_cookies_never_reach_the_app():
 )
 def test_sign_in_returns_only_to_local_paths(path, safe):
     assert safe_next(path) == safe
+
+
+def test_one_viewer_keeps_a_bounded_number_of_sessions_newest_kept():
+    book = SessionBook(ttl=3600, per_viewer=5)
+    target = PreviewTarget(user="ana", server="", label="ana-x", start="1", port=3000)
+    ids = [book.open("bob", "t", (), target) for _ in range(50)]
+    other = book.open("carl", "t", (), target)
+    assert [sid for sid in ids if book.get(sid, target)] == ids[-5:]
+    assert book.get(other, target) is not None and len(book.sessions) == 6
+
+
+def test_refused_tokens_cost_nothing_and_new_ones_are_asked_about_at_a_bounded_rate():
+    checks = TokenChecks(rate=10, burst=3, remember=60, size=2)
+    assert [checks.may_ask() for _ in range(5)] == [True, True, True, False, False]
+    checks.refused("a")
+    assert checks.refused_lately("a") and not checks.refused_lately("b")
+    checks.refused("b")
+    checks.refused("c")  # over the size: the oldest is forgotten
+    assert not checks.refused_lately("a") and checks.refused_lately("c")
+    time.sleep(0.25)  # 10 a second: two more
+    assert [checks.may_ask() for _ in range(3)] == [True, True, False]

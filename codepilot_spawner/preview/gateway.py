@@ -8,6 +8,7 @@ cookie, any hub or IDE cookie, ``Authorization`` and the client's ``X-Forwarded-
 """
 
 import asyncio
+import hashlib
 import logging
 import re
 import secrets
@@ -100,6 +101,8 @@ def safe_next(path: str) -> str:
     return path
 
 
+# A hot-reload message is a few KB; a bigger one is refused, never buffered.
+WEBSOCKET_MESSAGE_LIMIT = 16 * 1024 * 1024
 # Methods no app in a browser sends through a preview; CONNECT would name another host.
 REFUSED_METHODS = {"CONNECT", "TRACE"}
 _COOKIE_DOMAIN = re.compile(r";\s*domain\s*=[^;]*", re.IGNORECASE)
@@ -109,6 +112,39 @@ def host_only_cookie(set_cookie: str) -> str:
     """An app's ``Set-Cookie`` without its ``Domain``: a cookie of its own preview host,
     never one that every other preview under the domain receives."""
     return _COOKIE_DOMAIN.sub("", set_cookie)
+
+
+class TokenChecks:
+    """What ``Authorization: token`` headers may cost the hub: a token it refused is
+    answered from memory for ``remember`` seconds (by digest, at most ``size`` of them),
+    and new tokens are asked about at most ``rate`` a second (bursts of ``burst``)."""
+
+    def __init__(self, rate=10.0, burst=20, remember=60.0, size=10_000):
+        self.rate, self.burst, self.remember, self.size = rate, burst, remember, size
+        self._refused: dict[bytes, float] = {}
+        self._allowance, self._counted_at = float(burst), time.monotonic()
+
+    @staticmethod
+    def _digest(token: str) -> bytes:
+        return hashlib.sha256(token.encode(errors="surrogateescape")).digest()
+
+    def refused_lately(self, token: str) -> bool:
+        return self._refused.get(self._digest(token), 0) > time.monotonic()
+
+    def may_ask(self) -> bool:
+        """Whether the hub may be asked about one more token now."""
+        now = time.monotonic()
+        self._allowance = min(self.burst, self._allowance + (now - self._counted_at) * self.rate)
+        self._counted_at = now
+        if self._allowance < 1:
+            return False
+        self._allowance -= 1
+        return True
+
+    def refused(self, token: str) -> None:
+        if len(self._refused) >= self.size:  # forget the oldest (dicts keep their order)
+            del self._refused[next(iter(self._refused))]
+        self._refused[self._digest(token)] = time.monotonic() + self.remember
 
 
 def cookie_may_authorize(request: web.BaseRequest, origin: str) -> bool:
@@ -154,6 +190,7 @@ class PreviewGateway:
         self.domain = domain
         self.directory = directory
         self.sessions = sessions
+        self.token_checks = TokenChecks()
         self.shares = shares
         self.secret = secret
         self.login_url = login_url
@@ -203,7 +240,15 @@ class PreviewGateway:
         if cookie_may_authorize(request, origin):
             session = self._session_from_cookie(request, target)
         if session is None and request.headers.get("Authorization", "").startswith("token "):
-            session = await self._session_from_token(request, target)
+            token = request.headers["Authorization"][len("token ") :].strip()
+            if self.token_checks.refused_lately(token):
+                pass  # as refused as a minute ago: no hub call
+            elif not self.token_checks.may_ask():
+                return self._page(
+                    429, "Too many token checks", "Wait a moment, then send the request again."
+                )
+            else:
+                session = await self._session_from_token(token, target)
         if session is None:
             if request.method in ("GET", "HEAD") and _is_navigation(request):
                 return self._redirect_to_login(request, target)
@@ -237,10 +282,10 @@ class PreviewGateway:
                 return session
         return None
 
-    async def _session_from_token(self, request, target) -> ViewerSession | None:
-        token = request.headers["Authorization"][len("token ") :].strip()
+    async def _session_from_token(self, token: str, target) -> ViewerSession | None:
         model = await self.hub_auth.user_for_token(token, sync=False)
         if not model or model.get("kind", "user") != "user":
+            self.token_checks.refused(token)
             return None
         return ViewerSession(
             viewer=model["name"],
@@ -414,7 +459,8 @@ class PreviewGateway:
                 headers=headers,
                 protocols=protocols,
                 autoping=False,
-                max_msg_size=0,
+                max_msg_size=WEBSOCKET_MESSAGE_LIMIT,
+                compress=0,  # no permessage-deflate: nothing to inflate without bound
             )
         except (aiohttp.ClientError, OSError) as error:
             self.log.debug("Preview %s: websocket refused: %s", target.label, error)
@@ -422,7 +468,8 @@ class PreviewGateway:
         downstream = web.WebSocketResponse(
             protocols=[upstream.protocol] if upstream.protocol else (),
             autoping=False,
-            max_msg_size=0,
+            max_msg_size=WEBSOCKET_MESSAGE_LIMIT,  # larger: closed with 1009
+            compress=False,
         )
         await downstream.prepare(request)
         await asyncio.gather(_pump(upstream, downstream), _pump(downstream, upstream))
@@ -482,4 +529,5 @@ async def _pump(source, sink) -> None:
     except (aiohttp.ClientError, ConnectionError, RuntimeError):
         pass
     finally:
-        await sink.close()
+        # The other side learns why: a message too big (1009) ends both.
+        await sink.close(code=source.close_code or aiohttp.WSCloseCode.OK)

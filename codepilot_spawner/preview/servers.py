@@ -20,7 +20,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from .hosts import preview_label
 
 PAGINATION = "application/jupyterhub-pagination+json"
-MIN_FETCH_INTERVAL = 0.05
+# On-demand listings (a host no listing had yet) start at most this often: a flood of
+# made-up hosts costs the hub one listing a second, a new server waits at most that.
+MIN_FETCH_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)

@@ -35,15 +35,24 @@ class ViewerSession:
         return grants_server_access(self.scopes, target.user, target.server, target.groups)
 
 
+# Sessions one viewer keeps at once (a teacher with every student's preview open needs
+# one each); a sign-in past it ends that viewer's oldest, so sign-ins cannot fill memory.
+SESSIONS_PER_VIEWER = 200
+
+
 class SessionBook:
     """Viewer sessions by id, and the single-use ticket nonces already spent."""
 
-    def __init__(self, ttl: float):
+    def __init__(self, ttl: float, per_viewer: int = SESSIONS_PER_VIEWER):
         self.ttl = ttl
+        self.per_viewer = per_viewer
         self.sessions: dict[str, ViewerSession] = {}
         self.spent_nonces: dict[str, float] = {}
 
     def open(self, viewer: str, token: str, scopes, target: PreviewTarget) -> str:
+        theirs = [sid for sid, session in self.sessions.items() if session.viewer == viewer]
+        for sid in theirs[: max(0, len(theirs) - self.per_viewer + 1)]:  # oldest first
+            del self.sessions[sid]
         session_id = secrets.token_urlsafe(24)
         self.sessions[session_id] = ViewerSession(
             viewer=viewer,
