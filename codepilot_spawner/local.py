@@ -474,6 +474,12 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
                 self._progress_log.report(event["progress"], event["message"])
             elif record.get("event") == "error":
                 error_message = record.get("message", "")
+            elif record.get("event") == "done" and record.get("skipped"):
+                self.log.warning(
+                    "%s: restore skipped what no file can hold: %s",
+                    self.server_label,
+                    ", ".join(map(repr, record["skipped"])),
+                )
             elif not record and line.strip():
                 last_line = line.decode(errors="replace").strip()
         if await process.wait() != 0:

@@ -67,6 +67,8 @@ class SyncStatus:
     stalled_since: float | None = None
     # Why the watcher stopped mirroring terminal changes, if it did.
     watcher_error: str | None = None
+    # Why terminal changes are found by rescans instead of events, if they are.
+    watcher_degraded: str | None = None
 
 
 class WorkspaceSync:
@@ -126,6 +128,11 @@ class WorkspaceSync:
         """Record a failed push: the status shows it and the paths stay pending."""
         self.status.last_error = {"message": str(error), "path": relpaths[-1], "at": _now()}
         self.schedule(relpaths, error)
+
+    def unstorable(self, relpath: str, error: Exception) -> None:
+        """A path S3 cannot hold: the status and the log say so; it is not retried."""
+        self.status.last_error = {"message": str(error), "path": relpath, "at": _now()}
+        self.log.warning("S3 sync: not stored in S3 (kept on local disk): %s", error)
 
     def reload_rules(self) -> None:
         self.rules = load_ignore_rules(self.root)
@@ -237,9 +244,21 @@ class WorkspaceSync:
             keys.add(relpath)
         if list_remote and relpath:
             keys.add(relpath)
-            listed = await self.store.list(self.key(relpath) + "/")
-            keys.update(layout.relpath_for(self.key_prefix, key) for key in listed)
+            decoded, foreign = self._decode_listing(await self.store.list(self.key(relpath) + "/"))
+            keys.update(decoded)
+            if foreign:  # below the deleted folder, though no name of ours
+                await self.store.delete(foreign)
         await self._delete_keys(keys)
+
+    def _decode_listing(self, listed) -> tuple[set[str], list[str]]:
+        """(workspace paths, keys that decode to none) of listed keys."""
+        decoded, foreign = set(), []
+        for key in listed:
+            try:
+                decoded.add(layout.relpath_for(self.key_prefix, key))
+            except layout.LayoutError:
+                foreign.append(key)
+        return decoded, foreign
 
     async def _delete_keys(self, relpaths, recheck: bool = True) -> None:
         """Delete objects (workspace-relative keys) and their entries.
@@ -269,7 +288,7 @@ class WorkspaceSync:
         folders = {folder for relpath in relpaths for folder in ancestors(relpath)}
         return {folder for folder in folders if not self.manifest.has_folder(folder)}
 
-    async def push_tree(self, relpath: str = "", force: bool = False) -> dict[str, S3Error]:
+    async def push_tree(self, relpath: str = "", force: bool = False) -> dict[str, Exception]:
         """Push every file and folder below ``relpath`` and delete what is gone locally.
 
         Returns the paths that failed, with their errors (they stay scheduled).
@@ -320,7 +339,7 @@ class WorkspaceSync:
         """
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._concurrency)
-        failures: dict[str, S3Error] = {}
+        failures: dict[str, Exception] = {}
         folders: list[str] = []
 
         async def push(relpath: str):
@@ -334,10 +353,19 @@ class WorkspaceSync:
             except S3Error as error:
                 failures[relpath] = error
                 self.mark_failed([relpath], error)
+            except layout.LayoutError as error:
+                # No key can hold it (too long): retrying cannot help; it stays local.
+                failures[relpath] = error
+                self.unstorable(relpath, error)
             except OSError as error:
                 # Unreadable locally (permissions, a file gone mid-way): S3 cannot help,
                 # the next event on the path tries again.
                 self.log.warning("S3 sync: could not read %s: %s", relpath, error)
+            except Exception as error:
+                # A bug on one path must not stop the others (nor a flush): retried.
+                self.log.exception("S3 sync: pushing %r failed", relpath)
+                failures[relpath] = S3Error(f"sync failed unexpectedly: {error!r}")
+                self.mark_failed([relpath], failures[relpath])
             finally:
                 self._in_flight[relpath] -= 1
                 if self._in_flight[relpath] <= 0:
@@ -357,8 +385,7 @@ class WorkspaceSync:
 
     async def rename(self, old: str, new: str) -> None:
         """After a local rename: copy the objects server-side, push the rest, delete old."""
-        listed = await self.store.list(self.key(old) + "/")
-        old_keys = {layout.relpath_for(self.key_prefix, key) for key in listed}
+        old_keys, _ = self._decode_listing(await self.store.list(self.key(old) + "/"))
         if self.manifest.get(old) is not None:
             old_keys.add(old)
 
@@ -367,8 +394,8 @@ class WorkspaceSync:
             async with self._lock(target):
                 try:
                     etag = await self.store.copy(self.key(relpath), self.key(target))
-                except S3Error:
-                    return  # gone meanwhile: push_tree uploads it from disk
+                except (S3Error, layout.LayoutError):
+                    return  # gone meanwhile (or no key holds it): push_tree decides
                 entry = self.manifest.get(relpath)
                 if entry is not None:
                     self.manifest.set(target, Entry(entry.size, entry.mtime_ns, etag))
@@ -470,6 +497,11 @@ class WorkspaceSync:
         self.status.watcher_error = str(error) or type(error).__name__
         self.log.error("S3 sync: the workspace watcher stopped: %s", self.status.watcher_error)
 
+    def watcher_degraded(self, why: str) -> None:
+        """Terminal changes are found by periodic rescans from now on, not by events."""
+        self.status.watcher_degraded = why
+        self.log.warning("S3 sync: the workspace watcher is degraded: %s", why)
+
     async def _manifest_saver(self, interval: float = 1.0) -> None:
         while not self._stopping:
             await asyncio.sleep(interval)
@@ -564,6 +596,7 @@ class WorkspaceSync:
             "stalled_since": _iso(stalled_since) if stalled_since is not None else None,
             "stall_timeout": self.stall_timeout,
             "watcher_error": self.status.watcher_error,
+            "watcher_degraded": self.status.watcher_degraded,
             "synced_objects": len(self.manifest.entries),
             "unflushed": self.status.unflushed,
         }

@@ -44,6 +44,8 @@ class SyncStatusHandler(APIHandler):
     - ``stalled_since``: when the stall was detected, or null.
     - ``stall_timeout``: seconds without progress before ``"stalled"``.
     - ``watcher_error``: why the watcher stopped, or null.
+    - ``watcher_degraded``: why terminal changes are found by rescans every few
+      seconds instead of events (a file name that is not UTF-8), or null.
     - ``synced_objects``: objects the manifest says S3 holds for this workspace.
     - ``unflushed``: paths a stopping server could not push (kept on local disk).
     """

@@ -100,7 +100,11 @@ def remote_files(
     """(relpath -> object, refused key -> why) for a listing of ``key_prefix``."""
     remote, refused = {}, {}
     for key, remote_object in listing.items():
-        relpath = layout.relpath_for(key_prefix, key)
+        try:
+            relpath = layout.relpath_for(key_prefix, key)
+        except layout.LayoutError as error:
+            refused[key] = f"no file name of this workspace ({error}); skipped"
+            continue
         if relpath == layout.DIR_KEEP:
             continue
         if layout.safe_object_relpath(relpath) is None:

@@ -49,6 +49,9 @@ class RestoreResult:
     removed: int = 0
     local_changes: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # Objects no file of this workspace can hold (a key this layout never writes, a
+    # folder in the way): reported, left alone, never a reason to fail.
+    skipped: dict[str, str] = field(default_factory=dict)
     template: str = ""
     seconds: float = 0.0
     bytes: int = 0
@@ -65,6 +68,7 @@ class RestoreResult:
             "removed": self.removed,
             "local_changes": len(self.local_changes),
             "failed": self.failed,
+            "skipped": self.skipped,
             "template": self.template,
             "seconds": round(self.seconds, 3),
             "bytes": self.bytes,
@@ -87,7 +91,8 @@ async def restore_workspace(
     """Download what is missing or changed under ``key_prefix`` into ``root``.
 
     Raises ``S3Error`` when S3 cannot be listed; failures of single files are in
-    ``RestoreResult.failed``. ``snapshots=False`` restores files only.
+    ``RestoreResult.failed``, objects no local file can hold in ``skipped``.
+    ``snapshots=False`` restores files only.
     """
     started = time.monotonic()
     root = Path(root)
@@ -147,7 +152,7 @@ class Restore:
         self.on_progress = on_progress
         self.slots = asyncio.Semaphore(concurrency)
         self.prepared: dict[str, Path] = {}
-        self.result = RestoreResult(failed=dict(view.refused))
+        self.result = RestoreResult(skipped=dict(view.refused))
         self.done = 0
         self.bytes_done = 0
         self.bytes_total = 0
@@ -182,7 +187,7 @@ class Restore:
             self.prepared, refused = await asyncio.to_thread(
                 _prepare_targets, self.root, plan.download
             )
-            result.failed.update(refused)
+            result.skipped.update(refused)
             self.done += len(refused)
         download = [relpath for relpath in plan.download if relpath in self.prepared]
         from_pack = await self._choose_from_pack(download)
@@ -207,7 +212,9 @@ class Restore:
                 self.manifest.set(relpath, Entry(info.st_size, info.st_mtime_ns, etag))
                 self.result.downloaded += 1
                 self.result.bytes += info.st_size
-            except (S3Error, OSError, ValueError) as error:
+            except ValueError as error:
+                self.result.skipped[relpath] = str(error)
+            except (S3Error, OSError) as error:
                 self.result.failed[relpath] = str(error)
         self.settled(self.remote[relpath].size)
 

@@ -3,6 +3,10 @@
 Events are debounced and batched by watchfiles (inotify on Linux, in its own thread);
 each batch schedules its paths on the ``WorkspaceSync``, whose worker pushes them
 concurrently and retries failures with backoff.
+
+watchfiles cannot watch a tree that holds a name that is not UTF-8 (it stops with
+"Unable to decode path"); the workspace is then rescanned every few seconds instead,
+and the sync status says the watcher is degraded.
 """
 
 import asyncio
@@ -31,13 +35,45 @@ def workspace_filter(sync: WorkspaceSync):
     return accept
 
 
+def undecodable_name(error: BaseException) -> bool:
+    """Whether watchfiles stopped at a file name that is not UTF-8."""
+    return isinstance(error, RuntimeError) and "Unable to decode path" in str(error)
+
+
 async def watch_workspace(
     sync: WorkspaceSync,
     stop_event: asyncio.Event,
     debounce_ms: int = 400,
     step_ms: int = 50,
+    rescan_seconds: float = 2.0,
 ) -> None:
-    """Schedule every created, changed or deleted workspace path until ``stop_event``.
+    """Schedule every created, changed or deleted workspace path until ``stop_event``;
+    rescan the workspace every ``rescan_seconds`` instead when watchfiles cannot."""
+    try:
+        await watch_events(sync, stop_event, debounce_ms, step_ms)
+    except Exception as error:
+        if not undecodable_name(error):
+            sync.watcher_failed(error)  # the status says so, not only the log
+            raise
+        sync.watcher_degraded(f"{error}: rescanning every {rescan_seconds:g}s instead")
+        await rescan_until(sync, stop_event, rescan_seconds)
+
+
+async def rescan_until(sync: WorkspaceSync, stop_event: asyncio.Event, seconds: float) -> None:
+    """Push what changed (by size and mtime) every ``seconds`` until ``stop_event``."""
+    while not stop_event.is_set():
+        await sync.push_tree("")  # failures stay scheduled for the retry worker
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop_event.wait(), seconds)
+
+
+async def watch_events(
+    sync: WorkspaceSync,
+    stop_event: asyncio.Event,
+    debounce_ms: int = 400,
+    step_ms: int = 50,
+) -> None:
+    """watchfiles' events until ``stop_event``; raises why it stopped, if it did.
 
     watchfiles' blocking iterator runs in a daemon thread of its own: its async iterator
     would use AnyIO worker threads, which are not daemons and keep the server's process
@@ -62,7 +98,6 @@ async def watch_workspace(
         if error is None:
             finished.set_result(None)
         else:
-            sync.watcher_failed(error)  # the status says so, not only the log
             finished.set_exception(error)
 
     def watch() -> None:

@@ -196,11 +196,13 @@ async def run_restore(args) -> int:
     except (S3Error, ValueError, OSError) as error:
         printer.finish({"event": "error", "message": str(error)})
         return 1
+    for key, why in sorted(result.skipped.items()):
+        print(f"warning: not restored: {key!r}: {why}", file=sys.stderr)
     printer.finish({"event": "done", **result.summary()})
     return 1 if result.failed else 0
 
 
-async def push_workspace(store: S3Store, args) -> tuple[WorkspaceSync, dict[str, S3Error]]:
+async def push_workspace(store: S3Store, args) -> tuple[WorkspaceSync, dict[str, Exception]]:
     """Push the whole workspace and save the manifest; returns the sync and what failed."""
     sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
     failures = await sync.push_tree("")
