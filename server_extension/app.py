@@ -133,6 +133,16 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         ``"state": "stalled"`` until pushes go through again.""",
     ).tag(config=True)
 
+    restore_empty_prefix = CaselessStrEnum(
+        ["refuse", "push"],
+        default_value="refuse",
+        help="""What the workspace restore at a start does when S3 holds nothing at all
+        where the workspace's manifest says it was synced (an emptied bucket, a lifecycle
+        rule, a new endpoint): ``refuse`` fails the start with a message naming the
+        endpoint and prefix and keeps every local file; ``push`` keeps the local files as
+        new ones, which the server then pushes. Read by the restore command.""",
+    ).tag(config=True)
+
     @property
     def storage_mode(self) -> str:
         return wiring.resolve_mode(self.storage, self.s3_bucket)

@@ -29,7 +29,14 @@ from codepilot_contracts import layout
 
 from .ignore import load_ignore_rules
 from .localtree import has_symlink_component, local_path, scan_local
-from .manifest import Entry, ancestors, load_manifest, save_manifest, write_manifest_text
+from .manifest import (
+    Entry,
+    ancestors,
+    load_conflicts,
+    load_manifest,
+    save_manifest,
+    write_manifest_text,
+)
 from .s3 import S3Error, S3Store
 
 
@@ -69,6 +76,8 @@ class SyncStatus:
     watcher_error: str | None = None
     # Why terminal changes are found by rescans instead of events, if they are.
     watcher_degraded: str | None = None
+    # Files a restore found changed on both sides: name -> where the local one was kept.
+    conflicts: dict[str, str] = field(default_factory=dict)
 
 
 class WorkspaceSync:
@@ -89,9 +98,9 @@ class WorkspaceSync:
         self.key_prefix = key_prefix
         self.log = log or logging.getLogger(__name__)
         self.location = f"s3://{store.bucket}/{key_prefix}"
-        self.manifest = load_manifest(self.root, self.location)
+        self.manifest = load_manifest(self.root, self.location, store.endpoint)
         self.rules = load_ignore_rules(self.root)
-        self.status = SyncStatus()
+        self.status = SyncStatus(conflicts=load_conflicts(self.root))
         self.max_backoff = max_backoff
         self.stall_timeout = stall_timeout
         self._concurrency = concurrency
@@ -597,6 +606,7 @@ class WorkspaceSync:
             "stall_timeout": self.stall_timeout,
             "watcher_error": self.status.watcher_error,
             "watcher_degraded": self.status.watcher_degraded,
+            "conflicts": self.status.conflicts,
             "synced_objects": len(self.manifest.entries),
             "unflushed": self.status.unflushed,
         }

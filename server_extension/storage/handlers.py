@@ -46,6 +46,9 @@ class SyncStatusHandler(APIHandler):
     - ``watcher_error``: why the watcher stopped, or null.
     - ``watcher_degraded``: why terminal changes are found by rescans every few
       seconds instead of events (a file name that is not UTF-8), or null.
+    - ``conflicts``: files the start's restore found changed both locally and in S3:
+      name -> ``<name>.conflict-<time>``, where the local version was kept (S3's took
+      the name); listed while the kept copy is there.
     - ``synced_objects``: objects the manifest says S3 holds for this workspace.
     - ``unflushed``: paths a stopping server could not push (kept on local disk).
     """

@@ -174,8 +174,13 @@ class S3Store:
         self._part_slots = asyncio.Semaphore(4)
 
     @property
+    def endpoint(self) -> str:
+        """The endpoint this store talks to, as a manifest records it."""
+        return self.endpoint_url or "AWS"
+
+    @property
     def where(self) -> str:
-        return f"s3://{self.bucket} at {self.endpoint_url or 'AWS'}"
+        return f"s3://{self.bucket} at {self.endpoint}"
 
     async def __aenter__(self):
         await self.client()
