@@ -139,6 +139,14 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         ``"state": "stalled"`` until pushes go through again.""",
     ).tag(config=True)
 
+    sync_save_timeout = Float(
+        10.0,
+        help="""Seconds an editor save (and an upload, rename, copy, delete or new folder)
+        waits for S3: it then answers 503 naming S3, whether S3 fails, hangs or its
+        credentials cannot be renewed; the local copy is kept and pushed once S3
+        answers.""",
+    ).tag(config=True)
+
     restore_empty_prefix = CaselessStrEnum(
         ["refuse", "push"],
         default_value="refuse",
@@ -178,6 +186,7 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
             self.s3_endpoint_url,
             self.s3_region,
             self.credentials_url,
+            self.sync_save_timeout,
         )
         wiring.configure_contents_manager(serverapp, choice, self.log)
 

@@ -159,6 +159,7 @@ def test_storage_mode_resolution_and_choice():
         "s3_endpoint_url": "http://127.0.0.1:9",
         "s3_region": "eu-west-1",
         "s3_credentials_url": "http://hub/c",
+        "sync_save_timeout": 10.0,
     }
     name, section, settings = wiring.contents_manager_choice(
         "s3", "bkt", "p/users/a/default/", "http://127.0.0.1:9"
