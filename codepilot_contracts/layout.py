@@ -145,9 +145,14 @@ def key_for(key_prefix: str, relpath: str) -> str:
     return key
 
 
+def keep_relpath(relpath: str) -> str:
+    """The workspace path of the folder ``relpath``'s marker (``""``: the root's)."""
+    return posixpath.join(relpath, DIR_KEEP) if relpath else DIR_KEEP
+
+
 def dir_keep_key(key_prefix: str, relpath: str) -> str:
     """The object that stands for the folder ``relpath`` (``""``: the workspace root)."""
-    return key_for(key_prefix, posixpath.join(relpath, DIR_KEEP) if relpath else DIR_KEEP)
+    return key_for(key_prefix, keep_relpath(relpath))
 
 
 def relpath_for(key_prefix: str, key: str) -> str:

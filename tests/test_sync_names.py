@@ -39,6 +39,10 @@ ODD = (
 )
 
 
+# An empty folder of odd names: stored as its marker, below escaped segments.
+EMPTY = b"dir\xff\\/empty\n\xe9"
+
+
 def workspace(user: str) -> tuple[Path, str]:
     return Path(tempfile.mkdtemp(prefix=f"codepilot-{user}-")), f"{PREFIX}/users/{user}/default/"
 
@@ -47,6 +51,7 @@ def lay_out(root: Path) -> dict[bytes, bytes]:
     """Every odd name as a file at the top and inside a folder of an odd name."""
     files = {}
     os.mkdir(os.path.join(os.fsencode(root), b"dir\xff\\"))
+    os.makedirs(os.path.join(os.fsencode(root), EMPTY))
     for number, name in enumerate(ODD):
         for relative in (name, b"dir\xff\\/" + name):
             files[relative] = b"content %d of " % number + relative
@@ -93,13 +98,15 @@ async def test_odd_names_are_pushed_and_restored_with_the_same_bytes(s3):
         assert await sync.push_tree("") == {}
         assert await sync.flush(20) == []
     keys = s3.keys(BUCKET, prefix)
-    assert len(keys) == len(files)
+    assert len(keys) == len(files) + 1
+    assert f"{prefix}%%dir%FF%5C/%%empty%0A%E9/.s3keep" in keys
     assert all("\\" not in key and "\n" not in key for key in keys)
 
     fresh = Path(tempfile.mkdtemp(prefix="codepilot-odd-restored-"))
     result = restore(s3, "odd", fresh)
     assert json_lines(result.stdout)[-1]["failed"] == {}
     assert on_disk(fresh) == files
+    assert await asyncio.to_thread(os.path.isdir, os.path.join(os.fsencode(fresh), EMPTY))
 
     # Restored in place: nothing to do, nothing removed.
     done = json_lines(restore(s3, "odd", root).stdout)[-1]

@@ -203,7 +203,7 @@ class WorkspaceSync:
                 # watched it: they go up with it (unchanged ones cost a stat). Its
                 # contents make it exist in S3: no marker, one request less per folder.
                 return FOLDER
-            keep = layout.dir_keep_key("", relpath)
+            keep = layout.keep_relpath(relpath)
             etag = await self.store.put_bytes(self.key(keep), b"")
             self.manifest.set(keep, Entry(0, 0, etag))
             self._succeeded()

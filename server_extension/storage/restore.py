@@ -353,7 +353,7 @@ class Restore:
             result.failed.update(failed)
             result.removed = len(removed)
             for folder in made:
-                keep = layout.dir_keep_key("", folder)
+                keep = layout.keep_relpath(folder)
                 manifest.set(keep, Entry(0, 0, self.remote[keep].etag))
             for relpath in removed:
                 manifest.discard(relpath)
@@ -432,7 +432,7 @@ def _apply_folders_and_removals(
             _make_folder(root, folder)
             made.append(folder)
         except (OSError, ValueError) as error:
-            failed[layout.dir_keep_key("", folder)] = str(error)
+            failed[layout.keep_relpath(folder)] = str(error)
     for relpath in remove:
         try:
             os.unlink(local_path(root, relpath))
