@@ -82,6 +82,8 @@ async def watch_events(
     loop = asyncio.get_running_loop()
     stop_thread = threading.Event()
     finished = loop.create_future()
+    # Its error, if it comes after the stop, is nobody's concern: no "never retrieved".
+    finished.add_done_callback(lambda future: future.cancelled() or future.exception())
 
     def schedule(changes) -> None:
         relpaths = {relative_posix(sync.root, path) for _, path in changes}
