@@ -15,6 +15,16 @@ from server_extension.storage.plan import conflict_relpath, plan_restore
 from server_extension.storage.s3 import RemoteObject, file_etag, md5_etag
 
 
+def test_ignore_rules_hold_below_names_with_newlines():
+    rules = IgnoreRules(["*.log", "build/", "data?.csv"])
+    assert rules.ignored("a\nb/__pycache__", is_dir=True)
+    assert rules.ignored("a\nb/__pycache__/m.pyc")
+    assert rules.ignored("x\ny/node_modules", is_dir=True)
+    assert rules.ignored("line\nbreak.log") and rules.ignored("x\ny/build", is_dir=True)
+    assert rules.ignored("data\n.csv")  # "?" matches any character but "/", as in git
+    assert not rules.ignored("a\nb/app.py")
+
+
 def test_default_and_custom_ignore_rules():
     rules = IgnoreRules(["*.log", "build/", "!keep.log"])
     assert rules.ignored("node_modules", is_dir=True)

@@ -147,6 +147,7 @@ async def test_a_name_no_key_can_hold_does_not_stop_the_others(s3):
     assert left == [f"{name}/{name}"]
     assert {f"{prefix}f{number}.txt" for number in range(20)} <= s3.keys(BUCKET, prefix)
     assert "1024" in sync.status.last_error["message"]
+    assert sync.status_model()["unstorable"] == [f"{name}/{name}"]
 
 
 async def test_a_name_watchfiles_cannot_decode_degrades_the_watcher_to_rescans(s3):

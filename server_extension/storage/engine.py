@@ -78,6 +78,8 @@ class SyncStatus:
     watcher_degraded: str | None = None
     # Files a restore found changed on both sides: name -> where the local one was kept.
     conflicts: dict[str, str] = field(default_factory=dict)
+    # Paths no S3 key can hold (longer than S3 allows): on local disk only.
+    unstorable: set[str] = field(default_factory=set)
 
 
 class WorkspaceSync:
@@ -139,9 +141,11 @@ class WorkspaceSync:
         self.schedule(relpaths, error)
 
     def unstorable(self, relpath: str, error: Exception) -> None:
-        """A path S3 cannot hold: the status and the log say so; it is not retried."""
+        """A path S3 cannot hold: the status and the log say so (once); not retried."""
         self.status.last_error = {"message": str(error), "path": relpath, "at": _now()}
-        self.log.warning("S3 sync: not stored in S3 (kept on local disk): %s", error)
+        if relpath not in self.status.unstorable:
+            self.status.unstorable.add(relpath)
+            self.log.warning("S3 sync: not stored in S3 (kept on local disk): %s", error)
 
     def reload_rules(self) -> None:
         self.rules = load_ignore_rules(self.root)
@@ -607,6 +611,7 @@ class WorkspaceSync:
             "watcher_error": self.status.watcher_error,
             "watcher_degraded": self.status.watcher_degraded,
             "conflicts": self.status.conflicts,
+            "unstorable": sorted(self.status.unstorable)[:50],
             "synced_objects": len(self.manifest.entries),
             "unflushed": self.status.unflushed,
         }

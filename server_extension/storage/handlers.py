@@ -49,6 +49,8 @@ class SyncStatusHandler(APIHandler):
     - ``conflicts``: files the start's restore found changed both locally and in S3:
       name -> ``<name>.conflict-<time>``, where the local version was kept (S3's took
       the name); listed while the kept copy is there.
+    - ``unstorable``: the first 50 paths whose S3 key would be longer than S3 allows
+      (kept on local disk only).
     - ``synced_objects``: objects the manifest says S3 holds for this workspace.
     - ``unflushed``: paths a stopping server could not push (kept on local disk).
     """
