@@ -196,8 +196,12 @@ class SyncContentsManager(WorkspaceFileManager):
         raise self._s3_http_error(paths[-1], error) from error
 
     async def _mirror(self, path: str, **push_options) -> None:
-        """Push ``path`` to S3 or fail the request saying so; the local copy stays."""
-        await self._within_bound(self.workspace_sync.push_path(path, **push_options), [path])
+        """Push ``path`` to S3 or fail the request saying so; the local copy stays. The
+        manifest on disk records it before the request is answered, so a restore after a
+        crash knows the acknowledged version as the one S3 and the disk agreed on."""
+        sync = self.workspace_sync
+        await self._within_bound(sync.push_path(path, **push_options), [path])
+        await sync.write_manifest()
 
     def _s3_http_error(self, path: str, error: Exception) -> web.HTTPError:
         self.log.error("S3 sync of %s failed: %s", path or "/", error)

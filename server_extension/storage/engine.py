@@ -115,6 +115,8 @@ class WorkspaceSync:
         self._wakeup: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        # One manifest write at a time: they share a scratch file, and the newest must land.
+        self._manifest_lock = asyncio.Lock()
         # Dependency snapshots (``snapshots.DependencySnapshots``), when the server wants them.
         self.snapshots = None
 
@@ -522,7 +524,9 @@ class WorkspaceSync:
 
     async def write_manifest(self) -> None:
         """Write the manifest file when entries changed since the last write."""
-        if self.manifest.dirty:
+        async with self._manifest_lock:
+            if not self.manifest.dirty:
+                return
             text = self.manifest.to_json()
             self.manifest.dirty = False
             try:
@@ -579,7 +583,8 @@ class WorkspaceSync:
             await self.snapshots.at_stop(time_limit - (time.monotonic() - started))
         self.status.state = "stopped"
         try:
-            await asyncio.to_thread(save_manifest, self.root, self.manifest)
+            async with self._manifest_lock:
+                await asyncio.to_thread(save_manifest, self.root, self.manifest)
         except OSError as error:
             self.log.warning("S3 sync: could not write the manifest: %s", error)
         await self.store.close()
