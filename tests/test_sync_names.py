@@ -172,3 +172,22 @@ async def test_a_name_watchfiles_cannot_decode_degrades_the_watcher_to_rescans(s
             await watcher
             await sync.flush(10)
     assert s3.read(BUCKET, prefix + "%%unzipped-%E9/%%%E9t%E9") == b"written from a terminal"
+
+
+def test_odd_names_come_from_the_small_files_pack(s3):
+    root, _ = workspace("packed")
+    files = {b"f\xe9\n\\%d" % number: b"small %d" % number for number in range(40)}
+    for name, content in files.items():
+        write_bytes(root, name, content)
+    env = {
+        **s3.env,
+        "CODEPILOT_S3_BUCKET": BUCKET,
+        "CODEPILOT_S3_PREFIX": PREFIX,
+        "JUPYTERHUB_USER": "packed",
+    }
+    run_sync("push", "--root", str(root), env=env)
+    run_sync("pack", "--root", str(root), env=env)
+    fresh = Path(tempfile.mkdtemp(prefix="codepilot-packed-restored-"))
+    done = json_lines(restore(s3, "packed", fresh).stdout)[-1]
+    assert done["from_pack"] == len(files)
+    assert on_disk(fresh) == files

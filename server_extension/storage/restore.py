@@ -336,7 +336,7 @@ class Restore:
         chosen = wanted_from_pack(pack_files, self.remote, download)
         # Fetching the whole pack for a few of its files would cost more than it saves.
         # Measured in tar bytes: headers would otherwise rule out a pack of tiny files.
-        chosen_bytes = sum(tar_footprint(self.remote[relpath].size) for relpath in chosen)
+        chosen_bytes = sum(tar_footprint(self.remote[p].size, p) for p in chosen)
         if len(chosen) < MIN_FILES_FOR_PACK or 2 * chosen_bytes < pack.size:
             return set()
         return chosen
