@@ -4,10 +4,8 @@ what its terminals wrote, as a pod stopped with SIGTERM does. Real hub, real ser
 real terminal, moto's S3 API.
 """
 
-import pytest
-
-from .hubtools import start_hub
 from .s3server import s3_server_fixture
+from .support.s3hub import s3_hub_fixture
 from .support.terminals import run_in_terminal
 
 BUCKET = "stops"
@@ -15,19 +13,7 @@ PREFIX = "course"
 FILES = 300
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
-
-
-@pytest.fixture(scope="module")
-def s3_hub(s3):
-    env = {
-        **s3.env,
-        "CODEPILOT_S3_BUCKET": BUCKET,
-        "CODEPILOT_S3_PREFIX": PREFIX,
-        "CODEPILOT_S3_ENDPOINT_URL": s3.endpoint_url,
-    }
-    running = start_hub(env=env)
-    yield running
-    running.stop()
+s3_hub = s3_hub_fixture(BUCKET, PREFIX)
 
 
 def test_the_hubs_stop_pushes_what_a_terminal_wrote_just_before(s3_hub, s3):
