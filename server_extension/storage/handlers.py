@@ -35,8 +35,9 @@ class SyncStatusHandler(APIHandler):
       - ``"idle"``: nothing pending, S3 holds the workspace;
       - ``"stalled"``: paths are pending and no push has finished for
         ``stall_timeout`` seconds (S3 down or hanging); the log has a warning too;
-      - ``"error"``: the watcher stopped (``watcher_error``): terminal changes are no
-        longer mirrored until the server restarts; editor saves still are;
+      - ``"error"``: the watcher and the rescans that replace it stopped
+        (``watcher_error``): terminal changes are no longer mirrored until the server
+        restarts; editor saves still are;
       - ``"stopped"``: the server is shutting down and has flushed (``unflushed``).
 
     - ``pending_paths``: the first 50 pending paths.
@@ -45,7 +46,8 @@ class SyncStatusHandler(APIHandler):
     - ``stall_timeout``: seconds without progress before ``"stalled"``.
     - ``watcher_error``: why the watcher stopped, or null.
     - ``watcher_degraded``: why terminal changes are found by rescans every few
-      seconds instead of events (a file name that is not UTF-8), or null.
+      seconds instead of events (a file name that is not UTF-8, the inotify watch
+      limit), or null.
     - ``conflicts``: files the start's restore found changed both locally and in S3:
       name -> ``<name>.conflict-<time>``, where the local version was kept (S3's took
       the name); listed while the kept copy is there.

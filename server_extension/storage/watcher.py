@@ -5,8 +5,9 @@ each batch schedules its paths on the ``WorkspaceSync``, whose worker pushes the
 concurrently and retries failures with backoff.
 
 watchfiles cannot watch a tree that holds a name that is not UTF-8 (it stops with
-"Unable to decode path"); the workspace is then rescanned every few seconds instead,
-and the sync status says the watcher is degraded.
+"Unable to decode path"), nor one with more folders than the inotify watch limit; the
+workspace is then rescanned every few seconds instead, and the sync status says the
+watcher is degraded.
 """
 
 import asyncio
@@ -35,11 +36,6 @@ def workspace_filter(sync: WorkspaceSync):
     return accept
 
 
-def undecodable_name(error: BaseException) -> bool:
-    """Whether watchfiles stopped at a file name that is not UTF-8."""
-    return isinstance(error, RuntimeError) and "Unable to decode path" in str(error)
-
-
 async def watch_workspace(
     sync: WorkspaceSync,
     stop_event: asyncio.Event,
@@ -48,15 +44,18 @@ async def watch_workspace(
     rescan_seconds: float = 2.0,
 ) -> None:
     """Schedule every created, changed or deleted workspace path until ``stop_event``;
-    rescan the workspace every ``rescan_seconds`` instead when watchfiles cannot."""
+    rescan the workspace every ``rescan_seconds`` instead when watchfiles cannot watch it
+    (a name that is not UTF-8, the inotify watch limit): degraded, never unmirrored."""
     try:
         await watch_events(sync, stop_event, debounce_ms, step_ms)
+        return
     except Exception as error:
-        if not undecodable_name(error):
-            sync.watcher_failed(error)  # the status says so, not only the log
-            raise
         sync.watcher_degraded(f"{error}: rescanning every {rescan_seconds:g}s instead")
+    try:
         await rescan_until(sync, stop_event, rescan_seconds)
+    except Exception as error:
+        sync.watcher_failed(error)  # the status says so, not only the log
+        raise
 
 
 async def rescan_until(sync: WorkspaceSync, stop_event: asyncio.Event, seconds: float) -> None:
