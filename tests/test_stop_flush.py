@@ -36,3 +36,18 @@ def test_the_hubs_stop_pushes_what_a_terminal_wrote_just_before(s3_hub, s3):
     missing = sorted(key for key, data in expected.items() if objects.get(key) != data)
     assert not missing, f"{len(missing)} files not in S3 after Stop, e.g. {missing[:3]}"
     assert "workspace flushed" in s3_hub.log()
+
+
+def test_the_hubs_stop_ends_a_server_whose_s3_hangs_within_the_interrupt(s3_hub, s3):
+    s3_hub.create_user("quinn")
+    s3_hub.start_server("quinn")
+    token = s3_hub.user_token("quinn")
+    workspace = s3_hub.data_dir / "workspaces" / "quinn" / "default"
+    with s3.hang(), s3_hub.open_terminal("quinn", token) as ws:
+        run_in_terminal(ws, "echo stranded > stranded.txt && echo WRIT''TEN", "WRITTEN")
+        s3_hub.stop_server("quinn")
+    log = s3_hub.log()
+    assert "could not push to S3 before stopping" in log and "stranded.txt" in log
+    # SIGINT was enough: the spawner never had to send SIGTERM after its interrupt_timeout.
+    assert "received signal 15" not in log
+    assert (workspace / "stranded.txt").read_text() == "stranded\n"
