@@ -191,3 +191,21 @@ def test_odd_names_come_from_the_small_files_pack(s3):
     done = json_lines(restore(s3, "packed", fresh).stdout)[-1]
     assert done["from_pack"] == len(files)
     assert on_disk(fresh) == files
+
+
+async def test_a_name_no_key_can_hold_leaves_the_sync_idle_after_a_start(s3):
+    root, prefix = workspace("idle")
+    deep = os.fsdecode(b"\xe9" * 255)
+    (root / deep).mkdir()
+    (root / deep / deep).write_text("local only")
+    async with S3Store(BUCKET, s3.endpoint_url) as store:
+        sync = WorkspaceSync(root, store, prefix)
+        sync.start()  # reconciles: pushes what changed while no server ran
+        try:
+            deadline = time.monotonic() + 20
+            while sync.status_model()["state"] != "idle":
+                assert time.monotonic() < deadline, sync.status_model()
+                await asyncio.sleep(0.05)
+            assert sync.status_model()["unstorable"] == [f"{deep}/{deep}"]
+        finally:
+            await sync.flush(10)

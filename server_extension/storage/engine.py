@@ -56,6 +56,13 @@ def _has_ancestor_in(relpath: str, folders: set[str]) -> bool:
     return not folders.isdisjoint(ancestors(relpath))
 
 
+def _retried(failures: dict[str, Exception]) -> dict[str, Exception]:
+    """The failures that stay pending: not those of paths no key can hold."""
+    return {
+        path: error for path, error in failures.items() if not isinstance(error, layout.LayoutError)
+    }
+
+
 # What a push of one path did; a folder asks for more: its contents.
 PUSHED, FOLDER = "pushed", "folder"
 
@@ -464,7 +471,7 @@ class WorkspaceSync:
             if self._stopping:
                 break
             self.status.state = "syncing"
-            failures = await self._drain_queue()
+            failures = _retried(await self._drain_queue())
             if failures:
                 backoff = min(max(backoff * 2, 0.5), self.max_backoff)
                 self.status.state = "retrying"
@@ -552,7 +559,7 @@ class WorkspaceSync:
     async def _reconcile(self) -> None:
         """Push local changes made while no server watched (a crash, a stopped pod)."""
         self.status.state = "reconciling"
-        failures = await self.push_tree("")
+        failures = _retried(await self.push_tree(""))
         if failures:
             self.log.warning("S3 sync: %d paths pending after startup", len(failures))
         elif not self._queue:
