@@ -11,7 +11,10 @@ but ``/`` and NUL (invalid UTF-8, backslashes, newlines, names of 255 bytes). Af
 every burst the invariant waits, bounded, for the sync to settle: S3 holds exactly what
 the disk holds (minus ignored paths, symlinks and paths whose key S3 cannot hold), the
 manifest agrees with both, and the status says idle with nothing pending. With
-``outages``, S3 also goes away in the middle of some bursts and comes back.
+``outages``, S3 also goes away in the middle of some bursts and comes back. Between any
+two bursts the server may end, gracefully or as SIGKILL leaves it, and start again with
+a restore, on the same disk or (after a graceful stop) a new one: every file on disk at
+the end is there again with its bytes, and nothing else (no conflict copies).
 
 Used by tests/test_sync_properties.py and tests/benchmarks/soak_sync.py.
 """
@@ -37,6 +40,8 @@ from tornado import web
 from codepilot_contracts import layout
 from server_extension.storage.contents import SyncContentsManager
 from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.restore import restore_workspace
+from server_extension.storage.s3 import S3Store
 from server_extension.storage.watcher import watch_workspace
 
 from .support.folders import ancestors
@@ -105,6 +110,22 @@ async def close_workspace(workspace: Workspace) -> None:
     workspace.stop.set()
     await asyncio.gather(workspace.watcher, return_exceptions=True)
     await workspace.sync.flush(10)
+
+
+async def kill_workspace(workspace: Workspace) -> None:
+    """As SIGKILL leaves it: every task ends where it is, nothing flushed or saved."""
+    workspace.stop.set()
+    tasks = [workspace.watcher, *workspace.sync._tasks]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await workspace.sync.store.close()
+
+
+async def restore_into(root: Path, prefix: str, endpoint_url: str):
+    """What a start runs before the server: the restore command's work (files only)."""
+    async with S3Store(BUCKET, endpoint_url) as store:
+        return await restore_workspace(store, prefix, root, snapshots=False)
 
 
 # --- the disk as a terminal sees it, and what S3 should hold -------------------------------
@@ -402,6 +423,7 @@ class TerminalBursts(RuleBasedStateMachine):
         self.root = Path(tempfile.mkdtemp(prefix="codepilot-prop-"))
         (self.root / ".codepilotignore").write_text("\n".join(IGNORE_LINES) + "\n")
         (self.root / "editor").mkdir()
+        self.old_roots: list[Path] = []
         self.terminal = Terminal(self.root, harness.outside)
         self.workspace = harness.loop.run(
             open_workspace(self.root, self.prefix, harness.s3.endpoint_url)
@@ -414,10 +436,10 @@ class TerminalBursts(RuleBasedStateMachine):
 
     def wait_for_watcher(self) -> None:
         """watchfiles starts in a thread: a probe file reaching S3 says it is watching."""
-        probe = self.root / "editor" / "probe.txt"
-        probe.write_text("probe")
+        name = f"probe{next(self.counter)}.txt"
+        (self.root / name).write_text("probe")
         deadline = time.monotonic() + SETTLE_SECONDS
-        while self.workspace.sync.manifest.get("editor/probe.txt") is None:
+        while self.workspace.sync.manifest.get(name) is None:
             assert time.monotonic() < deadline, "the watcher never mirrored a probe file"
             time.sleep(0.05)
 
@@ -425,7 +447,36 @@ class TerminalBursts(RuleBasedStateMachine):
         try:
             self.harness.loop.run(close_workspace(self.workspace), timeout=30)
         finally:
-            shutil.rmtree(self.root, ignore_errors=True)
+            for root in {self.root, *self.old_roots}:
+                shutil.rmtree(root, ignore_errors=True)
+
+    @rule(kill=st.booleans(), fresh=st.booleans())
+    def restart(self, kill, fresh):
+        """The server ends (a graceful stop, or SIGKILL) and starts again with a restore,
+        on the same disk (one machine) or, after a graceful stop, a new one (a new pod):
+        every file on disk at the end is there again, with its bytes, and nothing else."""
+        fresh = fresh and not kill  # after SIGKILL, a new disk has only what S3 had
+        loop, endpoint = self.harness.loop, self.harness.s3.endpoint_url
+        _, files = walk(self.root)
+        before = {path: (self.root / path).read_bytes() for path in files}
+        if fresh:  # a new disk gets only what S3 can hold
+            before = {path: data for path, data in before.items() if fits(self.prefix, path)}
+        loop.run(kill_workspace(self.workspace) if kill else close_workspace(self.workspace))
+        if fresh:
+            self.old_roots.append(self.root)
+            self.root = Path(tempfile.mkdtemp(prefix="codepilot-prop-"))
+            self.terminal.root = self.root
+        result = loop.run(restore_into(self.root, self.prefix, endpoint))
+        assert not result.failed and not result.conflicts, result.summary()
+        _, files = walk(self.root)
+        after = {path: (self.root / path).read_bytes() for path in files}
+        assert after.keys() == before.keys(), sorted(after.keys() ^ before.keys())[:5]
+        assert [path for path in after if after[path] != before[path]] == []
+        self.workspace = loop.run(open_workspace(self.root, self.prefix, endpoint))
+        self.wait_for_watcher()
+        if self.harness.stats is not None:
+            kind = "kills" if kill else "fresh_restarts" if fresh else "restarts"
+            self.harness.stats[kind] = self.harness.stats.get(kind, 0) + 1
 
     def run_burst(self, ops, saves: int, outage_after: int | None) -> None:
         paths = [f"editor/e{number % 7}.txt" for number in range(saves)]
