@@ -389,12 +389,20 @@ def _prepare_target(root: Path, relpath: str) -> Path:
 
 def _keep_beside(root: Path, relpath: str) -> str:
     """A second name for the local file, ``<name>.conflict-<time>``, before the download
-    replaces it (a hard link: no copy, the same bytes); returns that name."""
+    replaces it (a hard link: no copy, the same bytes; a copy where links fail); returns
+    that name."""
     now = time.time()
+    source = local_path(root, relpath)
     for attempt in range(1, 100):
         kept = conflict_relpath(relpath, now, attempt)
         try:
-            os.link(local_path(root, relpath), local_path(root, kept), follow_symlinks=False)
+            try:
+                os.link(source, local_path(root, kept), follow_symlinks=False)
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links
+                with open(source, "rb") as original, open(local_path(root, kept), "xb") as copy:
+                    shutil.copyfileobj(original, copy)
             return kept
         except FileExistsError:
             continue
