@@ -518,11 +518,27 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
                 self._progress_log.report(event["progress"], event["message"])
             elif record.get("event") == "error":
                 error_message = record.get("message", "")
+            elif record.get("event") == "done":
+                self._log_restore_warnings(record)
             elif not record and line.strip():
                 last_line = line.decode(errors="replace").strip()
         if await process.wait() != 0:
             reason = error_message or last_line or "no output"
             raise RuntimeError(f"Could not restore the workspace: {reason}")
+
+    def _log_restore_warnings(self, done: dict) -> None:
+        if done.get("skipped"):
+            self.log.warning(
+                "%s: restore skipped what no file can hold: %s",
+                self.server_label,
+                ", ".join(map(repr, done["skipped"])),
+            )
+        if done.get("conflicts"):
+            self.log.warning(
+                "%s: changed both locally and in S3, local versions kept beside: %s",
+                self.server_label,
+                ", ".join(map(repr, done["conflicts"].values())),
+            )
 
     def get_env(self):
         env = super().get_env()

@@ -3,6 +3,7 @@
 import asyncio
 import getpass
 import os
+import signal
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import CaselessStrEnum, Float, Int, Unicode, default
@@ -15,6 +16,9 @@ from .preview import preview_handlers
 from .storage import wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .terminals import WorkspaceTerminalManager, configure_terminals
+
+# Seconds a stop may take beyond ``sync_flush_timeout``: snapshots, the manifest, closing.
+STOP_MARGIN = 3.0
 
 
 class CodePilot(EnvDefaultsMixin, ExtensionApp):
@@ -121,9 +125,11 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
 
     sync_flush_timeout = Float(
         4.0,
-        help="""Seconds a stopping server (SIGTERM) spends pushing what is still pending
-        to S3; anything left is logged by name. Keep it below the time the spawner waits
-        before SIGKILL (JupyterHub's ``Spawner.term_timeout``, a pod's grace period).""",
+        help="""Seconds a stopping server (the hub's Stop and the culler, which send
+        SIGINT; SIGTERM, as a pod gets) spends pushing what is still pending to S3;
+        anything left is logged by name. The whole stop takes at most a few seconds
+        more. Keep it below the time the spawner waits before it escalates
+        (JupyterHub's ``Spawner.interrupt_timeout``, a pod's grace period).""",
     ).tag(config=True)
 
     sync_stall_timeout = Float(
@@ -131,6 +137,24 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         help="""Seconds pending sync work may go without any push finishing before the
         sync counts as stalled: the log gets a warning and ``/codepilot/api/sync`` says
         ``"state": "stalled"`` until pushes go through again.""",
+    ).tag(config=True)
+
+    sync_save_timeout = Float(
+        10.0,
+        help="""Seconds an editor save (and an upload, rename, copy, delete or new folder)
+        waits for S3: it then answers 503 naming S3, whether S3 fails, hangs or its
+        credentials cannot be renewed; the local copy is kept and pushed once S3
+        answers.""",
+    ).tag(config=True)
+
+    restore_empty_prefix = CaselessStrEnum(
+        ["refuse", "push"],
+        default_value="refuse",
+        help="""What the workspace restore at a start does when S3 holds nothing at all
+        where the workspace's manifest says it was synced (an emptied bucket, a lifecycle
+        rule, a new endpoint): ``refuse`` fails the start with a message naming the
+        endpoint and prefix and keeps every local file; ``push`` keeps the local files as
+        new ones, which the server then pushes. Read by the restore command.""",
     ).tag(config=True)
 
     @property
@@ -162,6 +186,7 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
             self.s3_endpoint_url,
             self.s3_region,
             self.credentials_url,
+            self.sync_save_timeout,
         )
         wiring.configure_contents_manager(serverapp, choice, self.log)
 
@@ -180,7 +205,18 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
             status["location"] = f"s3://{self.s3_bucket}/{self.workspace_key_prefix}"
         return status
 
+    def _stop_on_sigint(self, serverapp) -> None:
+        """Make SIGINT stop the server as SIGTERM does, cleanup and flush included.
+
+        JupyterHub's local spawner stops a server with SIGINT first. jupyter-server
+        handles SIGINT only when stdin is a terminal, so a spawned server got Python's
+        KeyboardInterrupt, which ends the event loop without any cleanup: no flush.
+        """
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, serverapp._signal_stop)
+
     async def _start_jupyter_server_extension(self, serverapp):
+        self._stop_on_sigint(serverapp)
         sync = self.workspace_sync
         if sync is None:
             return
@@ -198,9 +234,23 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         self.log.info("Code Pilot: mirroring %s to %s", sync.root, sync.location)
 
     async def stop_extension(self):
+        """Flush the workspace, once, however many stop signals come; never raises, so
+        jupyter-server's cleanup always goes on to end the process."""
         sync = self.workspace_sync
         if sync is None:
             return
+        if getattr(self, "_flushing", None) is None:
+            self._flushing = asyncio.ensure_future(self._flush_at_stop(sync))
+        await asyncio.shield(self._flushing)
+
+    async def _flush_at_stop(self, sync) -> None:
+        try:
+            # The flush bounds its pushes; this bounds the rest (snapshots, the manifest).
+            await asyncio.wait_for(self._flush(sync), self.sync_flush_timeout + STOP_MARGIN)
+        except Exception:
+            self.log.exception("Code Pilot: the flush at stop failed; local files are kept")
+
+    async def _flush(self, sync) -> None:
         if getattr(self, "_watch_stop", None) is not None:
             self._watch_stop.set()
             await asyncio.gather(self._watch_task, return_exceptions=True)

@@ -3,7 +3,9 @@
 ``start_s3_server()`` runs ``python -m moto.server`` on a free 127.0.0.1 port and, by
 default, a small TCP relay in front of it. The relay is what simulates an outage: while
 ``outage()`` is active it drops every open connection and closes new ones at once, so
-clients see S3 as unreachable, yet moto keeps running with all its objects in memory.
+clients see S3 as unreachable, yet moto keeps running with all its objects in memory;
+while ``hang()`` is active it accepts and reads but forwards nothing, as a paused server
+or a black-holed route does.
 
     s3 = start_s3_server()
     s3.create_bucket("workspaces")
@@ -46,6 +48,8 @@ class TcpRelay:
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=256)
         self.port = self._listener.getsockname()[1]
         self._refusing = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -78,6 +82,7 @@ class TcpRelay:
                 data = source.recv(262144)
                 if not data:
                     break
+                self._flowing.wait()  # held while hanging, then delivered late
                 sink.sendall(data)
         except OSError:
             pass
@@ -102,11 +107,17 @@ class TcpRelay:
                 sock.shutdown(socket.SHUT_RDWR)
             _reset(sock)
 
+    def hang(self):
+        """Forward nothing, in either direction, until ``serve()``; drop nothing."""
+        self._flowing.clear()
+
     def serve(self):
         self._refusing.clear()
+        self._flowing.set()
 
     def close(self):
         self._closed = True
+        self._flowing.set()
         self.refuse()
         self._listener.close()
 
@@ -176,12 +187,20 @@ class S3Server:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
-    @contextlib.contextmanager
     def outage(self):
         """S3 unreachable through ``endpoint_url`` inside the block; data survives."""
+        return self._relay_mode("refuse")
+
+    def hang(self):
+        """S3 answers nothing through ``endpoint_url`` inside the block (no error either)."""
+        return self._relay_mode("hang")
+
+    @contextlib.contextmanager
+    def _relay_mode(self, mode: str):
+        """The relay in ``mode`` (``refuse``, ``hang``) inside the block, then serving."""
         if self.relay is None:
-            raise RuntimeError("start_s3_server(relay=True) is needed to simulate an outage")
-        self.relay.refuse()
+            raise RuntimeError(f"start_s3_server(relay=True) is needed to {mode}")
+        getattr(self.relay, mode)()
         try:
             yield self
         finally:

@@ -6,10 +6,15 @@ a real S3 API (moto behind the tests' relay). Each rule is a burst of what termi
 do (trees made and moved in at once, overwrites, deletes, renames and moves of files
 and folders, a file replaced by a folder and back, symlinks into and out of the
 workspace, ignored paths), hundreds of paths at a time, while editor saves go through
-the contents manager. After every burst the invariant waits, bounded, for the sync to
-settle: S3 holds exactly what the disk holds (minus ignored paths and symlinks), the
+the contents manager. Every other name a burst makes starts with bytes drawn from all
+but ``/`` and NUL (invalid UTF-8, backslashes, newlines, names of 255 bytes). After
+every burst the invariant waits, bounded, for the sync to settle: S3 holds exactly what
+the disk holds (minus ignored paths, symlinks and paths whose key S3 cannot hold), the
 manifest agrees with both, and the status says idle with nothing pending. With
-``outages``, S3 also goes away in the middle of some bursts and comes back.
+``outages``, S3 also goes away in the middle of some bursts and comes back. Between any
+two bursts the server may end, gracefully or as SIGKILL leaves it, and start again with
+a restore, on the same disk or (after a graceful stop) a new one: every file on disk at
+the end is there again with its bytes, and nothing else (no conflict copies).
 
 Used by tests/test_sync_properties.py and tests/benchmarks/soak_sync.py.
 """
@@ -32,8 +37,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from tornado import web
 
+from codepilot_contracts import layout
 from server_extension.storage.contents import SyncContentsManager
 from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.restore import restore_workspace
+from server_extension.storage.s3 import S3Store
 from server_extension.storage.watcher import watch_workspace
 
 from .support.folders import ancestors
@@ -104,6 +112,22 @@ async def close_workspace(workspace: Workspace) -> None:
     await workspace.sync.flush(10)
 
 
+async def kill_workspace(workspace: Workspace) -> None:
+    """As SIGKILL leaves it: every task ends where it is, nothing flushed or saved."""
+    workspace.stop.set()
+    tasks = [workspace.watcher, *workspace.sync._tasks]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await workspace.sync.store.close()
+
+
+async def restore_into(root: Path, prefix: str, endpoint_url: str):
+    """What a start runs before the server: the restore command's work (files only)."""
+    async with S3Store(BUCKET, endpoint_url) as store:
+        return await restore_workspace(store, prefix, root, snapshots=False)
+
+
 # --- the disk as a terminal sees it, and what S3 should hold -------------------------------
 
 
@@ -135,10 +159,43 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
 
 
-def mismatches(root: Path, remote: dict[str, str], manifest: dict, status: dict) -> list[str]:
-    """Why disk, S3 (key -> ETag), manifest and status do not agree yet; empty when they do."""
+def fits(prefix: str, relpath: str) -> bool:
+    """Whether S3 can hold ``relpath``: its key is no longer than S3 allows."""
+    try:
+        layout.key_for(prefix, relpath)
+    except layout.LayoutError:
+        return False
+    return True
+
+
+def folders_in_s3(prefix: str, folders: list[str], files) -> set[str]:
+    """The folders S3 should hold: those with a file below that fits, or a folder that S3
+    holds, and those holding nothing at all (by their marker). A folder whose only
+    contents no key can hold is in no listing."""
+    children: dict[str, list[tuple[str, bool]]] = {folder: [] for folder in folders}
+    for folder in folders[1:]:
+        children[folder.rpartition("/")[0]].append((folder, True))
+    for relpath in files:
+        children[relpath.rpartition("/")[0]].append((relpath, False))
+    held: set[str] = set()
+    for folder in sorted(folders[1:], key=lambda folder: folder.count("/"), reverse=True):
+        below = children[folder]
+        if not below:
+            stored = fits(prefix, f"{folder}/.s3keep")
+        else:
+            stored = any(path in held if is_dir else fits(prefix, path) for path, is_dir in below)
+        if stored:
+            held.add(folder)
+    return held
+
+
+def mismatches(
+    root: Path, prefix: str, remote: dict[str, str], manifest: dict, status: dict
+) -> list[str]:
+    """Why disk, S3 (relpath -> ETag), manifest and status do not agree yet; empty when
+    they do."""
     folders, files = walk(root)
-    expected = {relpath: md5(root / relpath) for relpath in files}
+    expected = {relpath: md5(root / relpath) for relpath in files if fits(prefix, relpath)}
     markers = {relpath: etag for relpath, etag in remote.items() if relpath.endswith("/.s3keep")}
     remote_files = {relpath: etag for relpath, etag in remote.items() if relpath not in markers}
     problems = []
@@ -151,7 +208,7 @@ def mismatches(root: Path, remote: dict[str, str], manifest: dict, status: dict)
             problems.append(f"S3 holds other bytes: {relpath}")
     # A folder is in S3 when an object lies below it: files, or a marker when empty.
     remote_folders = {folder for relpath in remote for folder in ancestors(relpath)}
-    for folder in sorted(set(folders[1:]) - remote_folders)[:5]:
+    for folder in sorted(folders_in_s3(prefix, folders, files) - remote_folders)[:5]:
         problems.append(f"folder missing in S3: {folder}")
     for folder in sorted(remote_folders - set(folders))[:5]:
         problems.append(f"folder in S3 but not on disk: {folder}")
@@ -184,8 +241,18 @@ KINDS = (
     "symlink",
     "ignored",
 )
+# Leaves room for the counter and ".txt" in Linux's 255 bytes a name.
+ODD_NAME_BYTES = 240
+odd_names = st.one_of(
+    st.binary(min_size=1, max_size=12),
+    st.binary(min_size=ODD_NAME_BYTES, max_size=ODD_NAME_BYTES),
+).map(lambda raw: raw.replace(b"/", b"\\").replace(b"\0", b"\n"))
 operations = st.tuples(
-    st.sampled_from(KINDS), st.integers(0, 2**16), st.integers(0, 2**16), st.integers(0, 7)
+    st.sampled_from(KINDS),
+    st.integers(0, 2**16),
+    st.integers(0, 2**16),
+    st.integers(0, 7),
+    odd_names,
 )
 
 
@@ -196,12 +263,16 @@ class Terminal:
         self.root = root
         self.outside = outside
         self.names = itertools.count()
+        self.odd = b""  # the drawn bytes of the current operation
 
     def fresh(self, stem: str) -> str:
-        return f"{stem}{next(self.names)}"
+        """A new name; every other one starts with the operation's drawn bytes."""
+        number = next(self.names)
+        name = f"{stem}{number}".encode()
+        return os.fsdecode(self.odd + name if number % 2 else name)
 
     def content(self, name: str, big: bool) -> bytes:
-        line = f"{name} {next(self.names)}\n".encode()
+        line = os.fsencode(f"{name} {next(self.names)}\n")
         return line * (4000 if big else 1 + len(line) % 3)
 
     def pick(self, items: list[str], number: int) -> str | None:
@@ -225,9 +296,10 @@ class Terminal:
             level = below
         return made
 
-    def apply(self, kind: str, a: int, b: int, c: int) -> None:
+    def apply(self, kind: str, a: int, b: int, c: int, odd: bytes = b"") -> None:
         """Run one operation; like a shell command it may fail when an editor save races
         it (``mkdir: File exists``), which leaves the disk as it is."""
+        self.odd = odd
         with contextlib.suppress(OSError):
             self._apply(kind, a, b, c)
 
@@ -351,6 +423,7 @@ class TerminalBursts(RuleBasedStateMachine):
         self.root = Path(tempfile.mkdtemp(prefix="codepilot-prop-"))
         (self.root / ".codepilotignore").write_text("\n".join(IGNORE_LINES) + "\n")
         (self.root / "editor").mkdir()
+        self.old_roots: list[Path] = []
         self.terminal = Terminal(self.root, harness.outside)
         self.workspace = harness.loop.run(
             open_workspace(self.root, self.prefix, harness.s3.endpoint_url)
@@ -363,10 +436,10 @@ class TerminalBursts(RuleBasedStateMachine):
 
     def wait_for_watcher(self) -> None:
         """watchfiles starts in a thread: a probe file reaching S3 says it is watching."""
-        probe = self.root / "editor" / "probe.txt"
-        probe.write_text("probe")
+        name = f"probe{next(self.counter)}.txt"
+        (self.root / name).write_text("probe")
         deadline = time.monotonic() + SETTLE_SECONDS
-        while self.workspace.sync.manifest.get("editor/probe.txt") is None:
+        while self.workspace.sync.manifest.get(name) is None:
             assert time.monotonic() < deadline, "the watcher never mirrored a probe file"
             time.sleep(0.05)
 
@@ -374,7 +447,36 @@ class TerminalBursts(RuleBasedStateMachine):
         try:
             self.harness.loop.run(close_workspace(self.workspace), timeout=30)
         finally:
-            shutil.rmtree(self.root, ignore_errors=True)
+            for root in {self.root, *self.old_roots}:
+                shutil.rmtree(root, ignore_errors=True)
+
+    @rule(kill=st.booleans(), fresh=st.booleans())
+    def restart(self, kill, fresh):
+        """The server ends (a graceful stop, or SIGKILL) and starts again with a restore,
+        on the same disk (one machine) or, after a graceful stop, a new one (a new pod):
+        every file on disk at the end is there again, with its bytes, and nothing else."""
+        fresh = fresh and not kill  # after SIGKILL, a new disk has only what S3 had
+        loop, endpoint = self.harness.loop, self.harness.s3.endpoint_url
+        _, files = walk(self.root)
+        before = {path: (self.root / path).read_bytes() for path in files}
+        if fresh:  # a new disk gets only what S3 can hold
+            before = {path: data for path, data in before.items() if fits(self.prefix, path)}
+        loop.run(kill_workspace(self.workspace) if kill else close_workspace(self.workspace))
+        if fresh:
+            self.old_roots.append(self.root)
+            self.root = Path(tempfile.mkdtemp(prefix="codepilot-prop-"))
+            self.terminal.root = self.root
+        result = loop.run(restore_into(self.root, self.prefix, endpoint))
+        assert not result.failed and not result.conflicts, result.summary()
+        _, files = walk(self.root)
+        after = {path: (self.root / path).read_bytes() for path in files}
+        assert after.keys() == before.keys(), sorted(after.keys() ^ before.keys())[:5]
+        assert [path for path in after if after[path] != before[path]] == []
+        self.workspace = loop.run(open_workspace(self.root, self.prefix, endpoint))
+        self.wait_for_watcher()
+        if self.harness.stats is not None:
+            kind = "kills" if kill else "fresh_restarts" if fresh else "restarts"
+            self.harness.stats[kind] = self.harness.stats.get(kind, 0) + 1
 
     def run_burst(self, ops, saves: int, outage_after: int | None) -> None:
         paths = [f"editor/e{number % 7}.txt" for number in range(saves)]
@@ -471,8 +573,10 @@ class TerminalBursts(RuleBasedStateMachine):
             Bucket=BUCKET, Prefix=self.prefix
         ):
             for item in page.get("Contents", []):
-                remote[item["Key"][len(self.prefix) :]] = item["ETag"].strip('"')
-        return mismatches(self.root, remote, manifest, status)
+                # Keys as the layout contract names them (escaped odd names decoded).
+                relpath = layout.relpath_for(self.prefix, item["Key"])
+                remote[relpath] = item["ETag"].strip('"')
+        return mismatches(self.root, self.prefix, remote, manifest, status)
 
 
 def make_harness(s3, outages: bool = False, stats: dict | None = None) -> Harness:

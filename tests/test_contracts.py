@@ -181,9 +181,50 @@ def test_object_keys_round_trip_and_escapes_are_refused():
     assert layout.is_dir_keep("a/.s3keep") and layout.dir_of_keep("a/.s3keep") == "a"
     with pytest.raises(layout.LayoutError):
         layout.relpath_for(prefix, "cp/users/bob/default/x")
-    for bad in ("", "../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a\\b", "a\x00"):
+    for bad in ("", "../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a\x00"):
         assert layout.safe_object_relpath(bad) is None, bad
     assert layout.safe_object_relpath("a/b.txt") == "a/b.txt"
+    assert layout.safe_object_relpath("a\\b") == "a\\b"  # a Linux name; its key escapes it
+
+
+# Names Linux allows and a key cannot hold as they are, as bytes.
+ODD_NAMES = (
+    b"caf\xe9.txt",  # latin-1, from an unzipped archive
+    b"data\\results.csv",
+    b"line\nbreak\rand\ttab",
+    b"%%starts-like-an-escape",
+    b"\xe9" * 255,  # the longest name, every byte escaped
+    bytes(range(1, 47)) + bytes(range(48, 256)),  # every byte but NUL and "/"
+    "caf\u00e9 \u20ac \U0001f600 \u0085 \ufffe".encode(),  # UTF-8, C1 control, non-character
+)
+
+
+def test_every_linux_file_name_round_trips_through_its_key():
+    prefix = layout.workspace_prefix("cp", "alice")
+    for raw in ODD_NAMES:
+        name = os.fsdecode(raw)
+        relpath = f"{name}/{name}" if len(raw) < 200 else name
+        key = layout.key_for(prefix, relpath)
+        key.encode("utf-8")  # what botocore sends: valid UTF-8, no surrogates
+        assert not any(ord(char) < 0x20 or char == "\\" for char in key), key
+        assert layout.relpath_for(prefix, key) == relpath
+        assert os.fsencode(layout.relpath_for(prefix, key)) == os.fsencode(relpath)
+    # Names a key holds as they are keep their keys (and s3contents sees them as they are).
+    for plain in ("src/app.py", "50%.txt", "caf\u00e9/\u00fcber.md", ".s3keep", "a b/c"):
+        assert layout.key_for(prefix, plain) == prefix + plain
+
+
+def test_keys_the_layout_never_writes_are_refused_not_guessed():
+    prefix = "cp/users/alice/default/"
+    for rest in ("a\\b", "x\ty", "%%abc", "%%a%5c", "%%a%2Fb", "%%%00", "%%a%", "%%.", "%%%2E%2E"):
+        with pytest.raises(layout.LayoutError):
+            layout.relpath_for(prefix, prefix + rest)
+
+
+def test_a_key_longer_than_s3_allows_is_refused():
+    deep = "/".join([os.fsdecode(b"\xe9" * 255)] * 2)
+    with pytest.raises(layout.LayoutError, match="1024"):
+        layout.key_for("cp/users/alice/default/", deep)
 
 
 # --- broker ---------------------------------------------------------------------------------

@@ -4,29 +4,17 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
 import requests
 
 from .hubtools import save_text, start_hub, wait_until
 from .s3server import s3_server_fixture
+from .support.s3hub import s3_hub_fixture
 
 BUCKET = "classroom"
 
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
-
-
-@pytest.fixture(scope="module")
-def s3_hub(s3):
-    env = {
-        **s3.env,
-        "CODEPILOT_S3_BUCKET": BUCKET,
-        "CODEPILOT_S3_PREFIX": "course",
-        "CODEPILOT_S3_ENDPOINT_URL": s3.endpoint_url,
-    }
-    running = start_hub(env=env)
-    yield running
-    running.stop()
+s3_hub = s3_hub_fixture(BUCKET, "course")
 
 
 def follow_progress(hub, user, server_name, into: list):

@@ -1,5 +1,6 @@
 """The pure parts of workspace storage: S3 keys, ignore rules, restore plans, wiring."""
 
+import json
 import os
 from pathlib import Path
 
@@ -10,8 +11,18 @@ from server_extension.storage import wiring
 from server_extension.storage.ignore import IgnoreRules
 from server_extension.storage.localtree import scan_local
 from server_extension.storage.manifest import Entry, Manifest, load_manifest, save_manifest
-from server_extension.storage.plan import plan_restore
+from server_extension.storage.plan import conflict_relpath, plan_restore
 from server_extension.storage.s3 import RemoteObject, file_etag, md5_etag
+
+
+def test_ignore_rules_hold_below_names_with_newlines():
+    rules = IgnoreRules(["*.log", "build/", "data?.csv"])
+    assert rules.ignored("a\nb/__pycache__", is_dir=True)
+    assert rules.ignored("a\nb/__pycache__/m.pyc")
+    assert rules.ignored("x\ny/node_modules", is_dir=True)
+    assert rules.ignored("line\nbreak.log") and rules.ignored("x\ny/build", is_dir=True)
+    assert rules.ignored("data\n.csv")  # "?" matches any character but "/", as in git
+    assert not rules.ignored("a\nb/app.py")
 
 
 def test_default_and_custom_ignore_rules():
@@ -71,11 +82,9 @@ def test_restore_plan_decides_per_path():
     }
     plan = plan_restore(remote, local, manifest)
     assert plan.unchanged == ["same.txt"]
-    assert sorted(plan.download) == [
-        "missing-locally.txt",
-        "remote-changed.txt",
-        "unknown-other-size.txt",
-    ]
+    assert sorted(plan.download) == ["missing-locally.txt", "remote-changed.txt"]
+    # Both changed, or nobody knows which did: S3's version is restored, the local one kept.
+    assert plan.conflicts == ["unknown-other-size.txt"]
     assert sorted(plan.verify) == ["both-changed.txt", "unknown-same-size.txt"]
     assert plan.local_changes == ["local-changed.txt"]
     assert plan.remove_local == ["deleted-remotely.txt"]
@@ -91,6 +100,33 @@ def test_manifest_round_trip_and_location_check(tmp_path):
     assert load_manifest(tmp_path, "s3://b/other/").entries == {}
     (tmp_path / ".codepilot" / "sync-manifest.json").write_text("{not json")
     assert load_manifest(tmp_path, "s3://b/p/").entries == {}
+
+
+def test_a_manifest_belongs_to_one_endpoint_and_says_what_it_was(tmp_path):
+    entries = {"a.txt": Entry(3, 42, "abc"), "b.txt": Entry(1, 1, "def")}
+    save_manifest(tmp_path, Manifest("s3://b/p/", entries, endpoint="http://minio:9000"))
+    assert load_manifest(tmp_path, "s3://b/p/", "http://minio:9000").entries == entries
+    elsewhere = load_manifest(tmp_path, "s3://b/p/", "AWS")
+    assert elsewhere.entries == {}
+    assert elsewhere.foreign == ("s3://b/p/", "http://minio:9000", 2)
+
+
+def test_a_manifest_of_the_first_format_counts_for_names_whose_keys_did_not_move(tmp_path):
+    files = {"a.txt": [3, 42, "abc"], "data\\x.csv": [1, 1, "def"], "%%y": [1, 1, "0"]}
+    document = {"version": 1, "location": "s3://b/p/", "files": files}
+    (tmp_path / ".codepilot").mkdir()
+    (tmp_path / ".codepilot" / "sync-manifest.json").write_text(json.dumps(document))
+    assert load_manifest(tmp_path, "s3://b/p/", "AWS").entries == {"a.txt": Entry(3, 42, "abc")}
+
+
+def test_conflict_names_stay_file_names():
+    at = 1796524440.0  # 2026-12-06T02:34:00Z
+    assert conflict_relpath("a/b.txt", at) == "a/b.txt.conflict-20261206T023400Z"
+    assert conflict_relpath("b.txt", at, 2) == "b.txt.conflict-20261206T023400Z-2"
+    long = os.fsdecode(b"\xe9" * 255)
+    kept = conflict_relpath(f"d/{long}", at)
+    assert kept.startswith("d/") and len(os.fsencode(kept[2:])) == 255
+    assert kept.endswith(".conflict-20261206T023400Z")
 
 
 def test_file_etags_match_s3(tmp_path):
@@ -133,6 +169,7 @@ def test_storage_mode_resolution_and_choice():
         "s3_endpoint_url": "http://127.0.0.1:9",
         "s3_region": "eu-west-1",
         "s3_credentials_url": "http://hub/c",
+        "sync_save_timeout": 10.0,
     }
     name, section, settings = wiring.contents_manager_choice(
         "s3", "bkt", "p/users/a/default/", "http://127.0.0.1:9"

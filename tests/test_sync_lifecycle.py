@@ -130,3 +130,24 @@ async def test_a_flush_cut_short_still_names_every_file_it_left(s3):
             left = await sync.flush(time_limit=0)  # out of time before any push
     assert left == ["first.txt", "second.txt"]
     assert sync.status.unflushed == left
+
+
+def test_a_terminal_write_after_an_acknowledged_save_survives_sigkill(s3, monkeypatch):
+    for name, value in s3.env.items():  # the in-process restore uses the AWS chain too
+        monkeypatch.setenv(name, value)
+    user = "ola"
+    root = Path(tempfile.mkdtemp(prefix="codepilot-kill-"))
+    restore(s3, user, root)
+    server = start_jupyter_server(root, server_env(s3, user))
+    try:
+        for number in range(5):
+            saved = server.put_text(f"notes{number}.md", "saved in the editor")
+            assert saved.status_code in (200, 201), saved.text
+            # The manifest on disk knows the acknowledged version before the answer.
+            (root / f"notes{number}.md").write_text("then changed from a terminal")
+    finally:
+        server.kill()  # before the watcher pushes the terminal's writes
+    result = restore(s3, user, root)
+    assert result.conflicts == {}
+    for number in range(5):
+        assert (root / f"notes{number}.md").read_text() == "then changed from a terminal"

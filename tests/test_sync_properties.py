@@ -1,6 +1,8 @@
 """Stateful property tests of workspace sync: bursts of terminal operations, with editor
-saves racing them, always end with S3, the manifest and the disk in agreement and the
-sync idle; also when S3 goes away in the middle of a burst (see tests/sync_machine.py).
+saves racing them and names drawn from all bytes but "/" and NUL, always end with S3, the
+manifest and the disk in agreement and the sync idle; also when S3 goes away in the
+middle of a burst; and a server ended between any two steps (gracefully, or killed) and
+restored loses no file (see tests/sync_machine.py).
 
 The example counts are chosen to catch, in every run, a sync that hangs on a burst of
 new folders (the slot deadlock of an earlier engine). The soak script

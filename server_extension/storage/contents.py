@@ -22,6 +22,8 @@ from jupyter_server.services.contents.largefilemanager import AsyncLargeFileMana
 from tornado import web
 from traitlets import Float, Int, Unicode, default
 
+from codepilot_contracts.layout import LayoutError
+
 from .engine import WorkspaceSync
 from .localtree import first_link_out, holder_is_inside, is_inside, relative_posix
 from .s3 import S3Error, S3Store
@@ -137,6 +139,13 @@ class SyncContentsManager(WorkspaceFileManager):
         5.0, help="Longest wait, in seconds, between retries of pushes that failed."
     ).tag(config=True)
 
+    sync_save_timeout = Float(
+        10.0,
+        help="""Seconds a save, upload, rename, copy, delete or new folder waits for S3
+        before it answers 503 naming S3 (the local copy is kept, and pushed once S3
+        answers). Set from ``c.CodePilot.sync_save_timeout``.""",
+    ).tag(config=True)
+
     _workspace_sync: WorkspaceSync | None = None
 
     @property
@@ -166,22 +175,42 @@ class SyncContentsManager(WorkspaceFileManager):
         if self._workspace_sync is not None:
             await self._workspace_sync.store.close()
 
-    async def _mirror(self, path: str, **push_options) -> None:
-        """Push ``path`` to S3 or fail the request saying so; the local copy stays."""
+    async def _within_bound(self, work, paths: list[str]):
+        """Await ``work`` (pushes of ``paths``) for ``sync_save_timeout`` seconds at most;
+        fail the request naming S3 when it fails or does not answer. The local copy stays
+        and the paths stay pending until S3 takes them."""
         sync = self.workspace_sync
         try:
-            await sync.push_path(path, **push_options)
-        except S3Error as error:
-            sync.mark_failed([path], error)
-            raise self._s3_http_error(path, error) from error
+            return await asyncio.wait_for(work, self.sync_save_timeout)
+        except TimeoutError:
+            error = S3Error(
+                f"S3 did not answer within {self.sync_save_timeout:g} s ({sync.store.where})",
+                unreachable=True,
+            )
+        except S3Error as caught:
+            error = caught
+        except LayoutError as caught:  # no key can hold the name: retrying cannot help
+            sync.unstorable(paths[-1], caught)
+            raise self._s3_http_error(paths[-1], S3Error(str(caught))) from caught
+        sync.mark_failed(paths, error)
+        raise self._s3_http_error(paths[-1], error) from error
 
-    def _s3_http_error(self, path: str, error: S3Error) -> web.HTTPError:
+    async def _mirror(self, path: str, **push_options) -> None:
+        """Push ``path`` to S3 or fail the request saying so; the local copy stays. The
+        manifest on disk records it before the request is answered, so a restore after a
+        crash knows the acknowledged version as the one S3 and the disk agreed on."""
+        sync = self.workspace_sync
+        await self._within_bound(sync.push_path(path, **push_options), [path])
+        await sync.write_manifest()
+
+    def _s3_http_error(self, path: str, error: Exception) -> web.HTTPError:
         self.log.error("S3 sync of %s failed: %s", path or "/", error)
+        unreachable = getattr(error, "unreachable", False)
         return web.HTTPError(
-            503 if error.unreachable else 502,
+            503 if unreachable else 502,
             f"{path or '/'} is saved on the server's disk but NOT in S3: {error}. "
             "The server keeps the local copy and retries until S3 holds it.",
-            reason="S3 unavailable" if error.unreachable else "S3 error",
+            reason="S3 unavailable" if unreachable else "S3 error",
         )
 
     async def save(self, model, path=""):
@@ -200,18 +229,14 @@ class SyncContentsManager(WorkspaceFileManager):
         old, new = old_path.strip("/"), new_path.strip("/")
         if old == new:
             return
-        sync = self.workspace_sync
-        try:
-            await sync.rename(old, new)
-        except S3Error as error:
-            sync.mark_failed([old, new], error)
-            raise self._s3_http_error(new, error) from error
+        await self._within_bound(self.workspace_sync.rename(old, new), [old, new])
 
     async def copy(self, from_path, to_path=None):
         # Files are copied through self.save, which mirrors them; folders are not.
         copied = await super().copy(from_path, to_path)
         if copied["type"] == "directory":
-            failures = await self.workspace_sync.push_tree(copied["path"])
+            push = self.workspace_sync.push_tree(copied["path"])
+            failures = await self._within_bound(push, [copied["path"]])
             if failures:
                 raise self._s3_http_error(copied["path"], next(iter(failures.values())))
         return copied

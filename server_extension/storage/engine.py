@@ -29,7 +29,14 @@ from codepilot_contracts import layout
 
 from .ignore import load_ignore_rules
 from .localtree import has_symlink_component, local_path, scan_local
-from .manifest import Entry, ancestors, load_manifest, save_manifest, write_manifest_text
+from .manifest import (
+    Entry,
+    ancestors,
+    load_conflicts,
+    load_manifest,
+    save_manifest,
+    write_manifest_text,
+)
 from .s3 import S3Error, S3Store
 
 
@@ -47,6 +54,13 @@ def _existing(root: Path, relpaths: list[str]) -> list[str]:
 
 def _has_ancestor_in(relpath: str, folders: set[str]) -> bool:
     return not folders.isdisjoint(ancestors(relpath))
+
+
+def _retried(failures: dict[str, Exception]) -> dict[str, Exception]:
+    """The failures that stay pending: not those of paths no key can hold."""
+    return {
+        path: error for path, error in failures.items() if not isinstance(error, layout.LayoutError)
+    }
 
 
 # What a push of one path did; a folder asks for more: its contents.
@@ -67,6 +81,12 @@ class SyncStatus:
     stalled_since: float | None = None
     # Why the watcher stopped mirroring terminal changes, if it did.
     watcher_error: str | None = None
+    # Why terminal changes are found by rescans instead of events, if they are.
+    watcher_degraded: str | None = None
+    # Files a restore found changed on both sides: name -> where the local one was kept.
+    conflicts: dict[str, str] = field(default_factory=dict)
+    # Paths no S3 key can hold (longer than S3 allows): on local disk only.
+    unstorable: set[str] = field(default_factory=set)
 
 
 class WorkspaceSync:
@@ -87,9 +107,9 @@ class WorkspaceSync:
         self.key_prefix = key_prefix
         self.log = log or logging.getLogger(__name__)
         self.location = f"s3://{store.bucket}/{key_prefix}"
-        self.manifest = load_manifest(self.root, self.location)
+        self.manifest = load_manifest(self.root, self.location, store.endpoint)
         self.rules = load_ignore_rules(self.root)
-        self.status = SyncStatus()
+        self.status = SyncStatus(conflicts=load_conflicts(self.root))
         self.max_backoff = max_backoff
         self.stall_timeout = stall_timeout
         self._concurrency = concurrency
@@ -102,6 +122,8 @@ class WorkspaceSync:
         self._wakeup: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        # One manifest write at a time: they share a scratch file, and the newest must land.
+        self._manifest_lock = asyncio.Lock()
         # Dependency snapshots (``snapshots.DependencySnapshots``), when the server wants them.
         self.snapshots = None
 
@@ -126,6 +148,13 @@ class WorkspaceSync:
         """Record a failed push: the status shows it and the paths stay pending."""
         self.status.last_error = {"message": str(error), "path": relpaths[-1], "at": _now()}
         self.schedule(relpaths, error)
+
+    def unstorable(self, relpath: str, error: Exception) -> None:
+        """A path S3 cannot hold: the status and the log say so (once); not retried."""
+        self.status.last_error = {"message": str(error), "path": relpath, "at": _now()}
+        if relpath not in self.status.unstorable:
+            self.status.unstorable.add(relpath)
+            self.log.warning("S3 sync: not stored in S3 (kept on local disk): %s", error)
 
     def reload_rules(self) -> None:
         self.rules = load_ignore_rules(self.root)
@@ -187,7 +216,7 @@ class WorkspaceSync:
                 # watched it: they go up with it (unchanged ones cost a stat). Its
                 # contents make it exist in S3: no marker, one request less per folder.
                 return FOLDER
-            keep = layout.dir_keep_key("", relpath)
+            keep = layout.keep_relpath(relpath)
             etag = await self.store.put_bytes(self.key(keep), b"")
             self.manifest.set(keep, Entry(0, 0, etag))
             self._succeeded()
@@ -237,9 +266,21 @@ class WorkspaceSync:
             keys.add(relpath)
         if list_remote and relpath:
             keys.add(relpath)
-            listed = await self.store.list(self.key(relpath) + "/")
-            keys.update(layout.relpath_for(self.key_prefix, key) for key in listed)
+            decoded, foreign = self._decode_listing(await self.store.list(self.key(relpath) + "/"))
+            keys.update(decoded)
+            if foreign:  # below the deleted folder, though no name of ours
+                await self.store.delete(foreign)
         await self._delete_keys(keys)
+
+    def _decode_listing(self, listed) -> tuple[set[str], list[str]]:
+        """(workspace paths, keys that decode to none) of listed keys."""
+        decoded, foreign = set(), []
+        for key in listed:
+            try:
+                decoded.add(layout.relpath_for(self.key_prefix, key))
+            except layout.LayoutError:
+                foreign.append(key)
+        return decoded, foreign
 
     async def _delete_keys(self, relpaths, recheck: bool = True) -> None:
         """Delete objects (workspace-relative keys) and their entries.
@@ -269,7 +310,7 @@ class WorkspaceSync:
         folders = {folder for relpath in relpaths for folder in ancestors(relpath)}
         return {folder for folder in folders if not self.manifest.has_folder(folder)}
 
-    async def push_tree(self, relpath: str = "", force: bool = False) -> dict[str, S3Error]:
+    async def push_tree(self, relpath: str = "", force: bool = False) -> dict[str, Exception]:
         """Push every file and folder below ``relpath`` and delete what is gone locally.
 
         Returns the paths that failed, with their errors (they stay scheduled).
@@ -320,7 +361,7 @@ class WorkspaceSync:
         """
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._concurrency)
-        failures: dict[str, S3Error] = {}
+        failures: dict[str, Exception] = {}
         folders: list[str] = []
 
         async def push(relpath: str):
@@ -334,10 +375,19 @@ class WorkspaceSync:
             except S3Error as error:
                 failures[relpath] = error
                 self.mark_failed([relpath], error)
+            except layout.LayoutError as error:
+                # No key can hold it (too long): retrying cannot help; it stays local.
+                failures[relpath] = error
+                self.unstorable(relpath, error)
             except OSError as error:
                 # Unreadable locally (permissions, a file gone mid-way): S3 cannot help,
                 # the next event on the path tries again.
                 self.log.warning("S3 sync: could not read %s: %s", relpath, error)
+            except Exception as error:
+                # A bug on one path must not stop the others (nor a flush): retried.
+                self.log.exception("S3 sync: pushing %r failed", relpath)
+                failures[relpath] = S3Error(f"sync failed unexpectedly: {error!r}")
+                self.mark_failed([relpath], failures[relpath])
             finally:
                 self._in_flight[relpath] -= 1
                 if self._in_flight[relpath] <= 0:
@@ -357,8 +407,7 @@ class WorkspaceSync:
 
     async def rename(self, old: str, new: str) -> None:
         """After a local rename: copy the objects server-side, push the rest, delete old."""
-        listed = await self.store.list(self.key(old) + "/")
-        old_keys = {layout.relpath_for(self.key_prefix, key) for key in listed}
+        old_keys, _ = self._decode_listing(await self.store.list(self.key(old) + "/"))
         if self.manifest.get(old) is not None:
             old_keys.add(old)
 
@@ -367,8 +416,8 @@ class WorkspaceSync:
             async with self._lock(target):
                 try:
                     etag = await self.store.copy(self.key(relpath), self.key(target))
-                except S3Error:
-                    return  # gone meanwhile: push_tree uploads it from disk
+                except (S3Error, layout.LayoutError):
+                    return  # gone meanwhile (or no key holds it): push_tree decides
                 entry = self.manifest.get(relpath)
                 if entry is not None:
                     self.manifest.set(target, Entry(entry.size, entry.mtime_ns, etag))
@@ -422,7 +471,7 @@ class WorkspaceSync:
             if self._stopping:
                 break
             self.status.state = "syncing"
-            failures = await self._drain_queue()
+            failures = _retried(await self._drain_queue())
             if failures:
                 backoff = min(max(backoff * 2, 0.5), self.max_backoff)
                 self.status.state = "retrying"
@@ -470,6 +519,11 @@ class WorkspaceSync:
         self.status.watcher_error = str(error) or type(error).__name__
         self.log.error("S3 sync: the workspace watcher stopped: %s", self.status.watcher_error)
 
+    def watcher_degraded(self, why: str) -> None:
+        """Terminal changes are found by periodic rescans from now on, not by events."""
+        self.status.watcher_degraded = why
+        self.log.warning("S3 sync: the workspace watcher is degraded: %s", why)
+
     async def _manifest_saver(self, interval: float = 1.0) -> None:
         while not self._stopping:
             await asyncio.sleep(interval)
@@ -477,7 +531,9 @@ class WorkspaceSync:
 
     async def write_manifest(self) -> None:
         """Write the manifest file when entries changed since the last write."""
-        if self.manifest.dirty:
+        async with self._manifest_lock:
+            if not self.manifest.dirty:
+                return
             text = self.manifest.to_json()
             self.manifest.dirty = False
             try:
@@ -503,7 +559,7 @@ class WorkspaceSync:
     async def _reconcile(self) -> None:
         """Push local changes made while no server watched (a crash, a stopped pod)."""
         self.status.state = "reconciling"
-        failures = await self.push_tree("")
+        failures = _retried(await self.push_tree(""))
         if failures:
             self.log.warning("S3 sync: %d paths pending after startup", len(failures))
         elif not self._queue:
@@ -534,7 +590,8 @@ class WorkspaceSync:
             await self.snapshots.at_stop(time_limit - (time.monotonic() - started))
         self.status.state = "stopped"
         try:
-            await asyncio.to_thread(save_manifest, self.root, self.manifest)
+            async with self._manifest_lock:
+                await asyncio.to_thread(save_manifest, self.root, self.manifest)
         except OSError as error:
             self.log.warning("S3 sync: could not write the manifest: %s", error)
         await self.store.close()
@@ -564,6 +621,9 @@ class WorkspaceSync:
             "stalled_since": _iso(stalled_since) if stalled_since is not None else None,
             "stall_timeout": self.stall_timeout,
             "watcher_error": self.status.watcher_error,
+            "watcher_degraded": self.status.watcher_degraded,
+            "conflicts": self.status.conflicts,
+            "unstorable": sorted(self.status.unstorable)[:50],
             "synced_objects": len(self.manifest.entries),
             "unflushed": self.status.unflushed,
         }

@@ -35,8 +35,9 @@ class SyncStatusHandler(APIHandler):
       - ``"idle"``: nothing pending, S3 holds the workspace;
       - ``"stalled"``: paths are pending and no push has finished for
         ``stall_timeout`` seconds (S3 down or hanging); the log has a warning too;
-      - ``"error"``: the watcher stopped (``watcher_error``): terminal changes are no
-        longer mirrored until the server restarts; editor saves still are;
+      - ``"error"``: the watcher and the rescans that replace it stopped
+        (``watcher_error``): terminal changes are no longer mirrored until the server
+        restarts; editor saves still are;
       - ``"stopped"``: the server is shutting down and has flushed (``unflushed``).
 
     - ``pending_paths``: the first 50 pending paths.
@@ -44,6 +45,14 @@ class SyncStatusHandler(APIHandler):
     - ``stalled_since``: when the stall was detected, or null.
     - ``stall_timeout``: seconds without progress before ``"stalled"``.
     - ``watcher_error``: why the watcher stopped, or null.
+    - ``watcher_degraded``: why terminal changes are found by rescans every few
+      seconds instead of events (a file name that is not UTF-8, the inotify watch
+      limit), or null.
+    - ``conflicts``: files the start's restore found changed both locally and in S3:
+      name -> ``<name>.conflict-<time>``, where the local version was kept (S3's took
+      the name); listed while the kept copy is there.
+    - ``unstorable``: the first 50 paths whose S3 key would be longer than S3 allows
+      (kept on local disk only).
     - ``synced_objects``: objects the manifest says S3 holds for this workspace.
     - ``unflushed``: paths a stopping server could not push (kept on local disk).
     """

@@ -42,6 +42,11 @@ class IgnoreRules:
             return False
         if is_state_path(relpath):
             return True
+        # pathspec's patterns are regular expressions whose "." stops at a newline, so a
+        # newline in a folder's name hid everything below it from "__pycache__/" or
+        # "*.pyc". No pattern holds a newline (they are lines) nor NUL, which "." and
+        # "?" match as git matches a newline.
+        relpath = relpath.replace("\n", "\x00")
         # A pattern ending in "/" only matches folders; say which this is.
         return self._spec.match_file(relpath + "/" if is_dir else relpath)
 

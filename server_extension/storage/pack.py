@@ -69,9 +69,18 @@ def pack_is_stale(packed: dict[str, str], current: dict[str, str], min_changes: 
     return differing >= max(1, min_changes)
 
 
-def tar_footprint(size: int) -> int:
-    """Bytes a member of ``size`` takes in the tar: its header and its padded data."""
-    return tarfile.BLOCKSIZE + -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+def _blocks(size: int) -> int:
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def tar_footprint(size: int, relpath: str = "") -> int:
+    """Bytes a member of ``size`` takes in the tar: its header and its padded data, and a
+    PAX header when its name is not short ASCII (an odd name, a deep path)."""
+    footprint = tarfile.BLOCKSIZE + _blocks(size)
+    name = os.fsencode(relpath)
+    if len(name) > tarfile.LENGTH_NAME or not name.isascii():
+        footprint += tarfile.BLOCKSIZE + _blocks(len(name) + 32)  # "<n> path=<name>\n" and more
+    return footprint
 
 
 def manifest_document(members: dict[str, str]) -> bytes:

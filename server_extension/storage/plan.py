@@ -9,6 +9,8 @@ status`` only reports it.
 
 import asyncio
 import os
+import posixpath
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +25,12 @@ from .s3 import RemoteObject, S3Store
 @dataclass
 class RestorePlan:
     download: list[str] = field(default_factory=list)
-    # Local and remote may hold the same bytes: compare by content before downloading.
+    # Local and remote may hold the same bytes: compare by content before downloading;
+    # when they differ, the local file is kept beside as a conflict copy.
     verify: list[str] = field(default_factory=list)
+    # Both changed (or no manifest says which did), other sizes: S3's version takes the
+    # name and the local one is kept beside it.
+    conflicts: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     # Changed locally since the last sync while S3 kept the old version: push, not restore.
     local_changes: list[str] = field(default_factory=list)
@@ -36,7 +42,13 @@ class RestorePlan:
 
     @property
     def total(self) -> int:
-        return len(self.download) + len(self.verify) + len(self.unchanged) + len(self.local_changes)
+        return (
+            len(self.download)
+            + len(self.verify)
+            + len(self.conflicts)
+            + len(self.unchanged)
+            + len(self.local_changes)
+        )
 
 
 def plan_restore(
@@ -64,7 +76,7 @@ def plan_restore(
         elif entry is not None and entry.etag == remote_object.etag:
             plan.local_changes.append(relpath)
         elif info.st_size != remote_object.size:
-            plan.download.append(relpath)
+            plan.conflicts.append(relpath)
         else:
             plan.verify.append(relpath)
     for relpath, info in sorted(local_files.items()):
@@ -100,7 +112,11 @@ def remote_files(
     """(relpath -> object, refused key -> why) for a listing of ``key_prefix``."""
     remote, refused = {}, {}
     for key, remote_object in listing.items():
-        relpath = layout.relpath_for(key_prefix, key)
+        try:
+            relpath = layout.relpath_for(key_prefix, key)
+        except layout.LayoutError as error:
+            refused[key] = f"no file name of this workspace ({error}); skipped"
+            continue
         if relpath == layout.DIR_KEEP:
             continue
         if layout.safe_object_relpath(relpath) is None:
@@ -113,10 +129,10 @@ def remote_files(
     return remote, refused
 
 
-def read_local(root: Path, location: str) -> tuple[IgnoreRules, Manifest, LocalTree]:
+def read_local(root: Path, location: str, endpoint: str) -> tuple[IgnoreRules, Manifest, LocalTree]:
     """The ignore rules, the manifest and the local files (blocking; run in a thread)."""
     rules = load_ignore_rules(root)
-    return rules, load_manifest(root, location), scan_local(root, rules)
+    return rules, load_manifest(root, location, endpoint), scan_local(root, rules)
 
 
 async def compare_workspace(
@@ -129,13 +145,52 @@ async def compare_workspace(
     location = f"s3://{store.bucket}/{key_prefix}"
     if listing is None:
         listing, (rules, manifest, tree) = await asyncio.gather(
-            store.list(key_prefix), asyncio.to_thread(read_local, root, location)
+            store.list(key_prefix), asyncio.to_thread(read_local, root, location, store.endpoint)
         )
     else:
-        rules, manifest, tree = await asyncio.to_thread(read_local, root, location)
+        rules, manifest, tree = await asyncio.to_thread(read_local, root, location, store.endpoint)
     remote, refused = remote_files(key_prefix, listing, rules)
     plan = plan_restore(remote, tree.files, manifest, rules)
     return WorkspaceView(location, listing, remote, rules, manifest, tree, plan, refused)
+
+
+# Linux's longest file name, in bytes.
+NAME_MAX = 255
+
+
+def conflict_relpath(relpath: str, epoch: float, attempt: int = 1) -> str:
+    """``a/b.txt`` -> ``a/b.txt.conflict-20261206T023400Z`` (``-2``, ... for later
+    attempts): where the other version of a file both sides changed is kept. A long name
+    is shortened, in bytes, so that the result is still a file name."""
+    folder, name = posixpath.split(relpath)
+    suffix = time.strftime(".conflict-%Y%m%dT%H%M%SZ", time.gmtime(epoch))
+    if attempt > 1:
+        suffix += f"-{attempt}"
+    raw = os.fsencode(name)[: NAME_MAX - len(suffix)]
+    return posixpath.join(folder, os.fsdecode(raw) + suffix)
+
+
+def empty_prefix_refusal(view: WorkspaceView, endpoint: str) -> str | None:
+    """Why a restore must not go on, when S3 holds nothing at all where the manifest says
+    this workspace was synced (an emptied bucket, a new endpoint): read as "deleted
+    elsewhere", that would delete every local file. None when nothing speaks against it.
+    """
+    if view.listing:
+        return None
+    manifest = view.manifest
+    if manifest.entries:
+        synced = f"{len(manifest.entries)} objects, by its manifest"
+    elif manifest.foreign is not None:
+        location, other_endpoint, count = manifest.foreign
+        synced = f"{count} objects at {location} on endpoint {other_endpoint}, by its manifest"
+    else:
+        return None
+    return (
+        f"S3 holds nothing at {view.location} on endpoint {endpoint}, but this workspace was "
+        f"synced ({synced}): not restoring, and the local files are kept. If S3 was emptied "
+        "on purpose, restore with --restore-empty-prefix push (CODEPILOT_RESTORE_EMPTY_PREFIX"
+        "=push) to keep the local files and push them."
+    )
 
 
 def ignore_file_missing(key_prefix: str, root: Path, listing: dict[str, RemoteObject]) -> bool:

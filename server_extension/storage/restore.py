@@ -20,7 +20,7 @@ from codepilot_contracts import layout
 
 from .ignore import IGNORE_FILE
 from .localtree import has_symlink_component, local_path
-from .manifest import Entry, save_manifest, state_dir
+from .manifest import Entry, Manifest, record_conflicts, save_manifest, state_dir
 from .pack import (
     MIN_FILES_FOR_PACK,
     PACK,
@@ -31,7 +31,13 @@ from .pack import (
     unpack_wanted,
     wanted_from_pack,
 )
-from .plan import WorkspaceView, compare_workspace, ignore_file_missing
+from .plan import (
+    WorkspaceView,
+    compare_workspace,
+    conflict_relpath,
+    empty_prefix_refusal,
+    ignore_file_missing,
+)
 from .s3 import S3Error, S3Store, file_etag
 from .seed import seed_prefix
 from .snapshots import SnapshotError, SnapshotRestore, plan_snapshots, restore_snapshot
@@ -39,6 +45,13 @@ from .snapshots import SnapshotError, SnapshotRestore, plan_snapshots, restore_s
 # (files done, files in all, bytes done, bytes in all); snapshots count as bytes only.
 ProgressCallback = Callable[[int, int, int, int], None]
 DEFAULT_MAX_UNPACKED = 8 * 1024**3
+# What a restore does when S3 holds nothing where the manifest says the workspace was
+# synced: refuse (the default), or keep the local files as new ones, for the server to push.
+EMPTY_PREFIX_CHOICES = ("refuse", "push")
+
+
+class RestoreRefused(ValueError):
+    """A restore that would delete local files without evidence; nothing was changed."""
 
 
 @dataclass
@@ -49,6 +62,11 @@ class RestoreResult:
     removed: int = 0
     local_changes: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # Objects no file of this workspace can hold (a key this layout never writes, a
+    # folder in the way): reported, left alone, never a reason to fail.
+    skipped: dict[str, str] = field(default_factory=dict)
+    # Files both sides changed: S3's version took the name, the local one was kept beside.
+    conflicts: dict[str, str] = field(default_factory=dict)
     template: str = ""
     seconds: float = 0.0
     bytes: int = 0
@@ -65,6 +83,8 @@ class RestoreResult:
             "removed": self.removed,
             "local_changes": len(self.local_changes),
             "failed": self.failed,
+            "skipped": self.skipped,
+            "conflicts": self.conflicts,
             "template": self.template,
             "seconds": round(self.seconds, 3),
             "bytes": self.bytes,
@@ -83,17 +103,25 @@ async def restore_workspace(
     on_progress: ProgressCallback | None = None,
     max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED,
     snapshots: bool = True,
+    empty_prefix: str = "refuse",
 ) -> RestoreResult:
     """Download what is missing or changed under ``key_prefix`` into ``root``.
 
     Raises ``S3Error`` when S3 cannot be listed; failures of single files are in
-    ``RestoreResult.failed``. ``snapshots=False`` restores files only.
+    ``RestoreResult.failed``, objects no local file can hold in ``skipped``.
+    ``snapshots=False`` restores files only. Raises ``RestoreRefused`` when S3 holds
+    nothing where the manifest says the workspace was synced, unless ``empty_prefix`` is
+    ``"push"``: then the local files are kept as new ones.
     """
+    if empty_prefix not in EMPTY_PREFIX_CHOICES:
+        raise ValueError(f"empty_prefix {empty_prefix!r}: expected one of {EMPTY_PREFIX_CHOICES}")
     started = time.monotonic()
     root = Path(root)
     scratch = state_dir(root) / "tmp"
     await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
-    view, template_used = await _look(store, key_prefix, root, scratch, template, templates_prefix)
+    view, template_used = await _look(
+        store, key_prefix, root, scratch, template, templates_prefix, empty_prefix
+    )
     chosen, skipped = ([], {})
     if snapshots:
         chosen, skipped = await plan_snapshots(store, key_prefix, root, view.listing, view.rules)
@@ -107,11 +135,24 @@ async def restore_workspace(
 
 
 async def _look(
-    store: S3Store, key_prefix: str, root: Path, scratch: Path, template: str, templates_prefix
+    store: S3Store,
+    key_prefix: str,
+    root: Path,
+    scratch: Path,
+    template: str,
+    templates_prefix: str,
+    empty_prefix: str,
 ) -> tuple[WorkspaceView, str]:
     """Compare both sides; first seed an empty prefix and fetch the ignore file if new."""
     view = await compare_workspace(store, key_prefix, root)
     used = ""
+    refusal = empty_prefix_refusal(view, store.endpoint)
+    if refusal is not None:
+        if empty_prefix != "push":
+            raise RestoreRefused(refusal)
+        # The local files become new ones: nothing is deleted, the server pushes them.
+        forgotten = Manifest(view.location, endpoint=store.endpoint)
+        await asyncio.to_thread(save_manifest, root, forgotten)
     if not view.listing:
         used = await seed_prefix(store, key_prefix, root, template, templates_prefix)
         view = await compare_workspace(store, key_prefix, root)
@@ -147,7 +188,7 @@ class Restore:
         self.on_progress = on_progress
         self.slots = asyncio.Semaphore(concurrency)
         self.prepared: dict[str, Path] = {}
-        self.result = RestoreResult(failed=dict(view.refused))
+        self.result = RestoreResult(skipped=dict(view.refused))
         self.done = 0
         self.bytes_done = 0
         self.bytes_total = 0
@@ -171,7 +212,9 @@ class Restore:
         result.local_changes = plan.local_changes
         result.unchanged = len(plan.unchanged)
         self.done = len(plan.unchanged) + len(plan.local_changes)
-        self.bytes_total = sum(self.remote[p].size for p in (*plan.download, *plan.verify))
+        self.bytes_total = sum(
+            self.remote[p].size for p in (*plan.download, *plan.verify, *plan.conflicts)
+        )
         self.bytes_total += sum(snapshot.size for snapshot in snapshots)
         self.report()
         for relpath in plan.unchanged:
@@ -182,7 +225,7 @@ class Restore:
             self.prepared, refused = await asyncio.to_thread(
                 _prepare_targets, self.root, plan.download
             )
-            result.failed.update(refused)
+            result.skipped.update(refused)
             self.done += len(refused)
         download = [relpath for relpath in plan.download if relpath in self.prepared]
         from_pack = await self._choose_from_pack(download)
@@ -192,23 +235,34 @@ class Restore:
             *([self.fetch_pack(from_pack)] if from_pack else []),
             *(self.fetch(relpath) for relpath in download if relpath not in from_pack),
             *(self.verify(relpath) for relpath in plan.verify),
+            *(self.fetch(relpath, keep_local=True) for relpath in plan.conflicts),
         )
 
-    async def fetch(self, relpath: str) -> None:
-        """One object into its file."""
+    async def fetch(self, relpath: str, keep_local: bool = False) -> None:
+        """One object into its file; ``keep_local``: the local file stays, beside it."""
         async with self.slots:
+            kept = None
             try:
                 target = self.prepared.get(relpath)
                 if target is None:
                     target = await asyncio.to_thread(_prepare_target, self.root, relpath)
+                if keep_local:
+                    kept = await asyncio.to_thread(_keep_beside, self.root, relpath)
                 etag, info = await self.store.download_file(
                     layout.key_for(self.key_prefix, relpath), target, self.scratch
                 )
                 self.manifest.set(relpath, Entry(info.st_size, info.st_mtime_ns, etag))
                 self.result.downloaded += 1
                 self.result.bytes += info.st_size
-            except (S3Error, OSError, ValueError) as error:
+                if kept is not None:
+                    self.result.conflicts[relpath] = kept
+            except ValueError as error:
+                self.result.skipped[relpath] = str(error)
+            except (S3Error, OSError) as error:
                 self.result.failed[relpath] = str(error)
+            if kept is not None and relpath not in self.result.conflicts:
+                # The download failed: the file is still the local version.
+                await asyncio.to_thread(local_path(self.root, kept).unlink, True)
         self.settled(self.remote[relpath].size)
 
     async def verify(self, relpath: str) -> None:
@@ -222,7 +276,7 @@ class Restore:
         except OSError:
             local_etag, info = None, None
         if local_etag != remote_object.etag or info is None:
-            await self.fetch(relpath)
+            await self.fetch(relpath, keep_local=info is not None)
             return
         self.manifest.set(relpath, Entry(info.st_size, info.st_mtime_ns, local_etag))
         self.result.unchanged += 1
@@ -282,7 +336,7 @@ class Restore:
         chosen = wanted_from_pack(pack_files, self.remote, download)
         # Fetching the whole pack for a few of its files would cost more than it saves.
         # Measured in tar bytes: headers would otherwise rule out a pack of tiny files.
-        chosen_bytes = sum(tar_footprint(self.remote[relpath].size) for relpath in chosen)
+        chosen_bytes = sum(tar_footprint(self.remote[p].size, p) for p in chosen)
         if len(chosen) < MIN_FILES_FOR_PACK or 2 * chosen_bytes < pack.size:
             return set()
         return chosen
@@ -299,7 +353,7 @@ class Restore:
             result.failed.update(failed)
             result.removed = len(removed)
             for folder in made:
-                keep = layout.dir_keep_key("", folder)
+                keep = layout.keep_relpath(folder)
                 manifest.set(keep, Entry(0, 0, self.remote[keep].etag))
             for relpath in removed:
                 manifest.discard(relpath)
@@ -308,6 +362,8 @@ class Restore:
                 manifest.discard(relpath)
         if manifest.dirty:
             await asyncio.to_thread(save_manifest, self.root, manifest)
+        if result.conflicts:
+            await asyncio.to_thread(record_conflicts, self.root, result.conflicts)
         await asyncio.to_thread(shutil.rmtree, self.scratch, True)
 
 
@@ -329,6 +385,28 @@ def _prepare_target(root: Path, relpath: str) -> Path:
     if target.is_dir() and not target.is_symlink():
         raise ValueError(f"{relpath!r} is a folder locally but a file in S3")
     return target
+
+
+def _keep_beside(root: Path, relpath: str) -> str:
+    """A second name for the local file, ``<name>.conflict-<time>``, before the download
+    replaces it (a hard link: no copy, the same bytes; a copy where links fail); returns
+    that name."""
+    now = time.time()
+    source = local_path(root, relpath)
+    for attempt in range(1, 100):
+        kept = conflict_relpath(relpath, now, attempt)
+        try:
+            try:
+                os.link(source, local_path(root, kept), follow_symlinks=False)
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links
+                with open(source, "rb") as original, open(local_path(root, kept), "xb") as copy:
+                    shutil.copyfileobj(original, copy)
+            return kept
+        except FileExistsError:
+            continue
+    raise OSError(f"no free conflict name beside {relpath!r}")
 
 
 def _prepare_targets(root: Path, relpaths: list[str]) -> tuple[dict[str, Path], dict[str, str]]:
@@ -362,7 +440,7 @@ def _apply_folders_and_removals(
             _make_folder(root, folder)
             made.append(folder)
         except (OSError, ValueError) as error:
-            failed[layout.dir_keep_key("", folder)] = str(error)
+            failed[layout.keep_relpath(folder)] = str(error)
     for relpath in remove:
         try:
             os.unlink(local_path(root, relpath))

@@ -22,7 +22,7 @@ import botocore.exceptions
 import botocore.parsers
 from aiobotocore.config import AioConfig
 
-from ..credentials import use_broker_credentials
+from ..credentials import CredentialsUnavailable, use_broker_credentials
 from .endpoint import configured_endpoint, plain_http
 
 MiB = 1024 * 1024
@@ -174,8 +174,13 @@ class S3Store:
         self._part_slots = asyncio.Semaphore(4)
 
     @property
+    def endpoint(self) -> str:
+        """The endpoint this store talks to, as a manifest records it."""
+        return self.endpoint_url or "AWS"
+
+    @property
     def where(self) -> str:
-        return f"s3://{self.bucket} at {self.endpoint_url or 'AWS'}"
+        return f"s3://{self.bucket} at {self.endpoint}"
 
     async def __aenter__(self):
         await self.client()
@@ -185,7 +190,7 @@ class S3Store:
         await self.close()
 
     async def client(self):
-        async with self._opening:
+        async with self._opening, self._errors("connect"):
             if self._client is None:
                 stack = contextlib.AsyncExitStack()
                 session = aiobotocore.session.get_session()
@@ -226,6 +231,11 @@ class S3Store:
             yield
         except S3Error:
             raise
+        except CredentialsUnavailable as error:
+            raise S3Error(
+                f"S3 credentials are unavailable ({self.where}): could not {action}: {error}",
+                unreachable=True,
+            ) from error
         except UNREACHABLE_ERRORS as error:
             raise S3Error(
                 f"S3 is unreachable ({self.where}): could not {action}: {error}",

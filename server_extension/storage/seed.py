@@ -68,9 +68,10 @@ async def seed_prefix(
         if objects:
             await asyncio.gather(
                 *(
-                    store.copy(key, key_prefix + layout.relpath_for(source_prefix, key))
+                    # The rest of the key as it is: both prefixes use the same escapes.
+                    store.copy(key, key_prefix + key[len(source_prefix) :])
                     for key in objects
-                    if layout.relpath_for(source_prefix, key) != layout.DIR_KEEP
+                    if key[len(source_prefix) :] != layout.DIR_KEEP
                 )
             )
         else:

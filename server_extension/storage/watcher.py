@@ -3,6 +3,11 @@
 Events are debounced and batched by watchfiles (inotify on Linux, in its own thread);
 each batch schedules its paths on the ``WorkspaceSync``, whose worker pushes them
 concurrently and retries failures with backoff.
+
+watchfiles cannot watch a tree that holds a name that is not UTF-8 (it stops with
+"Unable to decode path"), nor one with more folders than the inotify watch limit; the
+workspace is then rescanned every few seconds instead, and the sync status says the
+watcher is degraded.
 """
 
 import asyncio
@@ -36,8 +41,38 @@ async def watch_workspace(
     stop_event: asyncio.Event,
     debounce_ms: int = 400,
     step_ms: int = 50,
+    rescan_seconds: float = 2.0,
 ) -> None:
-    """Schedule every created, changed or deleted workspace path until ``stop_event``.
+    """Schedule every created, changed or deleted workspace path until ``stop_event``;
+    rescan the workspace every ``rescan_seconds`` instead when watchfiles cannot watch it
+    (a name that is not UTF-8, the inotify watch limit): degraded, never unmirrored."""
+    try:
+        await watch_events(sync, stop_event, debounce_ms, step_ms)
+        return
+    except Exception as error:
+        sync.watcher_degraded(f"{error}: rescanning every {rescan_seconds:g}s instead")
+    try:
+        await rescan_until(sync, stop_event, rescan_seconds)
+    except Exception as error:
+        sync.watcher_failed(error)  # the status says so, not only the log
+        raise
+
+
+async def rescan_until(sync: WorkspaceSync, stop_event: asyncio.Event, seconds: float) -> None:
+    """Push what changed (by size and mtime) every ``seconds`` until ``stop_event``."""
+    while not stop_event.is_set():
+        await sync.push_tree("")  # failures stay scheduled for the retry worker
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop_event.wait(), seconds)
+
+
+async def watch_events(
+    sync: WorkspaceSync,
+    stop_event: asyncio.Event,
+    debounce_ms: int = 400,
+    step_ms: int = 50,
+) -> None:
+    """watchfiles' events until ``stop_event``; raises why it stopped, if it did.
 
     watchfiles' blocking iterator runs in a daemon thread of its own: its async iterator
     would use AnyIO worker threads, which are not daemons and keep the server's process
@@ -46,6 +81,8 @@ async def watch_workspace(
     loop = asyncio.get_running_loop()
     stop_thread = threading.Event()
     finished = loop.create_future()
+    # Its error, if it comes after the stop, is nobody's concern: no "never retrieved".
+    finished.add_done_callback(lambda future: future.cancelled() or future.exception())
 
     def schedule(changes) -> None:
         relpaths = {relative_posix(sync.root, path) for _, path in changes}
@@ -62,7 +99,6 @@ async def watch_workspace(
         if error is None:
             finished.set_result(None)
         else:
-            sync.watcher_failed(error)  # the status says so, not only the log
             finished.set_exception(error)
 
     def watch() -> None:

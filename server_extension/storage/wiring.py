@@ -25,6 +25,7 @@ def contents_manager_choice(
     endpoint_url: str = "",
     region: str = "",
     credentials_url: str = "",
+    save_timeout: float = 10.0,
 ) -> tuple[str, str, dict]:
     """(manager class as an import string, its config section, settings) for ``mode``."""
     if mode == "local":
@@ -39,6 +40,7 @@ def contents_manager_choice(
                 "s3_endpoint_url": endpoint_url,
                 "s3_region": region,
                 "s3_credentials_url": credentials_url,
+                "sync_save_timeout": save_timeout,
             },
         )
     if mode == "s3":

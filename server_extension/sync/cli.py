@@ -31,13 +31,19 @@ SETTINGS = {
     "s3_region": "S3 region",
     "workspace_user": "user name in the workspace key (default: JUPYTERHUB_USER)",
     "workspace_server": "server name in the workspace key (default: JUPYTERHUB_SERVER_NAME)",
+    "restore_empty_prefix": "when S3 holds nothing where the workspace was synced: refuse "
+    "(default) or push (keep the local files and push them)",
 }
 FALLBACK_VARIABLES = {
     "workspace_user": "JUPYTERHUB_USER",
     "workspace_server": "JUPYTERHUB_SERVER_NAME",
 }
 # The server's defaults for settings that are unset (set but empty stays empty).
-SETTING_DEFAULTS = {"s3_prefix": defaults.S3_PREFIX, "s3_region": defaults.S3_REGION}
+SETTING_DEFAULTS = {
+    "s3_prefix": defaults.S3_PREFIX,
+    "s3_region": defaults.S3_REGION,
+    "restore_empty_prefix": "refuse",
+}
 
 
 class ProgressPrinter:
@@ -192,15 +198,18 @@ async def run_restore(args) -> int:
                     concurrency=args.concurrency,
                     on_progress=printer.progress,
                     snapshots=args.snapshots,
+                    empty_prefix=resolve(args, "restore_empty_prefix"),
                 )
     except (S3Error, ValueError, OSError) as error:
         printer.finish({"event": "error", "message": str(error)})
         return 1
+    for key, why in sorted(result.skipped.items()):
+        print(f"warning: not restored: {key!r}: {why}", file=sys.stderr)
     printer.finish({"event": "done", **result.summary()})
     return 1 if result.failed else 0
 
 
-async def push_workspace(store: S3Store, args) -> tuple[WorkspaceSync, dict[str, S3Error]]:
+async def push_workspace(store: S3Store, args) -> tuple[WorkspaceSync, dict[str, Exception]]:
     """Push the whole workspace and save the manifest; returns the sync and what failed."""
     sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
     failures = await sync.push_tree("")
@@ -261,7 +270,7 @@ async def run_status(args) -> int:
         "location": view.location,
         "remote_files": plan.total,
         "in_sync": len(plan.unchanged),
-        "to_restore": sorted([*plan.download, *plan.verify]),
+        "to_restore": sorted([*plan.download, *plan.verify, *plan.conflicts]),
         "to_push": sorted([*plan.local_changes, *plan.local_only]),
         "deleted_in_s3": sorted(plan.remove_local),
     }
