@@ -173,8 +173,11 @@ class StopReport:
         return "stopped " + ", ".join(parts)
 
 
-async def stop_everything(data_dir: Path, grace: float = 5.0) -> StopReport:
-    """Stop the hub of ``data_dir``, the processes it started and all its servers."""
+async def stop_everything(data_dir: Path, grace: float = 10.0) -> StopReport:
+    """Stop the hub of ``data_dir``, the processes it started and all its servers.
+
+    Servers get ``grace`` seconds after SIGTERM, all at once: enough for a stopping
+    server's bounded push to S3 (``c.CodePilot.sync_flush_timeout`` and its margin)."""
     report = StopReport()
     states = await asyncio.to_thread(spawner_states, data_dir / HUB_DATABASE)
     server_pids = {state.get("pid") for state in states}
