@@ -132,6 +132,13 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         (JupyterHub's ``Spawner.interrupt_timeout``, a pod's grace period).""",
     ).tag(config=True)
 
+    sync_sweep_interval = Float(
+        60.0,
+        help="""Seconds between two sweeps of the workspace (a stat per file) that push what
+        no file event announces: writes through a memory map (numpy.memmap), an edit
+        through another name of a hard-linked file.""",
+    ).tag(config=True)
+
     sync_stall_timeout = Float(
         60.0,
         help="""Seconds pending sync work may go without any push finishing before the
@@ -229,7 +236,8 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         sync.start()
         self._watch_stop = asyncio.Event()
         self._watch_task = asyncio.create_task(
-            watch_workspace(sync, self._watch_stop), name="codepilot-watcher"
+            watch_workspace(sync, self._watch_stop, sweep_seconds=self.sync_sweep_interval),
+            name="codepilot-watcher",
         )
         self.log.info("Code Pilot: mirroring %s to %s", sync.root, sync.location)
 

@@ -7,6 +7,7 @@ reported and skipped by a restore, which then still succeeds and deletes nothing
 """
 
 import asyncio
+import mmap
 import os
 import tempfile
 import time
@@ -208,4 +209,44 @@ async def test_a_name_no_key_can_hold_leaves_the_sync_idle_after_a_start(s3):
                 await asyncio.sleep(0.05)
             assert sync.status_model()["unstorable"] == [f"{deep}/{deep}"]
         finally:
+            await sync.flush(10)
+
+
+def write_unannounced(root) -> None:
+    with open(root / "data.bin", "r+b") as f, mmap.mmap(f.fileno(), 4096) as mapped:
+        mapped[:6] = b"mapped"  # no inotify event at all
+        mapped.flush()
+    with open(root / "linked.txt", "r+") as f:  # an event for linked.txt, none for notes.txt
+        f.write("again")
+
+
+async def test_writes_no_event_announces_are_swept_up(s3):
+    """Through a memory map, and through another name of a hard-linked file."""
+    root, prefix = workspace("swept")
+    (root / "data.bin").write_bytes(b"\0" * 4096)
+    (root / "notes.txt").write_text("first")
+    async with S3Store(BUCKET, s3.endpoint_url) as store:
+        sync = WorkspaceSync(root, store, prefix)
+        sync.start()
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch_workspace(sync, stop, sweep_seconds=0.5))
+        try:
+            deadline = time.monotonic() + 20
+            while {prefix + "data.bin", prefix + "notes.txt"} - s3.keys(BUCKET, prefix):
+                assert time.monotonic() < deadline, sync.status_model()
+                await asyncio.sleep(0.1)
+            os.link(root / "notes.txt", root / "linked.txt")
+            while prefix + "linked.txt" not in s3.keys(BUCKET, prefix):
+                assert time.monotonic() < deadline, sync.status_model()
+                await asyncio.sleep(0.1)
+            await asyncio.to_thread(write_unannounced, root)
+            while (
+                s3.read(BUCKET, prefix + "data.bin")[:6] != b"mapped"
+                or s3.read(BUCKET, prefix + "notes.txt") != b"again"
+            ):
+                assert time.monotonic() < deadline, sync.status_model()
+                await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            await watcher
             await sync.flush(10)

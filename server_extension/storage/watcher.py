@@ -7,7 +7,9 @@ concurrently and retries failures with backoff.
 watchfiles cannot watch a tree that holds a name that is not UTF-8 (it stops with
 "Unable to decode path"), nor one with more folders than the inotify watch limit; the
 workspace is then rescanned every few seconds instead, and the sync status says the
-watcher is degraded.
+watcher is degraded. Some writes raise no event at all (through a memory map, or
+through another name of a hard-linked file): a slow sweep catches those by size and
+mtime.
 """
 
 import asyncio
@@ -42,15 +44,25 @@ async def watch_workspace(
     debounce_ms: int = 400,
     step_ms: int = 50,
     rescan_seconds: float = 2.0,
+    sweep_seconds: float = 60.0,
 ) -> None:
     """Schedule every created, changed or deleted workspace path until ``stop_event``;
     rescan the workspace every ``rescan_seconds`` instead when watchfiles cannot watch it
-    (a name that is not UTF-8, the inotify watch limit): degraded, never unmirrored."""
+    (a name that is not UTF-8, the inotify watch limit): degraded, never unmirrored.
+
+    While events flow, a sweep every ``sweep_seconds`` (a stat per file) pushes what no
+    event announces: writes through a memory map, the other names of a hard-linked file.
+    """
+    sweeper = asyncio.create_task(rescan_until(sync, stop_event, sweep_seconds, first=False))
     try:
         await watch_events(sync, stop_event, debounce_ms, step_ms)
         return
     except Exception as error:
         sync.watcher_degraded(f"{error}: rescanning every {rescan_seconds:g}s instead")
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
     try:
         await rescan_until(sync, stop_event, rescan_seconds)
     except Exception as error:
@@ -58,8 +70,14 @@ async def watch_workspace(
         raise
 
 
-async def rescan_until(sync: WorkspaceSync, stop_event: asyncio.Event, seconds: float) -> None:
-    """Push what changed (by size and mtime) every ``seconds`` until ``stop_event``."""
+async def rescan_until(
+    sync: WorkspaceSync, stop_event: asyncio.Event, seconds: float, first: bool = True
+) -> None:
+    """Push what changed (by size and mtime) every ``seconds`` until ``stop_event``;
+    ``first``: at once, else after the first wait."""
+    if not first:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop_event.wait(), seconds)
     while not stop_event.is_set():
         await sync.push_tree("")  # failures stay scheduled for the retry worker
         with contextlib.suppress(TimeoutError):
