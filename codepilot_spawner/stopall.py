@@ -26,12 +26,16 @@ log = logging.getLogger("codepilot.stop-all")
 
 
 def spawner_states(database: Path) -> list[dict]:
-    """The spawner states the hub's database keeps (read-only)."""
+    """The spawner states the hub's database keeps (read-only); none when it has no
+    table of spawners yet (the launcher makes the file empty; a hub configured with
+    another database, such as PostgreSQL, never fills it)."""
     if not database.exists():
         return []
     connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
         rows = connection.execute("SELECT state FROM spawners").fetchall()
+    except sqlite3.OperationalError:  # no such table
+        return []
     finally:
         connection.close()
     states = []

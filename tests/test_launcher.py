@@ -246,3 +246,10 @@ def test_make_down_without_a_data_dir_says_nothing_was_running(tmp_path):
     done = launcher("stop-all", env={"CODEPILOT_DATA_DIR": str(tmp_path / "none")})
     assert done.returncode == 0
     assert done.stdout.startswith("codepilot: nothing was running")
+
+
+def test_make_down_on_a_fresh_data_dir_or_one_whose_hub_uses_another_database(tmp_path):
+    make_data_dir(tmp_path)  # the empty SQLite file the launcher makes
+    done = launcher("stop-all", env={"CODEPILOT_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "codepilot: nothing was running"
