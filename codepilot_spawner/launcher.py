@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .onemachine import REPO_ROOT, IsolationSettings, OneMachineSettings, SettingsError
 from .passwords import PasswordError, Passwords, decide, keep
-from .stopall import HUB_DATABASE, leftover_proxy, running_hub, stop_everything, terminate
+from .processes import terminate
+from .stopall import HUB_DATABASE, leftover_proxy, running_hub, stop_everything
 
 HUB_CONFIG = REPO_ROOT / "hub_config" / "jupyterhub_config_local.py"
 LOGS = "logs"  # <data dir>/logs/: a file per part of the hub
@@ -93,8 +94,8 @@ def make_data_dir(path: Path) -> None:
     both private to the hub: servers may pass through the data dir, never read it."""
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o711)  # user servers pass through to their workspaces, nothing more
-    (path / LOGS).mkdir(mode=0o700, exist_ok=True)
-    (path / LOGS).chmod(0o700)
+    (path / LOGS).mkdir(exist_ok=True)
+    (path / LOGS).chmod(0o700)  # also when an older install made it
     # SQLite takes an empty file for a new database, and keeps the mode of an old one.
     database = os.open(path / HUB_DATABASE, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
     try:

@@ -1,4 +1,5 @@
-"""Find and end every process a user server started, as the end of a pod would.
+"""Find and end processes: every process a user server started, as the end of a pod
+would, and processes known by pid and start time (``Process``, ``terminate``).
 
 Terminals run their shells in sessions of their own, and a dev server started with
 ``nohup`` or ``&`` outlives the shell, so neither the server's process group nor its
@@ -11,6 +12,8 @@ import contextlib
 import os
 import signal
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 TAG_VARIABLE = "WORKSPACE_PROCESS_TAG"
 
@@ -55,3 +58,86 @@ async def end_tagged_processes(tag: str, grace: float = 5.0) -> list[int]:
             return []
     signal_pids(pids, signal.SIGKILL)
     return pids
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process known by its pid and its start time, so a reused pid is never it."""
+
+    pid: int
+    started: int  # clock ticks after boot (/proc/<pid>/stat, field 22)
+
+    @classmethod
+    def read(cls, pid: int) -> "Process | None":
+        stat = _stat(pid)
+        return cls(pid, stat[1]) if stat else None
+
+    def alive(self) -> bool:
+        stat = _stat(self.pid)
+        return stat is not None and stat[1] == self.started
+
+    def command_line(self) -> bytes:
+        try:
+            return Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:
+            return b""
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of a live process; None when gone or a zombie."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(b")") + 2 :].split()  # after "pid (comm) "
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def children(parent: Process) -> list[Process]:
+    """The live child processes of ``parent``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat and stat[0] == parent.pid:
+                found.append(Process(int(entry.name), stat[1]))
+    return found
+
+
+async def ended(process: Process) -> None:
+    """Return once ``process`` has ended (its pidfd turns readable)."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not process.alive():  # the pid was reused before the pidfd was opened
+            return
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        loop.add_reader(pidfd, done.set_result, None)
+        try:
+            await done
+        finally:
+            loop.remove_reader(pidfd)
+    finally:
+        os.close(pidfd)
+
+
+async def terminate(processes: list[Process], grace: float) -> int:
+    """SIGTERM ``processes``, SIGKILL those alive after ``grace`` seconds; how many were
+    alive."""
+    alive = [process for process in processes if process.alive()]
+    for process in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace):
+            await asyncio.gather(*(ended(process) for process in alive))
+    for process in alive:
+        if process.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+    return len(alive)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import netns
 from .cgroups import ServerCgroup, hub_cgroups, machine_hierarchy
-from .processes import tagged_pids
+from .processes import Process, children, tagged_pids, terminate
 from .sandbox import Sandbox
 
 log = logging.getLogger("codepilot.stop-all")
@@ -52,41 +52,6 @@ HUB_PID_FILE = "jupyterhub.pid"
 PROXY_PID_FILE = "jupyterhub-proxy.pid"
 
 
-@dataclass(frozen=True)
-class Process:
-    """A process known by its pid and its start time, so a reused pid is never it."""
-
-    pid: int
-    started: int  # clock ticks after boot (/proc/<pid>/stat, field 22)
-
-    @classmethod
-    def read(cls, pid: int) -> "Process | None":
-        stat = _stat(pid)
-        return cls(pid, stat[1]) if stat else None
-
-    def alive(self) -> bool:
-        stat = _stat(self.pid)
-        return stat is not None and stat[1] == self.started
-
-    def command_line(self) -> bytes:
-        try:
-            return Path(f"/proc/{self.pid}/cmdline").read_bytes()
-        except OSError:
-            return b""
-
-
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time) of a live process; None when gone or a zombie."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(b")") + 2 :].split()  # after "pid (comm) "
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[1]), int(fields[19])
-
-
 def from_pid_file(path: Path, program: bytes) -> Process | None:
     """The live process named in ``path`` when its command line mentions ``program``."""
     try:
@@ -98,17 +63,6 @@ def from_pid_file(path: Path, program: bytes) -> Process | None:
     return process
 
 
-def children(parent: Process) -> list[Process]:
-    """The live child processes of ``parent``."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            stat = _stat(int(entry.name))
-            if stat and stat[0] == parent.pid:
-                found.append(Process(int(entry.name), stat[1]))
-    return found
-
-
 def running_hub(data_dir: Path) -> Process | None:
     """The hub running on ``data_dir``, found by its pid file."""
     return from_pid_file(data_dir / HUB_PID_FILE, b"jupyterhub")
@@ -117,43 +71,6 @@ def running_hub(data_dir: Path) -> Process | None:
 def leftover_proxy(data_dir: Path) -> Process | None:
     """The proxy the hub of ``data_dir`` started, when it runs on (the hub was killed)."""
     return from_pid_file(data_dir / PROXY_PID_FILE, b"configurable-http-proxy")
-
-
-async def ended(process: Process) -> None:
-    """Return once ``process`` has ended (its pidfd turns readable)."""
-    try:
-        pidfd = os.pidfd_open(process.pid)
-    except ProcessLookupError:
-        return
-    try:
-        if not process.alive():  # the pid was reused before the pidfd was opened
-            return
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        loop.add_reader(pidfd, done.set_result, None)
-        try:
-            await done
-        finally:
-            loop.remove_reader(pidfd)
-    finally:
-        os.close(pidfd)
-
-
-async def terminate(processes: list[Process], grace: float) -> int:
-    """SIGTERM ``processes``, SIGKILL those alive after ``grace`` seconds; how many were
-    alive."""
-    alive = [process for process in processes if process.alive()]
-    for process in alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(grace):
-            await asyncio.gather(*(ended(process) for process in alive))
-    for process in alive:
-        if process.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-    return len(alive)
 
 
 @dataclass
@@ -194,9 +111,9 @@ async def stop_everything(data_dir: Path, grace: float = 10.0) -> StopReport:
         parts.append(proxy)  # a proxy left by a hub that was killed
     # All at once: JupyterHub would stop its services one by one, each given 10 s to
     # answer SIGINT; it keeps the servers.
-    ended = await terminate([*([hub] if hub else []), *parts], grace=5)
+    alive = await terminate([*([hub] if hub else []), *parts], grace=5)
     report.hub = hub is not None
-    report.hub_processes = ended - report.hub
+    report.hub_processes = alive - report.hub
     stopped = await asyncio.gather(*(stop_server(state, grace) for state in states))
     report.servers = sum(stopped)
     report.leftovers = await sweep(netns.hub_key(str(data_dir)))

@@ -23,7 +23,7 @@ from codepilot_spawner.onemachine import (
 from codepilot_spawner.passwords import decide
 from codepilot_spawner.preview import hubservice as preview_service
 from codepilot_spawner.servicelife import logged, with_hub_pid, with_log_files
-from codepilot_spawner.stopall import HUB_DATABASE
+from codepilot_spawner.stopall import HUB_DATABASE, HUB_PID_FILE, PROXY_PID_FILE
 from codepilot_spawner.values import merge_roles
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
@@ -62,14 +62,14 @@ c.JupyterHub.db_url = f"sqlite:///{data_dir / HUB_DATABASE}"
 # After a `git pull` that brings a newer JupyterHub: SQLite is copied aside, then upgraded.
 c.JupyterHub.upgrade_db = True
 c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
-c.JupyterHub.pid_file = str(data_dir / "jupyterhub.pid")
+c.JupyterHub.pid_file = str(data_dir / HUB_PID_FILE)
 
 c.ConfigurableHTTPProxy.command = logged(
     [str(REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy")],
     logs_dir / "proxy.log",
 )
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
-c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
+c.ConfigurableHTTPProxy.pid_file = str(data_dir / PROXY_PID_FILE)
 
 c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = passwords.student

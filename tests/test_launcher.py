@@ -19,7 +19,8 @@ from codepilot_spawner.launcher import (
 )
 from codepilot_spawner.onemachine import OneMachineSettings, SettingsError
 from codepilot_spawner.passwords import PasswordError, decide, keep
-from codepilot_spawner.stopall import PROXY_PID_FILE, Process
+from codepilot_spawner.processes import Process
+from codepilot_spawner.stopall import PROXY_PID_FILE
 
 from .hubtools import free_port, wait_until
 from .support.paths import REPO_ROOT
