@@ -40,10 +40,10 @@ from .workspaces import (
     workspace_path,
 )
 
-# The standard AWS settings, which servers that keep workspaces in S3 need; the keys are
-# passed only in static mode: in sts mode servers get theirs from the credential broker.
 # Where Code Pilot's code is: a server imports from it (an editable install's checkout).
 PACKAGE_DIR = Path(__file__).resolve().parent
+# The standard AWS settings, which servers that keep workspaces in S3 need; the keys are
+# passed only in static mode: in sts mode servers get theirs from the credential broker.
 AWS_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
 AWS_VARIABLES = [
     *AWS_KEYS,
@@ -464,9 +464,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         workspace = str(self.workspace)
         become_user = set_user_setuid(self.unix_name, chdir=False) if self.isolated else None
         enter_sandbox = self.sandbox.enter() if self.sandbox else None
-        private_tmp = self.private_tmp
-
-        isolated = self.isolated
+        isolated, private_tmp = self.isolated, self.private_tmp
 
         def preexec():
             if enter_sandbox is not None:  # as root still

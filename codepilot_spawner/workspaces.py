@@ -50,20 +50,22 @@ class UnsafePath(OSError):
     """A folder the hub prepares as root is a symlink or not a folder."""
 
 
+def _open_dir(parent_fd: int, name: str) -> int:
+    """The folder ``name`` in ``parent_fd``; a symlink there is refused, never followed."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as error:
+        if isinstance(error, NotADirectoryError) or error.errno == errno.ELOOP:
+            raise UnsafePath(f"{name!r} is a symlink or not a folder: refusing it") from None
+        raise
+
+
 def _open_dir_at(parent_fd: int, name: str) -> int:
-    """The folder ``name`` in ``parent_fd``, made when missing (0700, then set by the
-    caller on the descriptor itself); a symlink there is refused, never followed."""
-    for _ in range(2):
-        try:
-            return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-        except FileNotFoundError:
-            with contextlib.suppress(FileExistsError):  # made meanwhile by another start
-                os.mkdir(name, 0o700, dir_fd=parent_fd)
-        except OSError as error:
-            if isinstance(error, NotADirectoryError) or error.errno == errno.ELOOP:
-                raise UnsafePath(f"{name!r} is a symlink or not a folder: refusing it") from None
-            raise
-    return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    """``_open_dir``, making the folder first when missing (0700, then set by the caller
+    on the descriptor itself)."""
+    with contextlib.suppress(FileExistsError):  # there already, or made by another start
+        os.mkdir(name, 0o700, dir_fd=parent_fd)
+    return _open_dir(parent_fd, name)
 
 
 def _set(fd: int, mode: int, uid: int | None, gid: int | None) -> None:

@@ -258,9 +258,8 @@ class ServerActionHandler(ClassPageHandler):
             "POST" if action == "start" else "DELETE", path, token=token
         )
         # The hub's 204 (stopped) has no body; the page's answer always has one.
-        self.set_status(
-            200 if status == 204 else status if status in (201, 202, 400, 403, 404) else 502
-        )
+        passed = status if status in (201, 202, 400, 403, 404) else 502
+        self.set_status(200 if status == 204 else passed)
         self.set_header("Content-Type", "application/json")
         message = (body or {}).get("message", "") if isinstance(body, dict) else ""
         self.finish(json.dumps({"status": status, "message": message}))

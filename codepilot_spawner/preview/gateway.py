@@ -91,14 +91,12 @@ def safe_next(path: str) -> str:
     Browsers drop tabs and newlines from URLs and read ``\\`` as ``/``: ``/\t/evil``
     is ``//evil``, so any control character or backslash there makes it ``/``.
     """
-    if not path.startswith("/") or any(ord(c) < 0x20 or c in "\x7f\\" for c in path[:2]):
+    if not path.startswith("/") or path[1:2] == "\\":
         return "/"
     if any(ord(c) < 0x20 or c == "\x7f" for c in path):
         return "/"
     parsed = urlsplit(path)
-    if parsed.scheme or parsed.netloc or path.startswith("//"):
-        return "/"
-    return path
+    return "/" if parsed.scheme or parsed.netloc or path.startswith("//") else path
 
 
 # A hot-reload message is a few KB; a bigger one is refused, never buffered.

@@ -103,7 +103,7 @@ async def restore_workspace(
     on_progress: ProgressCallback | None = None,
     max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED,
     snapshots: bool = True,
-    empty_prefix: str = "refuse",
+    empty_prefix: str = EMPTY_PREFIX_CHOICES[0],
 ) -> RestoreResult:
     """Download what is missing or changed under ``key_prefix`` into ``root``.
 
@@ -396,17 +396,23 @@ def _keep_beside(root: Path, relpath: str) -> str:
     for attempt in range(1, 100):
         kept = conflict_relpath(relpath, now, attempt)
         try:
-            try:
-                os.link(source, local_path(root, kept), follow_symlinks=False)
-            except FileExistsError:
-                raise
-            except OSError:  # a file system without hard links
-                with open(source, "rb") as original, open(local_path(root, kept), "xb") as copy:
-                    shutil.copyfileobj(original, copy)
-            return kept
+            _link_or_copy(source, local_path(root, kept))
         except FileExistsError:
             continue
+        return kept
     raise OSError(f"no free conflict name beside {relpath!r}")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A new name for ``source`` at ``target`` (never replacing one): a hard link, or a
+    copy on a file system without them."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError:
+        with open(source, "rb") as original, open(target, "xb") as copy:
+            shutil.copyfileobj(original, copy)
 
 
 def _prepare_targets(root: Path, relpaths: list[str]) -> tuple[dict[str, Path], dict[str, str]]:

@@ -18,7 +18,7 @@ from ..storage.engine import WorkspaceSync
 from ..storage.localtree import scan_local
 from ..storage.pack import packable, upload_pack
 from ..storage.plan import compare_workspace
-from ..storage.restore import RestoreResult, restore_workspace
+from ..storage.restore import EMPTY_PREFIX_CHOICES, RestoreResult, restore_workspace
 from ..storage.s3 import S3Error, S3Store
 from ..storage.seed import copy_starter, starter_files, upload_folder, workspace_is_new
 from ..storage.snapshots import DependencySnapshots
@@ -42,7 +42,7 @@ FALLBACK_VARIABLES = {
 SETTING_DEFAULTS = {
     "s3_prefix": defaults.S3_PREFIX,
     "s3_region": defaults.S3_REGION,
-    "restore_empty_prefix": "refuse",
+    "restore_empty_prefix": EMPTY_PREFIX_CHOICES[0],
 }
 
 
