@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import requests
 
 from .hubtools import REPO_ROOT, free_port, wait_answering
@@ -140,4 +141,25 @@ def start_jupyter_server(
         raise TimeoutError(
             f"jupyter server did not answer in {timeout}s:\n{server.log()}"
         ) from None
+    return server
+
+
+def synced_server_fixture(bucket: str, prefix: str, user: str, **settings: str):
+    """A module-scoped ``server`` fixture: a user server in sync mode on the module's
+    ``s3`` fixture, its workspace keyed ``<prefix>/users/<user>/default/``, with more
+    ``CODEPILOT_*`` ``settings`` (``SYNC_SAVE_TIMEOUT="3"``)."""
+
+    @pytest.fixture(scope="module")
+    def server(s3):
+        env = {
+            **s3.env,
+            "CODEPILOT_S3_BUCKET": bucket,
+            "CODEPILOT_S3_PREFIX": prefix,
+            "CODEPILOT_WORKSPACE_USER": user,
+            **{f"CODEPILOT_{name}": value for name, value in settings.items()},
+        }
+        running = start_jupyter_server(Path(tempfile.mkdtemp(prefix="codepilot-sync-")), env)
+        yield running
+        running.stop()
+
     return server

@@ -318,7 +318,6 @@ def test_floods_cost_the_hub_little_and_the_gateway_stays_small(hub, mallory, pr
     assert set(answers) <= {401, 429} and 429 in answers, set(answers)
     assert {response.status_code for response in same} <= {401, 429}
     assert set(unknown) == {404}
-    wait_until(lambda: True, 1, 0.1)  # the hub's log lines of the last calls
     asked = hub_calls(hub, r"GET /hub/api/user \(") - token_checks
     assert asked <= 20 + 10 * seconds + 1, (asked, seconds)  # burst, then 10 a second
     listed = hub_calls(hub, r"GET /hub/api/users\?state=.*codepilot-preview") - listings

@@ -4,9 +4,6 @@ documented 503 that names S3, the local copy kept, pushed once S3 answers again.
 user server in sync mode against moto behind a relay that can hang.
 """
 
-import tempfile
-from pathlib import Path
-
 import pytest
 from tornado import web
 
@@ -14,7 +11,7 @@ from server_extension.storage.contents import SyncContentsManager
 from server_extension.storage.s3 import S3Error, S3Store
 
 from .hubtools import free_port, wait_until
-from .jupyterserver import start_jupyter_server
+from .jupyterserver import synced_server_fixture
 from .s3server import s3_server_fixture
 
 BUCKET = "bounded"
@@ -26,19 +23,7 @@ BOUND = 3  # seconds, to keep the test short; the default is 10
 s3 = s3_server_fixture(buckets=(BUCKET,))
 
 
-@pytest.fixture(scope="module")
-def server(s3):
-    root = Path(tempfile.mkdtemp(prefix="codepilot-bound-"))
-    env = {
-        **s3.env,
-        "CODEPILOT_S3_BUCKET": BUCKET,
-        "CODEPILOT_S3_PREFIX": PREFIX,
-        "CODEPILOT_WORKSPACE_USER": USER,
-        "CODEPILOT_SYNC_SAVE_TIMEOUT": str(BOUND),
-    }
-    running = start_jupyter_server(root, env)
-    yield running
-    running.stop()
+server = synced_server_fixture(BUCKET, PREFIX, USER, SYNC_SAVE_TIMEOUT=str(BOUND))
 
 
 def test_a_save_while_s3_hangs_answers_503_in_time_and_keeps_the_file(server, s3):

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from .hubtools import wait_until
-from .jupyterserver import start_jupyter_server
+from .jupyterserver import synced_server_fixture
 from .s3server import s3_server_fixture
 from .support.terminals import run_in_terminal
 
@@ -31,18 +31,7 @@ KEYS = f"{PREFIX}/users/{USER}/default/"
 s3 = s3_server_fixture(buckets=(BUCKET,))
 
 
-@pytest.fixture(scope="module")
-def server(s3):
-    root = Path(tempfile.mkdtemp(prefix="codepilot-sync-"))
-    env = {
-        **s3.env,
-        "CODEPILOT_S3_BUCKET": BUCKET,
-        "CODEPILOT_S3_PREFIX": PREFIX,
-        "CODEPILOT_WORKSPACE_USER": USER,
-    }
-    running = start_jupyter_server(root, env)
-    yield running
-    running.stop()
+server = synced_server_fixture(BUCKET, PREFIX, USER)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ reported and skipped by a restore, which then still succeeds and deletes nothing
 """
 
 import asyncio
+import contextlib
 import mmap
 import os
 import tempfile
@@ -151,27 +152,39 @@ async def test_a_name_no_key_can_hold_does_not_stop_the_others(s3):
     assert sync.status_model()["unstorable"] == [f"{name}/{name}"]
 
 
-async def test_a_name_watchfiles_cannot_decode_degrades_the_watcher_to_rescans(s3):
-    root, prefix = workspace("rescan")
-    os.mkdir(os.path.join(os.fsencode(root), b"unzipped-\xe9"))
+@contextlib.asynccontextmanager
+async def watched(s3, root: Path, prefix: str, **watch_options):
+    """The workspace's sync with its watcher running, as a server has them; flushed at
+    the end."""
     async with S3Store(BUCKET, s3.endpoint_url) as store:
         sync = WorkspaceSync(root, store, prefix)
         sync.start()
         stop = asyncio.Event()
-        watcher = asyncio.create_task(watch_workspace(sync, stop, rescan_seconds=0.2))
+        watcher = asyncio.create_task(watch_workspace(sync, stop, **watch_options))
         try:
-            write_bytes(root, b"unzipped-\xe9/\xe9t\xe9", b"written from a terminal")
-            (root / "later.txt").write_text("still mirrored")
-            deadline = time.monotonic() + 20
-            while len(s3.keys(BUCKET, prefix)) < 2:
-                assert time.monotonic() < deadline, sync.status_model()
-                await asyncio.sleep(0.1)
-            assert "decode" in sync.status_model()["watcher_degraded"]
-            assert sync.status_model()["watcher_error"] is None
+            yield sync
         finally:
             stop.set()
             await watcher
             await sync.flush(10)
+
+
+async def eventually(condition, sync: WorkspaceSync, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, sync.status_model()
+        await asyncio.sleep(0.1)
+
+
+async def test_a_name_watchfiles_cannot_decode_degrades_the_watcher_to_rescans(s3):
+    root, prefix = workspace("rescan")
+    os.mkdir(os.path.join(os.fsencode(root), b"unzipped-\xe9"))
+    async with watched(s3, root, prefix, rescan_seconds=0.2) as sync:
+        write_bytes(root, b"unzipped-\xe9/\xe9t\xe9", b"written from a terminal")
+        (root / "later.txt").write_text("still mirrored")
+        await eventually(lambda: len(s3.keys(BUCKET, prefix)) >= 2, sync)
+        assert "decode" in sync.status_model()["watcher_degraded"]
+        assert sync.status_model()["watcher_error"] is None
     assert s3.read(BUCKET, prefix + "%%unzipped-%E9/%%%E9t%E9") == b"written from a terminal"
 
 
@@ -225,28 +238,16 @@ async def test_writes_no_event_announces_are_swept_up(s3):
     root, prefix = workspace("swept")
     (root / "data.bin").write_bytes(b"\0" * 4096)
     (root / "notes.txt").write_text("first")
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
-        sync = WorkspaceSync(root, store, prefix)
-        sync.start()
-        stop = asyncio.Event()
-        watcher = asyncio.create_task(watch_workspace(sync, stop, sweep_seconds=0.5))
-        try:
-            deadline = time.monotonic() + 20
-            while {prefix + "data.bin", prefix + "notes.txt"} - s3.keys(BUCKET, prefix):
-                assert time.monotonic() < deadline, sync.status_model()
-                await asyncio.sleep(0.1)
-            os.link(root / "notes.txt", root / "linked.txt")
-            while prefix + "linked.txt" not in s3.keys(BUCKET, prefix):
-                assert time.monotonic() < deadline, sync.status_model()
-                await asyncio.sleep(0.1)
-            await asyncio.to_thread(write_unannounced, root)
-            while (
-                s3.read(BUCKET, prefix + "data.bin")[:6] != b"mapped"
-                or s3.read(BUCKET, prefix + "notes.txt") != b"again"
-            ):
-                assert time.monotonic() < deadline, sync.status_model()
-                await asyncio.sleep(0.1)
-        finally:
-            stop.set()
-            await watcher
-            await sync.flush(10)
+    async with watched(s3, root, prefix, sweep_seconds=0.5) as sync:
+        synced = {prefix + "data.bin", prefix + "notes.txt"}
+        await eventually(lambda: synced <= s3.keys(BUCKET, prefix), sync)
+        os.link(root / "notes.txt", root / "linked.txt")
+        await eventually(lambda: prefix + "linked.txt" in s3.keys(BUCKET, prefix), sync)
+        await asyncio.to_thread(write_unannounced, root)
+        await eventually(
+            lambda: (
+                s3.read(BUCKET, prefix + "data.bin")[:6] == b"mapped"
+                and s3.read(BUCKET, prefix + "notes.txt") == b"again"
+            ),
+            sync,
+        )

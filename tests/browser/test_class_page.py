@@ -65,8 +65,13 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
     navigations = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
     bruno = page.locator('tr[data-id="bruno/"]')
-    bruno.locator("button", has_text="Stop").click()
+    with page.expect_response(lambda response: "/api/servers/bruno/" in response.url) as stop:
+        bruno.locator("button", has_text="Stop").click()
+    assert stop.value.status == 200, stop.value.text()  # it was a 500, the stop done anyway
     bruno.locator("span.state", has_text="stopped").wait_for(timeout=60_000)
+    expect(page.locator("#notice")).to_be_hidden()
+    teacher_errors = [line for line in evidence.console if line.startswith("[teacher] error")]
+    assert teacher_errors == []
     assert bruno.locator("button", has_text="Start").is_visible()
     assert navigations == []  # the page updated itself, no reload
     assert "" not in class_hub.api("GET", "/users/bruno").json()["servers"]
