@@ -1,12 +1,16 @@
 """Hub-side parts of Code Pilot: spawners and the pure functions they are built from."""
 
-from .local import CodePilotLocalSpawner
-
 __all__ = ["CodePilotLocalSpawner", "CodePilotSpawner"]
 
 
 def __getattr__(name):
-    # KubeSpawner loads only where it is used: one-machine installs never pay for it.
+    # Spawners load only where they are used: the hub's services (the preview gateway,
+    # which its supervisor may have to start again at once) never pay for JupyterHub's
+    # database layer, and one-machine installs never pay for KubeSpawner.
+    if name == "CodePilotLocalSpawner":
+        from .local import CodePilotLocalSpawner
+
+        return CodePilotLocalSpawner
     if name == "CodePilotSpawner":
         from .kube import CodePilotSpawner
 

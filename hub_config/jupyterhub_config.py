@@ -150,19 +150,19 @@ preview = preview_settings(values)
 if preview:
     pod_ip = os.environ.get("POD_IP") or "127.0.0.1"
     service, preview_roles = preview_service.hub_service(
-        PREVIEW_API_PORT,
+        f"http://{pod_ip}:{PREVIEW_API_PORT}",
+        "0.0.0.0",
+        PREVIEW_GATEWAY_PORT,
         [
             f"--PreviewGatewayApp.domain={preview.domain}",
             f"--PreviewGatewayApp.scheme={preview.scheme}",
             "--PreviewGatewayApp.url_port=0",  # the ingress listens on 80/443
-            "--PreviewGatewayApp.ip=0.0.0.0",
-            f"--PreviewGatewayApp.port={PREVIEW_GATEWAY_PORT}",
             f"--PreviewGatewayApp.hub_url={preview.hub_url}",
             f"--PreviewGatewayApp.share_levels={list(preview.share_levels)!r}",
-            "--PreviewGatewayApp.state_file=/srv/codepilot/preview-shares.json",
+            # Kept with the hub's own secrets (its cookie secret) on the hub's volume.
+            "--PreviewGatewayApp.state_dir=/srv/codepilot/preview",
         ],
     )
-    service["url"] = f"http://{pod_ip}:{PREVIEW_API_PORT}"
     services.append(service)
     roles.extend(preview_roles)
     spawner.preview_domain = preview.domain

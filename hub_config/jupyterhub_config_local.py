@@ -113,14 +113,14 @@ if wiring:
 # Previews on origins of their own (<label>.<preview domain>:<preview port>), served by
 # the preview gateway; viewers sign in through the hub.
 service, preview_roles = preview_service.hub_service(
-    settings.preview_api_port,
+    f"http://127.0.0.1:{settings.preview_api_port}",
+    settings.ip,
+    settings.preview_port,
     [
         f"--PreviewGatewayApp.domain={settings.preview_domain}",
-        f"--PreviewGatewayApp.ip={settings.ip}",
-        f"--PreviewGatewayApp.port={settings.preview_port}",
         f"--PreviewGatewayApp.hub_url={settings.url}",
         f"--PreviewGatewayApp.share_levels={list(settings.preview_share_levels)!r}",
-        f"--PreviewGatewayApp.state_file={data_dir / 'preview-shares.json'}",
+        f"--PreviewGatewayApp.state_dir={data_dir / 'preview'}",
     ],
 )
 services.append(service)

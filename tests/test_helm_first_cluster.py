@@ -321,8 +321,15 @@ async def test_hub_config_runs_the_gateway_from_the_values(helm, values_dir, tmp
     services = {s["name"]: s for s in c.JupyterHub.services}
     gateway = services["codepilot-preview"]
     assert gateway["url"] == "http://127.0.0.1:8083"  # POD_IP in the pod
-    command = gateway["command"]
-    assert command[1:3] == ["-m", "codepilot_spawner.preview"]
+    # Under a supervisor that holds both its sockets and starts it again if it dies.
+    supervisor, command = gateway["command"][:10], gateway["command"][10:]
+    assert supervisor[1:] == [
+        *("-m", "codepilot_spawner.supervise"),
+        *("--listen", "0.0.0.0:8002", "--listen", "127.0.0.1:8083"),
+        *("--preload", "codepilot_spawner.preview.app", "--"),
+    ]
+    assert command[0] == "codepilot_spawner.preview"
+    assert "--PreviewGatewayApp.state_dir=/srv/codepilot/preview" in command
     for argument in (
         "--PreviewGatewayApp.domain=apps.example.net",
         "--PreviewGatewayApp.scheme=https",

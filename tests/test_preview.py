@@ -9,6 +9,7 @@ with their own cookie jar per person and the ``Sec-Fetch-*`` headers browsers se
 import json
 import os
 import re
+import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -272,16 +273,25 @@ def test_an_app_cannot_set_cookies_for_other_previews(hub, preview):
     assert [cookie.domain for cookie in tossed] == [urlparse(preview).hostname], tossed
 
 
-def gateway_rss_kib(hub) -> int:
-    """Resident memory of this hub's preview gateway (named by its port), from /proc."""
+def gateway_pid(hub) -> int:
+    """This hub's preview gateway (named by its port), from /proc: the child of the
+    supervisor the hub runs, forked with the supervisor's command line."""
     option = f"--PreviewGatewayApp.port={hub.preview_port}".encode()
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and option in (entry / "cmdline").read_bytes().split(b"\0"):
-                return int(re.search(r"VmRSS:\s+(\d+)", (entry / "status").read_text())[1])
-        except OSError:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent_argv = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
             continue
+        if option in argv and argv == parent_argv:
+            return int(entry.name)
     raise AssertionError("the preview gateway's process was not found")
+
+
+def gateway_rss_kib(hub) -> int:
+    status = Path(f"/proc/{gateway_pid(hub)}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status)[1])
 
 
 def hub_calls(hub, pattern: str) -> int:
@@ -343,6 +353,23 @@ def test_floods_cost_the_hub_little_and_the_gateway_stays_small(hub, mallory, pr
     grown = gateway_rss_kib(hub) - before
     print(json.dumps({"gateway_rss_growth_kib": grown, "seconds": round(seconds, 1)}))
     assert grown < 64 * 1024, grown
+
+
+def test_a_killed_gateway_is_back_at_once_and_its_viewers_stay_signed_in(hub, preview):
+    owner = login(hub, "mallory")
+    assert open_preview(owner, preview).status_code == 200
+    killed = gateway_pid(hub)
+    os.kill(killed, signal.SIGKILL)
+    started = time.monotonic()
+    # Sent while it restarts: it waits in the listen backlog its supervisor holds, and the
+    # restarted gateway knows the session cookie (its key and sessions were kept).
+    with requests.Session() as viewer:  # new connections, the same cookies
+        viewer.cookies.update(owner.cookies)
+        again = open_preview(viewer, preview, allow_redirects=False, timeout=30)
+    seconds = time.monotonic() - started
+    print(json.dumps({"gateway_back_after_kill_seconds": round(seconds, 2)}))
+    assert again.status_code == 200, (again.status_code, again.headers.get("Location"))
+    assert gateway_pid(hub) != killed
 
 
 # --- the sign-in handshake -----------------------------------------------------------------

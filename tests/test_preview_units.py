@@ -1,11 +1,15 @@
 """The preview gateway's pure pieces: host labels, signed values, access rules, headers."""
 
+import asyncio
+import logging
 import re
 import time
 
 import pytest
+from aiohttp import web
 
 from codepilot_spawner.preview.access import grants_server_access
+from codepilot_spawner.preview.app import kept_key, previews_server
 from codepilot_spawner.preview.gateway import (
     TokenChecks,
     app_cookies,
@@ -14,7 +18,7 @@ from codepilot_spawner.preview.gateway import (
 )
 from codepilot_spawner.preview.hosts import PreviewDomain, preview_label
 from codepilot_spawner.preview.servers import PreviewTarget
-from codepilot_spawner.preview.sessions import SessionBook
+from codepilot_spawner.preview.sessions import KeptFile, SessionBook
 from codepilot_spawner.preview.tokens import InvalidToken, sign, verify
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -118,11 +122,11 @@ def test_sign_in_returns_only_to_local_paths(path, safe):
     assert safe_next(path) == safe
 
 
-def test_one_viewer_keeps_a_bounded_number_of_sessions_newest_kept():
+async def test_one_viewer_keeps_a_bounded_number_of_sessions_newest_kept():
     book = SessionBook(ttl=3600, per_viewer=5)
     target = PreviewTarget(user="ana", server="", label="ana-x", start="1", port=3000)
-    ids = [book.open("bob", "t", (), target) for _ in range(50)]
-    other = book.open("carl", "t", (), target)
+    ids = [await book.open("bob", "t", (), target) for _ in range(50)]
+    other = await book.open("carl", "t", (), target)
     assert [sid for sid in ids if book.get(sid, target)] == ids[-5:]
     assert book.get(other, target) is not None and len(book.sessions) == 6
 
@@ -137,3 +141,53 @@ def test_refused_tokens_cost_nothing_and_new_ones_are_asked_about_at_a_bounded_r
     assert not checks.refused_lately("a") and checks.refused_lately("c")
     time.sleep(0.25)  # 10 a second: two more
     assert [checks.may_ask() for _ in range(3)] == [True, True, False]
+
+
+async def test_sessions_and_the_signing_key_outlive_the_gateways_process(tmp_path):
+    state = tmp_path / "preview"
+    key = kept_key(state)
+    target = PreviewTarget(user="ana", server="", label="ana-x", start="1", port=3000)
+    book = SessionBook(ttl=3600, file=KeptFile(state / "sessions.json", logging.getLogger()))
+    sid = await book.open("bob", "bobs-token", ["access:servers!user=ana"], target)
+    assert await book.spend_nonce("n1", time.time() + 60)
+
+    # What a restarted gateway reads: the same key, the session (to be rechecked at
+    # once), the spent nonce; all of it private to the gateway.
+    again = SessionBook(ttl=3600, file=KeptFile(state / "sessions.json", logging.getLogger()))
+    assert kept_key(state) == key and len(key) == 32
+    session = again.get(sid, target)
+    assert (session.viewer, session.token, session.checked_at) == ("bob", "bobs-token", 0.0)
+    assert session.may_open(target)
+    assert not await again.spend_nonce("n1", time.time() + 60)
+    assert {oct(path.stat().st_mode & 0o777) for path in [state, *state.iterdir()]} == {
+        "0o700",
+        "0o600",
+    }
+    # A server that stopped takes its sessions with it, in the file too.
+    await again.prune({})
+    assert SessionBook(3600, KeptFile(state / "sessions.json", logging.getLogger())).sessions == {}
+
+
+async def test_a_connection_slow_to_send_its_headers_is_closed():
+    async def handler(request):
+        return web.Response(text="ok")
+
+    runner = web.ServerRunner(previews_server(handler, idle_timeout=0.5))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = time.monotonic()
+        writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n")  # never the blank line
+        with pytest.raises(ConnectionError):  # a header line now and then keeps it not
+            for _ in range(40):
+                await asyncio.sleep(0.1)
+                writer.write(b"X-Slow: 1\r\n")
+                await writer.drain()
+        assert time.monotonic() - started < 4
+        assert reader.at_eof() or reader.exception() is not None  # and nothing answered
+        writer.close()
+    finally:
+        await runner.cleanup()

@@ -7,6 +7,9 @@ on one machine as root may enter the network namespaces of user servers.
 """
 
 import asyncio
+import hashlib
+import hmac
+import logging
 import os
 import secrets
 import time
@@ -18,15 +21,17 @@ from aiohttp import web
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import web as tornado_web
+from tornado.httpserver import HTTPServer
 from traitlets import CaselessStrEnum, Float, Int, List, Unicode, default, validate
 from traitlets.config import Application
 
 from ..servicelife import until_stopped
+from ..supervise import inherited_sockets
 from .access import SHARE_LEVELS
 from .gateway import PreviewGateway
 from .hosts import PreviewDomain
 from .servers import ServerDirectory
-from .sessions import SessionBook, ShareBook
+from .sessions import KeptFile, SessionBook, ShareBook
 from .signin import ShareHandler, SignInHandler
 
 
@@ -35,6 +40,14 @@ class PreviewGatewayApp(Application):
 
     name = "codepilot-preview"
     description = __doc__
+
+    @default("log_level")
+    def _info(self):
+        return logging.INFO  # its start and its warnings belong in its log
+
+    @default("log_format")
+    def _format(self):
+        return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
 
     domain = Unicode(
         "preview.localhost",
@@ -99,16 +112,28 @@ class PreviewGatewayApp(Application):
         2, help="Seconds between two reads of the hub's list of running servers."
     ).tag(config=True)
 
-    state_file = Unicode(
+    state_dir = Unicode(
         "",
-        help="File that keeps share levels across restarts of the hub; empty: memory only.",
+        help="""Folder (made private to the gateway) that keeps what outlives one run of
+        it: share levels, viewers' sessions and the key that signs tickets and cookies,
+        so a restarted gateway or hub keeps viewers signed in. Empty: memory only.""",
     ).tag(config=True)
+
+    idle_timeout = Float(
+        30,
+        help="""Seconds a connection may stay idle, or take to send a request's headers,
+        before the gateway closes it (a request in progress, such as a websocket, is
+        not idle).""",
+    ).tag(config=True)
+
+    def kept_file(self, name: str) -> KeptFile:
+        return KeptFile(Path(self.state_dir) / name if self.state_dir else None, self.log)
 
     def preview_domain(self) -> PreviewDomain:
         url_port = self.port if self.url_port < 0 else self.url_port
         return PreviewDomain(self.domain, self.scheme, url_port)
 
-    async def make_gateway(self, hub_auth: HubOAuth) -> PreviewGateway:
+    async def make_gateway(self, hub_auth: HubOAuth, signing_key: bytes) -> PreviewGateway:
         directory = ServerDirectory(
             api_url=hub_auth.api_url,
             api_token=hub_auth.api_token,
@@ -121,22 +146,23 @@ class PreviewGatewayApp(Application):
         return PreviewGateway(
             domain=self.preview_domain(),
             directory=directory,
-            sessions=SessionBook(self.session_ttl),
-            # Reads the kept share levels: off the event loop, as every file access here.
-            shares=await asyncio.to_thread(
-                ShareBook,
-                Path(self.state_file) if self.state_file else None,
-                tuple(self.share_levels),
-                self.log,
+            # Read from the state folder off the event loop, as every file access here.
+            sessions=await asyncio.to_thread(
+                SessionBook, self.session_ttl, self.kept_file("sessions.json")
             ),
-            secret=secrets.token_bytes(32),
+            shares=await asyncio.to_thread(
+                ShareBook, self.kept_file("shares.json"), tuple(self.share_levels)
+            ),
+            secret=signing_key,
             login_url=login_url,
             hub_auth=hub_auth,
             recheck_interval=self.recheck_interval,
             log=self.log,
         )
 
-    def hub_origin_app(self, gateway: PreviewGateway) -> tornado_web.Application:
+    def hub_origin_app(
+        self, gateway: PreviewGateway, signing_key: bytes
+    ) -> tornado_web.Application:
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
         return tornado_web.Application(
             [
@@ -148,19 +174,39 @@ class PreviewGatewayApp(Application):
                     {"gateway": gateway},
                 ),
             ],
-            cookie_secret=secrets.token_bytes(32),
+            cookie_secret=derived_key(signing_key, "hub-origin-cookies"),
             xsrf_cookies=False,
         )
 
     async def serve(self) -> None:
+        signing_key = await asyncio.to_thread(
+            kept_key, Path(self.state_dir) if self.state_dir else None
+        )
         hub_auth = HubOAuth(cache_max_age=int(self.recheck_interval), parent=self)
-        gateway = await self.make_gateway(hub_auth)
-        service_url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8083"))
-        self.hub_origin_app(gateway).listen(service_url.port, service_url.hostname)
+        gateway = await self.make_gateway(hub_auth, signing_key)
+        # Supervised (python -m codepilot_spawner.supervise), the sockets are inherited.
+        previews_socket, hub_origin_socket = inherited_sockets() or (None, None)
+        hub_origin = HTTPServer(
+            self.hub_origin_app(gateway, signing_key),
+            idle_connection_timeout=self.idle_timeout,
+        )
+        if hub_origin_socket is not None:
+            hub_origin.add_socket(hub_origin_socket)
+        else:
+            service_url = urlparse(
+                os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8083")
+            )
+            hub_origin.listen(service_url.port, service_url.hostname)
 
-        runner = web.ServerRunner(web.Server(gateway.handle), access_log=None)
+        # Know the running servers before the first request: after a restart, browsers
+        # waiting in the backlog are answered at once, not after an on-demand listing.
+        await gateway.directory.refresh()
+        runner = web.ServerRunner(previews_server(gateway.handle, self.idle_timeout))
         await runner.setup()
-        await web.TCPSite(runner, self.ip, self.port, backlog=1024).start()
+        if previews_socket is not None:
+            await web.SockSite(runner, previews_socket).start()
+        else:
+            await web.TCPSite(runner, self.ip, self.port, backlog=1024).start()
         self.log.info(
             "Code Pilot previews at %s (for example %s), sign-in at %s",
             f"{self.ip}:{self.port}",
@@ -188,7 +234,7 @@ class PreviewGatewayApp(Application):
                 reported_at = time.monotonic()
                 await directory.report_activity(activity)
             await directory.refresh()
-            gateway.sessions.prune(directory.targets)
+            await gateway.sessions.prune(directory.targets)
             await gateway.shares.prune(directory.targets)
             await gateway.close_stopped(directory.targets)
             await asyncio.sleep(directory.interval)
@@ -196,6 +242,42 @@ class PreviewGatewayApp(Application):
     def start(self):
         # libuv's loop carries the data path at about twice the requests of asyncio's.
         uvloop.run(self.serve())
+
+
+def previews_server(handler, idle_timeout: float) -> web.Server:
+    """The previews' HTTP server: a connection idle, or slow to send its headers, for
+    ``idle_timeout`` seconds is closed (aiohttp's keep-alive timer runs until a
+    request's headers are complete)."""
+    return web.Server(handler, keepalive_timeout=idle_timeout, access_log=None)
+
+
+def derived_key(key: bytes, purpose: str) -> bytes:
+    """A key of its own for each use of the gateway's signing key."""
+    return hmac.new(key, purpose.encode(), hashlib.sha256).digest()
+
+
+def kept_key(state_dir: Path | None) -> bytes:
+    """The gateway's signing key: read from ``<state_dir>/signing-key``, made there (0600,
+    in a folder private to the gateway) the first time; a new one each run without a
+    state folder."""
+    if state_dir is None:
+        return secrets.token_bytes(32)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    path = state_dir / "signing-key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+        raise SystemExit(
+            f"{path} holds no key (under 32 bytes): remove it and start again"
+        ) from None
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
 
 
 main = PreviewGatewayApp.launch_instance

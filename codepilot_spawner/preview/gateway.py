@@ -217,7 +217,7 @@ class PreviewGateway:
                 "The server of this preview is stopped, or this link is wrong.",
             )
         if request.path == SIGN_IN_PATH:
-            return self._finish_sign_in(request, target)
+            return await self._finish_sign_in(request, target)
         denied = await self._check_access(request, target)
         if denied is not None:
             return denied
@@ -334,7 +334,7 @@ class PreviewGateway:
         query = urlencode({"ticket": ticket, "next": safe_next(path)})
         return f"{self.domain.origin(target.label)}{SIGN_IN_PATH}?{query}"
 
-    def _finish_sign_in(self, request, target: PreviewTarget) -> web.Response:
+    async def _finish_sign_in(self, request, target: PreviewTarget) -> web.Response:
         now = time.time()
         try:
             claims = verify(
@@ -347,7 +347,7 @@ class PreviewGateway:
             )
         except (InvalidToken, ValueError) as error:
             return self._page(403, "Sign-in link not valid", f"This sign-in link is {error}.")
-        if not self.sessions.spend_nonce(claims["nonce"], claims["exp"]):
+        if not await self.sessions.spend_nonce(claims["nonce"], claims["exp"]):
             return self._page(403, "Sign-in link not valid", "This sign-in link was used already.")
         session = self.sessions.get(claims["sid"], target)
         if session is None:

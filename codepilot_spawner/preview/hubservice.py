@@ -5,6 +5,7 @@ servers get their preview URLs from the spawner core (``CodePilotSpawnerMixin``)
 """
 
 import sys
+from urllib.parse import urlsplit
 
 SERVICE_NAME = "codepilot-preview"
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
@@ -22,12 +23,29 @@ GATEWAY_SCOPES = [
 USER_SCOPES = ["self", f"access:services!service={SERVICE_NAME}"]
 
 
-def hub_service(api_port: int, gateway_args: list[str]) -> tuple[dict, list[dict]]:
-    """The managed service entry and the roles the gateway needs."""
+def hub_service(
+    api_url: str, previews_ip: str, previews_port: int, gateway_args: list[str]
+) -> tuple[dict, list[dict]]:
+    """The managed service entry and the roles the gateway needs.
+
+    The hub runs the gateway under a supervisor that holds both its listening sockets
+    (the previews' on ``previews_ip:previews_port``, the hub origin's at ``api_url``),
+    has its code imported, and starts it again at once if it dies."""
+    api = urlsplit(api_url)
+    command = [
+        *(sys.executable, "-m", "codepilot_spawner.supervise"),
+        *("--listen", f"{previews_ip}:{previews_port}"),
+        *("--listen", api.netloc),
+        *("--preload", "codepilot_spawner.preview.app"),
+        *("--", "codepilot_spawner.preview"),
+        f"--PreviewGatewayApp.ip={previews_ip}",
+        f"--PreviewGatewayApp.port={previews_port}",
+        *gateway_args,
+    ]
     service = {
         "name": SERVICE_NAME,
-        "url": f"http://127.0.0.1:{api_port}",
-        "command": [sys.executable, "-m", "codepilot_spawner.preview", *gateway_args],
+        "url": api_url,
+        "command": command,
         "oauth_no_confirm": True,
         # A viewer's token says which servers they may open; no more.
         "oauth_client_allowed_scopes": ["access:servers"],

@@ -57,7 +57,7 @@ class SignInHandler(HubOAuthenticated, GatewayHandler):
             )
             return
         token = self.hub_auth.get_token(self)
-        session_id = self.gateway.sessions.open(model["name"], token, scopes, target)
+        session_id = await self.gateway.sessions.open(model["name"], token, scopes, target)
         self.set_header("Referrer-Policy", "no-referrer")
         self.redirect(self.gateway.ticket_for(session_id, target, self.get_argument("next", "/")))
 
