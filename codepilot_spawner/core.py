@@ -10,6 +10,8 @@ progress events. Each spawner adds only what differs: where the server runs, how
 workspace is prepared and how S3 credentials reach it.
 """
 
+from urllib.parse import urlsplit
+
 from traitlets import Dict, Enum, Instance, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -171,10 +173,25 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
         return settings
 
     def codepilot_env(self) -> dict[str, str]:
-        """This start's settings as the ``CODEPILOT_*`` variables its server reads."""
-        return settings_environment(self.server_settings())
+        """This start's settings as the ``CODEPILOT_*`` variables its server reads, and
+        what dev servers started in it read to accept their preview's host."""
+        return {
+            **settings_environment(self.server_settings()),
+            **dev_server_env(self.preview_url()),
+        }
 
     @property
     def needs_restore(self) -> bool:
         """Whether the workspace has anywhere to come from: S3 or a starter template."""
         return bool((self.s3 and self.s3.bucket) or self.template)
+
+
+def dev_server_env(preview_url: str) -> dict[str, str]:
+    """Variables that make dev servers accept requests for the preview's host.
+
+    Vite (5.4.12 and later) answers "Blocked request. This host is not allowed" to hosts
+    other than localhost, ``*.localhost`` and IP addresses; it adds the hosts of
+    ``__VITE_ADDITIONAL_SERVER_ALLOWED_HOSTS`` to ``server.allowedHosts``.
+    """
+    host = urlsplit(preview_url).hostname if preview_url else None
+    return {"__VITE_ADDITIONAL_SERVER_ALLOWED_HOSTS": host} if host else {}
