@@ -18,7 +18,7 @@ import requests
 from aiohttp import web
 
 from codepilot_spawner.classpage.hubclient import ANSWER_LIMIT, HubClient
-from codepilot_spawner.classpage.roster import TEXT_LIMIT, class_rows
+from codepilot_spawner.classpage.roster import TEXT_LIMIT, class_rows, server_state
 from codepilot_spawner.classroom import (
     STUDENTS_GROUP,
     TEACHERS_GROUP,
@@ -85,6 +85,18 @@ def test_starters_offered_and_chosen(tmp_path):
     assert chosen_template({"template": [""]}, offered, "week-3") == ""  # the form said empty
     with pytest.raises(Exception, match="Unknown template"):
         chosen_template({"template": "../etc"}, offered)
+
+
+def test_a_stopped_named_project_keeps_its_row():
+    # The hub's model of a stopped server (include_stopped_servers=1): not active.
+    stopped = {"ready": False, "pending": None, "stopped": True, "last_activity": None}
+    user = {"name": "chen", "servers": {"": {"ready": True}, "web": stopped}}
+    rows = class_rows([user], {}, {}, lambda user, server: "")
+    assert [(row["id"], row["state"]) for row in rows] == [
+        ("chen/", "running"),
+        ("chen/web", "stopped"),
+    ]
+    assert server_state({**stopped, "pending": "spawn"}) == "starting"
 
 
 def test_rows_for_200_students_are_built_fast_enough_to_say():

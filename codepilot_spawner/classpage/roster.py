@@ -13,6 +13,8 @@ def server_state(server: dict | None) -> str:
     if not server:
         return "stopped"
     pending = server.get("pending")
+    if server.get("stopped") and not pending:
+        return "stopped"
     if pending == "spawn":
         return "starting"
     if pending == "stop":

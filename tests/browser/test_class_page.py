@@ -12,6 +12,7 @@ from .screenshot import UPDATE_VARIABLE
 
 TEACHER_PASSWORD = "teacher-password"
 STUDENTS = ["amira", "bruno", "chen", "dana"]
+ADDED_BY_ADMIN = "erin"  # never logged in
 CLASS_PAGE_SCREENSHOT = REPO_ROOT / "docs" / "class-page.png"
 
 
@@ -22,9 +23,11 @@ def class_hub(request):
     )
     request.config.stash[HUB] = hub
     for name in STUDENTS:
-        login(hub, name)  # logging in is what puts a student in the class
+        login(hub, name)  # logging in puts a student in the class ...
+    hub.create_user(ADDED_BY_ADMIN)  # ... and so does being added by the admin
     for name in STUDENTS[:3]:
         hub.start_server(name)
+    hub.start_server("chen", "web")  # a named project
     yield hub
     hub.stop()
     del request.config.stash[HUB]
@@ -46,11 +49,11 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
     rows = page.locator("#rows tr[data-id]")
     rows.first.wait_for()
     # Locators, not page functions: the page's CSP forbids evaluating strings.
-    expect(page.locator("#rows tr[data-state=running]")).to_have_count(3)
-    expect(page.locator("#rows td.sync:not(:empty)")).to_have_count(3)
-    assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.id)")) == [
-        f"{name}/" for name in STUDENTS
-    ]
+    expect(page.locator("#rows tr[data-state=running]")).to_have_count(4)
+    expect(page.locator("#rows td.sync:not(:empty)")).to_have_count(4)
+    assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.id)")) == sorted(
+        [f"{name}/" for name in [*STUDENTS, ADDED_BY_ADMIN]] + ["chen/web"]
+    )
     amira = page.locator('tr[data-id="amira/"]')
     assert amira.locator("a", has_text="Open IDE").get_attribute("href") == "/user/amira/lab"
     assert ".preview.localhost:" in amira.locator("a", has_text="Open preview").get_attribute(
@@ -75,6 +78,21 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
     assert bruno.locator("button", has_text="Start").is_visible()
     assert navigations == []  # the page updated itself, no reload
     assert "" not in class_hub.api("GET", "/users/bruno").json()["servers"]
+
+
+def test_a_stopped_project_stays_listed_and_starts_again_from_the_page(class_hub, new_context):
+    page = sign_in(new_context("teacher"), class_hub, "tess", TEACHER_PASSWORD)
+    page.goto(f"{class_hub.url}/services/codepilot/")
+    web = page.locator('tr[data-id="chen/web"]')
+    web.locator("span.state", has_text="running").wait_for()
+    web.locator("button", has_text="Stop").click()
+    web.locator("span.state", has_text="stopped").wait_for(timeout=60_000)
+    # It was dropped from the page once stopped; now it stays, to be started again.
+    page.wait_for_timeout(3_000)  # a few of the page's refreshes
+    expect(web).to_have_count(1)
+    web.locator("button", has_text="Start").click()
+    web.locator("span.state", has_text="running").wait_for(timeout=90_000)
+    assert class_hub.api("GET", "/users/chen").json()["servers"]["web"]["ready"]
 
 
 def test_a_student_gets_403_on_the_class_page(class_hub, new_context):
