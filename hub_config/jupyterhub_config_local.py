@@ -81,6 +81,8 @@ c.Authenticator.allow_existing_users = True
 c.JupyterHub.spawner_class = "codepilot_spawner.CodePilotLocalSpawner"
 c.Spawner.environment = {}
 c.CodePilotLocalSpawner.data_dir = str(data_dir)
+# Accounts belong to this data dir: a second hub on the machine needs a prefix of its own.
+c.CodePilotLocalSpawner.unix_user_prefix = settings.account_prefix
 c.CodePilotLocalSpawner.codepilot_settings = settings.server_settings
 c.CodePilotLocalSpawner.s3 = settings.s3
 c.JupyterHub.allow_named_servers = True
