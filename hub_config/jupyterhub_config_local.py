@@ -164,6 +164,9 @@ service, class_page_role = class_page.hub_service(
 )
 services.append(service)
 roles.append(class_page_role)
+# Teachers land on the class page, linked as "Class" from every hub page.
+c.JupyterHub.default_url = class_page.teachers_land_on_class_page
+c.JupyterHub.template_paths = [str(class_page.HUB_TEMPLATES)]
 culling = idle_culling(settings.cull_idle)
 if culling:
     service, culler_role, activity_interval = culling

@@ -11,6 +11,7 @@ import json
 import re
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import aiohttp
 import pytest
@@ -381,6 +382,38 @@ def test_class_page_stop_answers_and_the_project_stays_listed(hub, sessions):
     assert stopped.status_code in (200, 202), stopped.text
     assert stopped.json()["status"] in (202, 204)
     wait_until(lambda: not running(hub, "sam", "proj"), 60, 0.3, "sam's project to stop")
+
+    def listed_stopped():
+        rows = class_page(ana, hub, "api/class").json()["rows"]
+        return [row for row in rows if row["id"] == "sam/proj" and row["state"] == "stopped"]
+
+    wait_until(listed_stopped, 30, 0.5, "sam's stopped project on the class page")
+
+
+def test_a_teacher_lands_on_the_class_page_with_a_class_link_everywhere(hub, sessions):
+    teacher = requests.Session()
+    teacher.get(f"{hub.url}/hub/login", timeout=30)
+    landed = teacher.post(
+        f"{hub.url}/hub/login",
+        data={"username": "ben", "password": TEACHER_PASSWORD, "_xsrf": teacher.cookies["_xsrf"]},
+        timeout=60,
+    )
+    assert urlparse(landed.url).path == "/services/codepilot/", landed.url
+    home = sessions["ana"].get(f"{hub.url}/hub/home", timeout=30).text
+    assert '<a class="nav-link" href="/services/codepilot/">Class</a>' in home
+    assert ">codepilot<" not in home and ">codepilot-preview<" not in home
+    # Students: neither the link nor the internal services, and their own landing.
+    student_home = sessions["sam"].get(f"{hub.url}/hub/home", timeout=30).text
+    assert ">Class<" not in student_home and "codepilot" not in student_home
+
+
+def test_a_teachers_api_token_opens_her_students_servers(hub, sessions):
+    token = hub.user_token("ana")  # her role's scopes: access:servers!group=students
+    headers = {"Authorization": f"token {token}"}
+    status = requests.get(f"{hub.server_url('sam')}api/status", headers=headers, timeout=30)
+    assert status.status_code == 200, status.text
+    other = requests.get(f"{hub.server_url('ben')}api/status", headers=headers, timeout=30)
+    assert other.status_code == 403
 
 
 def test_the_default_starter_offers_the_configured_starters(hub, sessions):

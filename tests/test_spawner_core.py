@@ -46,7 +46,7 @@ def spawner_config(section: str, s3, **traits) -> Config:
 
 
 def local_spawner(config: Config, server_name: str = "") -> CodePilotLocalSpawner:
-    user = SimpleNamespace(name="alice", id=1, url="/user/alice/", escaped_name="alice")
+    user = SimpleNamespace(name="alice", id=1, url="/user/alice/", escaped_name="alice", groups=[])
     spawner = CodePilotLocalSpawner(
         config=config, user=user, hub=Hub(), orm_spawner=orm.Spawner(name=server_name)
     )
