@@ -167,10 +167,13 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
     @default("options_form")
     def _default_options_form(self):
         def form(spawner):
+            notice = stop_notice(spawner.stop_reason)
+            if spawner.workspace.is_dir():
+                # A restart: its files are there and a starter would change nothing.
+                # With no notice to show, no form: JupyterHub starts it at once.
+                return notice
             offered, default = spawner_starters(spawner)
-            return stop_notice(spawner.stop_reason) + template_form(
-                offered, spawner.template or default
-            )
+            return notice + template_form(offered, spawner.template or default)
 
         return form
 

@@ -466,6 +466,11 @@ def test_the_spawn_form_starts_a_server_from_the_chosen_template(hub):
     hub.wait_ready("hana", "starter")
     assert (hub.data_dir / "workspaces" / "hana" / "starter" / "main.py").exists()
     hub.stop_server("hana", "starter")
+    # Starting it again asks for no starter: its files are there; it just starts.
+    again = browser.get(f"{hub.url}/hub/spawn/hana/starter", allow_redirects=False)
+    assert again.status_code == 302 and "codepilot-template" not in again.text
+    hub.wait_ready("hana", "starter")
+    hub.stop_server("hana", "starter")
 
 
 @pytest.mark.parametrize("name", ["api", "lab", "preview", "terminals"])
