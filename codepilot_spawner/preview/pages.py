@@ -11,8 +11,9 @@ code{{background:#f2f2f2;padding:.1em .3em;border-radius:3px}}</style></head>
 """
 
 APP_DOWN = """<p>Nothing is listening on port {port} of this server.
-Start your app in a terminal, for example <code>npm run dev</code>,
-<code>flask run --port $PORT</code> or <code>python -m http.server $PORT</code>.</p>
+Start your app in a terminal as your project's README says, for example
+<code>npm run dev</code> or <code>python app.py</code>.</p>
+<p>Was it running? Look at its terminal: it may have stopped with an error.</p>
 <p>This page reloads by itself every few seconds.</p>"""
 
 
@@ -27,7 +28,7 @@ def message(title: str, text: str) -> bytes:
 
 
 def app_down(port: int) -> bytes:
-    return page("No app is running yet", APP_DOWN.format(port=int(port)), refresh=5)
+    return page("No app is answering", APP_DOWN.format(port=int(port)), refresh=5)
 
 
 BOUNCE = """<p>Opening the preview&hellip;</p>
