@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from ..hubtools import REPO_ROOT, login, start_hub
+from .accessibility import serious_violations
 from .conftest import HUB
 from .screenshot import UPDATE_VARIABLE
 
@@ -39,7 +40,7 @@ def sign_in(context, hub, user, password):
     page.fill("#username_input", user)
     page.fill("#password_input", password)
     page.click("#login_submit")
-    page.wait_for_url("**/hub/**")
+    page.wait_for_url(lambda url: "/hub/login" not in url)  # teachers land on the class page
     return page
 
 
@@ -59,7 +60,7 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
     assert ".preview.localhost:" in amira.locator("a", has_text="Open preview").get_attribute(
         "href"
     )
-    assert amira.locator(".share").text_content() == "owner"
+    assert amira.locator(".share").text_content() == "Only me"
     shot = evidence.screenshot(page, "class-page")
     # The README's picture is refreshed on request only: a test run leaves docs/ alone.
     if os.environ.get(UPDATE_VARIABLE) == "1" or not CLASS_PAGE_SCREENSHOT.exists():
@@ -93,6 +94,37 @@ def test_a_stopped_project_stays_listed_and_starts_again_from_the_page(class_hub
     web.locator("button", has_text="Start").click()
     web.locator("span.state", has_text="running").wait_for(timeout=90_000)
     assert class_hub.api("GET", "/users/chen").json()["servers"]["web"]["ready"]
+
+
+def test_the_class_page_reads_well_and_fits_a_tablet(class_hub, chromium):
+    # axe-core is injected: the page's own CSP would refuse it.
+    context = chromium.new_context(viewport={"width": 768, "height": 1024}, bypass_csp=True)
+    page = sign_in(context, class_hub, "tess", TEACHER_PASSWORD)
+    page.goto(f"{class_hub.url}/services/codepilot/")
+    page.locator('tr[data-id="amira/"] span.state', has_text="running").wait_for()
+    # Who is signed in, the way back to the hub and out of it.
+    expect(page.locator(".who")).to_have_text("tess")
+    expect(page.get_by_role("link", name="Log out")).to_have_attribute("href", "/hub/logout")
+    expect(page.get_by_role("link", name="Hub home")).to_be_visible()
+    # Buttons say whose project they act on.
+    expect(page.get_by_role("button", name="Stop amira's default project")).to_be_visible()
+    expect(page.get_by_role("link", name="Open amira's default project in the IDE")).to_be_visible()
+    # The page does not overflow a tablet's width (the table scrolls on its own).
+    assert page.locator("html").evaluate("html => html.scrollWidth") <= 768
+    assert serious_violations(page) == []
+    context.close()
+
+
+def test_the_login_page_and_the_spawn_form_read_well(class_hub, chromium):
+    context = chromium.new_context(bypass_csp=True)
+    page = context.new_page()
+    page.goto(f"{class_hub.url}/hub/login")
+    login_problems = serious_violations(page)
+    page = sign_in(context, class_hub, "dana", "class-password")
+    page.goto(f"{class_hub.url}/hub/spawn/dana/homework")
+    page.locator("#codepilot-template").wait_for()
+    assert (login_problems, serious_violations(page)) == ([], [])
+    context.close()
 
 
 def test_a_student_gets_403_on_the_class_page(class_hub, new_context):
