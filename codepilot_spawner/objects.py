@@ -244,7 +244,11 @@ def secret_labels(pod_labels: dict) -> dict:
 
 
 def owner_reference_patch(owner_reference: V1OwnerReference) -> dict:
-    """A merge patch that gives an existing Secret its owner."""
+    """A merge patch that gives an existing Secret its owner.
+
+    ``blockOwnerDeletion`` is false: true needs ``update`` on ``pods/finalizers`` where
+    the API server enforces owner references (OpenShift), and nothing waits on it here.
+    """
     return {
         "metadata": {
             "ownerReferences": [
@@ -253,7 +257,7 @@ def owner_reference_patch(owner_reference: V1OwnerReference) -> dict:
                     "kind": owner_reference.kind,
                     "name": owner_reference.name,
                     "uid": owner_reference.uid,
-                    "blockOwnerDeletion": owner_reference.block_owner_deletion,
+                    "blockOwnerDeletion": False,
                     "controller": owner_reference.controller,
                 }
             ]
