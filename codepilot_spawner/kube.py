@@ -171,6 +171,11 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
     def _default_common_labels(self):
         return objects.common_labels(self.release)
 
+    @default("pod_name_template")
+    def _default_pod_name_template(self):
+        # A running server keeps the name in its state (KubeSpawner): upgrades rename none.
+        return objects.pod_name_template(self.release)
+
     @default("extra_pod_config")
     def _default_extra_pod_config(self):
         return {"terminationGracePeriodSeconds": self.termination_grace_period}

@@ -97,6 +97,12 @@ def common_labels(release: str) -> dict:
     return labels
 
 
+def pod_name_template(release: str) -> str:
+    """KubeSpawner's ``pod_name_template`` with the release in it: two releases in one
+    namespace never share a pod name (nor, through it, a server's Secret)."""
+    return f"jupyter-{release}-{{user_server}}" if release else "jupyter-{user_server}"
+
+
 def workspace_volume(size_limit: str) -> dict:
     """An emptyDir for the workspace: S3 holds the durable copy, the pod only a working one."""
     return {"name": WORKSPACE_VOLUME, "emptyDir": {"sizeLimit": size_limit}}
