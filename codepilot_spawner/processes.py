@@ -126,9 +126,13 @@ async def ended(process: Process) -> None:
         os.close(pidfd)
 
 
+# Seconds a SIGKILLed process gets to be gone (its ports free) before terminate returns.
+KILL_WAIT = 5.0
+
+
 async def terminate(processes: list[Process], grace: float) -> int:
-    """SIGTERM ``processes``, SIGKILL those alive after ``grace`` seconds; how many were
-    alive."""
+    """SIGTERM ``processes``, SIGKILL those alive after ``grace`` seconds, and return once
+    they are gone (their ports free); how many were alive."""
     alive = [process for process in processes if process.alive()]
     for process in alive:
         with contextlib.suppress(ProcessLookupError):
@@ -136,8 +140,11 @@ async def terminate(processes: list[Process], grace: float) -> int:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(grace):
             await asyncio.gather(*(ended(process) for process in alive))
-    for process in alive:
-        if process.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
+    killed = [process for process in alive if process.alive()]
+    for process in killed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(KILL_WAIT):
+            await asyncio.gather(*(ended(process) for process in killed))
     return len(alive)

@@ -1,6 +1,7 @@
 """The launcher (`make up`, `make down`) without a hub: settings handed on once, passwords
 decided before anything is written, ports and leftovers found, the proxy stopped."""
 
+import asyncio
 import os
 import shutil
 import socket
@@ -15,11 +16,12 @@ from codepilot_spawner.launcher import (
     closed_folder,
     login_banner,
     make_data_dir,
+    port_taken,
     taken_ports,
 )
 from codepilot_spawner.onemachine import OneMachineSettings, SettingsError
 from codepilot_spawner.passwords import PasswordError, decide, keep
-from codepilot_spawner.processes import Process
+from codepilot_spawner.processes import Process, terminate
 from codepilot_spawner.stopall import PROXY_PID_FILE
 
 from .hubtools import free_port, wait_until
@@ -254,3 +256,28 @@ def test_make_down_on_a_fresh_data_dir_or_one_whose_hub_uses_another_database(tm
     done = launcher("stop-all", env={"CODEPILOT_DATA_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "codepilot: nothing was running"
+
+
+def test_a_process_that_ignores_sigterm_is_gone_with_its_port_when_terminate_returns():
+    """A leftover proxy slow to answer SIGTERM (a busy machine) is killed, and the next
+    hub's port check runs only once its port is free."""
+    port = free_port()
+    stubborn = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, socket, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            f"s = socket.create_server(('127.0.0.1', {port})); print('ok', flush=True); "
+            "time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert stubborn.stdout.readline().strip() == "ok"
+        assert port_taken("127.0.0.1", port)
+        assert asyncio.run(terminate([Process.read(stubborn.pid)], grace=0.5)) == 1
+        assert not port_taken("127.0.0.1", port)
+    finally:
+        stubborn.kill()
+        stubborn.wait()
