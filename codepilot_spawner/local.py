@@ -30,7 +30,7 @@ from .processes import TAG_VARIABLE, end_tagged_processes
 from .progress import ProgressLog
 from .sandbox import Sandbox
 from .templates import chosen_template, spawner_starters, template_form
-from .unixusers import ensure_unix_user, remove_unix_user, unix_username
+from .unixusers import COMMENT_PREFIX, ensure_unix_user, remove_unix_user, unix_username
 from .workspaces import (
     home_path,
     needs_machine_tmp,
@@ -446,7 +446,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         if self.isolated:
             self._progress_log.report(20, "Setting up your account")
             account = await ensure_unix_user(
-                self.unix_name, str(self.home), comment=f"Code Pilot user {self.user.name}"
+                self.unix_name, str(self.home), comment=COMMENT_PREFIX + self.user.name
             )
             uid, gid = account.pw_uid, account.pw_gid
         else:

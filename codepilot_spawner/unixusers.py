@@ -48,6 +48,16 @@ class AccountTaken(RuntimeError):
         self.jupyterhub_message = message  # what the spawn page shows, as is
 
 
+# The comment of every account a hub makes ("Code Pilot user alice").
+COMMENT_PREFIX = "Code Pilot user "
+
+
+def is_left_behind(account: pwd.struct_passwd) -> bool:
+    """Whether ``account`` is a Code Pilot account whose data dir is gone (its home no
+    longer exists): no hub uses it, and a new data dir may take it over."""
+    return account.pw_gecos.startswith(COMMENT_PREFIX) and not os.path.isdir(account.pw_dir)
+
+
 def is_own(account: pwd.struct_passwd, home: str) -> bool:
     """Whether ``account`` was created for ``home``: an account belongs to the data dir
     whose home it got (``<data dir>/homes/<user>``)."""
@@ -60,6 +70,12 @@ async def ensure_unix_user(name: str, home: str, comment: str) -> pwd.struct_pas
     account = lookup(name)
     if account is None:
         account = await _create(name, home, comment)
+    elif not is_own(account, home) and is_left_behind(account):
+        # A data dir deleted, then `make up` again: its accounts move to the new one.
+        output, returncode = await _run("usermod", "--home", home, "--comment", comment, name)
+        if returncode != 0:
+            raise RuntimeError(f"usermod {name} failed ({returncode}): {output}")
+        account = lookup(name)
     if not is_own(account, home):
         raise AccountTaken(name, account.pw_dir, home)
     return account

@@ -69,9 +69,19 @@ async def test_an_account_is_made_with_its_home_and_then_adopted_with_it(account
     assert await ensure_unix_user(account_name, home + "/", "Code Pilot user alice") == made
 
 
+@pytest.fixture
+def other_data_dirs_home(tmp_path) -> str:
+    """The home of alice in another data dir that is there (a hub may be using it)."""
+    home = tmp_path / "a/homes/alice"
+    home.mkdir(parents=True)
+    return str(home)
+
+
 @pytest.mark.root
-async def test_an_account_of_another_data_dir_is_refused_and_kept(account_name):
-    theirs, ours = "/var/tmp/codepilot-a/homes/alice", "/var/tmp/codepilot-b/homes/alice"
+async def test_an_account_of_another_data_dir_is_refused_and_kept(
+    account_name, other_data_dirs_home, tmp_path
+):
+    theirs, ours = other_data_dirs_home, str(tmp_path / "b/homes/alice")
     made = await ensure_unix_user(account_name, theirs, "Code Pilot user alice")
     with pytest.raises(AccountTaken) as refused:
         await ensure_unix_user(account_name, ours, "Code Pilot user alice")
@@ -86,6 +96,14 @@ async def test_an_account_of_another_data_dir_is_refused_and_kept(account_name):
     assert await remove_unix_user(account_name, theirs) is None
     assert lookup(account_name) is None
     assert await remove_unix_user(account_name, theirs) is None  # gone already: nothing to do
+
+
+@pytest.mark.root
+async def test_an_account_whose_data_dir_is_gone_moves_to_the_new_one(account_name, tmp_path):
+    gone, new = str(tmp_path / "deleted/homes/alice"), str(tmp_path / "new/homes/alice")
+    made = await ensure_unix_user(account_name, gone, "Code Pilot user alice")
+    moved = await ensure_unix_user(account_name, new, "Code Pilot user alice")
+    assert (moved.pw_uid, moved.pw_dir) == (made.pw_uid, new)
 
 
 async def test_a_system_account_of_the_name_is_never_adopted():
