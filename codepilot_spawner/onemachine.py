@@ -88,7 +88,8 @@ class OneMachineSettings:
             admin_token=admin_token,
             server_settings=server_settings(env),
             s3=s3_settings(env),
-            public_url=env.get("CODEPILOT_PUBLIC_URL", "").rstrip("/"),
+            public_url=public_url(env),
+            subdomains=subdomains(env),
             teachers=tuple(teacher_names(env)),
             cull_idle=cull_idle_seconds(env),
             class_page_port=_int(env, "CODEPILOT_CLASS_PAGE_PORT", 0),
@@ -116,6 +117,7 @@ class OneMachineSettings:
         return cls.from_env(env)
 
     public_url: str = ""
+    subdomains: bool = True  # CODEPILOT_SUBDOMAINS: each user's servers on a host of its own
     teachers: tuple[str, ...] = ()  # CODEPILOT_TEACHERS: the hub group "teachers"
     cull_idle: int = 3600  # CODEPILOT_CULL_IDLE: seconds idle before a stop; 0 = never
     class_page_port: int = 0  # CODEPILOT_CLASS_PAGE_PORT: the class page's loopback port
@@ -138,8 +140,16 @@ class OneMachineSettings:
 
     @property
     def url(self) -> str:
-        """Where people open the hub: ``CODEPILOT_PUBLIC_URL``, else ``http://<ip>:<port>``."""
-        return self.public_url or f"http://{self.ip}:{self.port}"
+        """Where people open the hub: ``CODEPILOT_PUBLIC_URL``, else ``http://<ip>:<port>``
+        (``http://localhost:<port>`` with subdomains: browsers resolve ``*.localhost``)."""
+        if self.public_url:
+            return self.public_url
+        return f"http://{'localhost' if self.subdomains else self.ip}:{self.port}"
+
+    @property
+    def subdomain_host(self) -> str:
+        """JupyterHub's ``subdomain_host``: users at ``<user>.<host>``; empty when off."""
+        return self.url if self.subdomains else ""
 
 
 def teacher_names(env) -> list[str]:
@@ -187,7 +197,7 @@ def preview_domain(env) -> str:
     if domain:
         return domain
     ip = env.get("CODEPILOT_IP", "127.0.0.1")
-    if ip not in LOOPBACK_IPS and not ip.startswith("127."):
+    if not is_loopback(ip):
         raise SettingsError(
             f"CODEPILOT_IP={ip} serves the hub to the network, but previews default to "
             "*.preview.localhost, which only this machine resolves. Set "
@@ -196,6 +206,43 @@ def preview_domain(env) -> str:
             "see the README, Live preview."
         )
     return "preview.localhost"
+
+
+def is_loopback(ip: str) -> bool:
+    return ip in LOOPBACK_IPS or ip.startswith("127.")
+
+
+def subdomains(env) -> bool:
+    return env.get("CODEPILOT_SUBDOMAINS", "true").lower() in ("1", "true", "yes")
+
+
+def public_url(env) -> str:
+    """``CODEPILOT_PUBLIC_URL``, checked: with subdomains it is JupyterHub's
+    ``subdomain_host`` (an origin, no path), and it is required off loopback.
+
+    Served to a network, users' hosts (``<user>.<host>``) need a domain with wildcard
+    DNS: ``<user>.localhost`` would point at each viewer's own machine.
+    """
+    url = env.get("CODEPILOT_PUBLIC_URL", "").strip().rstrip("/")
+    if not subdomains(env):
+        return url
+    if url and (urlsplit(url).scheme not in ("http", "https") or urlsplit(url).path):
+        raise SettingsError(
+            f"CODEPILOT_PUBLIC_URL={url} must be an origin such as "
+            "http://hub.example.org:8000 (no path): users' servers are at "
+            "<user>.<its host>"
+        )
+    ip = env.get("CODEPILOT_IP", "127.0.0.1")
+    if not url and not is_loopback(ip):
+        raise SettingsError(
+            f"CODEPILOT_IP={ip} serves the hub to the network, but users' servers default "
+            "to <user>.localhost, which only this machine resolves. Set "
+            "CODEPILOT_PUBLIC_URL to the hub's URL on a host whose wildcard record "
+            "(*.<host>) points at this machine, for example "
+            "CODEPILOT_PUBLIC_URL=http://hub.example.org:8000; see the README, "
+            "Running a class on one machine."
+        )
+    return url
 
 
 def server_settings(env) -> dict:

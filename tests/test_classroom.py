@@ -282,7 +282,7 @@ def test_teacher_cannot_escalate(hub, sessions):
 
 def open_server(session, hub, owner):
     """A browser's visit of ``owner``'s JupyterLab, through the hub's OAuth sign-in."""
-    return session.get(f"{hub.url}/user/{owner}/lab", timeout=60)
+    return session.get(f"{hub.server_url(owner)}lab", timeout=60)
 
 
 def test_who_opens_which_ide_and_preview(hub, sessions):
@@ -307,7 +307,7 @@ def test_who_opens_which_ide_and_preview(hub, sessions):
 
 def test_a_teacher_opens_a_students_preview_settings_but_cannot_share_it(hub, sessions):
     hub.start_server("sam")
-    url = f"{hub.url}/user/sam/codepilot/api/preview"
+    url = f"{hub.server_url('sam')}codepilot/api/preview"
 
     def call(session, method, body=None):
         page = open_server(session, hub, "sam")  # signed in to sam's server, as a browser
@@ -329,7 +329,7 @@ def test_a_teacher_opens_a_students_preview_settings_but_cannot_share_it(hub, se
 
 
 def class_page(session, hub, path="") -> requests.Response:
-    return session.get(f"{hub.url}/services/codepilot/{path}", timeout=60)
+    return session.get(f"{hub.service_url('codepilot')}{path}", timeout=60)
 
 
 def test_class_page_for_teachers_and_admins_only(hub, sessions):
@@ -364,7 +364,7 @@ def test_class_page_stop_answers_and_the_project_stays_listed(hub, sessions):
     ana = sessions["ana"]
     headers = {"X-XSRFToken": xsrf_of(ana, hub)}
     stopped = ana.post(
-        f"{hub.url}/services/codepilot/api/servers/sam/proj/stop", headers=headers, timeout=60
+        f"{hub.service_url('codepilot')}api/servers/sam/proj/stop", headers=headers, timeout=60
     )
     assert stopped.status_code in (200, 202), stopped.text
     assert stopped.json()["status"] in (202, 204)
@@ -380,12 +380,12 @@ def test_class_page_stops_only_what_the_viewer_may(hub, sessions):
     ana = sessions["ana"]
     headers = {"X-XSRFToken": xsrf_of(ana, hub)}
     response = ana.post(
-        f"{hub.url}/services/codepilot/api/servers/ben//stop", headers=headers, timeout=60
+        f"{hub.service_url('codepilot')}api/servers/ben//stop", headers=headers, timeout=60
     )
     assert response.status_code in (403, 404)
     assert "" in hub.api("GET", "/users/ben").json()["servers"]
     # without the page's xsrf token a cross-site form cannot act
-    forged = ana.post(f"{hub.url}/services/codepilot/api/servers/sam//stop", timeout=60)
+    forged = ana.post(f"{hub.service_url('codepilot')}api/servers/sam//stop", timeout=60)
     assert forged.status_code == 403
     assert hub.api("GET", "/users/sam").json()["servers"][""]["ready"]
 
@@ -408,7 +408,7 @@ def test_class_starter_folder_seeds_a_new_workspace(hub, sessions, s3):
     }
     token = user_token(hub, "sue")
     listing = requests.get(
-        f"{hub.url}/user/sue/lab3/api/contents/src",
+        f"{hub.server_url('sue', 'lab3')}api/contents/src",
         headers={"Authorization": f"token {token}"},
         timeout=30,
     ).json()
@@ -419,7 +419,7 @@ def test_class_starter_folder_seeds_a_new_workspace(hub, sessions, s3):
 def test_teacher_sets_the_default_starter(hub, sessions, s3):
     ana = sessions["ana"]
     headers = {"X-XSRFToken": xsrf_of(ana, hub)}
-    url = f"{hub.url}/services/codepilot/api/default-starter"
+    url = f"{hub.service_url('codepilot')}api/default-starter"
     refused = ana.put(url, headers=headers, json={"starter": "nonexistent"}, timeout=30)
     assert refused.status_code == 400
     assert ana.put(url, headers=headers, json={"starter": "week-3"}, timeout=30).ok
@@ -451,7 +451,7 @@ def test_idle_culling(hub, sessions, s3):
 
         def pending():
             status = requests.get(
-                f"{hub.url}/user/sam/codepilot/api/sync?no_track_activity=1",
+                f"{hub.server_url('sam')}codepilot/api/sync?no_track_activity=1",
                 headers={"Authorization": f"token {token}"},
                 timeout=30,
             ).json()

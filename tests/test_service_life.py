@@ -98,7 +98,7 @@ def test_a_killed_hub_leaves_no_service_and_its_restart_serves_again(hub_env):
         assert set(restarted.values()).isdisjoint(services.values())
         # They listen where the old ones did: the broker answers through the hub...
         broker = requests.get(
-            f"{again.url}/services/codepilot-credentials/api/credentials", timeout=30
+            f"{again.service_url('codepilot-credentials')}api/credentials", timeout=30
         )
         assert broker.status_code in (401, 403), broker.status_code
         # ... and the preview gateway on its own port.

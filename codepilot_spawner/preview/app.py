@@ -81,6 +81,18 @@ class PreviewGatewayApp(Application):
     def _default_hub_url(self):
         return os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL", "http://127.0.0.1:8000")
 
+    public_url = Unicode(
+        help="""Public URL of this service, whose ``login`` page viewers sign in at: on a
+        host of its own when the hub has subdomains. Default: the URL the hub gives it
+        (``JUPYTERHUB_PUBLIC_URL``), else ``hub_url`` with the service's prefix.""",
+    ).tag(config=True)
+
+    @default("public_url")
+    def _default_public_url(self):
+        return os.environ.get("JUPYTERHUB_PUBLIC_URL") or url_path_join(
+            self.hub_url, os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+        )
+
     share_levels = List(
         Unicode(),
         default_value=list(SHARE_LEVELS),
@@ -140,9 +152,7 @@ class PreviewGatewayApp(Application):
             interval=self.poll_interval,
             log=self.log,
         )
-        login_url = url_path_join(
-            self.hub_url, os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"), "login"
-        )
+        login_url = url_path_join(self.public_url, "login")
         return PreviewGateway(
             domain=self.preview_domain(),
             directory=directory,

@@ -21,8 +21,8 @@ def _getaddrinfo(host, *args, **kwargs):
 
 @contextlib.contextmanager
 def resolve_localhost_subdomains():
-    socket.getaddrinfo = _getaddrinfo
+    previous, socket.getaddrinfo = socket.getaddrinfo, _getaddrinfo
     try:
         yield
-    finally:
-        socket.getaddrinfo = _system_getaddrinfo
+    finally:  # the resolver in place before: this may run inside the session's
+        socket.getaddrinfo = previous
