@@ -140,7 +140,7 @@ def test_one_machine_settings_come_from_the_environment(tmp_path):
     settings = OneMachineSettings.from_env(
         {"CODEPILOT_PORT": "9000", "CODEPILOT_DATA_DIR": str(tmp_path), "CODEPILOT_ALLOW_ALL": "0"}
     )
-    assert settings.url == "http://127.0.0.1:9000"
+    assert settings.url == "http://localhost:9000"  # browsers resolve <user>.localhost
     assert settings.data_dir == tmp_path
     assert settings.admin_user == "admin"
     assert settings.named_server_limit == 5
@@ -148,10 +148,31 @@ def test_one_machine_settings_come_from_the_environment(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("env", "url", "subdomain_host"),
+    [
+        ({}, "http://localhost:8000", "http://localhost:8000"),
+        (
+            {"CODEPILOT_PUBLIC_URL": "https://hub.example.test/", "CODEPILOT_IP": "0.0.0.0"},
+            "https://hub.example.test",
+            "https://hub.example.test",
+        ),
+        ({"CODEPILOT_SUBDOMAINS": "false"}, "http://127.0.0.1:8000", ""),
+        ({"CODEPILOT_SUBDOMAINS": "false", "CODEPILOT_IP": "0.0.0.0"}, "http://0.0.0.0:8000", ""),
+    ],
+)
+def test_users_get_hosts_of_their_own_unless_subdomains_are_off(env, url, subdomain_host):
+    env = {"CODEPILOT_PREVIEW_DOMAIN": "preview.example.test", **env}
+    settings = OneMachineSettings.from_env(env)
+    assert (settings.url, settings.subdomain_host) == (url, subdomain_host)
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"CODEPILOT_PORT": "eighty"}, "CODEPILOT_PORT must be a whole number"),
         ({"CODEPILOT_ADMIN_TOKEN": "short"}, "at least 16 characters"),
+        ({"CODEPILOT_IP": "0.0.0.0"}, "Set CODEPILOT_PUBLIC_URL to the hub's URL"),
+        ({"CODEPILOT_PUBLIC_URL": "http://hub.example.test/hub"}, "must be an origin"),
     ],
 )
 def test_bad_settings_are_named(env, message):
