@@ -123,6 +123,16 @@ class OneMachineSettings:
     class_page_port: int = 0  # CODEPILOT_CLASS_PAGE_PORT: the class page's loopback port
     s3: S3Settings | None = None  # CODEPILOT_S3_*: where workspaces live in S3
 
+    @property
+    def preview_parent_user(self) -> str | None:
+        """The user whose host (``<name>.<hub host>``) would hold the preview domain
+        (``preview`` for ``preview.localhost``), or None: that IDE could set cookies
+        every preview gets, and previews cookies it gets."""
+        hub_host = urlsplit(self.subdomain_host).hostname if self.subdomains else None
+        if not hub_host or not self.preview_domain.endswith("." + hub_host):
+            return None
+        return self.preview_domain[: -len(hub_host) - 1].rsplit(".", 1)[-1]
+
     def listening_ports(self) -> list[tuple[str, str, int]]:
         """(variable, address, port) of every port the hub and its services listen on."""
         ports = [

@@ -81,6 +81,8 @@ c.SharedPasswordAuthenticator.admin_password = passwords.admin
 c.Authenticator.admin_users = {settings.admin_user}
 c.Authenticator.allow_all = settings.allow_all
 c.Authenticator.allow_existing_users = True
+if settings.preview_parent_user:  # its IDE's host would hold every preview's
+    c.Authenticator.blocked_users = {settings.preview_parent_user}
 
 c.JupyterHub.spawner_class = "codepilot_spawner.CodePilotLocalSpawner"
 c.Spawner.environment = {}

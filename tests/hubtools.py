@@ -83,10 +83,6 @@ class RunningHub:
     def preview_port(self) -> int:
         return int(self.env["CODEPILOT_PREVIEW_GATEWAY_PORT"])
 
-    @property
-    def ws_url(self) -> str:
-        return "ws" + self.url[len("http") :]
-
     def api(self, method: str, path: str, token: str | None = None, **kwargs):
         headers = {"Authorization": f"token {token or self.token}", **kwargs.pop("headers", {})}
         return self.session.request(

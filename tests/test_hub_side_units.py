@@ -167,6 +167,19 @@ def test_users_get_hosts_of_their_own_unless_subdomains_are_off(env, url, subdom
 
 
 @pytest.mark.parametrize(
+    ("env", "user"),
+    [
+        ({}, "preview"),  # preview.localhost would be the IDE host of a user "preview"
+        ({"CODEPILOT_PREVIEW_DOMAIN": "apps.lab.localhost"}, "lab"),
+        ({"CODEPILOT_PREVIEW_DOMAIN": "previews.example.test"}, None),
+        ({"CODEPILOT_SUBDOMAINS": "false"}, None),
+    ],
+)
+def test_no_user_gets_the_host_that_holds_the_previews(env, user):
+    assert OneMachineSettings.from_env(env).preview_parent_user == user
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"CODEPILOT_PORT": "eighty"}, "CODEPILOT_PORT must be a whole number"),
