@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CHP := node_modules/.bin/configurable-http-proxy
 LABEXT_SRC := server_extension/labextension_src
+AXE := tests/browser/node_modules/axe-core/axe.min.js
 LABEXT := server_extension/labextension/package.json
 LABEXT_MODULES := $(LABEXT_SRC)/node_modules/.package-lock.json
 
@@ -46,7 +47,12 @@ $(CHP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-install-test: $(VENV)/.installed-test $(CHP) $(BIN)/helm chromium isolation-tools postgresql strace
+install-test: $(VENV)/.installed-test $(CHP) $(AXE) $(BIN)/helm chromium isolation-tools postgresql strace
+
+# axe-core, which the browser tests inject into pages to check their accessibility.
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[hub,runner,test]'
@@ -115,4 +121,4 @@ benchmarks: install-test
 	for script in tests/benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache $(LABEXT_SRC)/node_modules $(LABEXT_SRC)/lib server_extension/labextension
+	rm -rf $(VENV) node_modules tests/browser/node_modules .pytest_cache $(LABEXT_SRC)/node_modules $(LABEXT_SRC)/lib server_extension/labextension

@@ -10,9 +10,10 @@ until the admin removes it).
 from hmac import compare_digest
 
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
+from sqlalchemy.orm import object_session
 from traitlets import Set, Unicode
 
-from .classroom import TEACHERS_GROUP
+from .classroom import TEACHERS_GROUP, join_class_group
 
 
 class ClassroomPasswordAuthenticator(SharedPasswordAuthenticator):
@@ -44,3 +45,13 @@ class ClassroomPasswordAuthenticator(SharedPasswordAuthenticator):
                 return {"name": username, "admin": False}
             return None
         return await super().authenticate(handler, data)
+
+    def add_user(self, user):
+        """A user the admin adds (admin panel, REST) joins their class group at once, as
+        one who logs in does: the class page lists them before their first login. Also
+        called for every user when the hub starts."""
+        super().add_user(user)
+        orm_user = getattr(user, "orm_user", user)
+        db = object_session(orm_user)
+        if db is not None:
+            join_class_group(db, orm_user, self.teacher_users, self.admin_users)

@@ -87,40 +87,47 @@ def class_group_for(name: str, teachers, admins, current_groups) -> str | None:
     return STUDENTS_GROUP
 
 
+def join_class_group(db, orm_user, teachers, admins) -> str | None:
+    """Put ``orm_user`` in their class group (``class_group_for``); the group, or None
+    when they stay as they are."""
+    from jupyterhub import orm
+
+    current = {group.name for group in orm_user.groups}
+    target = class_group_for(orm_user.name, teachers, admins, current)
+    if target is None:
+        return None
+    for group_name in (TEACHERS_GROUP, STUDENTS_GROUP):
+        group = orm.Group.find(db, group_name)
+        if group is None:
+            group = orm.Group(name=group_name)
+            db.add(group)
+        if group_name == target and group not in orm_user.groups:
+            orm_user.groups.append(group)
+        elif group_name != target and group in orm_user.groups:
+            orm_user.groups.remove(group)  # a listed teacher is no student
+    db.commit()
+    return target
+
+
 def make_login_hook(teachers, admins):
     """``Authenticator.post_auth_hook``: puts whoever logs in in their class group.
 
     ``Authenticator.manage_groups`` would do it too, but would also take group
     membership out of the admin panel's hands.
     """
-    from jupyterhub import orm
-
     teachers, admins = set(teachers), set(admins)
 
-    def join_class_group(authenticator, handler, authentication):
+    def join_at_login(authenticator, handler, authentication):
         if not authentication:
             return authentication
         name = authentication["name"]
         user = handler.user_from_username(name)  # created here at first login
-        current = {group.name for group in user.orm_user.groups}
-        target = class_group_for(name, teachers, admins, current)
-        if target is None:
-            return authentication
-        db = handler.db
-        for group_name in (TEACHERS_GROUP, STUDENTS_GROUP):
-            group = orm.Group.find(db, group_name)
-            if group is None:
-                group = orm.Group(name=group_name)
-                db.add(group)
-            if group_name == target and group not in user.orm_user.groups:
-                user.orm_user.groups.append(group)
-            elif group_name != target and group in user.orm_user.groups:
-                user.orm_user.groups.remove(group)  # a listed teacher is no student
-        db.commit()
-        handler.log.info("%s is in the group %s", name, target)
+        target = join_class_group(handler.db, user.orm_user, teachers, admins)
+        if target is not None:
+            handler.log.info("%s is in the group %s", name, target)
         return authentication
 
-    return join_class_group
+    return join_at_login
 
 
 def default_starter(groups) -> str:

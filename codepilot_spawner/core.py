@@ -10,6 +10,8 @@ progress events. Each spawner adds only what differs: where the server runs, how
 workspace is prepared and how S3 credentials reach it.
 """
 
+from urllib.parse import urlsplit
+
 from traitlets import Dict, Enum, Instance, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -153,6 +155,13 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
         """A 400 that says why, when this server's name is one of a server's own routes."""
         check_server_name(self.name)
 
+    def get_env(self):
+        # Named at each start: the groups the owner is in now.
+        self.oauth_access_scopes = server_access_scopes(
+            self.user.name, self.name, [group.name for group in self.user.groups]
+        )
+        return super().get_env()
+
     def preview_url(self) -> str | None:
         if not (self.preview_domain and self.previews_served):
             return None
@@ -171,10 +180,41 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
         return settings
 
     def codepilot_env(self) -> dict[str, str]:
-        """This start's settings as the ``CODEPILOT_*`` variables its server reads."""
-        return settings_environment(self.server_settings())
+        """This start's settings as the ``CODEPILOT_*`` variables its server reads, and
+        what dev servers started in it read to accept their preview's host."""
+        return {
+            **settings_environment(self.server_settings()),
+            **dev_server_env(self.preview_url()),
+        }
 
     @property
     def needs_restore(self) -> bool:
         """Whether the workspace has anywhere to come from: S3 or a starter template."""
         return bool((self.s3 and self.s3.bucket) or self.template)
+
+
+def dev_server_env(preview_url: str) -> dict[str, str]:
+    """Variables that make dev servers accept requests for the preview's host.
+
+    Vite (5.4.12 and later) answers "Blocked request. This host is not allowed" to hosts
+    other than localhost, ``*.localhost`` and IP addresses; it adds the hosts of
+    ``__VITE_ADDITIONAL_SERVER_ALLOWED_HOSTS`` to ``server.allowedHosts``.
+    """
+    host = urlsplit(preview_url).hostname if preview_url else None
+    return {"__VITE_ADDITIONAL_SERVER_ALLOWED_HOSTS": host} if host else {}
+
+
+def server_access_scopes(user: str, server: str, groups: list[str]) -> list[str]:
+    """The scopes that open a server (``Spawner.oauth_access_scopes``): JupyterHub's two,
+    and one per group of its owner.
+
+    A server checks a token's scopes without resolving groups (JupyterHub's
+    ``services.auth.check_scopes``), so a teacher's API token with
+    ``access:servers!group=students`` would get 403 at a student's server, although
+    the hub grants it, unless the server names its owner's groups too.
+    """
+    return [
+        f"access:servers!server={user}/{server}",
+        f"access:servers!user={user}",
+        *(f"access:servers!group={group}" for group in sorted(groups)),
+    ]

@@ -94,7 +94,10 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
 
     unix_user_prefix = Unicode(
         "cp-",
-        help="Prefix of the Unix accounts created for hub users (``alice`` -> ``cp-alice``).",
+        help="""Prefix of the Unix accounts created for hub users (``alice`` ->
+        ``cp-alice``). An account belongs to the data dir whose home it has: two hubs on one
+        machine need prefixes of their own (the one-machine config sets it from
+        CODEPILOT_ACCOUNT_PREFIX).""",
     ).tag(config=True)
 
     process_grace = Float(
@@ -164,10 +167,13 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
     @default("options_form")
     def _default_options_form(self):
         def form(spawner):
+            notice = stop_notice(spawner.stop_reason)
+            if spawner.workspace.is_dir():
+                # A restart: its files are there and a starter would change nothing.
+                # With no notice to show, no form: JupyterHub starts it at once.
+                return notice
             offered, default = spawner_starters(spawner)
-            return stop_notice(spawner.stop_reason) + template_form(
-                offered, spawner.template or default
-            )
+            return notice + template_form(offered, spawner.template or default)
 
         return form
 
@@ -409,7 +415,8 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         """The project, or the whole user, is deleted from the hub: their files go too.
 
         JupyterHub deletes the default server's spawner only with its user, so that one
-        removes every workspace of the user, their home and their Unix account.
+        removes every workspace of the user, their home and their Unix account (when it
+        is this data dir's).
         The S3 copy stays (see README, Removing a student).
         """
         if self.name:
@@ -419,11 +426,20 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         await asyncio.to_thread(remove_tree, self.workspace.parent)
         await asyncio.to_thread(remove_tree, self.home)
         await asyncio.to_thread(remove_tree, tmp_path(Path(self.data_dir), self.user.name))
+        self.log.info("Removed the workspaces and home of %s", self.user.name)
         if self.isolated:
-            problem = await remove_unix_user(self.unix_name)
-            if problem:
-                self.log.warning("Could not remove the account of %s: %s", self.user.name, problem)
-        self.log.info("Removed the workspaces, home and account of %s", self.user.name)
+            await self._remove_account()
+
+    async def _remove_account(self):
+        """Delete the user's Unix account, unless another data dir's hub (or the system)
+        has one of that name: that one stays."""
+        problem = await remove_unix_user(self.unix_name, str(self.home))
+        if problem:
+            self.log.warning(
+                "Left the Unix account %s of %s: %s", self.unix_name, self.user.name, problem
+            )
+        else:
+            self.log.info("Removed the Unix account of %s", self.user.name)
 
     async def _prepare_workspace(self):
         data_dir = Path(self.data_dir)

@@ -7,6 +7,7 @@ derive a second one from a relative default.
 """
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ from .values import culler_service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = ".codepilot"
+DEFAULT_ACCOUNT_PREFIX = "cp-"
+# A Unix name's start, short enough to leave room for the user's name (32 in all).
+_ACCOUNT_PREFIX = re.compile(r"[a-z_][a-z0-9_-]{0,15}")
 
 AUTOMATION_SCOPES = [
     "admin:users",
@@ -87,6 +91,7 @@ class OneMachineSettings:
             allow_all=env.get("CODEPILOT_ALLOW_ALL", "true").lower() in ("1", "true", "yes"),
             admin_token=admin_token,
             server_settings=server_settings(env),
+            account_prefix=account_prefix(env),
             s3=s3_settings(env),
             public_url=public_url(env),
             subdomains=subdomains(env),
@@ -122,6 +127,8 @@ class OneMachineSettings:
     cull_idle: int = 3600  # CODEPILOT_CULL_IDLE: seconds idle before a stop; 0 = never
     class_page_port: int = 0  # CODEPILOT_CLASS_PAGE_PORT: the class page's loopback port
     s3: S3Settings | None = None  # CODEPILOT_S3_*: where workspaces live in S3
+    # CODEPILOT_ACCOUNT_PREFIX: of the Unix accounts, which belong to this data dir
+    account_prefix: str = DEFAULT_ACCOUNT_PREFIX
 
     @property
     def preview_parent_user(self) -> str | None:
@@ -167,6 +174,19 @@ def teacher_names(env) -> list[str]:
         return parse_names(env.get("CODEPILOT_TEACHERS", ""))
     except ClassroomError as error:
         raise SettingsError(str(error)) from None
+
+
+def account_prefix(env) -> str:
+    """The prefix of this hub's Unix accounts (``cp-alice``): a second hub on the machine
+    needs its own, since an account belongs to one data dir."""
+    prefix = env.get("CODEPILOT_ACCOUNT_PREFIX") or DEFAULT_ACCOUNT_PREFIX
+    if not _ACCOUNT_PREFIX.fullmatch(prefix):
+        raise SettingsError(
+            f"CODEPILOT_ACCOUNT_PREFIX={prefix!r} cannot start a Unix user name: use up to "
+            "16 lowercase letters, digits, _ and -, not starting with a digit or -, "
+            "for example cp2-"
+        )
+    return prefix
 
 
 def cull_idle_seconds(env) -> int:

@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import os
 import pwd
 import re
 
@@ -32,12 +33,40 @@ def lookup(name: str) -> pwd.struct_passwd | None:
         return None
 
 
+class AccountTaken(RuntimeError):
+    """The account's name is this hub's, but its home is not: it is another data dir's
+    (another hub on this machine) or a system account, which this hub must not use."""
+
+    def __init__(self, name: str, home: str, expected_home: str):
+        message = (
+            f"The Unix account {name} exists with the home {home}, not {expected_home}: it "
+            "belongs to another Code Pilot hub on this machine (another data dir) or to the "
+            "system, so this hub does not use it. Give this hub accounts of its own: set "
+            "CODEPILOT_ACCOUNT_PREFIX (for example CODEPILOT_ACCOUNT_PREFIX=cp2-) and restart it."
+        )
+        super().__init__(message)
+        self.jupyterhub_message = message  # what the spawn page shows, as is
+
+
+def is_own(account: pwd.struct_passwd, home: str) -> bool:
+    """Whether ``account`` was created for ``home``: an account belongs to the data dir
+    whose home it got (``<data dir>/homes/<user>``)."""
+    return os.path.normpath(account.pw_dir) == os.path.normpath(home)
+
+
 async def ensure_unix_user(name: str, home: str, comment: str) -> pwd.struct_passwd:
-    """Create the account (no password, bash, own group) unless it exists."""
-    existing = lookup(name)
-    if existing is not None:
-        return existing
-    proc = await asyncio.create_subprocess_exec(
+    """The account ``name`` with the home ``home``, created (no password, bash, own group)
+    unless it exists; AccountTaken when it exists with another home."""
+    account = lookup(name)
+    if account is None:
+        account = await _create(name, home, comment)
+    if not is_own(account, home):
+        raise AccountTaken(name, account.pw_dir, home)
+    return account
+
+
+async def _create(name: str, home: str, comment: str) -> pwd.struct_passwd:
+    output, returncode = await _run(
         "useradd",
         "--no-create-home",
         "--home-dir",
@@ -48,25 +77,32 @@ async def ensure_unix_user(name: str, home: str, comment: str) -> pwd.struct_pas
         "--comment",
         comment,
         name,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await proc.communicate()
-    # Exit 9: created meanwhile by a concurrent spawn of the same user.
-    if proc.returncode not in (0, 9):
-        raise RuntimeError(f"useradd {name} failed ({proc.returncode}): {output.decode().strip()}")
-    return pwd.getpwnam(name)
+    # Exit 9: created meanwhile, by a concurrent spawn of the same user or by another hub
+    # (whose home the caller then refuses).
+    account = lookup(name)
+    if returncode not in (0, 9) or account is None:
+        raise RuntimeError(f"useradd {name} failed ({returncode}): {output}")
+    return account
 
 
-async def remove_unix_user(name: str) -> str | None:
-    """Delete the account and its group (their files are removed by the caller); None,
-    or why it could not be done."""
-    if lookup(name) is None:
+async def remove_unix_user(name: str, home: str) -> str | None:
+    """Delete the account and its group (their files are removed by the caller) when its
+    home is ``home``: None, or why it was left."""
+    account = lookup(name)
+    if account is None:
         return None
+    if not is_own(account, home):
+        return f"its home is {account.pw_dir}, not {home}: it is another data dir's or the system's"
+    output, returncode = await _run("userdel", name)
+    if returncode != 0:
+        return f"userdel {name} failed ({returncode}): {output}"
+    return None
+
+
+async def _run(*command: str) -> tuple[str, int]:
     proc = await asyncio.create_subprocess_exec(
-        "userdel", name, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     output, _ = await proc.communicate()
-    if proc.returncode != 0:
-        return f"userdel {name} failed ({proc.returncode}): {output.decode().strip()}"
-    return None
+    return output.decode().strip(), proc.returncode

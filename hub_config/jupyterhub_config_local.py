@@ -87,6 +87,8 @@ if settings.preview_parent_user:  # its IDE's host would hold every preview's
 c.JupyterHub.spawner_class = "codepilot_spawner.CodePilotLocalSpawner"
 c.Spawner.environment = {}
 c.CodePilotLocalSpawner.data_dir = str(data_dir)
+# Accounts belong to this data dir: a second hub on the machine needs a prefix of its own.
+c.CodePilotLocalSpawner.unix_user_prefix = settings.account_prefix
 c.CodePilotLocalSpawner.codepilot_settings = settings.server_settings
 c.CodePilotLocalSpawner.s3 = settings.s3
 c.JupyterHub.allow_named_servers = True
@@ -169,6 +171,9 @@ service, class_page_role = class_page.hub_service(
 )
 services.append(service)
 roles.append(class_page_role)
+# Teachers land on the class page, linked as "Class" from every hub page.
+c.JupyterHub.default_url = class_page.teachers_land_on_class_page
+c.JupyterHub.template_paths = [str(class_page.HUB_TEMPLATES)]
 culling = idle_culling(settings.cull_idle)
 if culling:
     service, culler_role, activity_interval = culling

@@ -4,7 +4,9 @@ Nothing here imitates a part of Code Pilot: `start_hub` runs the same launcher a
 `make up`, on free loopback ports, with a data directory of its own.
 """
 
+import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -18,6 +20,9 @@ from urllib.parse import urlsplit
 
 import requests
 from jupyterhub.utils import subdomain_hook_idna
+
+from codepilot_spawner.onemachine import DEFAULT_ACCOUNT_PREFIX
+from codepilot_spawner.unixusers import unix_username
 
 from .support.paths import REPO_ROOT
 from .support.terminals import open_terminal
@@ -69,6 +74,15 @@ def subdomains_on(env: dict) -> bool:
     return env.get("CODEPILOT_SUBDOMAINS", "true").lower() in ("1", "true", "yes")
 
 
+def fresh_account_prefix() -> str:
+    """A prefix no account on the machine has (``t1a2b-``): test hubs reuse user names
+    such as alice, and a hub refuses an account of another data dir's."""
+    while True:
+        prefix = f"t{os.urandom(2).hex()}-"
+        if not any(account.pw_name.startswith(prefix) for account in pwd.getpwall()):
+            return prefix
+
+
 @dataclass
 class RunningHub:
     url: str
@@ -82,6 +96,14 @@ class RunningHub:
     @property
     def preview_port(self) -> int:
         return int(self.env["CODEPILOT_PREVIEW_GATEWAY_PORT"])
+
+    @property
+    def account_prefix(self) -> str:
+        return self.env.get("CODEPILOT_ACCOUNT_PREFIX") or DEFAULT_ACCOUNT_PREFIX
+
+    def account(self, user: str) -> str:
+        """The Unix account of the hub user ``user`` (its servers run as it as root)."""
+        return unix_username(user, self.account_prefix)
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs):
         headers = {"Authorization": f"token {token or self.token}", **kwargs.pop("headers", {})}
@@ -172,6 +194,19 @@ class RunningHub:
                 self.process.wait()
         if not keep_servers:
             self.stop_everything()
+            self.remove_accounts()
+
+    def remove_accounts(self) -> None:
+        """As root, userdel the accounts this hub made (its prefix, homes in its data dir),
+        so /etc/passwd does not grow with every run; their processes have ended."""
+        if os.geteuid() != 0:
+            return
+        homes = self.data_dir.resolve() / "homes"
+        for account in pwd.getpwall():
+            if account.pw_name.startswith(self.account_prefix) and (
+                Path(account.pw_dir).parent == homes
+            ):
+                subprocess.run(["userdel", account.pw_name], capture_output=True, timeout=60)
 
     def stop_everything(self) -> str:
         """``make down`` for this hub's data dir: every server and namespace it left."""
@@ -195,7 +230,9 @@ def start_hub(
 ):
     """Run `python -m codepilot_spawner.launcher` as `make up` does, and wait for it.
 
-    ``prefix`` runs it through another command first (``setpriv`` to another user)."""
+    ``prefix`` runs it through another command first (``setpriv`` to another user). The
+    hub's Unix accounts get a prefix of their own unless ``env`` sets one (a restart keeps
+    its hub's)."""
     data_dir = data_dir or make_data_dir()
     port = free_port()
     token = os.urandom(16).hex()
@@ -210,6 +247,7 @@ def start_hub(
         "CODEPILOT_PREVIEW_API_PORT": str(free_port()),
         "CODEPILOT_ADMIN_TOKEN": token,
         "CODEPILOT_PASSWORD": "class-password",
+        "CODEPILOT_ACCOUNT_PREFIX": fresh_account_prefix(),
         **(env or {}),
     }
     log_path = data_dir / "hub.log"
@@ -260,6 +298,24 @@ class BrowserCookiePolicy(DefaultCookiePolicy):
             cookie.domain, cookie.domain_specified = "localhost.local", False
             cookie.domain_initial_dot = False
         return super().set_ok_domain(cookie, request)
+
+
+def progress_messages(hub: RunningHub, user: str) -> list[str]:
+    """Follow the spawn's progress stream (server-sent events) to its end."""
+    response = requests.get(
+        f"{hub.url}/hub/api/users/{user}/server/progress",
+        headers={"Authorization": f"token {hub.token}"},
+        stream=True,
+        timeout=600,
+    )
+    messages = []
+    for line in response.iter_lines(decode_unicode=True):
+        if line and line.startswith("data:"):
+            event = json.loads(line[len("data:") :])
+            messages.append(event.get("message", ""))
+            if event.get("ready") or event.get("failed"):
+                break
+    return messages
 
 
 def login(hub: RunningHub, user: str, password: str = "class-password") -> requests.Session:

@@ -18,7 +18,7 @@ import requests
 from aiohttp import web
 
 from codepilot_spawner.classpage.hubclient import ANSWER_LIMIT, HubClient
-from codepilot_spawner.classpage.roster import TEXT_LIMIT, class_rows
+from codepilot_spawner.classpage.roster import TEXT_LIMIT, class_rows, server_state
 from codepilot_spawner.classroom import (
     STUDENTS_GROUP,
     TEACHERS_GROUP,
@@ -85,6 +85,18 @@ def test_starters_offered_and_chosen(tmp_path):
     assert chosen_template({"template": [""]}, offered, "week-3") == ""  # the form said empty
     with pytest.raises(Exception, match="Unknown template"):
         chosen_template({"template": "../etc"}, offered)
+
+
+def test_a_stopped_named_project_keeps_its_row():
+    # The hub's model of a stopped server (include_stopped_servers=1): not active.
+    stopped = {"ready": False, "pending": None, "stopped": True, "last_activity": None}
+    user = {"name": "chen", "servers": {"": {"ready": True}, "web": stopped}}
+    rows = class_rows([user], {}, {}, lambda user, server: "")
+    assert [(row["id"], row["state"]) for row in rows] == [
+        ("chen/", "running"),
+        ("chen/web", "stopped"),
+    ]
+    assert server_state({**stopped, "pending": "spawn"}) == "starting"
 
 
 def test_rows_for_200_students_are_built_fast_enough_to_say():
@@ -369,6 +381,40 @@ def test_class_page_stop_answers_and_the_project_stays_listed(hub, sessions):
     assert stopped.status_code in (200, 202), stopped.text
     assert stopped.json()["status"] in (202, 204)
     wait_until(lambda: not running(hub, "sam", "proj"), 60, 0.3, "sam's project to stop")
+
+    def listed_stopped():
+        rows = class_page(ana, hub, "api/class").json()["rows"]
+        return [row for row in rows if row["id"] == "sam/proj" and row["state"] == "stopped"]
+
+    wait_until(listed_stopped, 30, 0.5, "sam's stopped project on the class page")
+
+
+def test_a_teacher_lands_on_the_class_page_with_a_class_link_everywhere(hub, sessions):
+    teacher = requests.Session()
+    teacher.get(f"{hub.url}/hub/login", timeout=30)
+    landed = teacher.post(
+        f"{hub.url}/hub/login",
+        data={"username": "ben", "password": TEACHER_PASSWORD, "_xsrf": teacher.cookies["_xsrf"]},
+        timeout=60,
+    )
+    class_page = hub.service_url("codepilot")  # on a host of its own
+    assert landed.url == class_page
+    home = sessions["ana"].get(f"{hub.url}/hub/home", timeout=30).text
+    # Scheme-relative, as JupyterHub links a service on its own host.
+    assert f'<a class="nav-link" href="{class_page.removeprefix("http:")}">Class</a>' in home
+    assert ">codepilot<" not in home and ">codepilot-preview<" not in home
+    # Students: neither the link nor the internal services, and their own landing.
+    student_home = sessions["sam"].get(f"{hub.url}/hub/home", timeout=30).text
+    assert ">Class<" not in student_home and "codepilot" not in student_home
+
+
+def test_a_teachers_api_token_opens_her_students_servers(hub, sessions):
+    token = hub.user_token("ana")  # her role's scopes: access:servers!group=students
+    headers = {"Authorization": f"token {token}"}
+    status = requests.get(f"{hub.server_url('sam')}api/status", headers=headers, timeout=30)
+    assert status.status_code == 200, status.text
+    other = requests.get(f"{hub.server_url('ben')}api/status", headers=headers, timeout=30)
+    assert other.status_code == 403
 
 
 def test_the_default_starter_offers_the_configured_starters(hub, sessions):

@@ -397,7 +397,7 @@ def test_forked_servers_are_their_users_own(hub):
     fork_pipes = {t for t in descriptor_targets(fork_server).values() if t.startswith("pipe:")}
     for user, other in (("alice", "bob"), ("bob", "alice")):
         pid, state = pids[user], states[user]
-        account = pwd.getpwnam(f"cp-{user}")
+        account = pwd.getpwnam(hub.account(user))
         ids = status_ids(pid)
         assert ids["uid"] == [account.pw_uid] * 4
         assert ids["gid"] == [account.pw_gid] * 4
@@ -419,7 +419,7 @@ def test_forked_servers_are_their_users_own(hub):
             "setsid nohup sleep 600 >/dev/null 2>&1 & "
             "echo tag-$WORKSPACE_PROCESS_TAG space-${CODEPILOT_FORK_ENVIRONMENT_SPACE:-none}"
             " user-$(id -un)",
-            "space-none user-cp-alice",
+            f"space-none user-{hub.account('alice')}",
         )
     assert f"tag-{states['alice']['process_tag']}" in output
     assert "Spawning alice from the fork server" in hub.log()

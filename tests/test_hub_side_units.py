@@ -2,6 +2,9 @@
 
 import asyncio
 import os
+import pwd
+import re
+import subprocess
 import sys
 import uuid
 
@@ -18,7 +21,13 @@ from codepilot_spawner.onemachine import (
 )
 from codepilot_spawner.processes import TAG_VARIABLE, end_tagged_processes, tagged_pids
 from codepilot_spawner.progress import ProgressLog
-from codepilot_spawner.unixusers import unix_username
+from codepilot_spawner.unixusers import (
+    AccountTaken,
+    ensure_unix_user,
+    lookup,
+    remove_unix_user,
+    unix_username,
+)
 from codepilot_spawner.workspaces import path_segment, workspace_path
 from server_extension.envconfig import EnvDefaultsMixin, env_settings
 
@@ -42,6 +51,48 @@ def test_other_names_are_made_safe_and_distinct(hub_name):
 
 def test_names_differing_only_in_case_get_different_accounts():
     assert unix_username("Alice") != unix_username("alice")
+
+
+@pytest.fixture
+def account_name():
+    """A name no account has, its account (when a test makes one) removed afterwards."""
+    name = f"cpt{uuid.uuid4().hex[:8]}"
+    yield name
+    subprocess.run(["userdel", name], capture_output=True)
+
+
+@pytest.mark.root
+async def test_an_account_is_made_with_its_home_and_then_adopted_with_it(account_name):
+    home = "/var/tmp/codepilot-a/homes/alice"
+    made = await ensure_unix_user(account_name, home, "Code Pilot user alice")
+    assert (made.pw_dir, made.pw_shell) == (home, "/bin/bash")
+    assert await ensure_unix_user(account_name, home + "/", "Code Pilot user alice") == made
+
+
+@pytest.mark.root
+async def test_an_account_of_another_data_dir_is_refused_and_kept(account_name):
+    theirs, ours = "/var/tmp/codepilot-a/homes/alice", "/var/tmp/codepilot-b/homes/alice"
+    made = await ensure_unix_user(account_name, theirs, "Code Pilot user alice")
+    with pytest.raises(AccountTaken) as refused:
+        await ensure_unix_user(account_name, ours, "Code Pilot user alice")
+    message = str(refused.value)
+    assert account_name in message and theirs in message
+    assert "set CODEPILOT_ACCOUNT_PREFIX" in message
+    assert refused.value.jupyterhub_message == message  # the spawn page shows it as is
+
+    problem = await remove_unix_user(account_name, ours)
+    assert theirs in problem
+    assert lookup(account_name) == made
+    assert await remove_unix_user(account_name, theirs) is None
+    assert lookup(account_name) is None
+    assert await remove_unix_user(account_name, theirs) is None  # gone already: nothing to do
+
+
+async def test_a_system_account_of_the_name_is_never_adopted():
+    nobody = pwd.getpwnam("nobody")
+    with pytest.raises(AccountTaken, match=re.escape(f"exists with the home {nobody.pw_dir},")):
+        await ensure_unix_user("nobody", "/var/tmp/codepilot-a/homes/nobody", "no")
+    assert pwd.getpwnam("nobody") == nobody
 
 
 @pytest.mark.parametrize("name", ["..", ".", "../etc", "a/b", ".hidden"])
@@ -145,6 +196,10 @@ def test_one_machine_settings_come_from_the_environment(tmp_path):
     assert settings.admin_user == "admin"
     assert settings.named_server_limit == 5
     assert settings.allow_all is False
+    assert settings.account_prefix == "cp-"
+    assert OneMachineSettings.from_env({"CODEPILOT_ACCOUNT_PREFIX": "cp2-"}).account_prefix == (
+        "cp2-"
+    )
 
 
 @pytest.mark.parametrize(
@@ -186,6 +241,10 @@ def test_no_user_gets_the_host_that_holds_the_previews(env, user):
         ({"CODEPILOT_ADMIN_TOKEN": "short"}, "at least 16 characters"),
         ({"CODEPILOT_IP": "0.0.0.0"}, "Set CODEPILOT_PUBLIC_URL to the hub's URL"),
         ({"CODEPILOT_PUBLIC_URL": "http://hub.example.test/hub"}, "must be an origin"),
+        ({"CODEPILOT_ACCOUNT_PREFIX": "CP-"}, "CODEPILOT_ACCOUNT_PREFIX='CP-' cannot start"),
+        ({"CODEPILOT_ACCOUNT_PREFIX": "2cp-"}, "not starting with a digit or -"),
+        ({"CODEPILOT_ACCOUNT_PREFIX": "cp/"}, "lowercase letters, digits, _ and -"),
+        ({"CODEPILOT_ACCOUNT_PREFIX": "c" * 17}, "up to 16"),
     ],
 )
 def test_bad_settings_are_named(env, message):

@@ -267,7 +267,8 @@ def test_a_student_sees_only_their_own_tmp_and_processes(hub, bob, mallory):
     )
     listing, owners = seen.split("OWNERS", 1)
     assert "bob-secret.txt" not in listing
-    assert set(re.findall(r"^(cp-\S+|root)\s*$", owners, re.M)) == {"cp-mallory"}, owners
+    accounts = rf"^({re.escape(hub.account_prefix)}\S+|root)\s*$"
+    assert set(re.findall(accounts, owners, re.M)) == {hub.account("mallory")}, owners
     assert (hub.data_dir / "tmp" / "bob" / "bob-secret.txt").read_text() == "bobs\n"
     assert not Path("/tmp/bob-secret.txt").exists()
 

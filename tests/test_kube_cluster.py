@@ -7,7 +7,6 @@ and ``CODEPILOT_TEST_ADMIN_TOKEN`` say where the release's proxy answers and whi
 """
 
 import asyncio
-import json
 import os
 import time
 import uuid
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .hubtools import RunningHub, wait_until
+from .hubtools import RunningHub, progress_messages, wait_until
 from .support.kube_hub import kubeconfig_path
 from .support.terminals import run_in_terminal
 
@@ -76,24 +75,6 @@ async def _read(kind: str, name: str):
 
 def read(kind: str, name: str):
     return asyncio.run(_read(kind, name))
-
-
-def progress_messages(hub: RunningHub, user: str) -> list[str]:
-    """Follow the spawn's progress stream (server-sent events) to its end."""
-    response = requests.get(
-        f"{hub.url}/hub/api/users/{user}/server/progress",
-        headers={"Authorization": f"token {hub.token}"},
-        stream=True,
-        timeout=600,
-    )
-    messages = []
-    for line in response.iter_lines(decode_unicode=True):
-        if line and line.startswith("data:"):
-            event = json.loads(line[len("data:") :])
-            messages.append(event.get("message", ""))
-            if event.get("ready") or event.get("failed"):
-                break
-    return messages
 
 
 def test_spawn_terminal_preview_stop_restore(release):

@@ -5,6 +5,7 @@ import os
 import pwd
 import re
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,14 @@ from websockets.exceptions import InvalidStatus
 from codepilot_spawner.preview.hosts import PreviewDomain
 from codepilot_spawner.processes import tagged_pids
 
-from .hubtools import cookie_header, login, save_text, server_state, wait_until
+from .hubtools import (
+    cookie_header,
+    login,
+    progress_messages,
+    save_text,
+    server_state,
+    wait_until,
+)
 from .support.students import Student
 from .support.terminals import run_in_terminal
 
@@ -188,7 +196,37 @@ def test_servers_run_as_different_unix_users(hub, alice, bob):
     uid_a, uid_b = uid_of(alice), uid_of(bob)
     assert uid_a != uid_b
     assert uid_a != 0 and uid_b != 0
-    assert pwd.getpwuid(uid_a).pw_name == "cp-alice"
+    assert pwd.getpwuid(uid_a).pw_name == hub.account("alice")
+
+
+@pytest.fixture
+def account_of_another_data_dir(hub, tmp_path):
+    """This hub's account name for zoe, taken by a hub of another data dir with the same
+    prefix (as two `make up`s with their own CODEPILOT_DATA_DIR would be): its home."""
+    home = tmp_path / "other-data-dir" / "homes" / "zoe"
+    account = hub.account("zoe")
+    subprocess.run(
+        ["useradd", "--no-create-home", "--home-dir", str(home), "--user-group", account],
+        check=True,
+    )
+    yield account, home
+    subprocess.run(["userdel", account], capture_output=True)
+
+
+@pytest.mark.root
+def test_an_account_of_another_data_dir_is_refused_and_kept(hub, account_of_another_data_dir):
+    account, home = account_of_another_data_dir
+    hub.create_user("zoe")
+    hub.api("POST", "/users/zoe/server")
+    failure = progress_messages(hub, "zoe")[-1]
+    assert failure.startswith("Spawn failed: The Unix account"), failure
+    assert account in failure and str(home) in failure
+    assert "CODEPILOT_ACCOUNT_PREFIX" in failure
+    assert not (hub.data_dir / "workspaces" / "zoe").exists()
+
+    assert hub.api("DELETE", "/users/zoe").status_code == 204
+    assert pwd.getpwnam(account).pw_dir == str(home)  # the other hub's student keeps it
+    assert f"Left the Unix account {account} of zoe" in hub.log()
 
 
 @pytest.mark.root
@@ -317,7 +355,7 @@ def test_deleting_a_user_removes_their_workspaces_home_and_account(hub):
     assert kept.is_dir()
     if os.geteuid() == 0:
         with pytest.raises(KeyError):
-            pwd.getpwnam("cp-fay")
+            pwd.getpwnam(hub.account("fay"))
 
 
 # --- bad input ---------------------------------------------------------------------------
@@ -428,6 +466,11 @@ def test_the_spawn_form_starts_a_server_from_the_chosen_template(hub):
     assert submitted.status_code == 302, submitted.text[:500]
     hub.wait_ready("hana", "starter")
     assert (hub.data_dir / "workspaces" / "hana" / "starter" / "main.py").exists()
+    hub.stop_server("hana", "starter")
+    # Starting it again asks for no starter: its files are there; it just starts.
+    again = browser.get(f"{hub.url}/hub/spawn/hana/starter", allow_redirects=False)
+    assert again.status_code == 302 and "codepilot-template" not in again.text
+    hub.wait_ready("hana", "starter")
     hub.stop_server("hana", "starter")
 
 

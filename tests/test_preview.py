@@ -187,6 +187,9 @@ def test_a_script_may_use_a_hub_token_instead_of_cookies(hub, mallory, preview):
     assert other.status_code == 403
     forged = requests.get(preview, headers={"Authorization": "token not-a-token"}, timeout=30)
     assert forged.status_code == 401
+    # A service's token (CODEPILOT_ADMIN_TOKEN's, with access:servers) opens it too.
+    service = requests.get(preview, headers={"Authorization": f"token {hub.token}"}, timeout=30)
+    assert service.status_code == 200, service.text
 
 
 # --- sharing -------------------------------------------------------------------------------
@@ -423,6 +426,39 @@ def test_the_cookie_does_not_work_from_another_origin(hub, preview):
     assert cross.status_code == 401
     same = owner.get(f"{preview}page", headers={"Sec-Fetch-Site": "same-origin"})
     assert same.status_code == 200
+
+
+def test_over_plain_http_only_the_previews_own_pages_use_the_cookie(hub, preview):
+    """Browsers send no ``Sec-Fetch-*`` to plain-HTTP origins (a school network): the
+    gateway reads ``Origin`` and ``Referer`` instead, and bounces a page visit from
+    elsewhere through a page of the preview's own (which asks again, as its referrer)."""
+    owner = login(hub, "mallory")
+    assert open_preview(owner, preview).status_code == 200
+    own, other = preview.rstrip("/"), "http://other.preview.localhost"
+    page = "text/html,application/xhtml+xml"
+
+    def get(path="page", **headers):
+        return owner.get(f"{preview}{path}", headers=headers, allow_redirects=False)
+
+    visit = get(Accept=page)  # typed, bookmarked or linked: no Referer of the preview
+    assert visit.status_code == 200 and "app page" not in visit.text
+    assert 'const path = "/page";' in visit.text
+    assert visit.headers["Referrer-Policy"] == "same-origin"
+    assert get(Accept=page, Referer=f"{own}/").text == "app page /page"  # the bounce's ask
+    assert get(Accept="*/*", Referer=f"{own}/index.html").text == "app page /page"
+    # Another preview's page: its <script>/<img> get nothing, its <iframe> the bounce.
+    assert get(Accept="*/*", Referer=f"{other}/").status_code == 401
+    assert get(Accept="*/*").status_code == 401
+    framed = get(Accept=page, Referer=f"{other}/")
+    assert framed.status_code == 200 and "app page" not in framed.text
+    posted = owner.post(f"{preview}anything", headers={"Origin": other, "Referer": f"{own}/"})
+    assert posted.status_code == 401
+    assert owner.post(f"{preview}page", headers={"Origin": own}).status_code == 200
+    # "//host" in a visited path never becomes a navigation elsewhere.
+    assert 'const path = "/";' in get("/evil.example/x", Accept=page).text
+    # With no cookie at all, a page visit starts the sign-in, as with Sec-Fetch-Mode.
+    anonymous = requests.get(preview, headers={"Accept": page}, allow_redirects=False)
+    assert anonymous.status_code == 302 and "/login?" in anonymous.headers["Location"]
 
 
 def test_websockets_pass_from_the_previews_own_page_only(hub, preview):

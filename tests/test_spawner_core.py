@@ -3,6 +3,7 @@ configs use, and the pure pod builders, checked on real spawner objects without 
 
 import copy
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 from jupyterhub import orm
@@ -45,7 +46,7 @@ def spawner_config(section: str, s3, **traits) -> Config:
 
 
 def local_spawner(config: Config, server_name: str = "") -> CodePilotLocalSpawner:
-    user = SimpleNamespace(name="alice", id=1, url="/user/alice/", escaped_name="alice")
+    user = SimpleNamespace(name="alice", id=1, url="/user/alice/", escaped_name="alice", groups=[])
     spawner = CodePilotLocalSpawner(
         config=config, user=user, hub=Hub(), orm_spawner=orm.Spawner(name=server_name)
     )
@@ -88,8 +89,11 @@ async def test_previews_need_a_domain_and_on_kubernetes_a_relay(dummy_kubeconfig
     config = spawner_config(
         "CodePilotLocalSpawner", None, preview_scheme="http", preview_origin_port=8002
     )
-    url = local_spawner(config, "web").codepilot_env()["CODEPILOT_PREVIEW_URL"]
+    env = local_spawner(config, "web").codepilot_env()
+    url = env["CODEPILOT_PREVIEW_URL"]
     assert url.startswith("http://alice-web-") and url.endswith(".apps.example.net:8002/")
+    # Vite accepts its preview's host (it blocks hosts beyond localhost and IPs).
+    assert env["__VITE_ADDITIONAL_SERVER_ALLOWED_HOSTS"] == urlsplit(url).hostname
 
 
 def test_an_explicit_storage_setting_is_kept():

@@ -184,8 +184,10 @@ def test_starters_are_packaged():
     flask = starter_dir("flask")
     assert "PORT" in (flask / "app.py").read_text()
     vite_config = (starter_dir("react-vite") / "vite.config.js").read_text()
-    # Served at the root of its own origin: Vite's default base, and no host check to open.
-    assert "base:" not in vite_config and "allowedHosts" not in vite_config
+    # Served at the root of its own origin: Vite's default base; its host check lets the
+    # preview's own host in (from CODEPILOT_PREVIEW_URL), no other.
+    assert "base:" not in vite_config and "allowedHosts: true" not in vite_config
+    assert "new URL(process.env.CODEPILOT_PREVIEW_URL).hostname" in vite_config
     assert "process.env.PORT" in vite_config
     assert starter_dir("no-such-template") is None
     assert isinstance(flask, Path)

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlparse
 import aiohttp
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
+from tornado.escape import xhtml_escape
 from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Application
 
@@ -239,13 +240,14 @@ class ClassPageHandler(HubOAuthenticated, web.RequestHandler):
 class PageHandler(ClassPageHandler):
     @web.authenticated
     def get(self):
-        self.viewer()
+        viewer = self.viewer()
         html = (STATIC / "index.html").read_text()
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(
             html.replace("{{xsrf}}", self.xsrf_token.decode())
             .replace("{{static}}", self.settings["static_url_prefix"])
             .replace("{{hub}}", os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL") or "/hub/")
+            .replace("{{user}}", xhtml_escape(viewer["name"]))
             .replace("{{exposed}}", "" if self.classpage.subdomains else EXPOSED)
         )
 

@@ -35,12 +35,13 @@ class HubClient:
             return response.status, (json.loads(text) if text.strip() else None)
 
     async def students(self, group: str, page_size: int = 200) -> list[dict]:
-        """Every user the service may list (the students' group), servers included."""
+        """Every user the service may list (the students' group), servers included, the
+        stopped ones too (so a stopped project stays on the page to be started again)."""
         users, offset = [], 0
         while True:
             status, body = await self.request(
                 "GET",
-                f"/users?offset={offset}&limit={page_size}&include_stopped_servers=0",
+                f"/users?offset={offset}&limit={page_size}&include_stopped_servers=1",
                 headers={"Accept": PAGINATION},
             )
             if status != 200:

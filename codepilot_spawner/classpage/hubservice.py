@@ -1,10 +1,23 @@
 """How a hub runs the class page: its service entry and roles, and the teachers' role."""
 
 import sys
+from pathlib import Path
 
 from ..classroom import STUDENTS_GROUP, TEACHERS_GROUP, teacher_role
 
 SERVICE_NAME = "codepilot"
+# JupyterHub.template_paths: the hub's pages with the class page in their navigation.
+HUB_TEMPLATES = Path(__file__).parent / "hub_templates"
+
+
+def teachers_land_on_class_page(handler) -> str:
+    """``JupyterHub.default_url``: where a teacher lands after login (and at ``/``): the
+    class page; everyone else where JupyterHub sends them (an empty answer)."""
+    user = handler.current_user
+    if user is None or not any(group.name == TEACHERS_GROUP for group in user.groups):
+        return ""
+    service = handler.services.get(SERVICE_NAME)
+    return service.href if service is not None and service.url else ""
 
 
 def service_scopes(student_group: str) -> list[str]:

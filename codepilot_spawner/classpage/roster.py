@@ -7,12 +7,16 @@ small and the browser updates rows in place.
 
 from urllib.parse import quote
 
+from ..preview.access import SHARE_WORDS
+
 
 def server_state(server: dict | None) -> str:
     """``running``, ``starting``, ``stopping`` or ``stopped`` from a hub server model."""
     if not server:
         return "stopped"
     pending = server.get("pending")
+    if server.get("stopped") and not pending:
+        return "stopped"
     if pending == "spawn":
         return "starting"
     if pending == "stop":
@@ -83,6 +87,7 @@ def server_rows(user: dict, sync: dict, shares: dict, preview_url) -> list[dict]
                 "ide_url": url + "lab" if running else "",
                 "preview_url": preview_url(name, server_name) if running else "",
                 "share": shares.get(key, "") if running else "",
+                "share_words": SHARE_WORDS.get(shares.get(key, ""), "") if running else "",
                 "sync": sync_summary(sync.get(key)) if running else None,
             }
         )

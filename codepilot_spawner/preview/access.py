@@ -2,6 +2,13 @@
 
 SHARE_LEVELS = ("owner", "authenticated", "public")
 DEFAULT_SHARE_LEVEL = "owner"
+# What people read for each level, wherever a page of ours shows one (JupyterLab's
+# Preview panel says the same, in @codepilot/lab's sharelevels.ts).
+SHARE_WORDS = {
+    "owner": "Only me",
+    "authenticated": "Anyone in this class",
+    "public": "Anyone with the link",
+}
 
 
 def grants_server_access(scopes, owner: str, server: str, owner_groups=()) -> bool:

@@ -145,25 +145,56 @@ class TokenChecks:
         self._refused[self._digest(token)] = time.monotonic() + self.remember
 
 
-def cookie_may_authorize(request: web.BaseRequest, origin: str) -> bool:
+# What a request's context says about the viewer's cookie (``cookie_reading``).
+COOKIE_COUNTS = "counts"
+COOKIE_REFUSED = "refused"
+COOKIE_AFTER_BOUNCE = "after-bounce"  # counts once a page of the preview asks again
+
+
+def cookie_reading(request: web.BaseRequest, origin: str) -> str:
     """Whether this request may use the viewer's cookie at all.
 
     Every preview is the same *site* (``*.<preview domain>``), so SameSite=Lax alone would
     let one preview's page send requests to another preview with its viewer's cookie.
     Only same-origin requests and top-level GET navigations count; a websocket must come
     from the preview's own page.
+
+    Browsers send ``Sec-Fetch-*`` to secure origins only (HTTPS, localhost). Without
+    them (a school network over plain HTTP) the safe reading is taken: ``Origin`` or
+    ``Referer`` must be the preview's own; a GET for a page from elsewhere (a typed
+    address, a link, or another preview's ``<iframe>`` or ``<script>``) is answered
+    with a page of the preview's own that asks again (``pages.bounce``), with the
+    preview as its referrer, so only a person's visit goes on.
     """
     sent_origin = request.headers.get("Origin")
-    if sent_origin is not None and sent_origin != origin:
-        return request.method in ("GET", "HEAD") and _is_navigation(request)
     site = request.headers.get("Sec-Fetch-Site")
-    if site in (None, "same-origin", "none"):
-        return True
-    return request.method in ("GET", "HEAD") and _is_navigation(request)
+    if site is not None:
+        if sent_origin is not None and sent_origin != origin:
+            return COOKIE_COUNTS if _is_top_level_get(request) else COOKIE_REFUSED
+        if site in ("same-origin", "none") or _is_top_level_get(request):
+            return COOKIE_COUNTS
+        return COOKIE_REFUSED
+    if sent_origin is not None:
+        return COOKIE_COUNTS if sent_origin == origin else COOKIE_REFUSED
+    if _origin_of(request.headers.get("Referer", "")) == origin:
+        return COOKIE_COUNTS
+    return COOKIE_AFTER_BOUNCE if _is_top_level_get(request) else COOKIE_REFUSED
 
 
-def _is_navigation(request: web.BaseRequest) -> bool:
-    return request.headers.get("Sec-Fetch-Mode") == "navigate" and not _is_websocket(request)
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _is_top_level_get(request: web.BaseRequest) -> bool:
+    """A GET that may be a person's visit: marked a navigation where browsers say so
+    (``Sec-Fetch-Mode``), else one that asks for a page."""
+    if request.method not in ("GET", "HEAD") or _is_websocket(request):
+        return False
+    mode = request.headers.get("Sec-Fetch-Mode")
+    if mode is not None:
+        return mode == "navigate"
+    return "text/html" in request.headers.get("Accept", "")
 
 
 def _is_websocket(request: web.BaseRequest) -> bool:
@@ -235,8 +266,11 @@ class PreviewGateway:
             return None
         origin = self.domain.origin(target.label)
         session = None
-        if cookie_may_authorize(request, origin):
+        reading = cookie_reading(request, origin)
+        if reading != COOKIE_REFUSED:
             session = self._session_from_cookie(request, target)
+            if session is not None and reading == COOKIE_AFTER_BOUNCE:
+                return self._bounce(request)
         if session is None and request.headers.get("Authorization", "").startswith("token "):
             token = request.headers["Authorization"][len("token ") :].strip()
             if self.token_checks.refused_lately(token):
@@ -248,7 +282,7 @@ class PreviewGateway:
             else:
                 session = await self._session_from_token(token, target)
         if session is None:
-            if request.method in ("GET", "HEAD") and _is_navigation(request):
+            if _is_top_level_get(request):
                 return self._redirect_to_login(request, target)
             return self._page(
                 401,
@@ -281,8 +315,10 @@ class PreviewGateway:
         return None
 
     async def _session_from_token(self, token: str, target) -> ViewerSession | None:
+        # A user's token, or a service's (a script with ``access:servers``): its scopes
+        # say which previews it may open.
         model = await self.hub_auth.user_for_token(token, sync=False)
-        if not model or model.get("kind", "user") != "user":
+        if not model or model.get("kind", "user") not in ("user", "service"):
             self.token_checks.refused(token)
             return None
         return ViewerSession(
@@ -313,6 +349,15 @@ class PreviewGateway:
             session.scopes = frozenset(model.get("scopes", ()))
         session.checked_at = time.monotonic()
         session.checking = False
+
+    def _bounce(self, request) -> web.Response:
+        response = web.Response(
+            status=200, body=pages.bounce(safe_next(request.path_qs)), content_type="text/html"
+        )
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "same-origin"  # the next request's proof
+        response.headers["Vary"] = "Referer, Origin, Sec-Fetch-Site"
+        return response
 
     def _redirect_to_login(self, request, target: PreviewTarget) -> web.Response:
         query = urlencode({"preview": target.label, "next": safe_next(request.path_qs)})

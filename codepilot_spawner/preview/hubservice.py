@@ -47,6 +47,7 @@ def hub_service(
         "url": api_url,
         "command": command,
         "oauth_no_confirm": True,
+        "display": False,  # its root is no page: nothing to list under Services
         # A viewer's token says which servers they may open; no more.
         "oauth_client_allowed_scopes": ["access:servers"],
     }

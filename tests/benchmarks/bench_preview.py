@@ -132,7 +132,8 @@ def main():
             "direct": (direct, {}, lambda: make_connector(state.get("netns", ""))),
             "preview": (
                 gateway,
-                {"Host": preview.split("/")[2], "Cookie": cookie},
+                # As a browser sends them from the preview's own page (on localhost).
+                {"Host": preview.split("/")[2], "Cookie": cookie, "Sec-Fetch-Site": "same-origin"},
                 lambda: aiohttp.TCPConnector(limit=CONCURRENCY),
             ),
             "stock": (stock, stock_headers, lambda: aiohttp.TCPConnector(limit=CONCURRENCY)),

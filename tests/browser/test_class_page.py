@@ -10,11 +10,13 @@ from playwright.sync_api import expect
 
 from ..hubtools import REPO_ROOT, login, save_text, start_hub
 from ..support.terminals import run_in_terminal
+from .accessibility import serious_violations
 from .conftest import HUB
 from .screenshot import UPDATE_VARIABLE
 
 TEACHER_PASSWORD = "teacher-password"
 STUDENTS = ["amira", "bruno", "chen", "dana"]
+ADDED_BY_ADMIN = "erin"  # never logged in
 CLASS_PAGE_SCREENSHOT = REPO_ROOT / "docs" / "class-page.png"
 
 
@@ -25,9 +27,11 @@ def class_hub(request):
     )
     request.config.stash[HUB] = hub
     for name in STUDENTS:
-        login(hub, name)  # logging in is what puts a student in the class
+        login(hub, name)  # logging in puts a student in the class ...
+    hub.create_user(ADDED_BY_ADMIN)  # ... and so does being added by the admin
     for name in STUDENTS[:3]:
         hub.start_server(name)
+    hub.start_server("chen", "web")  # a named project
     yield hub
     hub.stop()
     del request.config.stash[HUB]
@@ -39,7 +43,7 @@ def sign_in(context, hub, user, password):
     page.fill("#username_input", user)
     page.fill("#password_input", password)
     page.click("#login_submit")
-    page.wait_for_url("**/hub/**")
+    page.wait_for_url(lambda url: "/hub/login" not in url)  # teachers land on the class page
     return page
 
 
@@ -49,11 +53,11 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
     rows = page.locator("#rows tr[data-id]")
     rows.first.wait_for()
     # Locators, not page functions: the page's CSP forbids evaluating strings.
-    expect(page.locator("#rows tr[data-state=running]")).to_have_count(3)
-    expect(page.locator("#rows td.sync:not(:empty)")).to_have_count(3)
-    assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.id)")) == [
-        f"{name}/" for name in STUDENTS
-    ]
+    expect(page.locator("#rows tr[data-state=running]")).to_have_count(4)
+    expect(page.locator("#rows td.sync:not(:empty)")).to_have_count(4)
+    assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.id)")) == sorted(
+        [f"{name}/" for name in [*STUDENTS, ADDED_BY_ADMIN]] + ["chen/web"]
+    )
     amira = page.locator('tr[data-id="amira/"]')
     ide = amira.locator("a", has_text="Open IDE").get_attribute("href")
     assert (
@@ -62,7 +66,7 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
     assert ".preview.localhost:" in amira.locator("a", has_text="Open preview").get_attribute(
         "href"
     )
-    assert amira.locator(".share").text_content() == "owner"
+    assert amira.locator(".share").text_content() == "Only me"
     shot = evidence.screenshot(page, "class-page")
     # The README's picture is refreshed on request only: a test run leaves docs/ alone.
     if os.environ.get(UPDATE_VARIABLE) == "1" or not CLASS_PAGE_SCREENSHOT.exists():
@@ -81,6 +85,54 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
     assert bruno.locator("button", has_text="Start").is_visible()
     assert navigations == []  # the page updated itself, no reload
     assert "" not in class_hub.api("GET", "/users/bruno").json()["servers"]
+
+
+def test_a_stopped_project_stays_listed_and_starts_again_from_the_page(class_hub, new_context):
+    page = sign_in(new_context("teacher"), class_hub, "tess", TEACHER_PASSWORD)
+    page.goto(class_hub.service_url("codepilot"))
+    web = page.locator('tr[data-id="chen/web"]')
+    web.locator("span.state", has_text="running").wait_for()
+    web.locator("button", has_text="Stop").click()
+    web.locator("span.state", has_text="stopped").wait_for(timeout=60_000)
+    # It was dropped from the page once stopped; now it stays, to be started again.
+    page.wait_for_timeout(3_000)  # a few of the page's refreshes
+    expect(web).to_have_count(1)
+    web.locator("button", has_text="Start").click()
+    web.locator("span.state", has_text="running").wait_for(timeout=90_000)
+    assert class_hub.api("GET", "/users/chen").json()["servers"]["web"]["ready"]
+
+
+def test_the_class_page_reads_well_and_fits_a_tablet(class_hub, chromium):
+    # axe-core is injected: the page's own CSP would refuse it.
+    context = chromium.new_context(viewport={"width": 768, "height": 1024}, bypass_csp=True)
+    page = sign_in(context, class_hub, "tess", TEACHER_PASSWORD)
+    page.goto(class_hub.service_url("codepilot"))
+    page.locator('tr[data-id="amira/"] span.state', has_text="running").wait_for()
+    # Who is signed in, the way back to the hub and out of it.
+    expect(page.locator(".who")).to_have_text("tess")
+    expect(page.get_by_role("link", name="Log out")).to_have_attribute(
+        "href", f"{class_hub.url}/hub/logout"
+    )
+    expect(page.get_by_role("link", name="Hub home")).to_be_visible()
+    # Buttons say whose project they act on.
+    expect(page.get_by_role("button", name="Stop amira's default project")).to_be_visible()
+    expect(page.get_by_role("link", name="Open amira's default project in the IDE")).to_be_visible()
+    # The page does not overflow a tablet's width (the table scrolls on its own).
+    assert page.locator("html").evaluate("html => html.scrollWidth") <= 768
+    assert serious_violations(page) == []
+    context.close()
+
+
+def test_the_login_page_and_the_spawn_form_read_well(class_hub, chromium):
+    context = chromium.new_context(bypass_csp=True)
+    page = context.new_page()
+    page.goto(f"{class_hub.url}/hub/login")
+    login_problems = serious_violations(page)
+    page = sign_in(context, class_hub, "dana", "class-password")
+    page.goto(f"{class_hub.url}/hub/spawn/dana/homework")
+    page.locator("#codepilot-template").wait_for()
+    assert (login_problems, serious_violations(page)) == ([], [])
+    context.close()
 
 
 def test_a_student_gets_403_on_the_class_page(class_hub, new_context):

@@ -6,6 +6,7 @@ edit files, then an admin and a second student look on.
 """
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -303,7 +304,8 @@ def test_flask_template_preview_shows_edits(student, browser_hub, evidence):
     workspace = browser_hub.data_dir / "workspaces" / STUDENT / "flask-app"
     expect(file_browser_item(lab, "app.py")).to_be_visible()
     dev = Terminal.open_from_launcher(lab)
-    dev.run("pip install -q -r requirements.txt && python app.py")
+    # As its README says (Flask comes with the workspace), its output kept for the end.
+    dev.run("PYTHONUNBUFFERED=1 python app.py 2>&1 | tee $HOME/flask.log")
     dev.wait_for_text("Debugger is active", timeout=NPM_TIMEOUT_MS)
 
     preview = open_preview_tile(lab)
@@ -323,6 +325,14 @@ def test_flask_template_preview_shows_edits(student, browser_hub, evidence):
     )
     assert not failed, failed
     evidence.screenshot(preview, "05-flask-after-edit")
+    # One restart per save (not another for JupyterLab's checkpoint copy), and the
+    # page's once-a-second question stays out of the terminal.
+    log = browser_hub.data_dir / "homes" / STUDENT / "flask.log"
+    wait_until(lambda: "Detected change" in log.read_text(), 30, 0.3, "Flask's restart")
+    time.sleep(2)  # a second restart would show by now
+    terminal = log.read_text()
+    assert terminal.count("Detected change") == 1, terminal
+    assert "GET /started" not in terminal and "GET / HTTP" in terminal, terminal
 
 
 # --- 6. the admin panel ---------------------------------------------------------------

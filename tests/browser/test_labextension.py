@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 from ..hubtools import start_hub, wait_until
 from ..s3server import s3_server_fixture
 from ..support.terminals import run_in_terminal
+from .accessibility import serious_violations
 from .conftest import HUB
 from .lab import UI_TIMEOUT_MS, dismiss_news_prompt, log_in, start_from_spawn_form, wait_for_lab
 
@@ -147,7 +148,7 @@ def test_preview_item_opens_the_panel_with_the_link(lab, lab_hub, evidence):
     assert re.fullmatch(r"http://[a-z0-9-]+\.preview\.localhost:\d+/", url), url
 
     item = preview_item(lab)
-    expect(item).to_have_text("Preview: private", timeout=UI_TIMEOUT_MS)
+    expect(item).to_have_text("Preview: only me", timeout=UI_TIMEOUT_MS)
     item.click()
     panel = lab.locator("#codepilot-preview")
     expect(panel).to_be_visible()
@@ -166,7 +167,13 @@ def test_preview_item_opens_the_panel_with_the_link(lab, lab_hub, evidence):
     expect(select).to_have_value("owner")
     assert select.locator("option[value=public]").is_disabled()
     assert not select.locator("option[value=authenticated]").is_disabled()
+    expect(select.locator("option")).to_have_text(
+        ["Only me", "Anyone in this class", "Anyone with the link"]
+    )
     evidence.screenshot(lab, "labextension-03-preview-panel")
+    # What the extension adds reads well: the panel and its status bar item.
+    assert serious_violations(lab, "#codepilot-preview") == []
+    assert serious_violations(lab, ".jp-codepilot-PreviewStatus") == []
 
 
 def test_open_reaches_the_preview_origin_without_a_handle_on_the_ide(lab, lab_hub):
@@ -193,7 +200,7 @@ def test_share_level_changes_through_the_api_and_survives_a_reload(lab, lab_hub,
     ) as put:
         select.select_option("authenticated")
     assert put.value.post_data_json == {"share": "authenticated"}
-    expect(preview_item(lab)).to_have_text("Preview: hub", timeout=UI_TIMEOUT_MS)
+    expect(preview_item(lab)).to_have_text("Preview: class", timeout=UI_TIMEOUT_MS)
     expect(panel.locator(".jp-codepilot-Preview-explanation")).to_have_text(
         "Anyone logged in to this hub."
     )
@@ -201,7 +208,7 @@ def test_share_level_changes_through_the_api_and_survives_a_reload(lab, lab_hub,
 
     lab.reload()
     wait_for_lab(lab)
-    expect(preview_item(lab)).to_have_text("Preview: hub", timeout=UI_TIMEOUT_MS)
+    expect(preview_item(lab)).to_have_text("Preview: class", timeout=UI_TIMEOUT_MS)
     # The palette command opens the panel too.
     lab.keyboard.press("Control+Shift+c")
     palette_input = lab.locator(".lm-CommandPalette-input")
@@ -221,7 +228,7 @@ def test_a_refused_level_shows_the_servers_message_and_changes_nothing(lab, lab_
     message = panel.locator(".jp-codepilot-Preview-message")
     expect(message).to_contain_text("Not changed:", timeout=UI_TIMEOUT_MS)
     expect(select).to_have_value("authenticated")
-    expect(preview_item(lab)).to_have_text("Preview: hub")
+    expect(preview_item(lab)).to_have_text("Preview: class")
     assert preview_api(lab, lab_hub.server_url(STUDENT))["share"] == "authenticated"
 
 
@@ -239,7 +246,7 @@ def test_sync_item_is_hidden_in_local_mode(browser_hub, new_context):
     start_from_spawn_form(page, template="")
     wait_for_lab(page)
     # The preview item proves the extension ran; the sync item has had its answer...
-    expect(preview_item(page)).to_have_text("Preview: private", timeout=UI_TIMEOUT_MS)
+    expect(preview_item(page)).to_have_text("Preview: only me", timeout=UI_TIMEOUT_MS)
     wait_until(lambda: sync_replies, UI_TIMEOUT_MS / 1000, message="the sync item's first poll")
     assert sync_replies[0].json()["storage"] == "local"
     # ...and, in local mode, never shows.

@@ -116,7 +116,9 @@ def make_spawner(config, username="alice", server_name="", user_options=None, to
     from codepilot_spawner import CodePilotSpawner
 
     hub = Hub(ip="0.0.0.0", port=8081, base_url="/hub/", connect_url="http://cp-hub:8081")
-    user = SimpleNamespace(name=username, id=1, url=f"/user/{username}/", escaped_name=username)
+    user = SimpleNamespace(
+        name=username, id=1, url=f"/user/{username}/", escaped_name=username, groups=[]
+    )
     spawner = CodePilotSpawner(
         config=config, user=user, hub=hub, orm_spawner=orm.Spawner(name=server_name)
     )

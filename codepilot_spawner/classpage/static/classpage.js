@@ -8,6 +8,7 @@
   const rowsEl = document.getElementById("rows");
   const notice = document.getElementById("notice");
   const summary = document.getElementById("summary");
+  const updated = document.getElementById("updated");
   const filter = document.getElementById("filter");
   const starter = document.getElementById("default-starter");
   const rowById = new Map();
@@ -63,18 +64,19 @@
     activity.title = row.last_activity || "";
     syncCell(sync, row.sync);
     preview.replaceChildren();
-    if (row.preview_url) {
-      preview.append(el("a", { href: row.preview_url, target: "_blank", rel: "noopener noreferrer" }, "link"));
-      if (row.share) preview.append(el("span", { class: "share" }, row.share));
+    if (row.preview_url && row.share_words) {
+      preview.append(el("span", { class: "share", title: "Who can open the preview" }, row.share_words));
     }
     actions.replaceChildren();
+    // Buttons name their student and project for screen readers ("Stop amira's web").
+    const whose = `${row.user}'s ${row.server || "default project"}`;
     if (row.ide_url) {
-      actions.append(el("a", { class: "button", href: row.ide_url, target: "_blank", rel: "noopener" }, "Open IDE"));
-      actions.append(el("a", { class: "button", href: row.preview_url, target: "_blank", rel: "noopener noreferrer" }, "Open preview"));
+      actions.append(el("a", { class: "button", href: row.ide_url, target: "_blank", rel: "noopener", "aria-label": `Open ${whose} in the IDE` }, "Open IDE"));
+      actions.append(el("a", { class: "button", href: row.preview_url, target: "_blank", rel: "noopener noreferrer", "aria-label": `Open the preview of ${whose}` }, "Open preview"));
     }
     const busy = row.state === "starting" || row.state === "stopping";
     const action = row.state === "stopped" ? "start" : "stop";
-    const button = el("button", { class: action, "data-action": action }, action === "start" ? "Start" : "Stop");
+    const button = el("button", { class: action, "data-action": action, "aria-label": `${action === "start" ? "Start" : "Stop"} ${whose}` }, action === "start" ? "Start" : "Stop");
     button.disabled = busy;
     button.onclick = () => act(row, action, button);
     actions.append(button);
@@ -112,11 +114,13 @@
     for (const [id, tr] of rowById) if (!seen.has(id)) { tr.remove(); rowById.delete(id); }
     // Re-append only when the order changed: rows keep focus and hover otherwise.
     if (ordered.some((tr, i) => rowsEl.children[i] !== tr)) rowsEl.replaceChildren(...ordered);
-    if (!snapshot.rows.length) rowsEl.replaceChildren(Object.assign(el("tr"), { innerHTML: '<td colspan="7" class="empty">No students yet: they appear here when they log in.</td>' }));
+    if (!snapshot.rows.length) rowsEl.replaceChildren(Object.assign(el("tr"), { innerHTML: '<td colspan="7" class="empty">No students yet: they appear here when the admin adds them or they log in.</td>' }));
     const students = new Set(snapshot.rows.map((row) => row.user)).size;
     const running = snapshot.rows.filter((row) => row.state === "running").length;
-    summary.textContent = `${students} students · ${running} servers running` +
-      (snapshot.updated ? ` · updated ${new Date(snapshot.updated).toLocaleTimeString()}` : "");
+    // A live region is read out at each change: the counts only, and only when they change.
+    const counts = `${students} students · ${running} servers running`;
+    if (summary.textContent !== counts) summary.textContent = counts;
+    updated.textContent = snapshot.updated ? `· updated ${new Date(snapshot.updated).toLocaleTimeString()}` : "";
     if (snapshot.error) show(snapshot.error); else if (notice.dataset.kind !== "action") show("");
   }
 

@@ -4,7 +4,7 @@
  * - Status bar: "S3: synced / 12 pending / offline / stalled" (hidden in local mode),
  *   with a notification when sync is stuck, since a student never reads server logs.
  * - Preview: a right-sidebar panel with the preview's URL, Open, Copy link and its share
- *   level; a status bar item "Preview: private|hub|public" and a palette command open it.
+ *   level; a status bar item "Preview: only me|class|public" and a palette command open it.
  *   The sidebar rather than a popup: it stays open while the student starts the app in a
  *   terminal, and the status bar keeps a public preview in sight at all times.
  */

@@ -1,5 +1,5 @@
 /**
- * The preview panel (right sidebar) and its status bar item "Preview: private|hub|public".
+ * The preview panel (right sidebar) and its status bar item "Preview: only me|class|public".
  *
  * The panel shows the preview's own URL, opens it in a new tab, copies it, and sets its
  * share level through `PUT codepilot/api/preview`.
@@ -149,7 +149,7 @@ export class PreviewPanel extends Widget {
     this.select = element('select', 'jp-mod-styled jp-codepilot-Preview-share');
     this.select.id = selectId;
     for (const info of SHARE_LEVELS) {
-      const option = element('option', '', `${info.label} \u2014 ${info.summary}`);
+      const option = element('option', '', info.label);
       option.value = info.level;
       this.select.append(option);
     }
@@ -241,7 +241,7 @@ export class PreviewPanel extends Widget {
   }
 }
 
-/** "Preview: private": the share level at a glance; a click opens the panel. */
+/** "Preview: only me": the share level at a glance; a click opens the panel. */
 export class PreviewStatusWidget extends Widget {
   private readonly _activeChanged = new Signal<this, void>(this);
   private wasActive = false;

@@ -14,11 +14,10 @@ export interface IPreviewModel {
 
 export interface IShareLevelInfo {
   level: ShareLevel;
-  /** One word, for the status bar. */
+  /** A word or two, for the status bar. */
   short: string;
-  /** The option's label, and its few words. */
+  /** The option's label: the same words as the class page's (SHARE_WORDS in Python). */
   label: string;
-  summary: string;
   /** Who gets in, in a sentence. */
   explanation: string;
 }
@@ -26,23 +25,20 @@ export interface IShareLevelInfo {
 export const SHARE_LEVELS: readonly IShareLevelInfo[] = [
   {
     level: 'owner',
-    short: 'private',
-    label: 'Private',
-    summary: 'only me',
-    explanation: 'Only me and people who can open my IDE (teachers, admins).'
+    short: 'only me',
+    label: 'Only me',
+    explanation: 'Only me, and people who may open my IDE: teachers and admins.'
   },
   {
     level: 'authenticated',
-    short: 'hub',
-    label: 'Hub',
-    summary: 'anyone logged in',
+    short: 'class',
+    label: 'Anyone in this class',
     explanation: 'Anyone logged in to this hub.'
   },
   {
     level: 'public',
     short: 'public',
-    label: 'Public',
-    summary: 'anyone with the link',
+    label: 'Anyone with the link',
     explanation: 'Anyone with the link, without logging in.'
   }
 ];
@@ -51,7 +47,7 @@ export function shareLevelInfo(level: string): IShareLevelInfo | undefined {
   return SHARE_LEVELS.find(info => info.level === level);
 }
 
-/** The status bar text: "Preview: private", "Preview: hub", "Preview: public". */
+/** The status bar text: "Preview: only me", "Preview: class", "Preview: public". */
 export function previewStatusText(model: IPreviewModel): string {
   return `Preview: ${shareLevelInfo(model.share)?.short ?? model.share}`;
 }

@@ -1,9 +1,10 @@
-"""A Flask starter: see README.md to install Flask in a venv, then `python app.py`.
+"""A Flask starter: `python app.py`.
 
 The Preview tile shows it: it serves on $PORT, the port the preview forwards to. Flask's
 debug reloader restarts the app when a file changes, and the page reloads itself then.
 """
 
+import logging
 import os
 import time
 
@@ -28,6 +29,16 @@ def started():
     return STARTED
 
 
+class QuietLiveReload(logging.Filter):
+    """Keeps the page's once-a-second question out of the terminal's request log."""
+
+    def filter(self, record):
+        return "GET /started " not in record.getMessage()
+
+
+logging.getLogger("werkzeug").addFilter(QuietLiveReload())
+
+
 @app.get("/")
 def index():
     return "<h1>Hello from Flask</h1><p>Edit app.py and watch this page.</p>" + (
@@ -36,4 +47,10 @@ def index():
 
 
 if __name__ == "__main__":
-    app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "3000")), debug=True)
+    app.run(
+        host="127.0.0.1",
+        port=int(os.environ.get("PORT", "3000")),
+        debug=True,
+        # JupyterLab's checkpoint copies are no reason to restart a second time.
+        exclude_patterns=["*/.ipynb_checkpoints/*"],
+    )
