@@ -262,7 +262,7 @@ def start_hub(
         )
     # Ports and token as the hub got them: `env` may set them (a restart reuses its own).
     host = "localhost" if subdomains_on(hub_env) else "127.0.0.1"
-    url = f"http://{host}:{hub_env['CODEPILOT_PORT']}"
+    url = hub_env.get("CODEPILOT_PUBLIC_URL") or f"http://{host}:{hub_env['CODEPILOT_PORT']}"
     token = hub_env["CODEPILOT_ADMIN_TOKEN"]
     hub = RunningHub(url, token, data_dir, log_path, process, env=hub_env)
 

@@ -121,6 +121,20 @@ def test_rows_for_200_students_are_built_fast_enough_to_say():
     print(json.dumps({"class_rows_200_students_ms": round(seconds * 1000, 2)}))
 
 
+def test_the_class_page_opens_ides_where_the_hub_says_they_are():
+    servers = {
+        "": {"ready": True, "url": "http://sam.localhost:8000/user/sam/"},  # subdomains
+        "web": {"ready": True, "url": "/user/sam/web/"},  # on the hub's origin
+        "old": {"ready": True},
+    }
+    rows = class_rows([{"name": "sam", "servers": servers}], {}, {}, lambda user, server: "")
+    assert [row["ide_url"] for row in rows] == [
+        "http://sam.localhost:8000/user/sam/lab",
+        "/user/sam/old/lab",
+        "/user/sam/web/lab",
+    ]
+
+
 @pytest.mark.parametrize(
     "status",
     [

@@ -133,18 +133,33 @@ def xsrf_token(context: BrowserContext, path: str) -> str:
     raise AssertionError(f"no _xsrf cookie for {path}")
 
 
+FETCH = """async ([method, url, headers, body]) => {
+  const reply = await fetch(url, {method, headers, body: body ?? undefined});
+  return {status: reply.status, text: await reply.text()};
+}"""
+
+
+def fetch_in_page(page: Page, method: str, url: str, headers=None, body=None) -> dict:
+    """A request the page itself makes (its cookies, its origin): ``{status, text}``.
+    Playwright's own ``page.request`` resolves names outside the browser, where
+    ``<user>.localhost`` is unknown."""
+    return page.evaluate(FETCH, [method, url, headers or {}, body])
+
+
 def change_lab_setting(page: Page, server_url: str, plugin: str, values: dict) -> None:
     """Change the student's JupyterLab settings as Settings -> Settings Editor would."""
     path = f"{server_url.rstrip('/')}/lab/api/settings/{plugin}"
-    response = page.request.put(
+    reply = fetch_in_page(
+        page,
+        "PUT",
         path,
-        data=json.dumps({"raw": json.dumps(values)}),
-        headers={
+        {
             "Content-Type": "application/json",
             "X-XSRFToken": xsrf_token(page.context, re.sub(r"^https?://[^/]+", "", path)),
         },
+        json.dumps({"raw": json.dumps(values)}),
     )
-    assert response.ok, f"PUT {path}: {response.status} {response.text()}"
+    assert reply["status"] < 300, f"PUT {path}: {reply['status']} {reply['text']}"
 
 
 def make_terminal_readable(page: Page, server_url: str) -> None:
