@@ -414,8 +414,7 @@ def test_a_teacher_lands_on_the_class_page_with_a_class_link_everywhere(hub, ses
     class_page = hub.service_url("codepilot")  # on a host of its own
     assert landed.url == class_page
     home = sessions["ana"].get(f"{hub.url}/hub/home", timeout=30).text
-    # Scheme-relative, as JupyterHub links a service on its own host.
-    assert f'<a class="nav-link" href="{class_page.removeprefix("http:")}">Class</a>' in home
+    assert f'<a class="nav-link" href="{class_page}">Class</a>' in home
     assert ">codepilot<" not in home and ">codepilot-preview<" not in home
     # Students: neither the link nor the internal services, and their own landing.
     student_home = sessions["sam"].get(f"{hub.url}/hub/home", timeout=30).text

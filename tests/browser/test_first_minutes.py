@@ -418,6 +418,7 @@ def test_second_student_cannot_attach_to_the_first_students_terminal(
 ):
     student.terminal("app")  # opened by the preview test; again here when run alone
     listed = fetch_in_page(student.page, "GET", f"{student.server_url}api/terminals")
+    assert listed["status"] == 200, listed
     names = [t["name"] for t in json.loads(listed["text"])]
     socket_url = re.sub(r"^http", "ws", f"{student.server_url}terminals/websocket/{names[0]}")
     # The owner gets through: the terminal exists, so a refusal below is about who asks.
