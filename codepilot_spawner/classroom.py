@@ -49,8 +49,9 @@ def teacher_role(
     Each scope is granted with ``!group=<students>``, which covers students who join
     later, and with ``!user=<student>`` for students known now: a user server checking
     an API token resolves user filters but not group ones (the hub resolves both when a
-    browser signs in to the server). ``admin-ui`` opens the admin panel, which then lists
-    what ``list:users`` allows: the students.
+    browser signs in to the server). ``extra_scopes`` are where teachers watch their class:
+    the class page on one machine, the admin panel (``admin-ui``, which lists what
+    ``list:users`` allows: the students) on Kubernetes.
     """
     filters = [f"group={student_group}", *(f"user={name}" for name in listed_students)]
     return {
@@ -58,7 +59,6 @@ def teacher_role(
         "description": f"Teachers of {student_group}: watch, start, stop and open their servers",
         "scopes": [
             *(f"{scope}!{where}" for scope in TEACHER_SCOPES for where in filters),
-            "admin-ui",
             *extra_scopes,
         ],
         "groups": [teacher_group],

@@ -183,9 +183,9 @@ def teacher_roles(values: dict) -> list[dict]:
     the one-machine hub's too), listed students by name as well as by group."""
     roles = []
     if hub_teachers(values):
-        roles.append(teacher_role(STUDENTS_GROUP, TEACHERS_GROUP))
+        roles.append(teacher_role(STUDENTS_GROUP, TEACHERS_GROUP, extra_scopes=["admin-ui"]))
     roles.extend(
-        teacher_role(name, teacher_group_name(name), group["students"])
+        teacher_role(name, teacher_group_name(name), group["students"], ["admin-ui"])
         for name, group in classroom_groups_of(values).items()
     )
     return roles

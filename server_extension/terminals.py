@@ -2,8 +2,12 @@
 
 import shutil
 import weakref
+from pathlib import Path
 
 from jupyter_server_terminals.terminalmanager import TerminalManager
+
+# The system's and the user's bash set-up, then a prompt without the host's paths.
+BASHRC = Path(__file__).with_name("terminal.bashrc")
 
 
 class WorkspaceTerminalManager(TerminalManager):
@@ -43,8 +47,6 @@ def configure_terminals(serverapp) -> None:
     if "shell_command" not in serverapp.terminado_settings:
         # Interactive, not login: a login shell sources /etc/profile, which resets PATH
         # and hides the workspace's Python and Node from the user.
-        shell = shutil.which("bash") or "/bin/sh"
-        serverapp.terminado_settings = {
-            **serverapp.terminado_settings,
-            "shell_command": [shell, "-i"],
-        }
+        bash = shutil.which("bash")
+        shell = [bash, "--rcfile", str(BASHRC), "-i"] if bash else ["/bin/sh", "-i"]
+        serverapp.terminado_settings = {**serverapp.terminado_settings, "shell_command": shell}

@@ -270,9 +270,6 @@ def test_teacher_lists_exactly_her_students(hub, sessions):
     response = hub.api("GET", "/users", token=token)
     assert response.status_code == 200
     assert sorted(user["name"] for user in response.json()) == sorted(STUDENTS)
-    # the admin panel opens for her, and its API calls are the listing above
-    page = sessions["ana"].get(f"{hub.url}/hub/admin", timeout=30)
-    assert page.status_code == 200 and "admin" in page.url
     student = hub.api("GET", "/users", token=user_token(hub, "sam"))
     assert student.status_code == 403  # students cannot list anyone
 
@@ -416,6 +413,10 @@ def test_a_teacher_lands_on_the_class_page_with_a_class_link_everywhere(hub, ses
     home = sessions["ana"].get(f"{hub.url}/hub/home", timeout=30).text
     assert f'<a class="nav-link" href="{class_page}">Class</a>' in home
     assert ">codepilot<" not in home and ">codepilot-preview<" not in home
+    # The admin panel is the admin's: a teacher does what she may on the class page.
+    assert "/hub/admin" not in home and "Admin panel" not in landed.text
+    assert sessions["ana"].get(f"{hub.url}/hub/admin", timeout=30).status_code == 403
+    assert "Admin panel" in class_page(sessions["admin"], hub).text
     # Students: neither the link nor the internal services, and their own landing.
     student_home = sessions["sam"].get(f"{hub.url}/hub/home", timeout=30).text
     assert ">Class<" not in student_home and "codepilot" not in student_home

@@ -63,6 +63,15 @@ def test_terminal_runs_in_the_workspace_with_preview_settings(hub, alice):
     assert cwd == str(hub.data_dir / "workspaces" / "alice" / "default")
 
 
+def test_the_prompt_names_the_user_and_the_path_in_the_workspace(hub, alice):
+    with hub.open_terminal(alice.name, alice.token) as ws:
+        output = run_in_terminal(ws, "mkdir -p src && cd src", "src")
+        output += run_in_terminal(ws, "echo $((40+2))", "42")
+    shown = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07]*\x07", "", output)  # colours, titles
+    assert "alice:.$ " in shown and "alice:./src$ " in shown, shown
+    assert "/workspaces/" not in shown  # no host path, ever
+
+
 def test_each_server_gets_a_preview_port_of_its_own(hub, alice, bob):
     alice_state, bob_state = server_state(hub, "alice"), server_state(hub, "bob")
     if alice_state.get("netns"):  # as root: the same port, in networks of their own

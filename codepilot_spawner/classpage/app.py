@@ -237,14 +237,20 @@ class ClassPageHandler(HubOAuthenticated, web.RequestHandler):
         self.finish(json.dumps({"status": status_code, "message": reason}))
 
 
+ADMIN_LINK = '<a class="hublink" href="{{hub}}admin">Admin panel</a>'
+
+
 class PageHandler(ClassPageHandler):
     @web.authenticated
     def get(self):
         viewer = self.viewer()
         html = (STATIC / "index.html").read_text()
         self.set_header("Content-Type", "text/html; charset=utf-8")
+        # Teachers do everything a teacher may here; the admin panel is the admin's.
+        admin_link = ADMIN_LINK if viewer.get("admin") else ""
         self.finish(
-            html.replace("{{xsrf}}", self.xsrf_token.decode())
+            html.replace("{{admin_link}}", admin_link)
+            .replace("{{xsrf}}", self.xsrf_token.decode())
             .replace("{{static}}", self.settings["static_url_prefix"])
             .replace("{{hub}}", os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL") or "/hub/")
             .replace("{{user}}", xhtml_escape(viewer["name"]))

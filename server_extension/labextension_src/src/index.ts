@@ -7,14 +7,22 @@
  *   level; a status bar item "Preview: only me|class|public" and a palette command open it.
  *   The sidebar rather than a popup: it stays open while the student starts the app in a
  *   terminal, and the status bar keeps a public preview in sight at all times.
+ * - A stopped project: the tab says so once (Restart, Home) and stops asking its server.
  */
-import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import {
+  ILabShell,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin,
+  JupyterLab
+} from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { PreviewModel, PreviewPanel, PreviewStatusWidget, previewIcon } from './preview';
+import { ServerGate } from './servergate';
+import { hubLinks, tellStopped } from './stopped';
 import { SyncStatusWidget } from './syncstatus';
 
 const SHOW_PREVIEW = 'codepilot:show-preview';
@@ -26,7 +34,7 @@ const syncStatus: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   requires: [IStatusBar],
   activate: (app: JupyterFrontEnd, statusBar: IStatusBar) => {
-    const item = new SyncStatusWidget();
+    const item = new SyncStatusWidget(app.serviceManager.serverSettings);
     statusBar.registerStatusItem('@codepilot/lab:sync-status', {
       item,
       align: 'left',
@@ -50,7 +58,7 @@ const preview: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     launcher: ILauncher | null
   ) => {
-    const model = new PreviewModel();
+    const model = new PreviewModel(app.serviceManager.serverSettings);
     const panel = new PreviewPanel(model);
     shell.add(panel, 'right', { rank: 50 });
 
@@ -89,4 +97,25 @@ const preview: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [syncStatus, preview];
+const stoppedServer: JupyterFrontEndPlugin<void> = {
+  id: '@codepilot/lab:stopped-server',
+  description: 'Says once that the project was stopped; its requests wait from then on.',
+  autoStart: true,
+  optional: [JupyterLab.IInfo],
+  activate: (app: JupyterFrontEnd, info: JupyterLab.IInfo | null) => {
+    const links = hubLinks();
+    if (!links) {
+      return; // not behind JupyterHub: nothing stops the server under the tab
+    }
+    const gate = new ServerGate(app.serviceManager.serverSettings);
+    gate.stopped.connect(() => {
+      // JupyterLab's own pollers (kernels, sessions, terminals, events) stand by.
+      if (info) {
+        info.isConnected = false;
+      }
+      void tellStopped(links);
+    });
+  }
+};
+
+export default [syncStatus, preview, stoppedServer];

@@ -5,6 +5,7 @@
  * share level through `PUT codepilot/api/preview`.
  */
 import { Clipboard } from '@jupyterlab/apputils';
+import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
@@ -43,7 +44,8 @@ export class PreviewModel {
   private readonly _changed = new Signal<this, void>(this);
   private readonly poll: Poll;
 
-  constructor() {
+  /** `settings`: the app's, whose requests wait while the server is stopped. */
+  constructor(private readonly settings: ServerConnection.ISettings) {
     this.poll = new Poll({
       factory: () => this.refresh(),
       frequency: { interval: REFRESH_MS, backoff: true, max: 5 * REFRESH_MS },
@@ -58,7 +60,7 @@ export class PreviewModel {
 
   async refresh(): Promise<void> {
     try {
-      this.accept(await requestJSON<IPreviewModel>(PREVIEW_PATH));
+      this.accept(await requestJSON<IPreviewModel>(PREVIEW_PATH, {}, this.settings));
     } catch (error) {
       this.available = !(error instanceof ApiError && error.status === 404);
       this.problem = this.available
@@ -72,7 +74,8 @@ export class PreviewModel {
   /** Ask the server for a new share level; rejects with the server's message. */
   async setShare(level: string): Promise<void> {
     const body = JSON.stringify({ share: level });
-    this.accept(await requestJSON<IPreviewModel>(PREVIEW_PATH, { method: 'PUT', body }));
+    const init = { method: 'PUT', body };
+    this.accept(await requestJSON<IPreviewModel>(PREVIEW_PATH, init, this.settings));
   }
 
   dispose(): void {

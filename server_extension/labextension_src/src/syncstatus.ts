@@ -3,6 +3,7 @@
  * `GET codepilot/api/sync`, and the notification a student gets when sync is stuck.
  */
 import { Notification } from '@jupyterlab/apputils';
+import { ServerConnection } from '@jupyterlab/services';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
@@ -89,7 +90,8 @@ export class SyncStatusWidget extends Widget {
   private view: ISyncView | null = null;
   private readonly _activeChanged = new Signal<this, void>(this);
 
-  constructor() {
+  /** `settings`: the app's, whose requests wait while the server is stopped. */
+  constructor(private readonly settings: ServerConnection.ISettings) {
     super();
     this.addClass('jp-codepilot-SyncStatus');
     this.node.setAttribute('role', 'status');
@@ -125,7 +127,7 @@ export class SyncStatusWidget extends Widget {
   private async refresh(): Promise<void> {
     let model: ISyncModel;
     try {
-      model = await requestJSON<ISyncModel>(SYNC_PATH);
+      model = await requestJSON<ISyncModel>(SYNC_PATH, {}, this.settings);
     } catch (error) {
       // Shown only where the server has said it syncs: nothing to say in local mode.
       if (this.view?.visible) {
