@@ -74,12 +74,12 @@ class PreviewGatewayApp(Application):
     port = Int(8002, help="Port the previews are served on.").tag(config=True)
 
     hub_url = Unicode(
-        help="""Public URL of the hub (``http://127.0.0.1:8000``), where viewers sign in.""",
+        help="""Public URL of the hub (``http://localhost:8000``), where viewers sign in.""",
     ).tag(config=True)
 
     @default("hub_url")
     def _default_hub_url(self):
-        return os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL", "http://127.0.0.1:8000")
+        return os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL", "http://localhost:8000")
 
     public_url = Unicode(
         help="""Public URL of this service, whose ``login`` page viewers sign in at: on a
