@@ -197,16 +197,7 @@ class RunningHub:
             self.remove_accounts()
 
     def remove_accounts(self) -> None:
-        """As root, userdel the accounts this hub made (its prefix, homes in its data dir),
-        so /etc/passwd does not grow with every run; their processes have ended."""
-        if os.geteuid() != 0:
-            return
-        homes = self.data_dir.resolve() / "homes"
-        for account in pwd.getpwall():
-            if account.pw_name.startswith(self.account_prefix) and (
-                Path(account.pw_dir).parent == homes
-            ):
-                subprocess.run(["userdel", account.pw_name], capture_output=True, timeout=60)
+        remove_accounts(self.data_dir, self.account_prefix)
 
     def stop_everything(self) -> str:
         """``make down`` for this hub's data dir: every server and namespace it left."""
@@ -220,6 +211,17 @@ class RunningHub:
         )
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
+
+
+def remove_accounts(data_dir: Path, prefix: str) -> None:
+    """As root, userdel the accounts a hub made (``prefix``, homes in ``data_dir``), so
+    /etc/passwd does not grow with every run; their processes have ended."""
+    if os.geteuid() != 0:
+        return
+    homes = data_dir.resolve() / "homes"
+    for account in pwd.getpwall():
+        if account.pw_name.startswith(prefix) and Path(account.pw_dir).parent == homes:
+            subprocess.run(["userdel", account.pw_name], capture_output=True, timeout=60)
 
 
 def start_hub(

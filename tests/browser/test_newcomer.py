@@ -22,7 +22,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from ..hubtools import wait_until
+from codepilot_spawner.onemachine import DEFAULT_ACCOUNT_PREFIX
+
+from ..hubtools import remove_accounts, wait_until
 from ..support.paths import REPO_ROOT
 from .lab import (
     SPAWN_TIMEOUT_MS,
@@ -159,6 +161,8 @@ def newcomer():
             os.killpg(person.up.pid, signal.SIGTERM)
             person.up.wait(60)
         person.make("down")
+        # Its accounts (cp-newcomer) would refuse the next run's data dir.
+        remove_accounts(clone / ".codepilot", DEFAULT_ACCOUNT_PREFIX)
         shutil.rmtree(root, ignore_errors=True)
 
 
