@@ -408,10 +408,10 @@ def test_a_teacher_lands_on_the_class_page_with_a_class_link_everywhere(hub, ses
         data={"username": "ben", "password": TEACHER_PASSWORD, "_xsrf": teacher.cookies["_xsrf"]},
         timeout=60,
     )
-    class_page = hub.service_url("codepilot")  # on a host of its own
-    assert landed.url == class_page
+    page_url = hub.service_url("codepilot")  # on a host of its own
+    assert landed.url == page_url
     home = sessions["ana"].get(f"{hub.url}/hub/home", timeout=30).text
-    assert f'<a class="nav-link" href="{class_page}">Class</a>' in home
+    assert f'<a class="nav-link" href="{page_url}">Class</a>' in home
     assert ">codepilot<" not in home and ">codepilot-preview<" not in home
     # The admin panel is the admin's: a teacher does what she may on the class page.
     assert "/hub/admin" not in home and "Admin panel" not in landed.text
