@@ -59,6 +59,7 @@ c.JupyterHub.ip = settings.ip
 # JupyterLab that a teacher opens cannot act on the hub as the teacher.
 c.JupyterHub.subdomain_host = settings.subdomain_host
 c.JupyterHub.subdomain_hook = subdomain_hook_idna
+c.JupyterHub.template_vars = {"codepilot_hub_origin": settings.subdomain_host}
 c.JupyterHub.port = settings.port
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = settings.hub_port

@@ -135,6 +135,13 @@ def test_the_login_page_and_the_spawn_form_read_well(class_hub, chromium):
     context.close()
 
 
+def test_the_hub_opened_at_its_address_moves_to_its_name(class_hub, new_context):
+    # Its cookies would not reach the users' hosts from http://127.0.0.1:<port>.
+    page = new_context("visitor").new_page()
+    page.goto(class_hub.url.replace("//localhost:", "//127.0.0.1:") + "/hub/login?next=%2Fhub%2F")
+    page.wait_for_url(f"{class_hub.url}/hub/login?next=%2Fhub%2F")
+
+
 def test_a_student_gets_403_on_the_class_page(class_hub, new_context):
     page = sign_in(new_context("student"), class_hub, "dana", "class-password")
     response = page.goto(class_hub.service_url("codepilot"))
