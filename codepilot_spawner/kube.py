@@ -171,6 +171,11 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
     def _default_common_labels(self):
         return objects.common_labels(self.release)
 
+    @default("pod_name_template")
+    def _default_pod_name_template(self):
+        # A running server keeps the name in its state (KubeSpawner): upgrades rename none.
+        return objects.pod_name_template(self.release)
+
     @default("extra_pod_config")
     def _default_extra_pod_config(self):
         return {"terminationGracePeriodSeconds": self.termination_grace_period}
@@ -223,6 +228,8 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
         if self.s3 not in self._minters:
             self._minters[self.s3] = CredentialMinter(self.s3, log=self.log)
         return self._minters[self.s3]
+
+    _starting = False  # within start(): KubeSpawner's stop of an orphan pod is not ours
 
     @property
     def server_secret_name(self) -> str:
@@ -333,7 +340,11 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
         # New at every start: the preview gateway ends sign-ins to a previous start.
         self.start_id = secrets.token_hex(8)
         self.preview_host = ""
-        url = await super().start()
+        self._starting = True
+        try:
+            url = await super().start()
+        finally:
+            self._starting = False
         self.preview_host = podstatus.pod_ip(upstream.reflected_pod(self)) or ""
         return url
 
@@ -378,6 +389,11 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
 
     async def stop(self, now=False):
         await super().stop(now=now)
+        if self._starting:
+            # KubeSpawner found a pod of this name (an orphan of a hub killed mid-spawn)
+            # and stops it before it creates this start's pod: the Secret is this
+            # start's, made for that pod, and must stay.
+            return
         # The owner reference removes it too; deleting now keeps no keys around meanwhile.
         try:
             await upstream.core_api(self).delete_namespaced_secret(

@@ -97,6 +97,12 @@ def common_labels(release: str) -> dict:
     return labels
 
 
+def pod_name_template(release: str) -> str:
+    """KubeSpawner's ``pod_name_template`` with the release in it: two releases in one
+    namespace never share a pod name (nor, through it, a server's Secret)."""
+    return f"jupyter-{release}-{{user_server}}" if release else "jupyter-{user_server}"
+
+
 def workspace_volume(size_limit: str) -> dict:
     """An emptyDir for the workspace: S3 holds the durable copy, the pod only a working one."""
     return {"name": WORKSPACE_VOLUME, "emptyDir": {"sizeLimit": size_limit}}
@@ -244,7 +250,11 @@ def secret_labels(pod_labels: dict) -> dict:
 
 
 def owner_reference_patch(owner_reference: V1OwnerReference) -> dict:
-    """A merge patch that gives an existing Secret its owner."""
+    """A merge patch that gives an existing Secret its owner.
+
+    ``blockOwnerDeletion`` is false: true needs ``update`` on ``pods/finalizers`` where
+    the API server enforces owner references (OpenShift), and nothing waits on it here.
+    """
     return {
         "metadata": {
             "ownerReferences": [
@@ -253,7 +263,7 @@ def owner_reference_patch(owner_reference: V1OwnerReference) -> dict:
                     "kind": owner_reference.kind,
                     "name": owner_reference.name,
                     "uid": owner_reference.uid,
-                    "blockOwnerDeletion": owner_reference.block_owner_deletion,
+                    "blockOwnerDeletion": False,
                     "controller": owner_reference.controller,
                 }
             ]

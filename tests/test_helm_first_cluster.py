@@ -348,3 +348,23 @@ async def test_hub_config_runs_the_gateway_from_the_values(helm, values_dir, tmp
     assert c.CodePilotSpawner.preview_api_url == (
         f"http://{RELEASE}-hub:8083/cp/services/codepilot-preview/"
     )
+
+
+def test_tls_ending_at_a_load_balancer_still_gives_https_previews(helm, values_dir):
+    values = with_preview(preview__scheme="https")
+    values["preview"]["tls"] = {"secretName": ""}  # no certificate on the Ingress
+    hub_values = yaml.safe_load(
+        secret_data(one(render(helm, values, values_dir), "Secret", f"{RELEASE}-hub-config"))[
+            "values.yaml"
+        ]
+    )
+    assert hub_values["preview"]["scheme"] == "https"
+    refused = run_helm(
+        helm,
+        "template",
+        RELEASE,
+        str(CHART),
+        values=with_preview(preview__scheme="ftp"),
+        tmp=values_dir,
+    )
+    assert refused.returncode != 0 and "/preview/scheme" in refused.stderr

@@ -90,7 +90,7 @@ def test_spawn_terminal_preview_stop_restore(release):
     assert any("ready" in m.lower() for m in messages), messages
     hub.wait_ready(USER, timeout=300)
 
-    pod_name = f"jupyter-{USER}"
+    pod_name = f"jupyter-{os.environ.get('CODEPILOT_TEST_RELEASE', 'codepilot')}-{USER}"
     pod = read("pod", pod_name)
     assert pod.spec.automount_service_account_token is False
     assert pod.spec.security_context.run_as_non_root is True

@@ -216,7 +216,7 @@ async def test_server_secret_holds_what_the_pod_reads(hub_configs, mode):
         {
             "apiVersion": "v1",
             "kind": "Pod",
-            "name": "jupyter-alice",
+            "name": "jupyter-cp-alice",  # the release (cp) in the name
             "uid": "0c6a3a4e-2d6b-4b5e-9d47-4fd1c1f0a001",
             "blockOwnerDeletion": True,
             "controller": False,

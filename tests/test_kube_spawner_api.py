@@ -103,7 +103,7 @@ async def test_secret_exists_before_the_pod_and_is_owned_by_it_after(kube_api, t
             "kind": "Pod",
             "name": spawner.pod_name,
             "uid": pod["metadata"]["uid"],
-            "blockOwnerDeletion": True,
+            "blockOwnerDeletion": False,  # no pods/finalizers right needed (OpenShift)
             "controller": False,
         }
     ]
@@ -111,6 +111,30 @@ async def test_secret_exists_before_the_pod_and_is_owned_by_it_after(kube_api, t
     await spawner.stop()
     assert ("codepilot", spawner.pod_name) not in kube_api.pods
     assert ("codepilot", secret_name) not in kube_api.secrets
+
+
+async def test_a_pod_left_by_a_killed_hub_is_replaced_and_the_new_one_has_its_secret(
+    kube_api, tmp_path
+):
+    """KubeSpawner meets an orphan pod of the same name (409), stops it and creates the
+    pod again: the Secret made for this start must still be there for the new pod."""
+    spawner = spawner_for(kube_api, hub_values_of({}, tmp_path), tmp_path, token="new-token")
+    orphan = {
+        "metadata": {"name": spawner.pod_name, "namespace": "codepilot", "uid": "orphan"},
+        "spec": {"containers": [{"name": "notebook"}]},
+        "status": {"phase": "Running", "podIP": POD_IP},
+    }
+    kube_api.pods[("codepilot", spawner.pod_name)] = orphan
+
+    await spawner.start()
+
+    pod = kube_api.pods[("codepilot", spawner.pod_name)]
+    assert pod["metadata"]["uid"] != "orphan"
+    seen = kube_api.secret_seen_by_pod[spawner.pod_name]
+    assert seen is not None and secret_token(seen) == "new-token"
+    assert pod["status"]["phase"] == "Running"
+    await spawner.stop()
+    assert ("codepilot", spawner.server_secret_name) not in kube_api.secrets
 
 
 async def test_the_fake_kubelet_refuses_a_pod_without_its_secret(kube_api, tmp_path):

@@ -8,18 +8,21 @@ import time
 import pytest
 from aiohttp import web
 
-from codepilot_spawner.preview.access import grants_server_access
+from codepilot_spawner.preview.access import SHARE_LEVELS, grants_server_access
 from codepilot_spawner.preview.app import PreviewGatewayApp, kept_key, previews_server
 from codepilot_spawner.preview.gateway import (
+    PreviewGateway,
     TokenChecks,
     app_cookies,
     safe_next,
     session_cookie_values,
 )
 from codepilot_spawner.preview.hosts import PreviewDomain, preview_label
-from codepilot_spawner.preview.servers import PreviewTarget
-from codepilot_spawner.preview.sessions import KeptFile, SessionBook
+from codepilot_spawner.preview.servers import PreviewTarget, ServerDirectory
+from codepilot_spawner.preview.sessions import KeptFile, SessionBook, ShareBook
 from codepilot_spawner.preview.tokens import InvalidToken, sign, verify
+
+from .hubtools import free_port
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 NAMES = [
@@ -210,3 +213,27 @@ async def test_a_connection_slow_to_send_its_headers_is_closed():
         writer.close()
     finally:
         await runner.cleanup()
+
+
+async def test_a_hub_that_does_not_answer_ends_no_sign_in_and_no_share(tmp_path):
+    """The first listing after a restart can fail (the hub is busy or restarting too):
+    what the gateway kept must survive it."""
+    log = logging.getLogger()
+    target = PreviewTarget(user="ana", server="", label="ana-x", start="1", port=3000)
+    sessions = SessionBook(3600, KeptFile(tmp_path / "sessions.json", log))
+    sid = await sessions.open("bob", "t", [], target)
+    shares = ShareBook(KeptFile(tmp_path / "shares.json", log), SHARE_LEVELS)
+    await shares.set_level(target, "public")
+    dead_hub = f"http://127.0.0.1:{free_port()}/hub/api"
+    gateway = PreviewGateway(
+        domain=PreviewDomain("preview.localhost", "http", 8002),
+        directory=ServerDirectory(api_url=dead_hub, api_token="t", log=log),
+        sessions=sessions,
+        shares=shares,
+        secret=b"k" * 32,
+        login_url="http://hub/login",
+        hub_auth=None,
+    )
+    await gateway.follow_hub()
+    assert not gateway.directory.current_listing
+    assert sessions.get(sid, target) is not None and shares.level(target) == "public"

@@ -208,3 +208,10 @@ async def test_pod_builders_leave_the_pod_they_are_given_alone(dummy_kubeconfig)
     labels = objects.secret_labels(to_dict(pod)["metadata"]["labels"])
     assert objects.COMPONENT_LABEL not in labels and "component" not in labels
     assert labels["hub.jupyter.org/username"] == "alice"
+
+
+async def test_two_releases_in_one_namespace_never_share_a_pod_or_secret(dummy_kubeconfig):
+    a = make_spawner(spawner_config("CodePilotSpawner", None, release="class-a"))
+    b = make_spawner(spawner_config("CodePilotSpawner", None, release="class-b"))
+    assert a.pod_name == "jupyter-class-a-alice" and b.pod_name == "jupyter-class-b-alice"
+    assert a.server_secret_name != b.server_secret_name

@@ -243,10 +243,7 @@ class PreviewGatewayApp(Application):
                 activity, gateway.activity = gateway.activity, {}
                 reported_at = time.monotonic()
                 await directory.report_activity(activity)
-            await directory.refresh()
-            await gateway.sessions.prune(directory.targets)
-            await gateway.shares.prune(directory.targets)
-            await gateway.close_stopped(directory.targets)
+            await gateway.follow_hub()
             await asyncio.sleep(directory.interval)
 
     def start(self):

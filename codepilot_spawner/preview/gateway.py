@@ -434,6 +434,16 @@ class PreviewGateway:
             )
         return client
 
+    async def follow_hub(self) -> None:
+        """Read the hub's servers again, and forget the sign-ins, share levels and pools of
+        those that stopped; only from a listing the hub gave (one that failed, such as the
+        first after a restart while the hub is busy, stopped no server)."""
+        await self.directory.refresh()
+        if self.directory.current_listing:
+            await self.sessions.prune(self.directory.targets)
+            await self.shares.prune(self.directory.targets)
+            await self.close_stopped(self.directory.targets)
+
     async def close_stopped(self, live_targets: dict[str, PreviewTarget]) -> None:
         """Close the pools of servers that stopped or restarted."""
         live = {(t.label, t.start) for t in live_targets.values()}

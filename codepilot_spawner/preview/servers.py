@@ -74,6 +74,9 @@ class ServerDirectory:
     targets: dict[str, PreviewTarget] = field(default_factory=dict)
     _fetched_since: float = -1.0  # when the last finished fetch began (monotonic)
     _refreshing: asyncio.Task | None = None
+    # Whether the last fetch answered: until then ``targets`` may be stale or empty, and
+    # nothing may be forgotten for the lack of a server in it.
+    current_listing: bool = False
 
     async def fetch(self) -> dict[str, PreviewTarget]:
         client = AsyncHTTPClient()
@@ -101,7 +104,9 @@ class ServerDirectory:
         started = time.monotonic()
         try:
             self.targets = await self.fetch()
+            self.current_listing = True
         except Exception as error:  # keep the last view; the next poll tries again
+            self.current_listing = False
             self.log.warning("Preview gateway: could not list servers at the hub: %s", error)
         finally:
             self._fetched_since = started

@@ -130,7 +130,7 @@ less the S3 keys (those reach the hub as environment variables from a Secret).
 {{- define "codepilot.hubValues" -}}
 {{- $hub := omit .Values.hub "image" "imagePullSecrets" "cookieSecret" "existingSecret" "resources" "persistence" "serviceAccount" "nodeSelector" "tolerations" -}}
 {{- $s3 := omit .Values.s3 "accessKeyId" "secretAccessKey" -}}
-{{- $preview := dict "domain" .Values.preview.domain "hubUrl" (include "codepilot.publicHubUrl" .) "scheme" (ternary "https" "http" (not (empty .Values.preview.tls.secretName))) "relayPort" .Values.preview.relayPort "shareLevels" .Values.preview.shareLevels -}}
+{{- $preview := dict "domain" .Values.preview.domain "hubUrl" (include "codepilot.publicHubUrl" .) "scheme" (.Values.preview.scheme | default (ternary "https" "http" (not (empty .Values.preview.tls.secretName)))) "relayPort" .Values.preview.relayPort "shareLevels" .Values.preview.shareLevels -}}
 {{- dict "hub" $hub "singleuser" .Values.singleuser "s3" $s3 "culler" .Values.culler "preview" $preview | toYaml -}}
 {{- end }}
 
