@@ -35,7 +35,19 @@ def login_banner(settings: OneMachineSettings, passwords: Passwords, verb="is st
     if settings.teachers:
         lines.append(f"  Teachers: {', '.join(settings.teachers)}, password {passwords.teacher}")
     lines += [f"  Data:     {settings.data_dir}", f"  Logs:     {settings.data_dir / LOGS}", ""]
+    lines.append(origins_banner(settings))
     return "\n".join(lines)
+
+
+def origins_banner(settings: OneMachineSettings) -> str:
+    if not settings.subdomains:
+        return (
+            "  IDEs: on the hub's origin (CODEPILOT_SUBDOMAINS=false): a teacher or admin "
+            "who opens a student's IDE runs that student's code with their own rights "
+            "on the hub\n"
+        )
+    scheme, host = settings.url.split("://", 1)
+    return f"  IDEs:     each user's on a host of its own, {scheme}://<user>.{host}/user/<user>/\n"
 
 
 def port_taken(address: str, port: int) -> bool:

@@ -93,7 +93,8 @@ class OneMachineSettings:
             server_settings=server_settings(env),
             account_prefix=account_prefix(env),
             s3=s3_settings(env),
-            public_url=env.get("CODEPILOT_PUBLIC_URL", "").rstrip("/"),
+            public_url=public_url(env),
+            subdomains=subdomains(env),
             teachers=tuple(teacher_names(env)),
             cull_idle=cull_idle_seconds(env),
             class_page_port=_int(env, "CODEPILOT_CLASS_PAGE_PORT", 0),
@@ -121,12 +122,23 @@ class OneMachineSettings:
         return cls.from_env(env)
 
     public_url: str = ""
+    subdomains: bool = True  # CODEPILOT_SUBDOMAINS: each user's servers on a host of its own
     teachers: tuple[str, ...] = ()  # CODEPILOT_TEACHERS: the hub group "teachers"
     cull_idle: int = 3600  # CODEPILOT_CULL_IDLE: seconds idle before a stop; 0 = never
     class_page_port: int = 0  # CODEPILOT_CLASS_PAGE_PORT: the class page's loopback port
     s3: S3Settings | None = None  # CODEPILOT_S3_*: where workspaces live in S3
     # CODEPILOT_ACCOUNT_PREFIX: of the Unix accounts, which belong to this data dir
     account_prefix: str = DEFAULT_ACCOUNT_PREFIX
+
+    @property
+    def preview_parent_user(self) -> str | None:
+        """The user whose host (``<name>.<hub host>``) would hold the preview domain
+        (``preview`` for ``preview.localhost``), or None: that IDE could set cookies
+        every preview gets, and previews cookies it gets."""
+        hub_host = urlsplit(self.subdomain_host).hostname if self.subdomains else None
+        if not hub_host or not self.preview_domain.endswith("." + hub_host):
+            return None
+        return self.preview_domain[: -len(hub_host) - 1].rsplit(".", 1)[-1]
 
     def listening_ports(self) -> list[tuple[str, str, int]]:
         """(variable, address, port) of every port the hub and its services listen on."""
@@ -145,8 +157,16 @@ class OneMachineSettings:
 
     @property
     def url(self) -> str:
-        """Where people open the hub: ``CODEPILOT_PUBLIC_URL``, else ``http://<ip>:<port>``."""
-        return self.public_url or f"http://{self.ip}:{self.port}"
+        """Where people open the hub: ``CODEPILOT_PUBLIC_URL``, else ``http://<ip>:<port>``
+        (``http://localhost:<port>`` with subdomains: browsers resolve ``*.localhost``)."""
+        if self.public_url:
+            return self.public_url
+        return f"http://{'localhost' if self.subdomains else self.ip}:{self.port}"
+
+    @property
+    def subdomain_host(self) -> str:
+        """JupyterHub's ``subdomain_host``: users at ``<user>.<host>``; empty when off."""
+        return self.url if self.subdomains else ""
 
 
 def teacher_names(env) -> list[str]:
@@ -207,7 +227,7 @@ def preview_domain(env) -> str:
     if domain:
         return domain
     ip = env.get("CODEPILOT_IP", "127.0.0.1")
-    if ip not in LOOPBACK_IPS and not ip.startswith("127."):
+    if not is_loopback(ip):
         raise SettingsError(
             f"CODEPILOT_IP={ip} serves the hub to the network, but previews default to "
             "*.preview.localhost, which only this machine resolves. Set "
@@ -216,6 +236,43 @@ def preview_domain(env) -> str:
             "see the README, Live preview."
         )
     return "preview.localhost"
+
+
+def is_loopback(ip: str) -> bool:
+    return ip in LOOPBACK_IPS or ip.startswith("127.")
+
+
+def subdomains(env) -> bool:
+    return env.get("CODEPILOT_SUBDOMAINS", "true").lower() in ("1", "true", "yes")
+
+
+def public_url(env) -> str:
+    """``CODEPILOT_PUBLIC_URL``, checked: with subdomains it is JupyterHub's
+    ``subdomain_host`` (an origin, no path), and it is required off loopback.
+
+    Served to a network, users' hosts (``<user>.<host>``) need a domain with wildcard
+    DNS: ``<user>.localhost`` would point at each viewer's own machine.
+    """
+    url = env.get("CODEPILOT_PUBLIC_URL", "").strip().rstrip("/")
+    if not subdomains(env):
+        return url
+    if url and (urlsplit(url).scheme not in ("http", "https") or urlsplit(url).path):
+        raise SettingsError(
+            f"CODEPILOT_PUBLIC_URL={url} must be an origin such as "
+            "http://hub.example.org:8000 (no path): users' servers are at "
+            "<user>.<its host>"
+        )
+    ip = env.get("CODEPILOT_IP", "127.0.0.1")
+    if not url and not is_loopback(ip):
+        raise SettingsError(
+            f"CODEPILOT_IP={ip} serves the hub to the network, but users' servers default "
+            "to <user>.localhost, which only this machine resolves. Set "
+            "CODEPILOT_PUBLIC_URL to the hub's URL on a host whose wildcard record "
+            "(*.<host>) points at this machine, for example "
+            "CODEPILOT_PUBLIC_URL=http://hub.example.org:8000; see the README, "
+            "Running a class on one machine."
+        )
+    return url
 
 
 def server_settings(env) -> dict:

@@ -3,7 +3,7 @@
 # README's configuration table.
 import os
 
-from jupyterhub.utils import random_port
+from jupyterhub.utils import random_port, subdomain_hook_idna
 
 from codepilot_contracts.env import STARTERS_DIR
 from codepilot_contracts.starters import PACKAGED_STARTERS
@@ -55,6 +55,11 @@ c.JupyterHub.logging_config = {
 }
 
 c.JupyterHub.ip = settings.ip
+# Each user's servers on an origin of its own (<user>.<hub host>), so a student's
+# JupyterLab that a teacher opens cannot act on the hub as the teacher.
+c.JupyterHub.subdomain_host = settings.subdomain_host
+c.JupyterHub.subdomain_hook = subdomain_hook_idna
+c.JupyterHub.template_vars = {"codepilot_hub_origin": settings.subdomain_host}
 c.JupyterHub.port = settings.port
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = settings.hub_port
@@ -77,6 +82,8 @@ c.SharedPasswordAuthenticator.admin_password = passwords.admin
 c.Authenticator.admin_users = {settings.admin_user}
 c.Authenticator.allow_all = settings.allow_all
 c.Authenticator.allow_existing_users = True
+if settings.preview_parent_user:  # its IDE's host would hold every preview's
+    c.Authenticator.blocked_users = {settings.preview_parent_user}
 
 c.JupyterHub.spawner_class = "codepilot_spawner.CodePilotLocalSpawner"
 c.Spawner.environment = {}
@@ -159,6 +166,7 @@ service, class_page_role = class_page.hub_service(
         f"--ClassPageApp.preview_domain={settings.preview_domain}",
         f"--ClassPageApp.preview_port={settings.preview_port}",
         f"--ClassPageApp.data_dir={data_dir}",
+        f"--ClassPageApp.subdomains={settings.subdomains}",
         f"--ClassPageApp.configured_starters={list(PACKAGED_STARTERS)!r}",
     ],
 )

@@ -22,6 +22,14 @@ def hub():
     running.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def localhost_subdomains():
+    """``*.localhost`` resolves to loopback in the test process, as in browsers: hubs
+    serve each user at ``<user>.localhost`` and previews at ``*.preview.localhost``."""
+    with resolve_localhost_subdomains():
+        yield
+
+
 @pytest.fixture(scope="module")
 def localhost_names():
     """``*.localhost`` resolves to loopback in this process while a module runs, as in

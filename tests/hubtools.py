@@ -14,9 +14,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
+from jupyterhub.utils import subdomain_hook_idna
 
 from codepilot_spawner.onemachine import DEFAULT_ACCOUNT_PREFIX
 from codepilot_spawner.unixusers import unix_username
@@ -66,6 +69,11 @@ def make_data_dir(prefix: str = "codepilot-test-") -> Path:
     return path
 
 
+def subdomains_on(env: dict) -> bool:
+    """Whether a hub of this environment serves users on hosts of their own."""
+    return env.get("CODEPILOT_SUBDOMAINS", "true").lower() in ("1", "true", "yes")
+
+
 def fresh_account_prefix() -> str:
     """A prefix no account on the machine has (``t1a2b-``): test hubs reuse user names
     such as alice, and a hub refuses an account of another data dir's."""
@@ -96,10 +104,6 @@ class RunningHub:
     def account(self, user: str) -> str:
         """The Unix account of the hub user ``user`` (its servers run as it as root)."""
         return unix_username(user, self.account_prefix)
-
-    @property
-    def ws_url(self) -> str:
-        return "ws" + self.url[len("http") :]
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs):
         headers = {"Authorization": f"token {token or self.token}", **kwargs.pop("headers", {})}
@@ -148,9 +152,23 @@ class RunningHub:
 
         wait_until(stopped, timeout, 0.2, f"server {user}/{server_name} stopped")
 
+    def user_host(self, user: str) -> str:
+        """The origin of a user's servers: ``<user>.<hub host>`` with subdomains."""
+        return self._host(user, "user")
+
+    def service_url(self, name: str) -> str:
+        """A hub service's URL: on ``<name>--service.<hub host>`` with subdomains."""
+        return f"{self._host(name, 'service')}/services/{name}/"
+
+    def _host(self, name: str, kind: str) -> str:
+        if not subdomains_on(self.env):
+            return self.url
+        hub = urlsplit(self.url)
+        return f"{hub.scheme}://{subdomain_hook_idna(name, hub.hostname, kind)}:{hub.port}"
+
     def server_url(self, user: str, server_name: str = "") -> str:
         suffix = f"{server_name}/" if server_name else ""
-        return f"{self.url}/user/{user}/{suffix}"
+        return f"{self.user_host(user)}/user/{user}/{suffix}"
 
     def open_terminal(self, user: str, token: str, server_name: str = ""):
         """A new terminal of a user's server, through the proxy, and its connected websocket."""
@@ -179,16 +197,7 @@ class RunningHub:
             self.remove_accounts()
 
     def remove_accounts(self) -> None:
-        """As root, userdel the accounts this hub made (its prefix, homes in its data dir),
-        so /etc/passwd does not grow with every run; their processes have ended."""
-        if os.geteuid() != 0:
-            return
-        homes = self.data_dir.resolve() / "homes"
-        for account in pwd.getpwall():
-            if account.pw_name.startswith(self.account_prefix) and (
-                Path(account.pw_dir).parent == homes
-            ):
-                subprocess.run(["userdel", account.pw_name], capture_output=True, timeout=60)
+        remove_accounts(self.data_dir, self.account_prefix)
 
     def stop_everything(self) -> str:
         """``make down`` for this hub's data dir: every server and namespace it left."""
@@ -202,6 +211,17 @@ class RunningHub:
         )
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
+
+
+def remove_accounts(data_dir: Path, prefix: str) -> None:
+    """As root, userdel the accounts a hub made (``prefix``, homes in ``data_dir``), so
+    /etc/passwd does not grow with every run; their processes have ended."""
+    if os.geteuid() != 0:
+        return
+    homes = data_dir.resolve() / "homes"
+    for account in pwd.getpwall():
+        if account.pw_name.startswith(prefix) and Path(account.pw_dir).parent == homes:
+            subprocess.run(["userdel", account.pw_name], capture_output=True, timeout=60)
 
 
 def start_hub(
@@ -243,7 +263,8 @@ def start_hub(
             start_new_session=True,
         )
     # Ports and token as the hub got them: `env` may set them (a restart reuses its own).
-    url = f"http://127.0.0.1:{hub_env['CODEPILOT_PORT']}"
+    host = "localhost" if subdomains_on(hub_env) else "127.0.0.1"
+    url = hub_env.get("CODEPILOT_PUBLIC_URL") or f"http://{host}:{hub_env['CODEPILOT_PORT']}"
     token = hub_env["CODEPILOT_ADMIN_TOKEN"]
     hub = RunningHub(url, token, data_dir, log_path, process, env=hub_env)
 
@@ -268,6 +289,19 @@ def server_state(hub: RunningHub, user: str, server_name: str = "", stopped=Fals
     return hub.api("GET", f"/users/{user}{query}").json()["servers"][server_name]["state"]
 
 
+class BrowserCookiePolicy(DefaultCookiePolicy):
+    """Keeps a ``Domain=localhost`` cookie as a host cookie of ``localhost``, as browsers
+    do: with subdomains the hub sets its session id so, and binds its XSRF tokens to it.
+    Python's jar would drop it (a domain without a dot)."""
+
+    def set_ok_domain(self, cookie, request):
+        if cookie.domain == ".localhost" and request.host.split(":")[0] == "localhost":
+            # requests copies cookies into a jar of the default policy to send them
+            cookie.domain, cookie.domain_specified = "localhost.local", False
+            cookie.domain_initial_dot = False
+        return super().set_ok_domain(cookie, request)
+
+
 def progress_messages(hub: RunningHub, user: str) -> list[str]:
     """Follow the spawn's progress stream (server-sent events) to its end."""
     response = requests.get(
@@ -289,6 +323,7 @@ def progress_messages(hub: RunningHub, user: str) -> list[str]:
 def login(hub: RunningHub, user: str, password: str = "class-password") -> requests.Session:
     """A browser-like session: logged in through the hub's login form, with its cookies."""
     session = requests.Session()
+    session.cookies.set_policy(BrowserCookiePolicy())
     session.get(f"{hub.url}/hub/login", timeout=30).raise_for_status()
     response = session.post(
         f"{hub.url}/hub/login",

@@ -71,7 +71,7 @@ def broker_hub(moto):
 
 
 def credentials_url(hub, user: str = "") -> str:
-    url = f"{hub.url}/services/{SERVICE_NAME}/api/credentials"
+    url = f"{hub.service_url(SERVICE_NAME)}api/credentials"
     return f"{url}/{user}" if user else url
 
 

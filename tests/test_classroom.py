@@ -11,7 +11,6 @@ import json
 import re
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import aiohttp
 import pytest
@@ -120,6 +119,20 @@ def test_rows_for_200_students_are_built_fast_enough_to_say():
     seconds = time.perf_counter() - began
     assert len(rows) == 200 and sum(row["state"] == "running" for row in rows) == 100
     print(json.dumps({"class_rows_200_students_ms": round(seconds * 1000, 2)}))
+
+
+def test_the_class_page_opens_ides_where_the_hub_says_they_are():
+    servers = {
+        "": {"ready": True, "url": "http://sam.localhost:8000/user/sam/"},  # subdomains
+        "web": {"ready": True, "url": "/user/sam/web/"},  # on the hub's origin
+        "old": {"ready": True},
+    }
+    rows = class_rows([{"name": "sam", "servers": servers}], {}, {}, lambda user, server: "")
+    assert [row["ide_url"] for row in rows] == [
+        "http://sam.localhost:8000/user/sam/lab",
+        "/user/sam/old/lab",
+        "/user/sam/web/lab",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -292,7 +305,7 @@ def test_teacher_cannot_escalate(hub, sessions):
 
 def open_server(session, hub, owner):
     """A browser's visit of ``owner``'s JupyterLab, through the hub's OAuth sign-in."""
-    return session.get(f"{hub.url}/user/{owner}/lab", timeout=60)
+    return session.get(f"{hub.server_url(owner)}lab", timeout=60)
 
 
 def test_who_opens_which_ide_and_preview(hub, sessions):
@@ -317,7 +330,7 @@ def test_who_opens_which_ide_and_preview(hub, sessions):
 
 def test_a_teacher_opens_a_students_preview_settings_but_cannot_share_it(hub, sessions):
     hub.start_server("sam")
-    url = f"{hub.url}/user/sam/codepilot/api/preview"
+    url = f"{hub.server_url('sam')}codepilot/api/preview"
 
     def call(session, method, body=None):
         page = open_server(session, hub, "sam")  # signed in to sam's server, as a browser
@@ -339,7 +352,7 @@ def test_a_teacher_opens_a_students_preview_settings_but_cannot_share_it(hub, se
 
 
 def class_page(session, hub, path="") -> requests.Response:
-    return session.get(f"{hub.url}/services/codepilot/{path}", timeout=60)
+    return session.get(f"{hub.service_url('codepilot')}{path}", timeout=60)
 
 
 def test_class_page_for_teachers_and_admins_only(hub, sessions):
@@ -374,7 +387,7 @@ def test_class_page_stop_answers_and_the_project_stays_listed(hub, sessions):
     ana = sessions["ana"]
     headers = {"X-XSRFToken": xsrf_of(ana, hub)}
     stopped = ana.post(
-        f"{hub.url}/services/codepilot/api/servers/sam/proj/stop", headers=headers, timeout=60
+        f"{hub.service_url('codepilot')}api/servers/sam/proj/stop", headers=headers, timeout=60
     )
     assert stopped.status_code in (200, 202), stopped.text
     assert stopped.json()["status"] in (202, 204)
@@ -395,9 +408,10 @@ def test_a_teacher_lands_on_the_class_page_with_a_class_link_everywhere(hub, ses
         data={"username": "ben", "password": TEACHER_PASSWORD, "_xsrf": teacher.cookies["_xsrf"]},
         timeout=60,
     )
-    assert urlparse(landed.url).path == "/services/codepilot/", landed.url
+    page_url = hub.service_url("codepilot")  # on a host of its own
+    assert landed.url == page_url
     home = sessions["ana"].get(f"{hub.url}/hub/home", timeout=30).text
-    assert '<a class="nav-link" href="/services/codepilot/">Class</a>' in home
+    assert f'<a class="nav-link" href="{page_url}">Class</a>' in home
     assert ">codepilot<" not in home and ">codepilot-preview<" not in home
     # The admin panel is the admin's: a teacher does what she may on the class page.
     assert "/hub/admin" not in home and "Admin panel" not in landed.text
@@ -426,12 +440,12 @@ def test_class_page_stops_only_what_the_viewer_may(hub, sessions):
     ana = sessions["ana"]
     headers = {"X-XSRFToken": xsrf_of(ana, hub)}
     response = ana.post(
-        f"{hub.url}/services/codepilot/api/servers/ben//stop", headers=headers, timeout=60
+        f"{hub.service_url('codepilot')}api/servers/ben//stop", headers=headers, timeout=60
     )
     assert response.status_code in (403, 404)
     assert "" in hub.api("GET", "/users/ben").json()["servers"]
     # without the page's xsrf token a cross-site form cannot act
-    forged = ana.post(f"{hub.url}/services/codepilot/api/servers/sam//stop", timeout=60)
+    forged = ana.post(f"{hub.service_url('codepilot')}api/servers/sam//stop", timeout=60)
     assert forged.status_code == 403
     assert hub.api("GET", "/users/sam").json()["servers"][""]["ready"]
 
@@ -454,7 +468,7 @@ def test_class_starter_folder_seeds_a_new_workspace(hub, sessions, s3):
     }
     token = user_token(hub, "sue")
     listing = requests.get(
-        f"{hub.url}/user/sue/lab3/api/contents/src",
+        f"{hub.server_url('sue', 'lab3')}api/contents/src",
         headers={"Authorization": f"token {token}"},
         timeout=30,
     ).json()
@@ -465,7 +479,7 @@ def test_class_starter_folder_seeds_a_new_workspace(hub, sessions, s3):
 def test_teacher_sets_the_default_starter(hub, sessions, s3):
     ana = sessions["ana"]
     headers = {"X-XSRFToken": xsrf_of(ana, hub)}
-    url = f"{hub.url}/services/codepilot/api/default-starter"
+    url = f"{hub.service_url('codepilot')}api/default-starter"
     refused = ana.put(url, headers=headers, json={"starter": "nonexistent"}, timeout=30)
     assert refused.status_code == 400
     assert ana.put(url, headers=headers, json={"starter": "week-3"}, timeout=30).ok
@@ -497,7 +511,7 @@ def test_idle_culling(hub, sessions, s3):
 
         def pending():
             status = requests.get(
-                f"{hub.url}/user/sam/codepilot/api/sync?no_track_activity=1",
+                f"{hub.server_url('sam')}codepilot/api/sync?no_track_activity=1",
                 headers={"Authorization": f"token {token}"},
                 timeout=30,
             ).json()

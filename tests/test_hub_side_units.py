@@ -209,7 +209,7 @@ def test_one_machine_settings_come_from_the_environment(tmp_path):
     settings = OneMachineSettings.from_env(
         {"CODEPILOT_PORT": "9000", "CODEPILOT_DATA_DIR": str(tmp_path), "CODEPILOT_ALLOW_ALL": "0"}
     )
-    assert settings.url == "http://127.0.0.1:9000"
+    assert settings.url == "http://localhost:9000"  # browsers resolve <user>.localhost
     assert settings.data_dir == tmp_path
     assert settings.admin_user == "admin"
     assert settings.named_server_limit == 5
@@ -221,10 +221,44 @@ def test_one_machine_settings_come_from_the_environment(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("env", "url", "subdomain_host"),
+    [
+        ({}, "http://localhost:8000", "http://localhost:8000"),
+        (
+            {"CODEPILOT_PUBLIC_URL": "https://hub.example.test/", "CODEPILOT_IP": "0.0.0.0"},
+            "https://hub.example.test",
+            "https://hub.example.test",
+        ),
+        ({"CODEPILOT_SUBDOMAINS": "false"}, "http://127.0.0.1:8000", ""),
+        ({"CODEPILOT_SUBDOMAINS": "false", "CODEPILOT_IP": "0.0.0.0"}, "http://0.0.0.0:8000", ""),
+    ],
+)
+def test_users_get_hosts_of_their_own_unless_subdomains_are_off(env, url, subdomain_host):
+    env = {"CODEPILOT_PREVIEW_DOMAIN": "preview.example.test", **env}
+    settings = OneMachineSettings.from_env(env)
+    assert (settings.url, settings.subdomain_host) == (url, subdomain_host)
+
+
+@pytest.mark.parametrize(
+    ("env", "user"),
+    [
+        ({}, "preview"),  # preview.localhost would be the IDE host of a user "preview"
+        ({"CODEPILOT_PREVIEW_DOMAIN": "apps.lab.localhost"}, "lab"),
+        ({"CODEPILOT_PREVIEW_DOMAIN": "previews.example.test"}, None),
+        ({"CODEPILOT_SUBDOMAINS": "false"}, None),
+    ],
+)
+def test_no_user_gets_the_host_that_holds_the_previews(env, user):
+    assert OneMachineSettings.from_env(env).preview_parent_user == user
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"CODEPILOT_PORT": "eighty"}, "CODEPILOT_PORT must be a whole number"),
         ({"CODEPILOT_ADMIN_TOKEN": "short"}, "at least 16 characters"),
+        ({"CODEPILOT_IP": "0.0.0.0"}, "Set CODEPILOT_PUBLIC_URL to the hub's URL"),
+        ({"CODEPILOT_PUBLIC_URL": "http://hub.example.test/hub"}, "must be an origin"),
         ({"CODEPILOT_ACCOUNT_PREFIX": "CP-"}, "CODEPILOT_ACCOUNT_PREFIX='CP-' cannot start"),
         ({"CODEPILOT_ACCOUNT_PREFIX": "2cp-"}, "not starting with a digit or -"),
         ({"CODEPILOT_ACCOUNT_PREFIX": "cp/"}, "lowercase letters, digits, _ and -"),

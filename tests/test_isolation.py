@@ -410,7 +410,7 @@ def test_servers_outlive_a_hub_restart(lone_hub, how):
     created = requests.post(f"{frank.url}api/terminals", headers=frank.headers, timeout=30)
     terminal = created.json()["name"]
     frank.save("index.html", "FRANK-APP")
-    ws_url = f"{hub.ws_url}/user/frank/terminals/websocket/{terminal}"
+    ws_url = "ws" + frank.url[len("http") :] + f"terminals/websocket/{terminal}"
     with websockets.sync.client.connect(ws_url, additional_headers=frank.headers) as ws:
         ws.send(json.dumps(["stdin", "python -m http.server 3000 --bind 127.0.0.1 &\r"]))
         run_in_terminal(ws, "export BEFORE=restart-$((20+1)); echo set-$BEFORE", "set-restart-21")

@@ -146,6 +146,18 @@ def test_the_banner_says_who_may_log_in(tmp_path):
     assert "Students: users the admin has added" in banner
 
 
+def test_the_banner_says_where_ides_are_and_what_sharing_an_origin_costs(tmp_path):
+    decided = decide(tmp_path, env={})
+    own = OneMachineSettings.from_env({"CODEPILOT_DATA_DIR": str(tmp_path)})
+    assert "http://<user>.localhost:8000/user/<user>/" in login_banner(own, decided)
+    shared = OneMachineSettings.from_env(
+        {"CODEPILOT_DATA_DIR": str(tmp_path), "CODEPILOT_SUBDOMAINS": "false"}
+    )
+    banner = login_banner(shared, decided)
+    assert "CODEPILOT_SUBDOMAINS=false" in banner
+    assert "runs that student's code with their own rights" in banner
+
+
 # --- ports and the install itself -----------------------------------------------------
 
 

@@ -223,7 +223,7 @@ def test_sharing_is_the_owners_alone(hub, mallory, preview):
     bob_token = hub.user_token("bob")
     via_server = set_share(hub, "mallory", bob_token, "public")
     assert via_server.status_code == 403
-    gateway = f"{hub.url}/services/codepilot-preview/api/shares/mallory/"
+    gateway = f"{hub.service_url('codepilot-preview')}api/shares/mallory/"
     direct = requests.put(
         gateway, headers={"Authorization": f"token {bob_token}"}, json={"share": "public"}
     )

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from codepilot_spawner.preview.access import SHARE_LEVELS, grants_server_access
-from codepilot_spawner.preview.app import kept_key, previews_server
+from codepilot_spawner.preview.app import PreviewGatewayApp, kept_key, previews_server
 from codepilot_spawner.preview.gateway import (
     PreviewGateway,
     TokenChecks,
@@ -62,6 +62,25 @@ def test_domain_builds_and_reads_hosts():
     for foreign in ("preview.localhost", "a.b.preview.localhost", "evil.example", "x.localhost"):
         assert domain.label_of(foreign) is None
     assert PreviewDomain("p.example.org", "https", 443).origin("x") == "https://x.p.example.org"
+
+
+@pytest.mark.parametrize(
+    ("env", "public_url"),
+    [
+        # With subdomains the hub gives the service a host of its own.
+        (
+            {"JUPYTERHUB_PUBLIC_URL": "http://codepilot-preview--service.localhost:8000/s/p/"},
+            "http://codepilot-preview--service.localhost:8000/s/p/",
+        ),
+        ({"JUPYTERHUB_SERVICE_PREFIX": "/s/p/"}, "http://hub.example.test/s/p/"),
+    ],
+)
+def test_viewers_sign_in_at_the_service_url_the_hub_gives(monkeypatch, env, public_url):
+    monkeypatch.delenv("JUPYTERHUB_PUBLIC_URL", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = PreviewGatewayApp(hub_url="http://hub.example.test")
+    assert app.public_url == public_url
 
 
 def test_signed_values_refuse_forgery_expiry_and_reuse_elsewhere():

@@ -11,7 +11,7 @@ import signal
 import pytest
 import requests
 
-from .hubtools import start_hub, wait_until
+from .hubtools import login, start_hub, wait_until
 from .s3server import s3_server_fixture
 
 BUCKET = "service-life"
@@ -66,6 +66,8 @@ def hub_env(s3):
         "CODEPILOT_S3_ROLE_ARN": "arn:aws:iam::123456789012:role/codepilot-users",
         "CODEPILOT_TEACHERS": "tess",
         "CODEPILOT_TEACHER_PASSWORD": "teacher-password",
+        # Every other module's hub serves users on hosts of their own; this one does not.
+        "CODEPILOT_SUBDOMAINS": "false",
     }
 
 
@@ -98,11 +100,15 @@ def test_a_killed_hub_leaves_no_service_and_its_restart_serves_again(hub_env):
         assert set(restarted.values()).isdisjoint(services.values())
         # They listen where the old ones did: the broker answers through the hub...
         broker = requests.get(
-            f"{again.url}/services/codepilot-credentials/api/credentials", timeout=30
+            f"{again.service_url('codepilot-credentials')}api/credentials", timeout=30
         )
         assert broker.status_code in (401, 403), broker.status_code
         # ... and the preview gateway on its own port.
         gateway = requests.get(f"http://127.0.0.1:{again.preview_port}/", timeout=30)
         assert gateway.status_code in (400, 404), gateway.status_code
+        # IDEs on the hub's origin: the banner and the class page tell teachers the cost.
+        assert "IDEs: on the hub's origin (CODEPILOT_SUBDOMAINS=false)" in again.log()
+        page = login(again, "tess", "teacher-password").get(again.service_url("codepilot"))
+        assert page.status_code == 200 and 'id="exposed"' in page.text
     finally:
         (again or hub).stop()

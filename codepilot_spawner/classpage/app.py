@@ -20,7 +20,7 @@ import aiohttp
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 from tornado.escape import xhtml_escape
-from traitlets import Float, Int, List, Unicode
+from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Application
 
 from ..classroom import DEFAULT_STARTER_PROPERTY, STUDENTS_GROUP, TEACHERS_GROUP
@@ -29,11 +29,16 @@ from ..preview.hubservice import SERVICE_NAME as PREVIEW_SERVICE
 from ..servicelife import until_stopped
 from ..templates import offered_templates
 from .hubclient import HubClient
-from .roster import class_rows
+from .roster import class_rows, server_url
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Read without touching the server's activity: watching a class keeps nobody's server up.
 SYNC_PATH = "codepilot/api/sync?no_track_activity=1"
+EXPOSED = (
+    '<div class="notice" id="exposed">Students\' IDEs share the hub\'s origin '
+    "(subdomains are off): when you open a student's IDE, code the student put there "
+    "runs with your rights on the hub. Open IDEs of students you trust only.</div>"
+)
 
 
 class ClassPageApp(Application):
@@ -69,6 +74,12 @@ class ClassPageApp(Application):
     configured_starters = List(
         Unicode(), help="The configured starters a default may name, besides the folders."
     ).tag(config=True)
+    subdomains = Bool(
+        True,
+        help="""Whether the hub serves each user's servers on a host of their own
+        (``JupyterHub.subdomain_host``); when not, the page warns that opening a
+        student's IDE runs the student's code with the teacher's rights.""",
+    ).tag(config=True)
     refresh_interval = Float(
         3.0, help="Seconds between two reads of the class (the page polls the result)."
     ).tag(config=True)
@@ -91,7 +102,7 @@ class ClassPageApp(Application):
         began = time.monotonic()
         users = await self.hub.students(self.student_group)
         running = [
-            (user["name"], name)
+            (user["name"], name, server_url(user["name"], name, server))
             for user in users
             for name, server in (user.get("servers") or {}).items()
             if server.get("ready")
@@ -99,7 +110,7 @@ class ClassPageApp(Application):
         limit = asyncio.Semaphore(self.concurrency)
         sync, shares = {}, {}
 
-        async def ask(user, server):
+        async def ask(user, server, url):
             async with limit:
                 try:
                     token = await self.hub.student_token(user)
@@ -107,19 +118,19 @@ class ClassPageApp(Application):
                     self.log.warning("%s", error)
                     sync[(user, server)] = {"unreachable": True}
                     return
-                base = f"/user/{quote(user, safe='')}/"
-                if server:
-                    base += f"{quote(server, safe='')}/"
-                sync_url = self.proxy_url + base + SYNC_PATH
+                # Through the proxy on loopback, for the server's own host (with
+                # subdomains, <user>.<hub host>, which this machine may not resolve).
+                public = urlparse(url)
+                sync_url = self.proxy_url + public.path + SYNC_PATH
                 status, share = await asyncio.gather(
-                    self.hub.get_json(sync_url, token, self.server_timeout),
+                    self.hub.get_json(sync_url, token, self.server_timeout, host=public.netloc),
                     self.share_level(user, server, token),
                 )
                 sync[(user, server)] = status or {"unreachable": True}
                 if share:
                     shares[(user, server)] = share
 
-        await asyncio.gather(*(ask(user, server) for user, server in running))
+        await asyncio.gather(*(ask(*server) for server in running))
         rows = class_rows(users, sync, shares, self.preview_url)
         return {
             "rows": rows,
@@ -150,7 +161,9 @@ class ClassPageApp(Application):
 
     def make_web_app(self) -> web.Application:
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/codepilot/")
-        hub_auth = HubOAuth(cache_max_age=60, oauth_redirect_uri=prefix + "oauth_callback")
+        # On a host of its own with subdomains: the hub says the full callback URL.
+        callback = os.environ.get("JUPYTERHUB_OAUTH_CALLBACK_URL") or prefix + "oauth_callback"
+        hub_auth = HubOAuth(cache_max_age=60, oauth_redirect_uri=callback)
         settings = {
             "hub_auth": hub_auth,
             "cookie_secret": os.urandom(32),
@@ -239,8 +252,9 @@ class PageHandler(ClassPageHandler):
             html.replace("{{admin_link}}", admin_link)
             .replace("{{xsrf}}", self.xsrf_token.decode())
             .replace("{{static}}", self.settings["static_url_prefix"])
-            .replace("{{hub}}", "/hub/")
+            .replace("{{hub}}", os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL") or "/hub/")
             .replace("{{user}}", xhtml_escape(viewer["name"]))
+            .replace("{{exposed}}", "" if self.classpage.subdomains else EXPOSED)
         )
 
 

@@ -75,13 +75,15 @@ class HubClient:
         self._student_tokens[user] = (body["token"], time.monotonic() + TOKEN_LIFETIME)
         return body["token"]
 
-    async def get_json(self, url: str, token: str, seconds: float) -> dict | None:
+    async def get_json(self, url: str, token: str, seconds: float, host: str = "") -> dict | None:
         """A JSON object a student's server answers, or None: no answer, not an object,
-        or over ``ANSWER_LIMIT`` bytes (what a student's server says is theirs to choose)."""
+        or over ``ANSWER_LIMIT`` bytes (what a student's server says is theirs to choose).
+        ``host``: the Host header the proxy routes by, when not ``url``'s."""
+        headers = {"Authorization": f"token {token}", **({"Host": host} if host else {})}
         try:
             async with self.session.get(
                 url,
-                headers={"Authorization": f"token {token}"},
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=seconds),
                 allow_redirects=False,
             ) as response:

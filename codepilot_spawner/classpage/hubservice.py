@@ -17,7 +17,13 @@ def teachers_land_on_class_page(handler) -> str:
     if user is None or not any(group.name == TEACHERS_GROUP for group in user.groups):
         return ""
     service = handler.services.get(SERVICE_NAME)
-    return service.href if service is not None and service.url else ""
+    return service_link(service) if service is not None and service.url else ""
+
+
+def service_link(service) -> str:
+    """A hub service's URL: on its own host with subdomains, port included (JupyterHub's
+    ``href`` leaves the port out), else its path."""
+    return service.host + service.prefix if service.host else service.href
 
 
 def service_scopes(student_group: str) -> list[str]:

@@ -55,6 +55,16 @@ def sync_summary(status) -> dict | None:
     }
 
 
+def server_url(user: str, server_name: str, server: dict | None) -> str:
+    """Where a server is, as the hub says (with subdomains, on its user's host), else
+    its path on the hub's host."""
+    url = (server or {}).get("url")
+    if isinstance(url, str) and url.endswith("/"):
+        return url
+    path = f"/user/{quote(user, safe='')}/"
+    return path + f"{quote(server_name, safe='')}/" if server_name else path
+
+
 def server_rows(user: dict, sync: dict, shares: dict, preview_url) -> list[dict]:
     """The rows of one student: ``sync`` and ``shares`` are keyed by ``(user, server)``."""
     name = user["name"]
@@ -66,9 +76,7 @@ def server_rows(user: dict, sync: dict, shares: dict, preview_url) -> list[dict]
         state = server_state(server)
         key = (name, server_name)
         running = state == "running"
-        path = f"/user/{quote(name, safe='')}/"
-        if server_name:
-            path += f"{quote(server_name, safe='')}/"
+        url = server_url(name, server_name, server)
         rows.append(
             {
                 "id": f"{name}/{server_name}",
@@ -76,7 +84,7 @@ def server_rows(user: dict, sync: dict, shares: dict, preview_url) -> list[dict]
                 "server": server_name,
                 "state": state,
                 "last_activity": (server or {}).get("last_activity") or user.get("last_activity"),
-                "ide_url": path + "lab" if running else "",
+                "ide_url": url + "lab" if running else "",
                 "preview_url": preview_url(name, server_name) if running else "",
                 "share": shares.get(key, "") if running else "",
                 "share_words": SHARE_WORDS.get(shares.get(key, ""), "") if running else "",

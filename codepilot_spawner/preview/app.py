@@ -74,12 +74,24 @@ class PreviewGatewayApp(Application):
     port = Int(8002, help="Port the previews are served on.").tag(config=True)
 
     hub_url = Unicode(
-        help="""Public URL of the hub (``http://127.0.0.1:8000``), where viewers sign in.""",
+        help="""Public URL of the hub (``http://localhost:8000``), where viewers sign in.""",
     ).tag(config=True)
 
     @default("hub_url")
     def _default_hub_url(self):
-        return os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL", "http://127.0.0.1:8000")
+        return os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL", "http://localhost:8000")
+
+    public_url = Unicode(
+        help="""Public URL of this service, whose ``login`` page viewers sign in at: on a
+        host of its own when the hub has subdomains. Default: the URL the hub gives it
+        (``JUPYTERHUB_PUBLIC_URL``), else ``hub_url`` with the service's prefix.""",
+    ).tag(config=True)
+
+    @default("public_url")
+    def _default_public_url(self):
+        return os.environ.get("JUPYTERHUB_PUBLIC_URL") or url_path_join(
+            self.hub_url, os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+        )
 
     share_levels = List(
         Unicode(),
@@ -140,9 +152,7 @@ class PreviewGatewayApp(Application):
             interval=self.poll_interval,
             log=self.log,
         )
-        login_url = url_path_join(
-            self.hub_url, os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"), "login"
-        )
+        login_url = url_path_join(self.public_url, "login")
         return PreviewGateway(
             domain=self.preview_domain(),
             directory=directory,

@@ -37,7 +37,7 @@ def log_in_to_launcher(browser, hub, user: str) -> dict:
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
-        lab_url = f"{hub.url}/user/{user}/lab"
+        lab_url = f"{hub.server_url(user)}lab"  # on the user's host
         arrivals = []  # when the browser first navigated to the server's lab page
 
         def on_navigation(frame):

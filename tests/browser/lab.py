@@ -126,25 +126,30 @@ def open_preview_tile(page: Page) -> Page:
     return preview
 
 
-def xsrf_token(context: BrowserContext, path: str) -> str:
-    for cookie in context.cookies():
-        if cookie["name"] == "_xsrf" and path.startswith(cookie["path"]):
-            return cookie["value"]
-    raise AssertionError(f"no _xsrf cookie for {path}")
+# As JupyterLab sends its requests: with the XSRF token of the page's cookie, which the
+# server wants of every cookie-authenticated API request.
+FETCH = """async ([method, url, headers, body]) => {
+  const xsrf = (document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1];
+  if (xsrf) headers = {"X-XSRFToken": decodeURIComponent(xsrf), ...headers};
+  const reply = await fetch(url, {method, headers, body: body ?? undefined});
+  return {status: reply.status, text: await reply.text()};
+}"""
+
+
+def fetch_in_page(page: Page, method: str, url: str, headers=None, body=None) -> dict:
+    """A request the page itself makes (its cookies, its origin): ``{status, text}``.
+    Playwright's own ``page.request`` resolves names outside the browser, where
+    ``<user>.localhost`` is unknown."""
+    return page.evaluate(FETCH, [method, url, headers or {}, body])
 
 
 def change_lab_setting(page: Page, server_url: str, plugin: str, values: dict) -> None:
-    """Change the student's JupyterLab settings as Settings -> Settings Editor would."""
+    """Change the student's JupyterLab settings as Settings -> Settings Editor would
+    (from a page of the server: JupyterLab)."""
     path = f"{server_url.rstrip('/')}/lab/api/settings/{plugin}"
-    response = page.request.put(
-        path,
-        data=json.dumps({"raw": json.dumps(values)}),
-        headers={
-            "Content-Type": "application/json",
-            "X-XSRFToken": xsrf_token(page.context, re.sub(r"^https?://[^/]+", "", path)),
-        },
-    )
-    assert response.ok, f"PUT {path}: {response.status} {response.text()}"
+    body = json.dumps({"raw": json.dumps(values)})
+    reply = fetch_in_page(page, "PUT", path, {"Content-Type": "application/json"}, body)
+    assert reply["status"] < 300, f"PUT {path}: {reply['status']} {reply['text']}"
 
 
 def make_terminal_readable(page: Page, server_url: str) -> None:

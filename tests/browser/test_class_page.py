@@ -1,12 +1,15 @@
 """The class page in Chromium: a teacher sees her students, stops a server from the page
-and sees it stop without a reload; a student gets 403 there."""
+and sees it stop without a reload; a student gets 403 there; a student's IDE that the
+teacher opens cannot act on the hub as her."""
 
+import json
 import os
 
 import pytest
 from playwright.sync_api import expect
 
-from ..hubtools import REPO_ROOT, login, start_hub
+from ..hubtools import REPO_ROOT, login, save_text, start_hub
+from ..support.terminals import run_in_terminal
 from .accessibility import serious_violations
 from .conftest import HUB
 from .screenshot import UPDATE_VARIABLE
@@ -46,7 +49,7 @@ def sign_in(context, hub, user, password):
 
 def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evidence):
     page = sign_in(new_context("teacher"), class_hub, "tess", TEACHER_PASSWORD)
-    page.goto(f"{class_hub.url}/services/codepilot/")
+    page.goto(class_hub.service_url("codepilot"))
     rows = page.locator("#rows tr[data-id]")
     rows.first.wait_for()
     # Locators, not page functions: the page's CSP forbids evaluating strings.
@@ -56,7 +59,10 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
         [f"{name}/" for name in [*STUDENTS, ADDED_BY_ADMIN]] + ["chen/web"]
     )
     amira = page.locator('tr[data-id="amira/"]')
-    assert amira.locator("a", has_text="Open IDE").get_attribute("href") == "/user/amira/lab"
+    ide = amira.locator("a", has_text="Open IDE").get_attribute("href")
+    assert (
+        ide == f"{class_hub.server_url('amira')}lab"
+    )  # on her host: http://amira.localhost:<port>
     assert ".preview.localhost:" in amira.locator("a", has_text="Open preview").get_attribute(
         "href"
     )
@@ -83,7 +89,7 @@ def test_teacher_stops_a_server_from_the_class_page(class_hub, new_context, evid
 
 def test_a_stopped_project_stays_listed_and_starts_again_from_the_page(class_hub, new_context):
     page = sign_in(new_context("teacher"), class_hub, "tess", TEACHER_PASSWORD)
-    page.goto(f"{class_hub.url}/services/codepilot/")
+    page.goto(class_hub.service_url("codepilot"))
     web = page.locator('tr[data-id="chen/web"]')
     web.locator("span.state", has_text="running").wait_for()
     web.locator("button", has_text="Stop").click()
@@ -100,11 +106,13 @@ def test_the_class_page_reads_well_and_fits_a_tablet(class_hub, chromium):
     # axe-core is injected: the page's own CSP would refuse it.
     context = chromium.new_context(viewport={"width": 768, "height": 1024}, bypass_csp=True)
     page = sign_in(context, class_hub, "tess", TEACHER_PASSWORD)
-    page.goto(f"{class_hub.url}/services/codepilot/")
+    page.goto(class_hub.service_url("codepilot"))
     page.locator('tr[data-id="amira/"] span.state', has_text="running").wait_for()
     # Who is signed in, the way back to the hub and out of it.
     expect(page.locator(".who")).to_have_text("tess")
-    expect(page.get_by_role("link", name="Log out")).to_have_attribute("href", "/hub/logout")
+    expect(page.get_by_role("link", name="Log out")).to_have_attribute(
+        "href", f"{class_hub.url}/hub/logout"
+    )
     expect(page.get_by_role("link", name="Hub home")).to_be_visible()
     # Buttons say whose project they act on.
     expect(page.get_by_role("button", name="Stop amira's default project")).to_be_visible()
@@ -127,9 +135,92 @@ def test_the_login_page_and_the_spawn_form_read_well(class_hub, chromium):
     context.close()
 
 
+def test_the_hub_opened_at_its_address_moves_to_its_name(class_hub, new_context):
+    # Its cookies would not reach the users' hosts from http://127.0.0.1:<port>.
+    page = new_context("visitor").new_page()
+    page.goto(class_hub.url.replace("//localhost:", "//127.0.0.1:") + "/hub/login?next=%2Fhub%2F")
+    page.wait_for_url(f"{class_hub.url}/hub/login?next=%2Fhub%2F")
+
+
 def test_a_student_gets_403_on_the_class_page(class_hub, new_context):
     page = sign_in(new_context("student"), class_hub, "dana", "class-password")
-    response = page.goto(f"{class_hub.url}/services/codepilot/")
+    response = page.goto(class_hub.service_url("codepilot"))
     # The hub refuses her at its OAuth step: students lack access:services!service=codepilot
     assert response.status == 403
     assert page.locator("#rows").count() == 0
+
+
+# A notebook whose output is a script: trusted, JupyterLab runs it in the IDE's page.
+SPY_NOTEBOOK_OUTPUT = """<pre id="spy-report"></pre><script>
+(async () => {
+  const HUB = %(hub)s, TEACHER = %(teacher)s, out = {};
+  let xsrf = "";
+  async function attempt(name, action) {
+    try { out[name] = await action(); } catch (error) { out[name] = "blocked: " + error.name; }
+  }
+  await attempt("home", async () => {
+    const reply = await fetch(HUB + "/hub/home", {credentials: "include"});
+    const page = await reply.text();
+    xsrf = (page.match(/xsrf_token: "([^"]+)"/) || [])[1] || "";
+    return reply.status + (page.includes(TEACHER) ? " names the teacher" : "");
+  });
+  await attempt("user", async () => {
+    const reply = await fetch(HUB + "/hub/api/user", {
+      credentials: "include", headers: {"X-XSRFToken": xsrf},
+    });
+    return reply.status + " " + (await reply.text()).slice(0, 80);
+  });
+  await attempt("token", async () => {
+    const reply = await fetch(HUB + "/hub/api/users/" + TEACHER + "/tokens", {
+      method: "POST", credentials: "include",
+      headers: {"X-XSRFToken": xsrf, "Content-Type": "application/json"},
+      body: JSON.stringify({note: "stolen"}),
+    });
+    return reply.status + " " + (await reply.text()).slice(0, 80);
+  });
+  document.getElementById("spy-report").textContent = JSON.stringify(out);
+})();
+</script>"""
+
+
+def spy_notebook(hub_url: str, teacher: str) -> str:
+    html = SPY_NOTEBOOK_OUTPUT % {"hub": json.dumps(hub_url), "teacher": json.dumps(teacher)}
+    output = {"output_type": "display_data", "data": {"text/html": html}, "metadata": {}}
+    cell = {
+        "cell_type": "code",
+        "execution_count": 1,
+        "id": "spy",
+        "metadata": {},
+        "outputs": [output],
+        "source": "",
+    }
+    notebook = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    return json.dumps(notebook)
+
+
+def test_a_students_ide_cannot_act_as_the_teacher_who_opens_it(class_hub, new_context, evidence):
+    # Amira's notebook runs a script once trusted, which her own terminal does: trust
+    # lives in her server, so her teacher's JupyterLab there runs it too.
+    token = class_hub.user_token("amira")
+    headers = {"Authorization": f"token {token}"}
+    notebook = spy_notebook(class_hub.url, "tess")
+    save_text(class_hub.server_url("amira"), "help.ipynb", notebook, headers).raise_for_status()
+    with class_hub.open_terminal("amira", token) as terminal:
+        run_in_terminal(terminal, "jupyter trust help.ipynb; echo trust-$((40+2))", "trust-42")
+
+    page = sign_in(new_context("teacher"), class_hub, "tess", TEACHER_PASSWORD)
+    page.goto(f"{class_hub.server_url('amira')}lab/tree/help.ipynb")
+    report = page.locator("#spy-report")
+    authorize = page.get_by_role("button", name="Authorize")  # the hub asks her first
+    authorize.or_(report).first.wait_for(timeout=60_000)
+    if authorize.count():
+        authorize.click()
+    expect(report).not_to_be_empty(timeout=120_000)
+    evidence.screenshot(page, "ide-origin-attack-report")
+    found = json.loads(report.text_content())
+
+    # The hub is another origin: its answers cannot be read, its API not called.
+    for attempt in ("home", "user", "token"):
+        assert found[attempt].startswith("blocked: "), found
+    notes = [t["note"] for t in class_hub.api("GET", "/users/tess/tokens").json()["api_tokens"]]
+    assert "stolen" not in notes

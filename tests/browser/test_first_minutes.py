@@ -5,6 +5,7 @@ session of a person would: log in and start, open the lab, run an app and previe
 edit files, then an admin and a second student look on.
 """
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from .lab import (
     dismiss_news_prompt,
     dock_tab,
     drag_tab_to_bottom,
+    fetch_in_page,
     file_browser_item,
     lab_page_config,
     launcher_card,
@@ -415,9 +417,9 @@ def test_second_student_cannot_attach_to_the_first_students_terminal(
     browser_hub, student, other_student
 ):
     student.terminal("app")  # opened by the preview test; again here when run alone
-    names = [
-        t["name"] for t in student.page.request.get(f"{student.server_url}api/terminals").json()
-    ]
+    listed = fetch_in_page(student.page, "GET", f"{student.server_url}api/terminals")
+    assert listed["status"] == 200, listed
+    names = [t["name"] for t in json.loads(listed["text"])]
     socket_url = re.sub(r"^http", "ws", f"{student.server_url}terminals/websocket/{names[0]}")
     # The owner gets through: the terminal exists, so a refusal below is about who asks.
     owner = student.page.evaluate(TRY_WEBSOCKET, socket_url)

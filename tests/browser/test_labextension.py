@@ -6,6 +6,7 @@ watches sync in the status bar, is told when S3 is down, and sets who can open t
 preview from its panel.
 """
 
+import json
 import re
 import subprocess
 import sys
@@ -19,7 +20,14 @@ from ..s3server import s3_server_fixture
 from ..support.terminals import run_in_terminal
 from .accessibility import serious_violations
 from .conftest import HUB
-from .lab import UI_TIMEOUT_MS, dismiss_news_prompt, log_in, start_from_spawn_form, wait_for_lab
+from .lab import (
+    UI_TIMEOUT_MS,
+    dismiss_news_prompt,
+    fetch_in_page,
+    log_in,
+    start_from_spawn_form,
+    wait_for_lab,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -76,9 +84,9 @@ def preview_item(page: Page):
 
 def preview_api(page: Page, server_url: str) -> dict:
     """The preview model as the server states it, read with the page's own session."""
-    response = page.request.get(f"{server_url}codepilot/api/preview")
-    assert response.ok, f"GET codepilot/api/preview: {response.status} {response.text()}"
-    return response.json()
+    reply = fetch_in_page(page, "GET", f"{server_url}codepilot/api/preview")
+    assert reply["status"] == 200, f"GET codepilot/api/preview: {reply}"
+    return json.loads(reply["text"])
 
 
 # --- build and install ---------------------------------------------------------------------

@@ -22,7 +22,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from ..hubtools import wait_until
+from codepilot_spawner.onemachine import DEFAULT_ACCOUNT_PREFIX
+
+from ..hubtools import remove_accounts, wait_until
 from ..support.paths import REPO_ROOT
 from .lab import (
     SPAWN_TIMEOUT_MS,
@@ -37,10 +39,11 @@ from .lab import (
 
 pytestmark = pytest.mark.browser
 
-URL = "http://127.0.0.1:8000"  # what the README says `make up` serves
+URL = "http://localhost:8000"  # what the README says `make up` serves
 DEFAULT_PORTS = (8000, 8001, 8002, 8081, 8083)  # proxy, its API, previews, hub, preview API
 INSTALL_TIMEOUT = 900  # a fresh clone installs its venv and npm packages first
 STUDENT = "newcomer"
+IDE = f"http://{STUDENT}.localhost:8000/user/{STUDENT}/"  # the student's host, as printed
 
 
 def newcomer_env() -> dict:
@@ -158,6 +161,8 @@ def newcomer():
             os.killpg(person.up.pid, signal.SIGTERM)
             person.up.wait(60)
         person.make("down")
+        # Its accounts (cp-newcomer) would refuse the next run's data dir.
+        remove_accounts(clone / ".codepilot", DEFAULT_ACCOUNT_PREFIX)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -167,8 +172,9 @@ def test_the_printed_passwords_log_in_and_the_student_gets_a_terminal(newcomer, 
     log_in(page, URL, STUDENT, newcomer.student_password)
     start_from_spawn_form(page, template="")
     wait_for_lab(page)
-    make_terminal_readable(page, f"{URL}/user/{STUDENT}/")
-    page.goto(f"{URL}/user/{STUDENT}/lab?reset")
+    assert page.url.startswith(f"{IDE}lab")
+    make_terminal_readable(page, IDE)
+    page.goto(f"{IDE}lab?reset")
     wait_for_lab(page)
     show_launcher(page)
     terminal = Terminal.open_from_launcher(page)
@@ -238,7 +244,7 @@ def test_ctrl_c_stops_the_hub_and_the_next_make_up_finds_the_server(newcomer):
         timeout=30,
     )
     # The server kept running without a hub: the restarted hub routes it again.
-    response = session.get(f"{URL}/user/{STUDENT}/api/contents", timeout=30)
+    response = session.get(f"{IDE}api/contents", timeout=30)
     assert response.status_code == 200, response.text
     assert response.json()["type"] == "directory"
 
