@@ -39,17 +39,24 @@ export function looksStopped(response: Response, baseUrl: string): boolean {
   return response.status === 404 && !type.includes('json');
 }
 
-/** Asks `<base>/api`, which every running jupyter-server answers with its version. For
- * a stopped server the hub redirects it to `/hub/user/...`, which answers 424. */
+/** Asks `<base>/api`, which every running jupyter-server answers with its version, to
+ * anyone (no sign-in, so never a redirect). For a stopped server the hub redirects it to
+ * `/hub/user/...`: on the server's own host too (subdomains), where following it would
+ * cross to the hub's origin and fail as a network error, so the redirect itself is the
+ * answer. */
 export async function checkServer(fetch: Fetch, baseUrl: string): Promise<Verdict> {
   let response: Response;
   try {
     response = await fetch(`${URLExt.join(baseUrl, 'api')}?${Date.now()}`, {
       cache: 'no-store',
-      credentials: 'same-origin'
+      credentials: 'same-origin',
+      redirect: 'manual'
     });
   } catch {
     return 'unreachable'; // the network or the hub: JupyterLab's own handling applies
+  }
+  if (response.type === 'opaqueredirect') {
+    return 'stopped';
   }
   if (!response.ok) {
     return GONE.has(response.status) ? 'stopped' : 'unreachable';
