@@ -31,3 +31,8 @@ def resolve_localhost_subdomains():
         yield
     finally:  # the resolver in place before: this may run inside the session's
         socket.getaddrinfo = previous
+
+
+def install_localhost_resolver() -> None:
+    """Resolve ``*.localhost`` and ``*.test`` to loopback in this process from now on."""
+    socket.getaddrinfo = _getaddrinfo
