@@ -134,17 +134,16 @@ async def terminate(processes: list[Process], grace: float) -> int:
     """SIGTERM ``processes``, SIGKILL those alive after ``grace`` seconds, and return once
     they are gone (their ports free); how many were alive."""
     alive = [process for process in processes if process.alive()]
-    for process in alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(grace):
-            await asyncio.gather(*(ended(process) for process in alive))
-    killed = [process for process in alive if process.alive()]
-    for process in killed:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(KILL_WAIT):
-            await asyncio.gather(*(ended(process) for process in killed))
+    await _signal_and_wait(alive, signal.SIGTERM, grace)
+    await _signal_and_wait([p for p in alive if p.alive()], signal.SIGKILL, KILL_WAIT)
     return len(alive)
+
+
+async def _signal_and_wait(processes: list[Process], signum: int, seconds: float) -> None:
+    """Send ``signum`` to ``processes``, then wait up to ``seconds`` for them to end."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await asyncio.gather(*(ended(process) for process in processes))
