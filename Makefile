@@ -95,7 +95,7 @@ isolation-tools:
 	  fi; }
 
 test: install-test lint
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=30
 
 # jupyter-server's own contents API tests run against our managers
 # (tests/test_contents_upstream.py): its sdist, for the installed version, from PyPI into the venv.
