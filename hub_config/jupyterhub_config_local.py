@@ -22,6 +22,7 @@ from codepilot_spawner.onemachine import (
 )
 from codepilot_spawner.passwords import decide
 from codepilot_spawner.preview import hubservice as preview_service
+from codepilot_spawner.servernames import ProjectLimit
 from codepilot_spawner.servicelife import logged, with_hub_pid, with_log_files
 from codepilot_spawner.stopall import HUB_DATABASE, HUB_PID_FILE, PROXY_PID_FILE
 from codepilot_spawner.values import merge_roles
@@ -93,7 +94,7 @@ c.CodePilotLocalSpawner.unix_user_prefix = settings.account_prefix
 c.CodePilotLocalSpawner.codepilot_settings = settings.server_settings
 c.CodePilotLocalSpawner.s3 = settings.s3
 c.JupyterHub.allow_named_servers = True
-c.JupyterHub.named_server_limit_per_user = settings.named_server_limit
+c.JupyterHub.named_server_limit_per_user = ProjectLimit(settings.named_server_limit)
 c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 120
 
