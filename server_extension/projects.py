@@ -10,7 +10,7 @@ on their own servers and nothing more (``codepilot_spawner.servernames``):
 - ``GET codepilot/api/projects/check?name=<name>``: why a new project cannot take that
   name (``codepilot_contracts.servernames.project_name_problem``), or null;
 - ``POST codepilot/api/projects`` ``{"name": ...}``: create and start one;
-- ``POST codepilot/api/projects/stop`` ``{"name": ...}``: stop one;
+- ``POST codepilot/api/projects/start`` or ``.../stop`` ``{"name": ...}``: start or stop one;
 - ``POST codepilot/api/projects/delete`` ``{"name": ...}``: delete one (the hub stops it
   and the spawner removes its workspace).
 
@@ -201,7 +201,7 @@ class ProjectNameCheckHandler(ProjectsBase):
 
 
 class ProjectActionHandler(ProjectsBase):
-    """``POST .../stop`` or ``.../delete`` with ``{"name": ...}``: stop or delete one."""
+    """``POST .../start``, ``.../stop`` or ``.../delete`` with ``{"name": ...}``."""
 
     @web.authenticated
     @authorized
@@ -210,15 +210,18 @@ class ProjectActionHandler(ProjectsBase):
         name = requested_name(self.request.body)
         if action == "delete" and not name:
             raise web.HTTPError(400, "The default project cannot be deleted, only stopped.")
-        if name == self.current:
+        if name == self.current and action != "start":
             raise web.HTTPError(
                 409,
                 f"{self.current or DEFAULT_SERVER} is the project open in this tab: "
                 "open another one to stop or delete it.",
             )
-        if name not in await self.servers():
+        known = name in await self.servers() or (action == "start" and not name)
+        if not known:  # the default project exists before its first start
             raise web.HTTPError(404, f"{self.owner} has no project named {name!r}")
-        if action == "delete":
+        if action == "start":
+            await self.hub("POST", self.user_path(name), {})
+        elif action == "delete":
             await self.hub("DELETE", self.user_path(name), {"remove": True})
         else:
             await self.hub("DELETE", self.user_path(name))
@@ -233,5 +236,5 @@ def project_handlers(limit: int, storage: str) -> list[tuple]:
         (PROJECT_PATH, ProjectHandler, options),
         (PROJECTS_PATH, ProjectListHandler, options),
         (PROJECTS_PATH + "/check", ProjectNameCheckHandler, options),
-        (PROJECTS_PATH + "/(stop|delete)", ProjectActionHandler, options),
+        (PROJECTS_PATH + "/(start|stop|delete)", ProjectActionHandler, options),
     ]
