@@ -98,6 +98,7 @@ def test_a_teacher_in_a_students_ide_is_told_whose_workspace_it_is(hub, new_cont
     expect(line).to_be_visible()
     expect(page).to_have_title(re.compile(r"web — maya — Code Pilot$"))
     expect(status_item(page)).to_have_text("maya's project: web")
+    assert serious_violations(page, "#codepilot-visitor") == []
 
     # She may look and open; creating, stopping and deleting are maya's: no form, no
     # buttons, and the server refuses them, although its token is maya's.
@@ -172,8 +173,14 @@ def test_the_switcher_creates_opens_stops_and_deletes_a_project(lab, hub, eviden
     assert not workspace.exists()
 
 
-def test_the_switcher_reads_well(lab, evidence):
-    panel = open_switcher(lab)
+def test_the_palette_opens_the_switcher_which_reads_well(lab, evidence):
+    lab.locator(".jp-SideBar .lm-TabBar-tab[data-id='filebrowser']").click()
+    panel = lab.locator("#codepilot-projects")
+    expect(panel).to_be_hidden()
+    lab.keyboard.press("Control+Shift+c")
+    lab.keyboard.type("Projects: Switch")
+    lab.keyboard.press("Enter")
+    expect(panel).to_be_visible()
     panel.get_by_label("New project name").fill("lab")  # an error on screen, too
     expect(panel.locator("#codepilot-new-project-hint")).to_contain_text("cannot be named")
     evidence.screenshot(lab, "projects-04-switcher")

@@ -35,6 +35,8 @@ import {
  * state; otherwise far less often. */
 const BUSY_MS = 2000;
 const IDLE_MS = 20000;
+/** What a name may be, said before anything is typed (the server checks each name). */
+const NAME_FORMAT = 'Lowercase letters, digits and hyphens, starting with a letter.';
 /** A name is checked once typing pauses this long. */
 const CHECK_DELAY_MS = 250;
 
@@ -187,7 +189,7 @@ export class ProjectsPanel extends Widget {
       class: 'jp-codepilot-Projects-hint',
       'aria-live': 'polite'
     });
-    this.nameHint.textContent = 'Lowercase letters, digits and hyphens, starting with a letter.';
+    this.nameHint.textContent = NAME_FORMAT;
     this.createButton = make(
       'button',
       { type: 'submit', class: 'jp-mod-styled jp-mod-accept jp-codepilot-Button' },
@@ -362,7 +364,8 @@ export class ProjectsPanel extends Widget {
       this.message.textContent = `${name} was created and is starting.`;
       this.input.value = '';
       this.checked = null;
-      this.nameHint.textContent = '';
+      this.nameHint.textContent = NAME_FORMAT;
+      delete this.nameHint.dataset.level;
       this.input.removeAttribute('aria-invalid');
     } catch (error) {
       this.message.textContent = (error as Error).message;
