@@ -6,6 +6,7 @@ import os
 from jupyterhub.utils import random_port, subdomain_hook_idna
 
 from codepilot_contracts.env import STARTERS_DIR
+from codepilot_contracts.servernames import RESERVED_NAMES
 from codepilot_contracts.starters import PACKAGED_STARTERS
 from codepilot_spawner import broker, classroom
 from codepilot_spawner.classauth import ClassroomPasswordAuthenticator
@@ -60,7 +61,11 @@ c.JupyterHub.ip = settings.ip
 # JupyterLab that a teacher opens cannot act on the hub as the teacher.
 c.JupyterHub.subdomain_host = settings.subdomain_host
 c.JupyterHub.subdomain_hook = subdomain_hook_idna
-c.JupyterHub.template_vars = {"codepilot_hub_origin": settings.subdomain_host}
+c.JupyterHub.template_vars = {
+    "codepilot_hub_origin": settings.subdomain_host,
+    # The home page says a reserved project name is refused as it is typed.
+    "codepilot_reserved_names": sorted(RESERVED_NAMES),
+}
 c.JupyterHub.port = settings.port
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = settings.hub_port

@@ -130,6 +130,15 @@ def test_a_reserved_name_is_refused_as_typed_and_takes_no_slot(lab, hub):
     expect(name_field).to_be_focused()
     name_field.fill("Notes")
     expect(hint).to_contain_text("lowercase letters")
+    # On the hub's home page too, as typed; the hub itself refuses it on Add.
+    home = lab.context.new_page()
+    home.goto(f"{hub.url}/hub/home")
+    home.locator(".new-server-name").fill("preview")
+    expect(home.locator("#codepilot-server-name-note")).to_contain_text('named "preview"')
+    expect(home.locator(".new-server-btn")).to_be_disabled()
+    home.locator(".new-server-name").fill("preview2")
+    expect(home.locator(".new-server-btn")).to_be_enabled()
+    home.close()
     # Straight to the hub's API with her own token: refused before the hub records it.
     token = hub.user_token(STUDENT)
     reply = hub.api("POST", f"/users/{STUDENT}/servers/preview", token=token, json={})
