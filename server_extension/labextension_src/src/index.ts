@@ -137,7 +137,7 @@ const projects: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   requires: [ILabShell],
   optional: [IStatusBar, ICommandPalette],
-  activate: async (
+  activate: (
     app: JupyterFrontEnd,
     shell: ILabShell,
     statusBar: IStatusBar | null,
@@ -147,18 +147,6 @@ const projects: JupyterFrontEndPlugin<void> = {
       return; // not behind JupyterHub: no projects
     }
     const model = new ProjectsModel(app.serviceManager.serverSettings);
-    let info;
-    try {
-      info = await model.loadInfo();
-    } catch (error) {
-      console.warn('Code Pilot: this project could not be read', error);
-      return;
-    }
-    keepProjectTitle(info, PageConfig.getOption('appName') || 'JupyterLab');
-    const visitor = visitorLine(info);
-    if (visitor) {
-      shell.add(new VisitorBanner(visitor), 'header');
-    }
     const panel = new ProjectsPanel(model);
     shell.add(panel, 'left', { rank: 150 });
     app.commands.addCommand(SHOW_PROJECTS, {
@@ -167,11 +155,22 @@ const projects: JupyterFrontEndPlugin<void> = {
       execute: () => shell.activateById(panel.id)
     });
     palette?.addItem({ command: SHOW_PROJECTS, category: 'Code Pilot' });
-    statusBar?.registerStatusItem('@codepilot/lab:project-status', {
-      item: new ProjectStatusWidget(info, () => void app.commands.execute(SHOW_PROJECTS)),
-      align: 'left',
-      rank: 0
-    });
+    // Not awaited: JupyterLab's start does not wait for this server's answer.
+    model.loadInfo().then(
+      info => {
+        keepProjectTitle(info, PageConfig.getOption('appName') || 'JupyterLab');
+        const visitor = visitorLine(info);
+        if (visitor) {
+          shell.add(new VisitorBanner(visitor), 'header');
+        }
+        statusBar?.registerStatusItem('@codepilot/lab:project-status', {
+          item: new ProjectStatusWidget(info, () => void app.commands.execute(SHOW_PROJECTS)),
+          align: 'left',
+          rank: 0
+        });
+      },
+      error => console.warn('Code Pilot: this project could not be read', error)
+    );
   }
 };
 
