@@ -37,7 +37,9 @@ json`` (``RESTORE_COMMAND``) prints one JSON record per line: ``{"event": "progr
 Reserved server names (``servernames``). A named server sits beside the default
 server's routes under ``/user/<name>/``, so the top-level route segments of a user
 server (``api``, ``lab``, ``preview``, ...) cannot name a server; the hub refuses them
-with ``reserved_name_reason``.
+with ``reserved_name_reason``. ``project_name_problem`` holds every rule a new project's
+name meets (JupyterHub's format, those names, names in use, the limit): the user
+server checks names with it as they are typed in JupyterLab, and before it asks the hub.
 
 Fork server channel (``forking``). On one machine the hub asks its fork server for a
 server with a length-prefixed JSON request on the fork server's stdin and reads one JSON

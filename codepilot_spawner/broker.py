@@ -39,12 +39,14 @@ from .credentials import (
     S3Settings,
     credential_chain_environment,
 )
+from .servernames import SERVER_TOKEN_SCOPES as PROJECT_SCOPES
 from .servicelife import until_stopped
 
 DEFAULT_PORT = 8082
 ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
-# The hub's server role plus the right to call the broker.
-SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", ACCESS_SCOPE]
+# A server token's scopes (the hub's server role, the owner's projects) and the right to
+# call the broker.
+SERVER_TOKEN_SCOPES = [*PROJECT_SCOPES, ACCESS_SCOPE]
 
 log = logging.getLogger("codepilot.broker")
 

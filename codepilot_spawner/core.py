@@ -22,7 +22,7 @@ from codepilot_contracts.starters import PACKAGED_STARTERS
 
 from .credentials import STS, S3Settings
 from .preview.hosts import PreviewDomain
-from .servernames import check_server_name
+from .servernames import SERVER_TOKEN_SCOPES, check_server_name, project_limit_of
 
 
 def restore_progress_event(record: dict, start: int, end: int) -> dict | None:
@@ -146,6 +146,10 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
     def _default_default_url(self):
         return "/lab"
 
+    @default("server_token_scopes")
+    def _default_server_token_scopes(self):
+        return list(SERVER_TOKEN_SCOPES)
+
     @property
     def server_label(self) -> str:
         """``alice`` or ``alice:project``, as the hub's own log names servers."""
@@ -174,6 +178,9 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
         settings.update(self.codepilot_settings)
         settings.update(s3_server_settings(self.s3, self.credentials_url))
         settings.update(preview_port=self.preview_port, template=self.template or None)
+        # The hub's project limit, for the switcher's check as a name is typed.
+        limit = getattr(self.user, "settings", {}).get("named_server_limit_per_user", 0)
+        settings.update(project_limit=project_limit_of(limit))
         preview_url = self.preview_url()
         if preview_url:
             settings.update(preview_url=preview_url, preview_api_url=self.preview_api_url or None)

@@ -13,6 +13,7 @@ from jupyterhub.utils import url_path_join
 from codepilot_spawner import broker
 from codepilot_spawner.credentials import STATIC, STATIC_MODE_WARNING
 from codepilot_spawner.preview import hubservice as preview_service
+from codepilot_spawner.servernames import ProjectLimit
 from codepilot_spawner.servicelife import with_hub_pid
 from codepilot_spawner.values import (
     PREVIEW_API_PORT,
@@ -66,7 +67,7 @@ c.ConfigurableHTTPProxy.should_start = False
 c.ConfigurableHTTPProxy.api_url = os.environ.get("CODEPILOT_PROXY_API_URL", "")
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.allow_named_servers = value("hub.namedServers.enabled", bool, True)
-c.JupyterHub.named_server_limit_per_user = value("hub.namedServers.limit", int, 5)
+c.JupyterHub.named_server_limit_per_user = ProjectLimit(value("hub.namedServers.limit", int, 5))
 
 # --- who may log in -------------------------------------------------------------------------
 Authenticator = authenticator_class(values)

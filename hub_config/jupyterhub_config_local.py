@@ -6,6 +6,7 @@ import os
 from jupyterhub.utils import random_port, subdomain_hook_idna
 
 from codepilot_contracts.env import STARTERS_DIR
+from codepilot_contracts.servernames import RESERVED_NAMES
 from codepilot_contracts.starters import PACKAGED_STARTERS
 from codepilot_spawner import broker, classroom
 from codepilot_spawner.classauth import ClassroomPasswordAuthenticator
@@ -22,6 +23,7 @@ from codepilot_spawner.onemachine import (
 )
 from codepilot_spawner.passwords import decide
 from codepilot_spawner.preview import hubservice as preview_service
+from codepilot_spawner.servernames import ProjectLimit
 from codepilot_spawner.servicelife import logged, with_hub_pid, with_log_files
 from codepilot_spawner.stopall import HUB_DATABASE, HUB_PID_FILE, PROXY_PID_FILE
 from codepilot_spawner.values import merge_roles
@@ -59,7 +61,11 @@ c.JupyterHub.ip = settings.ip
 # JupyterLab that a teacher opens cannot act on the hub as the teacher.
 c.JupyterHub.subdomain_host = settings.subdomain_host
 c.JupyterHub.subdomain_hook = subdomain_hook_idna
-c.JupyterHub.template_vars = {"codepilot_hub_origin": settings.subdomain_host}
+c.JupyterHub.template_vars = {
+    "codepilot_hub_origin": settings.subdomain_host,
+    # The home page says a reserved project name is refused as it is typed.
+    "codepilot_reserved_names": sorted(RESERVED_NAMES),
+}
 c.JupyterHub.port = settings.port
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = settings.hub_port
@@ -93,7 +99,7 @@ c.CodePilotLocalSpawner.unix_user_prefix = settings.account_prefix
 c.CodePilotLocalSpawner.codepilot_settings = settings.server_settings
 c.CodePilotLocalSpawner.s3 = settings.s3
 c.JupyterHub.allow_named_servers = True
-c.JupyterHub.named_server_limit_per_user = settings.named_server_limit
+c.JupyterHub.named_server_limit_per_user = ProjectLimit(settings.named_server_limit)
 c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 120
 

@@ -13,6 +13,7 @@ from codepilot_contracts.env import env_name
 
 from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
+from .projects import project_handlers
 from .storage import wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .terminals import WorkspaceTerminalManager, configure_terminals
@@ -164,6 +165,14 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         new ones, which the server then pushes. Read by the restore command.""",
     ).tag(config=True)
 
+    project_limit = Int(
+        0,
+        help="""How many projects (named servers) the hub lets this server's owner have
+        (``JupyterHub.named_server_limit_per_user``; 0: no limit), set by the spawner. The
+        project switcher says a name is refused for it as the name is typed; the hub
+        enforces it.""",
+    ).tag(config=True)
+
     @property
     def storage_mode(self) -> str:
         return wiring.resolve_mode(self.storage, self.s3_bucket)
@@ -295,6 +304,7 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
 
     def initialize_handlers(self):
         self.handlers.extend(preview_handlers(self.preview_url, self.preview_api_url))
+        self.handlers.extend(project_handlers(self.project_limit, self.storage_mode))
         self.handlers.append(
             (SYNC_STATUS_PATH, SyncStatusHandler, {"status_source": self.storage_status})
         )

@@ -341,6 +341,25 @@ def test_reserved_names_are_refused_with_a_reason():
     assert servernames.reserved_name_reason("my-project") is None
 
 
+def test_project_name_rules_say_why_and_agree_with_jupyterhub():
+    from jupyterhub.slugs import is_valid_safe_slug
+
+    problem = servernames.project_name_problem
+    names = ["web", "a", "a1", "my-project", "x" * 30, "x" * 31, "", "Web", "1web", "web-",
+             "we--b", "we_b", "wéb", "we b", "-web", "notes2", "a-b-c"]  # fmt: skip
+    for name in names:
+        assert (problem(name, [], 0) is None) == is_valid_safe_slug(name), name
+    assert "at most 30" in problem("x" * 31, [], 0)
+    assert "'_'" in problem("we_b", [], 0)
+    assert "starts with a letter" in problem("1web", [], 0)
+    # A reserved name passes JupyterHub's format but is refused, before the limit counts.
+    assert "'preview'" in problem("preview", ["a", "b", "c", "d", "e"], 5)
+    assert "already have" in problem("web", ["", "web"], 5)
+    assert "5 projects" in problem("six", ["", "a", "b", "c", "d", "e"], 5)
+    assert problem("five", ["", "a", "b", "c", "d"], 5) is None  # the default one is free
+    assert problem("six", ["a", "b", "c", "d", "e"], 0) is None  # 0: no limit
+
+
 # A route's first segment: a literal (``/api/...``), or a group of literals
 # (``/(?P<mode>lab|doc)...``), then whatever follows it
 # (an unescaped "." is a wildcard, not part of a name).

@@ -301,7 +301,7 @@ def test_hub_config_from_values(hub_configs):
     assert c.Authenticator.admin_users == {"admin"}
     assert c.Authenticator.allowed_users == {"alice", "bob", "tina"}
     assert c.JupyterHub.allow_named_servers is True
-    assert c.JupyterHub.named_server_limit_per_user == 5
+    assert c.JupyterHub.named_server_limit_per_user.limit == 5
     assert c.JupyterHub.hub_connect_url == "http://cp-hub:8081"
     assert c.ConfigurableHTTPProxy.api_url == "http://cp-proxy-api:8001"
     assert c.ConfigurableHTTPProxy.should_start is False

@@ -136,6 +136,29 @@ def test_a_reserved_server_name_is_refused():
     local_spawner(Config(), "project-1").check_name()
 
 
+def test_a_reserved_name_is_refused_before_the_hub_gives_it_a_slot():
+    from tornado.web import HTTPError
+
+    from codepilot_spawner.servernames import ProjectLimit, project_limit_of
+
+    limit = ProjectLimit(5)
+    with pytest.raises(HTTPError) as refused:  # api/users/<user>/servers/<name>, spawn/...
+        limit(SimpleNamespace(path_args=["alice", "preview"]))
+    assert refused.value.status_code == 400 and "'preview'" in refused.value.log_message
+    assert limit(SimpleNamespace(path_args=["alice", "web"])) == 5
+    assert limit(SimpleNamespace(path_args=[])) == 5  # the home page shows the limit
+    assert [project_limit_of(setting) for setting in (limit, 3, lambda handler: 2)] == [5, 3, 0]
+
+
+def test_a_server_learns_the_project_limit_and_may_act_on_its_owners_servers_only():
+    spawner = local_spawner(Config(), "web")
+    spawner.user.settings = {"named_server_limit_per_user": 4}
+    assert spawner.server_settings()["project_limit"] == 4
+    # The owner's own servers (filtered !user), never a user's or the hub's other rights.
+    assert "servers!user" in spawner.server_token_scopes
+    assert all(scope.endswith(("!user", "!server")) for scope in spawner.server_token_scopes)
+
+
 # --- the broker wiring ------------------------------------------------------------------
 
 

@@ -8,6 +8,8 @@
  *   The sidebar rather than a popup: it stays open while the student starts the app in a
  *   terminal, and the status bar keeps a public preview in sight at all times.
  * - A stopped project: the tab says so once (Restart, Home) and stops asking its server.
+ * - Projects: the project and its owner in the tab title and the status bar, a line for a
+ *   visitor ("You are in maya's workspace"), and a switcher between the owner's projects.
  */
 import {
   ILabShell,
@@ -20,6 +22,14 @@ import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
+import {
+  keepProjectTitle,
+  ProjectsModel,
+  ProjectsPanel,
+  ProjectStatusWidget,
+  VisitorBanner
+} from './projects';
+import { visitorLine } from './projectnames';
 import { PreviewModel, PreviewPanel, PreviewStatusWidget, previewIcon } from './preview';
 import { ServerGate } from './servergate';
 import { hubLinks, tellStopped } from './stopped';
@@ -118,4 +128,50 @@ const stoppedServer: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [syncStatus, preview, stoppedServer];
+// --- projects: identity and switcher (./projects.ts) ---
+const SHOW_PROJECTS = 'codepilot:show-projects';
+
+const projects: JupyterFrontEndPlugin<void> = {
+  id: '@codepilot/lab:projects',
+  description: 'The project and its owner in the title and status bar, and a project switcher.',
+  autoStart: true,
+  requires: [ILabShell],
+  optional: [IStatusBar, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    shell: ILabShell,
+    statusBar: IStatusBar | null,
+    palette: ICommandPalette | null
+  ) => {
+    if (!PageConfig.getOption('hubUser')) {
+      return; // not behind JupyterHub: no projects
+    }
+    const model = new ProjectsModel(app.serviceManager.serverSettings);
+    const panel = new ProjectsPanel(model);
+    shell.add(panel, 'left', { rank: 150 });
+    app.commands.addCommand(SHOW_PROJECTS, {
+      label: 'Projects: Switch, Create, Stop or Delete',
+      caption: 'The projects of this workspace: open one, or create, stop or delete one',
+      execute: () => shell.activateById(panel.id)
+    });
+    palette?.addItem({ command: SHOW_PROJECTS, category: 'Code Pilot' });
+    // Not awaited: JupyterLab's start does not wait for this server's answer.
+    model.loadInfo().then(
+      info => {
+        keepProjectTitle(info, PageConfig.getOption('appName') || 'JupyterLab');
+        const visitor = visitorLine(info);
+        if (visitor) {
+          shell.add(new VisitorBanner(visitor), 'header');
+        }
+        statusBar?.registerStatusItem('@codepilot/lab:project-status', {
+          item: new ProjectStatusWidget(info, () => void app.commands.execute(SHOW_PROJECTS)),
+          align: 'left',
+          rank: 0
+        });
+      },
+      error => console.warn('Code Pilot: this project could not be read', error)
+    );
+  }
+};
+
+export default [syncStatus, preview, stoppedServer, projects];
