@@ -14,7 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .onemachine import REPO_ROOT, IsolationSettings, OneMachineSettings, SettingsError
+from .onemachine import REPO_ROOT, IsolationSettings, OneMachineSettings, SettingsError, data_dir
 from .passwords import PasswordError, Passwords, decide, keep
 from .processes import terminate
 from .stopall import HUB_DATABASE, leftover_proxy, running_hub, stop_everything
@@ -34,7 +34,12 @@ def login_banner(settings: OneMachineSettings, passwords: Passwords, verb="is st
     ]
     if settings.teachers:
         lines.append(f"  Teachers: {', '.join(settings.teachers)}, password {passwords.teacher}")
-    lines += [f"  Data:     {settings.data_dir}", f"  Logs:     {settings.data_dir / LOGS}", ""]
+    lines += [f"  Data:     {settings.data_dir}", f"  Logs:     {settings.data_dir / LOGS}"]
+    if settings.tls:
+        lines.append(f"  HTTPS:    {settings.tls.cert}")
+        if settings.preview_tls != settings.tls:
+            lines.append(f"  Previews: {settings.preview_tls.cert}")
+    lines.append("")
     lines.append(origins_banner(settings))
     return "\n".join(lines)
 
@@ -150,15 +155,15 @@ def up() -> None:
 
 
 def stop_all() -> None:
-    """``make down``: stop the hub of the data dir, what it started and every server."""
-    try:
-        settings = OneMachineSettings.from_env()
-    except SettingsError as error:
-        sys.exit(f"codepilot: {error}")
-    if not settings.data_dir.exists():
-        print(f"codepilot: nothing was running (no data directory at {settings.data_dir})")
+    """``make down``: stop the hub of the data dir, what it started and every server.
+
+    Only the data dir counts: a setting the hub could not start with now (a certificate
+    that expired since) never keeps what runs from stopping."""
+    folder = data_dir(os.environ)
+    if not folder.exists():
+        print(f"codepilot: nothing was running (no data directory at {folder})")
         return
-    report = asyncio.run(stop_everything(settings.data_dir))
+    report = asyncio.run(stop_everything(folder))
     print(f"codepilot: {report}", flush=True)
 
 
