@@ -68,9 +68,9 @@ def browser(certificate):
         chromium.close()
 
 
-def open_terminal_over_wss(lab) -> Terminal:
+def open_terminal_over_wss(lab):
     """A terminal from the launcher, once its shell has printed its prompt over the
-    terminal's websocket (wss through the hub's proxy)."""
+    terminal's websocket (wss through the hub's proxy); the terminal and its websocket."""
     show_launcher(lab)
     with lab.expect_websocket(lambda ws: "/terminals/websocket/" in ws.url) as opened:
         launcher_card(lab, "Terminal").click()
@@ -79,7 +79,7 @@ def open_terminal_over_wss(lab) -> Terminal:
     socket.wait_for_event(
         "framereceived", lambda frame: '"stdout"' in str(frame), timeout=UI_TIMEOUT_MS
     )
-    return Terminal(lab, lab.locator(".jp-Terminal").last)
+    return Terminal(lab, lab.locator(".jp-Terminal").last), socket
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +95,13 @@ def vite_app(browser, https_hub):
     start_from_spawn_form(lab, template="react-vite")
     wait_for_lab(lab)
     dismiss_news_prompt(lab)
-    dev = open_terminal_over_wss(lab)
+    dev, output = open_terminal_over_wss(lab)
     dev.run("npm install --no-audit --no-fund && npm run dev")
-    # Until Vite answers, the preview says no app is answering and reloads by itself.
-    preview = open_preview_tile(lab)
-    expect(preview.get_by_role("heading", level=1)).to_have_text(
-        "Hello from React + Vite", timeout=NPM_TIMEOUT_MS
+    output.wait_for_event(
+        "framereceived", lambda frame: "ready in" in str(frame), timeout=NPM_TIMEOUT_MS
     )
+    preview = open_preview_tile(lab)
+    expect(preview.get_by_role("heading", level=1)).to_have_text("Hello from React + Vite")
     yield {
         "context": context,
         "lab": lab,
