@@ -39,6 +39,7 @@ pytestmark = pytest.mark.browser
 
 HUB_HOST = "hub.example.test"
 STUDENT = "ada"
+TEACHER_PASSWORD = "teacher-password"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,12 @@ def certificate(tmp_path_factory):
 def https_hub(certificate):
     hub = start_network_hub(
         "https",
-        {"CODEPILOT_SSL_CERT": str(certificate.cert), "CODEPILOT_SSL_KEY": str(certificate.key)},
+        {
+            "CODEPILOT_SSL_CERT": str(certificate.cert),
+            "CODEPILOT_SSL_KEY": str(certificate.key),
+            "CODEPILOT_TEACHERS": "tess",
+            "CODEPILOT_TEACHER_PASSWORD": TEACHER_PASSWORD,
+        },
         trusted_cert=certificate.cert,
     )
     yield hub
@@ -186,3 +192,19 @@ def test_another_student_is_refused_and_a_public_preview_needs_no_login(
     assert answer.status == 200 and page.url == vite_app["url"]
     expect(page.get_by_role("heading", level=1)).to_have_text("Hot reloaded over wss")
     stranger.close()
+
+
+def test_the_teacher_sees_the_class_over_https(browser, https_hub, vite_app):
+    """The class page reads each server's sync state through the https proxy, and links
+    previews over https."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    log_in(page, https_hub.url, "tess", TEACHER_PASSWORD)
+    page.wait_for_url(lambda url: "/hub/login" not in url, timeout=UI_TIMEOUT_MS)
+    page.goto(https_hub.service_url("codepilot"))
+    ada = page.locator(f'tr[data-id="{STUDENT}/"]')
+    expect(ada.locator("td.sync")).to_have_text("local disk", timeout=UI_TIMEOUT_MS)
+    expect(ada.locator(".share")).to_have_text("Anyone with the link")
+    preview = ada.locator("a", has_text="Open preview")
+    expect(preview).to_have_attribute("href", vite_app["url"])
+    context.close()
