@@ -121,6 +121,20 @@ def make_data_dir(path: Path) -> None:
         os.close(database)
 
 
+def handed_on(settings: OneMachineSettings) -> dict:
+    """What the hub config gets as this process resolved it, never re-deriving it: the
+    data dir and the certificates' files as absolute paths (the hub runs in the data dir,
+    where a relative ``CODEPILOT_SSL_CERT=hub.pem`` would name another file)."""
+    variables = {"CODEPILOT_DATA_DIR": str(settings.data_dir)}
+    for pair, prefix in (
+        (settings.tls, "CODEPILOT_SSL"),
+        (settings.preview_tls, "CODEPILOT_PREVIEW_SSL"),
+    ):
+        if pair and pair.cert_variable == f"{prefix}_CERT":
+            variables[f"{prefix}_CERT"], variables[f"{prefix}_KEY"] = str(pair.cert), str(pair.key)
+    return variables
+
+
 def up() -> None:
     try:
         settings = OneMachineSettings.from_env()
@@ -148,8 +162,7 @@ def up() -> None:
     print(login_banner(settings, passwords), flush=True)
     print(isolation.banner(os.geteuid() == 0) + "\n", flush=True)
     os.chdir(settings.data_dir)
-    # The hub config gets the data dir as this process resolved it, never re-deriving it.
-    env = {**os.environ, "CODEPILOT_DATA_DIR": str(settings.data_dir)}
+    env = {**os.environ, **handed_on(settings)}
     jupyterhub = Path(sys.executable).parent / "jupyterhub"
     os.execve(jupyterhub, [str(jupyterhub), "-f", str(HUB_CONFIG), *sys.argv[1:]], env)
 

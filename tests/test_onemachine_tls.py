@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from codepilot_spawner.launcher import login_banner
+from codepilot_spawner.launcher import handed_on, login_banner
 from codepilot_spawner.onemachine import OneMachineSettings, SettingsError
 from codepilot_spawner.passwords import decide
 from codepilot_spawner.tls import covers
@@ -205,3 +205,30 @@ def test_make_down_stops_a_hub_whose_certificate_has_expired_since(tmp_path, fol
     done = launcher("stop-all", env={"CODEPILOT_DATA_DIR": str(tmp_path), **class_env(old)})
     assert done.returncode == 0, done.stderr
     assert "stopped" in done.stdout or "nothing" in done.stdout, done.stdout
+
+
+def test_relative_certificate_paths_reach_the_hub_as_absolute_ones(tmp_path, monkeypatch):
+    """`make up` runs the hub in the data dir: relative names would point into it."""
+    where = tmp_path / "where-make-runs"
+    where.mkdir()
+    hub = make_certificate(where, [HUB, f"*.{HUB}"], "hub")
+    previews = make_certificate(where, [f"*.{PREVIEWS}"], "previews")
+    monkeypatch.chdir(where)
+    env = class_env(
+        hub,
+        CODEPILOT_DATA_DIR="data",
+        CODEPILOT_SSL_CERT="hub.pem",
+        CODEPILOT_SSL_KEY="hub.key",
+        CODEPILOT_PREVIEW_SSL_CERT="previews.pem",
+        CODEPILOT_PREVIEW_SSL_KEY="previews.key",
+    )
+    settings = OneMachineSettings.from_env(env)
+    (where / "data").mkdir()
+    monkeypatch.chdir(where / "data")
+    with pytest.raises(SettingsError, match=r"CODEPILOT_SSL_CERT=hub\.pem cannot be read"):
+        OneMachineSettings.for_hub({**env, "CODEPILOT_DATA_DIR": str(settings.data_dir)})
+    for_hub = OneMachineSettings.for_hub({**env, **handed_on(settings)})
+    assert (for_hub.tls.cert, for_hub.tls.key) == (hub.cert, hub.key)
+    assert (for_hub.preview_tls.cert, for_hub.preview_tls.key) == (previews.cert, previews.key)
+    plain = OneMachineSettings.from_env({"CODEPILOT_DATA_DIR": str(tmp_path)})
+    assert handed_on(plain) == {"CODEPILOT_DATA_DIR": str(tmp_path)}
