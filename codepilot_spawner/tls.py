@@ -3,7 +3,8 @@
 A pair is read from two variables (``CODEPILOT_SSL_CERT``/``CODEPILOT_SSL_KEY``, or the
 previews' own); every problem a browser or the proxy would meet later (a half pair, a file
 that cannot be read, a key of another certificate, a name the certificate does not cover)
-is refused at start, in one line naming the variable.
+is refused at start, in one line naming the variable; so is a key every user may read,
+which a student's server could copy to pose as the hub.
 """
 
 import ipaddress
@@ -81,6 +82,11 @@ def read_pair(env, cert_variable: str, key_variable: str) -> TLSPair | None:
         raise CertificateError(
             f"{key_variable}={key_path} holds no PEM private key (-----BEGIN PRIVATE KEY-----)"
         ) from None
+    if Path(key_path).stat().st_mode & 0o004:
+        raise CertificateError(
+            f"{key_variable}={key_path} is readable by every user of this machine, the "
+            f"students' servers included: chmod 600 {key_path}"
+        )
     if _public(key.public_key()) != _public(certificate.public_key()):
         raise CertificateError(
             f"{key_variable}={key_path} is not the key of the certificate in "

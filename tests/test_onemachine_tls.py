@@ -232,3 +232,16 @@ def test_relative_certificate_paths_reach_the_hub_as_absolute_ones(tmp_path, mon
     assert (for_hub.preview_tls.cert, for_hub.preview_tls.key) == (previews.cert, previews.key)
     plain = OneMachineSettings.from_env({"CODEPILOT_DATA_DIR": str(tmp_path)})
     assert handed_on(plain) == {"CODEPILOT_DATA_DIR": str(tmp_path)}
+
+
+def test_a_key_every_user_may_read_is_refused(folder):
+    """As root each server runs as a Unix user of its own: one that may read the key
+    could pose as the hub (and every preview) to the class."""
+    shared = make_certificate(folder, [HUB, f"*.{HUB}", f"*.{PREVIEWS}"], "shared")
+    shared.key.chmod(0o644)
+    assert refusal(class_env(shared)) == (
+        f"CODEPILOT_SSL_KEY={shared.key} is readable by every user of this machine, the "
+        f"students' servers included: chmod 600 {shared.key}"
+    )
+    shared.key.chmod(0o640)  # the hub's group only
+    OneMachineSettings.from_env(class_env(shared))
