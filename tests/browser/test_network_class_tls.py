@@ -1,7 +1,7 @@
 """A class on a school network over HTTPS, in real Chromium.
 
 The hub is ``https://hub.example.test:<port>`` with a self-signed wildcard certificate
-(``CODEPILOT_SSL_CERT``/``_KEY``) made here as the README says for a trial, covering
+(``CODEPILOT_SSL_CERT``/``_KEY``) made here like the README's trial one, covering
 ``hub.example.test``, ``*.hub.example.test`` (users' hosts) and ``*.cp-previews.test``
 (previews). Chromium maps the names to this machine (``--host-resolver-rules``) and
 trusts that one key (``--ignore-certificate-errors-spki-list``), as a browser that was
