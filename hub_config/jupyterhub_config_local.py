@@ -75,6 +75,7 @@ if settings.tls:
     c.JupyterHub.ssl_cert = str(settings.tls.cert)
     c.JupyterHub.ssl_key = str(settings.tls.key)
     c.JupyterHub.tornado_settings = {"xsrf_cookie_kwargs": {"secure": True}}  # its _xsrf too
+    c.CodePilotLocalSpawner.secure_cookies = True  # and the servers' _xsrf
 
 c.ConfigurableHTTPProxy.command = logged(
     [str(REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy")],

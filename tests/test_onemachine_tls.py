@@ -245,3 +245,25 @@ def test_a_key_every_user_may_read_is_refused(folder):
     )
     shared.key.chmod(0o640)  # the hub's group only
     OneMachineSettings.from_env(class_env(shared))
+
+
+# A whole dict on the command line is deprecated in traitlets 5, but the only form that
+# passes a nested one (key=value items stay strings): this fails if it stops working.
+@pytest.mark.filterwarnings("ignore:--tornado_settings=.*deprecated:DeprecationWarning")
+def test_servers_get_their_xsrf_cookie_secure_on_their_own_path():
+    """What the spawner passes a server when the hub serves https, as traitlets reads it
+    for jupyter-server's ``ServerApp.tornado_settings`` (a Dict; the browser run sees the
+    cookie Secure)."""
+    from traitlets import Dict
+    from traitlets.config import Application
+
+    from codepilot_spawner.local import secure_xsrf_cookie_arg
+
+    class ServerApp(Application):  # jupyter-server's trait, without its import time
+        tornado_settings = Dict(config=True)
+
+    app = ServerApp()
+    app.parse_command_line([secure_xsrf_cookie_arg("/user/ada/web/")])
+    assert app.tornado_settings == {
+        "xsrf_cookie_kwargs": {"secure": True, "path": "/user/ada/web/"}
+    }

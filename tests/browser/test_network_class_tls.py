@@ -150,18 +150,13 @@ def test_a_student_runs_react_vite_over_https_and_edits_reload_in_place(vite_app
     to_preview = [headers for url, headers in vite_app["sent"] if url.startswith(origin)]
     assert to_preview and all("sec-fetch-site" in headers for headers in to_preview)
     assert any(headers["sec-fetch-site"] == "same-origin" for headers in to_preview)
-    # Every cookie the hub, its services and the gateway set is Secure; of the IDE's,
-    # the login cookie (JupyterLab's own XSRF cookie is jupyter-server's to mark).
+    # Every cookie the hub, its services, the IDE and the gateway set is Secure.
     cookies = vite_app["context"].cookies()
-    names = {c["name"] for c in cookies}
-    assert {"jupyterhub-session-id", "codepilot_preview_session", f"jupyterhub-user-{STUDENT}"} <= (
-        names
-    )
-    plain = [
-        f"{c['name']} ({c['domain']})"
-        for c in cookies
-        if not c["secure"] and (c["name"], c["domain"]) != ("_xsrf", f"{STUDENT}.{HUB_HOST}")
-    ]
+    names = {(c["name"], c["domain"]) for c in cookies}
+    ide = f"{STUDENT}.{HUB_HOST}"
+    assert {("_xsrf", ide), (f"jupyterhub-user-{STUDENT}", ide)} <= names, names
+    assert {"jupyterhub-session-id", "codepilot_preview_session"} <= {name for name, _ in names}
+    plain = [f"{c['name']} ({c['domain']})" for c in cookies if not c["secure"]]
     assert not plain, plain
 
 
