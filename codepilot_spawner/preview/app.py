@@ -271,10 +271,12 @@ def previews_server(handler, idle_timeout: float) -> web.Server:
 
 
 def server_tls(cert: str, key: str) -> ssl.SSLContext | None:
-    """The previews' TLS (browsers' defaults: TLS 1.2 and up), or None for plain http."""
+    """The previews' TLS, or None for plain http: TLS 1.2 and up, as the hub's proxy
+    (Node.js) serves by default."""
     if not cert:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key or None)
     return context
 
