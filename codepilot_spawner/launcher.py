@@ -14,7 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .onemachine import REPO_ROOT, IsolationSettings, OneMachineSettings, SettingsError
+from .onemachine import REPO_ROOT, IsolationSettings, OneMachineSettings, SettingsError, data_dir
 from .passwords import PasswordError, Passwords, decide, keep
 from .processes import terminate
 from .stopall import HUB_DATABASE, leftover_proxy, running_hub, stop_everything
@@ -34,7 +34,12 @@ def login_banner(settings: OneMachineSettings, passwords: Passwords, verb="is st
     ]
     if settings.teachers:
         lines.append(f"  Teachers: {', '.join(settings.teachers)}, password {passwords.teacher}")
-    lines += [f"  Data:     {settings.data_dir}", f"  Logs:     {settings.data_dir / LOGS}", ""]
+    lines += [f"  Data:     {settings.data_dir}", f"  Logs:     {settings.data_dir / LOGS}"]
+    if settings.tls:
+        lines.append(f"  HTTPS:    {settings.tls.cert}")
+        if settings.preview_tls != settings.tls:
+            lines.append(f"  Previews: {settings.preview_tls.cert}")
+    lines.append("")
     lines.append(origins_banner(settings))
     return "\n".join(lines)
 
@@ -116,6 +121,20 @@ def make_data_dir(path: Path) -> None:
         os.close(database)
 
 
+def handed_on(settings: OneMachineSettings) -> dict:
+    """What the hub config gets as this process resolved it, never re-deriving it: the
+    data dir and the certificates' files as absolute paths (the hub runs in the data dir,
+    where a relative ``CODEPILOT_SSL_CERT=hub.pem`` would name another file)."""
+    variables = {"CODEPILOT_DATA_DIR": str(settings.data_dir)}
+    for pair, prefix in (
+        (settings.tls, "CODEPILOT_SSL"),
+        (settings.preview_tls, "CODEPILOT_PREVIEW_SSL"),
+    ):
+        if pair and pair.cert_variable == f"{prefix}_CERT":
+            variables[f"{prefix}_CERT"], variables[f"{prefix}_KEY"] = str(pair.cert), str(pair.key)
+    return variables
+
+
 def up() -> None:
     try:
         settings = OneMachineSettings.from_env()
@@ -143,22 +162,21 @@ def up() -> None:
     print(login_banner(settings, passwords), flush=True)
     print(isolation.banner(os.geteuid() == 0) + "\n", flush=True)
     os.chdir(settings.data_dir)
-    # The hub config gets the data dir as this process resolved it, never re-deriving it.
-    env = {**os.environ, "CODEPILOT_DATA_DIR": str(settings.data_dir)}
+    env = {**os.environ, **handed_on(settings)}
     jupyterhub = Path(sys.executable).parent / "jupyterhub"
     os.execve(jupyterhub, [str(jupyterhub), "-f", str(HUB_CONFIG), *sys.argv[1:]], env)
 
 
 def stop_all() -> None:
-    """``make down``: stop the hub of the data dir, what it started and every server."""
-    try:
-        settings = OneMachineSettings.from_env()
-    except SettingsError as error:
-        sys.exit(f"codepilot: {error}")
-    if not settings.data_dir.exists():
-        print(f"codepilot: nothing was running (no data directory at {settings.data_dir})")
+    """``make down``: stop the hub of the data dir, what it started and every server.
+
+    Only the data dir counts: a setting the hub could not start with now (a certificate
+    that expired since) never keeps what runs from stopping."""
+    folder = data_dir(os.environ)
+    if not folder.exists():
+        print(f"codepilot: nothing was running (no data directory at {folder})")
         return
-    report = asyncio.run(stop_everything(settings.data_dir))
+    report = asyncio.run(stop_everything(folder))
     print(f"codepilot: {report}", flush=True)
 
 

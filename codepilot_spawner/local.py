@@ -114,6 +114,13 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         effect when the hub is not root.""",
     ).tag(config=True)
 
+    secure_cookies = Bool(
+        False,
+        help="""Whether browsers reach servers over https (the one-machine hub with
+        ``CODEPILOT_SSL_CERT``): each server's XSRF cookie, which jupyter-server sets
+        itself, is then marked Secure too (JupyterHub marks its login cookie).""",
+    ).tag(config=True)
+
     loopback_ports = List(
         Int(),
         help="""Ports of the host's loopback that servers in a namespace may reach:
@@ -571,7 +578,16 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         args = super().get_args()
         if os.geteuid() == 0 and not self.isolated:
             args = [*args, "--ServerApp.allow_root=True"]
+        if self.secure_cookies:
+            args = [*args, secure_xsrf_cookie_arg(self.server.base_url)]
         return args
+
+
+def secure_xsrf_cookie_arg(base_url: str) -> str:
+    """jupyter-server's XSRF cookie Secure, on the server's own path as by default (so a
+    user's projects on one host keep a cookie each)."""
+    kwargs = {"secure": True, "path": base_url}
+    return f"--ServerApp.tornado_settings={ {'xsrf_cookie_kwargs': kwargs}!r}"
 
 
 def stop_notice(reason: str) -> str:

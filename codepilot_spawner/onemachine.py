@@ -19,6 +19,7 @@ from codepilot_contracts.env import env_name
 from .cgroups import Limits, describe_memory, parse_memory
 from .classroom import ClassroomError, parse_names
 from .credentials import STATIC, STS, S3Settings
+from .tls import CertificateError, TLSPair, normal_host, read_pair
 from .values import culler_service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -79,13 +80,13 @@ class OneMachineSettings:
         admin_token = env.get("CODEPILOT_ADMIN_TOKEN") or None
         if admin_token is not None and len(admin_token) < 16:
             raise SettingsError("CODEPILOT_ADMIN_TOKEN must be at least 16 characters")
-        return cls(
+        settings = cls(
             ip=env.get("CODEPILOT_IP", "127.0.0.1"),
             port=_int(env, "CODEPILOT_PORT", 8000),
             hub_port=_int(env, "CODEPILOT_HUB_PORT", 8081),
             proxy_api_port=_int(env, "CODEPILOT_PROXY_API_PORT", 8001),
             broker_port=_int(env, "CODEPILOT_BROKER_PORT", 8082),
-            data_dir=Path(env.get("CODEPILOT_DATA_DIR") or DEFAULT_DATA_DIR).resolve(),
+            data_dir=data_dir(env),
             admin_user=env.get("CODEPILOT_ADMIN_USER", "admin"),
             named_server_limit=_int(env, "CODEPILOT_NAMED_SERVER_LIMIT", 5),
             allow_all=env.get("CODEPILOT_ALLOW_ALL", "true").lower() in ("1", "true", "yes"),
@@ -108,7 +109,12 @@ class OneMachineSettings:
                 ).split(",")
                 if level.strip()
             ),
+            **tls_pairs(env),
         )
+        problem = uncovered_names(settings)
+        if problem:
+            raise SettingsError(problem)
+        return settings
 
     @classmethod
     def for_hub(cls, env=os.environ) -> "OneMachineSettings":
@@ -129,6 +135,17 @@ class OneMachineSettings:
     s3: S3Settings | None = None  # CODEPILOT_S3_*: where workspaces live in S3
     # CODEPILOT_ACCOUNT_PREFIX: of the Unix accounts, which belong to this data dir
     account_prefix: str = DEFAULT_ACCOUNT_PREFIX
+    tls: TLSPair | None = None  # CODEPILOT_SSL_CERT/_KEY: the proxy serves https
+    # CODEPILOT_PREVIEW_SSL_CERT/_KEY, else the hub's pair: the gateway serves https
+    preview_tls: TLSPair | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def preview_scheme(self) -> str:
+        return "https" if self.preview_tls else "http"
 
     @property
     def preview_parent_user(self) -> str | None:
@@ -158,15 +175,21 @@ class OneMachineSettings:
     @property
     def url(self) -> str:
         """Where people open the hub: ``CODEPILOT_PUBLIC_URL``, else ``http://<ip>:<port>``
-        (``http://localhost:<port>`` with subdomains: browsers resolve ``*.localhost``)."""
+        (``http://localhost:<port>`` with subdomains: browsers resolve ``*.localhost``;
+        ``https`` with a certificate)."""
         if self.public_url:
             return self.public_url
-        return f"http://{'localhost' if self.subdomains else self.ip}:{self.port}"
+        return f"{self.scheme}://{'localhost' if self.subdomains else self.ip}:{self.port}"
 
     @property
     def subdomain_host(self) -> str:
         """JupyterHub's ``subdomain_host``: users at ``<user>.<host>``; empty when off."""
         return self.url if self.subdomains else ""
+
+
+def data_dir(env) -> Path:
+    """``CODEPILOT_DATA_DIR`` (default ``.codepilot``) as an absolute path."""
+    return Path(env.get("CODEPILOT_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
 
 
 def teacher_names(env) -> list[str]:
@@ -254,6 +277,11 @@ def public_url(env) -> str:
     DNS: ``<user>.localhost`` would point at each viewer's own machine.
     """
     url = env.get("CODEPILOT_PUBLIC_URL", "").strip().rstrip("/")
+    if url and env.get("CODEPILOT_SSL_CERT") and urlsplit(url).scheme != "https":
+        raise SettingsError(
+            f"CODEPILOT_PUBLIC_URL={url} is not https, but with CODEPILOT_SSL_CERT the hub "
+            "serves https only: write the URL with https://"
+        )
     if not subdomains(env):
         return url
     if url and (urlsplit(url).scheme not in ("http", "https") or urlsplit(url).path):
@@ -273,6 +301,48 @@ def public_url(env) -> str:
             "Running a class on one machine."
         )
     return url
+
+
+def tls_pairs(env) -> dict:
+    """``tls`` and ``preview_tls``: the hub's pair, and the previews' own or the hub's."""
+    try:
+        hub = read_pair(env, "CODEPILOT_SSL_CERT", "CODEPILOT_SSL_KEY")
+        previews = read_pair(env, "CODEPILOT_PREVIEW_SSL_CERT", "CODEPILOT_PREVIEW_SSL_KEY")
+    except CertificateError as error:
+        raise SettingsError(str(error)) from None
+    if previews and not hub:
+        raise SettingsError(
+            "CODEPILOT_PREVIEW_SSL_CERT is set but CODEPILOT_SSL_CERT is not: viewers sign "
+            "in to previews at the hub, so the hub needs https too"
+        )
+    return {"tls": hub, "preview_tls": previews or hub}
+
+
+def uncovered_names(settings: OneMachineSettings) -> str:
+    """Why a certificate does not cover a name browsers will ask it for, or ""."""
+    if not settings.tls:
+        return ""
+    hub_host = normal_host(urlsplit(settings.url).hostname or "")
+    needed = [
+        (settings.tls, hub_host, "the hub's address"),
+        (settings.preview_tls, f"*.{settings.preview_domain}", "previews' hosts"),
+    ]
+    if settings.subdomains:
+        needed.insert(1, (settings.tls, f"*.{hub_host}", "users' hosts"))
+    for pair, name, what in needed:
+        if pair.missing([name]):
+            names = ", ".join(pair.names) or "no names (no subjectAltName)"
+            advice = (
+                " (or give previews their own with CODEPILOT_PREVIEW_SSL_CERT and "
+                "CODEPILOT_PREVIEW_SSL_KEY)"
+                if what == "previews' hosts" and pair.cert_variable == "CODEPILOT_SSL_CERT"
+                else ""
+            )
+            return (
+                f"{pair.cert_variable}={pair.cert} does not cover {name}, {what}: it names "
+                f"{names}{advice}; see the README, HTTPS"
+            )
+    return ""
 
 
 def server_settings(env) -> dict:

@@ -75,6 +75,14 @@ c.JupyterHub.upgrade_db = True
 c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(data_dir / HUB_PID_FILE)
 
+# HTTPS (CODEPILOT_SSL_CERT/_KEY, checked by the launcher): the proxy serves the hub and
+# every user's host with it; JupyterHub marks its login cookies Secure by itself.
+if settings.tls:
+    c.JupyterHub.ssl_cert = str(settings.tls.cert)
+    c.JupyterHub.ssl_key = str(settings.tls.key)
+    c.JupyterHub.tornado_settings = {"xsrf_cookie_kwargs": {"secure": True}}  # its _xsrf too
+    c.CodePilotLocalSpawner.secure_cookies = True  # and the servers' _xsrf
+
 c.ConfigurableHTTPProxy.command = logged(
     [str(REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy")],
     logs_dir / "proxy.log",
@@ -136,12 +144,21 @@ service, preview_roles = preview_service.hub_service(
         f"--PreviewGatewayApp.hub_url={settings.url}",
         f"--PreviewGatewayApp.share_levels={list(settings.preview_share_levels)!r}",
         f"--PreviewGatewayApp.state_dir={data_dir / 'preview'}",
+        f"--PreviewGatewayApp.scheme={settings.preview_scheme}",
+        *(
+            [
+                f"--PreviewGatewayApp.ssl_cert={settings.preview_tls.cert}",
+                f"--PreviewGatewayApp.ssl_key={settings.preview_tls.key}",
+            ]
+            if settings.preview_tls
+            else []
+        ),
     ],
 )
 services.append(service)
 roles.extend(preview_roles)
 c.CodePilotLocalSpawner.preview_domain = settings.preview_domain
-c.CodePilotLocalSpawner.preview_scheme = "http"
+c.CodePilotLocalSpawner.preview_scheme = settings.preview_scheme
 c.CodePilotLocalSpawner.preview_origin_port = settings.preview_port
 c.CodePilotLocalSpawner.preview_api_url = (
     f"http://127.0.0.1:{settings.preview_api_port}{preview_service.SERVICE_PREFIX}"
@@ -166,11 +183,13 @@ proxy_host = "127.0.0.1" if settings.ip in ("0.0.0.0", "::", "") else settings.i
 service, class_page_role = class_page.hub_service(
     settings.class_page_port or random_port(),
     [
-        f"--ClassPageApp.proxy_url=http://{proxy_host}:{settings.port}",
+        f"--ClassPageApp.proxy_url={settings.scheme}://{proxy_host}:{settings.port}",
+        f"--ClassPageApp.proxy_ca={settings.tls.cert if settings.tls else ''}",
         f"--ClassPageApp.preview_api_url=http://127.0.0.1:{settings.preview_api_port}"
         f"{preview_service.SERVICE_PREFIX}",
         f"--ClassPageApp.preview_domain={settings.preview_domain}",
         f"--ClassPageApp.preview_port={settings.preview_port}",
+        f"--ClassPageApp.preview_scheme={settings.preview_scheme}",
         f"--ClassPageApp.data_dir={data_dir}",
         f"--ClassPageApp.subdomains={settings.subdomains}",
         f"--ClassPageApp.configured_starters={list(PACKAGED_STARTERS)!r}",

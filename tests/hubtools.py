@@ -234,12 +234,14 @@ def start_hub(
     env: dict | None = None,
     timeout: float = 60,
     prefix: tuple[str, ...] = (),
+    trusted_cert: Path | None = None,
 ):
     """Run `python -m codepilot_spawner.launcher` as `make up` does, and wait for it.
 
     ``prefix`` runs it through another command first (``setpriv`` to another user). The
     hub's Unix accounts get a prefix of their own unless ``env`` sets one (a restart keeps
-    its hub's)."""
+    its hub's). ``trusted_cert``: the self-signed certificate of an https hub, which its
+    session trusts."""
     data_dir = data_dir or make_data_dir()
     port = free_port()
     token = os.urandom(16).hex()
@@ -272,6 +274,9 @@ def start_hub(
     url = hub_env.get("CODEPILOT_PUBLIC_URL") or f"http://{host}:{hub_env['CODEPILOT_PORT']}"
     token = hub_env["CODEPILOT_ADMIN_TOKEN"]
     hub = RunningHub(url, token, data_dir, log_path, process, env=hub_env)
+    if trusted_cert:
+        hub.session.verify = str(trusted_cert)
+        hub.session.trust_env = False  # else REQUESTS_CA_BUNDLE would win over it
 
     try:
         wait_answering(

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import ssl
 import time
 from pathlib import Path
 from urllib.parse import quote, urlparse
@@ -57,6 +58,11 @@ class ClassPageApp(Application):
         "http://127.0.0.1:8000",
         help="""The hub's proxy as this service reaches it: servers' sync state is read at
         ``<proxy_url>/user/<name>/<server>/codepilot/api/sync``.""",
+    ).tag(config=True)
+    proxy_ca = Unicode(
+        "",
+        help="""With an https ``proxy_url``: the certificate the proxy serves (PEM), trusted
+        as it is, for servers' hosts; empty: the system's certificate authorities.""",
     ).tag(config=True)
     preview_api_url = Unicode(
         "",
@@ -182,6 +188,14 @@ class ClassPageApp(Application):
             **settings,
         )
 
+    def proxy_tls(self) -> ssl.SSLContext | None:
+        if not self.proxy_url.startswith("https:"):
+            return None
+        context = ssl.create_default_context(cafile=self.proxy_ca or None)
+        # The hub's own certificate is the anchor, also when a CA issued it.
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        return context
+
     async def serve(self):
         url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8084"))
         async with aiohttp.ClientSession(
@@ -192,6 +206,7 @@ class ClassPageApp(Application):
                 os.environ["JUPYTERHUB_API_URL"],
                 os.environ["JUPYTERHUB_API_TOKEN"],
                 [f"access:services!service={PREVIEW_SERVICE}"] if self.preview_api_url else [],
+                proxy_tls=self.proxy_tls(),
             )
             server = self.make_web_app().listen(url.port, url.hostname or "127.0.0.1")
             refresher = asyncio.ensure_future(self.refresh_forever())

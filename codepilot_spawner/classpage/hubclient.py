@@ -1,8 +1,9 @@
 """What the class page reads and does at the hub, and asks each student's server."""
 
 import json
+import ssl
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -15,8 +16,17 @@ TOKEN_RENEW_BEFORE = 600
 class HubClient:
     """The hub's REST API with the service's token (or a viewer's, for their actions)."""
 
-    def __init__(self, session: aiohttp.ClientSession, api_url: str, token: str, student_scopes=()):
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_url: str,
+        token: str,
+        student_scopes=(),
+        proxy_tls: ssl.SSLContext | None = None,
+    ):
         self.session = session
+        # The hub's proxy over https on loopback: checked as the host its Host header names.
+        self.proxy_tls = proxy_tls
         # Besides their servers: services a student's token must reach (the preview
         # gateway's share API checks that the token may access it).
         self.student_scopes = list(student_scopes)
@@ -80,10 +90,14 @@ class HubClient:
         or over ``ANSWER_LIMIT`` bytes (what a student's server says is theirs to choose).
         ``host``: the Host header the proxy routes by, when not ``url``'s."""
         headers = {"Authorization": f"token {token}", **({"Host": host} if host else {})}
+        tls = {}
+        if host and self.proxy_tls and url.startswith("https:"):
+            tls = {"ssl": self.proxy_tls, "server_hostname": urlsplit(f"//{host}").hostname}
         try:
             async with self.session.get(
                 url,
                 headers=headers,
+                **tls,
                 timeout=aiohttp.ClientTimeout(total=seconds),
                 allow_redirects=False,
             ) as response:

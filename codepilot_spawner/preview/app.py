@@ -12,6 +12,7 @@ import hmac
 import logging
 import os
 import secrets
+import ssl
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -70,6 +71,14 @@ class PreviewGatewayApp(Application):
     ).tag(config=True)
 
     ip = Unicode("127.0.0.1", help="Address the previews are served on.").tag(config=True)
+
+    ssl_cert = Unicode(
+        "",
+        help="""Certificate (PEM, with its chain) the previews are served with over https;
+        it must cover ``*.<domain>``. Empty: plain http (or TLS ends in front).""",
+    ).tag(config=True)
+
+    ssl_key = Unicode("", help="Private key (PEM) of ``ssl_cert``.").tag(config=True)
 
     port = Int(8002, help="Port the previews are served on.").tag(config=True)
 
@@ -186,6 +195,8 @@ class PreviewGatewayApp(Application):
             ],
             cookie_secret=derived_key(signing_key, "hub-origin-cookies"),
             xsrf_cookies=False,
+            # HubOAuth's own XSRF cookie: Secure when viewers sign in over https.
+            xsrf_cookie_kwargs={"secure": True} if self.public_url.startswith("https:") else {},
         )
 
     async def serve(self) -> None:
@@ -213,10 +224,11 @@ class PreviewGatewayApp(Application):
         await gateway.directory.refresh()
         runner = web.ServerRunner(previews_server(gateway.handle, self.idle_timeout))
         await runner.setup()
+        tls = server_tls(self.ssl_cert, self.ssl_key)
         if previews_socket is not None:
-            await web.SockSite(runner, previews_socket).start()
+            await web.SockSite(runner, previews_socket, ssl_context=tls).start()
         else:
-            await web.TCPSite(runner, self.ip, self.port, backlog=1024).start()
+            await web.TCPSite(runner, self.ip, self.port, backlog=1024, ssl_context=tls).start()
         self.log.info(
             "Code Pilot previews at %s (for example %s), sign-in at %s",
             f"{self.ip}:{self.port}",
@@ -256,6 +268,17 @@ def previews_server(handler, idle_timeout: float) -> web.Server:
     ``idle_timeout`` seconds is closed (aiohttp's keep-alive timer runs until a
     request's headers are complete)."""
     return web.Server(handler, keepalive_timeout=idle_timeout, access_log=None)
+
+
+def server_tls(cert: str, key: str) -> ssl.SSLContext | None:
+    """The previews' TLS, or None for plain http: TLS 1.2 and up, as the hub's proxy
+    (Node.js) serves by default."""
+    if not cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key or None)
+    return context
 
 
 def derived_key(key: bytes, purpose: str) -> bytes:

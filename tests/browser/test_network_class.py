@@ -37,16 +37,32 @@ fetch("data.json").then((reply) => reply.json())
 """
 
 
-@pytest.fixture(scope="module")
-def network_hub():
+def start_network_hub(scheme: str = "http", env: dict | None = None, **options):
+    """A hub at ``<scheme>://hub.example.test:<port>``, previews on ``*.cp-previews.test``."""
     port = free_port()
-    hub = start_hub(
+    return start_hub(
         env={
             "CODEPILOT_PORT": str(port),
-            "CODEPILOT_PUBLIC_URL": f"http://hub.example.test:{port}",
+            "CODEPILOT_PUBLIC_URL": f"{scheme}://hub.example.test:{port}",
             "CODEPILOT_PREVIEW_DOMAIN": PREVIEW_DOMAIN,
-        }
+            **(env or {}),
+        },
+        **options,
     )
+
+
+def launch_network_chromium(playwright, *args: str):
+    """Chromium that finds the network's names on this machine."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[*CHROMIUM_ARGS, f"--host-resolver-rules={RESOLVER_RULES}", *args],
+    )
+
+
+@pytest.fixture(scope="module")
+def network_hub():
+    hub = start_network_hub()
     yield hub
     hub.stop()
 
@@ -59,11 +75,7 @@ def public_url(network_hub) -> str:
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[*CHROMIUM_ARGS, f"--host-resolver-rules={RESOLVER_RULES}"],
-        )
+        chromium = launch_network_chromium(playwright)
         yield chromium
         chromium.close()
 
