@@ -22,10 +22,10 @@ pays the loop alone: its hub CPU per poll is the burst's plus the loop's for ``P
 
 Then a stopped project's tab: a student's JupyterLab in Chromium, a terminal open, its
 server stopped under it; requests and sockets the tab opens in 15 s, and the hub's CPU
-time meanwhile (the stop's own included). Ours, and stock JupyterLab (the same server with ``@codepilot/lab``'s
-stopped-server plugin disabled in the student's ``~/.jupyter/labconfig``); the project
-alone (the hub answers the tab) and beside the running default project (the default
-server answers).
+time meanwhile (the stop's own included). Ours, and stock JupyterLab (the same server
+with ``@codepilot/lab``'s stopped-server plugin disabled in the student's
+``~/.jupyter/labconfig``); the project alone (the hub answers the tab) and beside the
+running default project (the default server answers).
 """
 
 import argparse
