@@ -5,10 +5,7 @@ The student keeps the default project running too: then the proxy's route to it 
 matches the stopped project's URLs, and the stopped tab's requests reach the default server.
 """
 
-import re
-import time
 from collections import Counter
-from urllib.parse import urlparse
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -16,6 +13,7 @@ from playwright.sync_api import Page, expect
 from ..hubtools import start_hub
 from .conftest import ARTIFACTS_DIR, HUB
 from .lab import UI_TIMEOUT_MS, dismiss_news_prompt, launcher_card, log_in, wait_for_lab
+from .tabwatch import request_kind, requests_after
 
 pytestmark = pytest.mark.browser
 
@@ -68,34 +66,17 @@ def project_tab(hub, new_context) -> Page:
     return page
 
 
-def request_kind(url: str) -> str:
-    """``GET api/contents``-like name of a request: the path after the server's URL."""
-    path = urlparse(url).path
-    path = re.sub(rf"^/user/{STUDENT}/({PROJECT}/)?", "", path)
-    return re.sub(r"/[^/]*[0-9a-f]{8}-[^/]*", "/<id>", path)  # kernel and session ids
-
-
 def watch_the_stop(page: Page, hub, case: str) -> None:
     """Stop the project under the open tab: in the WATCH_S seconds that follow, the tab
     opens at most MAX_REQUESTS requests and sockets (listed in test-artifacts/) and shows
     one dialog, the one that says the project was stopped."""
     page.evaluate(DIALOG_COUNTER)
-    seen = []
-
-    def on_request(request):
-        seen.append((time.monotonic(), f"{request.method} {request_kind(request.url)}"))
-
-    def on_websocket(socket):
-        seen.append((time.monotonic(), f"WS {request_kind(socket.url)}"))
-
-    page.on("request", on_request)
-    page.on("websocket", on_websocket)
-    stopping = time.monotonic()
-    hub.stop_server(STUDENT, PROJECT)
-    page.wait_for_timeout(max(0, stopping + WATCH_S - time.monotonic()) * 1000)
-    page.remove_listener("request", on_request)
-    page.remove_listener("websocket", on_websocket)
-    window = [kind for at, kind in seen if at < stopping + WATCH_S]
+    window = requests_after(
+        page,
+        lambda: hub.stop_server(STUDENT, PROJECT),
+        WATCH_S,
+        lambda url: request_kind(url, STUDENT, PROJECT),
+    )
 
     report = ARTIFACTS_DIR / f"stopped-tab-{case}-requests.txt"
     report.write_text(
