@@ -419,7 +419,7 @@ def test_a_teacher_lands_on_the_class_page_with_a_class_link_everywhere(hub, ses
     assert "Admin panel" in class_page(sessions["admin"], hub).text
     # Students: neither the link nor the internal services, and their own landing.
     student_home = sessions["sam"].get(f"{hub.url}/hub/home", timeout=30).text
-    assert ">Class<" not in student_home and "codepilot" not in student_home
+    assert ">Class<" not in student_home and "services/codepilot" not in student_home
 
 
 def test_a_teachers_api_token_opens_her_students_servers(hub, sessions):

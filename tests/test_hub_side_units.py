@@ -13,6 +13,7 @@ from traitlets import Bool, Enum, Int, Unicode
 from traitlets.config import Configurable
 
 from codepilot_contracts.env import env_name
+from codepilot_spawner.classpage.app import ClassPageApp
 from codepilot_spawner.onemachine import (
     AUTOMATION_SCOPES,
     OneMachineSettings,
@@ -275,3 +276,36 @@ def test_automation_token_gets_exactly_the_documented_scopes():
     assert service == {"name": "codepilot-automation", "api_token": "t" * 32}
     assert role["services"] == ["codepilot-automation"]
     assert role["scopes"] == AUTOMATION_SCOPES
+
+
+class CountingClassPage(ClassPageApp):
+    """The class page's loop, with the reads it would send the hub counted, not sent."""
+
+    reads = 0
+
+    async def read_class(self) -> dict:
+        self.reads += 1
+        return {"rows": [], "updated": str(self.reads), "error": ""}
+
+
+def test_the_class_page_reads_the_class_only_while_a_page_watches():
+    async def scenario():
+        page = CountingClassPage(refresh_interval=0.01, watch_window=0.3, server_timeout=1.0)
+        page.wake, page.read_done = asyncio.Event(), asyncio.Event()
+        loop = asyncio.ensure_future(page.refresh_forever())
+        try:
+            await asyncio.sleep(0.2)
+            assert page.reads == 0, "nobody watched, yet the class was read"
+            # A page's first poll after the rest gets a fresh read, not the old snapshot.
+            snapshot = await page.current_snapshot()
+            assert snapshot["updated"] == "1"
+            await asyncio.sleep(0.15)
+            assert page.reads > 3, "the class was not read again while the page watched"
+            await asyncio.sleep(0.4)  # the window ends: the loop rests
+            rested_at = page.reads
+            await asyncio.sleep(0.3)
+            assert page.reads == rested_at
+        finally:
+            loop.cancel()
+
+    asyncio.run(scenario())

@@ -3,12 +3,14 @@
 Served at ``/services/codepilot/`` behind the hub's proxy, signed in to with JupyterHub
 OAuth, for teachers and admins. One background loop reads the class (the hub's user
 list, each running server's sync state through the hub's proxy, each preview's share
-level from the preview gateway) every ``refresh_interval`` seconds; pages poll the
-snapshot it keeps, so 200 students cost one pass however many teachers watch.
+level from the preview gateway) every ``refresh_interval`` seconds while a page watches;
+pages poll the snapshot it keeps, so 200 students cost one pass however many teachers
+watch, and nothing once no page has asked for ``watch_window`` seconds.
 Start and stop go to the hub with the viewer's own token: the hub decides what they may.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -89,6 +91,11 @@ class ClassPageApp(Application):
     refresh_interval = Float(
         3.0, help="Seconds between two reads of the class (the page polls the result)."
     ).tag(config=True)
+    watch_window = Float(
+        60.0,
+        help="""Seconds the class is read for after a page last asked; then the loop rests
+        until a page asks again, so a class nobody watches costs the hub nothing.""",
+    ).tag(config=True)
     concurrency = Int(16, help="Servers asked for their sync state and share level at once.").tag(
         config=True
     )
@@ -97,6 +104,7 @@ class ClassPageApp(Application):
     ).tag(config=True)
 
     snapshot: dict = {"rows": [], "updated": None, "error": "Loading the class..."}
+    last_watched = float("-inf")  # time.monotonic() of the last page's poll
 
     def preview_url(self, user: str, server: str) -> str:
         return PreviewDomain(self.preview_domain, self.preview_scheme, self.preview_port).url(
@@ -156,13 +164,32 @@ class ClassPageApp(Application):
         model = await self.hub.get_json(url, token, self.server_timeout)
         return str(model.get("share", "")) if model else ""
 
+    def is_watched(self) -> bool:
+        return time.monotonic() - self.last_watched <= self.watch_window
+
+    async def current_snapshot(self) -> dict:
+        """The snapshot for a page's poll; read afresh first when the loop was resting."""
+        resting = not self.is_watched()
+        self.last_watched = time.monotonic()
+        if resting:
+            self.read_done.clear()
+            self.wake.set()
+            # A read is bounded by server_timeout per server; the page keeps polling.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.read_done.wait(), 4 * self.server_timeout)
+        return self.snapshot
+
     async def refresh_forever(self):
         while True:
+            if not self.is_watched():
+                self.wake.clear()
+                await self.wake.wait()
             try:
                 self.snapshot = await self.read_class()
             except Exception as error:  # the page says so and keeps the last rows
                 self.log.warning("Could not read the class: %s", error)
                 self.snapshot = {**self.snapshot, "error": f"Could not read the class: {error}"}
+            self.read_done.set()
             await asyncio.sleep(self.refresh_interval)
 
     def make_web_app(self) -> web.Application:
@@ -208,6 +235,7 @@ class ClassPageApp(Application):
                 [f"access:services!service={PREVIEW_SERVICE}"] if self.preview_api_url else [],
                 proxy_tls=self.proxy_tls(),
             )
+            self.wake, self.read_done = asyncio.Event(), asyncio.Event()
             server = self.make_web_app().listen(url.port, url.hostname or "127.0.0.1")
             refresher = asyncio.ensure_future(self.refresh_forever())
             self.log.info("Class page on %s", url.geturl())
@@ -275,10 +303,11 @@ class PageHandler(ClassPageHandler):
 
 class ClassHandler(ClassPageHandler):
     @web.authenticated
-    def get(self):
+    async def get(self):
         self.viewer()
+        snapshot = await self.classpage.current_snapshot()
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(self.classpage.snapshot))
+        self.finish(json.dumps(snapshot))
 
 
 class ServerActionHandler(ClassPageHandler):
