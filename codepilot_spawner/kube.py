@@ -105,8 +105,20 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
     preview_relay_command = List(
         Unicode(),
         ["python", "-m", "server_extension.relay"],
-        help="""Command of the preview relay sidecar (runner image); ``--listen-port`` and
+        help="""Command of the preview relay sidecar; ``--listen-port`` and
         ``--target-port`` are appended.""",
+    ).tag(config=True)
+
+    preview_relay_image = Unicode(
+        "",
+        help="""Image of the preview relay sidecar. The chart gives the hub's own image,
+        so the relay is always the version the hub's preview gateway speaks to, whatever
+        the runner's tag. Empty: the server's image.""",
+    ).tag(config=True)
+
+    preview_relay_image_pull_policy = Unicode(
+        "",
+        help="Pull policy of ``preview_relay_image``. Empty: the server's.",
     ).tag(config=True)
 
     preview_relay_resources = Dict(
@@ -380,10 +392,12 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
         if self.preview_relay_port:
             pod = objects.add_preview_relay(
                 pod,
-                self.preview_relay_command,
-                self.preview_relay_port,
-                self.preview_port,
-                self.preview_relay_resources,
+                command=self.preview_relay_command,
+                relay_port=self.preview_relay_port,
+                app_port=self.preview_port,
+                resources=self.preview_relay_resources,
+                image=self.preview_relay_image,
+                image_pull_policy=self.preview_relay_image_pull_policy,
             )
         return pod
 

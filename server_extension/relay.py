@@ -59,8 +59,10 @@ class Relay:
         self.port = listen[1]  # the kernel's choice once started, when asked for 0
 
     async def start(self) -> None:
+        # An empty host: every address of every family the pod has (IPv4, IPv6 or both;
+        # asyncio skips a family the kernel lacks), on one port.
         self._server = await asyncio.start_server(
-            self._accept, self.listen[0], self.listen[1], backlog=1024, reuse_address=True
+            self._accept, self.listen[0] or None, self.listen[1], backlog=1024, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("Preview relay: %s:%s -> %s:%s", *self.listen[:1], self.port, *self.target)
@@ -115,7 +117,11 @@ class Relay:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m server_extension.relay", description=__doc__)
-    parser.add_argument("--listen-host", default="0.0.0.0", help="Address to accept on.")
+    parser.add_argument(
+        "--listen-host",
+        default="",
+        help="Address to accept on (default: all addresses, IPv4 and IPv6 alike).",
+    )
     parser.add_argument("--listen-port", type=int, required=True, help="Port to accept on.")
     parser.add_argument("--target-host", default="127.0.0.1", help="Address of the app.")
     parser.add_argument("--target-port", type=int, required=True, help="Port of the app.")

@@ -326,7 +326,9 @@ def test_hub_config_from_values(hub_configs):
     assert "--timeout=3600" in services["idle-culler"]["command"]
     assert "--cull-every=600" in services["idle-culler"]["command"]
     broker = services["codepilot-credentials"]
-    assert broker["url"] == "http://cp-hub:8082"
+    # The hub checks it at its own pod's address; servers renew through the Service.
+    assert broker["url"] == "http://127.0.0.1:8082"  # POD_IP in the pod
+    assert c.CodePilotSpawner.credentials_url.startswith("http://cp-hub:8082/")
     assert broker["environment"]["CODEPILOT_S3_ROLE_ARN"].endswith(":role/codepilot-users")
     assert broker["environment"]["CODEPILOT_BROKER_IP"] == "0.0.0.0"
     assert "access:services!service=codepilot-credentials" in c.Spawner.server_token_scopes
