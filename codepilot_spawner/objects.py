@@ -194,12 +194,14 @@ def make_relay_container(
     resources: dict,
     image: str = "",
     image_pull_policy: str = "",
+    start_id: str = "",
 ) -> V1Container:
     """The preview relay sidecar: ``<pod IP>:<relay_port>`` to ``127.0.0.1:<app_port>``.
 
     ``image`` (the hub's, so the relay is always the version the preview gateway
     speaks to), else the server's; the server's security context; no environment (it
-    needs no token and no keys) and no volume.
+    needs no token and no keys) and no volume. With ``start_id`` the relay takes only
+    connections that name that start (``codepilot_contracts.relay``).
     """
     if relay_port == app_port:
         raise ValueError(f"the preview relay port {relay_port} is the app's own port")
@@ -213,6 +215,7 @@ def make_relay_container(
             str(relay_port),
             "--target-port",
             str(app_port),
+            *(["--start-id", start_id] if start_id else []),
         ],
         ports=[V1ContainerPort(name=RELAY_PORT_NAME, container_port=relay_port)],
         resources=resources,
