@@ -11,7 +11,9 @@ from urllib.parse import urlparse
 
 from jupyterhub.utils import url_path_join
 
+from codepilot_contracts.starters import PACKAGED_STARTERS
 from codepilot_spawner import broker
+from codepilot_spawner.classpage import hubservice as class_page
 from codepilot_spawner.credentials import STATIC, STATIC_MODE_WARNING
 from codepilot_spawner.preview import hubservice as preview_service
 from codepilot_spawner.servicelife import with_hub_pid
@@ -25,6 +27,7 @@ from codepilot_spawner.values import (
     classroom_users,
     culler_service,
     database_url,
+    hub_teachers,
     load_values,
     merge_roles,
     preview_settings,
@@ -191,6 +194,33 @@ if preview:
     spawner.preview_api_url = f"http://{hub_host}:{PREVIEW_API_PORT}" + url_path_join(
         base_url, "services", preview_service.SERVICE_NAME, "/"
     )
+
+# --- the class page, with hub.teachers (the one-machine class) -------------------------------
+# A hub service in the hub pod, on the class page port of the pod's address: the proxy
+# (another pod) forwards /services/codepilot/ there. It reads each student's sync state
+# through the proxy's public Service, and share levels from the preview gateway.
+CLASS_PAGE_PORT = 8084
+if hub_teachers(values):
+    class_page_args = [
+        "--ClassPageApp.proxy_url="
+        + os.environ.get("CODEPILOT_PROXY_PUBLIC_URL", f"http://{release}-proxy-public:80"),
+        f"--ClassPageApp.subdomains={bool(c.JupyterHub.subdomain_host)}",
+        f"--ClassPageApp.configured_starters={list(spawner.templates or PACKAGED_STARTERS)!r}",
+    ]
+    if preview:
+        class_page_args += [
+            f"--ClassPageApp.preview_api_url=http://{pod_host}:{PREVIEW_API_PORT}"
+            + url_path_join(base_url, "services", preview_service.SERVICE_NAME, "/"),
+            f"--ClassPageApp.preview_domain={preview.domain}",
+            f"--ClassPageApp.preview_scheme={preview.scheme}",
+        ]
+    service, class_page_role = class_page.hub_service(CLASS_PAGE_PORT, class_page_args)
+    services.append({**service, "url": f"http://{pod_host}:{CLASS_PAGE_PORT}"})
+    roles.append(class_page_role)
+    roles.extend(class_page.classroom_roles())
+    # Teachers land on the class page, linked as "Class" from every hub page.
+    c.JupyterHub.default_url = class_page.teachers_land_on_class_page
+    c.JupyterHub.template_paths = [str(class_page.HUB_TEMPLATES)]
 
 c.JupyterHub.services = with_hub_pid(services, os.getpid())
 c.JupyterHub.load_roles = merge_roles(roles)

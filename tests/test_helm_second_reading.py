@@ -273,3 +273,65 @@ async def test_preview_relay_runs_from_the_hub_image(helm, values_dir, tmp_path)
     puller = one(objects, "DaemonSet", f"{RELEASE}-image-puller")["spec"]["template"]["spec"]
     pulled = {c["image"] for c in puller["initContainers"]}
     assert "registry.example.com/codepilot/hub:0.3.0" in pulled
+
+
+# --- the class page on Kubernetes (hub.teachers) -------------------------------------------------
+
+
+def test_class_page_with_hub_teachers(helm, values_dir, tmp_path):
+    values = with_changes(PREVIEW_STS, hub__teachers=["ana"], hub__baseUrl="/cp/")
+    objects = render(helm, values, values_dir)
+    validate(objects)
+    c = hub_config_in_pod(rendered_hub_values(objects), tmp_path, "10.42.0.5")
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    page = services["codepilot"]
+    # The proxy (another pod) forwards /cp/services/codepilot/ to the pod's address.
+    assert page["url"] == "http://10.42.0.5:8084"
+    assert page["command"][1:3] == ["-m", "codepilot_spawner.classpage"]
+    for argument in (
+        f"--ClassPageApp.proxy_url=http://{RELEASE}-proxy-public:80",
+        "--ClassPageApp.preview_api_url=http://10.42.0.5:8083/cp/services/codepilot-preview/",
+        "--ClassPageApp.preview_domain=apps.example.net",
+        "--ClassPageApp.preview_scheme=https",
+        "--ClassPageApp.subdomains=False",
+        "--ClassPageApp.configured_starters=['python', 'flask', 'node-express', 'react-vite']",
+    ):
+        assert argument in page["command"], argument
+    env = env_of(hub_container(objects))
+    assert env["CODEPILOT_PROXY_PUBLIC_URL"]["value"] == f"http://{RELEASE}-proxy-public:80"
+    roles = {role["name"]: role for role in c.JupyterHub.load_roles}
+    assert "groups!group=students" in roles["codepilot"]["scopes"]
+    teacher_scopes = [
+        scope
+        for role in roles.values()
+        if "teachers" in role.get("groups", [])
+        for scope in role["scopes"]
+    ]
+    assert "access:services!service=codepilot" in teacher_scopes
+    assert c.JupyterHub.default_url.__name__ == "teachers_land_on_class_page"
+    # Network policies: the proxy reaches the page's port, and nothing else gains it.
+    proxy_policy = one(objects, "NetworkPolicy", f"{RELEASE}-proxy")
+    proxy_to_hub = {p["port"] for rule in proxy_policy["spec"]["egress"] for p in rule["ports"]}
+    assert 8084 in proxy_to_hub
+    hub_policy = one(objects, "NetworkPolicy", f"{RELEASE}-hub")
+    (from_proxy,) = [
+        rule
+        for rule in hub_policy["spec"]["ingress"]
+        if rule["from"][0]
+        .get("podSelector", {})
+        .get("matchLabels", {})
+        .get("app.kubernetes.io/component")
+        == "proxy"
+    ]
+    assert {p["port"] for p in from_proxy["ports"]} == {8081, 8083, 8084}
+    # Without hub.teachers there is no page, and no port for it.
+    plain = render(helm, PREVIEW_STS, values_dir)
+    names = {
+        s["name"]
+        for s in hub_config_in_pod(
+            rendered_hub_values(plain), tmp_path, "10.42.0.5"
+        ).JupyterHub.services
+    }
+    assert "codepilot" not in names
+    plain_proxy = one(plain, "NetworkPolicy", f"{RELEASE}-proxy")
+    assert 8084 not in {p["port"] for rule in plain_proxy["spec"]["egress"] for p in rule["ports"]}
