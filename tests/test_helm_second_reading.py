@@ -335,3 +335,22 @@ def test_class_page_with_hub_teachers(helm, values_dir, tmp_path):
     assert "codepilot" not in names
     plain_proxy = one(plain, "NetworkPolicy", f"{RELEASE}-proxy")
     assert 8084 not in {p["port"] for rule in plain_proxy["spec"]["egress"] for p in rule["ports"]}
+
+
+# --- share levels outlive a hub restart -------------------------------------------------------
+
+
+def test_share_levels_are_kept_on_a_volume_with_an_external_database(helm, values_dir):
+    values = with_changes(PREVIEW, hub__db={"url": "postgresql://hub:pw@db.example.com/hub"})
+    objects = render(helm, values, values_dir)
+    validate(objects)
+    # The gateway keeps share levels under /srv/codepilot/preview: on the volume, not on
+    # an emptyDir that a restart empties.
+    one(objects, "PersistentVolumeClaim", f"{RELEASE}-hub-db")
+    spec = one(objects, "Deployment", f"{RELEASE}-hub")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == f"{RELEASE}-hub-db"
+    mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts["data"] == "/srv/codepilot"
+    # Without previews an external database needs no volume.
+    assert not find(render(helm, VALUE_SETS["external-db"], values_dir), "PersistentVolumeClaim")

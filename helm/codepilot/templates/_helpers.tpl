@@ -42,6 +42,15 @@ Public URL of the hub, where preview viewers sign in: preview.hubUrl, else ingre
 {{- if or .Values.hub.db.url .Values.hub.db.existingSecret }}true{{ end -}}
 {{- end }}
 
+{{/*
+Whether the hub keeps a volume (<release>-hub-db at /srv/codepilot): for SQLite, and with
+previews on for the preview gateway's state (share levels, its signing key), which must
+outlive a hub restart even when the database is elsewhere.
+*/}}
+{{- define "codepilot.hubVolume" -}}
+{{- if or (not (include "codepilot.externalDb" .)) (include "codepilot.previewEnabled" .) }}true{{ end -}}
+{{- end }}
+
 {{/* Secret holding AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for the hub, or "" for none. */}}
 {{- define "codepilot.s3SecretName" -}}
 {{- if .Values.s3.existingSecret -}}
