@@ -354,3 +354,17 @@ def test_share_levels_are_kept_on_a_volume_with_an_external_database(helm, value
     assert mounts["data"] == "/srv/codepilot"
     # Without previews an external database needs no volume.
     assert not find(render(helm, VALUE_SETS["external-db"], values_dir), "PersistentVolumeClaim")
+
+
+def test_install_notes_say_where_previews_go(helm, values_dir):
+    result = run_helm(
+        helm,
+        *("install", RELEASE, str(CHART), "--namespace", "codepilot", "--dry-run=client"),
+        values=PREVIEW,
+        tmp=values_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert f"through\n   the Ingress {RELEASE}-preview" in notes
+    assert "*.apps.example.net" in notes and "apps-wildcard-tls" in notes
+    assert "get theirs at their next start" in notes
