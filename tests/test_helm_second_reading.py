@@ -30,6 +30,12 @@ PREVIEW = VALUE_SETS["preview"]
 PREVIEW_STS = {**PREVIEW, "s3": VALUE_SETS["sts"]["s3"]}  # the broker and the gateway
 
 
+@pytest.fixture(scope="module")
+def preview_sts_values(helm, values_dir) -> dict:
+    """The hub's values for previews with STS (the broker and the gateway), rendered once."""
+    return rendered_hub_values(render(helm, PREVIEW_STS, values_dir))
+
+
 def validate(objects):
     for obj in objects:
         kubernetes_validate.validate(obj, "1.30", strict=True)
@@ -200,10 +206,8 @@ def hub_config_in_pod(values: dict, tmp_path, pod_ip: str):
         return load_hub_config(values, tmp_path)
 
 
-def test_hub_registers_its_services_at_its_pod_address(helm, values_dir, tmp_path):
-    values = rendered_hub_values(
-        render(helm, with_changes(PREVIEW, **VALUE_SETS["sts"]), values_dir)
-    )
+def test_hub_registers_its_services_at_its_pod_address(preview_sts_values, tmp_path):
+    values = preview_sts_values
     c = hub_config_in_pod(values, tmp_path, "10.42.0.5")
     services = {s["name"]: s for s in c.JupyterHub.services}
     # The hub waits for these at start: through the Service they answer only once the
@@ -218,10 +222,8 @@ def test_hub_registers_its_services_at_its_pod_address(helm, values_dir, tmp_pat
 # --- IPv6 pods ---------------------------------------------------------------------------------
 
 
-def test_ipv6_pod_listens_on_its_family_and_brackets_its_address(helm, values_dir, tmp_path):
-    values = rendered_hub_values(
-        render(helm, with_changes(PREVIEW, **VALUE_SETS["sts"]), values_dir)
-    )
+def test_ipv6_pod_listens_on_its_family_and_brackets_its_address(preview_sts_values, tmp_path):
+    values = preview_sts_values
     c = hub_config_in_pod(values, tmp_path, "fd00:10:42::5")
     assert c.JupyterHub.hub_ip == "::"
     services = {s["name"]: s for s in c.JupyterHub.services}
@@ -278,7 +280,7 @@ async def test_preview_relay_runs_from_the_hub_image(helm, values_dir, tmp_path)
 # --- the class page on Kubernetes (hub.teachers) -------------------------------------------------
 
 
-def test_class_page_with_hub_teachers(helm, values_dir, tmp_path):
+def test_class_page_with_hub_teachers(helm, values_dir, tmp_path, preview_sts_values):
     values = with_changes(PREVIEW_STS, hub__teachers=["ana"], hub__baseUrl="/cp/")
     objects = render(helm, values, values_dir)
     validate(objects)
@@ -325,15 +327,9 @@ def test_class_page_with_hub_teachers(helm, values_dir, tmp_path):
     ]
     assert {p["port"] for p in from_proxy["ports"]} == {8081, 8083, 8084}
     # Without hub.teachers there is no page, and no port for it.
-    plain = render(helm, PREVIEW_STS, values_dir)
-    names = {
-        s["name"]
-        for s in hub_config_in_pod(
-            rendered_hub_values(plain), tmp_path, "10.42.0.5"
-        ).JupyterHub.services
-    }
-    assert "codepilot" not in names
-    plain_proxy = one(plain, "NetworkPolicy", f"{RELEASE}-proxy")
+    plain = hub_config_in_pod(preview_sts_values, tmp_path, "10.42.0.5")
+    assert "codepilot" not in {s["name"] for s in plain.JupyterHub.services}
+    plain_proxy = one(render(helm, PREVIEW, values_dir), "NetworkPolicy", f"{RELEASE}-proxy")
     assert 8084 not in {p["port"] for rule in plain_proxy["spec"]["egress"] for p in rule["ports"]}
 
 
