@@ -8,6 +8,7 @@ never carries the first pod's viewers to the second pod's app.
 """
 
 import asyncio
+import logging
 import socket
 
 import aiohttp
@@ -15,6 +16,12 @@ import pytest
 from aiohttp import web
 
 from codepilot_contracts.relay import start_line
+from codepilot_spawner.preview.access import SHARE_LEVELS
+from codepilot_spawner.preview.app import previews_server
+from codepilot_spawner.preview.gateway import PreviewGateway
+from codepilot_spawner.preview.hosts import PreviewDomain, preview_label
+from codepilot_spawner.preview.servers import PreviewTarget, ServerDirectory
+from codepilot_spawner.preview.sessions import KeptFile, SessionBook, ShareBook
 from codepilot_spawner.preview.upstream import make_connector
 from server_extension.relay import Relay, parse_args
 
@@ -70,7 +77,16 @@ async def start_app():
         connections.add(request.transport.get_extra_info("peername"))
         return web.Response(text=f"hello from {request.path}")
 
+    async def echo(request):
+        connections.add(request.transport.get_extra_info("peername"))
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        async for message in socket:
+            await socket.send_str(message.data.upper())
+        return socket
+
     app = web.Application()
+    app.router.add_get("/hot-reload", echo)
     app.router.add_get("/{tail:.*}", hello)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -115,3 +131,84 @@ def test_start_ids_are_checked_on_the_command_line():
     assert args.start_id == "ab12"
     with pytest.raises(SystemExit):
         parse_args(["--listen-port", "1", "--target-port", "2", "--start-id", "a b\r\n"])
+
+
+async def test_gateway_reaches_a_pod_through_its_checking_relay_and_never_another():
+    """The gateway as on Kubernetes (a pod's address, a relay with its start id): a
+    preview passes, websockets too; a target whose pod IP now holds another start's
+    relay gets the "app down" answer and the app sees nothing."""
+    log = logging.getLogger("test")
+    runner, app_port, connections = await start_app()
+    relay = Relay(("127.0.0.1", 0), ("127.0.0.1", app_port), start_id="a1b2c3d4e5f6a7b8")
+    await relay.start()
+    domain = PreviewDomain("preview.localhost", "http", 8002)
+
+    def target(start: str) -> PreviewTarget:
+        return PreviewTarget(
+            user="ana",
+            server="",
+            label=preview_label("ana"),
+            start=start,
+            port=relay.port,
+            host="127.0.0.1",  # the pod IP on a cluster
+            app_port=3000,
+            start_check=True,
+        )
+
+    async def gateway_for(serving: PreviewTarget):
+        shares = ShareBook(KeptFile(None, log), SHARE_LEVELS)
+        await shares.set_level(serving, "public")  # no sign-in in the way
+        dead_hub = f"http://127.0.0.1:{free_port()}/hub/api"
+        directory = ServerDirectory(api_url=dead_hub, api_token="t", log=log)
+        directory.targets = {serving.label: serving}
+        gateway = PreviewGateway(
+            domain=domain,
+            directory=directory,
+            sessions=SessionBook(3600, KeptFile(None, log)),
+            shares=shares,
+            secret=b"k" * 32,
+            login_url="http://hub/login",
+            hub_auth=None,
+        )
+        server_runner = web.ServerRunner(previews_server(gateway.handle, 30))
+        await server_runner.setup()
+        site = web.TCPSite(server_runner, "127.0.0.1", 0)
+        await site.start()
+        return gateway, server_runner, site._server.sockets[0].getsockname()[1]
+
+    headers = {"Host": f"{preview_label('ana')}.preview.localhost:8002"}
+
+    async def view(port: int, path: str) -> tuple[int, str]:
+        async with (
+            aiohttp.ClientSession() as viewer,
+            viewer.get(f"http://127.0.0.1:{port}{path}", headers=headers) as answer,
+        ):
+            return answer.status, await answer.text()
+
+    try:
+        gateway, server_runner, port = await gateway_for(target("a1b2c3d4e5f6a7b8"))
+        try:
+            assert await view(port, "/app.js") == (200, "hello from /app.js")
+            async with (
+                aiohttp.ClientSession() as viewer,
+                viewer.ws_connect(f"http://127.0.0.1:{port}/hot-reload", headers=headers) as ws,
+            ):
+                await ws.send_str("update")
+                assert (await ws.receive()).data == "UPDATE"
+        finally:
+            await gateway.close()
+            await server_runner.cleanup()
+        reached = len(connections)
+        assert reached >= 1
+        # The hub has not seen the pod go; its IP now holds another start's relay.
+        gateway, server_runner, port = await gateway_for(target("ffffffffffffffff"))
+        try:
+            status, page = await view(port, "/")
+            assert status == 502 and "hello" not in page  # the "no app is running" page
+        finally:
+            await gateway.close()
+            await server_runner.cleanup()
+        assert len(connections) == reached  # the app saw nothing more
+    finally:
+        await relay.close()
+        await runner.cleanup()
