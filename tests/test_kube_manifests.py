@@ -430,8 +430,11 @@ def test_hub_teachers_make_the_one_machine_class(helm, tmp_path):
     assert teachers_role["groups"] == ["teachers"]
     assert "access:servers!group=students" in teachers_role["scopes"]
     assert "servers!group=students" in teachers_role["scopes"]
+    # ... and the class page, nothing more.
+    assert "access:services!service=codepilot" in teachers_role["scopes"]
     assert all(
-        scope == "admin-ui" or scope.endswith("!group=students")
+        scope in ("admin-ui", "access:services!service=codepilot")
+        or scope.endswith("!group=students")
         for scope in teachers_role["scopes"]
     )
     assert "access:servers!group=class-a" in by_name["class-a-teachers"]["scopes"]
