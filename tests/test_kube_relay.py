@@ -212,3 +212,21 @@ async def test_gateway_reaches_a_pod_through_its_checking_relay_and_never_anothe
     finally:
         await relay.close()
         await runner.cleanup()
+
+
+async def test_a_connection_that_names_no_start_holds_the_relay_only_briefly(monkeypatch):
+    """Silence instead of a start line costs the relay one slot for a bounded time."""
+    import server_extension.relay as relay_module
+
+    monkeypatch.setattr(relay_module, "START_LINE_SECONDS", 0.2)
+    runner, app_port, connections = await start_app()
+    relay = Relay(("127.0.0.1", 0), ("127.0.0.1", app_port), start_id="a1b2c3d4e5f6a7b8")
+    await relay.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+        assert await asyncio.wait_for(reader.read(), 30) == b""  # closed by the relay
+        writer.close()
+        assert relay.open_connections == 0 and not connections
+    finally:
+        await relay.close()
+        await runner.cleanup()
