@@ -23,6 +23,7 @@ from traitlets import Dict, Int, List, Unicode, default
 from codepilot_contracts.defaults import PREVIEW_PORT
 from codepilot_contracts.env import CREDENTIALS_EXPIRATION
 from codepilot_contracts.progress import last_record
+from codepilot_contracts.relay import START_CHECK_STATE
 
 from . import objects, podstatus, upstream
 from .core import CodePilotSpawnerMixin, restore_progress_event
@@ -105,8 +106,20 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
     preview_relay_command = List(
         Unicode(),
         ["python", "-m", "server_extension.relay"],
-        help="""Command of the preview relay sidecar (runner image); ``--listen-port`` and
+        help="""Command of the preview relay sidecar; ``--listen-port`` and
         ``--target-port`` are appended.""",
+    ).tag(config=True)
+
+    preview_relay_image = Unicode(
+        "",
+        help="""Image of the preview relay sidecar. The chart gives the hub's own image,
+        so the relay is always the version the hub's preview gateway speaks to, whatever
+        the runner's tag. Empty: the server's image.""",
+    ).tag(config=True)
+
+    preview_relay_image_pull_policy = Unicode(
+        "",
+        help="Pull policy of ``preview_relay_image``. Empty: the server's.",
     ).tag(config=True)
 
     preview_relay_resources = Dict(
@@ -129,9 +142,12 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
 
     _minters: dict = {}
 
-    # Where the preview gateway reaches this server's relay, and which start it is.
+    # Where the preview gateway reaches this server's relay, which start it is, and
+    # whether that relay takes only connections that name the start (pods started
+    # before the check have relays that would pass the start line on to the app).
     start_id = ""
     preview_host = ""
+    relay_checks_start = False
 
     # --- KubeSpawner defaults -------------------------------------------------------------
 
@@ -340,6 +356,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
         # New at every start: the preview gateway ends sign-ins to a previous start.
         self.start_id = secrets.token_hex(8)
         self.preview_host = ""
+        self.relay_checks_start = bool(self.preview_relay_port)
         self._starting = True
         try:
             url = await super().start()
@@ -358,17 +375,21 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
             state["preview_host"] = self.preview_host
             state["preview_port"] = self.preview_relay_port
             state["preview_app_port"] = self.preview_port
+            if self.relay_checks_start:
+                state[START_CHECK_STATE] = True
         return state
 
     def load_state(self, state):
         super().load_state(state)
         self.start_id = state.get("start_id", "")
         self.preview_host = state.get("preview_host", "")
+        self.relay_checks_start = bool(state.get(START_CHECK_STATE))
 
     def clear_state(self):
         super().clear_state()
         self.start_id = ""
         self.preview_host = ""
+        self.relay_checks_start = False
 
     async def get_pod_manifest(self):
         pod = await super().get_pod_manifest()
@@ -380,10 +401,13 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
         if self.preview_relay_port:
             pod = objects.add_preview_relay(
                 pod,
-                self.preview_relay_command,
-                self.preview_relay_port,
-                self.preview_port,
-                self.preview_relay_resources,
+                command=self.preview_relay_command,
+                relay_port=self.preview_relay_port,
+                app_port=self.preview_port,
+                resources=self.preview_relay_resources,
+                image=self.preview_relay_image,
+                image_pull_policy=self.preview_relay_image_pull_policy,
+                start_id=self.start_id,
             )
         return pod
 

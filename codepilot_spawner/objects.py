@@ -192,22 +192,30 @@ def make_relay_container(
     relay_port: int,
     app_port: int,
     resources: dict,
+    image: str = "",
+    image_pull_policy: str = "",
+    start_id: str = "",
 ) -> V1Container:
     """The preview relay sidecar: ``<pod IP>:<relay_port>`` to ``127.0.0.1:<app_port>``.
 
-    Same image and security context as the server; no environment (it needs no token
-    and no keys) and no volume.
+    ``image`` (the hub's, so the relay is always the version the preview gateway
+    speaks to), else the server's; the server's security context; no environment (it
+    needs no token and no keys) and no volume. With ``start_id`` the relay takes only
+    connections that name that start (``codepilot_contracts.relay``).
     """
+    if relay_port == app_port:
+        raise ValueError(f"the preview relay port {relay_port} is the app's own port")
     return V1Container(
         name=RELAY_CONTAINER,
-        image=server.image,
-        image_pull_policy=server.image_pull_policy,
+        image=image or server.image,
+        image_pull_policy=image_pull_policy or server.image_pull_policy,
         command=[
             *command,
             "--listen-port",
             str(relay_port),
             "--target-port",
             str(app_port),
+            *(["--start-id", start_id] if start_id else []),
         ],
         ports=[V1ContainerPort(name=RELAY_PORT_NAME, container_port=relay_port)],
         resources=resources,
@@ -215,13 +223,10 @@ def make_relay_container(
     )
 
 
-def add_preview_relay(
-    pod: V1Pod, command: list[str], relay_port: int, app_port: int, resources: dict
-) -> V1Pod:
-    """The pod with its preview relay sidecar, after the server container."""
-    if relay_port == app_port:
-        raise ValueError(f"the preview relay port {relay_port} is the app's own port")
-    relay = make_relay_container(server_container(pod), command, relay_port, app_port, resources)
+def add_preview_relay(pod: V1Pod, **relay_settings) -> V1Pod:
+    """The pod with its preview relay sidecar (``make_relay_container`` with
+    ``relay_settings``), after the server container."""
+    relay = make_relay_container(server_container(pod), **relay_settings)
     return _with_spec(pod, containers=[*pod.spec.containers, relay])
 
 

@@ -6,11 +6,14 @@
 import logging
 import os
 import sys
+from dataclasses import replace
 from urllib.parse import urlparse
 
 from jupyterhub.utils import url_path_join
 
+from codepilot_contracts.starters import PACKAGED_STARTERS
 from codepilot_spawner import broker
+from codepilot_spawner.classpage import hubservice as class_page
 from codepilot_spawner.credentials import STATIC, STATIC_MODE_WARNING
 from codepilot_spawner.preview import hubservice as preview_service
 from codepilot_spawner.servernames import ProjectLimit
@@ -25,6 +28,7 @@ from codepilot_spawner.values import (
     classroom_users,
     culler_service,
     database_url,
+    hub_teachers,
     load_values,
     merge_roles,
     preview_settings,
@@ -47,12 +51,19 @@ release = release_name()
 hub_connect_url = os.environ.get("CODEPILOT_HUB_CONNECT_URL", "")
 # Where user pods reach the hub pod's services (the broker, the preview API).
 hub_host = urlparse(hub_connect_url).hostname or "127.0.0.1"
+# The hub pod's own address, where the hub registers its services: the Service answers
+# only once the pod is Ready, which the hub waits on its services to become. On an
+# IPv6 cluster it is an IPv6 address: every listener takes that family's any-address
+# (an IPv4-only kernel may have no IPv6 at all), and URLs bracket it.
+pod_ip = os.environ.get("POD_IP") or "127.0.0.1"
+any_ip = "::" if ":" in pod_ip else "0.0.0.0"
+pod_host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip
 
 # --- hub, proxy, database ----------------------------------------------------------------
 base_url = value("hub.baseUrl", str, "/")
 c.JupyterHub.base_url = base_url
 c.JupyterHub.subdomain_host = value("hub.subdomainHost", str, "")
-c.JupyterHub.hub_ip = "0.0.0.0"
+c.JupyterHub.hub_ip = any_ip
 c.JupyterHub.hub_port = 8081
 if hub_connect_url:
     c.JupyterHub.hub_connect_url = hub_connect_url
@@ -126,9 +137,12 @@ spawner.s3 = s3
 # In sts mode servers renew their keys at the broker, in the hub pod, through the hub's
 # Service (it listens on every address of the pod).
 wiring = broker.broker_wiring(
-    s3, f"http://{hub_host}:{broker.DEFAULT_PORT}", base_url, bind_ip="0.0.0.0"
+    s3, f"http://{hub_host}:{broker.DEFAULT_PORT}", base_url, bind_ip=any_ip
 )
 if wiring:
+    # Servers call the Service; the hub checks the broker at the pod's own address.
+    own_url = f"http://{pod_host}:{broker.DEFAULT_PORT}"
+    wiring = replace(wiring, service={**wiring.service, "url": own_url})
     wiring.apply(c, spawner, services, roles)
 elif s3.bucket and s3.mode == STATIC:
     logging.getLogger("JupyterHub").warning(STATIC_MODE_WARNING)
@@ -149,10 +163,9 @@ if culler:
 # with the proxy at every start. It reaches each app through the relay in the user pod.
 preview = preview_settings(values)
 if preview:
-    pod_ip = os.environ.get("POD_IP") or "127.0.0.1"
     service, preview_roles = preview_service.hub_service(
-        f"http://{pod_ip}:{PREVIEW_API_PORT}",
-        "0.0.0.0",
+        f"http://{pod_host}:{PREVIEW_API_PORT}",
+        any_ip,
         PREVIEW_GATEWAY_PORT,
         [
             f"--PreviewGatewayApp.domain={preview.domain}",
@@ -169,9 +182,46 @@ if preview:
     spawner.preview_domain = preview.domain
     spawner.preview_scheme = preview.scheme
     spawner.preview_relay_port = preview.relay_port
+    # The relay runs from the hub's image: it speaks the gateway's version, whatever
+    # the runner's tag (an older relay would not know what a newer hub asks of it).
+    relay_image = value("preview.relayImage", dict, {})
+    if relay_image.get("name"):
+        spawner.preview_relay_image = f"{relay_image['name']}:{relay_image.get('tag', '')}"
+        spawner.preview_relay_image_pull_policy = str(relay_image.get("pullPolicy", ""))
+        relay_pull_secrets = [str(n) for n in value("preview.relayImagePullSecrets", list, [])]
+        spawner.image_pull_secrets = list(
+            dict.fromkeys([*spawner.image_pull_secrets, *relay_pull_secrets])
+        )
     spawner.preview_api_url = f"http://{hub_host}:{PREVIEW_API_PORT}" + url_path_join(
         base_url, "services", preview_service.SERVICE_NAME, "/"
     )
+
+# --- the class page, with hub.teachers (the one-machine class) -------------------------------
+# A hub service in the hub pod, on the class page port of the pod's address: the proxy
+# (another pod) forwards /services/codepilot/ there. It reads each student's sync state
+# through the proxy's public Service, and share levels from the preview gateway.
+CLASS_PAGE_PORT = 8084
+if hub_teachers(values):
+    class_page_args = [
+        "--ClassPageApp.proxy_url="
+        + os.environ.get("CODEPILOT_PROXY_PUBLIC_URL", f"http://{release}-proxy-public:80"),
+        f"--ClassPageApp.subdomains={bool(c.JupyterHub.subdomain_host)}",
+        f"--ClassPageApp.configured_starters={list(spawner.templates or PACKAGED_STARTERS)!r}",
+    ]
+    if preview:
+        class_page_args += [
+            f"--ClassPageApp.preview_api_url=http://{pod_host}:{PREVIEW_API_PORT}"
+            + url_path_join(base_url, "services", preview_service.SERVICE_NAME, "/"),
+            f"--ClassPageApp.preview_domain={preview.domain}",
+            f"--ClassPageApp.preview_scheme={preview.scheme}",
+        ]
+    service, class_page_role = class_page.hub_service(CLASS_PAGE_PORT, class_page_args)
+    services.append({**service, "url": f"http://{pod_host}:{CLASS_PAGE_PORT}"})
+    roles.append(class_page_role)
+    roles.extend(class_page.classroom_roles())
+    # Teachers land on the class page, linked as "Class" from every hub page.
+    c.JupyterHub.default_url = class_page.teachers_land_on_class_page
+    c.JupyterHub.template_paths = [str(class_page.HUB_TEMPLATES)]
 
 c.JupyterHub.services = with_hub_pid(services, os.getpid())
 c.JupyterHub.load_roles = merge_roles(roles)

@@ -12,18 +12,27 @@ A sidecar rather than a task in the notebook server: it has its own process (a b
 preview never slows the IDE's event loop), it is up before any user code runs (so no
 user process can take its port first), and it lives in a container of its own, whose
 processes the user's terminals cannot see or signal.
+
+With ``--start-id`` every connection must begin with the gateway's start line for that
+start (``codepilot_contracts.relay``): a pod IP the CNI gave to this pod after another
+pod's end never carries that pod's viewers to this app.
 """
 
 import argparse
 import asyncio
 import contextlib
+import hmac
 import logging
 import signal
+
+from codepilot_contracts.relay import START_ID, start_line
 
 log = logging.getLogger("codepilot.relay")
 
 CHUNK = 256 * 1024
 DEFAULT_MAX_CONNECTIONS = 1024
+# The gateway writes the start line as soon as it connects.
+START_LINE_SECONDS = 10
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -49,18 +58,23 @@ class Relay:
         listen: tuple[str, int],
         target: tuple[str, int],
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        start_id: str = "",
     ):
         self.listen = listen
         self.target = target
         self.max_connections = max_connections
+        # With a start id: the line every connection must begin with.
+        self.expected_start = start_line(start_id) if start_id else b""
         self.open_connections = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self.port = listen[1]  # the kernel's choice once started, when asked for 0
 
     async def start(self) -> None:
+        # An empty host: every address of every family the pod has (IPv4, IPv6 or both;
+        # asyncio skips a family the kernel lacks), on one port.
         self._server = await asyncio.start_server(
-            self._accept, self.listen[0], self.listen[1], backlog=1024, reuse_address=True
+            self._accept, self.listen[0] or None, self.listen[1], backlog=1024, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("Preview relay: %s:%s -> %s:%s", *self.listen[:1], self.port, *self.target)
@@ -85,12 +99,28 @@ class Relay:
                 return
             self.open_connections += 1
             try:
-                await self._join(client_reader, client_writer)
+                if await self._for_this_start(client_reader):
+                    await self._join(client_reader, client_writer)
             finally:
                 self.open_connections -= 1
         finally:
             await _close(client_writer)
             self._tasks.discard(task)
+
+    async def _for_this_start(self, client_reader) -> bool:
+        """Whether the connection names this relay's start (always, without a start id)."""
+        if not self.expected_start:
+            return True
+        try:
+            first = await asyncio.wait_for(
+                client_reader.readexactly(len(self.expected_start)), START_LINE_SECONDS
+            )
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            first = b""
+        if hmac.compare_digest(first, self.expected_start):
+            return True
+        log.warning("Preview relay: a connection for another server start, closed")
+        return False
 
     async def _join(self, client_reader, client_writer) -> None:
         try:
@@ -115,7 +145,11 @@ class Relay:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m server_extension.relay", description=__doc__)
-    parser.add_argument("--listen-host", default="0.0.0.0", help="Address to accept on.")
+    parser.add_argument(
+        "--listen-host",
+        default="",
+        help="Address to accept on (default: all addresses, IPv4 and IPv6 alike).",
+    )
     parser.add_argument("--listen-port", type=int, required=True, help="Port to accept on.")
     parser.add_argument("--target-host", default="127.0.0.1", help="Address of the app.")
     parser.add_argument("--target-port", type=int, required=True, help="Port of the app.")
@@ -125,12 +159,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=DEFAULT_MAX_CONNECTIONS,
         help="Connections open at once; more are closed at once (bounds file descriptors).",
     )
+    parser.add_argument(
+        "--start-id",
+        default="",
+        help="The server start this pod serves: every connection must begin with its "
+        "start line. Empty: no check (relays of pods from before the check).",
+    )
     args = parser.parse_args(argv)
     for name in ("listen_port", "target_port"):
         if not 0 <= getattr(args, name) <= 65535:
             parser.error(f"--{name.replace('_', '-')} must be a port number (0 to 65535)")
     if args.max_connections < 1:
         parser.error("--max-connections must be at least 1")
+    if args.start_id and not START_ID.fullmatch(args.start_id):
+        parser.error("--start-id must be 1 to 64 letters, digits, '-' or '_'")
     return args
 
 
@@ -139,6 +181,7 @@ async def serve(args: argparse.Namespace) -> None:
         (args.listen_host, args.listen_port),
         (args.target_host, args.target_port),
         args.max_connections,
+        args.start_id,
     )
     await relay.start()
     stop = asyncio.Event()

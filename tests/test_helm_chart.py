@@ -74,7 +74,16 @@ CONTRACT_KEYS = {
     "s3": {"bucket", "prefix", "endpointUrl", "region", "existingSecret", "credentials"},
     "culler": {"enabled", "timeout", "every"},
     # Resolved by the chart: hubUrl from ingress.host, scheme from preview.tls.
-    "preview": {"domain", "hubUrl", "scheme", "relayPort", "shareLevels"},
+    # relayImage and its pull secrets are the hub's own (the relay speaks the hub's version).
+    "preview": {
+        "domain",
+        "hubUrl",
+        "scheme",
+        "relayPort",
+        "shareLevels",
+        "relayImage",
+        "relayImagePullSecrets",
+    },
 }
 
 

@@ -25,7 +25,7 @@ from .support.manifests import (
     secret_data,
     selects,
 )
-from .support.value_sets import VALUE_SETS
+from .support.value_sets import VALUE_SETS, with_changes
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 
@@ -127,9 +127,7 @@ def test_nginx_ingress_takes_upload_chunks(helm, values_dir):
     ]
     assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "0"
     assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt"
-    # Another controller gets no nginx annotation; an annotation given in values wins.
-    traefik = {"ingress": {"enabled": True, "className": "traefik"}}
-    assert "annotations" not in ingress_of(render(helm, traefik, values_dir))["metadata"]
+    # An annotation given in values wins.
     mine = {
         "ingress": {
             "enabled": True,
@@ -138,7 +136,7 @@ def test_nginx_ingress_takes_upload_chunks(helm, values_dir):
         }
     }
     annotations = ingress_of(render(helm, mine, values_dir))["metadata"]["annotations"]
-    assert annotations == {"nginx.ingress.kubernetes.io/proxy-body-size": "64m"}
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "64m"
 
 
 # --- 9: secrets that do not regenerate ------------------------------------------------------
@@ -179,17 +177,21 @@ def test_existing_secret_and_explicit_tokens_conflict(helm, values_dir):
 
 def test_preview_ingress_wildcard_host_with_tls_to_the_gateway(helm, values_dir):
     objects = render(helm, PREVIEW, values_dir)
-    ingress = ingress_of(objects)
-    rules = {rule["host"]: rule for rule in ingress["spec"]["rules"]}
-    backend = rules["*.apps.example.net"]["http"]["paths"][0]["backend"]["service"]
+    # Two Ingresses: the hub's, and the previews' own (annotations of their own).
+    previews = one(objects, "Ingress", f"{RELEASE}-preview")
+    (rule,) = previews["spec"]["rules"]
+    assert rule["host"] == "*.apps.example.net"
+    backend = rule["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": f"{RELEASE}-hub", "port": {"name": "preview"}}
-    hub_backend = rules["codepilot.example.com"]["http"]["paths"][0]["backend"]["service"]
-    assert hub_backend["name"] == f"{RELEASE}-proxy-public"
-    assert {"secretName": "apps-wildcard-tls", "hosts": ["*.apps.example.net"]} in ingress["spec"][
-        "tls"
+    assert previews["spec"]["tls"] == [
+        {"secretName": "apps-wildcard-tls", "hosts": ["*.apps.example.net"]}
     ]
-    assert {"secretName": "codepilot-tls", "hosts": ["codepilot.example.com"]} in ingress["spec"][
-        "tls"
+    hub_ingress = ingress_of(objects)
+    (hub_rule,) = hub_ingress["spec"]["rules"]
+    assert hub_rule["host"] == "codepilot.example.com"
+    assert hub_rule["http"]["paths"][0]["backend"]["service"]["name"] == f"{RELEASE}-proxy-public"
+    assert hub_ingress["spec"]["tls"] == [
+        {"secretName": "codepilot-tls", "hosts": ["codepilot.example.com"]}
     ]
     service = one(objects, "Service", f"{RELEASE}-hub")
     ports = {p["name"]: p for p in service["spec"]["ports"]}
@@ -206,6 +208,12 @@ def test_preview_ingress_wildcard_host_with_tls_to_the_gateway(helm, values_dir)
         "scheme": "https",
         "relayPort": 9797,
         "shareLevels": ["owner", "authenticated", "public"],
+        "relayImage": {
+            "name": "ghcr.io/codepilot/hub",
+            "tag": "0.1.0",
+            "pullPolicy": "IfNotPresent",
+        },
+        "relayImagePullSecrets": [],
     }
 
 
@@ -277,14 +285,7 @@ def test_preview_controller_peers_are_configurable(helm, values_dir):
 
 
 def with_preview(**changes) -> dict:
-    values = copy.deepcopy(PREVIEW)
-    for dotted, value in changes.items():
-        node = values
-        *parents, last = dotted.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return values
+    return with_changes(PREVIEW, **changes)
 
 
 @pytest.mark.parametrize(

@@ -244,6 +244,8 @@ def test_hub_install_has_jupyterhub_kubespawner_and_the_culler(venvs):
     venv = venvs["hub"]
     run_in(venv, "jupyterhub", "--version")
     run_in(venv, "python", "-m", "jupyterhub_idle_culler", "--help")
+    # User pods run their preview relay from the hub image (the chart's relayImage).
+    run_in(venv, "python", "-m", "server_extension.relay", "--help", cwd=venv)
     check = (
         "import kubespawner, codepilot_spawner; "
         "assert issubclass(codepilot_spawner.CodePilotSpawner, kubespawner.KubeSpawner); "

@@ -326,7 +326,9 @@ def test_hub_config_from_values(hub_configs):
     assert "--timeout=3600" in services["idle-culler"]["command"]
     assert "--cull-every=600" in services["idle-culler"]["command"]
     broker = services["codepilot-credentials"]
-    assert broker["url"] == "http://cp-hub:8082"
+    # The hub checks it at its own pod's address; servers renew through the Service.
+    assert broker["url"] == "http://127.0.0.1:8082"  # POD_IP in the pod
+    assert c.CodePilotSpawner.credentials_url.startswith("http://cp-hub:8082/")
     assert broker["environment"]["CODEPILOT_S3_ROLE_ARN"].endswith(":role/codepilot-users")
     assert broker["environment"]["CODEPILOT_BROKER_IP"] == "0.0.0.0"
     assert "access:services!service=codepilot-credentials" in c.Spawner.server_token_scopes
@@ -428,8 +430,11 @@ def test_hub_teachers_make_the_one_machine_class(helm, tmp_path):
     assert teachers_role["groups"] == ["teachers"]
     assert "access:servers!group=students" in teachers_role["scopes"]
     assert "servers!group=students" in teachers_role["scopes"]
+    # ... and the class page, nothing more.
+    assert "access:services!service=codepilot" in teachers_role["scopes"]
     assert all(
-        scope == "admin-ui" or scope.endswith("!group=students")
+        scope in ("admin-ui", "access:services!service=codepilot")
+        or scope.endswith("!group=students")
         for scope in teachers_role["scopes"]
     )
     assert "access:servers!group=class-a" in by_name["class-a-teachers"]["scopes"]

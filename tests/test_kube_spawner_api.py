@@ -13,6 +13,7 @@ import pytest
 import yaml
 from kubernetes_asyncio.config import kube_config
 
+from codepilot_contracts.relay import START_CHECK_STATE, start_line
 from codepilot_spawner import objects
 from codepilot_spawner.preview.hosts import PreviewDomain
 from codepilot_spawner.preview.servers import targets_from_users
@@ -168,11 +169,17 @@ async def test_state_tells_the_gateway_where_the_relay_listens(kube_api, tmp_pat
     (target,) = targets_from_users([user]).values()
     assert (target.host, target.port, target.app_port) == (POD_IP, 9797, 3000)
     assert target.start == first_start
+    # The relay of this start takes only connections that name it (a reused pod IP).
+    assert state[START_CHECK_STATE] is True
+    assert target.connection_preamble == start_line(first_start)
 
     pod = kube_api.pods[("codepilot", spawner.pod_name)]
     containers = {c["name"]: c for c in pod["spec"]["containers"]}
     relay = containers[objects.RELAY_CONTAINER]
-    assert relay["command"][-4:] == ["--listen-port", "9797", "--target-port", "3000"]
+    assert relay["command"][-6:] == [
+        *("--listen-port", "9797", "--target-port", "3000"),
+        *("--start-id", first_start),
+    ]
     assert relay["ports"] == [{"name": "preview-relay", "containerPort": 9797}]
     assert "env" not in relay  # no token, no keys
     env = {e["name"]: e.get("value") for e in containers["notebook"]["env"]}
@@ -187,6 +194,12 @@ async def test_state_tells_the_gateway_where_the_relay_listens(kube_api, tmp_pat
     again.load_state(state)
     assert again.get_state()["preview_host"] == POD_IP
     assert again.get_state()["start_id"] == first_start
+    # A server started before the check: its relay would pass the line on to the app.
+    before_check = {k: v for k, v in state.items() if k != START_CHECK_STATE}
+    again.load_state(before_check)
+    assert START_CHECK_STATE not in again.get_state()
+    user["servers"][""]["state"] = again.get_state()
+    assert next(iter(targets_from_users([user]).values())).connection_preamble == b""
     await spawner.stop()
     spawner.clear_state()
     assert "preview_host" not in spawner.get_state()

@@ -426,7 +426,7 @@ class PreviewGateway:
         client = self._clients.get(key)
         if client is None:
             client = self._clients[key] = aiohttp.ClientSession(
-                connector=make_connector(target.netns),
+                connector=make_connector(target.netns, preamble=target.connection_preamble),
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),

@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from codepilot_contracts.relay import START_CHECK_STATE, start_line
+
 from .hosts import preview_label
 
 PAGINATION = "application/jupyterhub-pagination+json"
@@ -38,6 +40,13 @@ class PreviewTarget:
     groups: tuple[str, ...] = ()
     host: str = "127.0.0.1"  # a pod's IP on Kubernetes
     app_port: int = 0  # the app's own port when ``port`` is a relay's; 0: ``port``
+    start_check: bool = False  # the relay takes only connections that name ``start``
+
+    @property
+    def connection_preamble(self) -> bytes:
+        """What each connection to the app begins with: the start line for a relay that
+        checks it (a reused pod IP then reaches no other server's app), else nothing."""
+        return start_line(self.start) if self.start_check else b""
 
 
 def targets_from_users(users: list[dict]) -> dict[str, PreviewTarget]:
@@ -59,6 +68,7 @@ def targets_from_users(users: list[dict]) -> dict[str, PreviewTarget]:
                 groups=tuple(user.get("groups") or ()),
                 host=str(state.get("preview_host") or "127.0.0.1"),
                 app_port=int(state.get("preview_app_port") or 0),
+                start_check=bool(state.get(START_CHECK_STATE)),
             )
     return targets
 

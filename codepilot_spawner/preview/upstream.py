@@ -30,15 +30,36 @@ def socket_in_namespace(netns_path: str, family: int, kind: int, proto: int) -> 
         os.close(own)
 
 
-def make_connector(netns: str, limit: int = 64) -> aiohttp.TCPConnector:
-    """A keep-alive pool whose sockets live in ``netns`` (or the gateway's own, if empty)."""
-    if not netns:
-        return aiohttp.TCPConnector(limit=limit, keepalive_timeout=30, ttl_dns_cache=None)
+class PreambleConnector(aiohttp.TCPConnector):
+    """A pool whose every new connection begins with ``preamble`` (a relay's start line),
+    written before the first request. aiohttp's connector extension point, as proxy
+    connectors such as aiohttp-socks use it."""
 
-    def factory(addr_info):
-        family, kind, proto, _, _ = addr_info
-        sock = socket_in_namespace(netns, family, kind, proto)
-        sock.setblocking(False)
-        return sock
+    def __init__(self, preamble: bytes, **kwargs):
+        super().__init__(**kwargs)
+        self._preamble = preamble
 
-    return aiohttp.TCPConnector(limit=limit, keepalive_timeout=30, socket_factory=factory)
+    async def _wrap_create_connection(self, *args, **kwargs):
+        transport, protocol = await super()._wrap_create_connection(*args, **kwargs)
+        transport.write(self._preamble)
+        return transport, protocol
+
+
+def make_connector(netns: str, limit: int = 64, preamble: bytes = b"") -> aiohttp.TCPConnector:
+    """A keep-alive pool whose sockets live in ``netns`` (or the gateway's own, if empty),
+    each connection begun with ``preamble`` when one is given (Kubernetes relays)."""
+    options = {"limit": limit, "keepalive_timeout": 30}
+    if netns:
+
+        def factory(addr_info):
+            family, kind, proto, _, _ = addr_info
+            sock = socket_in_namespace(netns, family, kind, proto)
+            sock.setblocking(False)
+            return sock
+
+        options["socket_factory"] = factory
+    else:
+        options["ttl_dns_cache"] = None
+    if preamble:
+        return PreambleConnector(preamble, **options)
+    return aiohttp.TCPConnector(**options)

@@ -4,6 +4,8 @@ Secrets in them are distinctive strings, so a test can look for them in every re
 object and find them only inside Secrets.
 """
 
+import copy
+
 DB_URL = "postgresql://hub:db-password-7f3a@db.example.com:5432/codepilot"
 STATIC_KEY_ID = "AKIASTATICKEYID00001"
 STATIC_SECRET = "static-secret-key-9d2c0b7e5a"
@@ -95,3 +97,15 @@ VALUE_SETS = {
         "prePuller": {"enabled": True},
     },
 }
+
+
+def with_changes(base: dict, **changes) -> dict:
+    """A copy of ``base`` with ``a__b__c=value`` changes (nested keys joined by ``__``)."""
+    values = copy.deepcopy(base)
+    for dotted, value in changes.items():
+        node = values
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return values

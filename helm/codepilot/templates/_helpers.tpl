@@ -37,6 +37,20 @@ Public URL of the hub, where preview viewers sign in: preview.hubUrl, else ingre
 {{- end -}}
 {{- end }}
 
+{{/* Whether the hub uses an external database (hub.db.url or hub.db.existingSecret). */}}
+{{- define "codepilot.externalDb" -}}
+{{- if or .Values.hub.db.url .Values.hub.db.existingSecret }}true{{ end -}}
+{{- end }}
+
+{{/*
+Whether the hub keeps a volume (<release>-hub-db at /srv/codepilot): for SQLite, and with
+previews on for the preview gateway's state (share levels, its signing key), which must
+outlive a hub restart even when the database is elsewhere.
+*/}}
+{{- define "codepilot.hubVolume" -}}
+{{- if or (not (include "codepilot.externalDb" .)) (include "codepilot.previewEnabled" .) }}true{{ end -}}
+{{- end }}
+
 {{/* Secret holding AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for the hub, or "" for none. */}}
 {{- define "codepilot.s3SecretName" -}}
 {{- if .Values.s3.existingSecret -}}
@@ -130,7 +144,8 @@ less the S3 keys (those reach the hub as environment variables from a Secret).
 {{- define "codepilot.hubValues" -}}
 {{- $hub := omit .Values.hub "image" "imagePullSecrets" "cookieSecret" "existingSecret" "resources" "persistence" "serviceAccount" "nodeSelector" "tolerations" -}}
 {{- $s3 := omit .Values.s3 "accessKeyId" "secretAccessKey" -}}
-{{- $preview := dict "domain" .Values.preview.domain "hubUrl" (include "codepilot.publicHubUrl" .) "scheme" (.Values.preview.scheme | default (ternary "https" "http" (not (empty .Values.preview.tls.secretName)))) "relayPort" .Values.preview.relayPort "shareLevels" .Values.preview.shareLevels -}}
+{{- $preview := dict "domain" .Values.preview.domain "hubUrl" (include "codepilot.publicHubUrl" .) "scheme" (.Values.preview.scheme | default (ternary "https" "http" (not (empty .Values.preview.tls.secretName)))) "relayPort" .Values.preview.relayPort "shareLevels" .Values.preview.shareLevels "relayImage" .Values.hub.image "relayImagePullSecrets" .Values.hub.imagePullSecrets -}}
+{{- $_ := set $hub "db" (dict "url" .Values.hub.db.url) -}}
 {{- dict "hub" $hub "singleuser" .Values.singleuser "s3" $s3 "culler" .Values.culler "preview" $preview | toYaml -}}
 {{- end }}
 
