@@ -215,7 +215,9 @@ async def test_pod_builders_leave_the_pod_they_are_given_alone(dummy_kubeconfig)
 
     restored = objects.add_restore_and_preview(pod, ["restore"], "/workspace", 3000)
     annotated = objects.annotate_start(restored, "start-1")
-    relayed = objects.add_preview_relay(annotated, ["relay"], 9797, 3000, {})
+    relayed = objects.add_preview_relay(
+        annotated, command=["relay"], relay_port=9797, app_port=3000, resources={}
+    )
 
     assert to_dict(pod) == before
     assert "initContainers" not in to_dict(pod)["spec"]
