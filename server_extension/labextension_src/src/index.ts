@@ -1,13 +1,15 @@
 /**
  * Code Pilot in JupyterLab.
  *
- * - Status bar: "S3: synced / 12 pending / offline / stalled" (hidden in local mode),
+ * - Status bar: "Saved / Saving… / Not saved" (hidden in local mode),
  *   with a notification when sync is stuck, since a student never reads server logs.
  * - Preview: a right-sidebar panel with the preview's URL, Open, Copy link and its share
  *   level; a status bar item "Preview: only me|class|public" and a palette command open it.
  *   The sidebar rather than a popup: it stays open while the student starts the app in a
  *   terminal, and the status bar keeps a public preview in sight at all times.
  * - A stopped project: the tab says so once (Restart, Home) and stops asking its server.
+ * - A running app: "Your app is running on port 3000" once per run, with Open preview;
+ *   links in terminals to that port on localhost open the preview at their path.
  */
 import {
   ILabShell,
@@ -16,14 +18,18 @@ import {
   JupyterLab
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { PageConfig } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { ITerminalTracker } from '@jupyterlab/terminal';
 
+import { AppRunNotices, AppWatcher } from './apprunning';
 import { PreviewModel, PreviewPanel, PreviewStatusWidget, previewIcon } from './preview';
+import { openPreview } from './previewlink';
 import { ServerGate } from './servergate';
 import { hubLinks, tellStopped } from './stopped';
 import { SyncStatusWidget } from './syncstatus';
+import { routeTerminalLinks } from './terminallinks';
 
 const SHOW_PREVIEW = 'codepilot:show-preview';
 const OPEN_PREVIEW = 'codepilot:open-preview';
@@ -75,9 +81,7 @@ const preview: JupyterFrontEndPlugin<void> = {
       label: 'Preview',
       caption: 'Open your app (the one you run on $PORT) in a new tab',
       icon: previewIcon,
-      execute: () => {
-        window.open(URLExt.join(PageConfig.getBaseUrl(), 'preview/'), '_blank', 'noopener');
-      }
+      execute: () => openPreview()
     });
     launcher?.add({ command: OPEN_PREVIEW, category: 'Other', rank: 0 });
     palette?.addItem({ command: OPEN_PREVIEW, category: 'Code Pilot' });
@@ -118,4 +122,22 @@ const stoppedServer: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [syncStatus, preview, stoppedServer];
+const appRunning: JupyterFrontEndPlugin<void> = {
+  id: '@codepilot/lab:app-running',
+  description:
+    'Says once per run that the app listens on its port; terminal links to it open the preview.',
+  autoStart: true,
+  optional: [ITerminalTracker],
+  activate: (app: JupyterFrontEnd, terminals: ITerminalTracker | null) => {
+    const watcher = new AppWatcher(app.serviceManager.serverSettings);
+    new AppRunNotices(watcher, () => openPreview(), PageConfig.getBaseUrl());
+    if (terminals) {
+      routeTerminalLinks(
+        target => terminals.find(widget => widget.node.contains(target)) !== undefined,
+        () => watcher.port
+      );
+    }
+  }
+};
+
+export default [syncStatus, preview, stoppedServer, appRunning];
