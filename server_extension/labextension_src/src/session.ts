@@ -27,18 +27,18 @@ export function signInUrl(): string | null {
 }
 
 export const SIGNED_OUT_TEXT =
-  'Your session ended (you logged out, perhaps in another tab): this tab can no longer ' +
-  'save. Sign in again to go on.';
+  'Your session ended (you logged out, perhaps in another tab): this tab cannot save ' +
+  'until you sign in again.';
 
-/** "Your session ended ... Sign in again", with the link; for a message element. */
+/** The text, then a "Sign in again" link styled as a button; for a message element. */
 export function signedOutMessage(node: HTMLElement, text = SIGNED_OUT_TEXT): void {
-  node.textContent = `${text} `;
+  node.textContent = text;
   const url = signInUrl();
   if (url) {
     const link = document.createElement('a');
-    link.className = 'jp-codepilot-SignIn';
+    link.className = 'jp-codepilot-Button jp-codepilot-SignIn';
     link.href = url;
     link.textContent = 'Sign in again';
-    node.append(link);
+    node.append(document.createElement('br'), link);
   }
 }
