@@ -353,7 +353,7 @@ def test_terminal_links_to_the_app_open_the_preview(lab, lab_hub, evidence):
         return opened
 
     # A dev server's "http://127.0.0.1:3000/...": the preview at that path.
-    port = next_app_answer(lab)["port"]
+    port = json.loads(fetch_in_page(lab, "GET", f"{server_url}codepilot/api/app")["text"])["port"]
     expect_preview_tab(click_link(f"http://127.0.0.1:{port}/"), f"{preview_url}x?y=1")
     # Another port: the link as it is, in a new tab as before.
     other = click_link(f"http://127.0.0.1:{other_port}/").value
