@@ -131,6 +131,20 @@ def test_the_app_is_never_served_on_the_ide_origin(hub, mallory, preview, path):
     assert "app page" not in response.text
 
 
+def test_the_server_says_whether_the_app_listens(hub, mallory, preview):
+    """What "Your app is running" in the IDE asks: the server checks its own port."""
+    port = hub.api("GET", "/users/mallory").json()["servers"][""]["state"]["preview_port"]
+    url = f"{hub.server_url('mallory')}codepilot/api/app"
+    own = requests.get(url, headers={"Authorization": f"token {mallory['token']}"}, timeout=30)
+    assert own.status_code == 200, own.text
+    assert own.json() == {"port": port, "listening": True}
+    hub.create_user("bob")
+    bob_token = hub.user_token("bob")
+    other = requests.get(url, headers={"Authorization": f"token {bob_token}"}, timeout=30)
+    assert other.status_code == 403
+    assert "listening" not in other.text
+
+
 # --- who gets in ---------------------------------------------------------------------------
 
 
@@ -490,6 +504,12 @@ def test_no_app_yet_gets_the_start_your_app_page(hub):
     response = open_preview(carol, url)
     assert response.status_code == 502
     assert "Start your app in a terminal" in response.text
+    app = requests.get(
+        f"{hub.server_url('carol')}codepilot/api/app",
+        headers={"Authorization": f"token {hub.user_token('carol')}"},
+        timeout=30,
+    )
+    assert app.json()["listening"] is False
     assert "Traceback" not in response.text
 
     hub.stop_server("carol")

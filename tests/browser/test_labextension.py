@@ -10,7 +10,8 @@ import json
 import re
 import subprocess
 import sys
-from urllib.parse import urlparse
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -22,9 +23,11 @@ from .accessibility import serious_violations
 from .conftest import HUB
 from .lab import (
     UI_TIMEOUT_MS,
+    Terminal,
     dismiss_news_prompt,
     fetch_in_page,
     log_in,
+    make_terminal_readable,
     start_from_spawn_form,
     wait_for_lab,
 )
@@ -39,6 +42,8 @@ ALLOWED_LEVELS = "owner,authenticated"
 # Sync retries back off up to 5 s and the status is polled every 3 s; the notification of
 # a failing S3 waits 20 s. Generous bounds for a noisy machine, not measurements.
 SYNC_TIMEOUT_MS = 90_000
+# A logout reaches the servers of this hub within a second, not 5 minutes.
+SHORT_AUTH_CACHE = Path(__file__).parent / "short_auth_cache.py"
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
 
@@ -52,6 +57,7 @@ def lab_hub(request, s3):
             "CODEPILOT_S3_PREFIX": PREFIX,
             "CODEPILOT_S3_ENDPOINT_URL": s3.endpoint_url,
             "CODEPILOT_PREVIEW_SHARE_LEVELS": ALLOWED_LEVELS,
+            "CODEPILOT_HUB_EXTRA_CONFIG": str(SHORT_AUTH_CACHE),
         }
     )
     request.config.stash[HUB] = hub
@@ -76,6 +82,11 @@ def lab(lab_hub, new_context) -> Page:
 
 def sync_item(page: Page):
     return page.locator("#jp-main-statusbar .jp-codepilot-SyncStatus")
+
+
+def sync_word(page: Page):
+    """What the sync item shows: Saved, Saving…, Not saved or Signed out."""
+    return sync_item(page).locator(".jp-codepilot-SyncStatus-text")
 
 
 def preview_item(page: Page):
@@ -107,12 +118,27 @@ def test_the_extension_is_installed_and_enabled():
 # --- sync state in the status bar ------------------------------------------------------------
 
 
-def test_sync_item_says_synced(lab, lab_hub, evidence):
+def test_sync_item_says_saved_and_opens_its_detail_from_the_keyboard(lab, lab_hub, evidence):
     item = sync_item(lab)
-    expect(item).to_have_text("S3: synced", timeout=SYNC_TIMEOUT_MS)
-    tooltip = item.get_attribute("title")
-    assert f"s3://{BUCKET}/{PREFIX}/users/{STUDENT}/default" in tooltip, tooltip
-    evidence.screenshot(lab, "labextension-01-synced")
+    expect(sync_word(lab)).to_have_text("Saved", timeout=SYNC_TIMEOUT_MS)
+    location = f"s3://{BUCKET}/{PREFIX}/users/{STUDENT}/default"
+    assert location in item.get_attribute("title")
+    # A button with a name that says what the word is about, reached by the keyboard.
+    expect(lab.get_by_role("button", name="Your files: Saved")).to_have_count(1)
+    detail = lab.get_by_role("dialog", name="Saving your files")
+    for key in ("Enter", " "):
+        item.focus()
+        lab.keyboard.press(key)
+        expect(detail).to_be_visible()
+        expect(detail).to_contain_text(location)
+        expect(item).to_have_attribute("aria-expanded", "true")
+        if key == "Enter":
+            evidence.screenshot(lab, "labextension-01-saved-detail")
+            assert serious_violations(lab, ".jp-codepilot-SyncDetail") == []
+        lab.keyboard.press("Escape")
+        expect(detail).to_have_count(0)
+        expect(item).to_be_focused()  # the keyboard is back where it was
+    assert serious_violations(lab, ".jp-codepilot-SyncStatus") == []
 
 
 def test_sync_item_counts_pending_and_warns_while_s3_is_down(lab, lab_hub, s3, evidence):
@@ -128,18 +154,18 @@ def test_sync_item_counts_pending_and_warns_while_s3_is_down(lab, lab_hub, s3, e
                 "echo MADE-$((6*7))",
                 "MADE-42",
             )
+            expect(sync_word(lab)).to_have_text("Not saved", timeout=SYNC_TIMEOUT_MS)
             # The count rises as the watcher sees each file: wait until the three files
             # (and their folder) are all pending, not only the first one seen.
-            expect(item).to_have_text(
-                re.compile(r"^S3: (offline \u2014 ([3-9]|[1-9]\d+) pending|stalled)$"),
-                timeout=SYNC_TIMEOUT_MS,
+            expect(item).to_have_attribute(
+                "title", re.compile(r"\b([3-9]|[1-9]\d+) changes waiting"), timeout=SYNC_TIMEOUT_MS
             )
             assert "Last error" in item.get_attribute("title")
             # A student who never looks at the status bar is told, once.
             expect(toast).to_have_count(1, timeout=SYNC_TIMEOUT_MS)
             expect(toast).to_contain_text("S3")
             evidence.screenshot(lab, "labextension-02-s3-down")
-        expect(item).to_have_text("S3: synced", timeout=SYNC_TIMEOUT_MS)
+        expect(sync_word(lab)).to_have_text("Saved", timeout=SYNC_TIMEOUT_MS)
     # The same notification now says sync is back, and nothing was lost.
     expect(toast).to_contain_text("back", timeout=UI_TIMEOUT_MS)
     keys = s3.keys(BUCKET, f"{PREFIX}/users/{STUDENT}/default/offline/")
@@ -238,6 +264,145 @@ def test_a_refused_level_shows_the_servers_message_and_changes_nothing(lab, lab_
     expect(select).to_have_value("authenticated")
     expect(preview_item(lab)).to_have_text("Preview: class")
     assert preview_api(lab, lab_hub.server_url(STUDENT))["share"] == "authenticated"
+
+
+# --- a running app: told once per run, terminal links to it open the preview -------------
+
+
+def next_app_answer(page: Page) -> dict:
+    """The next answer to the tab's own `GET codepilot/api/app` (polled every 3 s)."""
+    with page.expect_response(
+        lambda r: urlparse(r.url).path.endswith("/codepilot/api/app"), timeout=UI_TIMEOUT_MS
+    ) as reply:
+        pass
+    return reply.value.json()
+
+
+def wait_for_app_answers(page: Page, listening: bool, count: int) -> dict:
+    """Wait for ``count`` answers in a row that say ``listening``; the last one."""
+    seen = 0
+    while seen < count:
+        answer = next_app_answer(page)
+        seen = seen + 1 if answer["listening"] is listening else 0
+    return answer
+
+
+def expect_preview_tab(opened, url: str) -> None:
+    """The tab ``opened`` shows ``url`` on the preview's origin and has no handle on the IDE."""
+    preview = opened.value
+    preview.wait_for_load_state()
+    expect(preview).to_have_url(url, timeout=UI_TIMEOUT_MS)  # after the sign-in redirects
+    assert preview.evaluate("window.opener") is None
+    preview.close()
+
+
+def test_a_started_app_is_announced_once_per_run(lab, lab_hub, evidence):
+    preview_url = preview_api(lab, lab_hub.server_url(STUDENT))["url"]
+    toast = lab.locator(".Toastify__toast", has_text="Your app is running on port")
+    start_app = "python3 -m http.server $PORT --bind 127.0.0.1"
+    with lab_hub.open_terminal(STUDENT, lab_hub.user_token(STUDENT)) as terminal:
+        wait_for_app_answers(lab, listening=False, count=1)  # nothing runs yet
+        run_in_terminal(terminal, start_app, "Serving HTTP")
+        expect(toast).to_have_count(1, timeout=UI_TIMEOUT_MS)
+        port = next_app_answer(lab)["port"]
+        expect(toast).to_contain_text(f"Your app is running on port {port}")
+        evidence.screenshot(lab, "labextension-05-app-running")
+        with lab.context.expect_page() as opened:
+            toast.get_by_role("button", name="Open preview").click()
+        expect_preview_tab(opened, preview_url)
+        # Once per run: later answers that it still listens tell nothing new.
+        expect(toast).to_have_count(0)
+        wait_for_app_answers(lab, listening=True, count=2)
+        expect(toast).to_have_count(0)
+
+        # Stopped and started again: a new run, told again.
+        run_in_terminal(terminal, "\x03", "exiting")
+        wait_for_app_answers(lab, listening=False, count=2)
+        run_in_terminal(terminal, start_app, "Serving HTTP")
+        expect(toast).to_have_count(1, timeout=UI_TIMEOUT_MS)
+        run_in_terminal(terminal, "\x03", "exiting")
+
+
+def test_terminal_links_to_the_app_open_the_preview(lab, lab_hub, evidence):
+    server_url = lab_hub.server_url(STUDENT)
+    preview_url = preview_api(lab, server_url)["url"]
+    other_port = urlparse(lab_hub.url).port  # the hub's: another local port
+    make_terminal_readable(lab, server_url)
+    lab.reload()  # JupyterLab reads the setting as it loads
+    wait_for_lab(lab)
+    terminal = Terminal.open_from_launcher(lab)
+    terminal.run_and_wait(
+        f"printf '%s\\n' \"http://127.0.0.1:$PORT/x?y=1\" http://127.0.0.1:{other_port}/hub/api/"
+        "; echo LINKS-$((6*7))",
+        "LINKS-42",
+    )
+    rows = terminal.lines()
+    screen = terminal.panel.locator(".xterm-screen")
+    box = screen.bounding_box()
+
+    def click_link(prefix: str):
+        """Hover the link that starts the row starting with ``prefix``, then click it."""
+        row = next(i for i, line in enumerate(rows) if line.startswith(prefix))
+        x, y = box["x"] + 30, box["y"] + (row + 0.5) * box["height"] / len(rows)
+        lab.mouse.move(x, y)
+        # xterm.js has found the link under the pointer.
+        expect(terminal.panel.locator(".xterm-screen.xterm-cursor-pointer")).to_have_count(1)
+        with lab.context.expect_page() as opened:
+            lab.mouse.click(x, y)
+        lab.mouse.move(box["x"] + box["width"] - 5, box["y"] + 5)  # off the link
+        return opened
+
+    # A dev server's "http://127.0.0.1:3000/...": the preview at that path.
+    port = json.loads(fetch_in_page(lab, "GET", f"{server_url}codepilot/api/app")["text"])["port"]
+    expect_preview_tab(click_link(f"http://127.0.0.1:{port}/"), f"{preview_url}x?y=1")
+    # Another port: the link as it is, in a new tab as before.
+    other = click_link(f"http://127.0.0.1:{other_port}/").value
+    expect(other).to_have_url(f"http://127.0.0.1:{other_port}/hub/api/")
+    assert other.evaluate("window.opener") is None
+    other.close()
+    evidence.screenshot(lab, "labextension-06-terminal-links")
+
+
+# --- a session that ended in another tab (last: it signs the lab page out and back in) ------
+
+
+def test_logged_out_in_another_tab_the_items_offer_to_sign_in_again(lab, lab_hub, evidence):
+    """The hub's logout revokes the token the tab uses; its server learns it when its cache
+    of the hub's answer expires (here after a second: SHORT_AUTH_CACHE)."""
+    other = lab.context.new_page()
+    other.goto(f"{lab_hub.url}/hub/logout")
+    other.wait_for_url(re.compile(r"/hub/login"))
+    other.close()
+
+    expect(sync_word(lab)).to_have_text("Signed out", timeout=SYNC_TIMEOUT_MS)
+    assert "Forbidden" not in sync_item(lab).get_attribute("title")
+    sync_item(lab).click()
+    detail = lab.get_by_role("dialog", name="Saving your files")
+    expect(detail).to_contain_text("Your session ended")
+    sign_in = detail.get_by_role("link", name="Sign in again")
+    lab_path = urlparse(lab.url).path
+    login = urlparse(sign_in.get_attribute("href"))
+    assert login.path == "/hub/login"
+    assert urlparse(parse_qs(login.query)["next"][0]).path == lab_path
+    evidence.screenshot(lab, "labextension-07-signed-out")
+
+    # The preview panel says the same, not "Forbidden".
+    preview_item(lab).click()
+    message = lab.locator("#codepilot-preview .jp-codepilot-Preview-message")
+    expect(message).to_contain_text("Your session ended", timeout=UI_TIMEOUT_MS)
+    expect(message).not_to_contain_text("Forbidden")
+    expect(message.get_by_role("link", name="Sign in again")).to_be_visible()
+
+    # The link signs in and comes back to this lab, which saves again.
+    sync_item(lab).click()
+    detail.get_by_role("link", name="Sign in again").click()
+    lab.wait_for_url(re.compile(r"/hub/login"))
+    lab.fill("#username_input", STUDENT)
+    lab.fill("#password_input", PASSWORD)
+    lab.click("#login_submit")
+    wait_for_lab(lab)
+    assert urlparse(lab.url).path == lab_path
+    expect(sync_word(lab)).to_have_text("Saved", timeout=SYNC_TIMEOUT_MS)
 
 
 def test_sync_item_is_hidden_in_local_mode(browser_hub, new_context):

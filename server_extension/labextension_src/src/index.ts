@@ -1,7 +1,7 @@
 /**
  * Code Pilot in JupyterLab.
  *
- * - Status bar: "S3: synced / 12 pending / offline / stalled" (hidden in local mode),
+ * - Status bar: "Saved / Saving… / Not saved" (hidden in local mode),
  *   with a notification when sync is stuck, since a student never reads server logs.
  * - Preview: a right-sidebar panel with the preview's URL, Open, Copy link and its share
  *   level; a status bar item "Preview: only me|class|public" and a palette command open it.
@@ -10,6 +10,8 @@
  * - A stopped project: the tab says so once (Restart, Home) and stops asking its server.
  * - Projects: the project and its owner in the tab title and the status bar, a line for a
  *   visitor ("You are in maya's workspace"), and a switcher between the owner's projects.
+ * - A running app: "Your app is running on port 3000" once per run, with Open preview;
+ *   links in terminals to that port on localhost open the preview at their path.
  */
 import {
   ILabShell,
@@ -18,9 +20,10 @@ import {
   JupyterLab
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { PageConfig } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { ITerminalTracker } from '@jupyterlab/terminal';
 
 import {
   keepProjectTitle,
@@ -30,10 +33,13 @@ import {
   VisitorBanner
 } from './projects';
 import { visitorLine } from './projectnames';
+import { AppRunNotices, AppWatcher } from './apprunning';
 import { PreviewModel, PreviewPanel, PreviewStatusWidget, previewIcon } from './preview';
+import { openPreview } from './previewlink';
 import { ServerGate } from './servergate';
 import { hubLinks, tellStopped } from './stopped';
 import { SyncStatusWidget } from './syncstatus';
+import { routeTerminalLinks } from './terminallinks';
 
 const SHOW_PREVIEW = 'codepilot:show-preview';
 const OPEN_PREVIEW = 'codepilot:open-preview';
@@ -85,9 +91,7 @@ const preview: JupyterFrontEndPlugin<void> = {
       label: 'Preview',
       caption: 'Open your app (the one you run on $PORT) in a new tab',
       icon: previewIcon,
-      execute: () => {
-        window.open(URLExt.join(PageConfig.getBaseUrl(), 'preview/'), '_blank', 'noopener');
-      }
+      execute: () => openPreview()
     });
     launcher?.add({ command: OPEN_PREVIEW, category: 'Other', rank: 0 });
     palette?.addItem({ command: OPEN_PREVIEW, category: 'Code Pilot' });
@@ -174,4 +178,22 @@ const projects: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [syncStatus, preview, stoppedServer, projects];
+const appRunning: JupyterFrontEndPlugin<void> = {
+  id: '@codepilot/lab:app-running',
+  description:
+    'Says once per run that the app listens on its port; terminal links to it open the preview.',
+  autoStart: true,
+  optional: [ITerminalTracker],
+  activate: (app: JupyterFrontEnd, terminals: ITerminalTracker | null) => {
+    const watcher = new AppWatcher(app.serviceManager.serverSettings);
+    new AppRunNotices(watcher, () => openPreview(), PageConfig.getBaseUrl());
+    if (terminals) {
+      routeTerminalLinks(
+        target => terminals.find(widget => widget.node.contains(target)) !== undefined,
+        () => watcher.port
+      );
+    }
+  }
+};
+
+export default [syncStatus, preview, stoppedServer, projects, appRunning];

@@ -12,6 +12,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { ApiError, PREVIEW_PATH, requestJSON } from './api';
+import { isSignedOut, signedOutMessage } from './session';
 import {
   IPreviewModel,
   previewStatusText,
@@ -41,6 +42,8 @@ export class PreviewModel {
   problem: string | null = null;
   /** False when this server has no preview API (404). */
   available = true;
+  /** The hub's session ended: the server refuses until the student signs in again. */
+  signedOut = false;
   private readonly _changed = new Signal<this, void>(this);
   private readonly poll: Poll;
 
@@ -63,9 +66,12 @@ export class PreviewModel {
       this.accept(await requestJSON<IPreviewModel>(PREVIEW_PATH, {}, this.settings));
     } catch (error) {
       this.available = !(error instanceof ApiError && error.status === 404);
-      this.problem = this.available
-        ? `Could not read the preview settings: ${(error as Error).message}`
-        : 'This server has no preview settings.';
+      this.signedOut = isSignedOut(error);
+      this.problem = this.signedOut
+        ? null // not an error of the preview: the panel offers to sign in again
+        : this.available
+          ? `Could not read the preview settings: ${(error as Error).message}`
+          : 'This server has no preview settings.';
       this._changed.emit();
       throw error;
     }
@@ -86,6 +92,7 @@ export class PreviewModel {
     this.model = model;
     this.problem = null;
     this.available = true;
+    this.signedOut = false;
     this._changed.emit();
   }
 }
@@ -209,8 +216,12 @@ export class PreviewPanel extends Widget {
         : info.explanation
       : '';
     this.explanation.dataset.level = info?.level ?? '';
-    if (this.preview.problem) {
+    if (this.preview.signedOut) {
+      signedOutMessage(this.message);
+    } else if (this.preview.problem) {
       this.message.textContent = this.preview.problem;
+    } else if (this.message.querySelector('.jp-codepilot-SignIn')) {
+      this.message.textContent = ''; // signed in again
     }
   }
 
@@ -274,9 +285,11 @@ export class PreviewStatusWidget extends Widget {
     if (model) {
       this.node.textContent = previewStatusText(model);
       this.node.dataset.level = model.share;
-      this.node.title = `${safePreviewUrl(model.url) ?? ''}\n${
-        shareLevelInfo(model.share)?.explanation ?? ''
-      }\nClick for the link and sharing.`;
+      this.node.title = this.preview.signedOut
+        ? 'Your session ended: sign in again to see or change who can open your app.'
+        : `${safePreviewUrl(model.url) ?? ''}\n${
+            shareLevelInfo(model.share)?.explanation ?? ''
+          }\nClick for the link and sharing.`;
     }
     if (this.isActive !== this.wasActive) {
       this.wasActive = this.isActive;

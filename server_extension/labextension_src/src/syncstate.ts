@@ -1,6 +1,9 @@
 /**
  * What the status bar says about the workspace's S3 copy: pure functions of the model
  * that `GET codepilot/api/sync` returns, so the wording is decided in one place.
+ *
+ * Students read one of three words, "Saved", "Saving…" or "Not saved"; the why and
+ * the numbers (pending changes, the last error, the S3 location) are in the detail.
  */
 
 export interface ISyncError {
@@ -28,14 +31,22 @@ export type SyncLevel = 'ok' | 'busy' | 'warning' | 'error';
 /** stalled: no push finishes; failing: S3 refuses; unwatched: the watcher stopped. */
 export type SyncProblem = 'stalled' | 'failing' | 'unwatched';
 
+export const SAVED = 'Saved';
+export const SAVING = 'Saving\u2026';
+export const NOT_SAVED = 'Not saved';
+export const SIGNED_OUT = 'Signed out';
+
 export interface ISyncView {
   /** False in `local` mode: there is no S3 copy to report on. */
   visible: boolean;
+  /** Saved, Saving…, Not saved, or Signed out. */
   text: string;
   tooltip: string;
   level: SyncLevel;
   /** Something the student must learn even without looking at the status bar. */
   problem: SyncProblem | null;
+  /** The hub's session ended: the detail offers to sign in again. */
+  signedOut?: boolean;
 }
 
 const BUSY_STATES = new Set(['starting', 'reconciling', 'syncing']);
@@ -86,7 +97,7 @@ export function describeSync(model: ISyncModel): ISyncView {
   if (model.storage === 's3') {
     return {
       visible: true,
-      text: 'S3: direct',
+      text: SAVED,
       tooltip: `Every save goes straight to ${where}.`,
       level: 'ok',
       problem: null
@@ -98,7 +109,7 @@ export function describeSync(model: ISyncModel): ISyncView {
   if (model.state === 'error') {
     return {
       visible: true,
-      text: 'S3: not watching',
+      text: NOT_SAVED,
       tooltip: lines(
         'Changes made in terminals are no longer copied to S3 until the server restarts; ' +
           'saves from the editor still are.',
@@ -113,7 +124,7 @@ export function describeSync(model: ISyncModel): ISyncView {
     const since = model.stalled_since ? ` since ${model.stalled_since}` : ' for a while';
     return {
       visible: true,
-      text: 'S3: stalled',
+      text: NOT_SAVED,
       tooltip: lines(
         `Sync to ${where} has made no progress${since}: ${plural(pending, 'change')} waiting.`,
         safeOnDisk,
@@ -128,7 +139,7 @@ export function describeSync(model: ISyncModel): ISyncView {
     const left = model.unflushed?.length ?? 0;
     return {
       visible: true,
-      text: left ? `S3: stopped, ${left} not uploaded` : 'S3: stopped',
+      text: left ? NOT_SAVED : SAVED,
       tooltip: lines(
         'This server is stopping; sync has ended.',
         left ? `${plural(left, 'file')} will be uploaded at the next start.` : ''
@@ -140,7 +151,7 @@ export function describeSync(model: ISyncModel): ISyncView {
   if (isFailing(model)) {
     return {
       visible: true,
-      text: pending ? `S3: offline \u2014 ${pending} pending` : 'S3: offline',
+      text: NOT_SAVED,
       tooltip: lines(
         `${where} is not answering; retrying. ${plural(pending, 'change')} waiting.`,
         safeOnDisk,
@@ -154,7 +165,7 @@ export function describeSync(model: ISyncModel): ISyncView {
   if (pending > 0) {
     return {
       visible: true,
-      text: `S3: ${pending} pending`,
+      text: SAVING,
       tooltip: lines(`${plural(pending, 'change')} on the way to ${where}.`, lastSuccessLine(model)),
       level: 'busy',
       problem: null
@@ -163,7 +174,7 @@ export function describeSync(model: ISyncModel): ISyncView {
   if (model.state && BUSY_STATES.has(model.state)) {
     return {
       visible: true,
-      text: model.state === 'syncing' ? 'S3: syncing' : 'S3: checking',
+      text: SAVING,
       tooltip: lines(`Comparing the workspace with ${where}.`, lastSuccessLine(model)),
       level: 'busy',
       problem: null
@@ -172,7 +183,7 @@ export function describeSync(model: ISyncModel): ISyncView {
   if (model.state === 'idle' || model.state === undefined) {
     return {
       visible: true,
-      text: 'S3: synced',
+      text: SAVED,
       tooltip: lines(`Every file is saved in ${where}.`, lastSuccessLine(model)),
       level: 'ok',
       problem: null
@@ -180,7 +191,7 @@ export function describeSync(model: ISyncModel): ISyncView {
   }
   return {
     visible: true,
-    text: `S3: ${model.state}`,
+    text: SAVING,
     tooltip: lines(`Sync to ${where}: ${model.state}.`, errorLine(model.last_error)),
     level: 'busy',
     problem: null
@@ -191,9 +202,21 @@ export function describeSync(model: ISyncModel): ISyncView {
 export function describeUnreachable(reason: string): ISyncView {
   return {
     visible: true,
-    text: 'S3: unknown',
-    tooltip: `Cannot ask this server how sync is doing: ${reason}`,
+    text: NOT_SAVED,
+    tooltip: `This server does not answer, so nothing can be saved from this tab: ${reason}`,
     level: 'warning',
     problem: null
+  };
+}
+
+/** The status bar text when the hub's session ended (`sessionText` says so). */
+export function describeSignedOut(sessionText: string): ISyncView {
+  return {
+    visible: true,
+    text: SIGNED_OUT,
+    tooltip: sessionText,
+    level: 'warning',
+    problem: null,
+    signedOut: true
   };
 }
