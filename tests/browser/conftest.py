@@ -10,12 +10,29 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from ..hubtools import REPO_ROOT, RunningHub, start_hub
-from .chromium import VIEWPORT, BrowserEvidence, chromium_missing_reason, launch_chromium
+from ..hubtools import REPO_ROOT, RunningHub, free_port, start_hub
+from .chromium import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    BrowserEvidence,
+    chromium_missing_reason,
+    launch_chromium,
+)
 
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts" / "browser"
 SPAWN_PAGE_CONFIG = Path(__file__).parent / "show_spawn_page.py"
 HUB_LOG_LINES = 300
+
+# A class on a school network: the hub at hub.example.test, previews under this domain,
+# all mapped to this machine in Chromium.
+NETWORK_HOST = "hub.example.test"
+PREVIEW_DOMAIN = "cp-previews.test"
+RESOLVER_RULES = (
+    f"MAP {NETWORK_HOST} 127.0.0.1, MAP *.example.test 127.0.0.1, "
+    f"MAP *.{PREVIEW_DOMAIN} 127.0.0.1"
+)
+TEACHER, TEACHER_PASSWORD = "tess", "teacher-password"
 
 EVIDENCE = pytest.StashKey[BrowserEvidence]()
 HUB = pytest.StashKey[RunningHub]()
@@ -67,6 +84,44 @@ def browser_hub(request, admin_password):
     yield hub
     hub.stop()
     del request.config.stash[HUB]
+
+
+@pytest.fixture(scope="package")
+def network_hub(network_admin_password):
+    """A class over plain HTTP on a network name (``CODEPILOT_PUBLIC_URL``), with a
+    teacher: one for the modules that use it."""
+    port = free_port()
+    hub = start_hub(
+        env={
+            "CODEPILOT_PORT": str(port),
+            "CODEPILOT_PUBLIC_URL": f"http://{NETWORK_HOST}:{port}",
+            "CODEPILOT_PREVIEW_DOMAIN": PREVIEW_DOMAIN,
+            "CODEPILOT_TEACHERS": TEACHER,
+            "CODEPILOT_TEACHER_PASSWORD": TEACHER_PASSWORD,
+            "CODEPILOT_ADMIN_PASSWORD": network_admin_password,
+        }
+    )
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="package")
+def network_admin_password() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@pytest.fixture(scope="package")
+def network_chromium():
+    """Chromium that finds hub.example.test, its users' hosts and the previews here.
+    Over plain HTTP on such names it sends no ``Sec-Fetch-*``."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[*CHROMIUM_ARGS, f"--host-resolver-rules={RESOLVER_RULES}"],
+        )
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="module")
