@@ -60,6 +60,10 @@ c.JupyterHub.ip = settings.ip
 c.JupyterHub.subdomain_host = settings.subdomain_host
 c.JupyterHub.subdomain_hook = subdomain_hook_idna
 c.JupyterHub.template_vars = {"codepilot_hub_origin": settings.subdomain_host}
+# Over HTTPS the hub's login cookie is a __Host- cookie: a user's host may set cookies for
+# the hub's domain, but none of that name, so a student's IDE cannot sign its viewer in
+# to the hub as the student (plain HTTP cannot stop that: README, Security).
+c.JupyterHub.cookie_host_prefix_enabled = settings.subdomain_host.startswith("https://")
 c.JupyterHub.port = settings.port
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = settings.hub_port

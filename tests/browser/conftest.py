@@ -29,8 +29,7 @@ HUB_LOG_LINES = 300
 NETWORK_HOST = "hub.example.test"
 PREVIEW_DOMAIN = "cp-previews.test"
 RESOLVER_RULES = (
-    f"MAP {NETWORK_HOST} 127.0.0.1, MAP *.example.test 127.0.0.1, "
-    f"MAP *.{PREVIEW_DOMAIN} 127.0.0.1"
+    f"MAP {NETWORK_HOST} 127.0.0.1, MAP *.example.test 127.0.0.1, MAP *.{PREVIEW_DOMAIN} 127.0.0.1"
 )
 TEACHER, TEACHER_PASSWORD = "tess", "teacher-password"
 

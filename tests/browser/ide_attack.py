@@ -25,6 +25,7 @@ from .lab import UI_TIMEOUT_MS
 # that makes browsers send it after the viewer's own (tornado keeps the last of a name).
 TOSSED_COOKIES = (
     ("jupyterhub-hub-login", "/hub"),
+    ("__Host-jupyterhub-hub-login", "/"),  # the hub's name for it over HTTPS
     ("_xsrf", "/hub"),
     ("jupyterhub-session-id", "/"),
 )
@@ -34,11 +35,12 @@ async function codepilotSpy(config, reportId) {
   const {hub, attacker, other, toss} = config;
   const out = {}, xsrf = toss ? toss.cookies._xsrf : "";
   async function attempt(name, action) {
-    try { out[name] = String(await action()); } catch (error) { out[name] = "blocked: " + error.name; }
+    try { out[name] = String(await action()); }
+    catch (error) { out[name] = "blocked: " + error.name; }
   }
   async function read(url, init) {  // an answer the page could read
     const reply = await fetch(url, {credentials: "include", ...(init || {})});
-    return reply.status + " " + (await reply.text()).slice(0, 80);
+    return reply.status + " " + (await reply.text()).slice(0, 2000);
   }
   async function send(url, body) {  // a simple POST: no preflight, the answer unreadable
     await fetch(url, {method: "POST", mode: "no-cors", credentials: "include",
@@ -62,8 +64,10 @@ async function codepilotSpy(config, reportId) {
       form.submit();
     });
   }
-  // Who is looking: her own server answers that, on her own origin.
-  const me = await (await fetch("/user/" + attacker + "/api/me")).json();
+  // Who is looking: her own server answers that on her origin, as it does JupyterLab.
+  const here = (document.cookie.match(/(?:^|; )(?:__Host-)?_xsrf=([^;]+)/) || [])[1] || "";
+  const me = await (await fetch("/user/" + attacker + "/api/me",
+                                {headers: {"X-XSRFToken": here}})).json();
   const viewer = me.identity.username;
   const own = hub.replace("//", "//" + viewer + ".") + "/user/" + viewer + "/";
   if (toss) {
@@ -80,7 +84,8 @@ async function codepilotSpy(config, reportId) {
   await attempt("token", () => read(tokens, {method: "POST",
     headers: {"Content-Type": "application/json"}, body: JSON.stringify({note: "stolen"})}));
   await attempt("token_simple", () => send(tokens + "?_xsrf=" + xsrf, '{"note": "stolen"}'));
-  await attempt("spawn_form", () => formPost(hub + "/hub/spawn/" + viewer + "/stolen", {_xsrf: xsrf}));
+  const spawn = hub + "/hub/spawn/" + viewer + "/stolen";
+  await attempt("spawn_form", () => formPost(spawn, {_xsrf: xsrf}));
   await attempt("other_read", () => read(other + "api/contents"));
   await attempt("other_terminal", () => send(other + "api/terminals?_xsrf=" + xsrf, ""));
   await attempt("own_read", () => read(own + "api/terminals"));
@@ -204,10 +209,18 @@ def reports(page) -> dict:
     return found
 
 
-def leaked(found: dict) -> list[str]:
-    """The read attempts that got the data (none, when all were refused)."""
-    got = [name for name in READ_ATTEMPTS if not found[name].startswith(("blocked: ", "3", "4"))]
-    return got + (["here_other"] if found["here_other"].startswith("2") else [])
+def leaked(found: dict, attacker: str) -> list[str]:
+    """The read attempts that got the viewer's data (none, when all were refused). On her
+    own host the hub may answer the student about herself: her cookies go there."""
+    got = []
+    for name in (*READ_ATTEMPTS, "here_other"):
+        answer = found[name]
+        if answer.startswith("blocked: ") or answer[:1] in "345":
+            continue
+        if name == "here_hub_user" and json.loads(answer[4:])["name"] == attacker:
+            continue
+        got.append(name)
+    return got
 
 
 def new_tokens(before: dict, after: dict) -> list[tuple]:

@@ -11,13 +11,17 @@ cookies onto the hub's domain and tries again with her own XSRF token.
 """
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from .conftest import NETWORK_HOST, TEACHER, TEACHER_PASSWORD
+from ..hubtools import free_port, login, start_hub
+from .conftest import HUB, NETWORK_HOST, TEACHER, TEACHER_PASSWORD
 from .ide_attack import (
-    TOSSED_COOKIES,
     SPY,
+    TOSSED_COOKIES,
     leaked,
     new_tokens,
     open_server,
@@ -26,12 +30,12 @@ from .ide_attack import (
     traces,
     unchanged,
 )
-from ..hubtools import login
 from .lab import UI_TIMEOUT_MS, log_in
 
 pytestmark = pytest.mark.browser
 
 ATTACKER, OTHER_STUDENT = "amira", "bruno"
+TLS_HUB_CONFIG = Path(__file__).parent / "tls_hub_config.py"
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +92,7 @@ def test_a_students_ide_cannot_act_as_the_teacher_or_admin_who_opens_it(
         after = traces(hub, viewer, OTHER_STUDENT)
         for carrier in found:
             assert found[carrier]["viewer"] == viewer
-            assert leaked(found[carrier]) == [], (viewer, carrier, found[carrier])
+            assert leaked(found[carrier], ATTACKER) == [], (viewer, carrier, found[carrier])
         # The one new token: the hub's to Amira's server at the viewer's sign-in there.
         assert new_tokens(before[viewer], after) == [("", f"Server at /user/{ATTACKER}/")]
         assert unchanged(before[viewer], after), (before[viewer], after)
@@ -96,8 +100,10 @@ def test_a_students_ide_cannot_act_as_the_teacher_or_admin_who_opens_it(
 
 def own_hub_cookies(hub, user: str) -> dict[str, str]:
     """The student's own hub cookies, as her browser holds them after she logs in."""
-    jar = login(hub, user).cookies
-    return {name: next(c.value for c in jar if c.name == name) for name, _ in TOSSED_COOKIES}
+    held = {c.name: c.value for c in login(hub, user).cookies}
+    # Over HTTPS the login cookie's name has the __Host- prefix: she tries it both ways.
+    login_cookie = held.get("jupyterhub-hub-login") or held["__Host-jupyterhub-hub-login"]
+    return {name: held.get(name, login_cookie) for name, _ in TOSSED_COOKIES}
 
 
 def signed_in_as(page, hub) -> str:
@@ -106,39 +112,122 @@ def signed_in_as(page, hub) -> str:
     return json.loads(page.locator("body").inner_text())["name"]
 
 
-def test_cookies_a_students_page_sets_for_the_hub_domain(network_class, new_context):
-    hub = network_class
+def toss_cookies_and_try(page, hub, other: str) -> tuple[dict, dict, dict]:
+    """From a page of Amira's origin that the teacher has open: her script sets her own
+    hub cookies for the hub's domain and its parent, then tries everything with her own
+    XSRF token. Returns what it found, and the traces before and after."""
     toss = {
         "cookies": own_hub_cookies(hub, ATTACKER),
         "paths": TOSSED_COOKIES,
         "domains": [NETWORK_HOST, NETWORK_HOST.split(".", 1)[1]],
     }
-    config = json.dumps(
-        {"hub": hub.url, "attacker": ATTACKER, "other": hub.server_url(OTHER_STUDENT), "toss": toss}
-    )
-    page = sign_in(new_context("teacher, cookies tossed"), hub, TEACHER, TEACHER_PASSWORD)
-    open_server(page, f"{hub.server_url(TEACHER)}lab")
-    open_server(page, f"{hub.server_url(OTHER_STUDENT)}lab")
+    config = {"hub": hub.url, "attacker": ATTACKER, "other": hub.server_url(other), "toss": toss}
     open_server(page, f"{hub.server_url(ATTACKER)}lab")
     # Any page of her origin is as good as her IDE for her script: a light one, her
     # server's "not found" (its API's answers forbid scripts any request).
     page.goto(f"{hub.server_url(ATTACKER)}nothing-here")
-    before = traces(hub, TEACHER, OTHER_STUDENT)
-    # Her script, as her extension or notebook would run it on her origin.
+    before = traces(hub, TEACHER, other)
     found = page.evaluate(
-        f"async () => {{ {SPY}\n await codepilotSpy({config}, 'spy-toss');"
+        f"async () => {{ {SPY}\n await codepilotSpy({json.dumps(config)}, 'spy-toss');"
         " return JSON.parse(document.getElementById('spy-toss').textContent); }"
     )
-    print(json.dumps(found, indent=1))
-    stored = [
-        (c["name"], c["domain"], c["path"]) for c in page.context.cookies() if "example" in c["domain"]
-    ]
-    print(stored)
-    after = traces(hub, TEACHER, OTHER_STUDENT)
-    print(new_tokens(before, after), unchanged(before, after))
-    print("hub sees", signed_in_as(page, hub))
-    log_in(page, hub.url, TEACHER, TEACHER_PASSWORD, next_path="/hub/home")
-    page.wait_for_url(f"{hub.url}/hub/**", timeout=UI_TIMEOUT_MS)
-    print("after a new login the hub sees", signed_in_as(page, hub))
-    assert leaked(found) == [], found
-    assert new_tokens(before, after) == [] and unchanged(before, after)
+    return found, before, traces(hub, TEACHER, other)
+
+
+def test_cookies_a_students_page_sets_for_the_hub_domain_over_plain_http(
+    network_class, new_context
+):
+    hub = network_class
+    page = sign_in(new_context("teacher, cookies tossed"), hub, TEACHER, TEACHER_PASSWORD)
+    open_server(page, f"{hub.server_url(TEACHER)}lab")
+    open_server(page, f"{hub.server_url(OTHER_STUDENT)}lab")
+    found, before, after = toss_cookies_and_try(page, hub, OTHER_STUDENT)
+    # Nothing acts as the teacher: her XSRF token and login cookie stay hers alone.
+    assert leaked(found, ATTACKER) == [], found
+    assert new_tokens(before, after) == [] and unchanged(before, after), (before, after)
+    # What plain HTTP cannot stop (README, Security): the hub now reads Amira's login
+    # cookie from this browser, so the teacher's next hub pages are Amira's, and logging
+    # out does not end it (the cookie is not the hub's to clear).
+    assert signed_in_as(page, hub) == ATTACKER
+    page.goto(f"{hub.url}/hub/logout")
+    assert signed_in_as(page, hub) == ATTACKER
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A certificate for hub.example.test and its users' hosts, trusted by this process
+    (requests and websockets) while the module runs."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "hub.pem", folder / "hub-key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={NETWORK_HOST}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-addext",
+            f"subjectAltName=DNS:{NETWORK_HOST},DNS:*.{NETWORK_HOST}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    trusted = {"REQUESTS_CA_BUNDLE": str(cert), "SSL_CERT_FILE": str(cert)}
+    saved = {name: os.environ.get(name) for name in trusted}
+    os.environ.update(trusted)
+    yield cert, key
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def tls_hub(tls_files, request):
+    """The class hub at https://hub.example.test:<port> (TLS ends at the proxy)."""
+    cert, key = tls_files
+    port = free_port()
+    hub = start_hub(
+        env={
+            "CODEPILOT_PORT": str(port),
+            "CODEPILOT_PUBLIC_URL": f"https://{NETWORK_HOST}:{port}",
+            "CODEPILOT_TEACHERS": TEACHER,
+            "CODEPILOT_TEACHER_PASSWORD": TEACHER_PASSWORD,
+            "CODEPILOT_HUB_EXTRA_CONFIG": str(TLS_HUB_CONFIG),
+            "CODEPILOT_TEST_TLS_CERT": str(cert),
+            "CODEPILOT_TEST_TLS_KEY": str(key),
+        }
+    )
+    request.config.stash[HUB] = hub
+    for user in (ATTACKER, TEACHER):
+        hub.create_user(user)
+        hub.api("POST", hub.server_path(user)).raise_for_status()
+    for user in (ATTACKER, TEACHER):
+        hub.wait_ready(user)
+    yield hub
+    hub.stop()
+    del request.config.stash[HUB]
+
+
+def test_over_https_a_students_page_cannot_set_the_hubs_login_cookie(tls_hub, chromium, evidence):
+    hub = tls_hub
+    context = evidence.watch(chromium.new_context(ignore_https_errors=True), "teacher, https")
+    page = sign_in(context, hub, TEACHER, TEACHER_PASSWORD)
+    found, before, after = toss_cookies_and_try(page, hub, ATTACKER)
+    assert leaked(found, ATTACKER) == [], found
+    assert new_tokens(before, after) == [] and unchanged(before, after), (before, after)
+    # The hub reads a __Host- cookie, which only the hub's own host can set.
+    assert signed_in_as(page, hub) == TEACHER
+    context.close()
