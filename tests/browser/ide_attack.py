@@ -13,13 +13,16 @@ hub's domain (a sibling host may set them over plain HTTP) and their XSRF token 
 """
 
 import json
+from urllib.parse import urlsplit
 
 import requests
 from playwright.sync_api import expect
 
-from ..hubtools import save_text
+from ..hubtools import login, save_text
 from ..support.terminals import run_in_terminal
-from .lab import UI_TIMEOUT_MS
+from .lab import UI_TIMEOUT_MS, log_in
+
+ATTACKER = "amira"
 
 # The hub's cookies a student's page would set for the hub's domain: each with a path
 # that makes browsers send it after the viewer's own (tornado keeps the last of a name).
@@ -118,6 +121,7 @@ EXTENSION_ENTRY = """%(spy)s
   })),
 };
 """
+NOTEBOOK_NAME = "help.ipynb"
 NOTEBOOK_OUTPUT = """<script>%(spy)s
 codepilotSpy(%(config)s, "spy-notebook");
 </script>"""
@@ -140,30 +144,28 @@ def notebook(html: str) -> str:
     return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
 
-def plant(hub, attacker: str, other: str, notebook_name: str, toss: dict | None = None) -> None:
+def plant(hub, other: str) -> None:
     """What the student does in her own IDE, with her own token: the extension in her
     labextensions folder (where ``pip install`` or ``jupyter labextension`` would put it)
     and the notebook, trusted."""
-    config = json.dumps(
-        {"hub": hub.url, "attacker": attacker, "other": hub.server_url(other), "toss": toss}
-    )
+    config = json.dumps({"hub": hub.url, "attacker": ATTACKER, "other": hub.server_url(other)})
     entry = EXTENSION_ENTRY % {"spy": SPY, "name": json.dumps(EXTENSION_NAME), "config": config}
     html = NOTEBOOK_OUTPUT % {"spy": SPY, "config": config}
-    token = hub.user_token(attacker)
+    token = hub.user_token(ATTACKER)
     headers = {"Authorization": f"token {token}"}
     for path, text in (
         ("helper-package.json", json.dumps(EXTENSION_PACKAGE)),
         ("helper-entry.js", entry),
-        (notebook_name, notebook(html)),
+        (NOTEBOOK_NAME, notebook(html)),
     ):
-        save_text(hub.server_url(attacker), path, text, headers).raise_for_status()
-    with hub.open_terminal(attacker, token) as terminal:
+        save_text(hub.server_url(ATTACKER), path, text, headers).raise_for_status()
+    with hub.open_terminal(ATTACKER, token) as terminal:
         run_in_terminal(
             terminal,
             f'd="$(jupyter --data-dir)/labextensions/{EXTENSION_NAME}"; mkdir -p "$d/static"'
             ' && mv helper-package.json "$d/package.json"'
             ' && mv helper-entry.js "$d/static/remoteEntry.js"'
-            f" && jupyter trust {notebook_name}; echo done-$((40+2))",
+            f" && jupyter trust {NOTEBOOK_NAME}; echo done-$((40+2))",
             "done-42",
         )
 
@@ -183,17 +185,20 @@ def traces(hub, viewer: str, other: str) -> dict:
     the viewer's and of the other student's server."""
     admin = {"Authorization": f"token {hub.token}"}
 
-    def terminals(user):
-        reply = requests.get(f"{hub.server_url(user)}api/terminals", headers=admin, timeout=30)
+    def get(url):  # a connection of its own: the proxy drops idle kept-alive ones
+        reply = requests.get(url, headers=admin, timeout=30)
         reply.raise_for_status()
-        return sorted(t["name"] for t in reply.json())
+        return reply.json()
 
+    def terminals(user):
+        return sorted(t["name"] for t in get(f"{hub.server_url(user)}api/terminals"))
+
+    users = f"{hub.url}/hub/api/users/{viewer}"
     return {
         "tokens": {
-            t["id"]: (t["note"], t["oauth_client"])
-            for t in hub.api("GET", f"/users/{viewer}/tokens").json()["api_tokens"]
+            t["id"]: (t["note"], t["oauth_client"]) for t in get(f"{users}/tokens")["api_tokens"]
         },
-        "servers": sorted(hub.api("GET", f"/users/{viewer}").json()["servers"]),
+        "servers": sorted(get(users)["servers"]),
         "viewer_terminals": terminals(viewer),
         "other_terminals": terminals(other),
     }
@@ -230,3 +235,77 @@ def new_tokens(before: dict, after: dict) -> list[tuple]:
 def unchanged(before: dict, after: dict) -> bool:
     keys = ("servers", "viewer_terminals", "other_terminals")
     return [before[k] for k in keys] == [after[k] for k in keys]
+
+
+def sign_in(context, hub, user: str, password: str):
+    page = context.new_page()
+    log_in(page, hub.url, user, password, next_path="/hub/home")
+    page.wait_for_url(f"{hub.url}/hub/home", timeout=UI_TIMEOUT_MS)
+    return page
+
+
+def attack_from_the_class_page(hub, viewers: dict, new_context, evidence, other: str) -> None:
+    """Each viewer (name: password) signs in, uses her own server and the other
+    student's, then opens Amira's IDE from the class page at her planted notebook; both
+    carriers run there. Asserts that nothing was read or done as any viewer."""
+    pages, before = {}, {}
+    for viewer, password in viewers.items():
+        page = sign_in(new_context(viewer), hub, viewer, password)
+        # She has used her own server and another student's: their cookies are here.
+        open_server(page, f"{hub.server_url(viewer)}lab")
+        open_server(page, f"{hub.server_url(other)}lab")
+        page.goto(hub.service_url("codepilot"))  # the class page links Amira's IDE
+        ide = page.locator(f'tr[data-id="{ATTACKER}/"] a', has_text="Open IDE")
+        before[viewer] = traces(hub, viewer, other)
+        open_server(page, f"{ide.get_attribute('href')}/tree/{NOTEBOOK_NAME}")
+        pages[viewer] = page  # both IDEs load at once
+    for viewer, page in pages.items():
+        found = reports(page)
+        evidence.screenshot(page, f"ide-attack-{urlsplit(hub.url).hostname}-{viewer}")
+        after = traces(hub, viewer, other)
+        for carrier in found:
+            assert found[carrier]["viewer"] == viewer
+            assert leaked(found[carrier], ATTACKER) == [], (viewer, carrier, found[carrier])
+        # The one new token: the hub's to Amira's server at the viewer's sign-in there.
+        assert new_tokens(before[viewer], after) == [("", f"Server at /user/{ATTACKER}/")]
+        assert unchanged(before[viewer], after), (before[viewer], after)
+
+
+def own_hub_cookies(hub, user: str) -> dict[str, str]:
+    """The student's own hub cookies, as her browser holds them after she logs in."""
+    held = {c.name: c.value for c in login(hub, user).cookies}
+    # Over HTTPS the login cookie's name has the __Host- prefix: she tries it both ways.
+    login_cookie = held.get("jupyterhub-hub-login") or held["__Host-jupyterhub-hub-login"]
+    return {name: held.get(name, login_cookie) for name, _ in TOSSED_COOKIES}
+
+
+def hub_domains(hub) -> list[str]:
+    """The hub's host and each parent a sibling host could name in a cookie's Domain
+    (hub.example.test, example.test; localhost)."""
+    labels = urlsplit(hub.url).hostname.split(".")
+    return [".".join(labels[i:]) for i in range(max(len(labels) - 1, 1))]
+
+
+def signed_in_as(page, hub) -> str:
+    """Whom the hub takes this browser for."""
+    page.goto(f"{hub.url}/hub/api/user")
+    return json.loads(page.locator("body").inner_text())["name"]
+
+
+def toss_cookies_and_try(page, hub, viewer: str, other: str) -> tuple[dict, dict, dict]:
+    """From a page of Amira's origin that the viewer has open: her script sets her own
+    hub cookies for the hub's domain and its parents, then tries everything with her own
+    XSRF token. Returns what it found, and the traces before and after."""
+    toss = {"cookies": own_hub_cookies(hub, ATTACKER), "paths": TOSSED_COOKIES}
+    toss["domains"] = hub_domains(hub)
+    config = {"hub": hub.url, "attacker": ATTACKER, "other": hub.server_url(other), "toss": toss}
+    open_server(page, f"{hub.server_url(ATTACKER)}lab")
+    # Any page of her origin is as good as her IDE for her script: a light one, her
+    # server's "not found" (its API's answers forbid scripts any request).
+    page.goto(f"{hub.server_url(ATTACKER)}nothing-here")
+    before = traces(hub, viewer, other)
+    found = page.evaluate(
+        f"async () => {{ {SPY}\n await codepilotSpy({json.dumps(config)}, 'spy-toss');"
+        " return JSON.parse(document.getElementById('spy-toss').textContent); }"
+    )
+    return found, before, traces(hub, viewer, other)

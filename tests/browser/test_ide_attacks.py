@@ -10,7 +10,6 @@ every attempt must fail and leave nothing behind. Then her page tosses her own h
 cookies onto the hub's domain and tries again with her own XSRF token.
 """
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -20,21 +19,21 @@ import pytest
 from ..hubtools import free_port, login, start_hub
 from .conftest import HUB, NETWORK_HOST, TEACHER, TEACHER_PASSWORD
 from .ide_attack import (
-    SPY,
-    TOSSED_COOKIES,
+    ATTACKER,
+    attack_from_the_class_page,
     leaked,
     new_tokens,
     open_server,
     plant,
-    reports,
-    traces,
+    sign_in,
+    signed_in_as,
+    toss_cookies_and_try,
     unchanged,
 )
-from .lab import UI_TIMEOUT_MS, log_in
 
 pytestmark = pytest.mark.browser
 
-ATTACKER, OTHER_STUDENT = "amira", "bruno"
+OTHER_STUDENT = "bruno"
 TLS_HUB_CONFIG = Path(__file__).parent / "tls_hub_config.py"
 
 
@@ -60,78 +59,14 @@ def network_class(network_hub, viewers):
         hub.api("POST", hub.server_path(user)).raise_for_status()
     for user in users:  # the four start at once
         hub.wait_ready(user)
-    plant(hub, ATTACKER, OTHER_STUDENT, "help.ipynb")
+    plant(hub, OTHER_STUDENT)
     return hub
-
-
-def sign_in(context, hub, user: str, password: str):
-    page = context.new_page()
-    log_in(page, hub.url, user, password, next_path="/hub/home")
-    page.wait_for_url(f"{hub.url}/hub/home", timeout=UI_TIMEOUT_MS)
-    return page
 
 
 def test_a_students_ide_cannot_act_as_the_teacher_or_admin_who_opens_it(
     network_class, viewers, new_context, evidence
 ):
-    hub = network_class
-    pages, before = {}, {}
-    for viewer, password in viewers.items():
-        page = sign_in(new_context(viewer), hub, viewer, password)
-        # She has used her own server and another student's: their cookies are here.
-        open_server(page, f"{hub.server_url(viewer)}lab")
-        open_server(page, f"{hub.server_url(OTHER_STUDENT)}lab")
-        page.goto(hub.service_url("codepilot"))  # the class page links Amira's IDE
-        ide = page.locator(f'tr[data-id="{ATTACKER}/"] a', has_text="Open IDE")
-        before[viewer] = traces(hub, viewer, OTHER_STUDENT)
-        open_server(page, f"{ide.get_attribute('href')}/tree/help.ipynb")
-        pages[viewer] = page  # both IDEs load at once
-    for viewer, page in pages.items():
-        found = reports(page)
-        evidence.screenshot(page, f"ide-attack-network-{viewer}")
-        after = traces(hub, viewer, OTHER_STUDENT)
-        for carrier in found:
-            assert found[carrier]["viewer"] == viewer
-            assert leaked(found[carrier], ATTACKER) == [], (viewer, carrier, found[carrier])
-        # The one new token: the hub's to Amira's server at the viewer's sign-in there.
-        assert new_tokens(before[viewer], after) == [("", f"Server at /user/{ATTACKER}/")]
-        assert unchanged(before[viewer], after), (before[viewer], after)
-
-
-def own_hub_cookies(hub, user: str) -> dict[str, str]:
-    """The student's own hub cookies, as her browser holds them after she logs in."""
-    held = {c.name: c.value for c in login(hub, user).cookies}
-    # Over HTTPS the login cookie's name has the __Host- prefix: she tries it both ways.
-    login_cookie = held.get("jupyterhub-hub-login") or held["__Host-jupyterhub-hub-login"]
-    return {name: held.get(name, login_cookie) for name, _ in TOSSED_COOKIES}
-
-
-def signed_in_as(page, hub) -> str:
-    """Whom the hub takes this browser for."""
-    page.goto(f"{hub.url}/hub/api/user")
-    return json.loads(page.locator("body").inner_text())["name"]
-
-
-def toss_cookies_and_try(page, hub, other: str) -> tuple[dict, dict, dict]:
-    """From a page of Amira's origin that the teacher has open: her script sets her own
-    hub cookies for the hub's domain and its parent, then tries everything with her own
-    XSRF token. Returns what it found, and the traces before and after."""
-    toss = {
-        "cookies": own_hub_cookies(hub, ATTACKER),
-        "paths": TOSSED_COOKIES,
-        "domains": [NETWORK_HOST, NETWORK_HOST.split(".", 1)[1]],
-    }
-    config = {"hub": hub.url, "attacker": ATTACKER, "other": hub.server_url(other), "toss": toss}
-    open_server(page, f"{hub.server_url(ATTACKER)}lab")
-    # Any page of her origin is as good as her IDE for her script: a light one, her
-    # server's "not found" (its API's answers forbid scripts any request).
-    page.goto(f"{hub.server_url(ATTACKER)}nothing-here")
-    before = traces(hub, TEACHER, other)
-    found = page.evaluate(
-        f"async () => {{ {SPY}\n await codepilotSpy({json.dumps(config)}, 'spy-toss');"
-        " return JSON.parse(document.getElementById('spy-toss').textContent); }"
-    )
-    return found, before, traces(hub, TEACHER, other)
+    attack_from_the_class_page(network_class, viewers, new_context, evidence, OTHER_STUDENT)
 
 
 def test_cookies_a_students_page_sets_for_the_hub_domain_over_plain_http(
@@ -141,7 +76,7 @@ def test_cookies_a_students_page_sets_for_the_hub_domain_over_plain_http(
     page = sign_in(new_context("teacher, cookies tossed"), hub, TEACHER, TEACHER_PASSWORD)
     open_server(page, f"{hub.server_url(TEACHER)}lab")
     open_server(page, f"{hub.server_url(OTHER_STUDENT)}lab")
-    found, before, after = toss_cookies_and_try(page, hub, OTHER_STUDENT)
+    found, before, after = toss_cookies_and_try(page, hub, TEACHER, OTHER_STUDENT)
     # Nothing acts as the teacher: her XSRF token and login cookie stay hers alone.
     assert leaked(found, ATTACKER) == [], found
     assert new_tokens(before, after) == [] and unchanged(before, after), (before, after)
@@ -225,7 +160,7 @@ def test_over_https_a_students_page_cannot_set_the_hubs_login_cookie(tls_hub, ch
     hub = tls_hub
     context = evidence.watch(chromium.new_context(ignore_https_errors=True), "teacher, https")
     page = sign_in(context, hub, TEACHER, TEACHER_PASSWORD)
-    found, before, after = toss_cookies_and_try(page, hub, ATTACKER)
+    found, before, after = toss_cookies_and_try(page, hub, TEACHER, ATTACKER)
     assert leaked(found, ATTACKER) == [], found
     assert new_tokens(before, after) == [] and unchanged(before, after), (before, after)
     # The hub reads a __Host- cookie, which only the hub's own host can set.
