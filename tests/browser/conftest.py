@@ -109,10 +109,11 @@ def network_admin_password() -> str:
     return secrets.token_urlsafe(32)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def network_chromium():
     """Chromium that finds hub.example.test, its users' hosts and the previews here.
-    Over plain HTTP on such names it sends no ``Sec-Fetch-*``."""
+    Over plain HTTP on such names it sends no ``Sec-Fetch-*``. One per module, as
+    ``chromium``: Playwright's sync API runs one at a time."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
