@@ -232,7 +232,8 @@ def traces(hub, viewer: str, other: str) -> dict:
     users = f"{hub.url}/hub/api/users/{viewer}"
     return {
         "tokens": {
-            t["id"]: (t["note"], t["oauth_client"]) for t in get(f"{users}/tokens")["api_tokens"]
+            t["id"]: (t["note"], t["oauth_client"], tuple(sorted(t["scopes"])))
+            for t in get(f"{users}/tokens")["api_tokens"]
         },
         "servers": sorted(get(users)["servers"]),
         "viewer_terminals": terminals(viewer),
@@ -304,7 +305,12 @@ def attack_from_the_class_page(hub, viewers: dict, new_context, evidence, other:
             assert found[carrier]["viewer"] == viewer
             assert leaked(found[carrier], ATTACKER) == [], (viewer, carrier, found[carrier])
         # The one new token: the hub's to Amira's server at the viewer's sign-in there.
-        assert new_tokens(before[viewer], after) == [("", f"Server at /user/{ATTACKER}/")]
+        # Her server holds it (her code could read it there): it opens her own server
+        # and tells the viewer's name, nothing more.
+        [(note, client, scopes)] = new_tokens(before[viewer], after)
+        assert (note, client) == ("", f"Server at /user/{ATTACKER}/")
+        identity = {f"read:users:{what}!user={viewer}" for what in ("name", "groups")}
+        assert set(scopes) <= {f"access:servers!server={ATTACKER}/", *identity}, scopes
         assert unchanged(before[viewer], after), (before[viewer], after)
 
 
