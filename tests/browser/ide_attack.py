@@ -1,5 +1,6 @@
 """A student's code in her own JupyterLab, run by whoever opens her IDE, trying to act
-as that viewer: the attack of the class-page and network-class tests.
+as that viewer: the attack of test_class_page.py (*.localhost) and test_ide_attacks.py
+(a network name, plain HTTP and HTTPS).
 
 The student puts it there two ways, as any student can: a small federated extension in
 her labextensions folder (a package.json and a remote entry, as ``jupyter labextension
@@ -7,9 +8,10 @@ build`` leaves them; JupyterLab loads it for every viewer of her server) and a t
 notebook whose output is a script. Both carriers run the same attempts: read the hub's
 home page and the viewer's identity, mint a token for the viewer, spawn a server of the
 viewer's from the hub's form, read another student's server and open a terminal there,
-open a terminal on the viewer's own server, and reach the hub and other servers from her
-own host. With ``toss``, cookies of the student's own hub session are first set for the
-hub's domain (a sibling host may set them over plain HTTP) and their XSRF token sent.
+open a terminal on the viewer's own server (also with a minted token, should one be
+minted), and reach the hub and other servers from her own host. With ``toss``, cookies
+of the student's own hub session are first set for the hub's domain (a sibling host may
+set them over plain HTTP) and their XSRF token sent.
 """
 
 import json

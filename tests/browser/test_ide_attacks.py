@@ -76,7 +76,11 @@ def test_cookies_a_students_page_sets_for_the_hub_domain_over_plain_http(
     page = sign_in(new_context("teacher, cookies tossed"), hub, TEACHER, TEACHER_PASSWORD)
     open_server(page, f"{hub.server_url(TEACHER)}lab")
     open_server(page, f"{hub.server_url(OTHER_STUDENT)}lab")
+    sent = []
+    page.on("request", lambda request: sent.append(request.all_headers()))
     found, before, after = toss_cookies_and_try(page, hub, TEACHER, OTHER_STUDENT)
+    # The case at hand: no Sec-Fetch-* for the hub to decide by over plain HTTP.
+    assert sent and not any(name.startswith("sec-fetch-") for h in sent for name in h)
     # Nothing acts as the teacher: her XSRF token and login cookie stay hers alone.
     assert leaked(found, ATTACKER) == [], found
     assert new_tokens(before, after) == [] and unchanged(before, after), (before, after)
