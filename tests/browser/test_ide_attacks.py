@@ -88,6 +88,9 @@ def test_cookies_a_students_page_sets_for_the_hub_domain_over_plain_http(
     # cookie from this browser, so the teacher's next hub pages are Amira's, and logging
     # out does not end it (the cookie is not the hub's to clear).
     assert signed_in_as(page, hub) == ATTACKER
+    page.goto(f"{hub.url}/hub/home")  # "My Server" is then Amira's IDE
+    with page.expect_navigation(url=f"{hub.server_url(ATTACKER)}**", wait_until="commit"):
+        page.locator("#start").click()
     page.goto(f"{hub.url}/hub/logout")
     assert signed_in_as(page, hub) == ATTACKER
 
