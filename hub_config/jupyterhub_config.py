@@ -63,6 +63,9 @@ pod_host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip
 base_url = value("hub.baseUrl", str, "/")
 c.JupyterHub.base_url = base_url
 c.JupyterHub.subdomain_host = value("hub.subdomainHost", str, "")
+# Users' hosts may set cookies for the hub's domain; over HTTPS the hub's login cookie is
+# a __Host- cookie, which none of them can set (README, Security).
+c.JupyterHub.cookie_host_prefix_enabled = c.JupyterHub.subdomain_host.startswith("https://")
 c.JupyterHub.hub_ip = any_ip
 c.JupyterHub.hub_port = 8081
 if hub_connect_url:

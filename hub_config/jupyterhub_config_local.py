@@ -66,6 +66,10 @@ c.JupyterHub.template_vars = {
     # The home page says a reserved project name is refused as it is typed.
     "codepilot_reserved_names": sorted(RESERVED_NAMES),
 }
+# Over HTTPS the hub's login cookie is a __Host- cookie: a user's host may set cookies for
+# the hub's domain, but none of that name, so a student's IDE cannot sign its viewer in
+# to the hub as the student (plain HTTP cannot stop that: README, Security).
+c.JupyterHub.cookie_host_prefix_enabled = settings.subdomain_host.startswith("https://")
 c.JupyterHub.port = settings.port
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = settings.hub_port

@@ -333,6 +333,8 @@ def progress_messages(hub: RunningHub, user: str) -> list[str]:
 def login(hub: RunningHub, user: str, password: str = "class-password") -> requests.Session:
     """A browser-like session: logged in through the hub's login form, with its cookies."""
     session = requests.Session()
+    # An https hub's own certificate, if it has one, as the hub's session trusts it.
+    session.verify, session.trust_env = hub.session.verify, hub.session.trust_env
     session.cookies.set_policy(BrowserCookiePolicy())
     session.get(f"{hub.url}/hub/login", timeout=30).raise_for_status()
     response = session.post(

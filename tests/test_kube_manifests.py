@@ -579,3 +579,20 @@ def test_container_state_reads_pod_status():
     assert podstatus.container_state(pod, "notebook") == "waiting"
     assert podstatus.container_state(pod, "other") is None
     assert podstatus.container_state(None, "notebook") is None
+
+
+@pytest.mark.parametrize(
+    ("subdomain_host", "host_prefix"),
+    [
+        ("https://codepilot.example.com", True),
+        ("http://codepilot.example.test", False),
+        ("", False),
+    ],
+)
+def test_over_https_the_hubs_login_cookie_is_a_host_cookie(tmp_path, subdomain_host, host_prefix):
+    # Users' hosts may set cookies for the hub's domain; a __Host- cookie none of them can
+    # set (tests/browser/test_ide_attacks.py shows it in Chromium on one machine).
+    values = copy.deepcopy(BASE_VALUES)
+    values["hub"]["subdomainHost"] = subdomain_host
+    c = load_hub_config(values, tmp_path)
+    assert c.JupyterHub.cookie_host_prefix_enabled is host_prefix

@@ -11,11 +11,19 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from ..hubtools import REPO_ROOT, RunningHub, start_hub
-from .chromium import VIEWPORT, BrowserEvidence, chromium_missing_reason, launch_chromium
+from .chromium import (
+    VIEWPORT,
+    BrowserEvidence,
+    chromium_missing_reason,
+    launch_chromium,
+)
+from .network import launch_network_chromium, start_network_hub
 
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts" / "browser"
 SPAWN_PAGE_CONFIG = Path(__file__).parent / "show_spawn_page.py"
 HUB_LOG_LINES = 300
+
+TEACHER, TEACHER_PASSWORD = "tess", "teacher-password"
 
 EVIDENCE = pytest.StashKey[BrowserEvidence]()
 HUB = pytest.StashKey[RunningHub]()
@@ -67,6 +75,37 @@ def browser_hub(request, admin_password):
     yield hub
     hub.stop()
     del request.config.stash[HUB]
+
+
+@pytest.fixture(scope="package")
+def network_hub(network_admin_password):
+    """A class over plain HTTP on a network name (``CODEPILOT_PUBLIC_URL``), with a
+    teacher: one for the modules that use it."""
+    hub = start_network_hub(
+        env={
+            "CODEPILOT_TEACHERS": TEACHER,
+            "CODEPILOT_TEACHER_PASSWORD": TEACHER_PASSWORD,
+            "CODEPILOT_ADMIN_PASSWORD": network_admin_password,
+        }
+    )
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="package")
+def network_admin_password() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@pytest.fixture(scope="module")
+def network_chromium():
+    """Chromium that finds hub.example.test, its users' hosts and the previews here.
+    Over plain HTTP on such names it sends no ``Sec-Fetch-*``. One per module, as
+    ``chromium``: Playwright's sync API runs one at a time."""
+    with sync_playwright() as playwright:
+        browser = launch_network_chromium(playwright)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="module")

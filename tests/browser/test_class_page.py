@@ -1,21 +1,31 @@
 """The class page in Chromium: a teacher sees her students, stops a server from the page
 and sees it stop without a reload; a student gets 403 there; a student's IDE that the
-teacher opens cannot act on the hub as her."""
+teacher or the admin opens from it cannot act as them."""
 
-import json
 import os
 
 import pytest
 from playwright.sync_api import expect
 
-from ..hubtools import REPO_ROOT, login, save_text, start_hub
-from ..support.terminals import run_in_terminal
+from ..hubtools import REPO_ROOT, login, start_hub
 from .accessibility import serious_violations
 from .conftest import HUB
+from .ide_attack import (
+    ATTACKER,
+    attack_from_the_class_page,
+    leaked,
+    new_tokens,
+    plant,
+    signed_in_as,
+    toss_cookies_and_try,
+    unchanged,
+)
 from .screenshot import UPDATE_VARIABLE
 
-TEACHER_PASSWORD = "teacher-password"
-STUDENTS = ["amira", "bruno", "chen", "dana"]
+TEACHER, TEACHER_PASSWORD = "tess", "teacher-password"
+ADMIN_PASSWORD = "admin-password-of-the-class-page-tests"
+STUDENTS = [ATTACKER, "bruno", "chen", "dana"]
+OTHER_STUDENT = "chen"  # running all along (bruno's server is stopped from the page)
 ADDED_BY_ADMIN = "erin"  # never logged in
 CLASS_PAGE_SCREENSHOT = REPO_ROOT / "docs" / "class-page.png"
 
@@ -23,7 +33,11 @@ CLASS_PAGE_SCREENSHOT = REPO_ROOT / "docs" / "class-page.png"
 @pytest.fixture(scope="module")
 def class_hub(request):
     hub = start_hub(
-        env={"CODEPILOT_TEACHERS": "tess", "CODEPILOT_TEACHER_PASSWORD": TEACHER_PASSWORD}
+        env={
+            "CODEPILOT_TEACHERS": TEACHER,
+            "CODEPILOT_TEACHER_PASSWORD": TEACHER_PASSWORD,
+            "CODEPILOT_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
     )
     request.config.stash[HUB] = hub
     for name in STUDENTS:
@@ -150,77 +164,25 @@ def test_a_student_gets_403_on_the_class_page(class_hub, new_context):
     assert page.locator("#rows").count() == 0
 
 
-# A notebook whose output is a script: trusted, JupyterLab runs it in the IDE's page.
-SPY_NOTEBOOK_OUTPUT = """<pre id="spy-report"></pre><script>
-(async () => {
-  const HUB = %(hub)s, TEACHER = %(teacher)s, out = {};
-  let xsrf = "";
-  async function attempt(name, action) {
-    try { out[name] = await action(); } catch (error) { out[name] = "blocked: " + error.name; }
-  }
-  await attempt("home", async () => {
-    const reply = await fetch(HUB + "/hub/home", {credentials: "include"});
-    const page = await reply.text();
-    xsrf = (page.match(/xsrf_token: "([^"]+)"/) || [])[1] || "";
-    return reply.status + (page.includes(TEACHER) ? " names the teacher" : "");
-  });
-  await attempt("user", async () => {
-    const reply = await fetch(HUB + "/hub/api/user", {
-      credentials: "include", headers: {"X-XSRFToken": xsrf},
-    });
-    return reply.status + " " + (await reply.text()).slice(0, 80);
-  });
-  await attempt("token", async () => {
-    const reply = await fetch(HUB + "/hub/api/users/" + TEACHER + "/tokens", {
-      method: "POST", credentials: "include",
-      headers: {"X-XSRFToken": xsrf, "Content-Type": "application/json"},
-      body: JSON.stringify({note: "stolen"}),
-    });
-    return reply.status + " " + (await reply.text()).slice(0, 80);
-  });
-  document.getElementById("spy-report").textContent = JSON.stringify(out);
-})();
-</script>"""
+def test_a_students_ide_cannot_act_as_the_teacher_or_admin_who_opens_it(
+    class_hub, new_context, evidence
+):
+    # Amira's extension and trusted notebook run in whoever opens her IDE (ide_attack.py);
+    # the same attack on a network name is in test_ide_attacks.py.
+    for user in (TEACHER, "admin"):  # their own servers, for the attack to aim at
+        class_hub.api("POST", class_hub.server_path(user))
+    for user in (TEACHER, "admin"):
+        class_hub.wait_ready(user)
+    plant(class_hub, OTHER_STUDENT)
+    viewers = {TEACHER: TEACHER_PASSWORD, "admin": ADMIN_PASSWORD}
+    attack_from_the_class_page(class_hub, viewers, new_context, evidence, OTHER_STUDENT)
 
 
-def spy_notebook(hub_url: str, teacher: str) -> str:
-    html = SPY_NOTEBOOK_OUTPUT % {"hub": json.dumps(hub_url), "teacher": json.dumps(teacher)}
-    output = {"output_type": "display_data", "data": {"text/html": html}, "metadata": {}}
-    cell = {
-        "cell_type": "code",
-        "execution_count": 1,
-        "id": "spy",
-        "metadata": {},
-        "outputs": [output],
-        "source": "",
-    }
-    notebook = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    return json.dumps(notebook)
-
-
-def test_a_students_ide_cannot_act_as_the_teacher_who_opens_it(class_hub, new_context, evidence):
-    # Amira's notebook runs a script once trusted, which her own terminal does: trust
-    # lives in her server, so her teacher's JupyterLab there runs it too.
-    token = class_hub.user_token("amira")
-    headers = {"Authorization": f"token {token}"}
-    notebook = spy_notebook(class_hub.url, "tess")
-    save_text(class_hub.server_url("amira"), "help.ipynb", notebook, headers).raise_for_status()
-    with class_hub.open_terminal("amira", token) as terminal:
-        run_in_terminal(terminal, "jupyter trust help.ipynb; echo trust-$((40+2))", "trust-42")
-
-    page = sign_in(new_context("teacher"), class_hub, "tess", TEACHER_PASSWORD)
-    page.goto(f"{class_hub.server_url('amira')}lab/tree/help.ipynb")
-    report = page.locator("#spy-report")
-    authorize = page.get_by_role("button", name="Authorize")  # the hub asks her first
-    authorize.or_(report).first.wait_for(timeout=60_000)
-    if authorize.count():
-        authorize.click()
-    expect(report).not_to_be_empty(timeout=120_000)
-    evidence.screenshot(page, "ide-origin-attack-report")
-    found = json.loads(report.text_content())
-
-    # The hub is another origin: its answers cannot be read, its API not called.
-    for attempt in ("home", "user", "token"):
-        assert found[attempt].startswith("blocked: "), found
-    notes = [t["note"] for t in class_hub.api("GET", "/users/tess/tokens").json()["api_tokens"]]
-    assert "stolen" not in notes
+def test_a_students_page_cannot_set_cookies_for_the_hub_on_localhost(class_hub, new_context):
+    # localhost is a name of its own to browsers: amira.localhost cannot set cookies for
+    # it, so the hub goes on reading the teacher's own (on a network name: the other file).
+    page = sign_in(new_context("teacher, cookies tossed"), class_hub, TEACHER, TEACHER_PASSWORD)
+    found, before, after = toss_cookies_and_try(page, class_hub, TEACHER, OTHER_STUDENT)
+    assert leaked(found, ATTACKER) == [], found
+    assert new_tokens(before, after) == [] and unchanged(before, after), (before, after)
+    assert signed_in_as(page, class_hub) == TEACHER

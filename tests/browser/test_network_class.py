@@ -12,20 +12,16 @@ import json
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from ..hubtools import free_port, save_text, start_hub, wait_until
+from ..hubtools import save_text, wait_until
 from ..support.terminals import run_in_terminal
-from .chromium import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+from .chromium import VIEWPORT
 from .lab import UI_TIMEOUT_MS, log_in
+from .network import PREVIEW_DOMAIN
 
 pytestmark = pytest.mark.browser
 
-PREVIEW_DOMAIN = "cp-previews.test"
-RESOLVER_RULES = (
-    f"MAP hub.example.test 127.0.0.1, MAP *.example.test 127.0.0.1, "
-    f"MAP *.{PREVIEW_DOMAIN} 127.0.0.1"
-)
 HOMEWORK = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Homework</title></head>
 <body><h1>My homework</h1><p id="data">loading</p>
@@ -37,47 +33,9 @@ fetch("data.json").then((reply) => reply.json())
 """
 
 
-def start_network_hub(scheme: str = "http", env: dict | None = None, **options):
-    """A hub at ``<scheme>://hub.example.test:<port>``, previews on ``*.cp-previews.test``."""
-    port = free_port()
-    return start_hub(
-        env={
-            "CODEPILOT_PORT": str(port),
-            "CODEPILOT_PUBLIC_URL": f"{scheme}://hub.example.test:{port}",
-            "CODEPILOT_PREVIEW_DOMAIN": PREVIEW_DOMAIN,
-            **(env or {}),
-        },
-        **options,
-    )
-
-
-def launch_network_chromium(playwright, *args: str):
-    """Chromium that finds the network's names on this machine."""
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[*CHROMIUM_ARGS, f"--host-resolver-rules={RESOLVER_RULES}", *args],
-    )
-
-
-@pytest.fixture(scope="module")
-def network_hub():
-    hub = start_network_hub()
-    yield hub
-    hub.stop()
-
-
 @pytest.fixture(scope="module")
 def public_url(network_hub) -> str:
-    return network_hub.env["CODEPILOT_PUBLIC_URL"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_network_chromium(playwright)
-        yield chromium
-        chromium.close()
+    return network_hub.url
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +59,10 @@ def mallory(network_hub):
     return {"url": preview, "token": token}
 
 
-def test_a_student_opens_her_preview_over_plain_http(browser, network_hub, public_url, mallory):
-    context = browser.new_context(viewport=VIEWPORT)
+def test_a_student_opens_her_preview_over_plain_http(
+    network_chromium, network_hub, public_url, mallory
+):
+    context = network_chromium.new_context(viewport=VIEWPORT)
     page = context.new_page()
     sent = []
     page.on("request", lambda request: sent.append(request.all_headers()))
@@ -119,10 +79,10 @@ def test_a_student_opens_her_preview_over_plain_http(browser, network_hub, publi
 
 
 def test_another_student_is_refused_and_a_public_preview_needs_no_login(
-    browser, network_hub, public_url, mallory
+    network_chromium, network_hub, public_url, mallory
 ):
     network_hub.create_user("bob")
-    context = browser.new_context(viewport=VIEWPORT)
+    context = network_chromium.new_context(viewport=VIEWPORT)
     bob = context.new_page()
     log_in(bob, public_url, "bob", "class-password", next_path="/hub/home")
     bob.wait_for_url(f"{public_url}/hub/**", timeout=UI_TIMEOUT_MS)
@@ -138,7 +98,7 @@ def test_another_student_is_refused_and_a_public_preview_needs_no_login(
         timeout=30,
     )
     assert shared.status_code == 200, shared.text
-    stranger = browser.new_context(viewport=VIEWPORT)
+    stranger = network_chromium.new_context(viewport=VIEWPORT)
     page = stranger.new_page()
     page.goto(mallory["url"])
     expect(page.get_by_role("heading", level=1)).to_have_text("My homework")

@@ -33,7 +33,7 @@ from .lab import (
     start_from_spawn_form,
     wait_for_lab,
 )
-from .test_network_class import PREVIEW_DOMAIN, launch_network_chromium, start_network_hub
+from .network import PREVIEW_DOMAIN, launch_network_chromium, start_network_hub
 
 pytestmark = pytest.mark.browser
 
@@ -154,8 +154,13 @@ def test_a_student_runs_react_vite_over_https_and_edits_reload_in_place(vite_app
     cookies = vite_app["context"].cookies()
     names = {(c["name"], c["domain"]) for c in cookies}
     ide = f"{STUDENT}.{HUB_HOST}"
-    assert {("_xsrf", ide), (f"jupyterhub-user-{STUDENT}", ide)} <= names, names
-    assert {"jupyterhub-session-id", "codepilot_preview_session"} <= {name for name, _ in names}
+    # Over HTTPS with users' hosts, JupyterHub's own cookies are __Host- cookies, which no
+    # sibling host can set (README, Security).
+    assert {("_xsrf", ide), (f"__Host-jupyterhub-user-{STUDENT}", ide)} <= names, names
+    assert ("__Host-jupyterhub-hub-login", HUB_HOST) in names, names
+    assert {"jupyterhub-session-id", "codepilot_preview_session"} <= {
+        name for name, _ in names
+    }
     plain = [f"{c['name']} ({c['domain']})" for c in cookies if not c["secure"]]
     assert not plain, plain
 
