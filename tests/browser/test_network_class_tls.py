@@ -158,9 +158,7 @@ def test_a_student_runs_react_vite_over_https_and_edits_reload_in_place(vite_app
     # sibling host can set (README, Security).
     assert {("_xsrf", ide), (f"__Host-jupyterhub-user-{STUDENT}", ide)} <= names, names
     assert ("__Host-jupyterhub-hub-login", HUB_HOST) in names, names
-    assert {"jupyterhub-session-id", "codepilot_preview_session"} <= {
-        name for name, _ in names
-    }
+    assert {"jupyterhub-session-id", "codepilot_preview_session"} <= {name for name, _ in names}
     plain = [f"{c['name']} ({c['domain']})" for c in cookies if not c["secure"]]
     assert not plain, plain
 
