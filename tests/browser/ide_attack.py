@@ -213,7 +213,7 @@ def open_server(page, url: str) -> None:
     once the server's page answers (its cookie is then in her browser)."""
     page.goto(url, wait_until="commit")
     if "/oauth2/authorize" in page.url:
-        page.get_by_role("button", name="Authorize").click()
+        page.get_by_role("button", name="Open the workspace").click()
         page.wait_for_url(f"{url}**", wait_until="commit", timeout=60_000)
     assert page.url.startswith(url), page.url
 

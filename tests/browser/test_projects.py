@@ -87,7 +87,7 @@ def test_a_teacher_in_a_students_ide_is_told_whose_workspace_it_is(hub, new_cont
     log_in(page, hub.url, TEACHER, TEACHER_PASSWORD)
     page.wait_for_url(lambda url: "/hub/login" not in url)
     page.goto(f"{hub.server_url(STUDENT, 'web')}lab")
-    authorize = page.get_by_role("button", name="Authorize")  # the hub asks her first
+    authorize = page.get_by_role("button", name="Open the workspace")  # the hub asks her first
     authorize.or_(page.locator("#jp-main-dock-panel")).first.wait_for(timeout=SPAWN_TIMEOUT_MS)
     if authorize.count():
         authorize.click()

@@ -145,11 +145,11 @@ def test_the_teacher_sees_both_students_and_opens_their_work(hub, teacher, stude
     with page.context.expect_page() as opened:
         class_row(teacher, STUDENT_A).get_by_role("link", name=re.compile("IDE")).click()
     ide = opened.value
-    authorize = ide.get_by_role("button", name="Authorize")  # the hub asks her once
-    lab = ide.locator("#jp-main-dock-panel")
-    authorize.or_(lab).first.wait_for(timeout=UI_TIMEOUT_MS)
-    if authorize.count():
-        authorize.click()
+    # The hub asks once, in words that say whose workspace this is.
+    expect(ide.get_by_role("heading", name=f"Open {STUDENT_A}'s workspace?")).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    ide.get_by_role("button", name="Open the workspace").click()
     wait_for_lab(ide)
     assert ide.url.startswith(hub.server_url(STUDENT_A)), ide.url
     expect(file_browser_item(ide, "app.py")).to_be_visible()  # A's workspace
