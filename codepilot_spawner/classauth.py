@@ -5,15 +5,30 @@ under any name; a teacher's name must not open with it, or every student could b
 teacher. A teacher is a listed one (``teacher_users``) or anyone in the hub's teachers
 group (the admin panel moves people there, and a name taken off the list stays in it
 until the admin removes it).
+
+With ``confirm_new_accounts``, a name the hub does not know opens only when the login
+form's "This is my first time here" box is ticked: a mistyped name is told so instead of
+becoming a new, empty account.
 """
 
 from hmac import compare_digest
 
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
 from sqlalchemy.orm import object_session
-from traitlets import Set, Unicode
+from tornado import web
+from traitlets import Bool, Set, Unicode
 
 from .classroom import TEACHERS_GROUP, join_class_group
+
+# The login form's "This is my first time here" box (hub_templates/login.html).
+NEW_ACCOUNT_FIELD = "new_account"
+
+
+def new_account_message(username: str) -> str:
+    return (
+        f"There is no account named {username} yet. Check the spelling; if this is your "
+        'first time here, tick "This is my first time here" and sign in again.'
+    )
 
 
 class ClassroomPasswordAuthenticator(SharedPasswordAuthenticator):
@@ -31,6 +46,13 @@ class ClassroomPasswordAuthenticator(SharedPasswordAuthenticator):
         help="""The teachers' password. Empty: teachers cannot log in.""",
     ).tag(config=True)
 
+    confirm_new_accounts = Bool(
+        False,
+        help="""Whether a name the hub does not know logs in only with the login form's
+        ``new_account`` box ticked (the one-machine hub's login page has it); else the
+        form says that no such account exists yet.""",
+    ).tag(config=True)
+
     def is_teacher(self, handler, username: str) -> bool:
         if username in self.teacher_users:
             return True
@@ -44,7 +66,17 @@ class ClassroomPasswordAuthenticator(SharedPasswordAuthenticator):
             if self.teacher_password and compare_digest(password, self.teacher_password):
                 return {"name": username, "admin": False}
             return None
-        return await super().authenticate(handler, data)
+        authenticated = await super().authenticate(handler, data)
+        # Only after the class password is right: nobody learns which names exist.
+        if (
+            authenticated
+            and self.confirm_new_accounts
+            and handler is not None
+            and handler.find_user(username) is None
+            and not data.get(NEW_ACCOUNT_FIELD)
+        ):
+            raise web.HTTPError(403, new_account_message(username))
+        return authenticated
 
     def add_user(self, user):
         """A user the admin adds (admin panel, REST) joins their class group at once, as

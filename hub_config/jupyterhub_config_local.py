@@ -65,6 +65,8 @@ c.JupyterHub.template_vars = {
     "codepilot_hub_origin": settings.subdomain_host,
     # The home page says a reserved project name is refused as it is typed.
     "codepilot_reserved_names": sorted(RESERVED_NAMES),
+    # The login form's "This is my first time here" box, when new names may join.
+    "codepilot_new_accounts": settings.allow_all,
 }
 # Over HTTPS the hub's login cookie is a __Host- cookie: a user's host may set cookies for
 # the hub's domain, but none of that name, so a student's IDE cannot sign its viewer in
@@ -172,6 +174,8 @@ c.CodePilotLocalSpawner.preview_api_url = (
 # Teachers log in with a password of their own: the students' one opens any other name.
 c.JupyterHub.authenticator_class = ClassroomPasswordAuthenticator
 c.ClassroomPasswordAuthenticator.teacher_users = set(settings.teachers)
+# A mistyped name is told so, not made a new empty account (the form's box says "new").
+c.ClassroomPasswordAuthenticator.confirm_new_accounts = settings.allow_all
 if settings.teachers:
     c.ClassroomPasswordAuthenticator.teacher_password = passwords.teacher
 c.JupyterHub.load_groups = classroom.one_machine_groups(list(settings.teachers))

@@ -339,7 +339,13 @@ def login(hub: RunningHub, user: str, password: str = "class-password") -> reque
     session.get(f"{hub.url}/hub/login", timeout=30).raise_for_status()
     response = session.post(
         f"{hub.url}/hub/login",
-        data={"username": user, "password": password, "_xsrf": session.cookies["_xsrf"]},
+        # "This is my first time here" ticked: a new name gets its account at once.
+        data={
+            "username": user,
+            "password": password,
+            "new_account": "on",
+            "_xsrf": session.cookies["_xsrf"],
+        },
         allow_redirects=False,
         timeout=30,
     )

@@ -246,6 +246,35 @@ def test_the_students_password_does_not_open_a_teacher(hub):
         login(hub, "ana")  # the class password
 
 
+def test_a_mistyped_name_is_told_so_and_makes_no_account(hub, sessions):
+    def log_in(username, password="class-password", **extra):
+        browser = requests.Session()
+        browser.get(f"{hub.url}/hub/login", timeout=30).raise_for_status()
+        fields = {"username": username, "password": password, **extra}
+        return browser.post(
+            f"{hub.url}/hub/login",
+            data={**fields, "_xsrf": browser.cookies["_xsrf"]},
+            allow_redirects=False,
+            timeout=60,
+        )
+
+    page = requests.get(f"{hub.url}/hub/login", timeout=30).text
+    assert 'name="new_account"' in page and "This is my first time here" in page
+    # "sam" is a student already; "sma" is not, and the box is not ticked.
+    refused = log_in("sma")
+    assert refused.status_code == 403
+    assert "There is no account named sma yet" in refused.text
+    assert hub.api("GET", "/users/sma").status_code == 404
+    # Without the class password nobody learns whether a name exists.
+    wrong = log_in("sma", password="not-the-password")
+    assert wrong.status_code == 403 and "no account named" not in wrong.text
+    # A known name needs no box; a new one ticks it and gets her account.
+    assert log_in("sam").status_code == 302
+    assert log_in("newcomer", new_account="on").status_code == 302
+    assert hub.api("GET", "/users/newcomer").status_code == 200
+    hub.api("DELETE", "/users/newcomer").raise_for_status()
+
+
 def test_whoever_is_in_the_teachers_group_needs_the_teachers_password(hub, sessions):
     admin = sessions["admin"]
 

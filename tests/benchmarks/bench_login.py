@@ -49,6 +49,9 @@ def log_in_to_launcher(browser, hub, user: str) -> dict:
         page.goto(f"{hub.url}/hub/login")
         page.fill("#username_input", user)
         page.fill("#password_input", PASSWORD)
+        new_account = page.locator("#new_account_input")  # Code Pilot's hub asks a new name
+        if new_account.count():
+            new_account.check()
         submitted = time.perf_counter()
         page.click("#login_submit")
         form = page.locator("#spawn_form")

@@ -23,8 +23,17 @@ def log_in(page: Page, hub_url: str, username: str, password: str, next_path: st
     """Fill in the hub's login form and submit it."""
     query = f"?next={next_path}" if next_path else ""
     page.goto(f"{hub_url}/hub/login{query}")
+    fill_login_form(page, username, password)
+
+
+def fill_login_form(page: Page, username: str, password: str, new: bool = True) -> None:
+    """Name and password, "This is my first time here" ticked when ``new`` (a known name
+    logs in either way), and submit."""
     page.fill("#username_input", username)
     page.fill("#password_input", password)
+    new_account = page.locator("#new_account_input")
+    if new and new_account.count():
+        new_account.check()
     page.click("#login_submit")
 
 

@@ -20,6 +20,7 @@ from .ide_attack import (
     toss_cookies_and_try,
     unchanged,
 )
+from .lab import fill_login_form
 from .screenshot import UPDATE_VARIABLE
 
 TEACHER, TEACHER_PASSWORD = "tess", "teacher-password"
@@ -54,9 +55,7 @@ def class_hub(request):
 def sign_in(context, hub, user, password):
     page = context.new_page()
     page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", user)
-    page.fill("#password_input", password)
-    page.click("#login_submit")
+    fill_login_form(page, user, password)
     page.wait_for_url(lambda url: "/hub/login" not in url)  # teachers land on the class page
     return page
 

@@ -26,6 +26,7 @@ from .lab import (
     Terminal,
     dismiss_news_prompt,
     fetch_in_page,
+    fill_login_form,
     log_in,
     make_terminal_readable,
     start_from_spawn_form,
@@ -397,9 +398,7 @@ def test_logged_out_in_another_tab_the_items_offer_to_sign_in_again(lab, lab_hub
     sync_item(lab).click()
     detail.get_by_role("link", name="Sign in again").click()
     lab.wait_for_url(re.compile(r"/hub/login"))
-    lab.fill("#username_input", STUDENT)
-    lab.fill("#password_input", PASSWORD)
-    lab.click("#login_submit")
+    fill_login_form(lab, STUDENT, PASSWORD, new=False)
     wait_for_lab(lab)
     assert urlparse(lab.url).path == lab_path
     expect(sync_word(lab)).to_have_text("Saved", timeout=SYNC_TIMEOUT_MS)

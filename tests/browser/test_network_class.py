@@ -9,6 +9,7 @@ public preview opens without login.
 """
 
 import json
+import re
 
 import pytest
 import requests
@@ -19,6 +20,7 @@ from ..support.terminals import run_in_terminal
 from .chromium import VIEWPORT
 from .lab import UI_TIMEOUT_MS, log_in
 from .network import PREVIEW_DOMAIN
+from .vite_run import edit_arrives_by_hot_reload, start_react_vite
 
 pytestmark = pytest.mark.browser
 
@@ -105,3 +107,17 @@ def test_another_student_is_refused_and_a_public_preview_needs_no_login(
     expect(page.locator("#data")).to_have_text("data loaded")
     wait_until(lambda: page.url.startswith(mallory["url"]), 10, 0.2, "the public preview")
     stranger.close()
+
+
+def test_react_vite_runs_and_hot_reloads_over_plain_http(network_chromium, network_hub):
+    """The starter as its README says, on the network name over plain HTTP: Vite's module
+    scripts and its hot-reload websocket pass the gateway with no ``Sec-Fetch-*``."""
+    app = start_react_vite(network_chromium, network_hub, "vera")
+    try:
+        origin = app["origin"]
+        assert re.fullmatch(rf"http://vera-[a-z0-9-]+\.{re.escape(PREVIEW_DOMAIN)}:\d+", origin)
+        edit_arrives_by_hot_reload(app, "Hot reloaded over plain HTTP")
+        to_preview = [headers for url, headers in app["sent"] if url.startswith(origin)]
+        assert to_preview and not any("sec-fetch-site" in headers for headers in to_preview)
+    finally:
+        app["context"].close()

@@ -20,20 +20,9 @@ from playwright.sync_api import expect, sync_playwright
 
 from ..support.certificates import make_certificate
 from .chromium import VIEWPORT
-from .lab import (
-    NPM_TIMEOUT_MS,
-    UI_TIMEOUT_MS,
-    Terminal,
-    dismiss_news_prompt,
-    fetch_in_page,
-    launcher_card,
-    log_in,
-    open_preview_tile,
-    show_launcher,
-    start_from_spawn_form,
-    wait_for_lab,
-)
+from .lab import UI_TIMEOUT_MS, fetch_in_page, log_in
 from .network import PREVIEW_DOMAIN, launch_network_chromium, start_network_hub
+from .vite_run import edit_arrives_by_hot_reload, start_react_vite
 
 pytestmark = pytest.mark.browser
 
@@ -74,76 +63,19 @@ def browser(certificate):
         chromium.close()
 
 
-def open_terminal_over_wss(lab):
-    """A terminal from the launcher, once its shell has printed its prompt over the
-    terminal's websocket (wss through the hub's proxy); the terminal and its websocket."""
-    show_launcher(lab)
-    with lab.expect_websocket(lambda ws: "/terminals/websocket/" in ws.url) as opened:
-        launcher_card(lab, "Terminal").click()
-    socket = opened.value
-    assert socket.url.startswith(f"wss://{STUDENT}.{HUB_HOST}:"), socket.url
-    socket.wait_for_event(
-        "framereceived", lambda frame: '"stdout"' in str(frame), timeout=UI_TIMEOUT_MS
-    )
-    return Terminal(lab, lab.locator(".jp-Terminal").last), socket
-
-
 @pytest.fixture(scope="module")
 def vite_app(browser, https_hub):
-    """Ada logs in, starts the React + Vite starter and runs it as its README says; her
-    lab, her preview's tab and what that tab sent."""
-    context = browser.new_context(viewport=VIEWPORT)
-    sent, sockets = [], []
-    context.on("request", lambda request: sent.append((request.url, request.all_headers())))
-    context.on("page", lambda page: page.on("websocket", lambda ws: sockets.append(ws.url)))
-    lab = context.new_page()
-    log_in(lab, https_hub.url, STUDENT, "class-password")
-    start_from_spawn_form(lab, template="react-vite")
-    wait_for_lab(lab)
-    dismiss_news_prompt(lab)
-    dev, output = open_terminal_over_wss(lab)
-    dev.run("npm install --no-audit --no-fund && npm run dev")
-    output.wait_for_event(
-        "framereceived", lambda frame: "ready in" in str(frame), timeout=NPM_TIMEOUT_MS
-    )
-    preview = open_preview_tile(lab)
-    expect(preview.get_by_role("heading", level=1)).to_have_text("Hello from React + Vite")
-    yield {
-        "context": context,
-        "lab": lab,
-        "preview": preview,
-        "url": preview.url,
-        "server_url": https_hub.server_url(STUDENT),
-        "sent": sent,
-        "sockets": sockets,
-    }
-    context.close()
+    """Ada logs in, starts the React + Vite starter and runs it as its README says."""
+    app = start_react_vite(browser, https_hub, STUDENT)
+    yield app
+    app["context"].close()
 
 
 def test_a_student_runs_react_vite_over_https_and_edits_reload_in_place(vite_app, https_hub):
-    preview, lab = vite_app["preview"], vite_app["lab"]
-    origin = re.match(r"https://[^/]+", vite_app["url"]).group(0)
+    origin = vite_app["origin"]
     assert re.fullmatch(rf"https://ada-[a-z0-9-]+\.{re.escape(PREVIEW_DOMAIN)}:\d+", origin)
     assert https_hub.url.startswith(f"https://{HUB_HOST}:")
-    counter = preview.get_by_role("button", name=re.compile("clicked"))
-    for _ in range(2):
-        counter.click()
-    expect(counter).to_have_text("clicked 2 times")
-    preview.evaluate("window.codepilotSamePage = true")  # gone if the page reloads
-
-    # Saved as JupyterLab's editor saves it: the contents API, from the lab's own page.
-    app_jsx = f"{vite_app['server_url']}api/contents/src/App.jsx"
-    model = json.loads(fetch_in_page(lab, "GET", app_jsx)["text"])
-    edited = model["content"].replace("Hello from React + Vite", "Hot reloaded over wss")
-    body = json.dumps({"type": "file", "format": "text", "content": edited})
-    saved = fetch_in_page(lab, "PUT", app_jsx, {"Content-Type": "application/json"}, body)
-    assert saved["status"] == 200, saved
-
-    heading = preview.get_by_role("heading", level=1)
-    expect(heading).to_have_text("Hot reloaded over wss", timeout=UI_TIMEOUT_MS)
-    assert preview.evaluate("window.codepilotSamePage") is True, "the preview page reloaded"
-    expect(counter).to_have_text("clicked 2 times")  # React kept its state
-    assert any(url.startswith(f"wss://{origin[len('https://') :]}/") for url in vite_app["sockets"])
+    edit_arrives_by_hot_reload(vite_app, "Hot reloaded over wss")
 
     # A secure origin: Chromium sends Sec-Fetch-*, and the gateway let the app's own
     # requests through by them.
