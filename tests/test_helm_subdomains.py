@@ -21,6 +21,7 @@ HOST = "codepilot.example.com"
 WITH_HOST = {
     "ingress": {"enabled": True, "host": HOST, "tls": {"secretName": "codepilot-tls"}},
     "proxy": {"service": {"type": "ClusterIP"}},
+    "hub": {"teachers": ["ana"]},  # the class page, which warns when hosts are off
 }
 EXPOSED = "teachers and admins who open a\nstudent's IDE are exposed to that student's code"
 
@@ -39,6 +40,13 @@ def ingress_hosts(objects) -> tuple[list[str], list[dict]]:
     """The hub Ingress's rule hosts and its tls entries."""
     ingress = one(objects, "Ingress", f"{RELEASE}-proxy")
     return [rule.get("host") for rule in ingress["spec"]["rules"]], ingress["spec"].get("tls")
+
+
+def class_page_subdomains(c) -> str:
+    """The class page's ``subdomains`` argument, as the hub config starts it."""
+    (page,) = [s for s in c.JupyterHub.services if s["name"] == "codepilot"]
+    (argument,) = [a for a in page["command"] if a.startswith("--ClassPageApp.subdomains=")]
+    return argument.split("=", 1)[1]
 
 
 def hub_subdomain_host(objects) -> str:
@@ -69,6 +77,7 @@ def test_a_known_host_turns_per_user_hosts_on(with_host, tmp_path):
     c = load_hub_config(rendered_hub_values(objects), tmp_path)
     assert c.JupyterHub.subdomain_host == f"https://{HOST}"
     assert c.JupyterHub.cookie_host_prefix_enabled is True
+    assert class_page_subdomains(c) == "True"
     assert f"served on a host of their own: <user>.{HOST}" in notes
     assert "per-user hosts are off" not in notes
 
@@ -91,6 +100,7 @@ def test_turned_off_says_teachers_are_exposed(helm, values_dir, with_host, tmp_p
     assert hub_subdomain_host(objects) == ""
     c = load_hub_config(rendered_hub_values(objects), tmp_path)
     assert c.JupyterHub.subdomain_host == ""
+    assert class_page_subdomains(c) == "False"
     assert "WARNING: per-user hosts are off (hub.subdomains=false)." in notes
     assert EXPOSED in notes
     assert "  - set hub.subdomains=true\n" in notes
