@@ -62,6 +62,8 @@ pod_host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip
 # --- hub, proxy, database ----------------------------------------------------------------
 base_url = value("hub.baseUrl", str, "/")
 c.JupyterHub.base_url = base_url
+# The chart's one result (hub.subdomainHost, else with hub.subdomains from ingress.host);
+# empty: per-user hosts are off, and the class page says what that exposes teachers to.
 c.JupyterHub.subdomain_host = value("hub.subdomainHost", str, "")
 # Users' hosts may set cookies for the hub's domain; over HTTPS the hub's login cookie is
 # a __Host- cookie, which none of them can set (README, Security).

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .support.helm import CHART, NAMESPACE, RELEASE, REPO_ROOT, render, run_helm
+from .support.helm import CHART, NAMESPACE, RELEASE, REPO_ROOT, install_dry_run, render, run_helm
 from .support.manifests import (
     USER_POD_LABELS,
     all_containers,
@@ -41,6 +41,13 @@ from .support.value_sets import (
 KUBERNETES_VERSIONS = ["1.30", "1.37"]
 METADATA_V4 = "169.254.169.254"
 METADATA_V6 = "fd00:ec2::254"  # AWS's IPv6 instance metadata address
+
+# The subdomain host the hub gets per value set: the given one, else from ingress.host.
+SUBDOMAIN_HOSTS = {
+    "subdomain": "https://codepilot.example.com",
+    "preview": "https://codepilot.example.com",
+    "everything": "http://ide.example.com",
+}
 
 # What the hub config reads (values.md contract); the rendered values.yaml holds exactly these.
 CONTRACT_KEYS = {
@@ -616,8 +623,8 @@ def test_hub_values_follow_the_contract(rendered, value_set):
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
     given = VALUE_SETS[value_set]
     assert hub_values["singleuser"]["previewPort"] == defaults["singleuser"]["previewPort"]
-    expected_host = given.get("hub", {}).get("subdomainHost", "")
-    assert hub_values["hub"]["subdomainHost"] == expected_host
+    # The effective host: per-user hosts are on wherever the chart knows the hub's host.
+    assert hub_values["hub"]["subdomainHost"] == SUBDOMAIN_HOSTS.get(value_set, "")
     assert hub_values["hub"]["db"]["url"] == given.get("hub", {}).get("db", {}).get("url", "")
 
 
@@ -709,7 +716,11 @@ def test_subdomain_mode_ingress_and_proxy(rendered):
 
 def test_ingress_with_a_plain_host(rendered):
     ingress = one(rendered["everything"], "Ingress", f"{RELEASE}-proxy")
-    assert [rule["host"] for rule in ingress["spec"]["rules"]] == ["ide.example.com"]
+    # Per-user hosts by default once the host is known.
+    assert [rule["host"] for rule in ingress["spec"]["rules"]] == [
+        "ide.example.com",
+        "*.ide.example.com",
+    ]
     assert "tls" not in ingress["spec"]
 
 
@@ -733,21 +744,7 @@ def test_image_puller_pulls_the_runner_image(rendered):
 
 
 def notes(helm, values, tmp) -> str:
-    result = run_helm(
-        helm,
-        "install",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        "--dry-run=client",
-        "--output",
-        "json",
-        values=values,
-        tmp=tmp,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["info"]["notes"]
+    return install_dry_run(helm, values, tmp)[1]
 
 
 def test_notes_tell_the_admin_where_to_go(helm, values_dir):

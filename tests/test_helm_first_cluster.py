@@ -187,12 +187,13 @@ def test_preview_ingress_wildcard_host_with_tls_to_the_gateway(helm, values_dir)
         {"secretName": "apps-wildcard-tls", "hosts": ["*.apps.example.net"]}
     ]
     hub_ingress = ingress_of(objects)
-    (hub_rule,) = hub_ingress["spec"]["rules"]
-    assert hub_rule["host"] == "codepilot.example.com"
-    assert hub_rule["http"]["paths"][0]["backend"]["service"]["name"] == f"{RELEASE}-proxy-public"
-    assert hub_ingress["spec"]["tls"] == [
-        {"secretName": "codepilot-tls", "hosts": ["codepilot.example.com"]}
-    ]
+    # The hub's host and, per-user hosts being the default, its wildcard.
+    hub_hosts = ["codepilot.example.com", "*.codepilot.example.com"]
+    assert [rule["host"] for rule in hub_ingress["spec"]["rules"]] == hub_hosts
+    for hub_rule in hub_ingress["spec"]["rules"]:
+        backend = hub_rule["http"]["paths"][0]["backend"]["service"]
+        assert backend["name"] == f"{RELEASE}-proxy-public"
+    assert hub_ingress["spec"]["tls"] == [{"secretName": "codepilot-tls", "hosts": hub_hosts}]
     service = one(objects, "Service", f"{RELEASE}-hub")
     ports = {p["name"]: p for p in service["spec"]["ports"]}
     assert ports["preview"]["port"] == 8002 and ports["preview-api"]["port"] == 8083

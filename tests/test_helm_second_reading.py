@@ -295,7 +295,7 @@ def test_class_page_with_hub_teachers(helm, values_dir, tmp_path, preview_sts_va
         "--ClassPageApp.preview_api_url=http://10.42.0.5:8083/cp/services/codepilot-preview/",
         "--ClassPageApp.preview_domain=apps.example.net",
         "--ClassPageApp.preview_scheme=https",
-        "--ClassPageApp.subdomains=False",
+        "--ClassPageApp.subdomains=True",  # ingress.host is set: per-user hosts
         "--ClassPageApp.configured_starters=['python', 'flask', 'node-express', 'react-vite']",
     ):
         assert argument in page["command"], argument

@@ -46,3 +46,24 @@ def render(helm: Path, values: dict, tmp: Path) -> list[dict]:
     )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def install_dry_run(helm: Path, values: dict, tmp: Path) -> tuple[list[dict], str]:
+    """The objects and the NOTES.txt text ``helm install --dry-run`` makes of ``values``."""
+    result = run_helm(
+        helm,
+        "install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--dry-run=client",
+        "--output",
+        "json",
+        values=values,
+        tmp=tmp,
+    )
+    assert result.returncode == 0, result.stderr
+    release = json.loads(result.stdout)
+    objects = [doc for doc in yaml.safe_load_all(release["manifest"]) if doc]
+    return objects, release["info"]["notes"]

@@ -25,7 +25,8 @@ Object names follow the contract with the hub config: <release>-hub, <release>-p
 
 {{/*
 Public URL of the hub, where preview viewers sign in: preview.hubUrl, else ingress.host
-(https with ingress.tls), else hub.subdomainHost; "" when none is known.
+(https with ingress.tls), else hub.subdomainHost; "" when none is known. Never reads
+codepilot.subdomainHost, which reads it.
 */}}
 {{- define "codepilot.publicHubUrl" -}}
 {{- if .Values.preview.hubUrl -}}
@@ -79,10 +80,25 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- define "codepilot.image" -}}{{ .name }}:{{ .tag }}{{- end }}
 
 {{/*
-Host name of hub.subdomainHost (scheme and port stripped), or "" when it is not set.
+JupyterHub's subdomain_host, the one rule for per-user hosts (each user's servers on
+<user>.<host>): hub.subdomainHost when set; else, with hub.subdomains, the hub's public
+URL when the chart knows its host (ingress.host: https with ingress.tls, or
+preview.hubUrl); else "" (off: no host is known, as behind a port-forward or a bare
+LoadBalancer IP). Templates and the hub (its values' hub.subdomainHost) read this only.
+*/}}
+{{- define "codepilot.subdomainHost" -}}
+{{- if .Values.hub.subdomainHost -}}
+{{ .Values.hub.subdomainHost }}
+{{- else if and .Values.hub.subdomains .Values.ingress.enabled .Values.ingress.host -}}
+{{ include "codepilot.publicHubUrl" . }}
+{{- end -}}
+{{- end }}
+
+{{/*
+Host name of the subdomain host (scheme and port stripped), or "" when per-user hosts are off.
 */}}
 {{- define "codepilot.subdomainHostName" -}}
-{{- with .Values.hub.subdomainHost -}}
+{{- with include "codepilot.subdomainHost" . -}}
 {{- regexReplaceAll ":[0-9]+$" (regexReplaceAll "/.*$" (regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://" . "") "") "" -}}
 {{- end -}}
 {{- end }}
@@ -142,7 +158,9 @@ The hub's view of the values: the sections the hub config reads, less chart-only
 less the S3 keys (those reach the hub as environment variables from a Secret).
 */}}
 {{- define "codepilot.hubValues" -}}
-{{- $hub := omit .Values.hub "image" "imagePullSecrets" "cookieSecret" "existingSecret" "resources" "persistence" "serviceAccount" "nodeSelector" "tolerations" -}}
+{{- $hub := omit .Values.hub "subdomains" "image" "imagePullSecrets" "cookieSecret" "existingSecret" "resources" "persistence" "serviceAccount" "nodeSelector" "tolerations" -}}
+{{- /* The effective host, hub.subdomains folded in: the hub never re-derives it. */ -}}
+{{- $_ := set $hub "subdomainHost" (include "codepilot.subdomainHost" .) -}}
 {{- $s3 := omit .Values.s3 "accessKeyId" "secretAccessKey" -}}
 {{- $preview := dict "domain" .Values.preview.domain "hubUrl" (include "codepilot.publicHubUrl" .) "scheme" (.Values.preview.scheme | default (ternary "https" "http" (not (empty .Values.preview.tls.secretName)))) "relayPort" .Values.preview.relayPort "shareLevels" .Values.preview.shareLevels "relayImage" .Values.hub.image "relayImagePullSecrets" .Values.hub.imagePullSecrets -}}
 {{- $_ := set $hub "db" (dict "url" .Values.hub.db.url) -}}
