@@ -372,7 +372,7 @@ async def test_irsa_web_identity_mints_without_static_keys(moto, monkeypatch, tm
     assert client._request_signer._credentials.method == "assume-role-with-web-identity"
 
     # The broker, a service the hub starts, gets what the chain needs (and no empty keys).
-    from codepilot_spawner.broker import hub_service
+    from codepilot_spawner.services.broker import hub_service
 
     service, _, _ = hub_service("http://127.0.0.1:8082", settings_for(moto), environ=os.environ)
     environment = service["environment"]
@@ -383,7 +383,7 @@ async def test_irsa_web_identity_mints_without_static_keys(moto, monkeypatch, tm
 
 
 def test_broker_gets_pod_identity_and_static_keys_too():
-    from codepilot_spawner.broker import hub_service
+    from codepilot_spawner.services.broker import hub_service
 
     settings = S3Settings(bucket=BUCKET, role_arn=ROLE_ARN)
     pod_identity = {
