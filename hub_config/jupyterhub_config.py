@@ -12,7 +12,6 @@ from urllib.parse import urlparse
 from jupyterhub.utils import url_path_join
 
 from codepilot_contracts.starters import PACKAGED_STARTERS
-from codepilot_spawner.credentials import STATIC, STATIC_MODE_WARNING
 from codepilot_spawner.kubernetes.values import (
     PREVIEW_API_PORT,
     PREVIEW_GATEWAY_PORT,
@@ -33,6 +32,7 @@ from codepilot_spawner.kubernetes.values import (
     typed_value,
     values_file_path,
 )
+from codepilot_spawner.s3settings import STATIC, STATIC_MODE_WARNING
 from codepilot_spawner.services import broker
 from codepilot_spawner.services.classpage import hubservice as class_page
 from codepilot_spawner.services.preview import hubservice as preview_service

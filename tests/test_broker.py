@@ -14,7 +14,7 @@ import boto3
 import pytest
 import requests
 
-from codepilot_spawner.credentials import S3Settings
+from codepilot_spawner.s3settings import S3Settings
 from codepilot_spawner.services.broker import SERVICE_NAME
 
 from .hubtools import make_data_dir, save_text, start_hub, wait_until

@@ -20,15 +20,14 @@ import requests
 from botocore.exceptions import ClientError
 
 from codepilot_spawner.credentials import (
-    STATIC_MODE_WARNING,
     CredentialMinter,
     CredentialsError,
-    S3Settings,
     credentials_environment,
     policy_user_prefix,
     session_name,
     session_policy,
 )
+from codepilot_spawner.s3settings import STATIC_MODE_WARNING, S3Settings
 
 from .s3server import CREDENTIALS, start_s3_server
 

@@ -20,8 +20,9 @@ import pytest
 from jupyterhub.services.service import Service
 from tornado.httputil import HTTPServerRequest
 
-from codepilot_spawner.credentials import CredentialMinter, S3Settings
+from codepilot_spawner.credentials import CredentialMinter
 from codepilot_spawner.kubernetes.values import database_url
+from codepilot_spawner.s3settings import S3Settings
 from codepilot_spawner.services import broker
 
 from .hubtools import free_port, start_hub

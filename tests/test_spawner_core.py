@@ -13,9 +13,9 @@ from traitlets.config import Config
 
 from codepilot_contracts.env import env_name
 from codepilot_spawner import CodePilotLocalSpawner
-from codepilot_spawner.credentials import STATIC, STS, S3Settings
 from codepilot_spawner.kubernetes import objects
 from codepilot_spawner.onemachine.settings import SettingsError, s3_settings
+from codepilot_spawner.s3settings import STATIC, STS, S3Settings
 from codepilot_spawner.services import broker
 from codepilot_spawner.spawners.core import restore_progress_event
 

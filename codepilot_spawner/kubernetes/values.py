@@ -253,7 +253,7 @@ def release_name(environ=os.environ) -> str:
 
 def s3_settings(values: dict):
     """The ``s3`` values as ``S3Settings`` (which checks them)."""
-    from ..credentials import S3Settings
+    from ..s3settings import S3Settings
 
     try:
         return S3Settings(

@@ -17,8 +17,8 @@ from codepilot_contracts.defaults import S3_PREFIX, S3_REGION
 from codepilot_contracts.env import env_name
 
 from ..classroom.groups import ClassroomError, parse_names
-from ..credentials import STATIC, STS, S3Settings
 from ..kubernetes.values import culler_service
+from ..s3settings import STATIC, STS, S3Settings
 from .cgroups import Limits, describe_memory, parse_memory
 from .tls import CertificateError, TLSPair, normal_host, read_pair
 

@@ -32,13 +32,8 @@ from codepilot_contracts.broker import (
     credentials_path,
 )
 
-from ..credentials import (
-    STS,
-    CredentialMinter,
-    CredentialsError,
-    S3Settings,
-    credential_chain_environment,
-)
+from ..credentials import CredentialMinter, CredentialsError, credential_chain_environment
+from ..s3settings import STS, S3Settings
 from ..spawners.servernames import SERVER_TOKEN_SCOPES as PROJECT_SCOPES
 from .servicelife import until_stopped
 

@@ -16,7 +16,6 @@ from codepilot_contracts.defaults import PREVIEW_PORT
 from codepilot_contracts.namespaces import enter_private_mounts
 from codepilot_contracts.progress import RESTORE_COMMAND, parse_line
 
-from ..credentials import STS
 from ..onemachine import netns
 from ..onemachine.cgroups import Limits, ServerCgroup, describe_memory, machine_hierarchy
 from ..onemachine.forkserver import (
@@ -36,6 +35,7 @@ from ..onemachine.workspaces import (
     tmp_path,
     workspace_path,
 )
+from ..s3settings import STS
 from .core import CodePilotSpawnerMixin, restore_progress_event
 from .progress import ProgressLog
 from .starters import chosen_template, spawner_starters, template_form
