@@ -14,11 +14,11 @@ LABEXT_MODULES := $(LABEXT_SRC)/node_modules/.package-lock.json
 .PHONY: up down install install-test isolation-tools chromium postgresql strace test lint format benchmarks seed-templates clean labextension
 
 up: install isolation-tools
-	$(BIN)/python -m codepilot_spawner.launcher
+	$(BIN)/python -m codepilot_spawner.onemachine.launcher
 
 # Servers outlive a restart of the hub; this stops the hub and every server it started.
 down: install
-	$(BIN)/python -m codepilot_spawner.launcher stop-all
+	$(BIN)/python -m codepilot_spawner.onemachine.launcher stop-all
 
 install: $(VENV)/.installed $(CHP)
 

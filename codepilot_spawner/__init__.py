@@ -8,11 +8,11 @@ def __getattr__(name):
     # which its supervisor may have to start again at once) never pay for JupyterHub's
     # database layer, and one-machine installs never pay for KubeSpawner.
     if name == "CodePilotLocalSpawner":
-        from .local import CodePilotLocalSpawner
+        from .spawners.local import CodePilotLocalSpawner
 
         return CodePilotLocalSpawner
     if name == "CodePilotSpawner":
-        from .kube import CodePilotSpawner
+        from .spawners.kube import CodePilotSpawner
 
         return CodePilotSpawner
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

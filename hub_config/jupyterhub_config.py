@@ -2,7 +2,7 @@
 # Settings come from the chart's values, mounted at /usr/local/etc/codepilot/values.yaml
 # (CODEPILOT_VALUES_FILE overrides the path); secrets come as environment variables:
 # CONFIGPROXY_AUTH_TOKEN, JPY_COOKIE_SECRET, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and
-# CODEPILOT_DB_URL. See codepilot_spawner/values.py for how each value is read.
+# CODEPILOT_DB_URL. See codepilot_spawner/kubernetes/values.py for how each value is read.
 import logging
 import os
 import sys
@@ -12,13 +12,7 @@ from urllib.parse import urlparse
 from jupyterhub.utils import url_path_join
 
 from codepilot_contracts.starters import PACKAGED_STARTERS
-from codepilot_spawner import broker
-from codepilot_spawner.classpage import hubservice as class_page
-from codepilot_spawner.credentials import STATIC, STATIC_MODE_WARNING
-from codepilot_spawner.preview import hubservice as preview_service
-from codepilot_spawner.servernames import ProjectLimit
-from codepilot_spawner.servicelife import with_hub_pid
-from codepilot_spawner.values import (
+from codepilot_spawner.kubernetes.values import (
     PREVIEW_API_PORT,
     PREVIEW_GATEWAY_PORT,
     authenticator_class,
@@ -38,6 +32,12 @@ from codepilot_spawner.values import (
     typed_value,
     values_file_path,
 )
+from codepilot_spawner.s3settings import STATIC, STATIC_MODE_WARNING
+from codepilot_spawner.services import broker
+from codepilot_spawner.services.classpage import hubservice as class_page
+from codepilot_spawner.services.preview import hubservice as preview_service
+from codepilot_spawner.services.servicelife import with_hub_pid
+from codepilot_spawner.spawners.servernames import ProjectLimit
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 values = load_values(values_file_path())

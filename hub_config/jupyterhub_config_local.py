@@ -1,4 +1,4 @@
-# JupyterHub config for one machine: `make up` (python -m codepilot_spawner.launcher).
+# JupyterHub config for one machine: `make up` (python -m codepilot_spawner.onemachine.launcher).
 # Every setting comes from a CODEPILOT_* variable, as the launcher resolved it; see the
 # README's configuration table.
 import os
@@ -8,12 +8,13 @@ from jupyterhub.utils import random_port, subdomain_hook_idna
 from codepilot_contracts.env import STARTERS_DIR
 from codepilot_contracts.servernames import RESERVED_NAMES
 from codepilot_contracts.starters import PACKAGED_STARTERS
-from codepilot_spawner import broker, classroom
-from codepilot_spawner.classauth import ClassroomPasswordAuthenticator
-from codepilot_spawner.classpage import hubservice as class_page
-from codepilot_spawner.forkserver import DEFAULT_COMMAND, start_early
-from codepilot_spawner.launcher import LOGS
-from codepilot_spawner.onemachine import (
+from codepilot_spawner.classroom import groups as classroom
+from codepilot_spawner.classroom.login import ClassroomPasswordAuthenticator
+from codepilot_spawner.kubernetes.values import merge_roles
+from codepilot_spawner.onemachine.forkserver import DEFAULT_COMMAND, start_early
+from codepilot_spawner.onemachine.launcher import LOGS
+from codepilot_spawner.onemachine.passwords import decide
+from codepilot_spawner.onemachine.settings import (
     REPO_ROOT,
     IsolationSettings,
     OneMachineSettings,
@@ -21,12 +22,12 @@ from codepilot_spawner.onemachine import (
     idle_culling,
     server_loopback_ports,
 )
-from codepilot_spawner.passwords import decide
-from codepilot_spawner.preview import hubservice as preview_service
-from codepilot_spawner.servernames import ProjectLimit
-from codepilot_spawner.servicelife import logged, with_hub_pid, with_log_files
-from codepilot_spawner.stopall import HUB_DATABASE, HUB_PID_FILE, PROXY_PID_FILE
-from codepilot_spawner.values import merge_roles
+from codepilot_spawner.onemachine.stopall import HUB_DATABASE, HUB_PID_FILE, PROXY_PID_FILE
+from codepilot_spawner.services import broker
+from codepilot_spawner.services.classpage import hubservice as class_page
+from codepilot_spawner.services.preview import hubservice as preview_service
+from codepilot_spawner.services.servicelife import logged, with_hub_pid, with_log_files
+from codepilot_spawner.spawners.servernames import ProjectLimit
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 settings = OneMachineSettings.for_hub()
@@ -118,7 +119,7 @@ c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 120
 
 # Servers outlive the hub, as pods do: a restarted hub finds them again. `make down`
-# (python -m codepilot_spawner.launcher stop-all) ends them all.
+# (python -m codepilot_spawner.onemachine.launcher stop-all) ends them all.
 c.JupyterHub.cleanup_servers = False
 # As root: a network namespace and cgroup limits per server (see README, Security).
 isolation = IsolationSettings.from_env()

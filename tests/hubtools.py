@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import requests
 from jupyterhub.utils import subdomain_hook_idna
 
-from codepilot_spawner.onemachine import DEFAULT_ACCOUNT_PREFIX
-from codepilot_spawner.unixusers import unix_username
+from codepilot_spawner.onemachine.settings import DEFAULT_ACCOUNT_PREFIX
+from codepilot_spawner.onemachine.unixusers import unix_username
 
 from .support.localhost import install_localhost_resolver
 from .support.paths import REPO_ROOT
@@ -207,7 +207,7 @@ class RunningHub:
     def stop_everything(self) -> str:
         """``make down`` for this hub's data dir: every server and namespace it left."""
         done = subprocess.run(
-            [sys.executable, "-m", "codepilot_spawner.launcher", "stop-all"],
+            [sys.executable, "-m", "codepilot_spawner.onemachine.launcher", "stop-all"],
             env={**os.environ, **self.env, "CODEPILOT_DATA_DIR": str(self.data_dir)},
             cwd=REPO_ROOT,
             capture_output=True,
@@ -236,7 +236,7 @@ def start_hub(
     prefix: tuple[str, ...] = (),
     trusted_cert: Path | None = None,
 ):
-    """Run `python -m codepilot_spawner.launcher` as `make up` does, and wait for it.
+    """Run `python -m codepilot_spawner.onemachine.launcher` as `make up` does, and wait for it.
 
     ``prefix`` runs it through another command first (``setpriv`` to another user). The
     hub's Unix accounts get a prefix of their own unless ``env`` sets one (a restart keeps
@@ -262,7 +262,7 @@ def start_hub(
     log_path = data_dir / "hub.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "codepilot_spawner.launcher"],
+            [*prefix, sys.executable, "-m", "codepilot_spawner.onemachine.launcher"],
             env=hub_env,
             cwd=REPO_ROOT,
             stdout=log,

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from codepilot_contracts.namespaces import enter_network_namespace
-from codepilot_spawner.processes import tagged_pids
+from codepilot_spawner.onemachine.processes import tagged_pids
 
 
 def connect_in_namespace(netns: str, port: int, request: bytes = b"", timeout=5.0) -> bytes:

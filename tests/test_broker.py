@@ -14,8 +14,8 @@ import boto3
 import pytest
 import requests
 
-from codepilot_spawner.broker import SERVICE_NAME
-from codepilot_spawner.credentials import S3Settings
+from codepilot_spawner.s3settings import S3Settings
+from codepilot_spawner.services.broker import SERVICE_NAME
 
 from .hubtools import make_data_dir, save_text, start_hub, wait_until
 from .s3server import CREDENTIALS, s3_server_fixture
@@ -30,7 +30,7 @@ EXTRA_CONFIG = """
 import json
 import os
 
-from codepilot_spawner.values import classroom_groups, teacher_roles
+from codepilot_spawner.kubernetes.values import classroom_groups, teacher_roles
 
 values = json.loads(os.environ["TEST_VALUES"])
 # A sub-config extends the lists of the main config (traitlets merges them).

@@ -17,18 +17,18 @@ import pytest
 import requests
 from aiohttp import web
 
-from codepilot_spawner.classpage.hubclient import ANSWER_LIMIT, HubClient
-from codepilot_spawner.classpage.roster import TEXT_LIMIT, class_rows, server_state
-from codepilot_spawner.classroom import (
+from codepilot_spawner.classroom.groups import (
     STUDENTS_GROUP,
     TEACHERS_GROUP,
     class_group_for,
     parse_names,
     teacher_role,
 )
-from codepilot_spawner.onemachine import OneMachineSettings, SettingsError, idle_culling
-from codepilot_spawner.preview.hosts import PreviewDomain
-from codepilot_spawner.templates import chosen_template, offered_templates
+from codepilot_spawner.onemachine.settings import OneMachineSettings, SettingsError, idle_culling
+from codepilot_spawner.services.classpage.hubclient import ANSWER_LIMIT, HubClient
+from codepilot_spawner.services.classpage.roster import TEXT_LIMIT, class_rows, server_state
+from codepilot_spawner.services.preview.hosts import PreviewDomain
+from codepilot_spawner.spawners.starters import chosen_template, offered_templates
 
 from .hubtools import login, start_hub, wait_until
 from .s3server import s3_server_fixture

@@ -20,15 +20,14 @@ import requests
 from botocore.exceptions import ClientError
 
 from codepilot_spawner.credentials import (
-    STATIC_MODE_WARNING,
     CredentialMinter,
     CredentialsError,
-    S3Settings,
     credentials_environment,
     policy_user_prefix,
     session_name,
     session_policy,
 )
+from codepilot_spawner.s3settings import STATIC_MODE_WARNING, S3Settings
 
 from .s3server import CREDENTIALS, start_s3_server
 
@@ -372,7 +371,7 @@ async def test_irsa_web_identity_mints_without_static_keys(moto, monkeypatch, tm
     assert client._request_signer._credentials.method == "assume-role-with-web-identity"
 
     # The broker, a service the hub starts, gets what the chain needs (and no empty keys).
-    from codepilot_spawner.broker import hub_service
+    from codepilot_spawner.services.broker import hub_service
 
     service, _, _ = hub_service("http://127.0.0.1:8082", settings_for(moto), environ=os.environ)
     environment = service["environment"]
@@ -383,7 +382,7 @@ async def test_irsa_web_identity_mints_without_static_keys(moto, monkeypatch, tm
 
 
 def test_broker_gets_pod_identity_and_static_keys_too():
-    from codepilot_spawner.broker import hub_service
+    from codepilot_spawner.services.broker import hub_service
 
     settings = S3Settings(bucket=BUCKET, role_arn=ROLE_ARN)
     pod_identity = {

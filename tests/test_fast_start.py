@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from codepilot_spawner.forkserver import ForkServer, fork_request
-from codepilot_spawner.processes import TAG_VARIABLE, tagged_pids
+from codepilot_spawner.onemachine.forkserver import ForkServer, fork_request
+from codepilot_spawner.onemachine.processes import TAG_VARIABLE, tagged_pids
 
 from .hubtools import REPO_ROOT, server_state, start_hub, wait_until
 from .isolationtools import leftovers, namespace_inode, process_namespace_inode

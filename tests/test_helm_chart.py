@@ -535,7 +535,7 @@ def api_calls(source: str) -> set[tuple[str, str]]:
 
 def our_hub_sources() -> str:
     paths = [
-        *(REPO_ROOT / "codepilot_spawner").glob("*.py"),
+        *(REPO_ROOT / "codepilot_spawner").rglob("*.py"),
         *(REPO_ROOT / "hub_config").glob("*.py"),
     ]
     return "\n".join(path.read_text() for path in paths)

@@ -326,11 +326,11 @@ async def test_hub_config_runs_the_gateway_from_the_values(helm, values_dir, tmp
     # Under a supervisor that holds both its sockets and starts it again if it dies.
     supervisor, command = gateway["command"][:10], gateway["command"][10:]
     assert supervisor[1:] == [
-        *("-m", "codepilot_spawner.supervise"),
+        *("-m", "codepilot_spawner.services.supervise"),
         *("--listen", "0.0.0.0:8002", "--listen", "127.0.0.1:8083"),
-        *("--preload", "codepilot_spawner.preview.app", "--"),
+        *("--preload", "codepilot_spawner.services.preview.app", "--"),
     ]
-    assert command[0] == "codepilot_spawner.preview"
+    assert command[0] == "codepilot_spawner.services.preview"
     assert "--PreviewGatewayApp.state_dir=/srv/codepilot/preview" in command
     for argument in (
         "--PreviewGatewayApp.domain=apps.example.net",

@@ -16,7 +16,7 @@ import socket
 import kubernetes_validate
 import pytest
 
-from codepilot_spawner.supervise import listening_socket
+from codepilot_spawner.services.supervise import listening_socket
 
 from .support.helm import CHART, RELEASE, REPO_ROOT, render, run_helm
 from .support.kube_hub import environ, load_hub_config, make_spawner, to_dict
@@ -289,7 +289,7 @@ def test_class_page_with_hub_teachers(helm, values_dir, tmp_path, preview_sts_va
     page = services["codepilot"]
     # The proxy (another pod) forwards /cp/services/codepilot/ to the pod's address.
     assert page["url"] == "http://10.42.0.5:8084"
-    assert page["command"][1:3] == ["-m", "codepilot_spawner.classpage"]
+    assert page["command"][1:3] == ["-m", "codepilot_spawner.services.classpage"]
     for argument in (
         f"--ClassPageApp.proxy_url=http://{RELEASE}-proxy-public:80",
         "--ClassPageApp.preview_api_url=http://10.42.0.5:8083/cp/services/codepilot-preview/",

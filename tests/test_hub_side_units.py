@@ -13,23 +13,23 @@ from traitlets import Bool, Enum, Int, Unicode
 from traitlets.config import Configurable
 
 from codepilot_contracts.env import env_name
-from codepilot_spawner.classpage.app import ClassPageApp
-from codepilot_spawner.onemachine import (
+from codepilot_spawner.onemachine.processes import TAG_VARIABLE, end_tagged_processes, tagged_pids
+from codepilot_spawner.onemachine.settings import (
     AUTOMATION_SCOPES,
     OneMachineSettings,
     SettingsError,
     automation_service,
 )
-from codepilot_spawner.processes import TAG_VARIABLE, end_tagged_processes, tagged_pids
-from codepilot_spawner.progress import ProgressLog
-from codepilot_spawner.unixusers import (
+from codepilot_spawner.onemachine.unixusers import (
     AccountTaken,
     ensure_unix_user,
     lookup,
     remove_unix_user,
     unix_username,
 )
-from codepilot_spawner.workspaces import path_segment, workspace_path
+from codepilot_spawner.onemachine.workspaces import path_segment, workspace_path
+from codepilot_spawner.services.classpage.app import ClassPageApp
+from codepilot_spawner.spawners.progress import ProgressLog
 from server_extension.envconfig import EnvDefaultsMixin, env_settings
 
 

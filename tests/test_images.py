@@ -259,7 +259,7 @@ def test_hub_install_has_a_postgresql_driver(venvs):
     venv = venvs["hub"]
     code = (
         "import psycopg, sqlalchemy; "
-        "from codepilot_spawner.values import database_url; "
+        "from codepilot_spawner.kubernetes.values import database_url; "
         "url = database_url('postgresql://hub:pw@db.example.com/hub'); "
         "print(sqlalchemy.create_engine(url).dialect.driver)"
     )

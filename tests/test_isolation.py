@@ -18,20 +18,26 @@ import pytest
 import requests
 import websockets.sync.client
 
-from codepilot_spawner import netns
-from codepilot_spawner.cgroups import Hierarchy, Limits, find_hierarchy, limit_files, oom_kills
-from codepilot_spawner.cgroups import parse_memory as parse_memory_limit
-from codepilot_spawner.local import stop_notice
-from codepilot_spawner.netns import NAMESPACE_LINK
-from codepilot_spawner.onemachine import (
+from codepilot_spawner.onemachine import netns
+from codepilot_spawner.onemachine.cgroups import (
+    Hierarchy,
+    Limits,
+    find_hierarchy,
+    limit_files,
+    oom_kills,
+)
+from codepilot_spawner.onemachine.cgroups import parse_memory as parse_memory_limit
+from codepilot_spawner.onemachine.netns import NAMESPACE_LINK
+from codepilot_spawner.onemachine.processes import tagged_pids
+from codepilot_spawner.onemachine.settings import (
     IsolationSettings,
     OneMachineSettings,
     SettingsError,
     loopback_url_port,
     server_loopback_ports,
 )
-from codepilot_spawner.preview.hosts import PreviewDomain
-from codepilot_spawner.processes import tagged_pids
+from codepilot_spawner.services.preview.hosts import PreviewDomain
+from codepilot_spawner.spawners.local import stop_notice
 
 from .hubtools import RunningHub, free_port, login, server_state, start_hub, wait_until
 from .isolationtools import (

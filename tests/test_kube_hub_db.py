@@ -20,9 +20,10 @@ import pytest
 from jupyterhub.services.service import Service
 from tornado.httputil import HTTPServerRequest
 
-from codepilot_spawner import broker
-from codepilot_spawner.credentials import CredentialMinter, S3Settings
-from codepilot_spawner.values import database_url
+from codepilot_spawner.credentials import CredentialMinter
+from codepilot_spawner.kubernetes.values import database_url
+from codepilot_spawner.s3settings import S3Settings
+from codepilot_spawner.services import broker
 
 from .hubtools import free_port, start_hub
 from .support.kube_hub import BASE_VALUES, load_hub_config, make_spawner, to_dict
@@ -132,7 +133,7 @@ def test_a_hub_runs_on_postgresql(postgres, tmp_path):
     extra = tmp_path / "db.py"
     # The URL as the chart hands it (plain postgresql://), translated as the k8s config does.
     extra.write_text(
-        "from codepilot_spawner.values import database_url\n"
+        "from codepilot_spawner.kubernetes.values import database_url\n"
         f"c.JupyterHub.db_url = database_url({postgres!r})\n"
     )
     hub = start_hub(env={"CODEPILOT_HUB_EXTRA_CONFIG": str(extra)}, timeout=90)

@@ -23,9 +23,9 @@ from jupyterhub.objects import Hub
 from kubespawner.objects import make_owner_reference
 
 from codepilot_contracts import progress
-from codepilot_spawner import objects, podstatus
 from codepilot_spawner.credentials import credentials_environment
-from codepilot_spawner.values import ValuesError
+from codepilot_spawner.kubernetes import objects, podstatus
+from codepilot_spawner.kubernetes.values import ValuesError
 
 from .support.helm import render
 from .support.kube_hub import (
@@ -470,7 +470,7 @@ def test_without_hub_teachers_nothing_joins_students(hub_configs):
 
 
 def test_missing_values_file_is_a_clear_error(tmp_path):
-    from codepilot_spawner.values import load_values
+    from codepilot_spawner.kubernetes.values import load_values
 
     with pytest.raises(ValuesError, match="cannot read the values file"):
         load_values(tmp_path / "absent.yaml")

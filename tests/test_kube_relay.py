@@ -16,13 +16,13 @@ import pytest
 from aiohttp import web
 
 from codepilot_contracts.relay import start_line
-from codepilot_spawner.preview.access import SHARE_LEVELS
-from codepilot_spawner.preview.app import previews_server
-from codepilot_spawner.preview.gateway import PreviewGateway
-from codepilot_spawner.preview.hosts import PreviewDomain, preview_label
-from codepilot_spawner.preview.servers import PreviewTarget, ServerDirectory
-from codepilot_spawner.preview.sessions import KeptFile, SessionBook, ShareBook
-from codepilot_spawner.preview.upstream import make_connector
+from codepilot_spawner.services.preview.access import SHARE_LEVELS
+from codepilot_spawner.services.preview.app import previews_server
+from codepilot_spawner.services.preview.gateway import PreviewGateway
+from codepilot_spawner.services.preview.hosts import PreviewDomain, preview_label
+from codepilot_spawner.services.preview.servers import PreviewTarget, ServerDirectory
+from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, ShareBook
+from codepilot_spawner.services.preview.upstream import make_connector
 from server_extension.relay import Relay, parse_args
 
 from .hubtools import free_port

@@ -14,9 +14,9 @@ import yaml
 from kubernetes_asyncio.config import kube_config
 
 from codepilot_contracts.relay import START_CHECK_STATE, start_line
-from codepilot_spawner import objects
-from codepilot_spawner.preview.hosts import PreviewDomain
-from codepilot_spawner.preview.servers import targets_from_users
+from codepilot_spawner.kubernetes import objects
+from codepilot_spawner.services.preview.hosts import PreviewDomain
+from codepilot_spawner.services.preview.servers import targets_from_users
 
 from .kubeapi import POD_IP, running_fake_api
 from .support.helm import RELEASE, helm_binary, render

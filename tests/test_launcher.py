@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from codepilot_spawner.launcher import (
+from codepilot_spawner.onemachine.launcher import (
     closed_folder,
     login_banner,
     make_data_dir,
     port_taken,
     taken_ports,
 )
-from codepilot_spawner.onemachine import OneMachineSettings, SettingsError
-from codepilot_spawner.passwords import PasswordError, decide, keep
-from codepilot_spawner.processes import Process, terminate
-from codepilot_spawner.stopall import PROXY_PID_FILE
+from codepilot_spawner.onemachine.passwords import PasswordError, decide, keep
+from codepilot_spawner.onemachine.processes import Process, terminate
+from codepilot_spawner.onemachine.settings import OneMachineSettings, SettingsError
+from codepilot_spawner.onemachine.stopall import PROXY_PID_FILE
 
 from .hubtools import free_port, wait_until
 from .support.paths import REPO_ROOT
@@ -33,7 +33,7 @@ CHP = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 def launcher(*args, env: dict, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
     scrubbed = {k: v for k, v in os.environ.items() if not k.startswith("CODEPILOT_")}
     return subprocess.run(
-        [sys.executable, "-m", "codepilot_spawner.launcher", *args],
+        [sys.executable, "-m", "codepilot_spawner.onemachine.launcher", *args],
         env={**scrubbed, "PYTHONPATH": str(REPO_ROOT), **env},
         cwd=cwd,
         capture_output=True,

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from codepilot_spawner.launcher import closed_folder
+from codepilot_spawner.onemachine.launcher import closed_folder
 
 from .hubtools import make_data_dir, start_hub, wait_until
 from .support.paths import REPO_ROOT
@@ -54,7 +54,13 @@ def test_a_hub_that_is_not_root_runs_servers_as_its_own_user_and_says_so(account
         assert logs.stat().st_uid == account.pw_uid
     finally:
         down = subprocess.run(
-            [*as_account(account), sys.executable, "-m", "codepilot_spawner.launcher", "stop-all"],
+            [
+                *as_account(account),
+                sys.executable,
+                "-m",
+                "codepilot_spawner.onemachine.launcher",
+                "stop-all",
+            ],
             env={**hub.env, "HOME": account.pw_dir},
             cwd=REPO_ROOT,
             capture_output=True,

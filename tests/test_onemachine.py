@@ -13,8 +13,8 @@ import requests
 import websockets.sync.client
 from websockets.exceptions import InvalidStatus
 
-from codepilot_spawner.preview.hosts import PreviewDomain
-from codepilot_spawner.processes import tagged_pids
+from codepilot_spawner.onemachine.processes import tagged_pids
+from codepilot_spawner.services.preview.hosts import PreviewDomain
 
 from .hubtools import (
     cookie_header,

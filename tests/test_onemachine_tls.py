@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from codepilot_spawner.launcher import handed_on, login_banner
-from codepilot_spawner.onemachine import OneMachineSettings, SettingsError
-from codepilot_spawner.passwords import decide
-from codepilot_spawner.tls import covers
+from codepilot_spawner.onemachine.launcher import handed_on, login_banner
+from codepilot_spawner.onemachine.passwords import decide
+from codepilot_spawner.onemachine.settings import OneMachineSettings, SettingsError
+from codepilot_spawner.onemachine.tls import covers
 
 from .support.certificates import make_certificate
 from .support.paths import REPO_ROOT
@@ -174,7 +174,7 @@ def test_an_expired_certificate_is_refused(folder):
 def launcher(*args, env: dict) -> subprocess.CompletedProcess:
     scrubbed = {k: v for k, v in os.environ.items() if not k.startswith("CODEPILOT_")}
     return subprocess.run(
-        [sys.executable, "-m", "codepilot_spawner.launcher", *args],
+        [sys.executable, "-m", "codepilot_spawner.onemachine.launcher", *args],
         env={**scrubbed, "PYTHONPATH": str(REPO_ROOT), **env},
         cwd=REPO_ROOT,
         capture_output=True,
@@ -257,7 +257,7 @@ def test_servers_get_their_xsrf_cookie_secure_on_their_own_path():
     from traitlets import Dict
     from traitlets.config import Application
 
-    from codepilot_spawner.local import secure_xsrf_cookie_arg
+    from codepilot_spawner.spawners.local import secure_xsrf_cookie_arg
 
     class ServerApp(Application):  # jupyter-server's trait, without its import time
         tornado_settings = Dict(config=True)

@@ -23,7 +23,7 @@ import websockets.exceptions
 import websockets.sync.client
 from websockets.exceptions import InvalidStatus
 
-from codepilot_spawner.preview.hosts import PreviewDomain
+from codepilot_spawner.services.preview.hosts import PreviewDomain
 
 from .hubtools import REPO_ROOT, login, server_state, start_hub, wait_until
 from .support.terminals import run_in_terminal

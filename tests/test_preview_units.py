@@ -8,19 +8,19 @@ import time
 import pytest
 from aiohttp import web
 
-from codepilot_spawner.preview.access import SHARE_LEVELS, grants_server_access
-from codepilot_spawner.preview.app import PreviewGatewayApp, kept_key, previews_server
-from codepilot_spawner.preview.gateway import (
+from codepilot_spawner.services.preview.access import SHARE_LEVELS, grants_server_access
+from codepilot_spawner.services.preview.app import PreviewGatewayApp, kept_key, previews_server
+from codepilot_spawner.services.preview.gateway import (
     PreviewGateway,
     TokenChecks,
     app_cookies,
     safe_next,
     session_cookie_values,
 )
-from codepilot_spawner.preview.hosts import PreviewDomain, preview_label
-from codepilot_spawner.preview.servers import PreviewTarget, ServerDirectory
-from codepilot_spawner.preview.sessions import KeptFile, SessionBook, ShareBook
-from codepilot_spawner.preview.tokens import InvalidToken, sign, verify
+from codepilot_spawner.services.preview.hosts import PreviewDomain, preview_label
+from codepilot_spawner.services.preview.servers import PreviewTarget, ServerDirectory
+from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, ShareBook
+from codepilot_spawner.services.preview.tokens import InvalidToken, sign, verify
 
 from .hubtools import free_port
 

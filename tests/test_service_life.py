@@ -16,10 +16,10 @@ from .s3server import s3_server_fixture
 
 BUCKET = "service-life"
 SERVICE_MODULES = (
-    "codepilot_spawner.broker",
-    "codepilot_spawner.preview",
-    "codepilot_spawner.classpage",
-    "codepilot_spawner.culler",
+    "codepilot_spawner.services.broker",
+    "codepilot_spawner.services.preview",
+    "codepilot_spawner.services.classpage",
+    "codepilot_spawner.services.culler",
 )
 
 s3 = s3_server_fixture(buckets=(BUCKET,))

@@ -1,4 +1,4 @@
-"""The layer both spawners share (codepilot_spawner/core.py), the broker wiring both hub
+"""The layer both spawners share (codepilot_spawner/spawners/core.py), the broker wiring both hub
 configs use, and the pure pod builders, checked on real spawner objects without a hub."""
 
 import copy
@@ -12,10 +12,12 @@ from kubernetes_asyncio.config import kube_config
 from traitlets.config import Config
 
 from codepilot_contracts.env import env_name
-from codepilot_spawner import CodePilotLocalSpawner, broker, objects
-from codepilot_spawner.core import restore_progress_event
-from codepilot_spawner.credentials import STATIC, STS, S3Settings
-from codepilot_spawner.onemachine import SettingsError, s3_settings
+from codepilot_spawner import CodePilotLocalSpawner
+from codepilot_spawner.kubernetes import objects
+from codepilot_spawner.onemachine.settings import SettingsError, s3_settings
+from codepilot_spawner.s3settings import STATIC, STS, S3Settings
+from codepilot_spawner.services import broker
+from codepilot_spawner.spawners.core import restore_progress_event
 
 from .support.kube_hub import DUMMY_KUBECONFIG, make_spawner, to_dict
 
@@ -139,7 +141,7 @@ def test_a_reserved_server_name_is_refused():
 def test_a_reserved_name_is_refused_before_the_hub_gives_it_a_slot():
     from tornado.web import HTTPError
 
-    from codepilot_spawner.servernames import ProjectLimit, project_limit_of
+    from codepilot_spawner.spawners.servernames import ProjectLimit, project_limit_of
 
     limit = ProjectLimit(5)
     with pytest.raises(HTTPError) as refused:  # api/users/<user>/servers/<name>, spawn/...

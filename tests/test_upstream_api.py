@@ -1,6 +1,6 @@
 """What the spawners rely on in the installed KubeSpawner, JupyterHub and Tornado.
 
-``codepilot_spawner/upstream.py`` names what neither project documents as API; the
+``codepilot_spawner/kubernetes/upstream.py`` names what neither project documents as API; the
 rest is public but used in a precise shape (hook signatures, a setter, a form parser).
 Each test here reads the installed package and fails when that shape changes, so an
 upgrade that breaks the spawners is caught here and not in a cluster. The behaviour
@@ -23,7 +23,8 @@ from packaging.requirements import Requirement
 from tornado.web import RequestHandler
 from traitlets.config import Config
 
-from codepilot_spawner import CodePilotLocalSpawner, upstream
+from codepilot_spawner import CodePilotLocalSpawner
+from codepilot_spawner.kubernetes import upstream
 
 from .hubtools import REPO_ROOT
 from .support.kube_hub import DUMMY_KUBECONFIG

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import requests
 from playwright.sync_api import sync_playwright
 
-from codepilot_spawner.classpage.hubclient import PAGINATION
+from codepilot_spawner.services.classpage.hubclient import PAGINATION
 from tests.benchmarks.bench_class_start import CLOCK_TICKS, stat_fields
 from tests.browser.chromium import VIEWPORT, chromium_missing_reason, launch_chromium
 from tests.browser.lab import (
@@ -66,7 +66,9 @@ TEACHER, TEACHER_PASSWORD = "tess", "teacher-password"
 ADMIN, ADMIN_PASSWORD = "admin", "admin-password-for-the-benchmark"
 STUDENT_PASSWORD = "class-password"  # what start_hub sets
 ADMIN_PAGE_SIZE = 50  # JupyterHub's api_page_default_limit, the admin panel's page size
-CLASS_PAGE_JS = REPO_ROOT / "codepilot_spawner" / "classpage" / "static" / "classpage.js"
+CLASS_PAGE_JS = (
+    REPO_ROOT / "codepilot_spawner" / "services" / "classpage" / "static" / "classpage.js"
+)
 STOPPED_PLUGIN = "@codepilot/lab:stopped-server"
 WATCH_S = 15  # tests/browser/test_stopped_tab.py's window
 VIEWERS = (1, 3, 10)  # teachers and tabs watching at once, for the hub's CPU per poll
@@ -350,7 +352,7 @@ def main():
     try:
         set_up_class(hub, students, options.running, options.stopped)
         hub_pid = hub.process.pid
-        service_pid = child_pid(hub_pid, b"codepilot_spawner.classpage")
+        service_pid = child_pid(hub_pid, b"codepilot_spawner.services.classpage")
         ours, stock = ClassPageViewer(hub), AdminPanelViewer(hub)
         wait_until(
             lambda: class_is_read(ours, options.students, options.running),

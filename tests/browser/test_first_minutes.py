@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from codepilot_spawner.preview.hosts import PreviewDomain
+from codepilot_spawner.services.preview.hosts import PreviewDomain
 
 from ..hubtools import wait_until
 from .lab import (

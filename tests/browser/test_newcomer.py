@@ -22,7 +22,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from codepilot_spawner.onemachine import DEFAULT_ACCOUNT_PREFIX
+from codepilot_spawner.onemachine.settings import DEFAULT_ACCOUNT_PREFIX
 
 from ..hubtools import remove_accounts, wait_until
 from ..support.paths import REPO_ROOT

@@ -17,7 +17,7 @@ import yaml
 
 from codepilot_contracts.defaults import PREVIEW_PORT, S3_PREFIX, S3_REGION
 
-from .classroom import (
+from ..classroom.groups import (
     STUDENTS_GROUP,
     TEACHERS_GROUP,
     USER_NAME,
@@ -229,7 +229,7 @@ def culler_service(values: dict, python: str = "python3") -> tuple[dict, dict] |
         "command": [
             python,
             "-m",
-            "codepilot_spawner.culler",  # jupyterhub-idle-culler, ending with its hub
+            "codepilot_spawner.services.culler",  # jupyterhub-idle-culler, ending with its hub
             f"--timeout={timeout}",
             f"--cull-every={every}",
         ],
@@ -253,7 +253,7 @@ def release_name(environ=os.environ) -> str:
 
 def s3_settings(values: dict):
     """The ``s3`` values as ``S3Settings`` (which checks them)."""
-    from .credentials import S3Settings
+    from ..s3settings import S3Settings
 
     try:
         return S3Settings(
@@ -325,7 +325,7 @@ class PreviewSettings:
 
 def preview_settings(values: dict) -> PreviewSettings | None:
     """The ``preview`` section checked, or None when ``preview.domain`` is empty (off)."""
-    from .preview.access import SHARE_LEVELS
+    from ..services.preview.access import SHARE_LEVELS
 
     domain = typed_value(values, "preview.domain", str, "").lower().rstrip(".")
     if not domain:

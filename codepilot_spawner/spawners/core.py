@@ -20,8 +20,8 @@ from codepilot_contracts.env import settings_environment
 from codepilot_contracts.progress import RESTORE_COMMAND, restore_message, restore_share
 from codepilot_contracts.starters import PACKAGED_STARTERS
 
-from .credentials import STS, S3Settings
-from .preview.hosts import PreviewDomain
+from ..s3settings import STS, S3Settings
+from ..services.preview.hosts import PreviewDomain
 from .servernames import SERVER_TOKEN_SCOPES, check_server_name, project_limit_of
 
 
@@ -87,7 +87,7 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
         S3Settings,
         allow_none=True,
         help="""Where workspaces live in S3 and how servers get keys for them (a
-        ``codepilot_spawner.credentials.S3Settings``); None keeps workspaces on the
+        ``codepilot_spawner.s3settings.S3Settings``); None keeps workspaces on the
         server's disk only. Both hub configs build it once, from the Helm values or the
         ``CODEPILOT_S3_*`` variables.""",
     ).tag(config=True)
@@ -97,7 +97,7 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
         help="""URL of the credential broker's ``api/credentials`` endpoint as servers
         reach it (``CODEPILOT_CREDENTIALS_URL``); in sts mode servers get and renew their
         per-user S3 credentials there. Set with the broker by
-        ``codepilot_spawner.broker.broker_wiring``.""",
+        ``codepilot_spawner.services.broker.broker_wiring``.""",
     ).tag(config=True)
 
     restore_command = List(

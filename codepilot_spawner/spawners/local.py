@@ -16,22 +16,18 @@ from codepilot_contracts.defaults import PREVIEW_PORT
 from codepilot_contracts.namespaces import enter_private_mounts
 from codepilot_contracts.progress import RESTORE_COMMAND, parse_line
 
-from . import netns
-from .cgroups import Limits, ServerCgroup, describe_memory, machine_hierarchy
-from .core import CodePilotSpawnerMixin, restore_progress_event
-from .credentials import STS
-from .forkserver import (
+from ..onemachine import netns
+from ..onemachine.cgroups import Limits, ServerCgroup, describe_memory, machine_hierarchy
+from ..onemachine.forkserver import (
     DEFAULT_COMMAND,
     ForkServerUnavailable,
     fork_request,
     shared_fork_server,
 )
-from .processes import TAG_VARIABLE, end_tagged_processes
-from .progress import ProgressLog
-from .sandbox import Sandbox
-from .templates import chosen_template, spawner_starters, template_form
-from .unixusers import COMMENT_PREFIX, ensure_unix_user, remove_unix_user, unix_username
-from .workspaces import (
+from ..onemachine.processes import TAG_VARIABLE, end_tagged_processes
+from ..onemachine.sandbox import Sandbox
+from ..onemachine.unixusers import COMMENT_PREFIX, ensure_unix_user, remove_unix_user, unix_username
+from ..onemachine.workspaces import (
     home_path,
     needs_machine_tmp,
     prepare_user_dirs,
@@ -39,9 +35,13 @@ from .workspaces import (
     tmp_path,
     workspace_path,
 )
+from ..s3settings import STS
+from .core import CodePilotSpawnerMixin, restore_progress_event
+from .progress import ProgressLog
+from .starters import chosen_template, spawner_starters, template_form
 
 # Where Code Pilot's code is: a server imports from it (an editable install's checkout).
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the codepilot_spawner package
 # The standard AWS settings, which servers that keep workspaces in S3 need; the keys are
 # passed only in static mode: in sts mode servers get theirs from the credential broker.
 AWS_KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]

@@ -1,11 +1,11 @@
 """``make up`` and ``make down``: start the one-machine hub, or stop everything it started.
 
-``python -m codepilot_spawner.launcher`` resolves the settings once (the data dir as an
+``python -m codepilot_spawner.onemachine.launcher`` resolves the settings once (the data dir as an
 absolute path, the passwords decided and kept), checks that the hub can start (not
 running already for this data dir, its ports free), prints how to log in and replaces
 itself with JupyterHub on ``hub_config/jupyterhub_config_local.py``.
-``python -m codepilot_spawner.launcher stop-all`` stops the hub, what it started and every
-server: servers outlive a restart of the hub, and this is how they all end.
+``python -m codepilot_spawner.onemachine.launcher stop-all`` stops the hub, what it started
+and every server: servers outlive a restart of the hub, and this is how they all end.
 """
 
 import asyncio
@@ -14,9 +14,9 @@ import socket
 import sys
 from pathlib import Path
 
-from .onemachine import REPO_ROOT, IsolationSettings, OneMachineSettings, SettingsError, data_dir
 from .passwords import PasswordError, Passwords, decide, keep
 from .processes import terminate
+from .settings import REPO_ROOT, IsolationSettings, OneMachineSettings, SettingsError, data_dir
 from .stopall import HUB_DATABASE, leftover_proxy, running_hub, stop_everything
 
 HUB_CONFIG = REPO_ROOT / "hub_config" / "jupyterhub_config_local.py"

@@ -33,11 +33,11 @@ def hub_service(
     has its code imported, and starts it again at once if it dies."""
     api = urlsplit(api_url)
     command = [
-        *(sys.executable, "-m", "codepilot_spawner.supervise"),
+        *(sys.executable, "-m", "codepilot_spawner.services.supervise"),
         *("--listen", f"{previews_ip}:{previews_port}"),
         *("--listen", api.netloc),
-        *("--preload", "codepilot_spawner.preview.app"),
-        *("--", "codepilot_spawner.preview"),
+        *("--preload", "codepilot_spawner.services.preview.app"),
+        *("--", "codepilot_spawner.services.preview"),
         f"--PreviewGatewayApp.ip={previews_ip}",
         f"--PreviewGatewayApp.port={previews_port}",
         *gateway_args,

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from ..classroom import STUDENTS_GROUP, TEACHERS_GROUP, teacher_role
+from ...classroom.groups import STUDENTS_GROUP, TEACHERS_GROUP, teacher_role
 
 SERVICE_NAME = "codepilot"
 # JupyterHub.template_paths: the hub's pages with the class page in their navigation.
@@ -45,7 +45,7 @@ def hub_service(port: int, args: list[str], student_group=STUDENTS_GROUP):
     service = {
         "name": SERVICE_NAME,
         "url": f"http://127.0.0.1:{port}",
-        "command": [sys.executable, "-m", "codepilot_spawner.classpage", *args],
+        "command": [sys.executable, "-m", "codepilot_spawner.services.classpage", *args],
         "oauth_no_confirm": True,
         # A viewer's token starts and stops what the viewer may, no more.
         "oauth_client_allowed_scopes": ["servers", "read:servers"],

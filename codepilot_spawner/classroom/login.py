@@ -18,7 +18,7 @@ from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Bool, Set, Unicode
 
-from .classroom import TEACHERS_GROUP, join_class_group
+from .groups import TEACHERS_GROUP, join_class_group
 
 # The login form's "This is my first time here" box (hub_templates/login.html).
 NEW_ACCOUNT_FIELD = "new_account"

@@ -1,4 +1,4 @@
-"""``python -m codepilot_spawner.preview``: the preview gateway, run by the hub as a service.
+"""``python -m codepilot_spawner.services.preview``: the preview gateway, a hub service.
 
 Two listeners in one process: the previews themselves (``<label>.<domain>``, on
 ``ip:port``, straight from the browser) and the service's pages on the hub's origin
@@ -205,7 +205,7 @@ class PreviewGatewayApp(Application):
         )
         hub_auth = HubOAuth(cache_max_age=int(self.recheck_interval), parent=self)
         gateway = await self.make_gateway(hub_auth, signing_key)
-        # Supervised (python -m codepilot_spawner.supervise), the sockets are inherited.
+        # Supervised (python -m codepilot_spawner.services.supervise), the sockets are inherited.
         previews_socket, hub_origin_socket = inherited_sockets() or (None, None)
         hub_origin = HTTPServer(
             self.hub_origin_app(gateway, signing_key),

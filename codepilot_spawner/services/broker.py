@@ -6,7 +6,7 @@ JupyterHub service does) and mints fresh keys for that user's prefix only. Namin
 user, ``api/credentials/<user>``, is allowed only for the token's own user: a token of
 user B asking for A's credentials gets 403.
 
-Run by the hub as ``python -m codepilot_spawner.broker``; settings come from the
+Run by the hub as ``python -m codepilot_spawner.services.broker``; settings come from the
 ``CODEPILOT_S3_*`` variables and the hub's own AWS identity from the ``AWS_*`` variables of
 boto3's credential chain (keys, or a web identity token with IAM roles for service
 accounts, or EKS Pod Identity's container credentials).
@@ -32,14 +32,9 @@ from codepilot_contracts.broker import (
     credentials_path,
 )
 
-from .credentials import (
-    STS,
-    CredentialMinter,
-    CredentialsError,
-    S3Settings,
-    credential_chain_environment,
-)
-from .servernames import SERVER_TOKEN_SCOPES as PROJECT_SCOPES
+from ..credentials import CredentialMinter, CredentialsError, credential_chain_environment
+from ..s3settings import STS, S3Settings
+from ..spawners.servernames import SERVER_TOKEN_SCOPES as PROJECT_SCOPES
 from .servicelife import until_stopped
 
 DEFAULT_PORT = 8082
@@ -147,7 +142,7 @@ def hub_service(
     service = {
         "name": SERVICE_NAME,
         "url": url,
-        "command": [python, "-m", "codepilot_spawner.broker"],
+        "command": [python, "-m", "codepilot_spawner.services.broker"],
         "environment": service_env,
         "display": False,
     }

@@ -1,6 +1,6 @@
 """jupyterhub-idle-culler as Code Pilot's hubs run it: the same program, ending with its hub.
 
-``python -m codepilot_spawner.culler [jupyterhub-idle-culler options]``.
+``python -m codepilot_spawner.services.culler [jupyterhub-idle-culler options]``.
 """
 
 import logging

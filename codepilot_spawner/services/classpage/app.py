@@ -1,4 +1,4 @@
-"""``python -m codepilot_spawner.classpage``: the class page, run by the hub as a service.
+"""``python -m codepilot_spawner.services.classpage``: the class page, run by the hub as a service.
 
 Served at ``/services/codepilot/`` behind the hub's proxy, signed in to with JupyterHub
 OAuth, for teachers and admins. One background loop reads the class (the hub's user
@@ -26,11 +26,11 @@ from tornado.escape import xhtml_escape
 from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Application
 
-from ..classroom import DEFAULT_STARTER_PROPERTY, STUDENTS_GROUP, TEACHERS_GROUP
+from ...classroom.groups import DEFAULT_STARTER_PROPERTY, STUDENTS_GROUP, TEACHERS_GROUP
+from ...spawners.starters import offered_templates
 from ..preview.hosts import PreviewDomain
 from ..preview.hubservice import SERVICE_NAME as PREVIEW_SERVICE
 from ..servicelife import until_stopped
-from ..templates import offered_templates
 from .hubclient import HubClient
 from .roster import class_rows, server_url
 

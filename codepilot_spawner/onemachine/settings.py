@@ -1,6 +1,6 @@
 """The one-machine hub's settings, read from ``CODEPILOT_*`` variables.
 
-The launcher (``codepilot_spawner.launcher``, ``make up``) resolves them once and starts
+The launcher (``codepilot_spawner.onemachine.launcher``, ``make up``) resolves them once and starts
 JupyterHub with ``hub_config/jupyterhub_config_local.py``, which applies them to the hub
 (``OneMachineSettings.for_hub``): it gets the data dir as an absolute path, so it can never
 derive a second one from a relative default.
@@ -16,13 +16,13 @@ from urllib.parse import urlsplit
 from codepilot_contracts.defaults import S3_PREFIX, S3_REGION
 from codepilot_contracts.env import env_name
 
+from ..classroom.groups import ClassroomError, parse_names
+from ..kubernetes.values import culler_service
+from ..s3settings import STATIC, STS, S3Settings
 from .cgroups import Limits, describe_memory, parse_memory
-from .classroom import ClassroomError, parse_names
-from .credentials import STATIC, STS, S3Settings
 from .tls import CertificateError, TLSPair, normal_host, read_pair
-from .values import culler_service
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = ".codepilot"
 DEFAULT_ACCOUNT_PREFIX = "cp-"
 # A Unix name's start, short enough to leave room for the user's name (32 in all).
@@ -122,8 +122,8 @@ class OneMachineSettings:
         data_dir = env.get("CODEPILOT_DATA_DIR", "")
         if not os.path.isabs(data_dir):
             raise SettingsError(
-                f"CODEPILOT_DATA_DIR={data_dir!r} is not an absolute path: start the hub "
-                "with `make up` (python -m codepilot_spawner.launcher), which resolves it"
+                f"CODEPILOT_DATA_DIR={data_dir!r} is not an absolute path: start the hub with "
+                "`make up` (python -m codepilot_spawner.onemachine.launcher), which resolves it"
             )
         return cls.from_env(env)
 

@@ -1,4 +1,4 @@
-"""``python -m codepilot_spawner.supervise --listen HOST:PORT ... -- MODULE ARGS``: keep a
+"""``python -m codepilot_spawner.services.supervise --listen HOST:PORT ... -- MODULE ARGS``: keep a
 Python service running, its sockets open while it restarts.
 
 JupyterHub notices a managed service that died only at its next poll (30 s), and
@@ -163,7 +163,7 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m codepilot_spawner.supervise")
+    parser = argparse.ArgumentParser(prog="python -m codepilot_spawner.services.supervise")
     parser.add_argument(
         "--listen", action="append", default=[], metavar="HOST:PORT", help="a socket to hold"
     )

@@ -25,9 +25,10 @@ from codepilot_contracts.env import CREDENTIALS_EXPIRATION
 from codepilot_contracts.progress import last_record
 from codepilot_contracts.relay import START_CHECK_STATE
 
-from . import objects, podstatus, upstream
+from ..credentials import CredentialMinter, credentials_environment
+from ..kubernetes import objects, podstatus, upstream
+from ..s3settings import STS
 from .core import CodePilotSpawnerMixin, restore_progress_event
-from .credentials import STS, CredentialMinter, credentials_environment
 
 # Variables that hold secrets: they reach containers from the server's Secret only.
 TOKEN_KEYS = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")

@@ -13,7 +13,7 @@ from tornado import web
 
 from codepilot_contracts.starters import folder_starter_names
 
-from .classroom import default_starter
+from ..classroom.groups import default_starter
 
 CLASS_STARTERS = "templates"  # <data dir>/templates/<name>/
 

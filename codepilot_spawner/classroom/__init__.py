@@ -1,0 +1,2 @@
+"""Classes: teachers and students as hub groups (``groups.py``), and their login
+(``login.py``)."""
