@@ -2,13 +2,12 @@
 every request that comes within a second, with real sockets."""
 
 import asyncio
-import socket
 
 import pytest
 
 from server_extension.appport import PortProbe
 
-from .hubtools import free_port
+from .hubtools import free_port, has_ipv6_loopback
 
 
 class CountingServer:
@@ -29,15 +28,6 @@ class CountingServer:
     async def stop(self) -> None:
         self.server.close()
         await self.server.wait_closed()
-
-
-def has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 async def test_nothing_listening_is_not_running():

@@ -9,7 +9,6 @@ never carries the first pod's viewers to the second pod's app.
 
 import asyncio
 import logging
-import socket
 
 import aiohttp
 import pytest
@@ -25,16 +24,7 @@ from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, S
 from codepilot_spawner.services.preview.upstream import make_connector
 from server_extension.relay import Relay, parse_args
 
-from .hubtools import free_port
-
-
-def has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
+from .hubtools import free_port, has_ipv6_loopback
 
 
 async def exchange(host: str, port: int) -> bytes:

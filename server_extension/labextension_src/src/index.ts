@@ -24,6 +24,7 @@ import { PageConfig } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITerminalTracker } from '@jupyterlab/terminal';
+import { Widget } from '@lumino/widgets';
 
 import {
   keepProjectTitle,
@@ -40,6 +41,23 @@ import { ServerGate } from './servergate';
 import { hubLinks, tellStopped } from './stopped';
 import { SyncStatusWidget } from './syncstatus';
 import { routeTerminalLinks } from './terminallinks';
+
+/** A sidebar panel, and a palette command (Code Pilot's category) that shows it. */
+function addSidebarPanel(
+  app: JupyterFrontEnd,
+  shell: ILabShell,
+  palette: ICommandPalette | null,
+  panel: Widget,
+  options: { area: 'left' | 'right'; rank: number; command: string; label: string; caption: string }
+): void {
+  shell.add(panel, options.area, { rank: options.rank });
+  app.commands.addCommand(options.command, {
+    label: options.label,
+    caption: options.caption,
+    execute: () => shell.activateById(panel.id)
+  });
+  palette?.addItem({ command: options.command, category: 'Code Pilot' });
+}
 
 const SHOW_PREVIEW = 'codepilot:show-preview';
 const OPEN_PREVIEW = 'codepilot:open-preview';
@@ -75,15 +93,13 @@ const preview: JupyterFrontEndPlugin<void> = {
     launcher: ILauncher | null
   ) => {
     const model = new PreviewModel(app.serviceManager.serverSettings);
-    const panel = new PreviewPanel(model);
-    shell.add(panel, 'right', { rank: 50 });
-
-    app.commands.addCommand(SHOW_PREVIEW, {
+    addSidebarPanel(app, shell, palette, new PreviewPanel(model), {
+      area: 'right',
+      rank: 50,
+      command: SHOW_PREVIEW,
       label: 'Preview: Show Link and Sharing',
-      caption: 'The address of your app, a copy button and who can open it',
-      execute: () => shell.activateById(panel.id)
+      caption: 'The address of your app, a copy button and who can open it'
     });
-    palette?.addItem({ command: SHOW_PREVIEW, category: 'Code Pilot' });
 
     // The Preview tile: <server>/preview/ redirects to the preview's own origin. A new
     // tab without an opener, so the app's page gets no handle on the IDE.
@@ -151,14 +167,13 @@ const projects: JupyterFrontEndPlugin<void> = {
       return; // not behind JupyterHub: no projects
     }
     const model = new ProjectsModel(app.serviceManager.serverSettings);
-    const panel = new ProjectsPanel(model);
-    shell.add(panel, 'left', { rank: 150 });
-    app.commands.addCommand(SHOW_PROJECTS, {
+    addSidebarPanel(app, shell, palette, new ProjectsPanel(model), {
+      area: 'left',
+      rank: 150,
+      command: SHOW_PROJECTS,
       label: 'Projects: Switch, Create, Stop or Delete',
-      caption: 'The projects of this workspace: open one, or create, stop or delete one',
-      execute: () => shell.activateById(panel.id)
+      caption: 'The projects of this workspace: open one, or create, stop or delete one'
     });
-    palette?.addItem({ command: SHOW_PROJECTS, category: 'Code Pilot' });
     // Not awaited: JupyterLab's start does not wait for this server's answer.
     model.loadInfo().then(
       info => {
