@@ -4,6 +4,7 @@ Nothing here imitates a part of Code Pilot: `start_hub` runs the same launcher a
 `make up`, on free loopback ports, with a data directory of its own.
 """
 
+import itertools
 import json
 import os
 import pwd
@@ -33,10 +34,30 @@ from .support.terminals import open_terminal
 install_localhost_resolver()
 
 
+# Ports a test draws for servers it starts. A port drawn is free only until someone binds
+# it: so each pytest-xdist worker draws from a block of its own, below the kernel's
+# ephemeral range (32768 and up), where no other worker and no outgoing connection
+# takes one meanwhile.
+PORT_BLOCK, PORT_BLOCKS_START = 1500, 20000
+_next_port = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    if not worker.startswith("gw"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    block_start = PORT_BLOCKS_START + int(worker[2:]) * PORT_BLOCK
+    for _ in range(PORT_BLOCK):
+        port = block_start + next(_next_port) % PORT_BLOCK
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {block_start}-{block_start + PORT_BLOCK - 1}")
 
 
 def has_ipv6_loopback() -> bool:
@@ -269,7 +290,9 @@ def start_hub(
         "CODEPILOT_ACCOUNT_PREFIX": fresh_account_prefix(),
         **(env or {}),
     }
-    log_path = data_dir / "hub.log"
+    # A log per start: servers that outlived a killed hub still write to its old one.
+    starts = len(list(data_dir.glob("hub*.log")))
+    log_path = data_dir / ("hub.log" if starts == 0 else f"hub-{starts + 1}.log")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [*prefix, sys.executable, "-m", "codepilot_spawner.onemachine.launcher"],

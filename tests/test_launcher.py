@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from codepilot_spawner.onemachine.launcher import (
     login_banner,
     make_data_dir,
     port_taken,
+    ports_still_taken,
     taken_ports,
 )
 from codepilot_spawner.onemachine.passwords import PasswordError, decide, keep
@@ -189,6 +191,33 @@ def test_a_taken_port_is_named_with_the_variable_that_moves_it(tmp_path):
     assert f"port {port} (127.0.0.1) is in use" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "refused" / "password").exists()
+
+
+def test_a_killed_hubs_service_gets_time_to_let_its_port_go(tmp_path):
+    """After a hub was killed its services end by themselves, a moment later: the launcher
+    waits for their ports rather than refuse the restart."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    env = {"CODEPILOT_DATA_DIR": str(tmp_path), "CODEPILOT_PORT": str(holder.getsockname()[1])}
+    env |= {
+        name: str(free_port())
+        for name in (
+            "CODEPILOT_HUB_PORT",
+            "CODEPILOT_PROXY_API_PORT",
+            "CODEPILOT_PREVIEW_GATEWAY_PORT",
+            "CODEPILOT_PREVIEW_API_PORT",
+        )
+    }
+    settings = OneMachineSettings.from_env(env)
+    assert len(ports_still_taken(settings, wait=0)) == 1
+    letting_go = threading.Timer(0.5, holder.close)
+    letting_go.start()
+    try:
+        assert ports_still_taken(settings, wait=10) == []
+    finally:
+        letting_go.cancel()
+        holder.close()
 
 
 def test_a_folder_others_cannot_pass_through_is_named():

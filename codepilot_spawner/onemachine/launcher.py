@@ -12,15 +12,18 @@ import asyncio
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 from .passwords import PasswordError, Passwords, decide, keep
 from .processes import terminate
 from .settings import REPO_ROOT, IsolationSettings, OneMachineSettings, SettingsError, data_dir
-from .stopall import HUB_DATABASE, leftover_proxy, running_hub, stop_everything
+from .stopall import HUB_DATABASE, HUB_PID_FILE, leftover_proxy, running_hub, stop_everything
 
 HUB_CONFIG = REPO_ROOT / "hub_config" / "jupyterhub_config_local.py"
 LOGS = "logs"  # <data dir>/logs/: a file per part of the hub
+# How long a killed hub's services get to see it is gone and let go of their ports.
+SERVICES_ENDING_TIMEOUT = 15.0
 
 
 def login_banner(settings: OneMachineSettings, passwords: Passwords, verb="is starting") -> str:
@@ -76,6 +79,14 @@ def taken_ports(settings: OneMachineSettings) -> list[str]:
         for variable, address, port in settings.listening_ports()
         if port_taken(address, port)
     ]
+
+
+def ports_still_taken(settings: OneMachineSettings, wait: float) -> list[str]:
+    """``taken_ports``, after waiting up to ``wait`` seconds for them to be let go."""
+    deadline = time.monotonic() + wait
+    while (taken := taken_ports(settings)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return taken
 
 
 def closed_folder(path: Path) -> Path | None:
@@ -147,6 +158,8 @@ def up() -> None:
         print(login_banner(settings, passwords, verb="is already running"), flush=True)
         print(f"  The hub runs as pid {hub.pid}; `make down` stops it.\n", flush=True)
         return
+    # JupyterHub removes its pid file when it stops; one left behind names a killed hub.
+    killed = (settings.data_dir / HUB_PID_FILE).exists()
     proxy = leftover_proxy(settings.data_dir)
     if proxy is not None:  # its hub was killed: JupyterHub would replace it, as we do now
         print(f"codepilot: stopping the proxy a stopped hub left running (pid {proxy.pid})")
@@ -154,7 +167,8 @@ def up() -> None:
     problem = unreachable_install()
     if problem:
         sys.exit(f"codepilot: {problem}")
-    taken = taken_ports(settings)
+    # A killed hub's services end by themselves once they see it gone (servicelife).
+    taken = ports_still_taken(settings, wait=SERVICES_ENDING_TIMEOUT if killed else 0)
     if taken:
         sys.exit("\n".join(f"codepilot: {line}" for line in taken))
     make_data_dir(settings.data_dir)
