@@ -94,8 +94,11 @@ isolation-tools:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables iproute2; \
 	  fi; }
 
+# Test files run side by side, one worker per core (TEST_WORKERS=0: one after another);
+# most of a test's time is waiting for servers it started.
+TEST_WORKERS ?= auto
 test: install-test lint
-	$(BIN)/python -m pytest -ra --durations=30
+	$(BIN)/python -m pytest -ra --durations=30 --numprocesses=$(TEST_WORKERS) --dist=loadfile
 
 # jupyter-server's own contents API tests run against our managers
 # (tests/test_contents_upstream.py): its sdist, for the installed version, from PyPI into the venv.
