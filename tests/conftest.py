@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from .hubtools import start_hub
 from .support.helm import helm_binary
+from .support.hubtools import start_hub
 from .support.localhost import resolve_localhost_subdomains
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from server_extension.appport import PortProbe
 
-from .hubtools import free_port, has_ipv6_loopback
+from .support.hubtools import free_port, has_ipv6_loopback
 
 
 class CountingServer:

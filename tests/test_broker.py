@@ -17,8 +17,8 @@ import requests
 from codepilot_spawner.s3settings import S3Settings
 from codepilot_spawner.services.broker import SERVICE_NAME
 
-from .hubtools import make_data_dir, save_text, start_hub, wait_until
-from .s3server import CREDENTIALS, s3_server_fixture
+from .support.hubtools import make_data_dir, save_text, start_hub, wait_until
+from .support.s3server import CREDENTIALS, s3_server_fixture
 from .support.terminals import run_in_terminal
 
 BUCKET = "workspaces"

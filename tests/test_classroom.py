@@ -30,8 +30,8 @@ from codepilot_spawner.services.classpage.roster import TEXT_LIMIT, class_rows, 
 from codepilot_spawner.services.preview.hosts import PreviewDomain
 from codepilot_spawner.spawners.starters import chosen_template, offered_templates
 
-from .hubtools import login, start_hub, wait_until
-from .s3server import s3_server_fixture
+from .support.hubtools import login, start_hub, wait_until
+from .support.s3server import s3_server_fixture
 from .support.terminals import run_in_terminal
 
 ADMIN_PASSWORD = "admin-password-" + "x" * 24

@@ -15,8 +15,8 @@ import pytest
 
 from server_extension.storage.localtree import has_symlink_component, holder_is_inside, is_inside
 
-from .jupyterserver import STOCK_MANAGER, start_jupyter_server
-from .s3server import s3_server_fixture
+from .support.jupyterserver import STOCK_MANAGER, start_jupyter_server
+from .support.s3server import s3_server_fixture
 
 BUCKET = "paths"
 USER = "root-paths"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from .hubtools import REPO_ROOT
-from .s3server import s3_server_fixture
+from .support.hubtools import REPO_ROOT
+from .support.s3server import s3_server_fixture
 from .upstream.sources import CONTENTS_API_TESTS, unpack_tests, upstream_source
 
 PLUGIN_DIR = Path(__file__).parent / "upstream"

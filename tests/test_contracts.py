@@ -24,8 +24,8 @@ from codepilot_contracts import (
     starters,
 )
 
-from .hubtools import REPO_ROOT
-from .jupyterserver import start_jupyter_server
+from .support.hubtools import REPO_ROOT
+from .support.jupyterserver import start_jupyter_server
 
 PACKAGE = Path(__file__).resolve().parent.parent / "codepilot_contracts"
 STARTERS_FOLDER = Path(__file__).resolve().parent.parent / "server_extension" / "starters"

@@ -29,7 +29,7 @@ from codepilot_spawner.credentials import (
 )
 from codepilot_spawner.s3settings import STATIC_MODE_WARNING, S3Settings
 
-from .s3server import CREDENTIALS, start_s3_server
+from .support.s3server import CREDENTIALS, start_s3_server
 
 BUCKET = "workspaces"
 PREFIX = "codepilot"

@@ -26,8 +26,8 @@ import requests
 from codepilot_spawner.onemachine.forkserver import ForkServer, fork_request
 from codepilot_spawner.onemachine.processes import TAG_VARIABLE, tagged_pids
 
-from .hubtools import REPO_ROOT, server_state, start_hub, wait_until
-from .isolationtools import leftovers, namespace_inode, process_namespace_inode
+from .support.hubtools import REPO_ROOT, server_state, start_hub, wait_until
+from .support.isolationtools import leftovers, namespace_inode, process_namespace_inode
 from .support.terminals import run_in_terminal
 
 FORK_SERVER_MODULE = b"server_extension.forkserver"
@@ -125,7 +125,7 @@ def answers(hub, user: str) -> bool:
 
 def run_start_check(root: Path, *options: str) -> dict:
     done = subprocess.run(
-        [sys.executable, "-P", "-m", "tests.startcheck", str(root), *options],
+        [sys.executable, "-P", "-m", "tests.support.startcheck", str(root), *options],
         cwd=root,
         capture_output=True,
         text=True,
@@ -225,7 +225,13 @@ def test_a_forked_child_gets_its_own_request_and_nothing_of_anothers(nobodys_fol
                 secret = secrets[name]
                 # -P as the server launcher has it: the working directory stays off sys.path.
                 flags = ["-P"] if name == "alice" else []
-                argv = [sys.executable, *flags, "-m", "tests.forkprobe", f"{out}/{name}.json"]
+                argv = [
+                    sys.executable,
+                    *flags,
+                    "-m",
+                    "tests.support.forkprobe",
+                    f"{out}/{name}.json",
+                ]
                 argv += [secret[:16], secret[16:]]
                 pids[name] = await server.spawn(fork_request(argv, env, REPO_ROOT, nobody))
             return pids, server.pid
@@ -295,7 +301,7 @@ def test_a_child_holds_nothing_of_the_hubs_once_its_user_may_reach_it(nobodys_fo
         )
         server.start()
         try:
-            argv = [sys.executable, "-m", "tests.forkprobe", str(out), "x" * 8, "y" * 8]
+            argv = [sys.executable, "-m", "tests.support.forkprobe", str(out), "x" * 8, "y" * 8]
             env = {"PATH": os.defpath, TAG_VARIABLE: "probe-strace"}
             return await server.spawn(fork_request(argv, env, REPO_ROOT, nobody))
         finally:

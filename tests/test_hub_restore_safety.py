@@ -4,9 +4,9 @@ synced workspace fails the start with a message naming endpoint and prefix, and 
 local files stay. Real hub, real servers, moto's S3 API.
 """
 
-from .hubtools import save_text, wait_until
-from .s3server import s3_server_fixture
+from .support.hubtools import save_text, wait_until
 from .support.s3hub import s3_hub_fixture
+from .support.s3server import s3_server_fixture
 
 BUCKET = "trust"
 PREFIX = "course"

@@ -39,8 +39,8 @@ from codepilot_spawner.onemachine.settings import (
 from codepilot_spawner.services.preview.hosts import PreviewDomain
 from codepilot_spawner.spawners.local import stop_notice
 
-from .hubtools import RunningHub, free_port, login, server_state, start_hub, wait_until
-from .isolationtools import (
+from .support.hubtools import RunningHub, free_port, login, server_state, start_hub, wait_until
+from .support.isolationtools import (
     end_processes_mentioning,
     host_socket_inodes,
     http_get_in_namespace,

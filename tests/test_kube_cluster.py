@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .hubtools import RunningHub, progress_messages, wait_until
+from .support.hubtools import RunningHub, progress_messages, wait_until
 from .support.kube_hub import kubeconfig_path
 from .support.terminals import run_in_terminal
 

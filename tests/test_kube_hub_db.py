@@ -25,7 +25,7 @@ from codepilot_spawner.kubernetes.values import database_url
 from codepilot_spawner.s3settings import S3Settings
 from codepilot_spawner.services import broker
 
-from .hubtools import free_port, start_hub
+from .support.hubtools import free_port, start_hub
 from .support.kube_hub import BASE_VALUES, load_hub_config, make_spawner, to_dict
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")

@@ -24,7 +24,7 @@ from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, S
 from codepilot_spawner.services.preview.upstream import make_connector
 from server_extension.relay import Relay, parse_args
 
-from .hubtools import free_port, has_ipv6_loopback
+from .support.hubtools import free_port, has_ipv6_loopback
 
 
 async def exchange(host: str, port: int) -> bytes:

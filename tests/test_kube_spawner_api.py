@@ -1,7 +1,7 @@
 """CodePilotSpawner (a real KubeSpawner) started and stopped against a Kubernetes API on loopback.
 
 The hub config is loaded from the values the chart renders; the spawner then talks real
-HTTP through kubernetes_asyncio to tests/kubeapi.py, which records every call and, like
+HTTP through kubernetes_asyncio to tests/support/kubeapi.py, which records every call and, like
 the kubelet, fails a pod whose Secret does not exist yet. Checked here: the Secret is
 made before the pod and owned by it afterwards, a stale Secret is never read, and the
 spawner's state tells the preview gateway where the pod's preview relay listens.
@@ -18,9 +18,9 @@ from codepilot_spawner.kubernetes import objects
 from codepilot_spawner.services.preview.hosts import PreviewDomain
 from codepilot_spawner.services.preview.servers import targets_from_users
 
-from .kubeapi import POD_IP, running_fake_api
 from .support.helm import RELEASE, helm_binary, render
 from .support.kube_hub import DUMMY_KUBECONFIG, load_hub_config, make_spawner, to_dict
+from .support.kubeapi import POD_IP, running_fake_api
 from .support.manifests import one, secret_data
 
 PREVIEW_VALUES = {

@@ -26,7 +26,7 @@ from codepilot_spawner.onemachine.processes import Process, terminate
 from codepilot_spawner.onemachine.settings import OneMachineSettings, SettingsError
 from codepilot_spawner.onemachine.stopall import PROXY_PID_FILE
 
-from .hubtools import free_port, wait_until
+from .support.hubtools import free_port, wait_until
 from .support.paths import REPO_ROOT
 
 CHP = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"

@@ -11,7 +11,7 @@ import pytest
 
 from codepilot_spawner.onemachine.launcher import closed_folder
 
-from .hubtools import make_data_dir, start_hub, wait_until
+from .support.hubtools import make_data_dir, start_hub, wait_until
 from .support.paths import REPO_ROOT
 from .support.terminals import run_in_terminal
 

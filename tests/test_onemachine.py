@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 from codepilot_spawner.onemachine.processes import tagged_pids
 from codepilot_spawner.services.preview.hosts import PreviewDomain
 
-from .hubtools import (
+from .support.hubtools import (
     cookie_header,
     login,
     progress_messages,

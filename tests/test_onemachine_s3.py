@@ -6,9 +6,9 @@ from pathlib import Path
 
 import requests
 
-from .hubtools import save_text, start_hub, wait_until
-from .s3server import s3_server_fixture
+from .support.hubtools import save_text, start_hub, wait_until
 from .support.s3hub import s3_hub_fixture
+from .support.s3server import s3_server_fixture
 
 BUCKET = "classroom"
 

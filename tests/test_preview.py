@@ -25,7 +25,7 @@ from websockets.exceptions import InvalidStatus
 
 from codepilot_spawner.services.preview.hosts import PreviewDomain
 
-from .hubtools import REPO_ROOT, login, server_state, start_hub, wait_until
+from .support.hubtools import REPO_ROOT, login, server_state, start_hub, wait_until
 from .support.terminals import run_in_terminal
 
 PREVIEW_APP = REPO_ROOT / "tests" / "apps" / "preview_app.py"

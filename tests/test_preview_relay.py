@@ -17,7 +17,7 @@ from aiohttp import web
 
 from server_extension.relay import Relay, parse_args
 
-from .hubtools import free_port
+from .support.hubtools import free_port
 
 
 async def start_relay(target_port: int, **kwargs) -> Relay:

@@ -22,7 +22,7 @@ from codepilot_spawner.services.preview.servers import PreviewTarget, ServerDire
 from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, ShareBook
 from codepilot_spawner.services.preview.tokens import InvalidToken, sign, verify
 
-from .hubtools import free_port
+from .support.hubtools import free_port
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 NAMES = [

@@ -18,7 +18,7 @@ from server_extension.storage.pack import PACK, PACK_MANIFEST, packable, upload_
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 
-from .s3server import s3_server_fixture
+from .support.s3server import s3_server_fixture
 
 BUCKET = "packs"
 s3 = s3_server_fixture(buckets=(BUCKET,))

@@ -14,7 +14,7 @@ from pathlib import Path
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.s3 import S3Store
 
-from .s3server import s3_server_fixture
+from .support.s3server import s3_server_fixture
 from .support.sync_cli import json_lines, run_sync
 
 BUCKET = "safety"

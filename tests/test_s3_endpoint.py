@@ -8,7 +8,7 @@ import pytest
 from server_extension.storage.endpoint import configured_endpoint, plain_http
 from server_extension.storage.s3 import S3Error, S3Store
 
-from .s3server import s3_server_fixture
+from .support.s3server import s3_server_fixture
 
 BUCKET = "endpoints"
 s3 = s3_server_fixture(relay=False, buckets=(BUCKET,))

@@ -10,9 +10,9 @@ from tornado import web
 from server_extension.storage.contents import SyncContentsManager
 from server_extension.storage.s3 import S3Error, S3Store
 
-from .hubtools import free_port, wait_until
-from .jupyterserver import synced_server_fixture
-from .s3server import s3_server_fixture
+from .support.hubtools import free_port, wait_until
+from .support.jupyterserver import synced_server_fixture
+from .support.s3server import s3_server_fixture
 
 BUCKET = "bounded"
 PREFIX = "cp"

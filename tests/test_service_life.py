@@ -11,8 +11,8 @@ import signal
 import pytest
 import requests
 
-from .hubtools import login, start_hub, wait_until
-from .s3server import s3_server_fixture
+from .support.hubtools import login, start_hub, wait_until
+from .support.s3server import s3_server_fixture
 
 BUCKET = "service-life"
 SERVICE_MODULES = (

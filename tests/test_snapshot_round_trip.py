@@ -20,9 +20,9 @@ import requests
 
 from codepilot_contracts import layout
 
-from .hubtools import REPO_ROOT, free_port, wait_until
-from .jupyterserver import start_jupyter_server
-from .s3server import s3_server_fixture
+from .support.hubtools import REPO_ROOT, free_port, wait_until
+from .support.jupyterserver import start_jupyter_server
+from .support.s3server import s3_server_fixture
 from .support.sync_cli import json_lines, run_sync
 
 BUCKET = "round-trip"

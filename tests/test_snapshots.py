@@ -38,7 +38,7 @@ from server_extension.storage.snapshots import (
     parse_index,
 )
 
-from .s3server import s3_server_fixture
+from .support.s3server import s3_server_fixture
 
 BUCKET = "snapshots"
 s3 = s3_server_fixture(buckets=(BUCKET,))

@@ -8,8 +8,8 @@ import pytest
 
 from codepilot_contracts import defaults
 
-from .jupyterserver import start_jupyter_server
-from .s3server import start_s3_server
+from .support.jupyterserver import start_jupyter_server
+from .support.s3server import start_s3_server
 from .support.sync_cli import json_lines, run_sync
 
 BUCKET = "interop"

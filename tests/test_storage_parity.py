@@ -15,8 +15,8 @@ import pytest
 
 from codepilot_contracts import defaults, layout
 
-from .jupyterserver import STOCK_MANAGER, start_jupyter_server
-from .s3server import start_s3_server
+from .support.jupyterserver import STOCK_MANAGER, start_jupyter_server
+from .support.s3server import start_s3_server
 
 BUCKET = "parity"
 

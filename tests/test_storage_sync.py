@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from .hubtools import wait_until
-from .jupyterserver import synced_server_fixture
-from .s3server import s3_server_fixture
+from .support.hubtools import wait_until
+from .support.jupyterserver import synced_server_fixture
+from .support.s3server import s3_server_fixture
 from .support.terminals import run_in_terminal
 
 BUCKET = "workspaces"

@@ -23,10 +23,10 @@ import pytest
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.s3 import S3Store
 
-from .hubtools import REPO_ROOT, wait_until
-from .jupyterserver import start_jupyter_server
-from .s3server import CREDENTIALS, s3_server_fixture
 from .support.folders import ancestors
+from .support.hubtools import REPO_ROOT, wait_until
+from .support.jupyterserver import start_jupyter_server
+from .support.s3server import CREDENTIALS, s3_server_fixture
 from .support.terminals import run_in_terminal
 
 BUCKET = "bursts"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from server_extension.starters import starter_dir
 
-from .s3server import s3_server_fixture
+from .support.s3server import s3_server_fixture
 from .support.sync_cli import json_lines, run_sync
 
 BUCKET = "cli-workspaces"

@@ -20,7 +20,7 @@ from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 
-from .s3server import s3_server_fixture
+from .support.s3server import s3_server_fixture
 from .support.sync_cli import run_sync
 
 BUCKET = "folders"

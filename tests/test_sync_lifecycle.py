@@ -16,8 +16,8 @@ from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 
-from .jupyterserver import start_jupyter_server
-from .s3server import s3_server_fixture
+from .support.jupyterserver import start_jupyter_server
+from .support.s3server import s3_server_fixture
 
 BUCKET = "lifecycle"
 

@@ -20,7 +20,7 @@ from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.s3 import S3Store
 from server_extension.storage.watcher import watch_workspace
 
-from .s3server import s3_server_fixture
+from .support.s3server import s3_server_fixture
 from .support.sync_cli import json_lines, run_sync
 
 BUCKET = "names"

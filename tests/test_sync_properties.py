@@ -2,7 +2,7 @@
 saves racing them and names drawn from all bytes but "/" and NUL, always end with S3, the
 manifest and the disk in agreement and the sync idle; also when S3 goes away in the
 middle of a burst; and a server ended between any two steps (gracefully, or killed) and
-restored loses no file (see tests/sync_machine.py).
+restored loses no file (see tests/support/sync_machine.py).
 
 The example counts are chosen to catch, in every run, a sync that hangs on a burst of
 new folders (the slot deadlock of an earlier engine). The soak script
@@ -14,8 +14,8 @@ import os
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
-from .s3server import CREDENTIALS, s3_server_fixture
-from .sync_machine import BUCKET, machine_for, make_harness, property_settings
+from .support.s3server import CREDENTIALS, s3_server_fixture
+from .support.sync_machine import BUCKET, machine_for, make_harness, property_settings
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
 

@@ -26,7 +26,7 @@ from traitlets.config import Config
 from codepilot_spawner import CodePilotLocalSpawner
 from codepilot_spawner.kubernetes import upstream
 
-from .hubtools import REPO_ROOT
+from .support.hubtools import REPO_ROOT
 from .support.kube_hub import DUMMY_KUBECONFIG
 
 # Calls made through upstream.core_api(spawner), with the arguments given by name.

@@ -59,7 +59,7 @@ from tests.browser.lab import (
     wait_for_lab,
 )
 from tests.browser.tabwatch import request_kind, requests_after
-from tests.hubtools import REPO_ROOT, login, start_hub, wait_until
+from tests.support.hubtools import REPO_ROOT, login, start_hub, wait_until
 from tests.support.timing import percentile
 
 TEACHER, TEACHER_PASSWORD = "tess", "teacher-password"

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.benchmarks.hub_kinds import HUB_CONFIGS, hub_environment
-from tests.hubtools import start_hub, wait_until
+from tests.support.hubtools import start_hub, wait_until
 from tests.support.timing import percentile
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

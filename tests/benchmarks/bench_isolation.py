@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.hubtools import start_hub
+from tests.support.hubtools import start_hub
 from tests.support.terminals import drain, echo_round_trip
 from tests.support.timing import latency_summary, timed_spawn
 

@@ -26,7 +26,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.benchmarks.hub_kinds import HUB_CONFIGS, hub_environment
 from tests.browser.chromium import VIEWPORT, chromium_missing_reason, launch_chromium
-from tests.hubtools import start_hub
+from tests.support.hubtools import start_hub
 
 PASSWORD = "class-password"  # what start_hub gives every hub
 TIMEOUT_MS = 180_000

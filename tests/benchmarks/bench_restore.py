@@ -44,8 +44,8 @@ except AttributeError:
     from backports import tarfile
 
 from server_extension.storage.archive import extract_archive
-from tests.hubtools import REPO_ROOT
-from tests.s3server import start_s3_server
+from tests.support.hubtools import REPO_ROOT
+from tests.support.s3server import start_s3_server
 
 BUCKET = "bench-restore"
 USER = "bench"

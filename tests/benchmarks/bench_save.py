@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.jupyterserver import STOCK_MANAGER, start_jupyter_server
-from tests.s3server import start_s3_server
+from tests.support.jupyterserver import STOCK_MANAGER, start_jupyter_server
+from tests.support.s3server import start_s3_server
 from tests.support.timing import latency_summary
 
 BUCKET = "bench-save"

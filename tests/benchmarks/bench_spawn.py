@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.benchmarks.hub_kinds import hub_environment
-from tests.hubtools import start_hub
+from tests.support.hubtools import start_hub
 from tests.support.timing import timed_spawn
 
 ROUNDS = 5

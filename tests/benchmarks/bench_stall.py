@@ -19,8 +19,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.jupyterserver import STOCK_MANAGER, start_jupyter_server
-from tests.s3server import start_s3_server
+from tests.support.jupyterserver import STOCK_MANAGER, start_jupyter_server
+from tests.support.s3server import start_s3_server
 
 BUCKET = "bench-stall"
 TOTAL = 60 * 1024 * 1024

@@ -1,6 +1,6 @@
 """Soak of workspace sync: many more examples of the stateful property test.
 
-Runs tests/sync_machine.py's ``TerminalBursts`` (real engine, watcher and contents
+Runs tests/support/sync_machine.py's ``TerminalBursts`` (real engine, watcher and contents
 manager against moto's S3 API) for ``--examples`` examples of ``--steps`` bursts each,
 without and with S3 outages in the middle of bursts, then prints one JSON object and
 one summary line. A failure prints hypothesis's steps to reproduce it and exits 1.
@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.s3server import CREDENTIALS, start_s3_server
-from tests.sync_machine import BUCKET, machine_for, make_harness, property_settings
+from tests.support.s3server import CREDENTIALS, start_s3_server
+from tests.support.sync_machine import BUCKET, machine_for, make_harness, property_settings
 
 
 def soak(s3, outages: bool, examples: int, steps: int, shrink: bool) -> dict:

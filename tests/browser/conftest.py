@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from ..hubtools import REPO_ROOT, RunningHub, start_hub
+from ..support.hubtools import REPO_ROOT, RunningHub, start_hub
 from .chromium import (
     VIEWPORT,
     BrowserEvidence,

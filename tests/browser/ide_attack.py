@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from playwright.sync_api import expect
 
-from ..hubtools import login, save_text
+from ..support.hubtools import login, save_text
 from ..support.terminals import run_in_terminal
 from .lab import UI_TIMEOUT_MS, log_in
 

@@ -1,7 +1,7 @@
 """A class on a school network: the hub at hub.example.test, its users' hosts under it and
 previews under a domain of their own, all mapped to this machine in Chromium."""
 
-from ..hubtools import free_port, start_hub
+from ..support.hubtools import free_port, start_hub
 from .chromium import CHROMIUM, CHROMIUM_ARGS
 
 NETWORK_HOST = "hub.example.test"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page
 
-from ..hubtools import REPO_ROOT
+from ..support.hubtools import REPO_ROOT
 
 README_SCREENSHOT = REPO_ROOT / "docs" / "screenshot.png"
 # docs/screenshot.png is committed: it is only rewritten on request, so that `make test`

@@ -7,7 +7,7 @@ import os
 import pytest
 from playwright.sync_api import expect
 
-from ..hubtools import REPO_ROOT, login, start_hub
+from ..support.hubtools import REPO_ROOT, login, start_hub
 from .accessibility import serious_violations
 from .conftest import HUB
 from .ide_attack import (

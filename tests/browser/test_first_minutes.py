@@ -17,7 +17,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from codepilot_spawner.services.preview.hosts import PreviewDomain
 
-from ..hubtools import wait_until
+from ..support.hubtools import wait_until
 from .lab import (
     NPM_TIMEOUT_MS,
     SPAWN_TIMEOUT_MS,
@@ -49,7 +49,7 @@ pytestmark = pytest.mark.browser
 STUDENT = "ada"
 OTHER_STUDENT = "grace"
 CLASSMATE = "linus"  # the user whose server the admin starts and stops
-STUDENT_PASSWORD = "class-password"  # what tests/hubtools.start_hub sets
+STUDENT_PASSWORD = "class-password"  # what tests/support/hubtools.start_hub sets
 
 INDEX_HTML = """<!doctype html>
 <html><head><meta charset="utf-8"><title>My first app</title>

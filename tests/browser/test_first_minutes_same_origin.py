@@ -9,7 +9,7 @@ collected here again; this module's ``browser_hub`` is the one they get.
 
 import pytest
 
-from ..hubtools import start_hub
+from ..support.hubtools import start_hub
 from .conftest import HUB
 from .test_first_minutes import (  # noqa: F401 (fixtures and tests collected here too)
     other_student,

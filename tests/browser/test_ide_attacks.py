@@ -12,8 +12,8 @@ cookies onto the hub's domain and tries again with her own XSRF token.
 
 import pytest
 
-from ..hubtools import login
 from ..support.certificates import make_certificate
+from ..support.hubtools import login
 from .conftest import HUB, TEACHER, TEACHER_PASSWORD
 from .ide_attack import (
     ATTACKER,

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..hubtools import start_hub, wait_until
-from ..s3server import s3_server_fixture
+from ..support.hubtools import start_hub, wait_until
+from ..support.s3server import s3_server_fixture
 from ..support.terminals import run_in_terminal
 from .accessibility import serious_violations
 from .conftest import HUB
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.browser
 BUCKET = "classroom"
 PREFIX = "course"
 STUDENT = "ada"
-PASSWORD = "class-password"  # what tests/hubtools.start_hub sets
+PASSWORD = "class-password"  # what tests/support/hubtools.start_hub sets
 ALLOWED_LEVELS = "owner,authenticated"
 # Sync retries back off up to 5 s and the status is polled every 3 s; the notification of
 # a failing S3 waits 20 s. Generous bounds for a noisy machine, not measurements.

@@ -15,7 +15,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from ..hubtools import save_text, wait_until
+from ..support.hubtools import save_text, wait_until
 from ..support.terminals import run_in_terminal
 from .chromium import VIEWPORT
 from .lab import UI_TIMEOUT_MS, log_in

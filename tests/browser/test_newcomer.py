@@ -24,7 +24,7 @@ from playwright.sync_api import expect
 
 from codepilot_spawner.onemachine.settings import DEFAULT_ACCOUNT_PREFIX
 
-from ..hubtools import remove_accounts, wait_until
+from ..support.hubtools import remove_accounts, wait_until
 from ..support.paths import REPO_ROOT
 from .lab import (
     SPAWN_TIMEOUT_MS,

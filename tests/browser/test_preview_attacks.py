@@ -14,7 +14,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from ..hubtools import save_text, wait_until
+from ..support.hubtools import save_text, wait_until
 from ..support.localhost import resolve_localhost_subdomains
 from ..support.terminals import run_in_terminal
 from .lab import UI_TIMEOUT_MS, log_in

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..hubtools import login, start_hub
+from ..support.hubtools import login, start_hub
 from .accessibility import serious_violations
 from .conftest import HUB
 from .lab import (
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.browser
 
 STUDENT = "maya"
 TEACHER = "tess"
-PASSWORD = "class-password"  # what tests/hubtools.start_hub sets
+PASSWORD = "class-password"  # what tests/support/hubtools.start_hub sets
 TEACHER_PASSWORD = "teacher-password"
 
 

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..hubtools import start_hub
+from ..support.hubtools import start_hub
 from .conftest import ARTIFACTS_DIR, HUB
 from .lab import UI_TIMEOUT_MS, dismiss_news_prompt, launcher_card, log_in, wait_for_lab
 from .tabwatch import request_kind, requests_after
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 STUDENT = "ada"
 PROJECT = "web"
-PASSWORD = "class-password"  # what tests/hubtools.start_hub sets
+PASSWORD = "class-password"  # what tests/support/hubtools.start_hub sets
 WATCH_S = 15
 # The tab's one check of its server, and what was already on its way or reconnecting
 # before the answer (a terminal's socket, a poll): 1 or 2 when measured. Without the fix,

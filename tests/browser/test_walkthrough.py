@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..hubtools import REPO_ROOT, start_hub
+from ..support.hubtools import REPO_ROOT, start_hub
 from .conftest import HUB
 from .lab import (
     UI_TIMEOUT_MS,
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.browser
 
 TEACHER = "tess"
 STUDENT_A, STUDENT_B = "amira", "bruno"
-PASSWORD = "class-password"  # what tests/hubtools.start_hub sets
+PASSWORD = "class-password"  # what tests/support/hubtools.start_hub sets
 STARTER = "flask"  # runs without installing anything first
 STARTERS_DIR = REPO_ROOT / "server_extension" / "starters"
 STOP_TIMEOUT_MS = 60_000

@@ -9,9 +9,11 @@
 - ``timing``: percentiles, latency summaries and timed spawns for the benchmarks.
 - ``localhost``: ``*.localhost`` resolved to loopback, as browsers do.
 
-Parts that are started for real live beside this package: ``tests/hubtools.py`` (the
-one-machine hub), ``tests/jupyterserver.py`` (a jupyter server), ``tests/s3server.py``
-(moto's S3 API), ``tests/kubeapi.py`` (a Kubernetes API on loopback). Fixtures used
-by several modules are in ``tests/conftest.py``. Test modules import only from these,
-never from one another.
+Parts started for real: ``hubtools`` (the one-machine hub, as `make up` runs it),
+``jupyterserver`` (a jupyter server), ``s3server`` (moto's S3 API), ``kubeapi`` (a
+Kubernetes API on loopback); ``isolationtools`` looks into a server's sandbox;
+``sync_machine`` is the sync engine's stateful property model; ``forkprobe`` and
+``startcheck`` run in a server's place (``python -m tests.support.forkprobe``). Fixtures
+used by several modules are in ``tests/conftest.py``. Test modules import only from this
+package, never from one another.
 """

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ..hubtools import start_hub
+from .hubtools import start_hub
 
 
 def s3_hub_fixture(bucket: str, prefix: str):

@@ -3,7 +3,7 @@ who types into terminals and saves files as the IDE does."""
 
 import os
 
-from ..hubtools import RunningHub, save_text, server_state
+from .hubtools import RunningHub, save_text, server_state
 from .terminals import run_in_terminal
 
 

@@ -1,4 +1,4 @@
-"""Run by the fork server in a server's place (``python -m tests.forkprobe``): records
+"""Run by the fork server in a server's place (``python -m tests.support.forkprobe``): records
 what a forked child got, as JSON in the file named by its first argument.
 
 The other arguments are the two halves of a secret that must not be in this process's

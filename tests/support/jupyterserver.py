@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from .hubtools import REPO_ROOT, free_port, wait_answering
-from .support.terminals import open_terminal
+from .terminals import open_terminal
 
 STOCK_MANAGER = "jupyter_server.services.contents.largefilemanager.AsyncLargeFileManager"
 

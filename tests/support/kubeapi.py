@@ -17,7 +17,7 @@ import uuid
 
 from aiohttp import web
 
-from .support.manifests import all_containers
+from .manifests import all_containers
 
 POD_IP = "10.42.0.17"
 

@@ -1,4 +1,4 @@
-"""Run as ``python -P -m tests.startcheck <root> [--no-defer]``: does what a user server
+"""Run as ``python -P -m tests.support.startcheck <root> [--no-defer]``: does what a user server
 does at start (jupyter-server with every extension this environment enables, Code
 Pilot's and JupyterLab's included, initialised; a file saved through the contents
 manager, whose event jupyter_events validates against its schema), then prints JSON:

@@ -44,7 +44,7 @@ from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 from server_extension.storage.watcher import watch_workspace
 
-from .support.folders import ancestors
+from .folders import ancestors
 
 BUCKET = "properties"
 IGNORE_LINES = ("*.log", "build/")
@@ -79,7 +79,7 @@ class LoopThread:
 class Harness:
     """What every example shares: the S3 server, the loop, a folder outside workspaces."""
 
-    s3: object  # tests.s3server.S3Server
+    s3: object  # tests.support.s3server.S3Server
     loop: LoopThread
     outside: Path
     outages: bool = False

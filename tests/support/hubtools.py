@@ -25,9 +25,9 @@ from jupyterhub.utils import subdomain_hook_idna
 from codepilot_spawner.onemachine.settings import DEFAULT_ACCOUNT_PREFIX
 from codepilot_spawner.onemachine.unixusers import unix_username
 
-from .support.localhost import install_localhost_resolver
-from .support.paths import REPO_ROOT
-from .support.terminals import open_terminal
+from .localhost import install_localhost_resolver
+from .paths import REPO_ROOT
+from .terminals import open_terminal
 
 # Hubs serve each user at <user>.localhost and previews at *.preview.localhost: whatever
 # drives one from Python (the tests, the benchmarks) resolves those names as browsers do.
