@@ -11,7 +11,7 @@ AXE := tests/browser/node_modules/axe-core/axe.min.js
 LABEXT := server_extension/labextension/package.json
 LABEXT_MODULES := $(LABEXT_SRC)/node_modules/.package-lock.json
 
-.PHONY: up down install install-test isolation-tools chromium postgresql strace test lint format benchmarks seed-templates clean labextension
+.PHONY: up down install install-test isolation-tools chromium postgresql strace test test-fast lint format benchmarks seed-templates clean labextension
 
 up: install isolation-tools
 	$(BIN)/python -m codepilot_spawner.onemachine.launcher
@@ -94,11 +94,19 @@ isolation-tools:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables iproute2; \
 	  fi; }
 
-# Test files run side by side, one worker per core (TEST_WORKERS=0: one after another);
-# most of a test's time is waiting for servers it started.
+# Two tiers. The fast one: pure tests, none may start a process (under a minute).
+# The integration one (@pytest.mark.integration, and the browser tests): real hubs,
+# servers, moto, helm and Chromium; its test files run side by side, one worker per core
+# (TEST_WORKERS=0: one after another), as most of their time is waiting for servers.
+# `make test` runs both.
 TEST_WORKERS ?= auto
+test-fast: install-test
+	$(BIN)/python -m pytest -ra --fast
+
 test: install-test lint
-	$(BIN)/python -m pytest -ra --durations=30 --numprocesses=$(TEST_WORKERS) --dist=loadfile
+	$(BIN)/python -m pytest -ra --fast
+	$(BIN)/python -m pytest -ra --durations=30 --integration \
+	  --numprocesses=$(TEST_WORKERS) --dist=loadfile
 
 # jupyter-server's own contents API tests run against our managers
 # (tests/test_contents_upstream.py): its sdist, for the installed version, from PyPI into the venv.

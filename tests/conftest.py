@@ -5,13 +5,58 @@ import pytest
 from .support.helm import helm_binary
 from .support.hubtools import start_hub
 from .support.localhost import resolve_localhost_subdomains
+from .support.noprocesses import refused
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="Run the fast tier only: the tests not marked integration (nor browser), "
+        "each of which fails if it starts a process.",
+    )
+    parser.addoption(
+        "--integration",
+        action="store_true",
+        help="Run the integration tier only: the tests marked integration or browser.",
+    )
+
+
+def is_integration(item) -> bool:
+    """Whether a test belongs to the integration tier: it starts processes (hubs, servers,
+    moto, helm, Chromium). Every other test is pure and runs in ``make test-fast``."""
+    return "integration" in item.keywords or "browser" in item.keywords
+
+
+@pytest.hookimpl(trylast=True)  # after tests/browser/conftest.py has marked its tests
 def pytest_collection_modifyitems(config, items):
     skip_root = pytest.mark.skip(reason="needs root (Unix-user isolation)")
     for item in items:
         if "root" in item.keywords and os.geteuid() != 0:
             item.add_marker(skip_root)
+    for option, wanted in (("fast", False), ("integration", True)):
+        if config.getoption(option):
+            config.hook.pytest_deselected(
+                items=[item for item in items if is_integration(item) != wanted]
+            )
+            items[:] = [item for item in items if is_integration(item) == wanted]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """In the fast tier no test may start a process: one that does fails, naming the mark
+    it needs."""
+    if not item.config.getoption("fast"):
+        return (yield)
+    with refused():
+        return (yield)
+
+
+def pytest_sessionstart(session):
+    if session.config.getoption("fast"):
+        # jupyterhub.auth imports pamela, which runs ldconfig once to find libpam: let
+        # that import happen here, not inside whichever test imports it first.
+        import pamela  # noqa: F401
 
 
 @pytest.fixture(scope="session")

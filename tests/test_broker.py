@@ -21,6 +21,8 @@ from .support.hubtools import make_data_dir, save_text, start_hub, wait_until
 from .support.s3server import CREDENTIALS, s3_server_fixture
 from .support.terminals import run_in_terminal
 
+pytestmark = pytest.mark.integration
+
 BUCKET = "workspaces"
 VALUES = {"hub": {"groups": {"class-a": {"teachers": ["tina"], "students": ["alice", "bob"]}}}}
 

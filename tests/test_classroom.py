@@ -232,6 +232,7 @@ def user_token(hub, name):
     return hub.user_token(name)
 
 
+@pytest.mark.integration
 def test_groups_after_login(hub, sessions):
     def members(group):
         users = hub.api("GET", "/users").json()
@@ -241,11 +242,13 @@ def test_groups_after_login(hub, sessions):
     assert members(STUDENTS_GROUP) == sorted(STUDENTS)
 
 
+@pytest.mark.integration
 def test_the_students_password_does_not_open_a_teacher(hub):
     with pytest.raises(AssertionError, match="login as ana failed"):
         login(hub, "ana")  # the class password
 
 
+@pytest.mark.integration
 def test_a_mistyped_name_is_told_so_and_makes_no_account(hub, sessions):
     def log_in(username, password="class-password", **extra):
         browser = requests.Session()
@@ -275,6 +278,7 @@ def test_a_mistyped_name_is_told_so_and_makes_no_account(hub, sessions):
     hub.api("DELETE", "/users/newcomer").raise_for_status()
 
 
+@pytest.mark.integration
 def test_whoever_is_in_the_teachers_group_needs_the_teachers_password(hub, sessions):
     admin = sessions["admin"]
 
@@ -294,6 +298,7 @@ def test_whoever_is_in_the_teachers_group_needs_the_teachers_password(hub, sessi
         hub.api("DELETE", "/users/tess")
 
 
+@pytest.mark.integration
 def test_teacher_lists_exactly_her_students(hub, sessions):
     token = user_token(hub, "ana")
     response = hub.api("GET", "/users", token=token)
@@ -303,6 +308,7 @@ def test_teacher_lists_exactly_her_students(hub, sessions):
     assert student.status_code == 403  # students cannot list anyone
 
 
+@pytest.mark.integration
 def test_teacher_cannot_escalate(hub, sessions):
     token = user_token(hub, "ana")
     attempts = [
@@ -337,6 +343,7 @@ def open_server(session, hub, owner):
     return session.get(f"{hub.server_url(owner)}lab", timeout=60)
 
 
+@pytest.mark.integration
 def test_who_opens_which_ide_and_preview(hub, sessions):
     for name in ("sam", "ben", "admin"):
         hub.create_user(name)
@@ -357,6 +364,7 @@ def test_who_opens_which_ide_and_preview(hub, sessions):
     assert sam.get(domain.url("ben"), headers=NAVIGATE, timeout=60).status_code == 403
 
 
+@pytest.mark.integration
 def test_a_teacher_opens_a_students_preview_settings_but_cannot_share_it(hub, sessions):
     hub.start_server("sam")
     url = f"{hub.server_url('sam')}codepilot/api/preview"
@@ -384,6 +392,7 @@ def class_page(session, hub, path="") -> requests.Response:
     return session.get(f"{hub.service_url('codepilot')}{path}", timeout=60)
 
 
+@pytest.mark.integration
 def test_class_page_for_teachers_and_admins_only(hub, sessions):
     assert class_page(sessions["sam"], hub).status_code == 403
     assert class_page(sessions["sam"], hub, "api/class").status_code == 403
@@ -411,6 +420,7 @@ def xsrf_of(session, hub) -> str:
     return re.search(r'name="xsrf" content="([^"]+)"', page).group(1)
 
 
+@pytest.mark.integration
 def test_class_page_stop_answers_and_the_project_stays_listed(hub, sessions):
     hub.start_server("sam", "proj")
     ana = sessions["ana"]
@@ -429,6 +439,7 @@ def test_class_page_stop_answers_and_the_project_stays_listed(hub, sessions):
     wait_until(listed_stopped, 30, 0.5, "sam's stopped project on the class page")
 
 
+@pytest.mark.integration
 def test_a_teacher_lands_on_the_class_page_with_a_class_link_everywhere(hub, sessions):
     teacher = requests.Session()
     teacher.get(f"{hub.url}/hub/login", timeout=30)
@@ -451,6 +462,7 @@ def test_a_teacher_lands_on_the_class_page_with_a_class_link_everywhere(hub, ses
     assert ">Class<" not in student_home and "services/codepilot" not in student_home
 
 
+@pytest.mark.integration
 def test_a_teachers_api_token_opens_her_students_servers(hub, sessions):
     token = hub.user_token("ana")  # her role's scopes: access:servers!group=students
     headers = {"Authorization": f"token {token}"}
@@ -460,11 +472,13 @@ def test_a_teachers_api_token_opens_her_students_servers(hub, sessions):
     assert other.status_code == 403
 
 
+@pytest.mark.integration
 def test_the_default_starter_offers_the_configured_starters(hub, sessions):
     choices = class_page(sessions["ana"], hub, "api/default-starter").json()["choices"]
     assert {"python", "flask", "node-express", "react-vite"} <= set(choices), choices
 
 
+@pytest.mark.integration
 def test_class_page_stops_only_what_the_viewer_may(hub, sessions):
     ana = sessions["ana"]
     headers = {"X-XSRFToken": xsrf_of(ana, hub)}
@@ -483,6 +497,7 @@ def workspace_keys(s3, user, server):
     return s3.keys(BUCKET, f"cp/users/{user}/{server or 'default'}/")
 
 
+@pytest.mark.integration
 def test_class_starter_folder_seeds_a_new_workspace(hub, sessions, s3):
     folder = hub.data_dir / "templates" / "week-3"
     (folder / "src").mkdir(parents=True)
@@ -505,6 +520,7 @@ def test_class_starter_folder_seeds_a_new_workspace(hub, sessions, s3):
     hub.stop_server("sue", "lab3")
 
 
+@pytest.mark.integration
 def test_teacher_sets_the_default_starter(hub, sessions, s3):
     ana = sessions["ana"]
     headers = {"X-XSRFToken": xsrf_of(ana, hub)}
@@ -528,6 +544,7 @@ def running(hub, user, server=""):
     return server in hub.api("GET", f"/users/{user}").json()["servers"]
 
 
+@pytest.mark.integration
 def test_idle_culling(hub, sessions, s3):
     """sue idles, sid's preview is viewed every 5 s, sam's last change is pending in S3
     when the culler comes: sue and sam are stopped, sid stays, sam's change is in S3."""

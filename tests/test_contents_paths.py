@@ -80,6 +80,7 @@ def model_of(server, url_path: str, **params) -> tuple[int, dict]:
     return response.status_code, body
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("url_path", "api_path", "folder"), FOLDER_SPELLINGS)
 def test_folder_model_without_content(server, stock, url_path, api_path, folder):
     status, model = model_of(server, url_path, content="0")
@@ -90,6 +91,7 @@ def test_folder_model_without_content(server, stock, url_path, api_path, folder)
     assert (status, model) == model_of(stock, url_path, content="0")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("url_path", "api_path", "folder"), FOLDER_SPELLINGS)
 def test_folder_model_with_content(server, stock, url_path, api_path, folder):
     status, model = model_of(server, url_path)
@@ -102,6 +104,7 @@ def test_folder_model_with_content(server, stock, url_path, api_path, folder):
     assert listing == sorted((item["name"], item["type"]) for item in stock_model["content"])
 
 
+@pytest.mark.integration
 def test_hashed_root_model_answers_as_stock(server, stock):
     # hash=1 asks for the whole model, so the root itself is checked, not its parent.
     # (Stock answers 500 for any folder with hash=1: folders have no hash.)
@@ -111,6 +114,7 @@ def test_hashed_root_model_answers_as_stock(server, stock):
     assert "outside" not in ours.text
 
 
+@pytest.mark.integration
 def test_root_cannot_be_renamed_or_deleted(server):
     assert server.contents("DELETE", "").status_code == 400
     response = server.api("PATCH", "/api/contents/", data=json.dumps({"path": "moved"}))
@@ -120,6 +124,7 @@ def test_root_cannot_be_renamed_or_deleted(server):
     assert not (server.root / "moved").exists()
 
 
+@pytest.mark.integration
 def test_root_without_content_is_saved_as_a_folder(server, stock):
     # A folder model PUT on the root: stock answers 201 with the root's model.
     body = json.dumps({"type": "directory"})
@@ -130,6 +135,7 @@ def test_root_without_content_is_saved_as_a_folder(server, stock):
     assert ours.json()["path"] == theirs.json()["path"] == ""
 
 
+@pytest.mark.integration
 def test_symlinks_stay_refused_without_content(server):
     outside = Path(tempfile.mkdtemp(prefix="codepilot-paths-outside-"))
     (outside / "secret.txt").write_text("secret")
@@ -146,6 +152,7 @@ def test_symlinks_stay_refused_without_content(server):
         (server.root / "linkdir").unlink()
 
 
+@pytest.mark.integration
 def test_a_folder_is_not_copied_into_a_symlinked_folder(server):
     outside = Path(tempfile.mkdtemp(prefix="codepilot-paths-outside-"))
     (server.root / "escape").symlink_to(outside)
@@ -159,6 +166,7 @@ def test_a_folder_is_not_copied_into_a_symlinked_folder(server):
         (server.root / "escape").unlink()
 
 
+@pytest.mark.integration
 def test_a_folder_with_a_symlink_out_is_not_copied(server):
     outside = Path(tempfile.mkdtemp(prefix="codepilot-paths-outside-"))
     (outside / "secret.txt").write_text("secret")

@@ -95,6 +95,7 @@ def upstream():
     return upstream_source()
 
 
+@pytest.mark.integration
 def test_upstream_contents_api_tests_pass_on_our_managers(upstream, s3, tmp_path):
     report_path = tmp_path / "report.json"
     command = [

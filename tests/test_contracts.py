@@ -311,6 +311,7 @@ def test_the_restore_command_is_the_sync_cli():
     assert progress.RESTORE_COMMAND[:3] == ["-P", "-m", "server_extension.sync"]
 
 
+@pytest.mark.integration
 def test_a_students_module_in_the_workspace_cannot_break_the_restore(tmp_path):
     # The restore runs in the workspace (a pod's workingDir, the local spawner's cwd): a
     # file named like a module it imports must not replace it, or the server never starts.
@@ -389,6 +390,7 @@ def test_route_segments_are_parsed():
         assert colliding_names(alone) == set(), alone
 
 
+@pytest.mark.integration
 def test_every_top_level_route_of_a_user_server_is_a_reserved_name():
     # A real server with every installed extension, plus one that lists its routes.
     server = start_jupyter_server(

@@ -247,6 +247,7 @@ def settings_for(moto, **changes) -> S3Settings:
     )
 
 
+@pytest.mark.integration
 async def test_mints_short_lived_credentials_with_sts(moto):
     minter = CredentialMinter(settings_for(moto, duration_seconds=900), environ=CREDENTIALS)
     first = await minter.mint("alice")
@@ -261,6 +262,7 @@ async def test_mints_short_lived_credentials_with_sts(moto):
     assert env["CODEPILOT_S3_CREDENTIALS_EXPIRATION"] == first["expiry_time"]
 
 
+@pytest.mark.integration
 async def test_minting_problems_are_clear_errors(moto, monkeypatch, tmp_path):
     isolate_credential_chain(monkeypatch, tmp_path)
     minter = CredentialMinter(settings_for(moto), environ={})
@@ -271,6 +273,7 @@ async def test_minting_problems_are_clear_errors(moto, monkeypatch, tmp_path):
         await minter.mint("*")
 
 
+@pytest.mark.integration
 async def test_static_mode_hands_out_the_hub_keys_loudly(moto, caplog):
     caplog.set_level(logging.WARNING)
     minter = CredentialMinter(settings_for(moto, mode="static"), environ=CREDENTIALS)
@@ -282,6 +285,7 @@ async def test_static_mode_hands_out_the_hub_keys_loudly(moto, caplog):
     assert set(credentials_environment(metadata)) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 
+@pytest.mark.integration
 def test_moto_enforces_the_policy_document_on_objects(moto):
     s3 = admin_client(moto, "s3")
     s3.create_bucket(Bucket=BUCKET)
@@ -352,6 +356,7 @@ def isolate_credential_chain(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
+@pytest.mark.integration
 async def test_irsa_web_identity_mints_without_static_keys(moto, monkeypatch, tmp_path):
     """As on EKS with IAM roles for service accounts: a role ARN and a token file only.
 

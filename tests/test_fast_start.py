@@ -30,6 +30,8 @@ from .support.hubtools import REPO_ROOT, server_state, start_hub, wait_until
 from .support.isolationtools import leftovers, namespace_inode, process_namespace_inode
 from .support.terminals import run_in_terminal
 
+pytestmark = pytest.mark.integration
+
 FORK_SERVER_MODULE = b"server_extension.forkserver"
 PLAIN_LAUNCHER = b"server_extension.singleuser"
 

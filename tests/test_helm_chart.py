@@ -103,6 +103,7 @@ def rendered(helm, values_dir) -> dict[str, list[dict]]:
 # --- the chart as a whole ----------------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_helm_lint(helm, values_dir, value_set):
     result = run_helm(
@@ -112,6 +113,7 @@ def test_helm_lint(helm, values_dir, value_set):
     assert "0 chart(s) failed" in result.stdout
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_objects_validate_strictly(rendered, value_set, version):
@@ -122,6 +124,7 @@ def test_objects_validate_strictly(rendered, value_set, version):
         kubernetes_validate.validate(obj, version, strict=True)
 
 
+@pytest.mark.integration
 def test_strict_validation_catches_an_unknown_field(rendered):
     """The validation above would notice a misspelt field (it is not vacuous)."""
     deployment = json.loads(json.dumps(one(rendered["default"], "Deployment", f"{RELEASE}-hub")))
@@ -130,6 +133,7 @@ def test_strict_validation_catches_an_unknown_field(rendered):
         kubernetes_validate.validate(deployment, "1.30", strict=True)
 
 
+@pytest.mark.integration
 def test_value_sets_render_the_objects_they_configure(rendered):
     kinds = {name: sorted({o["kind"] for o in objs}) for name, objs in rendered.items()}
     expected_default = [
@@ -152,6 +156,7 @@ def test_value_sets_render_the_objects_they_configure(rendered):
 # --- security ----------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_every_container_is_locked_down(rendered, value_set):
     checked = 0
@@ -173,6 +178,7 @@ def test_every_container_is_locked_down(rendered, value_set):
     assert checked >= 2
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_only_the_hub_gets_a_service_account_token(rendered, value_set):
     for owner, pod_spec, labels in pod_templates(rendered[value_set]):
@@ -184,6 +190,7 @@ def images_in(objects):
     return {c["image"] for _, spec, _ in pod_templates(objects) for c in all_containers(spec)}
 
 
+@pytest.mark.integration
 def test_images_are_pinned(rendered):
     for image in images_in(rendered["everything"]):
         name, _, tag = image.rpartition(":")
@@ -232,6 +239,7 @@ def singleuser_policy(objects):
     return one(objects, "NetworkPolicy", f"{RELEASE}-singleuser")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_user_servers_never_reach_cloud_metadata(rendered, value_set):
     policy = singleuser_policy(rendered[value_set])
@@ -241,6 +249,7 @@ def test_user_servers_never_reach_cloud_metadata(rendered, value_set):
             assert not egress_allows_address(policy, address, port, protocol), (address, port)
 
 
+@pytest.mark.integration
 def test_user_servers_reach_the_internet_but_not_private_ranges_by_default(rendered):
     policy = singleuser_policy(rendered["default"])
     assert egress_allows_address(policy, "93.184.215.14", 443)
@@ -252,6 +261,7 @@ def test_user_servers_reach_the_internet_but_not_private_ranges_by_default(rende
     assert egress_allows_address(policy, "10.0.0.10", 53, "UDP")
 
 
+@pytest.mark.integration
 def test_private_ranges_open_only_when_asked(rendered):
     policy = singleuser_policy(rendered["everything"])
     assert egress_allows_address(policy, "10.20.30.40", 443)
@@ -276,6 +286,7 @@ def ingress_sources(policy) -> list[dict]:
     return [peer for rule in policy["spec"]["ingress"] for peer in rule.get("from", [{}])]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_user_servers_take_traffic_only_from_proxy_and_hub(rendered, value_set):
     objects = rendered[value_set]
@@ -300,6 +311,7 @@ def test_user_servers_take_traffic_only_from_proxy_and_hub(rendered, value_set):
     assert allowed == expected
 
 
+@pytest.mark.integration
 def test_proxy_api_is_reachable_only_from_the_hub(rendered):
     objects = rendered["default"]
     policy = one(objects, "NetworkPolicy", f"{RELEASE}-proxy")
@@ -312,6 +324,7 @@ def test_proxy_api_is_reachable_only_from_the_hub(rendered):
     assert not egress_allows_address(policy, "93.184.215.14", 443)
 
 
+@pytest.mark.integration
 def test_network_policies_can_be_switched_off(helm, values_dir):
     objects = render(helm, {"networkPolicy": {"enabled": False}}, values_dir)
     assert not find(objects, "NetworkPolicy")
@@ -334,6 +347,7 @@ def secret_values(objects, value_set) -> set[str]:
     return {v for v in found if v}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_no_secret_value_outside_a_secret(rendered, value_set):
     objects = rendered[value_set]
@@ -347,6 +361,7 @@ def test_no_secret_value_outside_a_secret(rendered, value_set):
             assert secret not in text, f"{obj['kind']}/{obj['metadata']['name']} holds a secret"
 
 
+@pytest.mark.integration
 def test_generated_secrets_are_random_hex_and_explicit_ones_win(helm, rendered, values_dir):
     first = secret_data(one(rendered["default"], "Secret", f"{RELEASE}-secrets"))
     again = secret_data(one(render(helm, {}, values_dir), "Secret", f"{RELEASE}-secrets"))
@@ -368,6 +383,7 @@ def test_secrets_template_keeps_existing_values_on_upgrade():
     assert "b64dec" in block
 
 
+@pytest.mark.integration
 def test_hub_and_proxy_share_the_proxy_token(rendered):
     objects = rendered["default"]
     proxy = one(objects, "Deployment", f"{RELEASE}-proxy")["spec"]["template"]["spec"]
@@ -379,6 +395,7 @@ def test_hub_and_proxy_share_the_proxy_token(rendered):
     assert hub_env["JPY_COOKIE_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "cookie-secret"
 
 
+@pytest.mark.integration
 def test_static_s3_keys_reach_the_hub_from_a_secret(rendered):
     objects = rendered["static-s3"]
     s3 = secret_data(one(objects, "Secret", f"{RELEASE}-s3"))
@@ -391,6 +408,7 @@ def test_static_s3_keys_reach_the_hub_from_a_secret(rendered):
     assert "accessKeyId" not in hub_values["s3"] and "secretAccessKey" not in hub_values["s3"]
 
 
+@pytest.mark.integration
 def test_sts_with_an_existing_secret(rendered):
     objects = rendered["sts"]
     assert not find(objects, "Secret", f"{RELEASE}-s3")
@@ -407,6 +425,7 @@ def test_sts_with_an_existing_secret(rendered):
     assert account["metadata"]["annotations"] == {"example.com/role": "codepilot"}
 
 
+@pytest.mark.integration
 def test_default_hub_has_no_s3_keys(rendered):
     env = env_of(hub_container(rendered["default"]))
     assert "AWS_ACCESS_KEY_ID" not in env  # e.g. IAM roles for service accounts instead
@@ -415,6 +434,7 @@ def test_default_hub_has_no_s3_keys(rendered):
 # --- references between objects ----------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_selectors_match_labels(rendered, value_set):
     objects = rendered[value_set]
@@ -442,6 +462,7 @@ def test_selectors_match_labels(rendered, value_set):
         assert any(selects(selector, lb) for lb in pod_labels), policy["metadata"]["name"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_references_resolve(rendered, value_set):
     objects = rendered[value_set]
@@ -589,6 +610,7 @@ def role_grants(objects) -> set[tuple[str, str]]:
     return grants
 
 
+@pytest.mark.integration
 def test_hub_role_grants_exactly_what_the_spawner_calls(rendered):
     grants = role_grants(rendered["default"])
     assert not any("*" in resource or "*" in verb for resource, verb in grants)
@@ -614,6 +636,7 @@ def test_api_call_scanner_reads_the_code():
 # --- the hub and its values --------------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_hub_values_follow_the_contract(rendered, value_set):
     hub_values = rendered_hub_values(rendered[value_set])
@@ -628,6 +651,7 @@ def test_hub_values_follow_the_contract(rendered, value_set):
     assert hub_values["hub"]["db"]["url"] == given.get("hub", {}).get("db", {}).get("url", "")
 
 
+@pytest.mark.integration
 def test_hub_values_carry_groups_and_authenticator(rendered):
     hub_values = rendered_hub_values(rendered["everything"])
     assert hub_values["hub"]["groups"] == {
@@ -639,6 +663,7 @@ def test_hub_values_carry_groups_and_authenticator(rendered):
     }
 
 
+@pytest.mark.integration
 def test_hub_pod_wiring(rendered):
     objects = rendered["default"]
     container = hub_container(objects)
@@ -660,6 +685,7 @@ def test_hub_pod_wiring(rendered):
     assert volumes["data"]["persistentVolumeClaim"]["claimName"] == f"{RELEASE}-hub-db"
 
 
+@pytest.mark.integration
 def test_external_database(rendered):
     objects = rendered["external-db"]
     env = env_of(hub_container(objects))
@@ -673,6 +699,7 @@ def test_external_database(rendered):
     assert volumes["data"] == {"name": "data", "emptyDir": {}}
 
 
+@pytest.mark.integration
 def test_hub_restarts_when_its_values_change(helm, rendered, values_dir):
     def checksum(objects):
         deployment = one(objects, "Deployment", f"{RELEASE}-hub")
@@ -683,6 +710,7 @@ def test_hub_restarts_when_its_values_change(helm, rendered, values_dir):
     assert checksum(rendered["sts"]) != checksum(rendered["default"])
 
 
+@pytest.mark.integration
 def test_base_url_reaches_probes_and_proxy(rendered):
     objects = rendered["everything"]
     container = hub_container(objects)
@@ -701,6 +729,7 @@ def proxy_command(objects):
     return deployment["spec"]["template"]["spec"]["containers"][0]["command"]
 
 
+@pytest.mark.integration
 def test_subdomain_mode_ingress_and_proxy(rendered):
     objects = rendered["subdomain"]
     ingress = one(objects, "Ingress", f"{RELEASE}-proxy")
@@ -714,6 +743,7 @@ def test_subdomain_mode_ingress_and_proxy(rendered):
     assert public["spec"]["type"] == "ClusterIP"
 
 
+@pytest.mark.integration
 def test_ingress_with_a_plain_host(rendered):
     ingress = one(rendered["everything"], "Ingress", f"{RELEASE}-proxy")
     # Per-user hosts by default once the host is known.
@@ -724,6 +754,7 @@ def test_ingress_with_a_plain_host(rendered):
     assert "tls" not in ingress["spec"]
 
 
+@pytest.mark.integration
 def test_ingress_off(rendered):
     objects = rendered["ingress-off"]
     assert not find(objects, "Ingress")
@@ -732,6 +763,7 @@ def test_ingress_off(rendered):
     assert public["spec"]["ports"][0]["port"] == 8080
 
 
+@pytest.mark.integration
 def test_image_puller_pulls_the_runner_image(rendered):
     daemonset = one(rendered["everything"], "DaemonSet", f"{RELEASE}-image-puller")
     (init,) = daemonset["spec"]["template"]["spec"]["initContainers"]
@@ -747,6 +779,7 @@ def notes(helm, values, tmp) -> str:
     return install_dry_run(helm, values, tmp)[1]
 
 
+@pytest.mark.integration
 def test_notes_tell_the_admin_where_to_go(helm, values_dir):
     default = notes(helm, {}, values_dir)
     assert f"get service {RELEASE}-proxy-public" in default

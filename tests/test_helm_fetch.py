@@ -2,7 +2,11 @@
 
 import subprocess
 
+import pytest
+
 from .support.helm import load_fetch_helm
+
+pytestmark = pytest.mark.integration
 
 fetch_helm = load_fetch_helm()
 

@@ -27,7 +27,7 @@ from .support.manifests import (
 )
 from .support.value_sets import VALUE_SETS, with_changes
 
-pytestmark = pytest.mark.usefixtures("kubeconfig")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kubeconfig")]
 
 PREVIEW = VALUE_SETS["preview"]
 

@@ -55,6 +55,7 @@ def doc_role_grants() -> set[tuple[str, str]]:
     return grants
 
 
+@pytest.mark.integration
 def test_deploy_guide_lists_the_role_the_chart_grants(helm, values_dir):
     role = one(render(helm, {}, values_dir), "Role", f"{RELEASE}-hub")
     granted = {
@@ -71,6 +72,7 @@ def table_row(first_cells: str) -> str:
     return row
 
 
+@pytest.mark.integration
 def test_deploy_guide_names_every_port_of_the_hub_service(helm, values_dir):
     service = one(render(helm, PREVIEW, values_dir), "Service", f"{RELEASE}-hub")
     row = table_row("| Deployment, Service | `<release>-hub` |")
@@ -94,6 +96,7 @@ def test_deploy_guide_sizing_is_the_default_size():
 # --- the database URL from a Secret of one's own -----------------------------------------------
 
 
+@pytest.mark.integration
 def test_database_url_from_an_existing_secret(helm, values_dir):
     values = {"hub": {"db": {"existingSecret": "pg-app", "existingSecretKey": "uri"}}}
     objects = render(helm, values, values_dir)
@@ -117,6 +120,7 @@ def test_database_url_from_an_existing_secret(helm, values_dir):
 # --- the pre-puller goes where user pods go ----------------------------------------------------
 
 
+@pytest.mark.integration
 def test_pre_puller_goes_where_user_pods_go(helm, values_dir):
     toleration = {"key": "dedicated", "operator": "Equal", "value": "users", "effect": "NoSchedule"}
     values = {
@@ -146,6 +150,7 @@ NGINX_DEFAULTS = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("class_name", ["", "nginx", "ingress-nginx-public", "traefik"])
 def test_both_ingresses_take_uploads_and_quiet_websockets_whatever_the_class(
     helm, values_dir, class_name
@@ -161,6 +166,7 @@ def test_both_ingresses_take_uploads_and_quiet_websockets_whatever_the_class(
 TIMEOUT = "nginx.ingress.kubernetes.io/proxy-read-timeout"
 
 
+@pytest.mark.integration
 def test_preview_ingress_has_annotations_of_its_own(helm, values_dir):
     allowlist = {"nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8"}
     issuer = {"cert-manager.io/cluster-issuer": "letsencrypt-dns01"}
@@ -189,6 +195,7 @@ def test_deploy_guide_documents_the_annotations_the_chart_sets():
 # --- the hub stays up and registers its services at its own address -----------------------------
 
 
+@pytest.mark.integration
 def test_hub_readiness_tolerates_what_liveness_tolerates(helm, values_dir):
     container = hub_container(render(helm, {}, values_dir))
     readiness, liveness = container["readinessProbe"], container["livenessProbe"]
@@ -206,6 +213,7 @@ def hub_config_in_pod(values: dict, tmp_path, pod_ip: str):
         return load_hub_config(values, tmp_path)
 
 
+@pytest.mark.integration
 def test_hub_registers_its_services_at_its_pod_address(preview_sts_values, tmp_path):
     values = preview_sts_values
     c = hub_config_in_pod(values, tmp_path, "10.42.0.5")
@@ -222,6 +230,7 @@ def test_hub_registers_its_services_at_its_pod_address(preview_sts_values, tmp_p
 # --- IPv6 pods ---------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_ipv6_pod_listens_on_its_family_and_brackets_its_address(preview_sts_values, tmp_path):
     values = preview_sts_values
     c = hub_config_in_pod(values, tmp_path, "fd00:10:42::5")
@@ -249,6 +258,7 @@ def test_ipv6_pod_listens_on_its_family_and_brackets_its_address(preview_sts_val
 # --- the preview relay runs from the hub's image -----------------------------------------------
 
 
+@pytest.mark.integration
 async def test_preview_relay_runs_from_the_hub_image(helm, values_dir, tmp_path):
     values = with_changes(
         PREVIEW,
@@ -280,6 +290,7 @@ async def test_preview_relay_runs_from_the_hub_image(helm, values_dir, tmp_path)
 # --- the class page on Kubernetes (hub.teachers) -------------------------------------------------
 
 
+@pytest.mark.integration
 def test_class_page_with_hub_teachers(helm, values_dir, tmp_path, preview_sts_values):
     values = with_changes(PREVIEW_STS, hub__teachers=["ana"], hub__baseUrl="/cp/")
     objects = render(helm, values, values_dir)
@@ -336,6 +347,7 @@ def test_class_page_with_hub_teachers(helm, values_dir, tmp_path, preview_sts_va
 # --- share levels outlive a hub restart -------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_share_levels_are_kept_on_a_volume_with_an_external_database(helm, values_dir):
     values = with_changes(PREVIEW, hub__db={"url": "postgresql://hub:pw@db.example.com/hub"})
     objects = render(helm, values, values_dir)
@@ -352,6 +364,7 @@ def test_share_levels_are_kept_on_a_volume_with_an_external_database(helm, value
     assert not find(render(helm, VALUE_SETS["external-db"], values_dir), "PersistentVolumeClaim")
 
 
+@pytest.mark.integration
 def test_install_notes_say_where_previews_go(helm, values_dir):
     result = run_helm(
         helm,

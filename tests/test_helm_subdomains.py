@@ -15,7 +15,7 @@ from .support.kube_hub import load_hub_config
 from .support.manifests import one, rendered_hub_values
 from .support.value_sets import with_changes
 
-pytestmark = pytest.mark.usefixtures("kubeconfig")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kubeconfig")]
 
 HOST = "codepilot.example.com"
 WITH_HOST = {

@@ -88,6 +88,7 @@ BAD_VALUES = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))
 def test_schema_rejects_bad_values(helm, tmp_path, case):
     values, fragment = BAD_VALUES[case]
@@ -120,6 +121,7 @@ BAD_COMBINATIONS = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", sorted(BAD_COMBINATIONS))
 def test_templates_reject_inconsistent_values(helm, tmp_path, case):
     values, fragment = BAD_COMBINATIONS[case]
@@ -128,6 +130,7 @@ def test_templates_reject_inconsistent_values(helm, tmp_path, case):
     assert fragment in result.stderr, result.stderr
 
 
+@pytest.mark.integration
 def test_good_values_pass(helm, tmp_path):
     result = template(
         helm,

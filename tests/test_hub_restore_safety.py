@@ -4,9 +4,13 @@ synced workspace fails the start with a message naming endpoint and prefix, and 
 local files stay. Real hub, real servers, moto's S3 API.
 """
 
+import pytest
+
 from .support.hubtools import save_text, wait_until
 from .support.s3hub import s3_hub_fixture
 from .support.s3server import s3_server_fixture
+
+pytestmark = pytest.mark.integration
 
 BUCKET = "trust"
 PREFIX = "course"

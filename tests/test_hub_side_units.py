@@ -62,6 +62,7 @@ def account_name():
     subprocess.run(["userdel", name], capture_output=True)
 
 
+@pytest.mark.integration
 @pytest.mark.root
 async def test_an_account_is_made_with_its_home_and_then_adopted_with_it(account_name):
     home = "/var/tmp/codepilot-a/homes/alice"
@@ -78,6 +79,7 @@ def other_data_dirs_home(tmp_path) -> str:
     return str(home)
 
 
+@pytest.mark.integration
 @pytest.mark.root
 async def test_an_account_of_another_data_dir_is_refused_and_kept(
     account_name, other_data_dirs_home, tmp_path
@@ -99,6 +101,7 @@ async def test_an_account_of_another_data_dir_is_refused_and_kept(
     assert await remove_unix_user(account_name, theirs) is None  # gone already: nothing to do
 
 
+@pytest.mark.integration
 @pytest.mark.root
 async def test_an_account_whose_data_dir_is_gone_moves_to_the_new_one(account_name, tmp_path):
     gone, new = str(tmp_path / "deleted/homes/alice"), str(tmp_path / "new/homes/alice")
@@ -180,6 +183,7 @@ async def test_progress_followers_get_every_event_in_order():
     assert [e["message"] async for e in log.follow()] == ["one", "two", "three"]
 
 
+@pytest.mark.integration
 async def test_tagged_processes_are_found_and_ended_even_when_they_ignore_sigterm():
     tag = uuid.uuid4().hex
     tagged_env = {**os.environ, TAG_VARIABLE: tag}

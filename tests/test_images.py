@@ -47,6 +47,7 @@ def instructions(image: str) -> list[tuple[str, str]]:
 # --- lint and static checks --------------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("image", sorted(DOCKERFILES))
 def test_hadolint_passes(image):
     result = subprocess.run(
@@ -59,6 +60,7 @@ def test_hadolint_passes(image):
     assert result.stdout.strip() == ""
 
 
+@pytest.mark.integration
 def test_hadolint_is_not_vacuous(tmp_path):
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python\nRUN apt-get install git\n")
@@ -219,6 +221,7 @@ def run_in(venv: Path, *command: str, env: dict | None = None, cwd: Path | None 
     return result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_runner_install_has_jupyterlab_and_the_extension(venvs):
     venv = venvs["runner"]
     extensions = run_in(venv, "jupyter", "server", "extension", "list")
@@ -240,6 +243,7 @@ def test_runner_install_has_jupyterlab_and_the_extension(venvs):
     assert str(venv) in where
 
 
+@pytest.mark.integration
 def test_hub_install_has_jupyterhub_kubespawner_and_the_culler(venvs):
     venv = venvs["hub"]
     run_in(venv, "jupyterhub", "--version")
@@ -254,6 +258,7 @@ def test_hub_install_has_jupyterhub_kubespawner_and_the_culler(venvs):
     assert str(venv) in run_in(venv, "python", "-c", check, cwd=venv)
 
 
+@pytest.mark.integration
 def test_hub_install_has_a_postgresql_driver(venvs):
     """hub.db.url: postgresql://... needs a driver in the hub extra (psycopg 3)."""
     venv = venvs["hub"]
@@ -313,6 +318,7 @@ def hub_environment(objects, values_file: Path) -> dict:
     return env
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("value_set", ["default", "subdomain", "sts"])
 def test_hub_config_reads_the_chart_values(venvs, tmp_path, value_set):
     import base64

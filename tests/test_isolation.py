@@ -126,6 +126,7 @@ def wait_stopped(hub: RunningHub, user: str, timeout: float = 90) -> None:
 # --- a network namespace per server ------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_each_server_has_a_namespace_of_its_own_and_port_3000(bob, mallory):
     states = [bob.state, mallory.state]
@@ -141,6 +142,7 @@ def test_each_server_has_a_namespace_of_its_own_and_port_3000(bob, mallory):
     assert int(inode) != namespace_inode("/proc/self/ns/net")
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_a_squatter_never_gets_the_neighbours_preview(hub, bob, mallory):
     mallory.save("squat.py", SQUATTER)
@@ -179,6 +181,7 @@ def _serves(netns_path: str, text: str) -> bool:
         return False
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_another_student_cannot_reach_an_app_or_server(hub, bob, mallory):
     bob.save("index.html", "BOB-APP")
@@ -200,6 +203,7 @@ def test_another_student_cannot_reach_an_app_or_server(hub, bob, mallory):
     assert seen == dict.fromkeys(targets, "closed")
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_the_apps_socket_is_not_in_the_machines_namespace(hub, bob):
     bob.save("index.html", "BOB-APP")
@@ -220,6 +224,7 @@ def test_the_apps_socket_is_not_in_the_machines_namespace(hub, bob):
         app.send(json.dumps(["stdin", "\x03"]))
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_only_the_allowed_host_ports_are_reachable(hub, mallory):
     # A service on the host's loopback that is not on the allow-list.
@@ -262,6 +267,7 @@ def ipv6_addresses(link: str, netns_name: str = "") -> list[str]:
     return re.findall(r"inet6 (\S+?)/", shown)
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_a_student_sees_only_their_own_tmp_and_processes(hub, bob, mallory):
     """/tmp is the student's own folder, bound there (or, when the install itself lies
@@ -279,6 +285,7 @@ def test_a_student_sees_only_their_own_tmp_and_processes(hub, bob, mallory):
     assert not Path("/tmp/bob-secret.txt").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_no_ipv6_crosses_a_namespaces_link(hub, mallory):
     """The rules filter IPv4; over the link's IPv6 link-local addresses a namespace
@@ -298,6 +305,7 @@ def test_no_ipv6_crosses_a_namespaces_link(hub, mallory):
     assert "open" not in seen.values()
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_pip_install_from_a_terminal_reaches_pypi(bob):
     output = bob.run(
@@ -323,6 +331,7 @@ def echo_round_trips(ws, until, limit: float = 120) -> int:
     return answered
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_a_fork_bomb_hits_its_own_ceiling_while_a_neighbour_answers(hub, bob):
     eve = Student(hub, "eve")
@@ -343,6 +352,7 @@ def test_a_fork_bomb_hits_its_own_ceiling_while_a_neighbour_answers(hub, bob):
     assert hub.api("GET", "/users/bob").json()["servers"][""]["ready"]
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_a_server_over_its_memory_limit_stops_alone_with_a_message(hub, bob):
     oscar = Student(hub, "oscar")
@@ -371,6 +381,7 @@ def test_a_server_over_its_memory_limit_stops_alone_with_a_message(hub, bob):
 # --- nothing left behind -----------------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_stop_leaves_nothing(hub):
     carol = Student(hub, "carol")
@@ -381,6 +392,7 @@ def test_stop_leaves_nothing(hub):
     assert leftovers(state) == []
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_a_crashed_server_leaves_nothing(hub):
     dora = Student(hub, "dora")
@@ -408,6 +420,7 @@ def restart(hub: RunningHub) -> RunningHub:
     return start_hub(data_dir=hub.data_dir, env=hub.env)
 
 
+@pytest.mark.integration
 @pytest.mark.root
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_servers_outlive_a_hub_restart(lone_hub, how):
@@ -447,6 +460,7 @@ def test_servers_outlive_a_hub_restart(lone_hub, how):
         again.stop()
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_a_server_that_died_while_the_hub_was_down_leaves_nothing(lone_hub):
     hub = lone_hub
@@ -463,6 +477,7 @@ def test_a_server_that_died_while_the_hub_was_down_leaves_nothing(lone_hub):
         again.stop()
 
 
+@pytest.mark.integration
 @pytest.mark.root
 def test_stop_all_ends_every_server_and_the_hubs_rules(lone_hub):
     hub = lone_hub

@@ -65,6 +65,7 @@ async def test_broker_url_follows_the_base_url(tmp_path):
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_postgresql_urls_use_the_shipped_driver():
     assert (
         database_url("postgresql://hub:pw@db:5432/hub") == "postgresql+psycopg://hub:pw@db:5432/hub"
@@ -127,6 +128,7 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.integration
 def test_a_hub_runs_on_postgresql(postgres, tmp_path):
     import psycopg
 

@@ -402,6 +402,7 @@ def groups_of(db, name) -> set[str]:
     return {group.name for group in orm.User.find(db, name).groups}
 
 
+@pytest.mark.integration
 def test_hub_teachers_make_the_one_machine_class(helm, tmp_path):
     """``hub.teachers`` through the chart: the groups, role and login hook of one machine,
     beside a ``hub.groups`` class."""
@@ -487,6 +488,7 @@ def merge(target: dict, changes: dict) -> None:
             target[key] = value
 
 
+@pytest.mark.integration
 def test_kubespawner_loads_lazily():
     code = (
         "import sys, codepilot_spawner; assert 'kubespawner' not in sys.modules; "

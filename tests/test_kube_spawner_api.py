@@ -23,6 +23,8 @@ from .support.kube_hub import DUMMY_KUBECONFIG, load_hub_config, make_spawner, t
 from .support.kubeapi import POD_IP, running_fake_api
 from .support.manifests import one, secret_data
 
+pytestmark = pytest.mark.integration
+
 PREVIEW_VALUES = {
     "preview": {"domain": "apps.example.net", "tls": {"secretName": "apps-tls"}},
     "ingress": {"enabled": True, "host": "codepilot.example.com"},

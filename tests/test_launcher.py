@@ -127,6 +127,7 @@ def test_unusable_passwords_are_refused(tmp_path, env, message):
         decide(tmp_path, env=env, teachers=True)
 
 
+@pytest.mark.integration
 def test_a_refused_start_leaves_no_data_dir_and_no_password_files(tmp_path):
     data_dir = tmp_path / "new"
     done = launcher(env={"CODEPILOT_DATA_DIR": str(data_dir), "CODEPILOT_PASSWORD": "short"})
@@ -163,6 +164,7 @@ def test_the_banner_says_where_ides_are_and_what_sharing_an_origin_costs(tmp_pat
 # --- ports and the install itself -----------------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_taken_port_is_named_with_the_variable_that_moves_it(tmp_path):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -261,6 +263,7 @@ def orphaned_proxy(tmp_path):
     proxy.wait()
 
 
+@pytest.mark.integration
 def test_make_down_stops_a_proxy_its_killed_hub_left_and_says_so_once(tmp_path, orphaned_proxy):
     proxy, port = orphaned_proxy
     first = launcher("stop-all", env={"CODEPILOT_DATA_DIR": str(tmp_path)})
@@ -273,6 +276,7 @@ def test_make_down_stops_a_proxy_its_killed_hub_left_and_says_so_once(tmp_path, 
     assert second.stdout.strip() == "codepilot: nothing was running", second.stdout
 
 
+@pytest.mark.integration
 def test_a_reused_pid_is_not_the_process_it_was(tmp_path):
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
@@ -286,12 +290,14 @@ def test_a_reused_pid_is_not_the_process_it_was(tmp_path):
     assert not process.alive()
 
 
+@pytest.mark.integration
 def test_make_down_without_a_data_dir_says_nothing_was_running(tmp_path):
     done = launcher("stop-all", env={"CODEPILOT_DATA_DIR": str(tmp_path / "none")})
     assert done.returncode == 0
     assert done.stdout.startswith("codepilot: nothing was running")
 
 
+@pytest.mark.integration
 def test_make_down_on_a_fresh_data_dir_or_one_whose_hub_uses_another_database(tmp_path):
     make_data_dir(tmp_path)  # the empty SQLite file the launcher makes
     done = launcher("stop-all", env={"CODEPILOT_DATA_DIR": str(tmp_path)})
@@ -299,6 +305,7 @@ def test_make_down_on_a_fresh_data_dir_or_one_whose_hub_uses_another_database(tm
     assert done.stdout.strip() == "codepilot: nothing was running"
 
 
+@pytest.mark.integration
 def test_a_process_that_ignores_sigterm_is_gone_with_its_port_when_terminate_returns():
     """A leftover proxy slow to answer SIGTERM (a busy machine) is killed, and the next
     hub's port check runs only once its port is free."""

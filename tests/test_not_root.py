@@ -15,7 +15,7 @@ from .support.hubtools import make_data_dir, start_hub, wait_until
 from .support.paths import REPO_ROOT
 from .support.terminals import run_in_terminal
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.integration, pytest.mark.root]
 ACCOUNT = "cp-test-nonroot"  # the cp- prefix: what Code Pilot's tests may create
 
 

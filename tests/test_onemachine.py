@@ -27,6 +27,8 @@ from .support.hubtools import (
 from .support.students import Student
 from .support.terminals import run_in_terminal
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def alice(hub):

@@ -4,11 +4,14 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 import requests
 
 from .support.hubtools import save_text, start_hub, wait_until
 from .support.s3hub import s3_hub_fixture
 from .support.s3server import s3_server_fixture
+
+pytestmark = pytest.mark.integration
 
 BUCKET = "classroom"
 

@@ -183,6 +183,7 @@ def launcher(*args, env: dict) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.integration
 def test_the_launcher_refuses_in_one_line_and_writes_nothing(tmp_path, folder):
     """As `make up` runs it: exit 1, one line on stderr, no data dir made."""
     hub_only = make_certificate(folder, [HUB, f"*.{HUB}"], "hub-only-2")
@@ -198,6 +199,7 @@ def test_the_launcher_refuses_in_one_line_and_writes_nothing(tmp_path, folder):
     assert not data_dir.exists()
 
 
+@pytest.mark.integration
 def test_make_down_stops_a_hub_whose_certificate_has_expired_since(tmp_path, folder):
     """`make down` needs the data dir only: a certificate the hub could not start with
     now never keeps what runs from stopping."""

@@ -33,7 +33,7 @@ ADMIN_PASSWORD = "admin-password-" + "x" * 24
 NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document"}
 
 
-pytestmark = pytest.mark.usefixtures("localhost_names")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("localhost_names")]
 
 
 @pytest.fixture(scope="module")

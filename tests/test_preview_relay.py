@@ -169,6 +169,7 @@ async def test_close_ends_open_connections():
     server.close()
 
 
+@pytest.mark.integration
 async def test_runs_as_a_process_and_stops_on_sigterm():
     server, app_port = await echo_server()
     port = free_port()

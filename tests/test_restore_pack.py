@@ -22,7 +22,7 @@ from .support.s3server import s3_server_fixture
 
 BUCKET = "packs"
 s3 = s3_server_fixture(buckets=(BUCKET,))
-pytestmark = pytest.mark.usefixtures("s3_env")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("s3_env")]
 
 
 def make_workspace(root: Path, count: int = 60) -> dict[str, bytes]:

@@ -11,11 +11,15 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.s3 import S3Store
 
 from .support.s3server import s3_server_fixture
 from .support.sync_cli import json_lines, run_sync
+
+pytestmark = pytest.mark.integration
 
 BUCKET = "safety"
 PREFIX = "cp"

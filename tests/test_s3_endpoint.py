@@ -20,12 +20,14 @@ async def list_all(endpoint_url: str = "") -> dict:
         return await store.list("")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("explicit", [True, False], ids=["setting", "AWS_ENDPOINT_URL_S3"])
 def test_a_plain_http_endpoint_loads_no_ca_bundle(s3_env, monkeypatch, explicit):
     monkeypatch.setenv("AWS_CA_BUNDLE", MISSING_BUNDLE)  # reading it would fail
     assert asyncio.run(list_all(s3_env.endpoint_url if explicit else "")) == {}
 
 
+@pytest.mark.integration
 def test_an_https_endpoint_still_verifies_with_the_configured_bundle(s3_env, monkeypatch):
     monkeypatch.setenv("AWS_CA_BUNDLE", MISSING_BUNDLE)
     https = s3_env.endpoint_url.replace("http://", "https://")

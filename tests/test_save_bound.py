@@ -14,6 +14,8 @@ from .support.hubtools import free_port, wait_until
 from .support.jupyterserver import synced_server_fixture
 from .support.s3server import s3_server_fixture
 
+pytestmark = pytest.mark.integration
+
 BUCKET = "bounded"
 PREFIX = "cp"
 USER = "hana"

@@ -14,6 +14,8 @@ import requests
 from .support.hubtools import login, start_hub, wait_until
 from .support.s3server import s3_server_fixture
 
+pytestmark = pytest.mark.integration
+
 BUCKET = "service-life"
 SERVICE_MODULES = (
     "codepilot_spawner.services.broker",

@@ -31,7 +31,10 @@ NPM_CACHE = REPO_ROOT / "test-artifacts" / "npm-cache"
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
 
-pytestmark = pytest.mark.skipif(shutil.which("npm") is None, reason="needs Node.js and npm")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("npm") is None, reason="needs Node.js and npm"),
+]
 
 
 def server_env(s3) -> dict:

@@ -357,6 +357,7 @@ async def restore_into(s3, root: Path, user: str):
         return await restore_workspace(store, layout.workspace_prefix("", user), root)
 
 
+@pytest.mark.integration
 def test_snapshot_restores_into_an_empty_workspace_until_the_lock_file_changes(s3, s3_env):
     user = "snap-ana"
     keys = layout.workspace_prefix("", user)
@@ -393,6 +394,7 @@ def test_snapshot_restores_into_an_empty_workspace_until_the_lock_file_changes(s
     assert (changed / "package.json").exists()
 
 
+@pytest.mark.integration
 def test_snapshot_is_not_taken_again_while_nothing_changed(s3, s3_env):
     user = "snap-ben"
     root = Path(tempfile.mkdtemp())
@@ -409,6 +411,7 @@ def test_snapshot_is_not_taken_again_while_nothing_changed(s3, s3_env):
     assert [source.folder for source, _ in run(due_again())] == ["node_modules"]
 
 
+@pytest.mark.integration
 def test_hostile_snapshot_in_s3_is_refused_and_the_files_still_restore(s3, s3_env):
     user = "snap-cy"
     keys = layout.workspace_prefix("", user)
@@ -437,6 +440,7 @@ def test_hostile_snapshot_in_s3_is_refused_and_the_files_still_restore(s3, s3_en
     assert "damaged or truncated" in result.snapshots["node_modules"]
 
 
+@pytest.mark.integration
 def test_s3_outage_during_snapshot_upload_keeps_the_server_working_and_retries(s3, s3_env):
     user = "snap-dee"
     keys = layout.workspace_prefix("", user)
@@ -474,6 +478,7 @@ def test_s3_outage_during_snapshot_upload_keeps_the_server_working_and_retries(s
     assert s3.read(BUCKET, keys + "during.txt") == b"written during the outage"
 
 
+@pytest.mark.integration
 def test_a_restored_venv_runs_without_being_created_again(s3, s3_env):
     """A venv's interpreter is a link out of it (``bin/python`` -> the system's): the
     snapshot keeps it, so the venv restored at the same path works as it was."""

@@ -4,9 +4,13 @@ what its terminals wrote, as a pod stopped with SIGTERM does. Real hub, real ser
 real terminal, moto's S3 API.
 """
 
+import pytest
+
 from .support.s3hub import s3_hub_fixture
 from .support.s3server import s3_server_fixture
 from .support.terminals import run_in_terminal
+
+pytestmark = pytest.mark.integration
 
 BUCKET = "stops"
 PREFIX = "course"

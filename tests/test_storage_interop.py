@@ -12,6 +12,8 @@ from .support.jupyterserver import start_jupyter_server
 from .support.s3server import start_s3_server
 from .support.sync_cli import json_lines, run_sync
 
+pytestmark = pytest.mark.integration
+
 BUCKET = "interop"
 USER = "olga"
 

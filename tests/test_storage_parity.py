@@ -18,6 +18,8 @@ from codepilot_contracts import defaults, layout
 from .support.jupyterserver import STOCK_MANAGER, start_jupyter_server
 from .support.s3server import start_s3_server
 
+pytestmark = pytest.mark.integration
+
 BUCKET = "parity"
 
 NOTEBOOK = {

@@ -22,6 +22,8 @@ from .support.jupyterserver import synced_server_fixture
 from .support.s3server import s3_server_fixture
 from .support.terminals import run_in_terminal
 
+pytestmark = pytest.mark.integration
+
 BUCKET = "workspaces"
 PREFIX = "cp"
 USER = "alice"

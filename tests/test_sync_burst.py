@@ -86,6 +86,7 @@ def server(s3):
     running.stop()
 
 
+@pytest.mark.integration
 def test_a_terminal_making_40_folders_with_240_files_at_once_reaches_s3(server, s3):
     """The issue's reproduction, typed into a real terminal of a running server."""
     with server.open_terminal() as terminal:
@@ -111,6 +112,7 @@ def test_a_terminal_making_40_folders_with_240_files_at_once_reaches_s3(server, 
     assert s3_layout(s3, prefix) == disk_layout(server.root, prefix)
 
 
+@pytest.mark.integration
 def test_cli_push_of_2000_files_in_280_new_folders_finishes(s3):
     root = Path(tempfile.mkdtemp(prefix="codepilot-push-"))
     folders = [f"pkg{top}/mod{sub}" for top in range(20) for sub in range(13)]
@@ -141,6 +143,7 @@ def test_cli_push_of_2000_files_in_280_new_folders_finishes(s3):
     assert s3.read(BUCKET, prefix + last) == b"content 1999\n"
 
 
+@pytest.mark.integration
 def test_a_sync_without_progress_says_stalled_then_recovers(s3):
     user = "staller"
     root = Path(tempfile.mkdtemp(prefix="codepilot-stall-"))

@@ -6,10 +6,14 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from server_extension.starters import starter_dir
 
 from .support.s3server import s3_server_fixture
 from .support.sync_cli import json_lines, run_sync
+
+pytestmark = pytest.mark.integration
 
 BUCKET = "cli-workspaces"
 PREFIX = "cp"

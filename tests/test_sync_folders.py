@@ -26,7 +26,7 @@ from .support.sync_cli import run_sync
 BUCKET = "folders"
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
-pytestmark = pytest.mark.usefixtures("s3_env")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("s3_env")]
 
 
 def workspace(name: str) -> tuple[Path, str]:

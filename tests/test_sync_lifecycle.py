@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 from codepilot_contracts import defaults, layout
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.restore import restore_workspace
@@ -18,6 +20,8 @@ from server_extension.storage.s3 import S3Store
 
 from .support.jupyterserver import start_jupyter_server
 from .support.s3server import s3_server_fixture
+
+pytestmark = pytest.mark.integration
 
 BUCKET = "lifecycle"
 

@@ -27,7 +27,7 @@ BUCKET = "names"
 PREFIX = "cp"
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
-pytestmark = pytest.mark.usefixtures("s3_env")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("s3_env")]
 
 # Names as bytes: what a terminal, unzip or a student's open() can make.
 ODD = (

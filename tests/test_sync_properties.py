@@ -17,6 +17,8 @@ from hypothesis.stateful import run_state_machine_as_test
 from .support.s3server import CREDENTIALS, s3_server_fixture
 from .support.sync_machine import BUCKET, machine_for, make_harness, property_settings
 
+pytestmark = pytest.mark.integration
+
 s3 = s3_server_fixture(buckets=(BUCKET,))
 
 EXAMPLES = int(os.environ.get("CODEPILOT_SYNC_EXAMPLES", "4"))
