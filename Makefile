@@ -11,7 +11,7 @@ AXE := tests/browser/node_modules/axe-core/axe.min.js
 LABEXT := server_extension/labextension/package.json
 LABEXT_MODULES := $(LABEXT_SRC)/node_modules/.package-lock.json
 
-.PHONY: up down install install-test isolation-tools chromium postgresql strace test test-fast lint format benchmarks seed-templates clean labextension
+.PHONY: up down install install-test isolation-tools chromium postgresql strace test test-fast lint format benchmarks seed-starters seed-templates clean labextension
 
 up: install isolation-tools
 	$(BIN)/python -m codepilot_spawner.onemachine.launcher
@@ -123,10 +123,14 @@ format: install-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Upload the starter templates to <prefix>/templates/ in CODEPILOT_S3_BUCKET
-# (CODEPILOT_S3_PREFIX, CODEPILOT_S3_ENDPOINT_URL; credentials from the AWS chain).
-seed-templates: install
-	$(BIN)/python -m server_extension.sync seed-templates
+# Upload the packaged starters to <prefix>/templates/ (the starters folder's stored name)
+# in CODEPILOT_S3_BUCKET (CODEPILOT_S3_PREFIX, CODEPILOT_S3_ENDPOINT_URL; credentials
+# from the AWS chain).
+seed-starters: install
+	$(BIN)/python -m server_extension.sync seed-starters
+
+# The old name of seed-starters, still made.
+seed-templates: seed-starters
 
 benchmarks: install-test
 	for script in tests/benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

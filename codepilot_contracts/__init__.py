@@ -16,11 +16,11 @@ Defaults (``defaults``). One value each for what both sides default: the S3 key 
 name ``default``.
 
 S3 layout (``layout``). ``<prefix>/users/<user>/<server or "default">/<path>`` is a
-workspace, ``<prefix>/templates/<name>/<path>`` a starter template; one plain object per
+workspace, ``<prefix>/templates/<name>/<path>`` a starter; one plain object per
 file; a folder exists by what lies below it, and an empty one by its ``<folder>/.s3keep``
 (s3contents' layout). Names are single key
 segments (``check_segment``). The hub scopes a user's STS credentials to
-``user_prefix`` plus read access to ``templates_root``; the server reads and writes
+``user_prefix`` plus read access to ``starters_root``; the server reads and writes
 under ``workspace_prefix``, and refuses object keys that would escape the workspace.
 
 Credential broker (``broker``). A hub service, ``codepilot-credentials``, answers
@@ -56,7 +56,9 @@ server's relay begins with ``start_line(<start id>)``; a relay started with
 never carries a viewer to the wrong app. ``START_CHECK_STATE`` in the spawner's state
 says the relay of that start expects the line.
 
-Starters (``starters``). The packaged starter templates (``PACKAGED_STARTERS``, in the
-order the spawn form offers them, with ``STARTER_TITLES``) are the folders of
-``server_extension/starters/``; a starter's name follows ``STARTER_NAME``.
+Starters (``starters``). The packaged starters (``PACKAGED_STARTERS``, in the order the
+spawn form offers them, with ``STARTER_TITLES``) are the folders of
+``server_extension/starters/``; a starter's name follows ``STARTER_NAME``. A deployment's
+own starters live in a folder whose stored name is ``templates`` (``STORED_FOLDER``), in
+S3 and on one machine alike.
 """

@@ -9,7 +9,7 @@ ENV_PREFIX = "CODEPILOT_"
 
 # When the S3 credentials a server started with expire (ISO 8601), beside ``AWS_*``.
 CREDENTIALS_EXPIRATION = "CODEPILOT_S3_CREDENTIALS_EXPIRATION"
-# A class's own starter folders on one machine (``<data dir>/templates``).
+# A class's own starter folders on one machine (``<data dir>/templates``, the stored name).
 STARTERS_DIR = "CODEPILOT_STARTERS_DIR"
 
 

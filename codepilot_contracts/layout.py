@@ -1,12 +1,13 @@
 """Where a workspace lives in S3: the shared key layout and its name rules, as pure functions.
 
 ``<prefix>/users/<user>/<server or "default">/<path>`` holds a workspace and
-``<prefix>/templates/<name>/<path>`` a starter template. Every file is one plain object
+``<prefix>/templates/<name>/<path>`` a starter (``templates`` is the stored name of the
+starters folder, ``starters.STORED_FOLDER``). Every file is one plain object
 keyed by its workspace-relative path; a folder exists by the objects below it, and an
 empty folder by a ``<folder>/.s3keep`` object. This is
 the layout of s3contents' ``S3ContentsManager`` with its ``prefix`` set to the workspace
 prefix, so a workspace opens in either storage mode. The hub scopes per-user credentials
-to ``user_prefix`` and lets them read ``templates_root``.
+to ``user_prefix`` and lets them read ``starters_root``.
 
 File names are bytes on Linux, keys are UTF-8 text that S3 lists in XML: a path segment
 that a key cannot hold as it is (invalid UTF-8, control characters, a backslash) is
@@ -17,6 +18,7 @@ its own key.
 import posixpath
 
 from .defaults import DEFAULT_SERVER
+from .starters import STORED_FOLDER
 
 DIR_KEEP = ".s3keep"
 # S3's limit on a key's length, in UTF-8 bytes.
@@ -28,7 +30,7 @@ ESCAPED = "%%"
 
 
 class LayoutError(ValueError):
-    """A user, server or template name that cannot be part of an S3 key."""
+    """A user, server or starter name that cannot be part of an S3 key."""
 
 
 def check_segment(kind: str, value: str) -> str:
@@ -48,9 +50,9 @@ def user_prefix(prefix: str, user: str) -> str:
     return _join(prefix, "users", check_segment("user", user))
 
 
-def templates_root(prefix: str) -> str:
-    """``"cp"`` -> ``"cp/templates/"``: every starter template."""
-    return _join(prefix, "templates")
+def starters_root(prefix: str) -> str:
+    """``"cp"`` -> ``"cp/templates/"``: every starter (in the folder's stored name)."""
+    return _join(prefix, STORED_FOLDER)
 
 
 def workspace_prefix(prefix: str, user: str, server: str = "") -> str:
@@ -59,9 +61,9 @@ def workspace_prefix(prefix: str, user: str, server: str = "") -> str:
     return user_prefix(prefix, user) + server + "/"
 
 
-def template_prefix(prefix: str, name: str) -> str:
+def starter_prefix(prefix: str, name: str) -> str:
     """``("cp", "flask")`` -> ``"cp/templates/flask/"``."""
-    return templates_root(prefix) + check_segment("template", name) + "/"
+    return starters_root(prefix) + check_segment("starter", name) + "/"
 
 
 def s3contents_prefix(key_prefix: str) -> str:

@@ -1,4 +1,4 @@
-"""Starter templates: the names packaged with Code Pilot and the rule for a starter's name.
+"""Starters: the names packaged with Code Pilot and the rule for a starter's name.
 
 The packaged starters are folders of ``server_extension/starters/`` (a test keeps the
 two equal); the hub offers them, in this order, in the spawn form. A class's own
@@ -7,6 +7,12 @@ starters are folders named by ``STARTER_NAME``.
 
 import re
 from pathlib import Path
+
+# The stored name of the folder that holds a deployment's starters, in S3
+# (``<prefix>/templates/<name>/``) and on one machine (``<data dir>/templates/<name>/``):
+# the name it had before "starter" was the word, kept so that the starters a deployment
+# already holds stay where they are, with no copy and no second place to look.
+STORED_FOLDER = "templates"
 
 # A starter's name becomes an S3 key segment and an HTML option: keep it plain.
 STARTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

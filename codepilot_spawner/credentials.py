@@ -5,7 +5,7 @@ The hub's own keys never reach a user pod. In ``sts`` mode the hub calls STS Ass
 for IAM roles for service accounts, EKS Pod Identity's container credentials, an instance
 role) with a session policy that narrows the role to one user's prefix, so the short-lived
 keys it gets back can read, write, delete and list that prefix and nothing else (plus
-reading the starter templates). In ``static`` mode every user server gets the hub's own
+reading the starters). In ``static`` mode every user server gets the hub's own
 keys, for S3 services without STS: then users can reach each other's files.
 """
 
@@ -89,13 +89,13 @@ def policy_user_prefix(prefix: str, username: str) -> str:
 
 
 def session_policy(bucket: str, prefix: str, username: str) -> dict:
-    """The STS session policy: the user's own prefix, read-only starter templates.
+    """The STS session policy: the user's own prefix, read-only starters.
 
     The effective permissions are the intersection of this and the role's policy, so
     the role may be broad (the whole bucket) while each session reaches one user.
     """
     own = policy_user_prefix(prefix, username)
-    templates = layout.templates_root(prefix)
+    starters = layout.starters_root(prefix)
     bucket_arn = f"arn:aws:s3:::{bucket}"
     return {
         "Version": "2012-10-17",
@@ -111,13 +111,13 @@ def session_policy(bucket: str, prefix: str, username: str) -> dict:
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
                 "Resource": bucket_arn,
-                "Condition": {"StringLike": {"s3:prefix": [f"{own}*", f"{templates}*"]}},
+                "Condition": {"StringLike": {"s3:prefix": [f"{own}*", f"{starters}*"]}},
             },
             {
-                "Sid": "ReadStarterTemplates",
+                "Sid": "ReadStarters",
                 "Effect": "Allow",
                 "Action": "s3:GetObject",
-                "Resource": f"{bucket_arn}/{templates}*",
+                "Resource": f"{bucket_arn}/{starters}*",
             },
         ],
     }

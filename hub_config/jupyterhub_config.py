@@ -20,6 +20,7 @@ from codepilot_spawner.kubernetes.values import (
     class_login_hook,
     classroom_groups,
     classroom_users,
+    configured_starters,
     culler_service,
     database_url,
     hub_teachers,
@@ -124,7 +125,7 @@ spawner.cpu_guarantee = value("singleuser.cpu.guarantee", (int, float), 0.25)
 spawner.cpu_limit = value("singleuser.cpu.limit", (int, float), 2)
 spawner.mem_guarantee = str(value("singleuser.memory.guarantee", (str, int), "512M"))
 spawner.mem_limit = str(value("singleuser.memory.limit", (str, int), "2G"))
-spawner.templates = value("singleuser.templates", list, ["python"])
+spawner.starters = configured_starters(values)
 spawner.sizes = value("singleuser.sizes", list, [])
 spawner.environment = {
     name: str(setting) for name, setting in value("singleuser.extraEnv", dict, {}).items()
@@ -211,7 +212,7 @@ if hub_teachers(values):
         "--ClassPageApp.proxy_url="
         + os.environ.get("CODEPILOT_PROXY_PUBLIC_URL", f"http://{release}-proxy-public:80"),
         f"--ClassPageApp.subdomains={bool(c.JupyterHub.subdomain_host)}",
-        f"--ClassPageApp.configured_starters={list(spawner.templates or PACKAGED_STARTERS)!r}",
+        f"--ClassPageApp.configured_starters={list(spawner.starters or PACKAGED_STARTERS)!r}",
     ]
     if preview:
         class_page_args += [

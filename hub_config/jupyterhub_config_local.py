@@ -28,6 +28,7 @@ from codepilot_spawner.services.classpage import hubservice as class_page
 from codepilot_spawner.services.preview import hubservice as preview_service
 from codepilot_spawner.services.servicelife import logged, with_hub_pid, with_log_files
 from codepilot_spawner.spawners.servernames import ProjectLimit
+from codepilot_spawner.spawners.starters import class_starters_dir
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 settings = OneMachineSettings.for_hub()
@@ -183,7 +184,7 @@ c.JupyterHub.load_groups = classroom.one_machine_groups(list(settings.teachers))
 c.Authenticator.post_auth_hook = classroom.make_login_hook(settings.teachers, {settings.admin_user})
 roles.extend(class_page.classroom_roles())
 # A class's own starters: folders an admin copies to <data dir>/templates/<name>/.
-starters_dir = data_dir / "templates"
+starters_dir = class_starters_dir(data_dir)
 starters_dir.mkdir(exist_ok=True)
 starters_dir.chmod(0o755)  # servers run as their students' accounts and copy from here
 c.Spawner.environment[STARTERS_DIR] = str(starters_dir)

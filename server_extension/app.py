@@ -70,15 +70,16 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
 
     s3_bucket = Unicode(
         "",
-        help="""S3 bucket of workspaces and starter templates. Credentials come from the
+        help="""S3 bucket of workspaces and starters. Credentials come from the
         standard AWS chain (environment, profile, web identity, instance role).""",
     ).tag(config=True)
 
     s3_prefix = Unicode(
         defaults.S3_PREFIX,
         help="""Key prefix inside the bucket (empty: the bucket's root): a workspace is
-        ``<prefix>/users/<user>/<server or "default">/``, a template
-        ``<prefix>/templates/<name>/``.""",
+        ``<prefix>/users/<user>/<server or "default">/``, a starter
+        ``<prefix>/templates/<name>/`` (``templates``: the starters folder's stored
+        name).""",
     ).tag(config=True)
 
     s3_endpoint_url = Unicode(
@@ -100,11 +101,11 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         chain, which do not expire.""",
     ).tag(config=True)
 
-    template = Unicode(
+    starter = Unicode(
         "",
-        help="""Starter template copied into a new workspace (one with nothing in S3 yet):
-        ``python``, ``flask``, ``node-express``, ``react-vite``, or any folder under
-        ``<prefix>/templates/``. Empty: start with an empty workspace.""",
+        help="""Starter copied into a new workspace (one with nothing in S3 yet) by the
+        restore command: ``python``, ``flask``, ``node-express``, ``react-vite``, or any
+        folder under ``<prefix>/templates/``. Empty: start with an empty workspace.""",
     ).tag(config=True)
 
     workspace_user = Unicode(

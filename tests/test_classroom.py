@@ -28,7 +28,7 @@ from codepilot_spawner.onemachine.settings import OneMachineSettings, SettingsEr
 from codepilot_spawner.services.classpage.hubclient import ANSWER_LIMIT, HubClient
 from codepilot_spawner.services.classpage.roster import TEXT_LIMIT, class_rows, server_state
 from codepilot_spawner.services.preview.hosts import PreviewDomain
-from codepilot_spawner.spawners.starters import chosen_template, offered_templates
+from codepilot_spawner.spawners.starters import chosen_starter, offered_starters
 
 from .support.hubtools import login, start_hub, wait_until
 from .support.s3server import s3_server_fixture
@@ -75,16 +75,23 @@ def test_teacher_role_reaches_the_students_group_only():
 
 
 def test_starters_offered_and_chosen(tmp_path):
+    # "templates": the stored name of the class's starters folder in the data dir.
     (tmp_path / "templates" / "week-3").mkdir(parents=True)
     (tmp_path / "templates" / ".hidden").mkdir()
     (tmp_path / "templates" / "python").mkdir()  # named like a packaged one: listed once
     (tmp_path / "templates" / "notes.txt").write_text("not a folder")
-    offered = offered_templates(["python", "flask"], tmp_path)
+    offered = offered_starters(["python", "flask"], tmp_path)
     assert offered == ["python", "flask", "week-3"]
-    assert chosen_template({}, offered, "week-3") == "week-3"  # a bare REST start
-    assert chosen_template({"template": [""]}, offered, "week-3") == ""  # the form said empty
-    with pytest.raises(Exception, match="Unknown template"):
-        chosen_template({"template": "../etc"}, offered)
+    assert chosen_starter({}, offered, "week-3") == "week-3"  # a bare REST start
+    assert chosen_starter({"starter": [""]}, offered, "week-3") == ""  # the form said empty
+    assert chosen_starter({"starter": "flask"}, offered, "week-3") == "flask"
+    with pytest.raises(Exception, match="Unknown starter"):
+        chosen_starter({"starter": "../etc"}, offered)
+    # The option's old name, still read; the new one wins when both are sent.
+    assert chosen_starter({"template": "flask"}, offered, "week-3") == "flask"
+    assert chosen_starter({"template": "flask", "starter": "python"}, offered) == "python"
+    with pytest.raises(Exception, match="Unknown starter"):
+        chosen_starter({"template": "../etc"}, offered)
 
 
 def test_a_stopped_named_project_keeps_its_row():
@@ -505,7 +512,7 @@ def test_class_starter_folder_seeds_a_new_workspace(hub, sessions, s3):
     (folder / "README.md").write_text("# Week 3\n")
     form = sessions["sue"].get(f"{hub.url}/hub/spawn/sue/lab3", timeout=60)
     assert form.status_code == 200 and 'value="week-3"' in form.text
-    hub.start_server("sue", "lab3", template="week-3")
+    hub.start_server("sue", "lab3", starter="week-3")
     assert workspace_keys(s3, "sue", "lab3") >= {
         "cp/users/sue/lab3/src/exercise.py",
         "cp/users/sue/lab3/README.md",

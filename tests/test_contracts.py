@@ -144,17 +144,18 @@ def test_defaults_have_one_value_each():
 def test_layout_keys():
     assert layout.user_prefix("cp", "alice") == "cp/users/alice/"
     assert layout.user_prefix("", "alice") == "users/alice/"
-    assert layout.templates_root("cp") == "cp/templates/"
-    assert layout.templates_root("") == "templates/"
+    # "templates": the starters folder's stored name, where deployments keep their starters.
+    assert layout.starters_root("cp") == "cp/templates/"
+    assert layout.starters_root("") == "templates/"
     assert layout.workspace_prefix("cp", "alice") == "cp/users/alice/default/"
     assert layout.workspace_prefix("/a/b/", "alice", "lab2") == "a/b/users/alice/lab2/"
     assert layout.workspace_prefix("a/b/", "bob@x.org") == "a/b/users/bob@x.org/default/"
     assert layout.s3contents_prefix("cp/users/alice/default/") == "cp/users/alice/default"
     assert layout.dir_keep_key("cp/users/a/default/", "src") == "cp/users/a/default/src/.s3keep"
-    assert layout.template_prefix("cp", "flask") == "cp/templates/flask/"
-    # A workspace is always under its user's prefix, a template under the templates root.
+    assert layout.starter_prefix("cp", "flask") == "cp/templates/flask/"
+    # A workspace is always under its user's prefix, a starter under the starters root.
     assert layout.workspace_prefix("cp", "bo", "x").startswith(layout.user_prefix("cp", "bo"))
-    assert layout.template_prefix("cp", "t").startswith(layout.templates_root("cp"))
+    assert layout.starter_prefix("cp", "t").startswith(layout.starters_root("cp"))
     assert layout.workspace_prefix("cp", "alice", "") == layout.workspace_prefix(
         "cp", "alice", defaults.DEFAULT_SERVER
     )
@@ -170,7 +171,7 @@ def test_names_that_are_not_one_key_segment_are_refused(name):
         with pytest.raises(ValueError):
             layout.workspace_prefix("cp", "alice", name)
         with pytest.raises(ValueError):
-            layout.template_prefix("cp", name)
+            layout.starter_prefix("cp", name)
 
 
 def test_object_keys_round_trip_and_escapes_are_refused():
@@ -321,7 +322,7 @@ def test_a_students_module_in_the_workspace_cannot_break_the_restore(tmp_path):
     done = subprocess.run(
         [sys.executable, *progress.RESTORE_COMMAND, "--root", str(tmp_path)],
         cwd=tmp_path,
-        env={**os.environ, "CODEPILOT_S3_BUCKET": "", "CODEPILOT_TEMPLATE": ""},
+        env={**os.environ, "CODEPILOT_S3_BUCKET": "", "CODEPILOT_STARTER": ""},
         capture_output=True,
         text=True,
         timeout=120,

@@ -174,7 +174,7 @@ def test_nothing_outside_the_own_prefix():
     assert not allowed(policy, "s3:ListAllMyBuckets", "*")
 
 
-def test_starter_templates_are_read_only():
+def test_starters_are_read_only():
     policy = session_policy(BUCKET, PREFIX, "alice")
     key = object_arn(f"{PREFIX}/templates/flask/app.py")
     assert allowed(policy, "s3:GetObject", key)

@@ -71,7 +71,7 @@ CONTRACT_KEYS = {
         "terminationGracePeriodSeconds",
         "cpu",
         "memory",
-        "templates",
+        "starters",
         "sizes",
         "extraEnv",
         "imagePullSecrets",
@@ -793,3 +793,13 @@ def test_notes_tell_the_admin_where_to_go(helm, values_dir):
     assert "https://codepilot.example.com/" in subdomain
     assert "*.codepilot.example.com" in subdomain
     assert "s3.bucket is empty" not in subdomain
+
+
+def test_notes_ask_to_rename_the_old_value_of_the_starters(helm, values_dir):
+    assert "singleuser.templates" not in notes(helm, {}, values_dir)
+    objects, old = install_dry_run(helm, {"singleuser": {"templates": ["flask"]}}, values_dir)
+    assert "singleuser.templates is the old name of singleuser.starters" in old
+    # It reaches the hub's values beside the new name (the hub reads it, test_kube_manifests).
+    singleuser = rendered_hub_values(objects)["singleuser"]
+    assert singleuser["templates"] == ["flask"]
+    assert singleuser["starters"] == ["python", "flask", "node-express", "react-vite"]

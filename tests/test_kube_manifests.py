@@ -1,7 +1,7 @@
 """CodePilotSpawner's pods, Secrets and profiles, built with no cluster and validated.
 
 The hub config is loaded from a values file as in the chart, a spawner is made from it
-for every template, size, credentials mode and server kind, and every object it makes is
+for every starter, size, credentials mode and server kind, and every object it makes is
 validated with kubernetes-validate (strict) for Kubernetes 1.30 and 1.37 and checked
 for the security rules.
 """
@@ -41,7 +41,7 @@ from .support.manifests import all_containers, env_of, rendered_hub_values
 KUBE_VERSIONS = ("1.30", "1.37")
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 
-TEMPLATES = BASE_VALUES["singleuser"]["templates"]
+STARTERS = BASE_VALUES["singleuser"]["starters"]
 SIZES = BASE_VALUES["singleuser"]["sizes"]
 MODES = ("sts", "static", "no-bucket")
 SERVERS = ("", "project-1")
@@ -109,22 +109,22 @@ def assert_no_secrets(pod: dict, token: str) -> None:
         assert "token" not in joined.lower() and "secret" not in joined.lower(), joined
 
 
-CASES = list(itertools.product(TEMPLATES, SIZES, MODES, SERVERS))
+CASES = list(itertools.product(STARTERS, SIZES, MODES, SERVERS))
 
 
 @pytest.mark.parametrize(
-    ("template", "size", "mode", "server_name"),
+    ("starter", "size", "mode", "server_name"),
     CASES,
     ids=[f"{t}-{s['name']}-{m}-{n or 'default'}" for t, s, m, n in CASES],
 )
 async def test_every_pod_is_valid_hardened_and_secret_free(
-    hub_configs, template, size, mode, server_name
+    hub_configs, starter, size, mode, server_name
 ):
-    token = f"server-token-{template}-{size['name']}-{mode}"
+    token = f"server-token-{starter}-{size['name']}-{mode}"
     spawner = make_spawner(
         hub_configs[mode],
         server_name=server_name,
-        user_options={"profile": template, "size": size["name"]},
+        user_options={"profile": starter, "size": size["name"]},
         token=token,
     )
     await spawner.load_user_options()
@@ -164,7 +164,7 @@ async def test_every_pod_is_valid_hardened_and_secret_free(
     assert {"name": "notebook-port", "containerPort": 8888} in server["ports"]
 
     env = env_of(server)
-    assert env["CODEPILOT_TEMPLATE"]["value"] == template
+    assert env["CODEPILOT_STARTER"]["value"] == starter
     assert env["CODEPILOT_PREVIEW_PORT"]["value"] == "3000"
     assert env["JUPYTERHUB_SERVER_NAME"]["value"] == server_name
     assert env["JUPYTERHUB_ROOT_DIR"]["value"] == "/workspace"
@@ -234,12 +234,12 @@ async def test_server_secret_holds_what_the_pod_reads(hub_configs, mode):
         assert HUB_SECRETS[name] not in decoded.values()
 
 
-def test_profile_list_is_templates_times_sizes(hub_configs):
-    profiles = objects.make_profile_list(TEMPLATES, SIZES, BASE_VALUES["singleuser"])
-    assert [p["slug"] for p in profiles] == TEMPLATES
+def test_profile_list_is_starters_times_sizes(hub_configs):
+    profiles = objects.make_profile_list(STARTERS, SIZES, BASE_VALUES["singleuser"])
+    assert [p["slug"] for p in profiles] == STARTERS
     assert [p["default"] for p in profiles] == [True, False, False, False]
     for profile in profiles:
-        assert profile["kubespawner_override"] == {"template": profile["slug"]}
+        assert profile["kubespawner_override"] == {"starter": profile["slug"]}
         choices = profile["profile_options"]["size"]["choices"]
         assert list(choices) == ["small", "medium", "inherit"]
         assert [c["default"] for c in choices.values()] == [True, False, False]
@@ -258,11 +258,11 @@ def test_profile_list_is_templates_times_sizes(hub_configs):
         }
 
 
-async def test_options_form_offers_every_template_and_size(hub_configs):
+async def test_options_form_offers_every_starter_and_size(hub_configs):
     spawner = make_spawner(hub_configs["sts"], server_name="named")
     form = spawner.options_form
-    for template in TEMPLATES:
-        assert f'value="{template}"' in form
+    for starter in STARTERS:
+        assert f'value="{starter}"' in form
     for size in SIZES:
         assert size["displayName"] in form
     # The form's fields become the options a start uses.
@@ -279,19 +279,19 @@ async def test_unknown_profile_is_refused(hub_configs):
 
 
 @pytest.mark.parametrize(
-    ("templates", "sizes", "message"),
+    ("starters", "sizes", "message"),
     [
-        ([], SIZES, "at least one starter template"),
-        (["Python"], SIZES, "not a valid template or size name"),
+        ([], SIZES, "at least one starter"),
+        (["Python"], SIZES, "not a valid starter or size name"),
         (["python", "python"], SIZES, "listed twice"),
         (["python"], [{"name": "a", "default": True}, {"name": "b", "default": True}], "only one"),
         (["python"], [{"name": "x", "cpu": {"limit": "lots"}}], "cpu.limit = 'lots'"),
         (["python"], [{"name": "x", "memory": {"limit": "1Gi"}}], "memory.limit = '1Gi'"),
     ],
 )
-def test_bad_profiles_are_refused_clearly(templates, sizes, message):
+def test_bad_profiles_are_refused_clearly(starters, sizes, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        objects.make_profile_list(templates, sizes)
+        objects.make_profile_list(starters, sizes)
 
 
 def test_hub_config_from_values(hub_configs):
@@ -332,6 +332,15 @@ def test_hub_config_from_values(hub_configs):
     assert broker["environment"]["CODEPILOT_S3_ROLE_ARN"].endswith(":role/codepilot-users")
     assert broker["environment"]["CODEPILOT_BROKER_IP"] == "0.0.0.0"
     assert "access:services!service=codepilot-credentials" in c.Spawner.server_token_scopes
+
+
+def test_old_value_name_of_the_starters_is_still_read(helm, tmp_path):
+    assert load_hub_config(BASE_VALUES, tmp_path).CodePilotSpawner.starters == STARTERS
+    # singleuser.templates, the old name, has no chart default: set, it is the choice.
+    chart_values = {"singleuser": {"templates": ["flask", "python"]}}
+    hub_values = rendered_hub_values(render(helm, chart_values, tmp_path))
+    c = load_hub_config(hub_values, tmp_path)
+    assert c.CodePilotSpawner.starters == ["flask", "python"]
 
 
 def test_hub_config_without_sts_has_no_broker(hub_configs):

@@ -445,10 +445,10 @@ def test_admin_token_service_has_the_automation_scopes(hub):
     }
 
 
-# --- starter templates ----------------------------------------------------------------------
+# --- starters -------------------------------------------------------------------------------
 
 
-def test_spawn_form_offers_the_starter_templates(hub):
+def test_spawn_form_offers_the_starters(hub):
     hub.create_user("erin")
     browser = login(hub, "erin")
     page = browser.get(f"{hub.url}/hub/spawn/erin/project")
@@ -457,21 +457,24 @@ def test_spawn_form_offers_the_starter_templates(hub):
         assert f'<option value="{name}"' in page.text
 
 
-def test_an_unknown_template_is_refused_with_the_choices(hub):
+def test_an_unknown_starter_is_refused_with_the_choices(hub):
     hub.create_user("erin")
-    response = hub.api("POST", "/users/erin/servers/bad", json={"template": "../../etc"})
-    assert response.status_code == 400
-    assert "choose one of: python, flask, node-express, react-vite" in response.json()["message"]
-    assert "bad" not in hub.api("GET", "/users/erin").json()["servers"]
+    # "template": the option's old name, read the same way.
+    for option in ("starter", "template"):
+        response = hub.api("POST", "/users/erin/servers/bad", json={option: "../../etc"})
+        assert response.status_code == 400
+        message = response.json()["message"]
+        assert "choose one of: python, flask, node-express, react-vite" in message
+        assert "bad" not in hub.api("GET", "/users/erin").json()["servers"]
 
 
-def test_the_spawn_form_starts_a_server_from_the_chosen_template(hub):
+def test_the_spawn_form_starts_a_server_from_the_chosen_starter(hub):
     hub.create_user("hana")
     browser = login(hub, "hana")
     xsrf = browser.cookies["_xsrf"]
     submitted = browser.post(
         f"{hub.url}/hub/spawn/hana/starter",
-        data={"template": "python", "_xsrf": xsrf},
+        data={"starter": "python", "_xsrf": xsrf},
         allow_redirects=False,
     )
     assert submitted.status_code == 302, submitted.text[:500]
@@ -480,7 +483,7 @@ def test_the_spawn_form_starts_a_server_from_the_chosen_template(hub):
     hub.stop_server("hana", "starter")
     # Starting it again asks for no starter: its files are there; it just starts.
     again = browser.get(f"{hub.url}/hub/spawn/hana/starter", allow_redirects=False)
-    assert again.status_code == 302 and "codepilot-template" not in again.text
+    assert again.status_code == 302 and "codepilot-starter" not in again.text
     hub.wait_ready("hana", "starter")
     hub.stop_server("hana", "starter")
 

@@ -32,12 +32,12 @@ def follow_progress(hub, user, server_name, into: list):
                     return
 
 
-def test_a_new_workspace_starts_from_its_template_with_progress(s3_hub, s3):
+def test_a_new_workspace_starts_from_its_starter_with_progress(s3_hub, s3):
     s3_hub.create_user("frank")
     responses = []
     spawn = threading.Thread(
         target=lambda: responses.append(
-            s3_hub.api("POST", "/users/frank/servers/web", json={"template": "flask"})
+            s3_hub.api("POST", "/users/frank/servers/web", json={"starter": "flask"})
         )
     )
     spawn.start()

@@ -62,8 +62,8 @@ def restore(s3, root: Path, *options: str) -> dict:
 
 def test_react_vite_comes_back_ready_to_run(s3):
     root = Path(tempfile.mkdtemp(prefix="codepilot-round-trip-")) / "workspace"
-    first = restore(s3, root, "--template", "react-vite")
-    assert first["template"] == "react-vite"
+    first = restore(s3, root, "--starter", "react-vite")
+    assert first["starter"] == "react-vite"
     assert (root / "package-lock.json").is_file()
 
     server = start_jupyter_server(root, server_env(s3))

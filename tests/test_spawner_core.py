@@ -38,7 +38,7 @@ def spawner_config(section: str, s3, **traits) -> Config:
     config = Config()
     config[section].s3 = s3
     config[section].credentials_url = BROKER
-    config[section].template = "flask"
+    config[section].starter = "flask"
     config[section].codepilot_settings = {"sync_stall_timeout": 30, "s3_bucket": "not-this"}
     config[section].preview_domain = "apps.example.net"
     config[section].preview_api_url = "http://hub:8083/services/codepilot-preview/"
@@ -65,7 +65,7 @@ async def test_both_spawners_give_a_server_the_same_settings(dummy_kubeconfig, s
     # The pod's grace period gives its flush time; everything else is the same contract.
     assert float(kube_env.pop("CODEPILOT_SYNC_FLUSH_TIMEOUT")) == 50
     assert kube_env == local_env
-    assert local_env["CODEPILOT_TEMPLATE"] == "flask"
+    assert local_env["CODEPILOT_STARTER"] == "flask"
     assert local_env["CODEPILOT_PREVIEW_PORT"] == "3000"
     assert local_env["CODEPILOT_SYNC_STALL_TIMEOUT"] == "30"
     assert local_env["CODEPILOT_PREVIEW_URL"].startswith("https://alice-")
@@ -111,8 +111,34 @@ async def test_restore_commands_differ_only_in_the_interpreter(dummy_kubeconfig)
     local = local_spawner(Config())
     assert kube.restore_command[0] == "python" and local.restore_command[0] == sys.executable
     assert kube.restore_command[1:] == local.restore_command[1:]
-    assert kube.templates == local.templates == ["python", "flask", "node-express", "react-vite"]
+    assert kube.starters == local.starters == ["python", "flask", "node-express", "react-vite"]
     assert kube.default_url == local.default_url == "/lab"
+
+
+@pytest.mark.parametrize("section", ["CodePilotSpawner", "CodePilotLocalSpawner"])
+async def test_old_trait_names_of_the_starters_still_set_them(dummy_kubeconfig, section, caplog):
+    config = Config()
+    config[section].templates = ["flask"]
+    config[section].template = "flask"
+    make = make_spawner if section == "CodePilotSpawner" else local_spawner
+    with caplog.at_level("WARNING"):
+        spawner = make(config)
+    assert spawner.starters == ["flask"] and spawner.starter == "flask"
+    assert spawner.codepilot_env()[env_name("starter")] == "flask"
+    for old, new in (("templates", "starters"), ("template", "starter")):
+        assert f"{section}.{old} is deprecated: use {section}.{new}" in caplog.text
+    # Set at run time too (a profile's kubespawner_override, a hook); an empty list counts.
+    spawner.template = "python"
+    spawner.templates = []
+    assert spawner.starter == "python" and spawner.starters == []
+    # The new names alone warn about nothing.
+    caplog.clear()
+    config = Config()
+    config[section].starters = ["python"]
+    config[section].starter = "python"
+    with caplog.at_level("WARNING"):
+        make(config)
+    assert "deprecated" not in caplog.text
 
 
 def test_restore_records_become_progress_events():

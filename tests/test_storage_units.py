@@ -189,5 +189,5 @@ def test_starters_are_packaged():
     assert "base:" not in vite_config and "allowedHosts: true" not in vite_config
     assert "new URL(process.env.CODEPILOT_PREVIEW_URL).hostname" in vite_config
     assert "process.env.PORT" in vite_config
-    assert starter_dir("no-such-template") is None
+    assert starter_dir("no-such-starter") is None
     assert isinstance(flask, Path)

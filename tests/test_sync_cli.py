@@ -1,5 +1,5 @@
 """``python -m server_extension.sync``: restore, push, pack, snapshot, status and
-seed-templates, run as the init container and the spawner run them, against a real S3
+seed-starters, run as the init container and the spawner run them, against a real S3
 API on loopback."""
 
 import json
@@ -17,6 +17,9 @@ pytestmark = pytest.mark.integration
 
 BUCKET = "cli-workspaces"
 PREFIX = "cp"
+# The stored name of the starters folder, kept from before the rename: existing
+# deployments' starters are there.
+STARTERS = f"{PREFIX}/templates"
 
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
@@ -58,23 +61,23 @@ def failed_restore(s3, *options, user: str) -> str:
     return last["message"]
 
 
-def test_seed_templates_uploads_every_starter(s3):
-    result = sync_command(s3, "seed-templates")
+def test_seed_starters_uploads_every_starter(s3):
+    result = sync_command(s3, "seed-starters")
     assert "flask:" in result.stdout
-    keys = s3.keys(BUCKET, f"{PREFIX}/templates/")
+    keys = s3.keys(BUCKET, f"{STARTERS}/")
     for name in ("python", "flask", "node-express", "react-vite"):
         local = {
             path.relative_to(starter_dir(name)).as_posix()
             for path in starter_dir(name).rglob("*")
             if path.is_file()
         }
-        assert {f"{PREFIX}/templates/{name}/{path}" for path in local} <= keys
-    assert f"{PREFIX}/templates/react-vite/vite.config.js" in keys
+        assert {f"{STARTERS}/{name}/{path}" for path in local} <= keys
+    assert f"{STARTERS}/react-vite/vite.config.js" in keys
 
 
-def test_first_start_copies_the_template_then_restores_with_progress(s3):
+def test_first_start_copies_the_starter_then_restores_with_progress(s3):
     s3.client(direct=True).put_object(
-        Bucket=BUCKET, Key=f"{PREFIX}/templates/flask/EXTRA.md", Body=b"from the bucket"
+        Bucket=BUCKET, Key=f"{STARTERS}/flask/EXTRA.md", Body=b"from the bucket"
     )
     root = fresh_dir()
     result = sync_command(
@@ -82,7 +85,7 @@ def test_first_start_copies_the_template_then_restores_with_progress(s3):
         "restore",
         "--root",
         str(root),
-        "--template",
+        "--starter",
         "flask",
         "--progress",
         "json",
@@ -90,11 +93,11 @@ def test_first_start_copies_the_template_then_restores_with_progress(s3):
     )
     events = json_lines(result.stdout)
     assert events[-1]["event"] == "done"
-    assert events[-1]["template"] == "flask"
+    assert events[-1]["starter"] == "flask"
     progress = [event for event in events if event["event"] == "progress"]
     assert progress and progress[-1]["done"] == progress[-1]["total"] == events[-1]["total"]
     assert all(event["done"] <= event["total"] for event in progress)
-    # The bucket's template wins over the packaged one.
+    # The bucket's starter wins over the packaged one.
     assert (root / "EXTRA.md").read_text() == "from the bucket"
     assert (root / "app.py").read_text() == (starter_dir("flask") / "app.py").read_text()
     keys = s3.keys(BUCKET, f"{PREFIX}/users/carol/lab/")
@@ -109,7 +112,7 @@ def test_packaged_starter_when_the_bucket_has_none(s3):
         "restore",
         "--root",
         str(root),
-        "--template",
+        "--starter",
         "python",
         "--s3-prefix",
         "other",
@@ -119,8 +122,25 @@ def test_packaged_starter_when_the_bucket_has_none(s3):
     assert "other/users/dan/default/main.py" in s3.keys(BUCKET, "other/")
 
 
-def test_unknown_template_is_a_clear_error(s3):
-    assert "cobol" in failed_restore(s3, "--template", "cobol", user="erin")
+def test_unknown_starter_is_a_clear_error(s3):
+    assert "cobol" in failed_restore(s3, "--starter", "cobol", user="erin")
+
+
+def test_old_names_of_the_starter_settings_still_work(s3):
+    # seed-templates, --template and CODEPILOT_TEMPLATE: the names before "starter".
+    assert "python:" in sync_command(s3, "seed-templates", "python").stdout
+    by_option = fresh_dir()
+    sync_command(s3, "restore", "--root", str(by_option), "--template", "python", user="gil")
+    by_variable = fresh_dir()
+    env = {"CODEPILOT_TEMPLATE": "python"}
+    sync_command(s3, "restore", "--root", str(by_variable), user="hal", env=env)
+    # The new variable wins when a hub sets both.
+    both = fresh_dir()
+    env = {"CODEPILOT_TEMPLATE": "python", "CODEPILOT_STARTER": "flask"}
+    sync_command(s3, "restore", "--root", str(both), user="ivy", env=env)
+    for root in (by_option, by_variable):
+        assert (root / "main.py").is_file()
+    assert (both / "app.py").is_file() and not (both / "main.py").exists()
 
 
 def test_incremental_restore_fetches_only_what_changed(s3):

@@ -107,8 +107,8 @@ def test_exponential_backoff_takes_a_timeout():
 @pytest.mark.parametrize(
     ("configured", "form", "options"),
     [
-        (None, {"template": ["flask"]}, {"template": "flask"}),  # "simple": one value each
-        ("passthrough", {"template": ["flask"]}, {"template": ["flask"]}),  # config wins
+        (None, {"starter": ["flask"]}, {"starter": "flask"}),  # "simple": one value each
+        ("passthrough", {"starter": ["flask"]}, {"starter": ["flask"]}),  # config wins
     ],
 )
 def test_the_local_spawners_form_parser(configured, form, options):

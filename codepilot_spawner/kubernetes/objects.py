@@ -327,25 +327,25 @@ def size_overrides(size: dict, defaults: dict | None = None) -> dict:
     return overrides
 
 
-def make_profile_list(templates: list[str], sizes: list[dict], defaults: dict | None = None):
-    """KubeSpawner's ``profile_list``: one profile per starter template, each with a size.
+def make_profile_list(starters: list[str], sizes: list[dict], defaults: dict | None = None):
+    """KubeSpawner's ``profile_list``: one profile per starter, each with a size.
 
-    Every (template, size) pair can be started; a REST spawn names them as
-    ``{"profile": "<template>", "size": "<size name>"}``. The first template and the
+    Every (starter, size) pair can be started; a REST spawn names them as
+    ``{"profile": "<starter>", "size": "<size name>"}``. The first starter and the
     size marked ``default`` (else the first) are preselected.
     """
-    if not templates:
-        raise ValueError("at least one starter template is needed")
+    if not starters:
+        raise ValueError("at least one starter is needed")
     if not sizes:
         raise ValueError("at least one size is needed")
     size_names = [size.get("name") for size in sizes]
-    for name in [*templates, *size_names]:
+    for name in [*starters, *size_names]:
         if not isinstance(name, str) or not _SLUG.fullmatch(name):
             raise ValueError(
-                f"{name!r} is not a valid template or size name "
+                f"{name!r} is not a valid starter or size name "
                 "(lowercase letters, digits and dashes)"
             )
-    for names, what in ((templates, "template"), (size_names, "size")):
+    for names, what in ((starters, "starter"), (size_names, "size")):
         if len(set(names)) != len(names):
             raise ValueError(f"a {what} name is listed twice: {names}")
     if sum(bool(size.get("default")) for size in sizes) > 1:
@@ -362,12 +362,12 @@ def make_profile_list(templates: list[str], sizes: list[dict], defaults: dict | 
     }
     return [
         {
-            "display_name": STARTER_TITLES.get(template, template),
-            "slug": template,
-            "description": f"Starts from the {template} starter template on a first start",
+            "display_name": STARTER_TITLES.get(starter, starter),
+            "slug": starter,
+            "description": f"Starts from the {starter} starter on a first start",
             "default": index == 0,
-            "kubespawner_override": {"template": template},
+            "kubespawner_override": {"starter": starter},
             "profile_options": {"size": {"display_name": "Size", "choices": choices}},
         }
-        for index, template in enumerate(templates)
+        for index, starter in enumerate(starters)
     ]

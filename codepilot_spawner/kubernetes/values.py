@@ -99,6 +99,18 @@ def typed_value(values: dict, dotted_key: str, kind: type | tuple, default):
 # --- hub settings built from values ------------------------------------------------------
 
 
+# The old name of singleuser.starters, still read. values.yaml gives it no default, so
+# when it is there a deployment set it, and it wins (NOTES.txt asks to rename it).
+OLD_STARTERS_VALUE = "singleuser.templates"
+
+
+def configured_starters(values: dict) -> list:
+    """``singleuser.starters``, or ``singleuser.templates`` (its old name) when set."""
+    if get_value(values, OLD_STARTERS_VALUE) is not None:
+        return typed_value(values, OLD_STARTERS_VALUE, list, [])
+    return typed_value(values, "singleuser.starters", list, ["python"])
+
+
 def authenticator_class(values: dict) -> type:
     """The class named by ``hub.authenticator.class``: an entry-point name or import path."""
     name = typed_value(values, "hub.authenticator.class", str, "") or DEFAULT_AUTHENTICATOR

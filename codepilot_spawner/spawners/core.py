@@ -2,7 +2,7 @@
 
 ``CodePilotSpawnerMixin`` comes first in the bases of ``CodePilotLocalSpawner`` (a
 process, ``local.py``) and ``CodePilotSpawner`` (a pod, ``kube.py``). It holds the
-settings a user server gets whatever runs it (starter templates, ``c.CodePilot``
+settings a user server gets whatever runs it (starters, ``c.CodePilot``
 settings, the S3 settings, the credential broker's URL, preview origins), assembles them
 into the ``CODEPILOT_*`` environment of the contract (``codepilot_contracts.env``), and
 turns the restore command's progress lines (``codepilot_contracts.progress``) into
@@ -12,7 +12,7 @@ workspace is prepared and how S3 credentials reach it.
 
 from urllib.parse import urlsplit
 
-from traitlets import Dict, Enum, Instance, Int, List, Unicode, default
+from traitlets import Dict, Enum, Instance, Int, List, Unicode, default, observe
 from traitlets.config import LoggingConfigurable
 
 from codepilot_contracts.defaults import PREVIEW_PORT
@@ -62,25 +62,44 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
     and ``previews_served`` (whether the preview gateway can reach that app).
     """
 
-    templates = List(
+    starters = List(
         Unicode(),
         default_value=list(PACKAGED_STARTERS),
-        help="""Starter templates offered when a server starts: packaged starters or
-        folders under ``<prefix>/templates/`` in S3. One machine offers them in the spawn
-        form (``{"template": name}`` in a REST start); Kubernetes makes them the
-        ``profile_list``, each with every size. Copied only into a new workspace.""",
+        help="""Starters offered when a server starts: packaged starters or folders under
+        ``<prefix>/templates/`` in S3 (``templates`` is the stored name of the starters
+        folder). One machine offers them in the spawn form (``{"starter": name}`` in a
+        REST start); Kubernetes makes them the ``profile_list``, each with every size.
+        Copied only into a new workspace.""",
     ).tag(config=True)
 
-    template = Unicode(
+    starter = Unicode(
         "",
         help="""The starter copied into this server's workspace on its first start
-        (``CODEPILOT_TEMPLATE``); set from the user's choice (form, REST body or profile).""",
+        (``CODEPILOT_STARTER``); set from the user's choice (form, REST body or profile).""",
     ).tag(config=True)
+
+    # The old names of renamed traits, still read as JupyterHub reads its own: setting
+    # one (in config, or by a profile's kubespawner_override) warns and sets the new one.
+    _deprecated_aliases = {"templates": "starters", "template": "starter"}
+
+    # None until set, so that setting one to its empty value is seen too.
+    templates = List(
+        Unicode(), default_value=None, allow_none=True, help="Deprecated: use ``starters``."
+    ).tag(config=True)
+    template = Unicode(None, allow_none=True, help="Deprecated: use ``starter``.").tag(config=True)
+
+    @observe(*_deprecated_aliases)
+    def _deprecated_trait(self, change):
+        new_name = self._deprecated_aliases[change.name]
+        if getattr(self, new_name) != change.new:  # the same value under both names is quiet
+            cls = type(self).__name__
+            self.log.warning("%s.%s is deprecated: use %s.%s", cls, change.name, cls, new_name)
+            setattr(self, new_name, change.new)
 
     codepilot_settings = Dict(
         help="""More ``c.CodePilot`` settings for every server, by trait name (for example
         ``{"storage": "sync"}``), passed as ``CODEPILOT_*`` variables. The settings the
-        spawner computes (S3, template, preview) win over the same names here.""",
+        spawner computes (S3, starter, preview) win over the same names here.""",
     ).tag(config=True)
 
     s3 = Instance(
@@ -177,7 +196,7 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
         settings = {"storage": "sync"} if self.s3 and self.s3.bucket else {}
         settings.update(self.codepilot_settings)
         settings.update(s3_server_settings(self.s3, self.credentials_url))
-        settings.update(preview_port=self.preview_port, template=self.template or None)
+        settings.update(preview_port=self.preview_port, starter=self.starter or None)
         # The hub's project limit, for the switcher's check as a name is typed.
         limit = getattr(self.user, "settings", {}).get("named_server_limit_per_user", 0)
         settings.update(project_limit=project_limit_of(limit))
@@ -196,8 +215,8 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
 
     @property
     def needs_restore(self) -> bool:
-        """Whether the workspace has anywhere to come from: S3 or a starter template."""
-        return bool((self.s3 and self.s3.bucket) or self.template)
+        """Whether the workspace has anywhere to come from: S3 or a starter."""
+        return bool((self.s3 and self.s3.bucket) or self.starter)
 
 
 def dev_server_env(preview_url: str) -> dict[str, str]:

@@ -136,7 +136,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
     ).tag(config=True)
 
     sizes = List(
-        help="""Sizes offered for every template, as in the Helm values:
+        help="""Sizes offered for every starter, as in the Helm values:
         ``{"name", "displayName", "cpu": {"guarantee", "limit"}, "memory": {...},
         "default"}``.""",
     ).tag(config=True)
@@ -209,9 +209,9 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
 
     @default("profile_list")
     def _default_profile_list(self):
-        if not self.templates:
+        if not self.starters:
             return []
-        return objects.make_profile_list(self.templates, self.sizes or [DEFAULT_SIZE])
+        return objects.make_profile_list(self.starters, self.sizes or [DEFAULT_SIZE])
 
     @default("modify_pod_hook")
     def _default_modify_pod_hook(self):

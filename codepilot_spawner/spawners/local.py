@@ -38,7 +38,7 @@ from ..onemachine.workspaces import (
 from ..s3settings import STS
 from .core import CodePilotSpawnerMixin, restore_progress_event
 from .progress import ProgressLog
-from .starters import chosen_template, spawner_starters, template_form
+from .starters import chosen_starter, spawner_starters, starter_form
 
 # Where Code Pilot's code is: a server imports from it (an editable install's checkout).
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the codepilot_spawner package
@@ -180,7 +180,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
                 # With no notice to show, no form: JupyterHub starts it at once.
                 return notice
             offered, default = spawner_starters(spawner)
-            return notice + template_form(offered, spawner.template or default)
+            return notice + starter_form(offered, spawner.starter or default)
 
         return form
 
@@ -191,10 +191,10 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
 
     @default("apply_user_options")
     def _default_apply_user_options(self):
-        def apply_template(spawner, user_options):
-            spawner.template = chosen_template(user_options, *spawner_starters(spawner))
+        def apply_starter(spawner, user_options):
+            spawner.starter = chosen_starter(user_options, *spawner_starters(spawner))
 
-        return apply_template
+        return apply_starter
 
     @default("cmd")
     def _default_cmd(self):
@@ -521,7 +521,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         """
         if not self.needs_restore:
             return
-        # The chosen template reaches the command as CODEPILOT_TEMPLATE, like the server.
+        # The chosen starter reaches the command as CODEPILOT_STARTER, like the server.
         command = [*self.restore_command, "--root", str(self.workspace)]
         self._progress_log.report(25, "Restoring workspace")
         process = await asyncio.create_subprocess_exec(

@@ -1,10 +1,11 @@
-"""Starter templates: the ones packaged with Code Pilot, and a class's own folders.
+"""Starters: the ones packaged with Code Pilot, and a class's own folders.
 
-``python -m server_extension.sync seed-templates`` uploads the packaged ones to
-``<prefix>/templates/<name>/``; a new workspace is copied from there, or from here when
-the bucket has no such template (and on one machine without S3). On one machine a
-class's own starters are folders under ``CODEPILOT_STARTERS_DIR`` (the hub sets it to
-``<data dir>/templates``); a folder there wins over a packaged starter of that name.
+``python -m server_extension.sync seed-starters`` uploads the packaged ones to
+``<prefix>/templates/<name>/`` (``templates`` is the stored name of the starters folder);
+a new workspace is copied from there, or from here when the bucket has no such starter
+(and on one machine without S3). On one machine a class's own starters are folders
+under ``CODEPILOT_STARTERS_DIR`` (the hub sets it to ``<data dir>/templates``); a folder
+there wins over a packaged starter of that name.
 """
 
 import os

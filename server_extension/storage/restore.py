@@ -1,7 +1,7 @@
 """Bring a local workspace up to date with its S3 copy: only what is missing or changed.
 
 ``restore_workspace`` compares both sides (``plan.compare_workspace``), gives a new
-workspace its starter template (``seed``), picks the dependency snapshots that still fit
+workspace its starter (``seed``), picks the dependency snapshots that still fit
 (``snapshots``), and has a ``Restore`` carry the plan out: small files from the
 small-files pack in one GET, the rest one GET each, snapshots unpacked alongside, all
 concurrently. Downloads replace files atomically, so a failure loses nothing local.
@@ -67,7 +67,7 @@ class RestoreResult:
     skipped: dict[str, str] = field(default_factory=dict)
     # Files both sides changed: S3's version took the name, the local one was kept beside.
     conflicts: dict[str, str] = field(default_factory=dict)
-    template: str = ""
+    starter: str = ""
     seconds: float = 0.0
     bytes: int = 0
     from_pack: int = 0
@@ -85,7 +85,7 @@ class RestoreResult:
             "failed": self.failed,
             "skipped": self.skipped,
             "conflicts": self.conflicts,
-            "template": self.template,
+            "starter": self.starter,
             "seconds": round(self.seconds, 3),
             "bytes": self.bytes,
             "from_pack": self.from_pack,
@@ -97,8 +97,8 @@ async def restore_workspace(
     store: S3Store,
     key_prefix: str,
     root: Path,
-    template: str = "",
-    templates_prefix: str = "",
+    starter: str = "",
+    s3_prefix: str = "",
     concurrency: int = 64,
     on_progress: ProgressCallback | None = None,
     max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED,
@@ -119,14 +119,14 @@ async def restore_workspace(
     root = Path(root)
     scratch = state_dir(root) / "tmp"
     await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
-    view, template_used = await _look(
-        store, key_prefix, root, scratch, template, templates_prefix, empty_prefix
+    view, starter_used = await _look(
+        store, key_prefix, root, scratch, starter, s3_prefix, empty_prefix
     )
     chosen, skipped = ([], {})
     if snapshots:
         chosen, skipped = await plan_snapshots(store, key_prefix, root, view.listing, view.rules)
     restore = Restore(store, key_prefix, root, scratch, view, concurrency, on_progress)
-    restore.result.template = template_used
+    restore.result.starter = starter_used
     restore.result.snapshots.update(skipped)
     await restore.run(chosen, max_unpacked_bytes)
     await restore.finish()
@@ -139,8 +139,8 @@ async def _look(
     key_prefix: str,
     root: Path,
     scratch: Path,
-    template: str,
-    templates_prefix: str,
+    starter: str,
+    s3_prefix: str,
     empty_prefix: str,
 ) -> tuple[WorkspaceView, str]:
     """Compare both sides; first seed an empty prefix and fetch the ignore file if new."""
@@ -154,7 +154,7 @@ async def _look(
         forgotten = Manifest(view.location, endpoint=store.endpoint)
         await asyncio.to_thread(save_manifest, root, forgotten)
     if not view.listing:
-        used = await seed_prefix(store, key_prefix, root, template, templates_prefix)
+        used = await seed_prefix(store, key_prefix, root, starter, s3_prefix)
         view = await compare_workspace(store, key_prefix, root)
     if ignore_file_missing(key_prefix, root, view.listing):
         # Its rules decide what else is restored: fetch it, then look again.

@@ -1,11 +1,12 @@
-"""A new workspace's first files: the chosen starter template, one rule for both storages.
+"""A new workspace's first files: the chosen starter, one rule for both storages.
 
-A workspace gets the template only while it is new: it holds no file that sync would
+A workspace gets the starter only while it is new: it holds no file that sync would
 keep (``workspace_is_new``; bookkeeping and ignored folders do not count) and, with S3,
-nothing is stored under its prefix. With S3 the template is copied into the prefix
-(from ``<prefix>/templates/<name>/`` when the bucket has it, else the packaged or class
-starter) and then restored like any workspace; without S3 the starter's files are
-copied into the folder. Either way the restore's final record names the template.
+nothing is stored under its prefix. With S3 the starter is copied into the prefix
+(from ``<prefix>/templates/<name>/``, the starters folder, when the bucket has it, else
+the packaged or class starter) and then restored like any workspace; without S3 the
+starter's files are copied into the folder. Either way the restore's final record names
+the starter.
 """
 
 import asyncio
@@ -30,19 +31,19 @@ def starter_files(folder: Path) -> list[str]:
     return sorted(scan_local(folder, load_ignore_rules(folder)).files)
 
 
-def starter_folder(template: str) -> Path:
-    folder = starter_dir(template)
+def starter_folder(starter: str) -> Path:
+    folder = starter_dir(starter)
     if folder is None:
-        raise ValueError(f"no starter template named {template!r}")
+        raise ValueError(f"no starter named {starter!r}")
     return folder
 
 
-def copy_starter(root: Path, template: str, on_progress=None) -> int:
-    """Copy the starter ``template`` into the new workspace ``root`` (blocking).
+def copy_starter(root: Path, starter: str, on_progress=None) -> int:
+    """Copy the starter ``starter`` into the new workspace ``root`` (blocking).
 
-    Returns how many files were copied; raises ``ValueError`` for an unknown template.
+    Returns how many files were copied; raises ``ValueError`` for an unknown starter.
     """
-    folder = starter_folder(template)
+    folder = starter_folder(starter)
     files = starter_files(folder)
     for done, relpath in enumerate(files, 1):
         target = root / relpath
@@ -54,16 +55,16 @@ def copy_starter(root: Path, template: str, on_progress=None) -> int:
 
 
 async def seed_prefix(
-    store: S3Store, key_prefix: str, root: Path, template: str, templates_prefix: str
+    store: S3Store, key_prefix: str, root: Path, starter: str, s3_prefix: str
 ) -> str:
-    """Fill an empty workspace prefix: the template when chosen and the workspace is new,
-    then the root marker. Returns the template used, or "".
+    """Fill an empty workspace prefix: the starter when chosen and the workspace is new,
+    then the root marker. Returns the starter used, or "".
 
     A local workspace that already has files keeps them: the server pushes them instead.
     """
     used = ""
-    if template and await asyncio.to_thread(workspace_is_new, root):
-        source_prefix = layout.template_prefix(templates_prefix, template)
+    if starter and await asyncio.to_thread(workspace_is_new, root):
+        source_prefix = layout.starter_prefix(s3_prefix, starter)
         objects = await store.list(source_prefix)
         if objects:
             await asyncio.gather(
@@ -75,8 +76,8 @@ async def seed_prefix(
                 )
             )
         else:
-            await upload_folder(store, starter_folder(template), key_prefix)
-        used = template
+            await upload_folder(store, starter_folder(starter), key_prefix)
+        used = starter
     await store.put_bytes(layout.dir_keep_key(key_prefix, ""), b"")
     return used
 

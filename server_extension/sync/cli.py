@@ -25,7 +25,7 @@ from ..storage.snapshots import DependencySnapshots
 
 # Option -> c.CodePilot trait, whose CODEPILOT_* variable gives the default.
 SETTINGS = {
-    "s3_bucket": "S3 bucket of workspaces and templates",
+    "s3_bucket": "S3 bucket of workspaces and starters",
     "s3_prefix": "key prefix inside the bucket",
     "s3_endpoint_url": "S3 endpoint URL (MinIO, ...); empty for AWS",
     "s3_region": "S3 region",
@@ -37,6 +37,8 @@ SETTINGS = {
 FALLBACK_VARIABLES = {
     "workspace_user": "JUPYTERHUB_USER",
     "workspace_server": "JUPYTERHUB_SERVER_NAME",
+    # The old name of CODEPILOT_STARTER, still read: hubs before the rename set it.
+    "starter": env_name("template"),
 }
 # The server's defaults for settings that are unset (set but empty stays empty).
 SETTING_DEFAULTS = {
@@ -101,7 +103,10 @@ def parser() -> argparse.ArgumentParser:
 
     restore = commands.add_parser("restore", help="S3 -> local workspace")
     common(restore)
-    restore.add_argument("--template", help="starter template for a new workspace")
+    # --template: the option's old name, still accepted.
+    restore.add_argument(
+        "--starter", "--template", dest="starter", help="starter for a new workspace"
+    )
     restore.add_argument("--progress", choices=("json", "text", "none"), default="text")
     restore.add_argument("--concurrency", type=int, default=64)
     restore.add_argument(
@@ -129,9 +134,14 @@ def parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="compare local and S3, change nothing")
     common(status)
 
-    seed = commands.add_parser("seed-templates", help="upload starters to <prefix>/templates/")
+    # seed-templates: the command's old name, still run; the starters folder keeps
+    # "templates" as its stored name.
+    seed = commands.add_parser(
+        "seed-starters", aliases=["seed-templates"], help="upload starters to <prefix>/templates/"
+    )
+    seed.set_defaults(command="seed-starters")
     common(seed, workspace=False)
-    seed.add_argument("names", nargs="*", help=f"templates (default: {' '.join(starter_names())})")
+    seed.add_argument("names", nargs="*", help=f"starters (default: {' '.join(starter_names())})")
     return main
 
 
@@ -169,32 +179,32 @@ def key_prefix_for(args) -> str:
     )
 
 
-def seed_local(root: Path, template: str, printer: ProgressPrinter) -> RestoreResult:
+def seed_local(root: Path, starter: str, printer: ProgressPrinter) -> RestoreResult:
     """Without S3 (one machine, local storage): a new workspace gets the starter (blocking)."""
     started = time.monotonic()
     result = RestoreResult()
     root.mkdir(parents=True, exist_ok=True)
-    if template and workspace_is_new(root):
-        result.total = result.downloaded = copy_starter(root, template, printer.progress)
-        result.template = template
+    if starter and workspace_is_new(root):
+        result.total = result.downloaded = copy_starter(root, starter, printer.progress)
+        result.starter = starter
     result.seconds = time.monotonic() - started
     return result
 
 
 async def run_restore(args) -> int:
     printer = ProgressPrinter(args.progress)
-    template = args.template if args.template is not None else resolve(args, "template")
+    starter = resolve(args, "starter")
     try:
         if not resolve(args, "s3_bucket"):
-            result = await asyncio.to_thread(seed_local, Path(args.root), template, printer)
+            result = await asyncio.to_thread(seed_local, Path(args.root), starter, printer)
         else:
             async with store_for(args) as store:
                 result = await restore_workspace(
                     store,
                     key_prefix_for(args),
                     Path(args.root),
-                    template=template,
-                    templates_prefix=resolve(args, "s3_prefix"),
+                    starter=starter,
+                    s3_prefix=resolve(args, "s3_prefix"),
                     concurrency=args.concurrency,
                     on_progress=printer.progress,
                     snapshots=args.snapshots,
@@ -278,7 +288,7 @@ async def run_status(args) -> int:
     return 0
 
 
-async def run_seed_templates(args) -> int:
+async def run_seed_starters(args) -> int:
     names = args.names or starter_names()
     prefix = resolve(args, "s3_prefix")
     async with store_for(args) as store:
@@ -287,7 +297,7 @@ async def run_seed_templates(args) -> int:
             if folder is None:
                 print(f"error: no starter named {name!r}", file=sys.stderr)
                 return 1
-            target = layout.template_prefix(prefix, name)
+            target = layout.starter_prefix(prefix, name)
             try:
                 stale = await store.list(target)
                 count = await upload_folder(store, folder, target)
@@ -306,7 +316,7 @@ COMMANDS = {
     "pack": run_pack,
     "snapshot": run_snapshot,
     "status": run_status,
-    "seed-templates": run_seed_templates,
+    "seed-starters": run_seed_starters,
 }
 
 

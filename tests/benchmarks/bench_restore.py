@@ -151,7 +151,7 @@ def react_vite_round_trip(s3, env: dict, rounds: int) -> dict:
     ``extract_archive`` beside tarfile's ``extractall`` with the ``data`` filter."""
     env = {**env, "CODEPILOT_WORKSPACE_USER": "bench-vite"}
     root = Path(tempfile.mkdtemp()) / "workspace"
-    codepilot_restore(root, env, "--template", "react-vite")
+    codepilot_restore(root, env, "--starter", "react-vite")
     npm_ci = ["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline", "--cache", str(NPM_CACHE)]
     started = time.perf_counter()
     subprocess.run(npm_ci, cwd=root, check=True, capture_output=True)

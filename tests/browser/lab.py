@@ -37,10 +37,10 @@ def fill_login_form(page: Page, username: str, password: str, new: bool = True) 
     page.click("#login_submit")
 
 
-def start_from_spawn_form(page: Page, template: str) -> None:
-    """On the spawn page's form, pick a starter template ("" for none) and press Start."""
+def start_from_spawn_form(page: Page, starter: str) -> None:
+    """On the spawn page's form, pick a starter ("" for none) and press Start."""
     page.wait_for_url(re.compile(r"/hub/spawn(/|$)"), timeout=UI_TIMEOUT_MS)
-    page.select_option("#codepilot-template", template)
+    page.select_option("#codepilot-starter", starter)
     page.locator("#spawn_form").get_by_role("button", name="Start").click()
     # The spawn page shows its progress, or the hub shows the form again with an error,
     # or the server was ready before the hub's slow_spawn_timeout and JupyterLab opens.
@@ -255,15 +255,15 @@ def new_text_file(page: Page, name: str, text: str) -> None:
     expect(dialog).to_have_count(0)
 
 
-def add_named_server(page: Page, hub_url: str, server_name: str, template: str) -> None:
-    """Hub home: "Add New Server", then its "start"; spawn form with ``template``; Start."""
+def add_named_server(page: Page, hub_url: str, server_name: str, starter: str) -> None:
+    """Hub home: "Add New Server", then its "start"; spawn form with ``starter``; Start."""
     page.goto(f"{hub_url}/hub/home")
     page.wait_for_function("window._jupyterhub_page_loaded === true")  # handlers attached
     page.fill(".new-server-name", server_name)
     page.locator(".new-server-btn").click()
     # The hub adds the server without starting it and reloads; its row has "start".
     page.locator(f"#start-{server_name}").click()
-    start_from_spawn_form(page, template)
+    start_from_spawn_form(page, starter)
 
 
 def open_file_in_editor(page: Page, server_url: str, path: str) -> None:

@@ -143,7 +143,7 @@ def test_the_login_page_and_the_spawn_form_read_well(class_hub, chromium):
     login_problems = serious_violations(page)
     page = sign_in(context, class_hub, "dana", "class-password")
     page.goto(f"{class_hub.url}/hub/spawn/dana/homework")
-    page.locator("#codepilot-template").wait_for()
+    page.locator("#codepilot-starter").wait_for()
     assert (login_problems, serious_violations(page)) == ([], [])
     context.close()
 

@@ -96,7 +96,7 @@ def student(browser_hub, new_context, evidence) -> Student:
     progress.attach(context)
     page = context.new_page()
     log_in(page, browser_hub.url, STUDENT, STUDENT_PASSWORD)
-    start_from_spawn_form(page, template="")  # an empty workspace
+    start_from_spawn_form(page, starter="")  # an empty workspace
     evidence.screenshot(page, "01-spawn-pending")
     wait_for_lab(page)
     server_url = browser_hub.server_url(STUDENT)
@@ -239,13 +239,13 @@ def test_readme_screenshot_of_the_ide_and_its_preview(student, evidence, new_con
         README_SCREENSHOT.write_bytes(path.read_bytes())
 
 
-# --- 5. named servers from starter templates, with reload on edit ---------------------
+# --- 5. named servers from starters, with reload on edit ------------------------------
 
 
-def open_named_server_from_template(student, hub_url, server_name, template) -> Page:
-    """Hub home -> Add New Server -> pick ``template`` -> JupyterLab of that server."""
+def open_named_server_from_starter(student, hub_url, server_name, starter) -> Page:
+    """Hub home -> Add New Server -> pick ``starter`` -> JupyterLab of that server."""
     page = student.context.new_page()
-    add_named_server(page, hub_url, server_name, template)
+    add_named_server(page, hub_url, server_name, starter)
     wait_for_lab(page)
     dismiss_news_prompt(page)
     return page
@@ -262,9 +262,9 @@ def record_failed_responses(page: Page, *origins: str) -> list[str]:
     return failed
 
 
-def test_react_vite_template_preview_hot_reloads(student, browser_hub, evidence):
+def test_react_vite_starter_preview_hot_reloads(student, browser_hub, evidence):
     server_url = browser_hub.server_url(STUDENT, "web")
-    lab = open_named_server_from_template(student, browser_hub.url, "web", "react-vite")
+    lab = open_named_server_from_starter(student, browser_hub.url, "web", "react-vite")
     assert lab.url.startswith(f"{server_url}lab")
     workspace = browser_hub.data_dir / "workspaces" / STUDENT / "web"
     expect(file_browser_item(lab, "package.json")).to_be_visible()
@@ -300,9 +300,9 @@ def test_react_vite_template_preview_hot_reloads(student, browser_hub, evidence)
     evidence.screenshot(preview, "05-react-vite-after-edit")
 
 
-def test_flask_template_preview_shows_edits(student, browser_hub, evidence):
+def test_flask_starter_preview_shows_edits(student, browser_hub, evidence):
     server_url = browser_hub.server_url(STUDENT, "flask-app")
-    lab = open_named_server_from_template(student, browser_hub.url, "flask-app", "flask")
+    lab = open_named_server_from_starter(student, browser_hub.url, "flask-app", "flask")
     workspace = browser_hub.data_dir / "workspaces" / STUDENT / "flask-app"
     expect(file_browser_item(lab, "app.py")).to_be_visible()
     dev = Terminal.open_from_launcher(lab)

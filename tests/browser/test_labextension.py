@@ -75,7 +75,7 @@ def lab(lab_hub, new_context) -> Page:
     context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = context.new_page()
     log_in(page, lab_hub.url, STUDENT, PASSWORD)
-    start_from_spawn_form(page, template="")
+    start_from_spawn_form(page, starter="")
     wait_for_lab(page)
     dismiss_news_prompt(page)
     return page
@@ -415,7 +415,7 @@ def test_sync_item_is_hidden_in_local_mode(browser_hub, new_context):
         ),
     )
     log_in(page, browser_hub.url, "bob", PASSWORD)
-    start_from_spawn_form(page, template="")
+    start_from_spawn_form(page, starter="")
     wait_for_lab(page)
     # The preview item proves the extension ran; the sync item has had its answer...
     expect(preview_item(page)).to_have_text("Preview: only me", timeout=UI_TIMEOUT_MS)

@@ -170,7 +170,7 @@ def test_the_printed_passwords_log_in_and_the_student_gets_a_terminal(newcomer, 
     assert "Data:     " + str(newcomer.clone / ".codepilot") in newcomer.printed()
     page = new_context("newcomer").new_page()
     log_in(page, URL, STUDENT, newcomer.student_password)
-    start_from_spawn_form(page, template="")
+    start_from_spawn_form(page, starter="")
     wait_for_lab(page)
     assert page.url.startswith(f"{IDE}lab")
     make_terminal_readable(page, IDE)

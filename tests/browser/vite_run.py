@@ -57,7 +57,7 @@ def start_react_vite(browser, hub, student: str) -> dict:
     context.on("page", lambda page: page.on("websocket", lambda ws: sockets.append(ws.url)))
     lab = context.new_page()
     log_in(lab, hub.url, student, "class-password")
-    start_from_spawn_form(lab, template="react-vite")
+    start_from_spawn_form(lab, starter="react-vite")
     wait_for_lab(lab)
     dismiss_news_prompt(lab)
     server_url = hub.server_url(student)

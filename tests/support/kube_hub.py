@@ -48,7 +48,7 @@ BASE_VALUES = {
         "terminationGracePeriodSeconds": 60,
         "cpu": {"guarantee": 0.25, "limit": 2},
         "memory": {"guarantee": "512M", "limit": "2G"},
-        "templates": ["python", "flask", "node-express", "react-vite"],
+        "starters": ["python", "flask", "node-express", "react-vite"],
         "sizes": [
             {
                 "name": "small",

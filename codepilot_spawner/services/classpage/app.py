@@ -27,7 +27,7 @@ from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Application
 
 from ...classroom.groups import DEFAULT_STARTER_PROPERTY, STUDENTS_GROUP, TEACHERS_GROUP
-from ...spawners.starters import offered_templates
+from ...spawners.starters import offered_starters
 from ..preview.hosts import PreviewDomain
 from ..preview.hubservice import SERVICE_NAME as PREVIEW_SERVICE
 from ..servicelife import until_stopped
@@ -77,7 +77,9 @@ class ClassPageApp(Application):
     preview_scheme = Unicode("http", help="Scheme of preview URLs.").tag(config=True)
     preview_port = Int(0, help="Port in preview URLs (0: the scheme's default).").tag(config=True)
     data_dir = Unicode(
-        "", help="The hub's data directory, whose ``templates/`` holds the class's starters."
+        "",
+        help="""The hub's data directory, whose ``templates/`` (the stored name of the
+        starters folder) holds the class's starters.""",
     ).tag(config=True)
     configured_starters = List(
         Unicode(), help="The configured starters a default may name, besides the folders."
@@ -352,7 +354,7 @@ class DefaultStarterHandler(ClassPageHandler):
 
     def choices(self) -> list[str]:
         page = self.classpage
-        return offered_templates(page.configured_starters, page.data_dir or "/nonexistent")
+        return offered_starters(page.configured_starters, page.data_dir or "/nonexistent")
 
     @web.authenticated
     async def put(self):
