@@ -795,6 +795,7 @@ def test_notes_tell_the_admin_where_to_go(helm, values_dir):
     assert "s3.bucket is empty" not in subdomain
 
 
+@pytest.mark.integration
 def test_notes_ask_to_rename_the_old_value_of_the_starters(helm, values_dir):
     assert "singleuser.templates" not in notes(helm, {}, values_dir)
     objects, old = install_dry_run(helm, {"singleuser": {"templates": ["flask"]}}, values_dir)

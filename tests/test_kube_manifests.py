@@ -334,6 +334,7 @@ def test_hub_config_from_values(hub_configs):
     assert "access:services!service=codepilot-credentials" in c.Spawner.server_token_scopes
 
 
+@pytest.mark.integration
 def test_old_value_name_of_the_starters_is_still_read(helm, tmp_path):
     assert load_hub_config(BASE_VALUES, tmp_path).CodePilotSpawner.starters == STARTERS
     # singleuser.templates, the old name, has no chart default: set, it is the choice.
