@@ -25,7 +25,6 @@ from codepilot_spawner.kubernetes.values import (
     database_url,
     hub_teachers,
     load_values,
-    merge_roles,
     preview_settings,
     release_name,
     s3_settings,
@@ -36,6 +35,7 @@ from codepilot_spawner.kubernetes.values import (
 from codepilot_spawner.s3settings import STATIC, STATIC_MODE_WARNING
 from codepilot_spawner.services import broker
 from codepilot_spawner.services.classpage import hubservice as class_page
+from codepilot_spawner.services.declaration import merge_roles
 from codepilot_spawner.services.preview import hubservice as preview_service
 from codepilot_spawner.services.servicelife import with_hub_pid
 from codepilot_spawner.spawners.servernames import ProjectLimit
@@ -148,7 +148,7 @@ wiring = broker.broker_wiring(
 if wiring:
     # Servers call the Service; the hub checks the broker at the pod's own address.
     own_url = f"http://{pod_host}:{broker.DEFAULT_PORT}"
-    wiring = replace(wiring, service={**wiring.service, "url": own_url})
+    wiring = replace(wiring, service=wiring.service.at(own_url))
     wiring.apply(c, spawner, services, roles)
 elif s3.bucket and s3.mode == STATIC:
     logging.getLogger("JupyterHub").warning(STATIC_MODE_WARNING)
@@ -158,9 +158,7 @@ elif s3.bucket and s3.mode == STATIC:
 # seconds (users:activity), so such a server is not culled.
 culler = culler_service(values, sys.executable)
 if culler:
-    culler_definition, culler_role = culler
-    services.append(culler_definition)
-    roles.append(culler_role)
+    culler.add_to(services, roles)
 
 # --- previews on origins of their own ---------------------------------------------------------
 # The gateway runs in the hub pod: previews (<label>.<preview.domain>) come from the
@@ -169,7 +167,7 @@ if culler:
 # with the proxy at every start. It reaches each app through the relay in the user pod.
 preview = preview_settings(values)
 if preview:
-    service, preview_roles = preview_service.hub_service(
+    gateway = preview_service.hub_service(
         f"http://{pod_host}:{PREVIEW_API_PORT}",
         any_ip,
         PREVIEW_GATEWAY_PORT,
@@ -183,8 +181,7 @@ if preview:
             "--PreviewGatewayApp.state_dir=/srv/codepilot/preview",
         ],
     )
-    services.append(service)
-    roles.extend(preview_roles)
+    gateway.add_to(services, roles)
     spawner.preview_domain = preview.domain
     spawner.preview_scheme = preview.scheme
     spawner.preview_relay_port = preview.relay_port
@@ -221,9 +218,8 @@ if hub_teachers(values):
             f"--ClassPageApp.preview_domain={preview.domain}",
             f"--ClassPageApp.preview_scheme={preview.scheme}",
         ]
-    service, class_page_role = class_page.hub_service(CLASS_PAGE_PORT, class_page_args)
-    services.append({**service, "url": f"http://{pod_host}:{CLASS_PAGE_PORT}"})
-    roles.append(class_page_role)
+    page = class_page.hub_service(CLASS_PAGE_PORT, class_page_args)
+    page.at(f"http://{pod_host}:{CLASS_PAGE_PORT}").add_to(services, roles)
     roles.extend(class_page.classroom_roles())
     # Teachers land on the class page, linked as "Class" from every hub page.
     c.JupyterHub.default_url = class_page.teachers_land_on_class_page

@@ -10,7 +10,6 @@ from codepilot_contracts.servernames import RESERVED_NAMES
 from codepilot_contracts.starters import PACKAGED_STARTERS
 from codepilot_spawner.classroom import groups as classroom
 from codepilot_spawner.classroom.login import ClassroomPasswordAuthenticator
-from codepilot_spawner.kubernetes.values import merge_roles
 from codepilot_spawner.onemachine.forkserver import DEFAULT_COMMAND, start_early
 from codepilot_spawner.onemachine.launcher import LOGS
 from codepilot_spawner.onemachine.passwords import decide
@@ -25,6 +24,7 @@ from codepilot_spawner.onemachine.settings import (
 from codepilot_spawner.onemachine.stopall import HUB_DATABASE, HUB_PID_FILE, PROXY_PID_FILE
 from codepilot_spawner.services import broker
 from codepilot_spawner.services.classpage import hubservice as class_page
+from codepilot_spawner.services.declaration import merge_roles
 from codepilot_spawner.services.preview import hubservice as preview_service
 from codepilot_spawner.services.servicelife import logged, with_hub_pid, with_log_files
 from codepilot_spawner.spawners.servernames import ProjectLimit
@@ -132,9 +132,7 @@ c.CodePilotLocalSpawner.loopback_ports = server_loopback_ports(settings)
 
 services, roles = [], []
 if settings.admin_token:
-    service, role = automation_service(settings.admin_token)
-    services.append(service)
-    roles.append(role)
+    automation_service(settings.admin_token).add_to(services, roles)
 
 # With CODEPILOT_S3_ROLE_ARN (sts): the broker mints STS credentials scoped to each
 # user's prefix, and servers never see the hub's own keys.
@@ -143,7 +141,7 @@ if wiring:
     wiring.apply(c, c.CodePilotLocalSpawner, services, roles)
 # Previews on origins of their own (<label>.<preview domain>:<preview port>), served by
 # the preview gateway; viewers sign in through the hub.
-service, preview_roles = preview_service.hub_service(
+gateway = preview_service.hub_service(
     f"http://127.0.0.1:{settings.preview_api_port}",
     settings.ip,
     settings.preview_port,
@@ -163,8 +161,7 @@ service, preview_roles = preview_service.hub_service(
         ),
     ],
 )
-services.append(service)
-roles.extend(preview_roles)
+gateway.add_to(services, roles)
 c.CodePilotLocalSpawner.preview_domain = settings.preview_domain
 c.CodePilotLocalSpawner.preview_scheme = settings.preview_scheme
 c.CodePilotLocalSpawner.preview_origin_port = settings.preview_port
@@ -190,7 +187,7 @@ starters_dir.chmod(0o755)  # servers run as their students' accounts and copy fr
 c.Spawner.environment[STARTERS_DIR] = str(starters_dir)
 proxy_host = "127.0.0.1" if settings.ip in ("0.0.0.0", "::", "") else settings.ip
 # A free loopback port unless one is set: the hub tells the proxy where it is at each start.
-service, class_page_role = class_page.hub_service(
+class_page_service = class_page.hub_service(
     settings.class_page_port or random_port(),
     [
         f"--ClassPageApp.proxy_url={settings.scheme}://{proxy_host}:{settings.port}",
@@ -205,16 +202,14 @@ service, class_page_role = class_page.hub_service(
         f"--ClassPageApp.configured_starters={list(PACKAGED_STARTERS)!r}",
     ],
 )
-services.append(service)
-roles.append(class_page_role)
+class_page_service.add_to(services, roles)
 # Teachers land on the class page, linked as "Class" from every hub page.
 c.JupyterHub.default_url = class_page.teachers_land_on_class_page
 c.JupyterHub.template_paths = [str(class_page.HUB_TEMPLATES)]
 culling = idle_culling(settings.cull_idle)
 if culling:
-    service, culler_role, activity_interval = culling
-    services.append(service)
-    roles.append(culler_role)
+    culler, activity_interval = culling
+    culler.add_to(services, roles)
     # Activity is what servers report (terminal traffic, JupyterLab's API calls, kernels)
     # and preview views (the gateway reports them); bare requests through the proxy,
     # such as the class page reading sync state, keep no server up.

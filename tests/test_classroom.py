@@ -53,8 +53,10 @@ def test_teacher_names_are_checked():
     with pytest.raises(SettingsError, match="CODEPILOT_CULL_IDLE"):
         OneMachineSettings.from_env({"CODEPILOT_CULL_IDLE": "-5"})
     assert idle_culling(0) is None
-    service, role, report_every = idle_culling(3600)
-    assert "--timeout=3600" in service["command"] and "--cull-every=600" in service["command"]
+    culler, report_every = idle_culling(3600)
+    command = culler.entry["command"]
+    assert "--timeout=3600" in command and "--cull-every=600" in command
+    (role,) = culler.roles
     assert "delete:servers" in role["scopes"] and report_every == 300
 
 

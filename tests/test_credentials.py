@@ -378,8 +378,8 @@ async def test_irsa_web_identity_mints_without_static_keys(moto, monkeypatch, tm
     # The broker, a service the hub starts, gets what the chain needs (and no empty keys).
     from codepilot_spawner.services.broker import hub_service
 
-    service, _, _ = hub_service("http://127.0.0.1:8082", settings_for(moto), environ=os.environ)
-    environment = service["environment"]
+    broker = hub_service("http://127.0.0.1:8082", settings_for(moto), environ=os.environ)
+    environment = broker.entry["environment"]
     assert environment["AWS_ROLE_ARN"] == "arn:aws:iam::123456789012:role/codepilot-hub"
     assert environment["AWS_WEB_IDENTITY_TOKEN_FILE"] == str(token_file)
     assert "AWS_ACCESS_KEY_ID" not in environment
@@ -396,10 +396,11 @@ def test_broker_gets_pod_identity_and_static_keys_too():
         "AWS_ACCESS_KEY_ID": "",
         "UNRELATED": "x",
     }
-    service, _, _ = hub_service("http://127.0.0.1:8082", settings, environ=pod_identity)
-    environment = service["environment"]
+    environment = hub_service("http://127.0.0.1:8082", settings, environ=pod_identity).entry[
+        "environment"
+    ]
     assert environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"].endswith("/v1/credentials")
     assert "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE" in environment
     assert "AWS_ACCESS_KEY_ID" not in environment and "UNRELATED" not in environment
-    service, _, _ = hub_service("http://127.0.0.1:8082", settings, environ=CREDENTIALS)
-    assert service["environment"]["AWS_ACCESS_KEY_ID"] == CREDENTIALS["AWS_ACCESS_KEY_ID"]
+    broker = hub_service("http://127.0.0.1:8082", settings, environ=CREDENTIALS)
+    assert broker.entry["environment"]["AWS_ACCESS_KEY_ID"] == CREDENTIALS["AWS_ACCESS_KEY_ID"]

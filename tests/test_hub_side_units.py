@@ -276,8 +276,9 @@ def test_bad_settings_are_named(env, message):
 
 
 def test_automation_token_gets_exactly_the_documented_scopes():
-    service, role = automation_service("t" * 32)
-    assert service == {"name": "codepilot-automation", "api_token": "t" * 32}
+    automation = automation_service("t" * 32)
+    assert automation.entry == {"name": "codepilot-automation", "api_token": "t" * 32}
+    (role,) = automation.roles
     assert role["services"] == ["codepilot-automation"]
     assert role["scopes"] == AUTOMATION_SCOPES
 

@@ -198,13 +198,13 @@ def test_the_broker_is_wired_for_sts_only():
     assert wiring.credentials_url == (
         "http://hub:8082/cp/services/codepilot-credentials/api/credentials"
     )
-    assert wiring.service["url"] == "http://hub:8082/"
-    assert wiring.service["environment"]["CODEPILOT_BROKER_IP"] == "0.0.0.0"
-    assert wiring.service["environment"]["CODEPILOT_S3_ROLE_ARN"] == ROLE
+    assert wiring.service.entry["url"] == "http://hub:8082/"
+    assert wiring.service.entry["environment"]["CODEPILOT_BROKER_IP"] == "0.0.0.0"
+    assert wiring.service.entry["environment"]["CODEPILOT_S3_ROLE_ARN"] == ROLE
 
     config, services, roles = Config(), [], []
     wiring.apply(config, config.CodePilotSpawner, services, roles)
-    assert services == [wiring.service] and roles == wiring.roles
+    assert services == [wiring.service.entry] and roles == list(wiring.service.roles)
     assert config.CodePilotSpawner.credentials_url == wiring.credentials_url
     assert f"access:services!service={broker.SERVICE_NAME}" in config.Spawner.server_token_scopes
 

@@ -25,6 +25,7 @@ from ..classroom.groups import (
     one_machine_groups,
     teacher_role,
 )
+from ..services import culler
 
 DEFAULT_VALUES_FILE = "/usr/local/etc/codepilot/values.yaml"
 VALUES_FILE_VARIABLE = "CODEPILOT_VALUES_FILE"
@@ -32,7 +33,6 @@ VALUES_FILE_VARIABLE = "CODEPILOT_VALUES_FILE"
 # What an empty `hub.authenticator.class` means: passwords the admin sets in
 # `hub.authenticator.config`; with none set nobody can log in, which is safe.
 DEFAULT_AUTHENTICATOR = "shared-password"
-CULLER_SERVICE = "idle-culler"
 TEACHER_GROUP_SUFFIX = "-teachers"
 
 
@@ -228,31 +228,15 @@ def classroom_users(values: dict) -> set[str]:
     return users
 
 
-def culler_service(values: dict, python: str = "python3") -> tuple[dict, dict] | None:
-    """jupyterhub-idle-culler as a hub-managed service, and the role it needs; None if off."""
+def culler_service(values: dict, python: str = "python3"):
+    """The idle culler the ``culler`` values ask for (a ``HubService``); None if off."""
     if not typed_value(values, "culler.enabled", bool, True):
         return None
     timeout = typed_value(values, "culler.timeout", int, 3600)
     every = typed_value(values, "culler.every", int, 600)
     if timeout <= 0 or every <= 0:
         raise ValuesError("culler.timeout and culler.every must be positive numbers of seconds")
-    service = {
-        "name": CULLER_SERVICE,
-        "command": [
-            python,
-            "-m",
-            "codepilot_spawner.services.culler",  # jupyterhub-idle-culler, ending with its hub
-            f"--timeout={timeout}",
-            f"--cull-every={every}",
-        ],
-    }
-    role = {
-        "name": CULLER_SERVICE,
-        "description": "Stop servers nobody used for culler.timeout seconds",
-        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-        "services": [CULLER_SERVICE],
-    }
-    return service, role
+    return culler.hub_service(timeout, every, python)
 
 
 def release_name(environ=os.environ) -> str:
@@ -294,27 +278,6 @@ def database_url(url: str) -> str:
     if separator and scheme in ("postgresql", "postgres"):
         return f"postgresql+psycopg://{rest}"
     return url
-
-
-def merge_roles(roles: list[dict]) -> list[dict]:
-    """Roles with one name merged into one (JupyterHub refuses a name twice).
-
-    Services each extend the ``user`` role with the scope that lets users call them;
-    the merged role holds every scope once, in order.
-    """
-    merged: dict[str, dict] = {}
-    for role in roles:
-        name = role["name"]
-        if name not in merged:
-            merged[name] = {**role, "scopes": list(role.get("scopes", []))}
-            continue
-        into = merged[name]
-        for key in ("scopes", "users", "groups", "services"):
-            for item in role.get(key, []):
-                into.setdefault(key, [])
-                if item not in into[key]:
-                    into[key].append(item)
-    return list(merged.values())
 
 
 _DNS_NAME = re.compile(

@@ -17,8 +17,9 @@ from codepilot_contracts.defaults import S3_PREFIX, S3_REGION
 from codepilot_contracts.env import env_name
 
 from ..classroom.groups import ClassroomError, parse_names
-from ..kubernetes.values import culler_service
 from ..s3settings import STATIC, STS, S3Settings
+from ..services import culler
+from ..services.declaration import HubService
 from .cgroups import Limits, describe_memory, parse_memory
 from .tls import CertificateError, TLSPair, normal_host, read_pair
 
@@ -220,9 +221,9 @@ def cull_idle_seconds(env) -> int:
 
 
 def idle_culling(cull_idle: int, python: str = sys.executable):
-    """jupyterhub-idle-culler as on Kubernetes (``values.culler_service``), for a limit
-    of ``cull_idle`` seconds: (service, role, seconds between servers' activity reports),
-    or None when culling is off.
+    """jupyterhub-idle-culler as on Kubernetes, for a limit of ``cull_idle`` seconds:
+    (the ``HubService``, seconds between servers' activity reports), or None when
+    culling is off.
 
     The culler looks every half limit (at most every 10 minutes), and servers report
     their activity every quarter limit (at most every 5 minutes, JupyterHub's default),
@@ -231,10 +232,7 @@ def idle_culling(cull_idle: int, python: str = sys.executable):
     if cull_idle <= 0:
         return None
     every = max(5, min(600, cull_idle // 2))
-    service, role = culler_service(
-        {"culler": {"timeout": cull_idle, "every": every}}, python=python
-    )
-    return service, role, max(5, min(300, cull_idle // 4))
+    return culler.hub_service(cull_idle, every, python), max(5, min(300, cull_idle // 4))
 
 
 LOOPBACK_IPS = ("127.0.0.1", "localhost", "::1")
@@ -381,16 +379,16 @@ def s3_settings(env) -> S3Settings | None:
         raise SettingsError(f"CODEPILOT_S3_*: {error}") from None
 
 
-def automation_service(token: str) -> tuple[dict, dict]:
+def automation_service(token: str) -> HubService:
     """The hub service and role behind CODEPILOT_ADMIN_TOKEN."""
-    service = {"name": "codepilot-automation", "api_token": token}
+    entry = {"name": "codepilot-automation", "api_token": token}
     role = {
         "name": "codepilot-automation",
         "description": "Automation with CODEPILOT_ADMIN_TOKEN",
         "scopes": AUTOMATION_SCOPES,
-        "services": [service["name"]],
+        "services": [entry["name"]],
     }
-    return service, role
+    return HubService(entry, (role,))
 
 
 # --- isolation of servers (as root) -----------------------------------------------------

@@ -35,6 +35,7 @@ from codepilot_contracts.broker import (
 from ..credentials import CredentialMinter, CredentialsError, credential_chain_environment
 from ..s3settings import STS, S3Settings
 from ..spawners.servernames import SERVER_TOKEN_SCOPES as PROJECT_SCOPES
+from .declaration import HubService
 from .servicelife import until_stopped
 
 DEFAULT_PORT = 8082
@@ -126,11 +127,10 @@ def hub_service(
 ):
     """The broker as a hub-managed service, and the roles that let servers call it.
 
-    Returns ``(service, roles, server_token_scopes)`` for ``c.JupyterHub.services``,
-    ``c.JupyterHub.load_roles`` and ``c.Spawner.server_token_scopes``. The ``user`` role
-    gains the right to call the broker, so server tokens (a subset of their user's
-    scopes) can carry it. ``bind_ip`` is where the broker listens when the URL's host is
-    not an address of its own (``0.0.0.0`` behind a Kubernetes Service).
+    The ``user`` role gains the right to call the broker, so server tokens (a subset of
+    their user's scopes) can carry it, as ``server_token_scopes`` asks. ``bind_ip`` is
+    where the broker listens when the URL's host is not an address of its own
+    (``0.0.0.0`` behind a Kubernetes Service).
     """
     if settings.mode != STS:
         raise ValueError("the credential broker is only for sts mode")
@@ -139,7 +139,7 @@ def hub_service(
     service_env = {**settings.to_environ(), **credential_chain_environment(environ)}
     if bind_ip:
         service_env["CODEPILOT_BROKER_IP"] = bind_ip
-    service = {
+    entry = {
         "name": SERVICE_NAME,
         "url": url,
         "command": [python, "-m", "codepilot_spawner.services.broker"],
@@ -151,25 +151,22 @@ def hub_service(
         "description": "Standard user privileges, and renewing S3 credentials",
         "scopes": ["self", ACCESS_SCOPE],
     }
-    return service, [user_role], list(SERVER_TOKEN_SCOPES)
+    return HubService(entry, (user_role,), tuple(SERVER_TOKEN_SCOPES))
 
 
 @dataclass(frozen=True)
 class BrokerWiring:
-    """The broker as one hub config needs it: a service, roles, scopes and the servers' URL."""
+    """The broker as one hub config needs it: the service, and the servers' URL of it."""
 
-    service: dict
-    roles: list
-    server_token_scopes: list
+    service: HubService
     credentials_url: str
 
     def apply(self, config, spawner_config, services: list, roles: list) -> None:
         """Add it to a hub config: ``config`` is ``c``, ``spawner_config`` the spawner's
         section (``c.CodePilotSpawner``); ``services`` and ``roles`` are the lists the
         config hands JupyterHub."""
-        services.append(self.service)
-        roles.extend(self.roles)
-        config.Spawner.server_token_scopes = list(self.server_token_scopes)
+        self.service.add_to(services, roles)
+        config.Spawner.server_token_scopes = list(self.service.server_token_scopes)
         spawner_config.credentials_url = self.credentials_url
 
 
@@ -185,9 +182,9 @@ def broker_wiring(
     the hub's ``base_url``), or None when servers need none: no bucket, or static keys."""
     if s3 is None or not s3.bucket or s3.mode != STS:
         return None
-    service, roles, scopes = hub_service(service_url, s3, bind_ip, python, environ)
     return BrokerWiring(
-        service, roles, scopes, service_url.rstrip("/") + credentials_path(base_url)
+        hub_service(service_url, s3, bind_ip, python, environ),
+        service_url.rstrip("/") + credentials_path(base_url),
     )
 
 

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from ...classroom.groups import STUDENTS_GROUP, TEACHERS_GROUP, teacher_role
+from ..declaration import HubService
 
 SERVICE_NAME = "codepilot"
 # JupyterHub.template_paths: the hub's pages with the class page in their navigation.
@@ -40,9 +41,9 @@ def service_scopes(student_group: str) -> list[str]:
     ]
 
 
-def hub_service(port: int, args: list[str], student_group=STUDENTS_GROUP):
-    """(service entry, its role): the page at ``/services/codepilot/`` on ``port``."""
-    service = {
+def hub_service(port: int, args: list[str], student_group=STUDENTS_GROUP) -> HubService:
+    """The page at ``/services/codepilot/`` on ``port``, with its role."""
+    entry = {
         "name": SERVICE_NAME,
         "url": f"http://127.0.0.1:{port}",
         "command": [sys.executable, "-m", "codepilot_spawner.services.classpage", *args],
@@ -56,7 +57,7 @@ def hub_service(port: int, args: list[str], student_group=STUDENTS_GROUP):
         "scopes": service_scopes(student_group),
         "services": [SERVICE_NAME],
     }
-    return service, role
+    return HubService(entry, (role,))
 
 
 def classroom_roles(student_group=STUDENTS_GROUP, teacher_group=TEACHERS_GROUP) -> list[dict]:

@@ -7,6 +7,8 @@ servers get their preview URLs from the spawner core (``CodePilotSpawnerMixin``)
 import sys
 from urllib.parse import urlsplit
 
+from ..declaration import HubService
+
 SERVICE_NAME = "codepilot-preview"
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
 # What the gateway reads at the hub: running servers, their owners' groups (teachers'
@@ -25,8 +27,8 @@ USER_SCOPES = ["self", f"access:services!service={SERVICE_NAME}"]
 
 def hub_service(
     api_url: str, previews_ip: str, previews_port: int, gateway_args: list[str]
-) -> tuple[dict, list[dict]]:
-    """The managed service entry and the roles the gateway needs.
+) -> HubService:
+    """The gateway as a managed service, with the roles it needs.
 
     The hub runs the gateway under a supervisor that holds both its listening sockets
     (the previews' on ``previews_ip:previews_port``, the hub origin's at ``api_url``),
@@ -42,7 +44,7 @@ def hub_service(
         f"--PreviewGatewayApp.port={previews_port}",
         *gateway_args,
     ]
-    service = {
+    entry = {
         "name": SERVICE_NAME,
         "url": api_url,
         "command": command,
@@ -51,7 +53,7 @@ def hub_service(
         # A viewer's token says which servers they may open; no more.
         "oauth_client_allowed_scopes": ["access:servers"],
     }
-    roles = [
+    roles = (
         {
             "name": SERVICE_NAME,
             "description": "The preview gateway reads running servers",
@@ -59,5 +61,5 @@ def hub_service(
             "services": [SERVICE_NAME],
         },
         {"name": "user", "description": "Standard user privileges", "scopes": USER_SCOPES},
-    ]
-    return service, roles
+    )
+    return HubService(entry, roles)
