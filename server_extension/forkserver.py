@@ -40,7 +40,7 @@ import tempfile
 import time
 
 from codepilot_contracts.forking import encode_reply, read_request
-from codepilot_contracts.namespaces import enter_network_namespace, enter_private_mounts
+from codepilot_contracts.namespaces import SandboxEntry
 from server_extension.deferred import defer_unused_imports
 
 # Read when jupyterhub.singleuser is imported: a child asking for other values than the
@@ -187,13 +187,7 @@ def become_server(request: dict, replies_fd: int) -> None:
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.setsid()
-    for procs in request.get("procs", []):  # as root still
-        with open(procs, "w") as f:
-            f.write("0")
-    if request.get("netns"):
-        enter_network_namespace(request["netns"])
-    if request.get("mounts") is not None:
-        enter_private_mounts(request["mounts"].get("tmp", ""))
+    SandboxEntry.from_message(request.get("sandbox")).enter()  # as root still
     replace_environment(request["env"])
     # Before the uid changes: from then on the user's other processes may reach this one,
     # so nothing of the hub's may be left in it but the reply pipe (see make_dumpable).

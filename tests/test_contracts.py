@@ -107,6 +107,33 @@ def test_entering_a_namespace_that_is_not_one_says_which_path(tmp_path):
         namespaces.enter_network_namespace(str(not_a_namespace))
 
 
+def test_a_sandbox_entry_crosses_the_fork_servers_channel_whole():
+    entry = namespaces.SandboxEntry(
+        procs_files=(
+            "/sys/fs/cgroup/cpu/cp-1/cgroup.procs",
+            "/sys/fs/cgroup/pids/cp-1/cgroup.procs",
+        ),
+        netns="/run/netns/cp-1",
+        private_mounts=True,
+        tmp_dir="/var/lib/codepilot/tmp/alice",
+    )
+    reader, writer = os.pipe()
+    try:
+        os.write(writer, forking.encode_request({"sandbox": entry.to_message()}))
+        message = forking.read_request(reader)
+    finally:
+        os.close(reader), os.close(writer)
+    assert namespaces.SandboxEntry.from_message(message["sandbox"]) == entry
+    # A request without one (not root) enters nothing.
+    assert namespaces.SandboxEntry.from_message(None) == namespaces.SandboxEntry()
+
+
+def test_joining_a_cgroup_writes_the_joining_process(tmp_path):
+    procs = tmp_path / "cgroup.procs"
+    namespaces.SandboxEntry(procs_files=(str(procs),)).enter()
+    assert procs.read_text() == "0"  # the kernel reads 0 as "the writing process"
+
+
 # --- env ------------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from codepilot_contracts.namespaces import SandboxEntry
 from codepilot_spawner.onemachine.forkserver import ForkServer, fork_request
 from codepilot_spawner.onemachine.processes import TAG_VARIABLE, tagged_pids
 
@@ -369,9 +370,9 @@ def test_a_request_it_cannot_run_in_process_is_refused_and_it_goes_on():
             isolated = fork_request([sys.executable, "-I", "-m", "this"], {}, "/")
             with pytest.raises(Exception, match="cannot run"):
                 await server.spawn(isolated)
-            bad_cgroup = fork_request([sys.executable, "-m", "this"], {}, "/")
+            missing = SandboxEntry(procs_files=("/nonexistent/cgroup.procs",))
+            bad_cgroup = fork_request([sys.executable, "-m", "this"], {}, "/", sandbox=missing)
             bad_cgroup["uid"], bad_cgroup["gid"], bad_cgroup["groups"] = 0, 0, [0]
-            bad_cgroup["procs"] = ["/nonexistent/cgroup.procs"]
             with pytest.raises(Exception, match="nonexistent"):
                 await server.spawn(bad_cgroup)
             return server.process.poll()

@@ -21,6 +21,7 @@ from codepilot_contracts.forking import (
     encode_request,
     parse_reply,
 )
+from codepilot_contracts.namespaces import SandboxEntry
 
 # What the fork server's own imports may read from the environment.
 PASSED_VARIABLES = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "HOME")
@@ -53,16 +54,14 @@ def home_path_arguments(env: dict) -> list[str]:
     return [f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={workspaces}"]
 
 
-def fork_request(argv, env, cwd, account=None, procs=(), netns="", mounts=None) -> dict:
+def fork_request(argv, env, cwd, account=None, sandbox: SandboxEntry | None = None) -> dict:
     """A request: what a plain start would exec, and who and where to be first."""
     argv = [*argv, *home_path_arguments(env)]
     request = {"argv": argv, "env": dict(env), "cwd": str(cwd)}
     if account is not None:
         request["uid"], request["gid"] = account.pw_uid, account.pw_gid
         request["groups"] = os.getgrouplist(account.pw_name, account.pw_gid)
-    request["procs"] = [str(path) for path in procs]
-    request["netns"] = netns
-    request["mounts"] = mounts  # {"tmp": folder or ""}: mounts of its own, as a container
+    request["sandbox"] = (sandbox or SandboxEntry()).to_message()
     return request
 
 

@@ -8,7 +8,7 @@ namespace and its cgroup. It is kept in the spawner's state, so a restarted hub 
 import asyncio
 from dataclasses import dataclass, field
 
-from codepilot_contracts.namespaces import enter_network_namespace
+from codepilot_contracts.namespaces import SandboxEntry
 
 from .cgroups import ServerCgroup
 from .netns import ServerNetwork, remove_namespace
@@ -46,20 +46,14 @@ class Sandbox:
         """Whether ``pid`` is still this server's process (pids get reused)."""
         return has_tag(pid, self.process_tag)
 
-    def enter(self):
-        """A function for a child process, after fork and before it drops root: join the
-        cgroup, then the network namespace."""
-        procs_files = self.cgroup.procs_files if self.cgroup else []
-        netns = self.netns
-
-        def enter_sandbox():
-            for procs in procs_files:
-                with open(procs, "w") as f:
-                    f.write("0")  # 0: the writing process
-            if netns:
-                enter_network_namespace(netns)
-
-        return enter_sandbox
+    def entry(self, private_mounts: bool, tmp_dir: str = "") -> SandboxEntry:
+        """How a process of this server gets in (``SandboxEntry.enter``, as root)."""
+        return SandboxEntry(
+            procs_files=tuple(str(path) for path in self.cgroup.procs_files) if self.cgroup else (),
+            netns=self.netns,
+            private_mounts=private_mounts,
+            tmp_dir=tmp_dir,
+        )
 
     async def remove(self, grace: float, log) -> None:
         """End every process, then remove namespace and cgroup; once, however often asked."""

@@ -13,7 +13,7 @@ from jupyterhub.utils import random_port
 from traitlets import Bool, Float, Int, List, Unicode, default
 
 from codepilot_contracts.defaults import PREVIEW_PORT
-from codepilot_contracts.namespaces import enter_private_mounts
+from codepilot_contracts.namespaces import SandboxEntry
 from codepilot_contracts.progress import RESTORE_COMMAND, parse_line
 
 from ..onemachine import netns
@@ -325,15 +325,12 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         account = None
         if self.isolated:
             account = await asyncio.to_thread(pwd.getpwnam, self.unix_name)
-        sandbox = self.sandbox
         request = fork_request(
             [*self.cmd, *self.get_args()],
             self.get_env(),
             self.workspace,
             account,
-            procs=sandbox.cgroup.procs_files if sandbox and sandbox.cgroup else (),
-            netns=sandbox.netns if sandbox else "",
-            mounts={"tmp": self.private_tmp} if self.isolated else None,
+            self.sandbox_entry,
         )
         self.log.info("Spawning %s from the fork server", self.server_label)
         self.pid = await shared_fork_server(self.fork_server_command).spawn(request)
@@ -483,17 +480,21 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
             return ""
         return str(tmp_path(Path(self.data_dir), self.user.name))
 
+    @property
+    def sandbox_entry(self) -> SandboxEntry:
+        """How this server's processes get into its sandbox, as the fork server's child
+        and a plain start's ``preexec_fn`` alike."""
+        if self.sandbox is None:
+            return SandboxEntry(private_mounts=self.isolated, tmp_dir=self.private_tmp)
+        return self.sandbox.entry(self.isolated, self.private_tmp)
+
     def make_preexec_fn(self, name):
         workspace = str(self.workspace)
         become_user = set_user_setuid(self.unix_name, chdir=False) if self.isolated else None
-        enter_sandbox = self.sandbox.enter() if self.sandbox else None
-        isolated, private_tmp = self.isolated, self.private_tmp
+        sandbox_entry = self.sandbox_entry
 
         def preexec():
-            if enter_sandbox is not None:  # as root still
-                enter_sandbox()
-            if isolated:
-                enter_private_mounts(private_tmp)
+            sandbox_entry.enter()  # as root still
             if become_user is not None:
                 become_user()
             os.chdir(workspace)
