@@ -10,7 +10,7 @@ from codepilot_contracts.servernames import RESERVED_NAMES
 from codepilot_contracts.starters import PACKAGED_STARTERS
 from codepilot_spawner.classroom import groups as classroom
 from codepilot_spawner.classroom.login import ClassroomPasswordAuthenticator
-from codepilot_spawner.onemachine.forkserver import DEFAULT_COMMAND, start_early
+from codepilot_spawner.onemachine.forkclient import DEFAULT_COMMAND, start_early
 from codepilot_spawner.onemachine.launcher import LOGS
 from codepilot_spawner.onemachine.passwords import decide
 from codepilot_spawner.onemachine.settings import (

@@ -1,6 +1,6 @@
 """Servers forked from the fork server keep every guarantee of a plain start.
 
-The real fork server (``server_extension.forkserver``) driven by the hub's own client,
+The real fork server (``server_extension.startup.forkserver``) driven by the hub's own client,
 and real hubs whose servers it forks: each child is its user's alone (ids, environment,
 descriptors, random seeds, no other user's token in its memory), a hub restart finds
 and stops five running servers, and a fork server that dies mid-spawn or cannot import
@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from codepilot_contracts.namespaces import SandboxEntry
-from codepilot_spawner.onemachine.forkserver import ForkServer, fork_request
+from codepilot_spawner.onemachine.forkclient import ForkServer, fork_request
 from codepilot_spawner.onemachine.processes import TAG_VARIABLE, tagged_pids
 
 from .support.hubtools import REPO_ROOT, server_state, start_hub, wait_until
@@ -33,8 +33,8 @@ from .support.terminals import run_in_terminal
 
 pytestmark = pytest.mark.integration
 
-FORK_SERVER_MODULE = b"server_extension.forkserver"
-PLAIN_LAUNCHER = b"server_extension.singleuser"
+FORK_SERVER_MODULE = b"server_extension.startup.forkserver"
+PLAIN_LAUNCHER = b"server_extension.startup.singleuser"
 
 
 def parent_pid(pid: int) -> int:
@@ -157,7 +157,7 @@ def test_a_server_start_never_uses_the_deferred_grammar_and_checks_still_answer(
 def test_only_installed_modules_are_deferred_and_a_failing_one_fails_every_time():
     code = """
 import sys
-from server_extension.deferred import defer_unused_imports, is_deferred
+from server_extension.startup.deferred import defer_unused_imports, is_deferred
 sys.path.insert(0, sys.argv[1])
 deferred = {"a_module_nobody_installed": ("f",), "failing_module": ("f",), "package": ()}
 print(defer_unused_imports(deferred))
@@ -300,7 +300,7 @@ def test_a_child_holds_nothing_of_the_hubs_once_its_user_may_reach_it(nobodys_fo
 
     async def fork_one():
         server = ForkServer(
-            [*command, sys.executable, "-P", "-s", "-m", "server_extension.forkserver"]
+            [*command, sys.executable, "-P", "-s", "-m", "server_extension.startup.forkserver"]
         )
         server.start()
         try:

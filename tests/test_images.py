@@ -249,7 +249,7 @@ def test_hub_install_has_jupyterhub_kubespawner_and_the_culler(venvs):
     run_in(venv, "jupyterhub", "--version")
     run_in(venv, "python", "-m", "jupyterhub_idle_culler", "--help")
     # User pods run their preview relay from the hub image (the chart's relayImage).
-    run_in(venv, "python", "-m", "server_extension.relay", "--help", cwd=venv)
+    run_in(venv, "python", "-m", "codepilot_spawner.kubernetes.relay", "--help", cwd=venv)
     check = (
         "import kubespawner, codepilot_spawner; "
         "assert issubclass(codepilot_spawner.CodePilotSpawner, kubespawner.KubeSpawner); "

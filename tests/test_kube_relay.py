@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from codepilot_contracts.relay import start_line
+from codepilot_spawner.kubernetes.relay import Relay, parse_args
 from codepilot_spawner.services.preview.access import SHARE_LEVELS
 from codepilot_spawner.services.preview.app import previews_server
 from codepilot_spawner.services.preview.gateway import PreviewGateway
@@ -22,7 +23,6 @@ from codepilot_spawner.services.preview.hosts import PreviewDomain, preview_labe
 from codepilot_spawner.services.preview.servers import PreviewTarget, ServerDirectory
 from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, ShareBook
 from codepilot_spawner.services.preview.upstream import make_connector
-from server_extension.relay import Relay, parse_args
 
 from .support.hubtools import free_port, has_ipv6_loopback
 
@@ -206,7 +206,7 @@ async def test_gateway_reaches_a_pod_through_its_checking_relay_and_never_anothe
 
 async def test_a_connection_that_names_no_start_holds_the_relay_only_briefly(monkeypatch):
     """Silence instead of a start line costs the relay one slot for a bounded time."""
-    import server_extension.relay as relay_module
+    import codepilot_spawner.kubernetes.relay as relay_module
 
     monkeypatch.setattr(relay_module, "START_LINE_SECONDS", 0.2)
     runner, app_port, connections = await start_app()

@@ -1,4 +1,4 @@
-"""The preview relay of user pods (server_extension/relay.py), for real on loopback.
+"""The preview relay of user pods (codepilot_spawner/kubernetes/relay.py), for real on loopback.
 
 An app on 127.0.0.1 behind the relay, reached through it: bytes both ways, half-close,
 a websocket upgrade with messages both ways (aiohttp's own client and server), many
@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from server_extension.relay import Relay, parse_args
+from codepilot_spawner.kubernetes.relay import Relay, parse_args
 
 from .support.hubtools import free_port
 
@@ -176,7 +176,7 @@ async def test_runs_as_a_process_and_stops_on_sigterm():
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "server_extension.relay",
+        "codepilot_spawner.kubernetes.relay",
         "--listen-host",
         "127.0.0.1",
         "--listen-port",

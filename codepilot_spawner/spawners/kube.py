@@ -106,7 +106,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
 
     preview_relay_command = List(
         Unicode(),
-        ["python", "-m", "server_extension.relay"],
+        ["python", "-m", "codepilot_spawner.kubernetes.relay"],
         help="""Command of the preview relay sidecar; ``--listen-port`` and
         ``--target-port`` are appended.""",
     ).tag(config=True)

@@ -18,7 +18,7 @@ from codepilot_contracts.progress import RESTORE_COMMAND, parse_line
 
 from ..onemachine import netns
 from ..onemachine.cgroups import Limits, ServerCgroup, describe_memory, machine_hierarchy
-from ..onemachine.forkserver import (
+from ..onemachine.forkclient import (
     DEFAULT_COMMAND,
     ForkServerUnavailable,
     fork_request,
@@ -168,7 +168,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         Unicode(),
         default_value=list(DEFAULT_COMMAND),
         help="""Command of the fork server: the hub's Python running
-        ``server_extension.forkserver``. It must have the same server stack as ``cmd``.""",
+        ``server_extension.startup.forkserver``. It must have the same server stack as ``cmd``.""",
     ).tag(config=True)
 
     @default("options_form")
@@ -199,8 +199,8 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
     @default("cmd")
     def _default_cmd(self):
         # jupyterhub-singleuser of the hub's own environment, whatever PATH says, with
-        # what a server does not use at start deferred (server_extension.singleuser).
-        return [sys.executable, "-P", "-m", "server_extension.singleuser"]
+        # what a server does not use at start deferred (server_extension.startup.singleuser).
+        return [sys.executable, "-P", "-m", "server_extension.startup.singleuser"]
 
     @default("restore_command")
     def _default_restore_command(self):

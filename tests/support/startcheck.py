@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 
-from server_extension.deferred import DEFERRED, defer_unused_imports, is_deferred
+from server_extension.startup.deferred import DEFERRED, defer_unused_imports, is_deferred
 
 IRI_SAMPLES = ("https://例え.jp/ä?q=1#x", "no scheme", "http://[::1", "urn:isbn:0451450523")
 

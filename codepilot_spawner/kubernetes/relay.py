@@ -1,6 +1,6 @@
 """A TCP relay from the pod's address to the user's app on the pod's loopback.
 
-``python -m server_extension.relay --listen-port 9797 --target-port 3000``
+``python -m codepilot_spawner.kubernetes.relay --listen-port 9797 --target-port 3000``
 
 Dev servers listen on 127.0.0.1 by default (Vite, Next), which only the pod itself can
 reach. The preview gateway runs in the hub's pod, so each user pod runs this relay as a
@@ -144,7 +144,9 @@ class Relay:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m server_extension.relay", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m codepilot_spawner.kubernetes.relay", description=__doc__
+    )
     parser.add_argument(
         "--listen-host",
         default="",

@@ -1,4 +1,4 @@
-"""The hub's end of the fork server (``server_extension.forkserver``).
+"""The hub's end of the fork server (``server_extension.startup.forkserver``).
 
 One fork server per hub process, started early (the one-machine config starts it while
 the hub loads) so the first start does not wait for its imports. Requests go one at a
@@ -65,7 +65,7 @@ def fork_request(argv, env, cwd, account=None, sandbox: SandboxEntry | None = No
     return request
 
 
-DEFAULT_COMMAND = (sys.executable, "-P", "-s", "-m", "server_extension.forkserver")
+DEFAULT_COMMAND = (sys.executable, "-P", "-s", "-m", "server_extension.startup.forkserver")
 
 
 class ForkServer:

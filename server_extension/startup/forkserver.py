@@ -1,6 +1,6 @@
 """The fork server: imports the user-server stack once, then forks one child per server.
 
-Started by the hub (``python -P -s -m server_extension.forkserver``) with a pipe on its
+Started by the hub (``python -P -s -m server_extension.startup.forkserver``) with a pipe on its
 stdin (requests: 4-byte length, then JSON) and one on its stdout (replies: JSON lines),
 it imports the stack, says ``{"ready": ...}``, and keeps one child forked ahead. That
 child reads the next request itself (so no request ever enters the memory that later
@@ -19,7 +19,7 @@ error and exits:
   process tag that finds a server's processes lives there), fresh random seeds and no
   inherited descriptor beyond stdin (/dev/null), stdout and stderr (the hub's log).
 
-What no server uses at start is deferred here too (``server_extension.deferred``), so
+What no server uses at start is deferred here too (``server_extension.startup.deferred``), so
 neither the fork server nor a child pays for it. A request's ``argv`` runs in process
 when it is ``jupyterhub-singleuser``, ``codepilot-singleuser`` or this Python with
 ``-m`` (and at most ``-P``, ``-s``); anything else is refused and started as a plain
@@ -41,7 +41,7 @@ import time
 
 from codepilot_contracts.forking import encode_reply, read_request
 from codepilot_contracts.namespaces import SandboxEntry
-from server_extension.deferred import defer_unused_imports
+from server_extension.startup.deferred import defer_unused_imports
 
 # Read when jupyterhub.singleuser is imported: a child asking for other values than the
 # fork server had cannot be served from these imports.

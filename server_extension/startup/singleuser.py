@@ -1,7 +1,7 @@
-"""The user server's launcher: ``python -P -m server_extension.singleuser [args]``.
+"""The user server's launcher: ``python -P -m server_extension.startup.singleuser [args]``.
 
 It is ``jupyterhub-singleuser`` (same arguments, same server) with the imports a server
-does not use at start deferred to their first use (``server_extension.deferred``), which
+does not use at start deferred to their first use (``server_extension.startup.deferred``), which
 halves the CPU of a plain start. ``-P`` keeps the workspace, the working directory, off
 ``sys.path``: a student's ``tornado.py`` cannot replace the server's own.
 """
