@@ -24,6 +24,7 @@ from .support.manifests import (
     hub_container,
     one,
     pod_templates,
+    role_grants,
     rendered_hub_values,
     secret_data,
     selects,
@@ -596,18 +597,6 @@ def needed_grants() -> set[tuple[str, str]]:
         needed |= {("secrets", "create"), ("secrets", "delete"), ("secrets", "get")}
     assert needed <= theirs | ours, needed - (theirs | ours)
     return needed
-
-
-def role_grants(objects) -> set[tuple[str, str]]:
-    role = one(objects, "Role", f"{RELEASE}-hub")
-    grants = set()
-    for rule in role["rules"]:
-        assert rule["apiGroups"] == [""], rule
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
-        for resource in rule["resources"]:
-            for verb in rule["verbs"]:
-                grants.add((resource, verb))
-    return grants
 
 
 @pytest.mark.integration

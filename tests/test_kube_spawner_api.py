@@ -21,7 +21,7 @@ from codepilot_spawner.services.preview.servers import targets_from_users
 from .support.helm import RELEASE, helm_binary, render
 from .support.kube_hub import DUMMY_KUBECONFIG, load_hub_config, make_spawner, to_dict
 from .support.kubeapi import POD_IP, running_fake_api
-from .support.manifests import one, secret_data
+from .support.manifests import one, role_grants, secret_data
 
 pytestmark = pytest.mark.integration
 
@@ -138,6 +138,11 @@ async def test_a_pod_left_by_a_killed_hub_is_replaced_and_the_new_one_has_its_se
     assert pod["status"]["phase"] == "Running"
     await spawner.stop()
     assert ("codepilot", spawner.server_secret_name) not in kube_api.secrets
+    # Every call a start, a replaced orphan and a stop made is one the chart grants.
+    called = {(kind, verb) for verb, kind, *_ in kube_api.requests}
+    assert ("pods", "delete") in called and ("secrets", "create") in called
+    granted = role_grants(render(helm_binary(), {}, tmp_path))
+    assert called <= granted, called - granted
 
 
 async def test_the_fake_kubelet_refuses_a_pod_without_its_secret(kube_api, tmp_path):

@@ -67,3 +67,16 @@ def rendered_hub_values(objects) -> dict:
     """The values the chart hands the hub (its hub-config Secret's values.yaml)."""
     config = one(objects, "Secret", f"{RELEASE}-hub-config")
     return yaml.safe_load(secret_data(config)["values.yaml"])
+
+
+def role_grants(objects) -> set[tuple[str, str]]:
+    """(resource, verb) pairs the hub's Role grants, in the release namespace only."""
+    role = one(objects, "Role", f"{RELEASE}-hub")
+    grants = set()
+    for rule in role["rules"]:
+        assert rule["apiGroups"] == [""], rule
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+        for resource in rule["resources"]:
+            for verb in rule["verbs"]:
+                grants.add((resource, verb))
+    return grants
