@@ -24,8 +24,8 @@ from .support.manifests import (
     hub_container,
     one,
     pod_templates,
-    role_grants,
     rendered_hub_values,
+    role_grants,
     secret_data,
     selects,
 )
