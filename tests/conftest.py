@@ -52,6 +52,23 @@ def pytest_runtest_protocol(item, nextitem):
         return (yield)
 
 
+def printable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate (a file name's undecodable byte,
+    which the sync tests make on purpose) shown escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # after every other wrapper added sections
+def pytest_runtest_makereport(item, call):
+    """Reports cross from a pytest-xdist worker as UTF-8: one holding a lone surrogate
+    (captured logs naming such a file) would end the worker, and the run with it."""
+    report = yield
+    report.sections = [(title, printable(text)) for title, text in report.sections]
+    if report.longrepr is not None and printable(str(report.longrepr)) != str(report.longrepr):
+        report.longrepr = printable(str(report.longrepr))
+    return report
+
+
 def pytest_sessionstart(session):
     if session.config.getoption("fast"):
         # jupyterhub.auth imports pamela, which runs ldconfig once to find libpam: let
