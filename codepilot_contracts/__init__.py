@@ -53,8 +53,8 @@ the fork server's child and the preview gateway enter it with
 Preview relay (``relay``). On Kubernetes every connection the preview gateway opens to a
 server's relay begins with ``start_line(<start id>)``; a relay started with
 ``--start-id`` closes one that names another start, so a pod IP given to another pod
-never carries a viewer to the wrong app. ``START_CHECK_STATE`` in the spawner's state
-says the relay of that start expects the line.
+never carries a viewer to the wrong app. The spawner's state says whether the relay of
+a start expects the line.
 
 Starters (``starters``). The packaged starters (``PACKAGED_STARTERS``, in the order the
 spawn form offers them, with ``STARTER_TITLES``) are the folders of

@@ -6,16 +6,14 @@ given to another pod once the first is gone, possibly before the hub notices, so
 gateway names the server start it means: every connection it opens begins with
 ``start_line(start_id)``. A relay started with ``--start-id`` reads that line first and
 closes a connection that names another start (or none) without reaching the app; the
-rest of the connection is the app's, byte for byte. The spawner sets ``START_CHECK_STATE``
-in its state when the relay of that start checks, so the gateway sends the line only to
-relays that expect it (pods from before the check keep working).
+rest of the connection is the app's, byte for byte. The spawner's state says whether the
+relay of that start checks (``relay_checks_start`` of its preview route), so the gateway
+sends the line only to relays that expect it (pods from before the check keep working).
 """
 
 import re
 
 START_PREFIX = b"CODEPILOT-START "
-# Spawner state key: this start's relay expects the start line.
-START_CHECK_STATE = "preview_start_check"
 # The longest first line a relay reads before it gives up on a connection.
 MAX_START_LINE = 128
 # What a start id may be (the spawner's are 16 hex digits).

@@ -131,7 +131,7 @@ def wait_stopped(hub: RunningHub, user: str, timeout: float = 90) -> None:
 def test_each_server_has_a_namespace_of_its_own_and_port_3000(bob, mallory):
     states = [bob.state, mallory.state]
     for state in states:
-        assert state["preview_port"] == 3000
+        assert state["app_port"] == 3000
         assert state["netns"].startswith("/run/netns/cp-")
         assert os.path.exists(state["netns"])
     assert states[0]["netns"] != states[1]["netns"]

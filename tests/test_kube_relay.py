@@ -23,6 +23,7 @@ from codepilot_spawner.services.preview.hosts import PreviewDomain, preview_labe
 from codepilot_spawner.services.preview.servers import PreviewTarget, ServerDirectory
 from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, ShareBook
 from codepilot_spawner.services.preview.upstream import make_connector
+from codepilot_spawner.spawners.previewroute import PreviewRoute
 
 from .support.hubtools import free_port, has_ipv6_loopback
 
@@ -138,11 +139,13 @@ async def test_gateway_reaches_a_pod_through_its_checking_relay_and_never_anothe
             user="ana",
             server="",
             label=preview_label("ana"),
-            start=start,
-            port=relay.port,
-            host="127.0.0.1",  # the pod IP on a cluster
-            app_port=3000,
-            start_check=True,
+            route=PreviewRoute(
+                start_id=start,
+                app_port=3000,
+                relay_port=relay.port,
+                host="127.0.0.1",  # the pod IP on a cluster
+                relay_checks_start=True,
+            ),
         )
 
     async def gateway_for(serving: PreviewTarget):

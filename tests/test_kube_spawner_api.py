@@ -13,10 +13,11 @@ import pytest
 import yaml
 from kubernetes_asyncio.config import kube_config
 
-from codepilot_contracts.relay import START_CHECK_STATE, start_line
+from codepilot_contracts.relay import start_line
 from codepilot_spawner.kubernetes import objects
 from codepilot_spawner.services.preview.hosts import PreviewDomain
 from codepilot_spawner.services.preview.servers import targets_from_users
+from codepilot_spawner.spawners.previewroute import PreviewRoute
 
 from .support.helm import RELEASE, helm_binary, render
 from .support.kube_hub import DUMMY_KUBECONFIG, load_hub_config, make_spawner, to_dict
@@ -166,19 +167,19 @@ async def test_state_tells_the_gateway_where_the_relay_listens(kube_api, tmp_pat
     await spawner.start()
     first_start = spawner.start_id
     state = spawner.get_state()
-    assert state["preview_host"] == POD_IP
-    assert state["preview_port"] == 9797
-    assert state["preview_app_port"] == 3000
+    assert state["host"] == POD_IP
+    assert state["relay_port"] == 9797
+    assert state["app_port"] == 3000
     assert state["start_id"] == first_start and len(first_start) == 16
 
     # What the gateway makes of it, from the hub's user model.
     user = {"name": "alice", "groups": [], "servers": {"": {"ready": True, "state": state}}}
     (target,) = targets_from_users([user]).values()
-    assert (target.host, target.port, target.app_port) == (POD_IP, 9797, 3000)
+    assert (target.route.host, target.route.port, target.route.app_port) == (POD_IP, 9797, 3000)
     assert target.start == first_start
     # The relay of this start takes only connections that name it (a reused pod IP).
-    assert state[START_CHECK_STATE] is True
-    assert target.connection_preamble == start_line(first_start)
+    assert state["relay_checks_start"] is True
+    assert target.route.connection_preamble == start_line(first_start)
 
     pod = kube_api.pods[("codepilot", spawner.pod_name)]
     containers = {c["name"]: c for c in pod["spec"]["containers"]}
@@ -199,17 +200,18 @@ async def test_state_tells_the_gateway_where_the_relay_listens(kube_api, tmp_pat
     # A hub restart reads the state back; a stop clears it; a new start is a new start.
     again = spawner_for(kube_api, hub_values, tmp_path, token="t" * 32)
     again.load_state(state)
-    assert again.get_state()["preview_host"] == POD_IP
+    assert again.get_state()["host"] == POD_IP
     assert again.get_state()["start_id"] == first_start
     # A server started before the check: its relay would pass the line on to the app.
-    before_check = {k: v for k, v in state.items() if k != START_CHECK_STATE}
+    before_check = {k: v for k, v in state.items() if k != "relay_checks_start"}
     again.load_state(before_check)
-    assert START_CHECK_STATE not in again.get_state()
+    assert again.get_state()["relay_checks_start"] is False
     user["servers"][""]["state"] = again.get_state()
-    assert next(iter(targets_from_users([user]).values())).connection_preamble == b""
+    assert next(iter(targets_from_users([user]).values())).route.connection_preamble == b""
     await spawner.stop()
     spawner.clear_state()
-    assert "preview_host" not in spawner.get_state()
+    assert PreviewRoute.from_state(spawner.get_state()) is None
+    assert "host" not in spawner.get_state()
     assert "start_id" not in spawner.get_state()
     await spawner.start()
     assert spawner.start_id != first_start

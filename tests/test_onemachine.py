@@ -60,7 +60,7 @@ def test_launcher_prints_how_to_log_in(hub):
 def test_terminal_runs_in_the_workspace_with_preview_settings(hub, alice):
     port, preview_port, preview_url, cwd = preview_env(hub, alice)
     state = server_state(hub, "alice")
-    assert port == preview_port == str(state["preview_port"])
+    assert port == preview_port == str(state["app_port"])
     assert preview_url == PreviewDomain("preview.localhost", "http", hub.preview_port).url("alice")
     assert cwd == str(hub.data_dir / "workspaces" / "alice" / "default")
 
@@ -77,10 +77,10 @@ def test_the_prompt_names_the_user_and_the_path_in_the_workspace(hub, alice):
 def test_each_server_gets_a_preview_port_of_its_own(hub, alice, bob):
     alice_state, bob_state = server_state(hub, "alice"), server_state(hub, "bob")
     if alice_state.get("netns"):  # as root: the same port, in networks of their own
-        assert alice_state["preview_port"] == bob_state["preview_port"] == 3000
+        assert alice_state["app_port"] == bob_state["app_port"] == 3000
         assert alice_state["netns"] != bob_state["netns"]
     else:
-        assert alice_state["preview_port"] != bob_state["preview_port"]
+        assert alice_state["app_port"] != bob_state["app_port"]
 
 
 # --- who may reach what -------------------------------------------------------------
@@ -266,7 +266,7 @@ def port_is_free(port: int) -> bool:
 def test_stop_ends_every_process_and_restart_keeps_files(hub):
     student = Student(hub, "carol")
     state = server_state(hub, "carol")
-    port, tag = state["preview_port"], state["process_tag"]
+    port, tag = state["app_port"], state["process_tag"]
     with hub.open_terminal(student.name, student.token) as ws:
         run_in_terminal(
             ws,

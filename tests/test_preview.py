@@ -120,7 +120,7 @@ def test_server_preview_path_redirects_to_the_origin(hub, mallory, preview):
 
 @pytest.mark.parametrize("path", ["proxy/{port}/", "proxy/absolute/{port}/"])
 def test_the_app_is_never_served_on_the_ide_origin(hub, mallory, preview, path):
-    port = hub.api("GET", "/users/mallory").json()["servers"][""]["state"]["preview_port"]
+    port = hub.api("GET", "/users/mallory").json()["servers"][""]["state"]["app_port"]
     response = requests.get(
         f"{hub.server_url('mallory')}{path.format(port=port)}headers",
         headers={"Authorization": f"token {mallory['token']}"},
@@ -133,7 +133,7 @@ def test_the_app_is_never_served_on_the_ide_origin(hub, mallory, preview, path):
 
 def test_the_server_says_whether_the_app_listens(hub, mallory, preview):
     """What "Your app is running" in the IDE asks: the server checks its own port."""
-    port = hub.api("GET", "/users/mallory").json()["servers"][""]["state"]["preview_port"]
+    port = hub.api("GET", "/users/mallory").json()["servers"][""]["state"]["app_port"]
     url = f"{hub.server_url('mallory')}codepilot/api/app"
     own = requests.get(url, headers={"Authorization": f"token {mallory['token']}"}, timeout=30)
     assert own.status_code == 200, own.text
@@ -266,7 +266,7 @@ def test_a_request_cannot_name_another_target_than_the_app(hub, mallory, preview
     """Public, so nothing stops the requests before the gateway builds the app's URL."""
     assert set_share(hub, "mallory", mallory["token"], "public").status_code == 200
     host = urlparse(preview).netloc
-    app_port = server_state(hub, "mallory")["preview_port"]
+    app_port = server_state(hub, "mallory")["app_port"]
     for line, status in [
         (f"CONNECT @127.0.0.1:{app_port} HTTP/1.1", b" 405 "),
         (f"CONNECT 127.0.0.1:{app_port} HTTP/1.1", b" 405 "),

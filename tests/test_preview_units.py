@@ -21,6 +21,7 @@ from codepilot_spawner.services.preview.hosts import PreviewDomain, preview_labe
 from codepilot_spawner.services.preview.servers import PreviewTarget, ServerDirectory
 from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, ShareBook
 from codepilot_spawner.services.preview.tokens import InvalidToken, sign, verify
+from codepilot_spawner.spawners.previewroute import PreviewRoute
 
 from .support.hubtools import free_port
 
@@ -146,7 +147,7 @@ def test_sign_in_returns_only_to_local_paths(path, safe):
 
 async def test_one_viewer_keeps_a_bounded_number_of_sessions_newest_kept():
     book = SessionBook(ttl=3600, per_viewer=5)
-    target = PreviewTarget(user="ana", server="", label="ana-x", start="1", port=3000)
+    target = PreviewTarget(user="ana", server="", label="ana-x", route=PreviewRoute("1", 3000))
     ids = [await book.open("bob", "t", (), target) for _ in range(50)]
     other = await book.open("carl", "t", (), target)
     assert [sid for sid in ids if book.get(sid, target)] == ids[-5:]
@@ -168,7 +169,7 @@ def test_refused_tokens_cost_nothing_and_new_ones_are_asked_about_at_a_bounded_r
 async def test_sessions_and_the_signing_key_outlive_the_gateways_process(tmp_path):
     state = tmp_path / "preview"
     key = kept_key(state)
-    target = PreviewTarget(user="ana", server="", label="ana-x", start="1", port=3000)
+    target = PreviewTarget(user="ana", server="", label="ana-x", route=PreviewRoute("1", 3000))
     book = SessionBook(ttl=3600, file=KeptFile(state / "sessions.json", logging.getLogger()))
     sid = await book.open("bob", "bobs-token", ["access:servers!user=ana"], target)
     assert await book.spend_nonce("n1", time.time() + 60)
@@ -219,7 +220,7 @@ async def test_a_hub_that_does_not_answer_ends_no_sign_in_and_no_share(tmp_path)
     """The first listing after a restart can fail (the hub is busy or restarting too):
     what the gateway kept must survive it."""
     log = logging.getLogger()
-    target = PreviewTarget(user="ana", server="", label="ana-x", start="1", port=3000)
+    target = PreviewTarget(user="ana", server="", label="ana-x", route=PreviewRoute("1", 3000))
     sessions = SessionBook(3600, KeptFile(tmp_path / "sessions.json", log))
     sid = await sessions.open("bob", "t", [], target)
     shares = ShareBook(KeptFile(tmp_path / "shares.json", log), SHARE_LEVELS)

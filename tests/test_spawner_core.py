@@ -18,6 +18,7 @@ from codepilot_spawner.onemachine.settings import SettingsError, s3_settings
 from codepilot_spawner.s3settings import STATIC, STS, S3Settings
 from codepilot_spawner.services import broker
 from codepilot_spawner.spawners.core import restore_progress_event
+from codepilot_spawner.spawners.previewroute import PreviewRoute
 
 from .support.kube_hub import DUMMY_KUBECONFIG, make_spawner, to_dict
 
@@ -96,6 +97,34 @@ async def test_previews_need_a_domain_and_on_kubernetes_a_relay(dummy_kubeconfig
     assert url.startswith("http://alice-web-") and url.endswith(".apps.example.net:8002/")
     # Vite accepts its preview's host (it blocks hosts beyond localhost and IPs).
     assert env["__VITE_ADDITIONAL_SERVER_ALLOWED_HOSTS"] == urlsplit(url).hostname
+
+
+async def test_an_upgraded_hub_reads_the_old_state_of_running_servers(dummy_kubeconfig):
+    """Servers started by the version before the preview route keep running across a hub
+    upgrade: each spawner reads their old state and writes this version's keys."""
+    local = local_spawner(spawner_config("CodePilotLocalSpawner", None))
+    local.load_state({"pid": 4242, "process_tag": "t1", "preview_port": 41234, "netns": ""})
+    state = local.get_state()
+    assert (local.preview_port, local.process_tag, state["pid"]) == (41234, "t1", 4242)
+    assert PreviewRoute.from_state(state) == PreviewRoute("t1", 41234)
+    assert "preview_port" not in state and state["process_tag"] == "t1"
+
+    kube = make_spawner(spawner_config("CodePilotSpawner", None, preview_relay_port=9797))
+    old_pod = {
+        "pod_name": "jupyter-alice",
+        "start_id": "a1b2c3d4e5f6a7b8",
+        "preview_host": "10.1.2.3",
+        "preview_port": 9797,
+        "preview_app_port": 3000,
+        "preview_start_check": True,
+    }
+    kube.load_state(old_pod)
+    state = kube.get_state()
+    assert state["pod_name"] == "jupyter-alice" and state["start_id"] == "a1b2c3d4e5f6a7b8"
+    assert PreviewRoute.from_state(state) == PreviewRoute(
+        "a1b2c3d4e5f6a7b8", 3000, relay_port=9797, host="10.1.2.3", relay_checks_start=True
+    )
+    assert not {"preview_host", "preview_port", "preview_app_port"} & set(state)
 
 
 def test_an_explicit_storage_setting_is_kept():

@@ -27,7 +27,8 @@ class Sandbox:
         return self.network.path if self.network else ""
 
     def to_state(self) -> dict:
-        state = {"process_tag": self.process_tag, "netns": self.netns}
+        # The namespace's path is the preview route's (``netns``); ``network`` rebuilds it.
+        state = {"process_tag": self.process_tag}
         if self.network:
             state["network"] = self.network.to_state()
         if self.cgroup:

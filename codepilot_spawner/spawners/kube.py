@@ -23,12 +23,12 @@ from traitlets import Dict, Int, List, Unicode, default
 from codepilot_contracts.defaults import PREVIEW_PORT
 from codepilot_contracts.env import CREDENTIALS_EXPIRATION
 from codepilot_contracts.progress import last_record
-from codepilot_contracts.relay import START_CHECK_STATE
 
 from ..credentials import CredentialMinter, credentials_environment
 from ..kubernetes import objects, podstatus, upstream
 from ..s3settings import STS
 from .core import CodePilotSpawnerMixin, restore_progress_event
+from .previewroute import PreviewRoute
 
 # Variables that hold secrets: they reach containers from the server's Secret only.
 TOKEN_KEYS = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
@@ -366,25 +366,35 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
         self.preview_host = podstatus.pod_ip(upstream.reflected_pod(self)) or ""
         return url
 
+    @property
+    def preview_route(self) -> PreviewRoute | None:
+        """Where the preview gateway reaches this start's app: through the pod's relay.
+        None before the pod has an IP, or with no relay."""
+        if not (self.preview_host and self.preview_relay_port):
+            return None
+        return PreviewRoute(
+            start_id=self.start_id,
+            app_port=self.preview_port,
+            relay_port=self.preview_relay_port,
+            host=self.preview_host,
+            relay_checks_start=self.relay_checks_start,
+        )
+
     def get_state(self):
         state = super().get_state()
-        if self.start_id:
+        if self.start_id:  # the start its pod and Secret are annotated with
             state["start_id"] = self.start_id
-        if self.preview_host and self.preview_relay_port:
-            # Read by the preview gateway (hub API, admin:server_state): where the relay
-            # of this start listens, and the app's own port for its "no app" page.
-            state["preview_host"] = self.preview_host
-            state["preview_port"] = self.preview_relay_port
-            state["preview_app_port"] = self.preview_port
-            if self.relay_checks_start:
-                state[START_CHECK_STATE] = True
+        route = self.preview_route
+        if route:  # read by the preview gateway (hub API, admin:server_state)
+            state.update(route.to_state())
         return state
 
     def load_state(self, state):
         super().load_state(state)
         self.start_id = state.get("start_id", "")
-        self.preview_host = state.get("preview_host", "")
-        self.relay_checks_start = bool(state.get(START_CHECK_STATE))
+        route = PreviewRoute.from_state(state)
+        self.preview_host = route.host if route else ""
+        self.relay_checks_start = bool(route and route.relay_checks_start)
 
     def clear_state(self):
         super().clear_state()

@@ -37,6 +37,7 @@ from ..onemachine.workspaces import (
 )
 from ..s3settings import STS
 from .core import CodePilotSpawnerMixin, restore_progress_event
+from .previewroute import PreviewRoute
 from .progress import ProgressLog
 from .starters import chosen_starter, spawner_starters, starter_form
 
@@ -231,6 +232,16 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         return self.sandbox.process_tag if self.sandbox else ""
 
     @property
+    def preview_route(self) -> PreviewRoute | None:
+        """Where the preview gateway reaches this run's app: on loopback, in the server's
+        namespace when it has one. The process tag is new at every run: the start id."""
+        if not self.sandbox:
+            return None
+        return PreviewRoute(
+            start_id=self.sandbox.process_tag, app_port=self.preview_port, netns=self.sandbox.netns
+        )
+
+    @property
     def hub_key(self) -> str:
         return netns.hub_key(self.data_dir)
 
@@ -254,16 +265,17 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
 
     def load_state(self, state):
         super().load_state(state)
-        self.preview_port = state.get("preview_port", 0)
+        route = PreviewRoute.from_state(state)
+        self.preview_port = route.app_port if route else 0
         self.sandbox = Sandbox.from_state(state)
         self.stop_reason = state.get("stop_reason", "")
 
     def get_state(self):
         state = super().get_state()
         if self.sandbox:
-            # preview_port, process_tag and netns are read by the preview gateway.
-            state["preview_port"] = self.preview_port
             state.update(self.sandbox.to_state())
+            # Read by the preview gateway (hub API, admin:server_state).
+            state.update(self.preview_route.to_state())
         if self.stop_reason:
             state["stop_reason"] = self.stop_reason
         return state

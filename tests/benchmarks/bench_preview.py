@@ -98,7 +98,7 @@ def start_app(hub, user: str) -> tuple[str, dict]:
     token = hub.user_token(user)
     ws = hub.open_terminal(user, token)
     # A stock server's terminals do not say the port; the spawner's state does.
-    run_in_terminal(ws, f"export PORT={server['state']['preview_port']}; {APP}", "app-42")
+    run_in_terminal(ws, f"export PORT={server['state']['app_port']}; {APP}", "app-42")
     return token, server["state"], ws
 
 
@@ -119,14 +119,14 @@ def main():
             )
         cookie = "; ".join(f"{c.name}={c.value}" for c in browser.cookies if "preview" in c.domain)
         gateway = f"http://127.0.0.1:{hub.preview_port}/"
-        stock = f"{hub.server_url('stock-preview')}proxy/{stock_state['preview_port']}/"
+        stock = f"{hub.server_url('stock-preview')}proxy/{stock_state['app_port']}/"
         stock_headers = {"Authorization": f"token {stock_token}"}
         wait_until(
             lambda: requests.get(stock, headers=stock_headers, timeout=30).ok,
             30,
             message="the app behind the stock route",
         )
-        direct = f"http://127.0.0.1:{state['preview_port']}/"
+        direct = f"http://127.0.0.1:{state['app_port']}/"
         targets = {
             # (url, headers, connector factory): direct goes into the server's namespace.
             "direct": (direct, {}, lambda: make_connector(state.get("netns", ""))),

@@ -425,8 +425,9 @@ class PreviewGateway:
         key = (target.label, target.start)
         client = self._clients.get(key)
         if client is None:
+            route = target.route
             client = self._clients[key] = aiohttp.ClientSession(
-                connector=make_connector(target.netns, preamble=target.connection_preamble),
+                connector=make_connector(route.netns, preamble=route.connection_preamble),
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
@@ -456,10 +457,11 @@ class PreviewGateway:
     def _upstream_url(self, request, target: PreviewTarget) -> URL:
         """The app's URL: host and port from the target, only the path from the request."""
         path, _, query = request.raw_path.partition("?")
+        host = target.route.host
         return URL.build(
             scheme="http",
-            host=f"[{target.host}]" if ":" in target.host else target.host,  # IPv6 pods
-            port=target.port,
+            host=f"[{host}]" if ":" in host else host,  # IPv6 pods
+            port=target.route.port,
             path=path,
             query_string=query,
             encoded=True,
@@ -538,7 +540,7 @@ class PreviewGateway:
                 "This preview is not running",
                 "The server of this preview is stopped, or this link is wrong.",
             )
-        return self._html(502, pages.app_down(target.app_port or target.port))
+        return self._html(502, pages.app_down(target.route.app_port))
 
     def _page(self, status: int, title: str, text: str) -> web.Response:
         return self._html(status, pages.message(title, text))

@@ -2,9 +2,9 @@
 
 The gateway reads the hub's REST API (``list:users``, ``read:servers``,
 ``admin:server_state``) and keys every ready server by its preview label. Where the
-server's app listens comes from the spawner's state: ``netns``, the path of the server's
-network namespace (empty when the hub is not root), and ``preview_port``; ``process_tag``
-is new at every start, so sign-ins end when the server stops.
+server's app listens, and which start of the server it is, is the ``PreviewRoute`` the
+spawner keeps in its state (``spawners/previewroute.py``); the start id is new at every
+start, so sign-ins end when the server stops.
 """
 
 import asyncio
@@ -17,8 +17,7 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from codepilot_contracts.relay import START_CHECK_STATE, start_line
-
+from ...spawners.previewroute import PreviewRoute
 from .hosts import preview_label
 
 PAGINATION = "application/jupyterhub-pagination+json"
@@ -34,19 +33,13 @@ class PreviewTarget:
     user: str
     server: str
     label: str
-    start: str  # new at every start of the server
-    port: int
-    netns: str = ""
+    route: PreviewRoute
     groups: tuple[str, ...] = ()
-    host: str = "127.0.0.1"  # a pod's IP on Kubernetes
-    app_port: int = 0  # the app's own port when ``port`` is a relay's; 0: ``port``
-    start_check: bool = False  # the relay takes only connections that name ``start``
 
     @property
-    def connection_preamble(self) -> bytes:
-        """What each connection to the app begins with: the start line for a relay that
-        checks it (a reused pod IP then reaches no other server's app), else nothing."""
-        return start_line(self.start) if self.start_check else b""
+    def start(self) -> str:
+        """The start of the server this target is: sign-ins and share levels are its."""
+        return self.route.start_id
 
 
 def targets_from_users(users: list[dict]) -> dict[str, PreviewTarget]:
@@ -54,21 +47,16 @@ def targets_from_users(users: list[dict]) -> dict[str, PreviewTarget]:
     targets = {}
     for user in users:
         for server, model in (user.get("servers") or {}).items():
-            state = model.get("state") or {}
-            if not model.get("ready") or not state.get("preview_port"):
+            route = PreviewRoute.from_state(model.get("state") or {})
+            if not model.get("ready") or route is None:
                 continue
             label = preview_label(user["name"], server)
             targets[label] = PreviewTarget(
                 user=user["name"],
                 server=server,
                 label=label,
-                start=str(state.get("start_id") or state.get("process_tag", "")),
-                port=int(state["preview_port"]),
-                netns=str(state.get("netns", "")),
+                route=route,
                 groups=tuple(user.get("groups") or ()),
-                host=str(state.get("preview_host") or "127.0.0.1"),
-                app_port=int(state.get("preview_app_port") or 0),
-                start_check=bool(state.get(START_CHECK_STATE)),
             )
     return targets
 
