@@ -18,12 +18,13 @@ from .projects import project_handlers
 from .storage import wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .terminals import WorkspaceTerminalManager, configure_terminals
+from .upstream import ExtensionHooks, stop_signal_handler, terminal_extra_env, terminal_manager
 
 # Seconds a stop may take beyond ``sync_flush_timeout``: snapshots, the manifest, closing.
 STOP_MARGIN = 3.0
 
 
-class CodePilot(EnvDefaultsMixin, ExtensionApp):
+class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
     """Code Pilot workspace features for one user server.
 
     Every setting is ``c.CodePilot.<name>`` or the ``CODEPILOT_<NAME>`` environment
@@ -191,8 +192,7 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
             env_name("preview_url"): self.preview_url,
         }
 
-    def _link_jupyter_server_extension(self, serverapp):
-        super()._link_jupyter_server_extension(serverapp)
+    def linked_to_server(self, serverapp):
         configure_terminals(serverapp)
         # The server builds its contents manager right after linking, from these settings.
         mode = self.storage_mode
@@ -231,9 +231,9 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
         KeyboardInterrupt, which ends the event loop without any cleanup: no flush.
         """
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, serverapp._signal_stop)
+            signal.signal(signal.SIGINT, stop_signal_handler(serverapp))
 
-    async def _start_jupyter_server_extension(self, serverapp):
+    async def started_with_server(self, serverapp):
         self._stop_on_sigint(serverapp)
         sync = self.workspace_sync
         if sync is None:
@@ -285,17 +285,17 @@ class CodePilot(EnvDefaultsMixin, ExtensionApp):
     def initialize_settings(self):
         # jupyter_server_terminals loads before us (extensions load in name order), so its
         # manager exists; a server with terminals disabled has none.
-        terminal_manager = self.serverapp.web_app.settings.get("terminal_manager")
-        if terminal_manager is None:
+        terminals = terminal_manager(self.serverapp)
+        if terminals is None:
             self.log.warning("Code Pilot: terminals are disabled on this server")
         else:
-            if not isinstance(terminal_manager, WorkspaceTerminalManager):
+            if not isinstance(terminals, WorkspaceTerminalManager):
                 self.log.warning(
                     "Code Pilot: terminal manager is %s, not WorkspaceTerminalManager; "
                     "terminal echo will be delayed by Nagle's algorithm",
-                    type(terminal_manager).__name__,
+                    type(terminals).__name__,
                 )
-            terminal_manager.extra_env.update(self.preview_environment())
+            terminal_extra_env(terminals).update(self.preview_environment())
         self.log.info(
             "Code Pilot: workspace %s (storage %s), app on port %s, preview at %s",
             self.serverapp.root_dir,

@@ -24,6 +24,8 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from .upstream import hub_model
+
 PREVIEW_API_PATH = "codepilot/api/preview"
 
 
@@ -95,7 +97,7 @@ class PreviewShareHandler(APIHandler):
     async def put(self):
         # Opening a server (a teacher's access:servers) is not owning its preview: who
         # may see the app is for its owner to say, or an admin.
-        viewer = getattr(self.current_user, "hub_user", None) or {}
+        viewer = hub_model(self.current_user)
         if viewer.get("name") != os.environ.get("JUPYTERHUB_USER") and not viewer.get("admin"):
             raise web.HTTPError(403, "only the owner of this server or an admin may share it")
         try:

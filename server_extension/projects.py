@@ -32,6 +32,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from codepilot_contracts.defaults import DEFAULT_SERVER
 from codepilot_contracts.servernames import project_name_problem
 
+from .upstream import hub_model
+
 PROJECT_PATH = "codepilot/api/project"
 PROJECTS_PATH = "codepilot/api/projects"
 
@@ -84,7 +86,7 @@ class ProjectsBase(APIHandler):
     @property
     def viewer(self) -> dict:
         """The hub's model of who is signed in to this page (the owner, a teacher...)."""
-        return getattr(self.current_user, "hub_user", None) or {}
+        return hub_model(self.current_user)
 
     @property
     def viewer_is_owner(self) -> bool:

@@ -6,11 +6,13 @@ from pathlib import Path
 
 from jupyter_server_terminals.terminalmanager import TerminalManager
 
+from .upstream import TerminalOutputHook
+
 # The system's and the user's bash set-up, then a prompt without the host's paths.
 BASHRC = Path(__file__).with_name("terminal.bashrc")
 
 
-class WorkspaceTerminalManager(TerminalManager):
+class WorkspaceTerminalManager(TerminalOutputHook, TerminalManager):
     """jupyter-server-terminals' manager with TCP_NODELAY on every terminal websocket.
 
     A shell echoes each keystroke and command line in several small writes. With Nagle's
@@ -25,11 +27,10 @@ class WorkspaceTerminalManager(TerminalManager):
         super().__init__(**kwargs)
         self._nodelay_clients = weakref.WeakSet()
 
-    def pre_pty_read_hook(self, ptywclients):
-        super().pre_pty_read_hook(ptywclients)
+    def before_output(self, clients):
         # terminado gives the manager no hook when a websocket attaches, but every
-        # attached websocket is in `clients` before the first output reaches it.
-        for client in ptywclients.clients:
+        # attached websocket is among `clients` before the first output reaches it.
+        for client in clients:
             if client not in self._nodelay_clients:
                 client.set_nodelay(True)
                 self._nodelay_clients.add(client)

@@ -11,7 +11,6 @@ import base64
 
 import pytest
 import yaml
-from kubernetes_asyncio.config import kube_config
 
 from codepilot_contracts.relay import start_line
 from codepilot_spawner.kubernetes import objects
@@ -20,8 +19,8 @@ from codepilot_spawner.services.preview.servers import targets_from_users
 from codepilot_spawner.spawners.previewroute import PreviewRoute
 
 from .support.helm import RELEASE, helm_binary, render
-from .support.kube_hub import DUMMY_KUBECONFIG, load_hub_config, make_spawner, to_dict
-from .support.kubeapi import POD_IP, running_fake_api
+from .support.kube_hub import kubespawner_on_fake_api, load_hub_config, make_spawner, to_dict
+from .support.kubeapi import POD_IP
 from .support.manifests import one, role_grants, secret_data
 
 pytestmark = pytest.mark.integration
@@ -44,21 +43,8 @@ def hub_values_of(values: dict, tmp_path) -> dict:
 @pytest.fixture
 async def kube_api():
     """The fake API, with KubeSpawner's shared clients and reflectors pointed at it."""
-    from kubespawner import KubeSpawner, clients
-
-    await KubeSpawner._stop_all_reflectors()
-    saved_clients = dict(clients._client_cache)
-    clients._client_cache.clear()
-    saved_location = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(DUMMY_KUBECONFIG)
-    try:
-        async with running_fake_api() as api:
-            yield api
-            await KubeSpawner._stop_all_reflectors()
-    finally:
-        clients._client_cache.clear()
-        clients._client_cache.update(saved_clients)
-        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved_location
+    async with kubespawner_on_fake_api() as api:
+        yield api
 
 
 def spawner_for(api, hub_values: dict, tmp_path, token: str):

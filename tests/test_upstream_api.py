@@ -1,35 +1,54 @@
-"""What the spawners rely on in the installed KubeSpawner, JupyterHub and Tornado.
+"""What the hub side relies on in the installed KubeSpawner, JupyterHub, aiohttp and tornado.
 
-``codepilot_spawner/kubernetes/upstream.py`` names what neither project documents as API; the
-rest is public but used in a precise shape (hook signatures, a setter, a form parser).
-Each test here reads the installed package and fails when that shape changes, so an
-upgrade that breaks the spawners is caught here and not in a cluster. The behaviour
-itself is exercised by test_kube_spawner_api.py (a real KubeSpawner against a fake API
-server) and test_broker.py (the broker behind a real hub).
+``codepilot_spawner/upstream_api/`` names what those projects do not document as API; the
+rest checked here is public but used in a precise shape (hook signatures, a setter, a
+form parser). Each test exercises the installed package and checks the behaviour the hub
+side relies on, one test per use, so an upgrade that breaks it fails here, by name, and
+not in a cluster. KubeSpawner runs against the fake Kubernetes API of
+tests/support/kubeapi.py; test_kube_spawner_api.py and test_broker.py exercise the
+spawners and services themselves.
 """
 
+import asyncio
 import inspect
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
 import tomllib
-from importlib.metadata import version
+from importlib.metadata import requires, version
 
+import aiohttp
 import pytest
 from jupyterhub.services.auth import HubAuth, HubAuthenticated
+from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio.client import CoreV1Api
 from kubespawner import KubeSpawner
 from kubespawner import objects as kube_objects
-from kubespawner import spawner as kube_spawner
 from packaging.requirements import Requirement
-from tornado.web import RequestHandler
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 from traitlets.config import Config
 
 from codepilot_spawner import CodePilotLocalSpawner
-from codepilot_spawner.kubernetes import upstream
+from codepilot_spawner.upstream_api import CHECKED_VERSIONS
+from codepilot_spawner.upstream_api import jupyterhub as jupyterhub_api
+from codepilot_spawner.upstream_api import kubespawner as kubespawner_api
+from codepilot_spawner.upstream_api.aiohttp import PreambleConnector
+from codepilot_spawner.upstream_api.tornado import status_reason
 
 from .support.hubtools import REPO_ROOT
-from .support.kube_hub import DUMMY_KUBECONFIG
+from .support.kube_hub import kubespawner_on_fake_api, make_spawner
+from .support.kubeapi import POD_IP
 
-# Calls made through upstream.core_api(spawner), with the arguments given by name.
+NAMESPACE = "codepilot"
+
+# Calls made through kubespawner_api.core_api(spawner), with the arguments given by name.
 CORE_API_CALLS = {
     "create_namespaced_secret": ("namespace", "body"),
     "read_namespaced_secret": ("name", "namespace"),
@@ -39,59 +58,137 @@ CORE_API_CALLS = {
 }
 
 
+def hub_requirements() -> dict:
+    with open(REPO_ROOT / "pyproject.toml", "rb") as f:
+        declared = tomllib.load(f)["project"]["optional-dependencies"]["hub"]
+    return {requirement.name: requirement.specifier for requirement in map(Requirement, declared)}
+
+
 def test_the_checked_versions_are_named():
     # Not a pin (pyproject allows a range): what the comments and checks were made on,
-    # which must lie in the range the hub side declares.
-    hub_requirements = {
+    # which must lie in the range the hub side declares, or (tornado) the range of the
+    # declared package that brings it.
+    declared = hub_requirements()
+    brought = {
         requirement.name: requirement.specifier
-        for requirement in map(Requirement, hub_dependencies())
+        for requirement in map(Requirement, requires("jupyterhub"))
     }
-    for package, checked in upstream.CHECKED_VERSIONS.items():
+    for package, checked in CHECKED_VERSIONS.items():
         assert checked.count(".") == 2, package
         assert version(package), package
-        assert hub_requirements[package].contains(checked), (package, checked)
+        allowed = declared[package] if package in declared else brought[package]
+        assert allowed.contains(checked), (package, checked)
 
 
-def hub_dependencies() -> list[str]:
-    with open(REPO_ROOT / "pyproject.toml", "rb") as f:
-        return tomllib.load(f)["project"]["optional-dependencies"]["hub"]
+# --- KubeSpawner ---------------------------------------------------------------------
 
 
-async def test_kubespawners_api_client_is_a_core_v1_api(monkeypatch):
-    from kubernetes_asyncio.config import kube_config
+@pytest.fixture(scope="module")
+async def started_kubespawner():
+    """A plain KubeSpawner started against the fake API, with hooks that record their
+    arguments: (spawner, fake API, [(hook, spawner, pod, pod already created)])."""
+    async with kubespawner_on_fake_api() as api:
+        calls = []
 
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(DUMMY_KUBECONFIG))
-    spawner = KubeSpawner(_mock=True, config=Config())
-    assert isinstance(upstream.core_api(spawner), CoreV1Api)
+        def modify_pod_hook(spawner, pod):
+            created = (NAMESPACE, pod.metadata.name) in api.pods
+            calls.append(("modify_pod_hook", spawner, pod, created))
+            return pod
+
+        def after_pod_created_hook(spawner, pod):
+            created = (NAMESPACE, pod["metadata"]["name"]) in api.pods
+            calls.append(("after_pod_created_hook", spawner, pod, created))
+
+        config = Config()
+        config.KubeSpawner.update(
+            k8s_api_host=api.url,
+            namespace=NAMESPACE,
+            start_timeout=30,
+            k8s_api_request_timeout=5,
+            modify_pod_hook=modify_pod_hook,
+            after_pod_created_hook=after_pod_created_hook,
+        )
+        spawner = make_spawner(config, spawner_class=KubeSpawner)
+        await spawner.start()
+        yield spawner, api, calls
+        await spawner.stop()
+
+
+async def test_kubespawners_api_client_takes_our_calls_to_its_api(started_kubespawner):
+    spawner, api, _ = started_kubespawner
+    client = kubespawner_api.core_api(spawner)
+    assert isinstance(client, CoreV1Api)
     for method, parameters in CORE_API_CALLS.items():
         signature = inspect.signature(getattr(CoreV1Api, method))
         assert set(parameters) <= set(signature.parameters), (method, signature)
+    # The client reaches the API KubeSpawner was configured with.
+    body = {"metadata": {"name": "probe"}, "data": {}}
+    await client.create_namespaced_secret(namespace=NAMESPACE, body=body)
+    await client.read_namespaced_secret(name="probe", namespace=NAMESPACE)
+    await client.delete_namespaced_secret(name="probe", namespace=NAMESPACE)
+    log = await client.read_namespaced_pod_log(name=spawner.pod_name, namespace=NAMESPACE)
+    assert log == ""
+    assert [r for r in api.requests if r[1] == "secrets"] == [
+        ("create", "secrets", "probe"),
+        ("get", "secrets", "probe"),
+        ("delete", "secrets", "probe"),
+    ]
 
 
-def test_the_pod_reflector_holds_pods_by_namespace_and_name():
-    assert isinstance(inspect.getattr_static(KubeSpawner, "pod_reflector"), property)
-    assert isinstance(inspect.getattr_static(kube_spawner.PodReflector, "pods"), property)
-    # The key upstream.reflected_pod builds.
-    assert 'ref_key = f"{self.namespace}/{self.pod_name}"' in inspect.getsource(KubeSpawner)
+async def test_the_pod_reflector_holds_pods_by_namespace_and_name(started_kubespawner):
+    spawner, api, _ = started_kubespawner
+    pod = kubespawner_api.reflected_pod(spawner)
+    assert isinstance(pod, dict)
+    assert pod["metadata"]["name"] == spawner.pod_name
+    assert pod["metadata"]["uid"] == api.pods[(NAMESPACE, spawner.pod_name)]["metadata"]["uid"]
+    assert pod["status"]["podIP"] == POD_IP
 
 
-def test_progress_events_carry_the_kubernetes_event():
-    assert f"'{upstream.RAW_EVENT}': event" in inspect.getsource(KubeSpawner.progress)
-
-
-def test_the_server_container_has_the_name_we_look_for():
-    source = inspect.getsource(kube_objects.make_pod)
-    assert f"name='{upstream.SERVER_CONTAINER}'" in source
-
-
-def test_pod_hooks_get_the_spawner_and_the_pod():
-    source = inspect.getsource(KubeSpawner._start)
-    assert "self.modify_pod_hook(self, pod)" in source
-    assert "self.after_pod_created_hook(self, pod)" in source
+async def test_pod_hooks_get_the_spawner_and_the_pod(started_kubespawner):
+    spawner, _, calls = started_kubespawner
+    (modify, after) = calls
+    # modify_pod_hook: the pod object, before it is created; after_pod_created_hook: the
+    # pod as the API returned it (a dict, with its uid).
+    assert modify[:2] == ("modify_pod_hook", spawner) and modify[3] is False
+    assert modify[2].metadata.name == spawner.pod_name
+    assert after[:2] == ("after_pod_created_hook", spawner) and after[3] is True
+    assert after[2]["metadata"]["uid"]
     for trait in ("modify_pod_hook", "after_pod_created_hook"):
         assert trait in KubeSpawner.class_trait_names(config=True)
     for trait in ("k8s_api_request_timeout", "k8s_api_request_retry_timeout"):
         assert trait in KubeSpawner.class_trait_names()
+
+
+async def test_progress_events_carry_the_kubernetes_event(started_kubespawner):
+    spawner, api, _ = started_kubespawner
+    event = api.add_event(
+        NAMESPACE,
+        {
+            "metadata": {"name": f"{spawner.pod_name}.pulled", "uid": "event-1"},
+            "involvedObject": {"kind": "Pod", "name": spawner.pod_name, "namespace": NAMESPACE},
+            "type": "Normal",
+            "reason": "Pulled",
+            "message": "Successfully pulled the image",
+            "lastTimestamp": "2026-01-01T00:00:01Z",
+            "eventTime": None,
+        },
+    )
+    raw_events = []
+    for _ in range(50):  # until the event reflector has it
+        raw_events = [kubespawner_api.raw_event(e) async for e in spawner.progress()]
+        if any(raw_events):
+            break
+        await asyncio.sleep(0.1)
+    assert [raw["metadata"]["uid"] for raw in raw_events if raw] == ["event-1"]
+    assert next(raw for raw in raw_events if raw)["reason"] == event["reason"]
+
+
+def test_the_server_container_has_the_name_we_look_for():
+    pod = kube_objects.make_pod(
+        name="jupyter-alice", cmd=["jupyterhub-singleuser"], port=8888, image="runner"
+    )
+    (container,) = pod.spec.containers
+    assert container.name == kubespawner_api.SERVER_CONTAINER
 
 
 def test_kubespawners_owner_reference():
@@ -102,6 +199,146 @@ def test_kubespawners_owner_reference():
 
 def test_exponential_backoff_takes_a_timeout():
     assert "timeout" in inspect.signature(exponential_backoff).parameters
+
+
+# --- JupyterHub ----------------------------------------------------------------------
+
+
+def test_the_hub_database_keeps_spawner_states_in_the_spawners_table(tmp_path):
+    from jupyterhub import orm
+
+    database = tmp_path / "jupyterhub.sqlite"
+    session = orm.new_session_factory(f"sqlite:///{database}")()
+    try:
+        user = orm.User(name="ana")
+        session.add(user)
+        state = {"pid": 4321, "process_tag": "0123abcd", "preview_port": 3000}
+        session.add(orm.Spawner(user=user, name="", state=state))
+        session.add(orm.Spawner(user=user, name="never-started"))
+        session.commit()
+    finally:
+        session.close()
+    assert jupyterhub_api.stored_spawner_states(database) == [state]
+
+
+def test_a_local_spawners_state_keeps_its_pid():
+    spawner = LocalProcessSpawner()
+    jupyterhub_api.adopt_process(spawner, 4321)
+    state = spawner.get_state()
+    assert jupyterhub_api.state_pid(state) == 4321
+    restarted = LocalProcessSpawner()  # a restarted hub's
+    restarted.load_state(state)
+    assert jupyterhub_api.adopted_pid(restarted) == 4321
+
+
+def unused_pid() -> int:
+    """A pid no process has now (the highest free one: the last to be handed out)."""
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid_max = int(f.read())
+    for pid in range(pid_max - 1, 1, -1):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            continue
+    raise RuntimeError("no free pid")
+
+
+async def test_an_adopted_process_is_polled_by_its_pid():
+    spawner = LocalProcessSpawner()
+    jupyterhub_api.adopt_process(spawner, os.getpid())
+    assert jupyterhub_api.adopted_pid(spawner) == os.getpid()
+    assert await spawner.poll() is None  # running
+    jupyterhub_api.adopt_process(spawner, unused_pid())
+    assert await spawner.poll() == 0  # gone, and forgotten
+    assert jupyterhub_api.state_pid(spawner.get_state()) is None
+
+
+async def test_a_forgotten_process_is_gone_without_a_signal(monkeypatch):
+    spawner = LocalProcessSpawner()
+    jupyterhub_api.adopt_process(spawner, os.getpid())
+    signalled = []
+    monkeypatch.setattr(os, "kill", lambda *args: signalled.append(args))
+    jupyterhub_api.forget_process(spawner)
+    assert await spawner.poll() == 0
+    assert signalled == []
+    assert spawner.get_state() == {}
+
+
+# A process that SIGINT ends, whatever the test runner's own SIGINT disposition.
+SLEEPER = (
+    "import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "print('ready', flush=True); time.sleep(60)"
+)
+
+
+@pytest.mark.integration
+async def test_an_adopted_process_is_stopped_by_its_pid():
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SLEEPER, stdout=subprocess.PIPE, start_new_session=True
+    )
+    assert await process.stdout.readline() == b"ready\n"
+    spawner = LocalProcessSpawner(interrupt_timeout=10)
+    jupyterhub_api.adopt_process(spawner, process.pid)
+    assert await spawner.poll() is None
+    try:
+        await spawner.stop()
+        assert await process.wait() == -signal.SIGINT  # SIGINT first
+        assert jupyterhub_api.state_pid(spawner.get_state()) is None
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def account_with_a_home() -> pwd.struct_passwd | None:
+    for name in ("daemon", "bin", "nobody"):
+        try:
+            account = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        if account.pw_dir not in ("", "/") and os.path.isdir(account.pw_dir):
+            return account
+    return None
+
+
+@pytest.mark.integration
+@pytest.mark.root
+def test_switch_user_becomes_the_user_and_stays_in_the_working_directory():
+    account = account_with_a_home()
+    if account is None:
+        pytest.skip("no system account with a home folder to switch to")
+    result = subprocess.run(
+        ["sh", "-c", "id -u; id -g; pwd -P"],
+        preexec_fn=jupyterhub_api.switch_user(account.pw_name),
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == [str(account.pw_uid), str(account.pw_gid), "/"]
+
+
+async def test_a_spawners_user_carries_the_hubs_named_server_limit(tmp_path, monkeypatch):
+    from jupyterhub import orm
+    from jupyterhub.app import JupyterHub
+
+    monkeypatch.chdir(tmp_path)  # whatever the hub writes, it writes here
+    hub = JupyterHub(
+        named_server_limit_per_user=4,
+        db_url="sqlite://",
+        cookie_secret=os.urandom(32),
+        log_level="ERROR",
+    )
+    await hub.initialize([])
+    try:
+        hub.db.add(orm.User(name="ana"))
+        hub.db.commit()
+        spawner = hub.users[orm.User.find(hub.db, "ana").id].spawner
+        assert jupyterhub_api.named_server_limit(spawner.user) == 4
+    finally:
+        hub.db.close()
 
 
 @pytest.mark.parametrize(
@@ -121,7 +358,91 @@ def test_the_local_spawners_form_parser(configured, form, options):
 
 def test_the_broker_sets_tornados_current_user():
     # CredentialsHandler.prepare sets current_user after an async HubAuth lookup.
-    assert inspect.getattr_static(RequestHandler, "current_user").fset is not None
+    assert inspect.getattr_static(web.RequestHandler, "current_user").fset is not None
     assert "current_user" not in vars(HubAuthenticated)
     assert "sync" in inspect.signature(HubAuth.get_user).parameters
     assert "model" in inspect.signature(HubAuthenticated.check_hub_user).parameters
+
+
+# --- aiohttp -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("own_sockets", [False, True], ids=["aiohttps-sockets", "socket-factory"])
+async def test_a_preamble_connector_begins_each_new_connection_with_its_preamble(own_sockets):
+    preamble = b"PREAMBLE 0123\r\n"
+    connections: list[bytearray] = []
+
+    async def answer_each_request(reader, writer):
+        received = bytearray()
+        connections.append(received)
+        answered = 0
+        while chunk := await reader.read(65536):
+            received += chunk
+            while received.count(b"\r\n\r\n") > answered:
+                answered += 1
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer_each_request, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    options = {}
+    if own_sockets:
+
+        def factory(addr_info):
+            family, kind, proto, _, _ = addr_info
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            return sock
+
+        options["socket_factory"] = factory
+    try:
+        async with aiohttp.ClientSession(connector=PreambleConnector(preamble, **options)) as s:
+
+            async def get(path):
+                async with s.get(f"http://127.0.0.1:{port}{path}") as response:
+                    return await response.text()
+
+            assert [await get("/one"), await get("/two")] == ["ok", "ok"]  # kept alive
+            assert len(connections) == 1
+            assert bytes(connections[0]).startswith(preamble + b"GET /one ")
+            assert b"GET /two " in connections[0]
+            # Requests at once need new connections: each begins with the preamble.
+            assert await asyncio.gather(*(get(f"/{n}") for n in range(3))) == ["ok"] * 3
+            assert len(connections) > 1
+            for received in connections:
+                assert bytes(received).startswith(preamble + b"GET /")
+                assert received.count(preamble) == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+# --- tornado -------------------------------------------------------------------------
+
+
+class ReasonHandler(web.RequestHandler):
+    """Answers its error's reason phrase as ``write_error`` sees it."""
+
+    def get(self, kind):
+        if kind == "given":
+            raise web.HTTPError(409, "the log message", reason="Name Taken")
+        raise web.HTTPError(404, "the log message")
+
+    def write_error(self, status_code, **kwargs):
+        self.finish(status_reason(self))
+
+
+async def test_a_handlers_status_reason_is_the_one_given_or_the_standard_one():
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(web.Application([(r"/(\w+)", ReasonHandler)]))
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    try:
+        client = AsyncHTTPClient()
+        given = await client.fetch(f"http://127.0.0.1:{port}/given", raise_error=False)
+        standard = await client.fetch(f"http://127.0.0.1:{port}/standard", raise_error=False)
+    finally:
+        server.stop()
+    assert (given.code, given.body) == (409, b"Name Taken")
+    assert (standard.code, standard.body) == (404, b"Not Found")

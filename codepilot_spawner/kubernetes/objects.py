@@ -20,7 +20,7 @@ from kubernetes_asyncio.client.models import (
 
 from codepilot_contracts.starters import STARTER_TITLES
 
-from .upstream import SERVER_CONTAINER
+from ..upstream_api.kubespawner import SERVER_CONTAINER
 
 RESTORE_CONTAINER = "restore-workspace"
 RELAY_CONTAINER = "preview-relay"

@@ -9,42 +9,19 @@ processes and remove its namespace and cgroup; then sweep what carries the hub's
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..upstream_api.jupyterhub import state_pid, stored_spawner_states
 from . import netns
 from .cgroups import ServerCgroup, hub_cgroups, machine_hierarchy
 from .processes import Process, children, tagged_pids, terminate
 from .sandbox import Sandbox
 
 log = logging.getLogger("codepilot.stop-all")
-
-
-def spawner_states(database: Path) -> list[dict]:
-    """The spawner states the hub's database keeps (read-only); none when it has no
-    table of spawners yet (the launcher makes the file empty; a hub configured with
-    another database, such as PostgreSQL, never fills it)."""
-    if not database.exists():
-        return []
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        rows = connection.execute("SELECT state FROM spawners").fetchall()
-    except sqlite3.OperationalError:  # no such table
-        return []
-    finally:
-        connection.close()
-    states = []
-    for (raw,) in rows:
-        with contextlib.suppress(TypeError, ValueError):
-            state = json.loads(raw) if isinstance(raw, str | bytes) else raw
-            if isinstance(state, dict) and state:
-                states.append(state)
-    return states
 
 
 HUB_DATABASE = "jupyterhub.sqlite"
@@ -100,8 +77,8 @@ async def stop_everything(data_dir: Path, grace: float = 10.0) -> StopReport:
     Servers get ``grace`` seconds after SIGTERM, all at once: enough for a stopping
     server's bounded push to S3 (``c.CodePilot.sync_flush_timeout`` and its margin)."""
     report = StopReport()
-    states = await asyncio.to_thread(spawner_states, data_dir / HUB_DATABASE)
-    server_pids = {state.get("pid") for state in states}
+    states = await asyncio.to_thread(stored_spawner_states, data_dir / HUB_DATABASE)
+    server_pids = {state_pid(state) for state in states}
     hub = await asyncio.to_thread(running_hub, data_dir)
     # The hub's own processes, listed while it runs: once it is gone they are orphans.
     parts = [] if hub is None else await asyncio.to_thread(children, hub)
@@ -123,7 +100,7 @@ async def stop_everything(data_dir: Path, grace: float = 10.0) -> StopReport:
 async def stop_server(state: dict, grace: float) -> bool:
     """End one server from its stored state; whether anything of it was still there."""
     sandbox = Sandbox.from_state(state)
-    pid = state.get("pid")
+    pid = state_pid(state)
     running = (
         bool(pid) and (Process.read(pid) is not None) and (sandbox is None or sandbox.owns(pid))
     )

@@ -22,6 +22,7 @@ from codepilot_contracts.starters import PACKAGED_STARTERS
 
 from ..s3settings import STS, S3Settings
 from ..services.preview.hosts import PreviewDomain
+from ..upstream_api.jupyterhub import named_server_limit
 from .servernames import SERVER_TOKEN_SCOPES, check_server_name, project_limit_of
 
 
@@ -198,7 +199,7 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
         settings.update(s3_server_settings(self.s3, self.credentials_url))
         settings.update(preview_port=self.preview_port, starter=self.starter or None)
         # The hub's project limit, for the switcher's check as a name is typed.
-        limit = getattr(self.user, "settings", {}).get("named_server_limit_per_user", 0)
+        limit = named_server_limit(self.user)
         settings.update(project_limit=project_limit_of(limit))
         preview_url = self.preview_url()
         if preview_url:

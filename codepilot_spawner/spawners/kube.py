@@ -25,8 +25,9 @@ from codepilot_contracts.env import CREDENTIALS_EXPIRATION
 from codepilot_contracts.progress import last_record
 
 from ..credentials import CredentialMinter, credentials_environment
-from ..kubernetes import objects, podstatus, upstream
+from ..kubernetes import objects, podstatus
 from ..s3settings import STS
+from ..upstream_api import kubespawner as kubespawner_api
 from .core import CodePilotSpawnerMixin, restore_progress_event
 from .previewroute import PreviewRoute
 
@@ -312,7 +313,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
 
     async def _secret_is_gone(self, name: str) -> bool:
         """Delete the Secret and check that it is gone; False: try again (backoff)."""
-        api = upstream.core_api(self)
+        api = kubespawner_api.core_api(self)
         try:
             await asyncio.wait_for(
                 api.delete_namespaced_secret(name=name, namespace=self.namespace),
@@ -334,7 +335,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
         """Create the Secret; False on a timeout (backoff tries again), errors raise."""
         try:
             await asyncio.wait_for(
-                upstream.core_api(self).create_namespaced_secret(self.namespace, secret),
+                kubespawner_api.core_api(self).create_namespaced_secret(self.namespace, secret),
                 self.k8s_api_request_timeout,
             )
         except TimeoutError:
@@ -344,7 +345,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
     async def adopt_server_secret(self, pod: dict) -> None:
         """Make the pod the Secret's owner: Kubernetes deletes the Secret with the pod."""
         owner = make_owner_reference(self.pod_name, pod["metadata"]["uid"])
-        await upstream.core_api(self).patch_namespaced_secret(
+        await kubespawner_api.core_api(self).patch_namespaced_secret(
             name=self.server_secret_name,
             namespace=self.namespace,
             body=objects.owner_reference_patch(owner),
@@ -363,7 +364,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
             url = await super().start()
         finally:
             self._starting = False
-        self.preview_host = podstatus.pod_ip(upstream.reflected_pod(self)) or ""
+        self.preview_host = podstatus.pod_ip(kubespawner_api.reflected_pod(self)) or ""
         return url
 
     @property
@@ -431,7 +432,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
             return
         # The owner reference removes it too; deleting now keeps no keys around meanwhile.
         try:
-            await upstream.core_api(self).delete_namespaced_secret(
+            await kubespawner_api.core_api(self).delete_namespaced_secret(
                 name=self.server_secret_name, namespace=self.namespace
             )
         except ApiException as error:
@@ -446,7 +447,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
         async def pod_events():
             try:
                 async for event in super(CodePilotSpawner, self).progress():
-                    raw = upstream.raw_event(event)
+                    raw = kubespawner_api.raw_event(event)
                     message = podstatus.describe_event(raw) if raw else event.get("message")
                     if message:
                         await queue.put({"progress": event.get("progress"), "message": message})
@@ -469,12 +470,12 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
         last = None
         while True:
             await asyncio.sleep(RESTORE_POLL_SECONDS)
-            pod = upstream.reflected_pod(self)
+            pod = kubespawner_api.reflected_pod(self)
             state = podstatus.container_state(pod, objects.RESTORE_CONTAINER)
             if state not in ("running", "terminated"):
                 continue
             try:
-                log_text = await upstream.core_api(self).read_namespaced_pod_log(
+                log_text = await kubespawner_api.core_api(self).read_namespaced_pod_log(
                     name=self.pod_name,
                     namespace=self.namespace,
                     container=objects.RESTORE_CONTAINER,

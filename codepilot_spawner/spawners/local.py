@@ -8,7 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
 from traitlets import Bool, Float, Int, List, Unicode, default
 
@@ -36,6 +36,7 @@ from ..onemachine.workspaces import (
     workspace_path,
 )
 from ..s3settings import STS
+from ..upstream_api.jupyterhub import adopt_process, adopted_pid, forget_process, switch_user
 from .core import CodePilotSpawnerMixin, restore_progress_event
 from .previewroute import PreviewRoute
 from .progress import ProgressLog
@@ -345,8 +346,8 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
             self.sandbox_entry,
         )
         self.log.info("Spawning %s from the fork server", self.server_label)
-        self.pid = await shared_fork_server(self.fork_server_command).spawn(request)
-        self.proc = None
+        pid = await shared_fork_server(self.fork_server_command).spawn(request)
+        adopt_process(self, pid)
         return (self.ip or "127.0.0.1", self.port)
 
     async def _create_sandbox(self) -> Sandbox:
@@ -390,8 +391,9 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         if sandbox.network:
             # After a hub restart, before routing its servers again.
             await netns.ensure_hub_rules(self.hub_key, self.namespace_subnet, self.loopback_ports)
-        if self.proc is None and self.pid and not sandbox.owns(self.pid):
-            self.pid = 0  # that pid is another process now: ours is gone
+        pid = adopted_pid(self)
+        if pid and not sandbox.owns(pid):
+            forget_process(self)  # that pid is another process now: ours is gone
         status = await super().poll()
         if status is None and sandbox.cgroup and sandbox.cgroup.oom_kills():
             limit = describe_memory(self.limits.memory_bytes or 0)
@@ -502,7 +504,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
 
     def make_preexec_fn(self, name):
         workspace = str(self.workspace)
-        become_user = set_user_setuid(self.unix_name, chdir=False) if self.isolated else None
+        become_user = switch_user(self.unix_name) if self.isolated else None
         sandbox_entry = self.sandbox_entry
 
         def preexec():

@@ -24,6 +24,7 @@ from traitlets import Float, Int, Unicode, default
 
 from codepilot_contracts.layout import LayoutError
 
+from .. import upstream
 from .engine import WorkspaceSync
 from .localtree import first_link_out, holder_is_inside, is_inside, relative_posix
 from .s3 import S3Error, S3Store
@@ -57,13 +58,13 @@ class WorkspaceFileManager(AsyncLargeFileManager):
         Checking only the holder lets a symlink itself be listed, renamed or deleted, but
         nothing below a symlinked folder. The root holds itself: its own parent is outside.
         """
-        os_path = self._get_os_path(path.strip("/"))
+        os_path = upstream.os_path(self, path.strip("/"))
         inside = is_inside if whole else holder_is_inside
         if not inside(self.root_dir, os_path):
             raise outside_error(path)
 
     def _is_root(self, path: str) -> bool:
-        return self._get_os_path(path.strip("/")) == os.path.abspath(self.root_dir)
+        return upstream.os_path(self, path.strip("/")) == os.path.abspath(self.root_dir)
 
     async def get(self, path, content=True, type=None, format=None, require_hash=False):
         self._refuse_outside(path, whole=bool(content or require_hash))
@@ -93,7 +94,7 @@ class WorkspaceFileManager(AsyncLargeFileManager):
         self._refuse_outside(from_path)
         if to_path is not None:
             self._refuse_outside(to_path)
-        source = self._get_os_path(from_path.strip("/"))
+        source = upstream.os_path(self, from_path.strip("/"))
         link_out = await asyncio.to_thread(first_link_out, self.root_dir, source)
         if link_out is not None:
             raise web.HTTPError(

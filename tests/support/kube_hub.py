@@ -111,15 +111,24 @@ def load_hub_config(values: dict, directory: Path):
         return PyFileConfigLoader("jupyterhub_config.py", path=str(HUB_CONFIG_DIR)).load_config()
 
 
-def make_spawner(config, username="alice", server_name="", user_options=None, token="t" * 32):
-    """A CodePilotSpawner as the hub makes one; must run inside an event loop."""
-    from codepilot_spawner import CodePilotSpawner
+def make_spawner(
+    config,
+    username="alice",
+    server_name="",
+    user_options=None,
+    token="t" * 32,
+    spawner_class=None,
+):
+    """A CodePilotSpawner (or another KubeSpawner) as the hub makes one; must run inside
+    an event loop."""
+    if spawner_class is None:
+        from codepilot_spawner import CodePilotSpawner as spawner_class
 
     hub = Hub(ip="0.0.0.0", port=8081, base_url="/hub/", connect_url="http://cp-hub:8081")
     user = SimpleNamespace(
         name=username, id=1, url=f"/user/{username}/", escaped_name=username, groups=[]
     )
-    spawner = CodePilotSpawner(
+    spawner = spawner_class(
         config=config, user=user, hub=hub, orm_spawner=orm.Spawner(name=server_name)
     )
     spawner.api_token = token
@@ -142,3 +151,27 @@ def kubeconfig_path() -> Path | None:
 def kube_config_for_tests() -> Path:
     """A real kubeconfig when there is one (construction never contacts it), else the dummy."""
     return kubeconfig_path() or DUMMY_KUBECONFIG
+
+
+@contextlib.asynccontextmanager
+async def kubespawner_on_fake_api():
+    """A fake Kubernetes API (``kubeapi.py``) with KubeSpawner's shared clients and
+    reflectors pointed at it, as they were before afterwards."""
+    from kubernetes_asyncio.config import kube_config
+    from kubespawner import KubeSpawner, clients
+
+    from .kubeapi import running_fake_api
+
+    await KubeSpawner._stop_all_reflectors()
+    saved_clients = dict(clients._client_cache)
+    clients._client_cache.clear()
+    saved_location = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(DUMMY_KUBECONFIG)
+    try:
+        async with running_fake_api() as api:
+            yield api
+            await KubeSpawner._stop_all_reflectors()
+    finally:
+        clients._client_cache.clear()
+        clients._client_cache.update(saved_clients)
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved_location

@@ -2,10 +2,11 @@
 
 It speaks the parts of the core/v1 REST API that KubeSpawner and CodePilotSpawner use,
 over real HTTP, to the real ``kubernetes_asyncio`` client: pods and events (list and
-watch, as the reflectors do), secrets (create, read, patch, delete) and pod logs. It plays
-the kubelet in one respect: a pod whose containers read a Secret that does not exist
-when the pod is created gets ``CreateContainerConfigError`` and never becomes ready,
-and the Secret a pod was started with is recorded. Every request is logged in order.
+watch, as the reflectors do; a test adds events), secrets (create, read, patch, delete)
+and pod logs. It plays the kubelet in one respect: a pod whose containers read a Secret
+that does not exist when the pod is created gets ``CreateContainerConfigError`` and
+never becomes ready, and the Secret a pod was started with is recorded. Every request is
+logged in order.
 """
 
 import asyncio
@@ -27,10 +28,15 @@ class FakeKubeAPI:
         self.pod_ip = pod_ip
         self.pods: dict[tuple[str, str], dict] = {}
         self.secrets: dict[tuple[str, str], dict] = {}
+        self.events: dict[tuple[str, str], dict] = {}
         self.requests: list[tuple[str, str, str]] = []  # (verb, kind, name)
         self.secret_seen_by_pod: dict[str, dict | None] = {}  # pod name -> Secret at creation
         self._versions = itertools.count(1)
         self._watchers: dict[str, set[asyncio.Queue]] = {"pods": set(), "events": set()}
+        # Every change, by kind, with its resource version: a watch from a version gets
+        # the changes after it first, as from a real API server (a reflector lists, then
+        # watches from the list's version; what changed between is not lost).
+        self._history: dict[str, list[tuple[int, dict]]] = {"pods": [], "events": []}
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -77,8 +83,12 @@ class FakeKubeAPI:
         self.requests.append((verb, kind, name))
 
     def _publish(self, kind: str, event_type: str, obj: dict) -> None:
+        version = self._version()
+        obj["metadata"]["resourceVersion"] = version
+        event = {"type": event_type, "object": copy.deepcopy(obj)}
+        self._history[kind].append((int(version), event))
         for queue in self._watchers[kind]:
-            queue.put_nowait({"type": event_type, "object": copy.deepcopy(obj)})
+            queue.put_nowait(event)
 
     @staticmethod
     def _not_found(kind, name):
@@ -107,6 +117,10 @@ class FakeKubeAPI:
     async def _list_or_watch(self, request, kind: str, items: list[dict]):
         if request.query.get("watch") in ("true", "1", "True"):
             queue: asyncio.Queue = asyncio.Queue()
+            since = int(request.query.get("resourceVersion") or 0)
+            for version, event in self._history[kind]:
+                if version > since:
+                    queue.put_nowait(event)
             self._watchers[kind].add(queue)
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             await response.prepare(request)
@@ -179,12 +193,10 @@ class FakeKubeAPI:
             running = {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
             statuses = container_statuses(pod, ready=True, state=running)
             status = {"phase": "Running", "podIP": self.pod_ip, "containerStatuses": statuses}
-        pod["metadata"].update(
-            namespace=namespace, uid=str(uuid.uuid4()), resourceVersion=self._version()
-        )
+        pod["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()))
         pod["status"] = status
         self.pods[(namespace, name)] = pod
-        self._publish("pods", "ADDED", pod)
+        self._publish("pods", "ADDED", pod)  # gives it its resourceVersion
         return web.json_response(pod, status=201)
 
     async def delete_pod(self, request):
@@ -203,7 +215,17 @@ class FakeKubeAPI:
         return web.Response(text="")
 
     async def list_events(self, request):
-        return await self._list_or_watch(request, "events", [])
+        namespace = request.match_info["ns"]
+        items = [e for (ns, _), e in self.events.items() if ns == namespace]
+        return await self._list_or_watch(request, "events", items)
+
+    def add_event(self, namespace: str, event: dict) -> dict:
+        """Record ``event`` (a core/v1 Event, as the API returns one) and tell watchers."""
+        event = copy.deepcopy(event)
+        event["metadata"]["namespace"] = namespace
+        self.events[(namespace, event["metadata"]["name"])] = event
+        self._publish("events", "ADDED", event)
+        return event
 
     # --- secrets --------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ import aiohttp
 
 from codepilot_contracts.namespaces import enter_network_namespace
 
+from ...upstream_api.aiohttp import PreambleConnector
+
 
 def socket_in_namespace(netns_path: str, family: int, kind: int, proto: int) -> socket.socket:
     """A new socket that belongs to the network namespace at ``netns_path``."""
@@ -28,21 +30,6 @@ def socket_in_namespace(netns_path: str, family: int, kind: int, proto: int) -> 
             enter_network_namespace(f"/proc/self/fd/{own}")
     finally:
         os.close(own)
-
-
-class PreambleConnector(aiohttp.TCPConnector):
-    """A pool whose every new connection begins with ``preamble`` (a relay's start line),
-    written before the first request. aiohttp's connector extension point, as proxy
-    connectors such as aiohttp-socks use it."""
-
-    def __init__(self, preamble: bytes, **kwargs):
-        super().__init__(**kwargs)
-        self._preamble = preamble
-
-    async def _wrap_create_connection(self, *args, **kwargs):
-        transport, protocol = await super()._wrap_create_connection(*args, **kwargs)
-        transport.write(self._preamble)
-        return transport, protocol
 
 
 def make_connector(netns: str, limit: int = 64, preamble: bytes = b"") -> aiohttp.TCPConnector:

@@ -1,0 +1,135 @@
+"""What the user server uses of jupyter-server, jupyter-server-terminals, terminado and
+jupyterhub-singleuser that they do not document as API.
+
+Callers import these members from here only, never the upstream names themselves.
+``tests/test_server_upstream_api.py`` checks the behaviour each one relies on, one named
+test per use, so an upgrade that changes it fails there and not in a student's server.
+"""
+
+# What the checks were last made on; each lies in the range pyproject's runner allows.
+CHECKED_VERSIONS = {
+    "jupyter-server": "2.21.1",
+    "jupyter-server-terminals": "0.5.4",
+    "terminado": "0.18.1",
+    "jupyterhub": "6.1.1",
+}
+
+
+# --- jupyter-server: contents manager --------------------------------------------------
+
+
+def os_path(contents_manager, api_path: str) -> str:
+    """The absolute filesystem path of ``api_path`` under a file contents manager's root,
+    joined as written: symlinks are not resolved; ``..`` out of the root is a 404.
+
+    Checked on jupyter-server 2.14.0-2.21.1 (``FileManagerMixin._get_os_path``). If it
+    drifts, the workspace managers no longer refuse paths that lead out of the workspace
+    through a symlink, nor the renaming of its root.
+    """
+    return contents_manager._get_os_path(api_path)
+
+
+# --- jupyter-server: extension apps and the server app ----------------------------------
+
+
+class ExtensionHooks:
+    """Mixin for an ``ExtensionApp`` (listed before it): jupyter-server's two private
+    hooks, as ``linked_to_server`` and ``started_with_server``."""
+
+    def _link_jupyter_server_extension(self, serverapp):
+        """Runs ``linked_to_server`` while extensions are linked: after the app has read
+        its config, before the server builds its contents manager and web app, and before
+        any extension loads.
+
+        Checked on jupyter-server 2.14.0-2.21.1. If it drifts, workspaces get the stock
+        contents manager (no S3 mirror) and terminals the stock manager and shell.
+        """
+        super()._link_jupyter_server_extension(serverapp)
+        self.linked_to_server(serverapp)
+
+    async def _start_jupyter_server_extension(self, serverapp):
+        """Awaits ``started_with_server`` once the server's event loop runs.
+
+        Checked on jupyter-server 2.16.0-2.21.1 (older versions never call it). If it
+        drifts, the workspace is never mirrored to S3 and SIGINT ends the server without
+        its flush.
+        """
+        await self.started_with_server(serverapp)
+
+    def linked_to_server(self, serverapp) -> None:
+        """Override: set the server up before it builds its parts from its config."""
+
+    async def started_with_server(self, serverapp) -> None:
+        """Override: start what needs the server's event loop running."""
+
+
+def stop_signal_handler(serverapp):
+    """The signal handler that stops ``serverapp`` the way SIGTERM does: cleanup, the
+    extensions' ``stop_extension`` and the end of the process.
+
+    Checked on jupyter-server 2.14.0-2.21.1 (``ServerApp._signal_stop``). If it drifts,
+    a server stopped with SIGINT (the local spawner's first signal) skips its flush to S3.
+    """
+    return serverapp._signal_stop
+
+
+# --- jupyter-server-terminals and terminado ---------------------------------------------
+
+
+class TerminalOutputHook:
+    """Mixin for a terminado terminal manager (listed before it): ``before_output`` runs
+    before each read of a terminal's output reaches its websockets."""
+
+    def pre_pty_read_hook(self, ptywclients):
+        """Runs ``before_output(clients)`` with the terminal's websockets (tornado
+        ``WebSocketHandler``), every attached one among them, before its next output is
+        passed to them; the manager's own hook runs first.
+
+        Checked on terminado 0.18.0-0.18.1 (``pre_pty_read_hook``,
+        ``PtyWithClients.clients``) and jupyter-server-terminals 0.5.0-0.5.4 (whose hook
+        counts activity for the culler). If it drifts, terminal echo waits on Nagle's
+        algorithm again (about 40 ms per command line), or terminals stop counting
+        activity.
+        """
+        super().pre_pty_read_hook(ptywclients)
+        self.before_output(ptywclients.clients)
+
+    def before_output(self, clients) -> None:
+        """Override: act on a terminal's websockets before its next output reaches them."""
+
+
+def terminal_extra_env(terminal_manager) -> dict:
+    """The variables every new terminal of ``terminal_manager`` gets, as a dict to update:
+    a change applies to the terminals opened after it.
+
+    Checked on terminado 0.18.0-0.18.1 (``TermManagerBase.extra_env``) and
+    jupyter-server-terminals 0.5.0-0.5.4 (which makes it a dict). If it drifts,
+    terminals get no ``PORT`` and ``CODEPILOT_PREVIEW_*``: apps started there serve
+    where the preview does not look.
+    """
+    return terminal_manager.extra_env
+
+
+def terminal_manager(serverapp):
+    """The terminal manager of ``serverapp``'s terminals extension; None when terminals are
+    disabled. Extensions load in name order, so one named after ``jupyter_server_terminals``
+    finds it when its own settings are initialized.
+
+    Checked on jupyter-server-terminals 0.5.0-0.5.4 (the web app's ``terminal_manager``
+    setting). If it drifts, the server logs that terminals are disabled and terminals
+    get no preview variables.
+    """
+    return serverapp.web_app.settings.get("terminal_manager")
+
+
+# --- jupyterhub-singleuser ----------------------------------------------------------------
+
+
+def hub_model(current_user) -> dict:
+    """The hub's model of the signed-in user (``name``, ``admin``, ``groups``...) behind a
+    handler's ``current_user`` in a server run by jupyterhub-singleuser; {} elsewhere.
+
+    Checked on jupyterhub 5.3.0-6.1.1 (``JupyterHubUser.hub_user``). If it drifts, nobody
+    is the server's owner: its owner can neither share the preview nor manage projects.
+    """
+    return getattr(current_user, "hub_user", None) or {}

@@ -1,0 +1,197 @@
+"""What the user server relies on in the installed jupyter-server, jupyter-server-terminals,
+terminado and jupyterhub-singleuser.
+
+``server_extension/upstream.py`` names what those projects do not document as API. Each
+test exercises the installed package and checks the behaviour the server relies on, one
+test per use, so an upgrade that breaks it fails here, by name, and not in a student's
+server. Most run on one jupyter-server initialized in this process with a probe
+extension (tests/apps/upstream_probe.py) that uses the hooks as ``CodePilot`` does.
+"""
+
+import asyncio
+import os
+import signal
+import tomllib
+from importlib.metadata import version
+
+import pytest
+from jupyter_server.auth import User
+from jupyter_server.serverapp import ServerApp
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+from jupyter_server_terminals.terminalmanager import TerminalManager
+from packaging.requirements import Requirement
+from tornado import web
+from traitlets.config import Config
+
+from server_extension import upstream
+
+from .apps.upstream_probe import ProbeContentsManager, ProbeTerminalManager, UpstreamProbe
+from .support.paths import REPO_ROOT
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+EXTENSIONS = ("jupyter_server_terminals", "tests.apps.upstream_probe")
+
+
+def test_the_checked_versions_are_named():
+    # Not a pin: what the comments and checks were made on, in the range the server
+    # side declares.
+    with open(REPO_ROOT / "pyproject.toml", "rb") as f:
+        declared = tomllib.load(f)["project"]["optional-dependencies"]["runner"]
+    runner = {requirement.name: requirement.specifier for requirement in map(Requirement, declared)}
+    for package, checked in upstream.CHECKED_VERSIONS.items():
+        assert checked.count(".") == 2, package
+        assert version(package), package
+        assert runner[package].contains(checked), (package, checked)
+
+
+# --- the contents manager --------------------------------------------------------------
+
+
+def test_os_path_joins_the_path_as_written_under_the_root(tmp_path):
+    root = tmp_path / "workspace"
+    (root / "src").mkdir(parents=True)
+    (root / "out").symlink_to(tmp_path)  # a symlink out of the workspace
+    manager = AsyncLargeFileManager(root_dir=str(root))
+    assert upstream.os_path(manager, "") == str(root)
+    assert upstream.os_path(manager, "src/app.py") == str(root / "src" / "app.py")
+    # Not resolved: the path through the symlink stays under the root.
+    assert upstream.os_path(manager, "out/secret") == str(root / "out" / "secret")
+    with pytest.raises(web.HTTPError) as refused:
+        upstream.os_path(manager, "../secret")
+    assert refused.value.status_code == 404
+
+
+# --- a server app and its extensions ---------------------------------------------------
+
+
+# Initializing a server app starts a process (jupyter-server's sysinfo runs git).
+with_serverapp = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def serverapp(tmp_path_factory):
+    """A jupyter-server initialized in this process (not listening) with the terminals
+    extension and the probe; signal handlers as they were afterwards."""
+    saved = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
+    root = tmp_path_factory.mktemp("root")
+    UpstreamProbe.seen.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
+        app = ServerApp(
+            config=Config({"UpstreamProbe": {"marker": "from config"}}),
+            jpserver_extensions=dict.fromkeys(EXTENSIONS, True),
+            root_dir=str(root),
+            open_browser=False,
+            log_level="ERROR",
+        )
+        try:
+            app.initialize(argv=[], find_extensions=False, new_httpserver=False)
+            yield app
+        finally:
+            for signum, handler in saved.items():
+                signal.signal(signum, handler)
+            ServerApp.clear_instance()
+
+
+@with_serverapp
+def test_the_link_hook_runs_after_config_and_before_the_contents_manager(serverapp):
+    seen = UpstreamProbe.seen
+    assert seen["marker at link"] == "from config"
+    assert seen["contents manager at link"] is None
+    assert type(serverapp.contents_manager) is ProbeContentsManager  # set at link
+
+
+@with_serverapp
+def test_the_link_hook_runs_before_the_terminals_extension_makes_its_manager(serverapp):
+    assert isinstance(upstream.terminal_manager(serverapp), ProbeTerminalManager)
+
+
+@with_serverapp
+def test_a_later_extension_finds_the_terminal_manager_in_the_web_app_settings(serverapp):
+    found = UpstreamProbe.seen["terminal manager"]
+    (terminals_app,) = serverapp.extension_manager.extension_apps["jupyter_server_terminals"]
+    assert found is terminals_app.terminal_manager
+    assert found is upstream.terminal_manager(serverapp)
+    extra_env = upstream.terminal_extra_env(found)
+    assert isinstance(extra_env, dict)
+    assert extra_env["JUPYTER_SERVER_ROOT"] == serverapp.root_dir
+
+
+@with_serverapp
+async def test_the_start_hook_is_awaited_once_the_loop_runs(serverapp):
+    # What the server app awaits once its event loop runs (ServerApp._post_start).
+    await serverapp.extension_manager.start_all_extensions()
+    assert UpstreamProbe.seen["started in"] is asyncio.get_running_loop()
+
+
+@with_serverapp
+def test_the_stop_signal_handler_stops_the_server_as_sigterm_does(serverapp, monkeypatch):
+    handler = upstream.stop_signal_handler(serverapp)
+    assert signal.getsignal(signal.SIGTERM) == handler  # what the server set for SIGTERM
+    stops = []
+    monkeypatch.setattr(serverapp, "stop", lambda **kwargs: stops.append(kwargs))
+    handler(signal.SIGINT, None)
+    assert stops == [{"from_signal": True}]
+
+
+# --- terminals --------------------------------------------------------------------------
+
+
+class FakeWebSocket:
+    """What terminado calls on an attached websocket."""
+
+    size = (None, None)
+
+    def __init__(self):
+        self.output: list[str] = []
+
+    def on_pty_read(self, text):
+        self.output.append(text)
+
+    def on_pty_died(self):
+        pass
+
+
+@pytest.mark.integration
+async def test_the_output_hook_sees_each_attached_websocket_before_output_reaches_it():
+    manager = ProbeTerminalManager(shell_command=["sh", "-c", "read line; echo out-$line"])
+    try:
+        name = manager.create()["name"]
+        terminal = manager.get_terminal(name)
+        websocket = FakeWebSocket()
+        terminal.clients.append(websocket)  # as terminado's TermSocket.open attaches
+        activity = terminal.last_activity
+        terminal.ptyproc.write("go\n")
+        for _ in range(100):
+            if "out-go" in "".join(websocket.output):
+                break
+            await asyncio.sleep(0.05)
+        assert "out-go" in "".join(websocket.output)
+        # Before the first output reached it, the hook had it, with nothing received.
+        first = next(clients for clients in manager.before_outputs if clients)
+        assert first == [(websocket, 0)]
+        assert all(clients == [(websocket, n)] for n, clients in enumerate(manager.before_outputs))
+        # jupyter-server-terminals' own hook still runs: activity is counted.
+        assert terminal.last_activity > activity
+    finally:
+        await manager.terminate_all()
+        await manager.shutdown()
+
+
+def test_extra_env_reaches_the_terminals_opened_after_a_change():
+    manager = TerminalManager(shell_command=["sh"], extra_env={"JUPYTER_SERVER_ROOT": "/work"})
+    upstream.terminal_extra_env(manager).update(PORT="3000")
+    env = manager.make_term_env()  # what each new terminal starts with
+    assert (env["PORT"], env["JUPYTER_SERVER_ROOT"]) == ("3000", "/work")
+
+
+# --- jupyterhub-singleuser --------------------------------------------------------------
+
+
+def test_the_hub_model_is_behind_the_current_user_of_a_singleuser_server():
+    from jupyterhub.singleuser.extension import JupyterHubUser
+
+    model = {"name": "ana", "admin": False, "groups": ["class-a"], "kind": "user"}
+    assert upstream.hub_model(JupyterHubUser(model)) == model
+    assert upstream.hub_model(User(username=os.environ.get("USER", "someone"))) == {}
+    assert upstream.hub_model(None) == {}
