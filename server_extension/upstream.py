@@ -50,9 +50,9 @@ class ExtensionHooks:
     async def _start_jupyter_server_extension(self, serverapp):
         """Awaits ``started_with_server`` once the server's event loop runs.
 
-        Checked on jupyter-server 2.16.0-2.21.1 (older versions never call it). If it
-        drifts, the workspace is never mirrored to S3 and SIGINT ends the server without
-        its flush.
+        Checked on jupyter-server 2.16.0-2.21.1 (older ones never call it; pyproject asks
+        for 2.16). If it drifts, the workspace is never mirrored to S3 and SIGINT ends the
+        server without its flush.
         """
         await self.started_with_server(serverapp)
 
