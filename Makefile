@@ -109,11 +109,11 @@ test: install-test lint
 	  --numprocesses=$(TEST_WORKERS) --dist=loadfile
 
 # jupyter-server's own contents API tests run against our managers
-# (tests/test_contents_upstream.py): its sdist, for the installed version, from PyPI into the venv.
-.PHONY: upstream-sources
-test: upstream-sources
-upstream-sources: install-test
-	$(BIN)/python tests/upstream/sources.py
+# (tests/test_jupyter_server_suite.py): its sdist, for the installed version, from PyPI into the venv.
+.PHONY: jupyter-server-suite
+test: jupyter-server-suite
+jupyter-server-suite: install-test
+	$(BIN)/python tests/jupyter_server_suite/sources.py
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -2,7 +2,7 @@
 
 One value object for the hub's S3 settings, whichever hub reads them (the Helm values,
 the one-machine ``CODEPILOT_*`` variables) and whoever uses them (the spawners, the
-credential broker, ``credentials.py``'s minting).
+credential broker, ``credential_minter.py``).
 """
 
 import os

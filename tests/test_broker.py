@@ -146,7 +146,7 @@ def test_server_renews_with_its_own_token(broker_hub):
     with broker_hub.open_terminal("alice", token) as ws:
         command = (
             'python -c "import asyncio, json, os; '
-            "from server_extension.credentials import CredentialRefresher; "
+            "from server_extension.credential_refresher import CredentialRefresher; "
             "r = CredentialRefresher.for_url(os.environ['CODEPILOT_CREDENTIALS_URL']); "
             "m = asyncio.run(r.current()); "
             "print('RENEWED-' + str(r.renewals), m['access_key'][:4], 'END-' + 'OF-IT')\""

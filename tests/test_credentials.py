@@ -19,7 +19,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from codepilot_spawner.credentials import (
+from codepilot_spawner.credential_minter import (
     CredentialMinter,
     CredentialsError,
     credentials_environment,

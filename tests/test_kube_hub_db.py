@@ -20,7 +20,7 @@ import pytest
 from jupyterhub.services.service import Service
 from tornado.httputil import HTTPServerRequest
 
-from codepilot_spawner.credentials import CredentialMinter
+from codepilot_spawner.credential_minter import CredentialMinter
 from codepilot_spawner.kubernetes.values import database_url
 from codepilot_spawner.s3settings import S3Settings
 from codepilot_spawner.services import broker

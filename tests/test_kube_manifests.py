@@ -23,7 +23,7 @@ from jupyterhub.objects import Hub
 from kubespawner.objects import make_owner_reference
 
 from codepilot_contracts import progress
-from codepilot_spawner.credentials import credentials_environment
+from codepilot_spawner.credential_minter import credentials_environment
 from codepilot_spawner.kubernetes import objects, podstatus
 from codepilot_spawner.kubernetes.values import ValuesError
 

@@ -18,11 +18,11 @@ from codepilot_contracts.relay import start_line
 from codepilot_spawner.kubernetes.relay import Relay, parse_args
 from codepilot_spawner.services.preview.access import SHARE_LEVELS
 from codepilot_spawner.services.preview.app import previews_server
+from codepilot_spawner.services.preview.appconnection import make_connector
 from codepilot_spawner.services.preview.gateway import PreviewGateway
 from codepilot_spawner.services.preview.hosts import PreviewDomain, preview_label
 from codepilot_spawner.services.preview.servers import PreviewTarget, ServerDirectory
 from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, ShareBook
-from codepilot_spawner.services.preview.upstream import make_connector
 from codepilot_spawner.spawners.previewroute import PreviewRoute
 
 from .support.hubtools import free_port, has_ipv6_loopback

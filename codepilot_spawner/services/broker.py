@@ -32,7 +32,7 @@ from codepilot_contracts.broker import (
     credentials_path,
 )
 
-from ..credentials import CredentialMinter, CredentialsError, credential_chain_environment
+from ..credential_minter import CredentialMinter, CredentialsError, credential_chain_environment
 from ..s3settings import STS, S3Settings
 from ..spawners.servernames import SERVER_TOKEN_SCOPES as PROJECT_SCOPES
 from ..upstream_api.tornado import status_reason

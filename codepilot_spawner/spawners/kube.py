@@ -2,7 +2,7 @@
 
 A thin subclass. What both spawners share (settings, environment, restore progress)
 comes from ``core.py``, the objects from ``objects.py``, what a pod's status and events
-say from ``podstatus.py``, the credentials from ``credentials.py``; this class only sets
+say from ``podstatus.py``, the credentials from ``credential_minter.py``; this class only sets
 KubeSpawner's traits from them and fills in KubeSpawner's hooks: ``get_pod_manifest``
 (the restore init container, preview port and relay), ``modify_pod_hook`` (the
 per-server Secret, created before the pod that reads it), ``after_pod_created_hook``
@@ -24,7 +24,7 @@ from codepilot_contracts.defaults import PREVIEW_PORT
 from codepilot_contracts.env import CREDENTIALS_EXPIRATION
 from codepilot_contracts.progress import last_record
 
-from ..credentials import CredentialMinter, credentials_environment
+from ..credential_minter import CredentialMinter, credentials_environment
 from ..kubernetes import objects, podstatus
 from ..s3settings import STS
 from ..upstream_api import kubespawner as kubespawner_api

@@ -22,7 +22,7 @@ import botocore.exceptions
 import botocore.parsers
 from aiobotocore.config import AioConfig
 
-from ..credentials import CredentialsUnavailable, use_broker_credentials
+from ..credential_refresher import CredentialsUnavailable, use_broker_credentials
 from .endpoint import configured_endpoint, plain_http
 
 MiB = 1024 * 1024

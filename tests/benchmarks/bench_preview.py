@@ -25,8 +25,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from codepilot_spawner.services.preview.appconnection import make_connector
 from codepilot_spawner.services.preview.hosts import PreviewDomain
-from codepilot_spawner.services.preview.upstream import make_connector
 from tests.support.hubtools import REPO_ROOT, login, start_hub, wait_until
 from tests.support.localhost import resolve_localhost_subdomains
 from tests.support.terminals import run_in_terminal

@@ -21,11 +21,11 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from . import pages
+from .appconnection import make_connector
 from .hosts import PreviewDomain
 from .servers import PreviewTarget, ServerDirectory
 from .sessions import SessionBook, ShareBook, ViewerSession
 from .tokens import InvalidToken, sign, verify
-from .upstream import make_connector
 
 SESSION_COOKIE = "codepilot_preview_session"
 # The one path of a preview origin the gateway keeps for itself: the end of sign-in.

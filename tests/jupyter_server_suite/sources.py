@@ -4,7 +4,7 @@ pip fetches the sdist from PyPI (``pip download --no-binary :all: --no-deps``) a
 ``tests/`` folder and ``pyproject.toml`` (the suite's pytest settings) are unpacked
 under the venv, once per version; nothing of it enters the repository.
 
-    python tests/upstream/sources.py    # fetch if needed, print the folder
+    python tests/jupyter_server_suite/sources.py    # fetch if needed, print the folder
 """
 
 import importlib.metadata

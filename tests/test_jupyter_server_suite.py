@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from .jupyter_server_suite.sources import CONTENTS_API_TESTS, unpack_tests, upstream_source
 from .support.hubtools import REPO_ROOT
 from .support.s3server import s3_server_fixture
-from .upstream.sources import CONTENTS_API_TESTS, unpack_tests, upstream_source
 
-PLUGIN_DIR = Path(__file__).parent / "upstream"
+PLUGIN_DIR = Path(__file__).parent / "jupyter_server_suite"
 BUCKET = "upstream-contents"
 MODES = ("stock", "local", "sync")
 

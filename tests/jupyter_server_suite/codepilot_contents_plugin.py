@@ -2,7 +2,7 @@
 
 Loaded with ``-p codepilot_contents_plugin`` into a run of the upstream file
 ``tests/services/contents/test_api.py`` from jupyter-server's source distribution (see
-``sources.py``; ``tests/test_contents_upstream.py`` drives the run). The file is used
+``sources.py``; ``tests/test_jupyter_server_suite.py`` drives the run). The file is used
 as published. Its own ``jp_argv`` fixture picks the manager class on the server's
 command line; this plugin parametrizes ``jp_argv`` instead (a ``parametrize`` mark
 takes precedence over a parametrized fixture), so every upstream test runs once per
