@@ -35,8 +35,8 @@ from codepilot_contracts.broker import (
 from ..credential_minter import CredentialMinter, CredentialsError, credential_chain_environment
 from ..s3settings import STS, S3Settings
 from ..spawners.servernames import SERVER_TOKEN_SCOPES as PROJECT_SCOPES
-from ..upstream_api.tornado import status_reason
 from .declaration import HubService
+from .errors import error_body
 from .servicelife import until_stopped
 
 DEFAULT_PORT = 8082
@@ -93,9 +93,7 @@ class CredentialsHandler(HubAuthenticated, web.RequestHandler):
 
     def write_error(self, status_code, **kwargs):
         self.set_header("Content-Type", "application/json")
-        error = kwargs.get("exc_info", (None, None))[1]
-        message = getattr(error, "log_message", None) or status_reason(self)
-        self.finish(json.dumps({"status": status_code, "message": message}))
+        self.finish(error_body(status_code, kwargs.get("exc_info", (None, None))[1]))
 
 
 def make_app(minter: CredentialMinter, prefix: str, hub_auth: HubAuth) -> web.Application:

@@ -28,7 +28,7 @@ from traitlets.config import Application
 
 from ...classroom.groups import DEFAULT_STARTER_PROPERTY, STUDENTS_GROUP, TEACHERS_GROUP
 from ...spawners.starters import offered_starters
-from ...upstream_api.tornado import status_reason
+from ..errors import error_body
 from ..preview.hosts import PreviewDomain
 from ..preview.hubservice import SERVICE_NAME as PREVIEW_SERVICE
 from ..servicelife import until_stopped
@@ -275,12 +275,8 @@ class ClassPageHandler(HubOAuthenticated, web.RequestHandler):
         return model
 
     def write_error(self, status_code, **kwargs):
-        reason = status_reason(self)
-        error = kwargs.get("exc_info", (None, None))[1]
-        if isinstance(error, web.HTTPError) and error.log_message:
-            reason = error.log_message
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": reason}))
+        self.finish(error_body(status_code, kwargs.get("exc_info", (None, None))[1]))
 
 
 ADMIN_LINK = '<a class="hublink" href="{{hub}}admin">Admin panel</a>'

@@ -17,7 +17,7 @@ from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 from tornado.escape import url_unescape
 
-from ...upstream_api.tornado import status_reason
+from ..errors import error_body
 from . import pages
 from .access import SHARE_LEVELS, grants_server_access
 
@@ -127,8 +127,4 @@ class ShareHandler(GatewayHandler):
 
     def write_error(self, status_code, **kwargs):
         self.set_header("Content-Type", "application/json")
-        reason = status_reason(self)
-        error = kwargs.get("exc_info", (None, None))[1]
-        if isinstance(error, web.HTTPError) and error.log_message:
-            reason = error.log_message % error.args if error.args else error.log_message
-        self.finish(json.dumps({"status": status_code, "message": reason}))
+        self.finish(error_body(status_code, kwargs.get("exc_info", (None, None))[1]))
