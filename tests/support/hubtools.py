@@ -38,7 +38,7 @@ install_localhost_resolver()
 # it: so each pytest-xdist worker draws from a block of its own, below the kernel's
 # ephemeral range (32768 and up), where no other worker and no outgoing connection
 # takes one meanwhile.
-PORT_BLOCK, PORT_BLOCKS_START = 1500, 20000
+TEST_PORTS = range(20000, 32768)
 _next_port = itertools.count()
 
 
@@ -48,16 +48,18 @@ def free_port() -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             return s.getsockname()[1]
-    block_start = PORT_BLOCKS_START + int(worker[2:]) * PORT_BLOCK
-    for _ in range(PORT_BLOCK):
-        port = block_start + next(_next_port) % PORT_BLOCK
+    # TEST_PORTS split evenly between the run's workers, however many there are.
+    size = len(TEST_PORTS) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    block = TEST_PORTS[int(worker[2:]) * size :][:size]
+    for _ in block:
+        port = block[next(_next_port) % len(block)]
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {block_start}-{block_start + PORT_BLOCK - 1}")
+    raise RuntimeError(f"no free port in {block.start}-{block.stop - 1}")
 
 
 def has_ipv6_loopback() -> bool:
