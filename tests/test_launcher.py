@@ -44,6 +44,15 @@ def launcher(*args, env: dict, cwd: Path = REPO_ROOT) -> subprocess.CompletedPro
     )
 
 
+PORT_VARIABLES = (
+    "CODEPILOT_PORT",
+    "CODEPILOT_HUB_PORT",
+    "CODEPILOT_PROXY_API_PORT",
+    "CODEPILOT_PREVIEW_GATEWAY_PORT",
+    "CODEPILOT_PREVIEW_API_PORT",
+)
+
+
 # --- the data dir, resolved once -----------------------------------------------------
 
 
@@ -137,6 +146,32 @@ def test_a_refused_start_leaves_no_data_dir_and_no_password_files(tmp_path):
     assert not data_dir.exists()
 
 
+@pytest.mark.integration
+def test_a_data_dir_that_cannot_be_made_is_named_without_a_traceback(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    data_dir = tmp_path / "a-file" / "data"
+    env = {"CODEPILOT_DATA_DIR": str(data_dir)}
+    env.update({name: str(free_port()) for name in PORT_VARIABLES})
+    done = launcher(env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        f"codepilot: cannot use the data directory {data_dir}: {tmp_path / 'a-file'} is not "
+        "a folder; set CODEPILOT_DATA_DIR to a folder you may write"
+    )
+
+
+@pytest.mark.integration
+def test_a_data_dir_the_system_refuses_is_named_without_a_traceback(tmp_path):
+    env = {"CODEPILOT_DATA_DIR": "/proc/codepilot-data"}
+    env.update({name: str(free_port()) for name in PORT_VARIABLES})
+    done = launcher(env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("codepilot: ")
+    assert "/proc/codepilot-data" in done.stderr
+    assert "set CODEPILOT_DATA_DIR to a folder you may write" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_banner_says_who_may_log_in(tmp_path):
     decided = decide(tmp_path, env={})
     everyone = OneMachineSettings.from_env({"CODEPILOT_DATA_DIR": str(tmp_path)})
@@ -173,15 +208,7 @@ def test_a_taken_port_is_named_with_the_variable_that_moves_it(tmp_path):
         env = {
             "CODEPILOT_DATA_DIR": str(tmp_path),
             "CODEPILOT_PREVIEW_API_PORT": str(port),
-            **{
-                name: str(free_port())
-                for name in (
-                    "CODEPILOT_PORT",
-                    "CODEPILOT_HUB_PORT",
-                    "CODEPILOT_PROXY_API_PORT",
-                    "CODEPILOT_PREVIEW_GATEWAY_PORT",
-                )
-            },
+            **{name: str(free_port()) for name in PORT_VARIABLES if "PREVIEW_API" not in name},
         }
         settings = OneMachineSettings.from_env(env)
         assert taken_ports(settings) == [

@@ -9,6 +9,7 @@ and every server: servers outlive a restart of the hub, and this is how they all
 """
 
 import asyncio
+import getpass
 import os
 import socket
 import sys
@@ -132,6 +133,25 @@ def make_data_dir(path: Path) -> None:
         os.close(database)
 
 
+def data_dir_problem(path: Path) -> str | None:
+    """Why the data dir cannot be used, in one line naming the variable that moves it;
+    checked before anything is read or written there."""
+    existing = path
+    # os.path's answers, not Path's: a folder the user may not search is an answer too.
+    while not os.path.exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not os.path.isdir(existing):
+        problem = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable by {getpass.getuser()}"
+    else:
+        return None
+    return f"cannot use the data directory {path}: {problem}; {DATA_DIR_HINT}"
+
+
+DATA_DIR_HINT = "set CODEPILOT_DATA_DIR to a folder you may write"
+
+
 def handed_on(settings: OneMachineSettings) -> dict:
     """What the hub config gets as this process resolved it, never re-deriving it: the
     data dir and the certificates' files as absolute paths (the hub runs in the data dir,
@@ -149,6 +169,9 @@ def handed_on(settings: OneMachineSettings) -> dict:
 def up() -> None:
     try:
         settings = OneMachineSettings.from_env()
+        problem = data_dir_problem(settings.data_dir)
+        if problem:
+            raise SettingsError(problem)
         isolation = IsolationSettings.from_env()
         passwords = decide(settings.data_dir, teachers=bool(settings.teachers))
     except (SettingsError, PasswordError) as error:
@@ -171,7 +194,10 @@ def up() -> None:
     taken = ports_still_taken(settings, wait=SERVICES_ENDING_TIMEOUT if killed else 0)
     if taken:
         sys.exit("\n".join(f"codepilot: {line}" for line in taken))
-    make_data_dir(settings.data_dir)
+    try:
+        make_data_dir(settings.data_dir)
+    except OSError as error:  # what the check cannot foresee (/proc, a read-only mount)
+        sys.exit(f"codepilot: cannot create {error.filename}: {error.strerror}; {DATA_DIR_HINT}")
     keep(passwords)
     print(login_banner(settings, passwords), flush=True)
     print(isolation.banner(os.geteuid() == 0) + "\n", flush=True)
