@@ -54,7 +54,7 @@ def offered_starters(configured: list[str], data_dir) -> list[str]:
 def spawner_starters(spawner) -> tuple[list[str], str]:
     """(starters offered to this spawner, its class's default when it is one of them)."""
     offered = offered_starters(list(spawner.starters), spawner.data_dir)
-    default = default_starter(spawner.user.groups)
+    default = default_starter(spawner.user)
     return offered, default if default in offered else ""
 
 
