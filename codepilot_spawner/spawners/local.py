@@ -40,7 +40,7 @@ from ..upstream_api.jupyterhub import adopt_process, adopted_pid, forget_process
 from .core import CodePilotSpawnerMixin, restore_progress_event
 from .previewroute import PreviewRoute
 from .progresslog import ProgressLog
-from .starters import chosen_starter, spawner_starters, starter_form
+from .starterform import chosen_starter, spawner_starters, starter_form
 
 # Where Code Pilot's code is: a server imports from it (an editable install's checkout).
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the codepilot_spawner package

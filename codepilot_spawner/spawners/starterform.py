@@ -1,4 +1,4 @@
-"""Starters: the spawn form that offers them and the check of a user's choice.
+"""The starter form: the spawn form that offers starters, and the check of a user's choice.
 
 Offered: the configured starters, then a class's own folders under
 ``<data dir>/templates/`` (``templates`` is the folder's stored name; read at every form,
