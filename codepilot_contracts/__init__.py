@@ -28,10 +28,10 @@ Credential broker (``broker``). A hub service, ``codepilot-credentials``, answer
 token) with ``{"access_key", "secret_key", "token", "expiry_time"}``; the server reaches it
 at ``CODEPILOT_CREDENTIALS_URL`` and renews before expiry.
 
-Restore progress (``progress``). ``python -P -m server_extension.sync restore --progress
-json`` (``RESTORE_COMMAND``) prints one JSON record per line: ``{"event": "progress",
-"done", "total"}`` with ``bytes_done``/``bytes_total`` when sizes are known, then
-``done`` or ``error``. Both spawners turn the records into spawn-page messages
+Restore progress (``restoreprogress``). ``python -P -m server_extension.sync restore
+--progress json`` (``RESTORE_COMMAND``) prints one JSON record per line:
+``{"event": "progress", "done", "total"}`` with ``bytes_done``/``bytes_total`` when sizes
+are known, then ``done`` or ``error``. Both spawners turn the records into spawn-page messages
 (``restore_share``, ``restore_message``).
 
 Reserved server names (``servernames``). A named server sits beside the default

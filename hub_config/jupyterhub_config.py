@@ -38,7 +38,7 @@ from codepilot_spawner.services.classpage import hubservice as class_page
 from codepilot_spawner.services.declaration import merge_roles
 from codepilot_spawner.services.preview import hubservice as preview_service
 from codepilot_spawner.services.servicelife import with_hub_pid
-from codepilot_spawner.spawners.servernames import ProjectLimit
+from codepilot_spawner.spawners.projectlimits import ProjectLimit
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 values = load_values(values_file_path())

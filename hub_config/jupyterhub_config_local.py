@@ -27,8 +27,8 @@ from codepilot_spawner.services.classpage import hubservice as class_page
 from codepilot_spawner.services.declaration import merge_roles
 from codepilot_spawner.services.preview import hubservice as preview_service
 from codepilot_spawner.services.servicelife import logged, with_hub_pid, with_log_files
-from codepilot_spawner.spawners.servernames import ProjectLimit
-from codepilot_spawner.spawners.starters import class_starters_dir
+from codepilot_spawner.spawners.projectlimits import ProjectLimit
+from codepilot_spawner.spawners.starterform import class_starters_dir
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 settings = OneMachineSettings.for_hub()

@@ -3,7 +3,7 @@
 JupyterLab runs on the owner's host (``<user>.<hub host>``), another origin than the
 hub's, so the browser cannot call the hub's API with its cookies. These handlers call it
 with this server's own token (``JUPYTERHUB_API_TOKEN``), which holds the owner's rights
-on their own servers and nothing more (``codepilot_spawner.spawners.servernames``):
+on their own servers and nothing more (``codepilot_spawner.spawners.projectlimits``):
 
 - ``GET codepilot/api/project``: this project, its owner and who is viewing it;
 - ``GET codepilot/api/projects``: the owner's projects and their state;

@@ -28,7 +28,7 @@ from codepilot_spawner.onemachine.settings import OneMachineSettings, SettingsEr
 from codepilot_spawner.services.classpage.hubclient import ANSWER_LIMIT, HubClient
 from codepilot_spawner.services.classpage.roster import TEXT_LIMIT, class_rows, server_state
 from codepilot_spawner.services.preview.hosts import PreviewDomain
-from codepilot_spawner.spawners.starters import chosen_starter, offered_starters
+from codepilot_spawner.spawners.starterform import chosen_starter, offered_starters
 
 from .support.hubtools import login, start_hub, wait_until
 from .support.s3server import s3_server_fixture

@@ -19,7 +19,7 @@ from codepilot_contracts import (
     forking,
     layout,
     namespaces,
-    progress,
+    restoreprogress,
     servernames,
     starters,
 )
@@ -287,56 +287,62 @@ def test_a_bad_broker_body_says_what_is_wrong(data, message):
         broker.parse_credentials_body(data)
 
 
-# --- progress -------------------------------------------------------------------------------
+# --- restore progress -----------------------------------------------------------------------
 
 
 def _through_a_line(*counts: int) -> dict:
     """A progress record written as the restore command writes it, then read back."""
-    return progress.parse_line(progress.record_line(progress.progress_record(*counts)))
+    return restoreprogress.parse_line(
+        restoreprogress.record_line(restoreprogress.progress_record(*counts))
+    )
 
 
 def test_progress_lines_round_trip():
-    line = progress.record_line(progress.progress_record(3, 10))
+    line = restoreprogress.record_line(restoreprogress.progress_record(3, 10))
     assert "\n" not in line
-    assert progress.parse_line(line.encode()) == {"event": "progress", "done": 3, "total": 10}
+    assert restoreprogress.parse_line(line.encode()) == {
+        "event": "progress",
+        "done": 3,
+        "total": 10,
+    }
     record = _through_a_line(3, 10, 1_200_000, 48_000_000)
-    assert progress.restore_counts(record) == (3, 10)
-    assert progress.restore_share(record) == 0.025
-    assert progress.restore_message(record) == "Restoring workspace: 1.2/48 MB"
+    assert restoreprogress.restore_counts(record) == (3, 10)
+    assert restoreprogress.restore_share(record) == 0.025
+    assert restoreprogress.restore_message(record) == "Restoring workspace: 1.2/48 MB"
     files = _through_a_line(230, 2000)
-    assert progress.restore_message(files) == "Restoring workspace: 230/2000 files"
-    assert progress.restore_share(_through_a_line(0, 0)) == 1.0
+    assert restoreprogress.restore_message(files) == "Restoring workspace: 230/2000 files"
+    assert restoreprogress.restore_share(_through_a_line(0, 0)) == 1.0
 
 
 @pytest.mark.parametrize("line", ["", "npm WARN x", "[1, 2]", "42", '"text"', "{broken"])
 def test_lines_that_are_not_records_parse_to_nothing(line):
-    assert progress.parse_line(line) == {}
-    assert progress.restore_share(progress.parse_line(line)) is None
+    assert restoreprogress.parse_line(line) == {}
+    assert restoreprogress.restore_share(restoreprogress.parse_line(line)) is None
 
 
 def test_the_last_record_of_a_log_is_found():
     log = "\n".join(
         [
             "starting",
-            progress.record_line(progress.progress_record(1, 4)),
-            progress.record_line(progress.progress_record(3, 4)),
+            restoreprogress.record_line(restoreprogress.progress_record(1, 4)),
+            restoreprogress.record_line(restoreprogress.progress_record(3, 4)),
             '{"event": "done", "restored": 4}',
             "bye",
         ]
     )
-    assert progress.restore_counts(progress.last_record(log)) == (3, 4)
-    assert progress.last_record("no records\n{}") == {}
+    assert restoreprogress.restore_counts(restoreprogress.last_record(log)) == (3, 4)
+    assert restoreprogress.last_record("no records\n{}") == {}
     # Counts that make no sense are not progress.
-    assert progress.restore_counts({"done": 5, "total": 4}) is None
-    assert progress.restore_counts({"done": "1", "total": 4}) is None
+    assert restoreprogress.restore_counts({"done": 5, "total": 4}) is None
+    assert restoreprogress.restore_counts({"done": "1", "total": 4}) is None
 
 
 def test_the_restore_command_is_the_sync_cli():
     from server_extension.sync.cli import parser
 
-    args = parser().parse_args(progress.RESTORE_COMMAND[3:])
+    args = parser().parse_args(restoreprogress.RESTORE_COMMAND[3:])
     assert args.command == "restore" and args.progress == "json"
-    assert progress.RESTORE_COMMAND[:3] == ["-P", "-m", "server_extension.sync"]
+    assert restoreprogress.RESTORE_COMMAND[:3] == ["-P", "-m", "server_extension.sync"]
 
 
 @pytest.mark.integration
@@ -347,7 +353,7 @@ def test_a_students_module_in_the_workspace_cannot_break_the_restore(tmp_path):
 
     (tmp_path / "json.py").write_text("raise SystemExit('the workspace json.py ran')\n")
     done = subprocess.run(
-        [sys.executable, *progress.RESTORE_COMMAND, "--root", str(tmp_path)],
+        [sys.executable, *restoreprogress.RESTORE_COMMAND, "--root", str(tmp_path)],
         cwd=tmp_path,
         env={**os.environ, "CODEPILOT_S3_BUCKET": "", "CODEPILOT_STARTER": ""},
         capture_output=True,
@@ -356,7 +362,7 @@ def test_a_students_module_in_the_workspace_cannot_break_the_restore(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "the workspace json.py ran" not in done.stderr
-    assert progress.parse_line(done.stdout.splitlines()[-1])["event"] == "done"
+    assert restoreprogress.parse_line(done.stdout.splitlines()[-1])["event"] == "done"
 
 
 # --- server names ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from codepilot_spawner.onemachine.unixusers import (
 )
 from codepilot_spawner.onemachine.workspaces import path_segment, workspace_path
 from codepilot_spawner.services.classpage.app import ClassPageApp
-from codepilot_spawner.spawners.progress import ProgressLog
+from codepilot_spawner.spawners.progresslog import ProgressLog
 from server_extension.envconfig import EnvDefaultsMixin, env_settings
 
 

@@ -22,7 +22,7 @@ from jupyterhub import orm
 from jupyterhub.objects import Hub
 from kubespawner.objects import make_owner_reference
 
-from codepilot_contracts import progress
+from codepilot_contracts import restoreprogress
 from codepilot_spawner.credential_minter import credentials_environment
 from codepilot_spawner.kubernetes import objects, podstatus
 from codepilot_spawner.kubernetes.values import ValuesError
@@ -566,14 +566,14 @@ def test_restore_progress_comes_from_the_last_progress_line():
             json.dumps({"event": "listing"}),
         ]
     )
-    record = progress.last_record(log)
+    record = restoreprogress.last_record(log)
     assert record == sized
-    assert progress.restore_message(record) == "Restoring workspace: 1.2/48 MB"
-    assert progress.restore_share(record) == 0.025
+    assert restoreprogress.restore_message(record) == "Restoring workspace: 1.2/48 MB"
+    assert restoreprogress.restore_share(record) == 0.025
     files_only = {"done": 230, "total": 2000}
-    assert progress.restore_message(files_only) == "Restoring workspace: 230/2000 files"
-    assert progress.last_record("no progress here") == {}
-    assert progress.last_record(json.dumps({"done": 5, "total": 2})) == {}
+    assert restoreprogress.restore_message(files_only) == "Restoring workspace: 230/2000 files"
+    assert restoreprogress.last_record("no progress here") == {}
+    assert restoreprogress.last_record(json.dumps({"done": 5, "total": 2})) == {}
 
 
 def test_container_state_reads_pod_status():

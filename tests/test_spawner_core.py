@@ -196,7 +196,7 @@ def test_a_reserved_server_name_is_refused():
 def test_a_reserved_name_is_refused_before_the_hub_gives_it_a_slot():
     from tornado.web import HTTPError
 
-    from codepilot_spawner.spawners.servernames import ProjectLimit, project_limit_of
+    from codepilot_spawner.spawners.projectlimits import ProjectLimit, project_limit_of
 
     limit = ProjectLimit(5)
     with pytest.raises(HTTPError) as refused:  # api/users/<user>/servers/<name>, spawn/...

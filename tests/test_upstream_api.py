@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tomllib
 from importlib.metadata import version
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -29,7 +30,7 @@ from kubernetes_asyncio.client import CoreV1Api
 from kubespawner import KubeSpawner
 from kubespawner import objects as kube_objects
 from packaging.requirements import Requirement
-from tornado import web
+from tornado import httputil, web
 from traitlets.config import Config
 
 from codepilot_spawner import CodePilotLocalSpawner
@@ -310,25 +311,126 @@ def test_switch_user_becomes_the_user_and_stays_in_the_working_directory():
     assert result.stdout.split() == [str(account.pw_uid), str(account.pw_gid), "/"]
 
 
-async def test_a_spawners_user_carries_the_hubs_named_server_limit(tmp_path, monkeypatch):
-    from jupyterhub import orm
+@pytest.fixture(scope="module")
+async def initialized_hub(tmp_path_factory):
+    """A JupyterHub initialized in this process (no proxy, no server started), over a
+    database in memory."""
     from jupyterhub.app import JupyterHub
 
-    monkeypatch.chdir(tmp_path)  # whatever the hub writes, it writes here
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("hub"))  # whatever the hub writes, it writes there
     hub = JupyterHub(
         named_server_limit_per_user=4,
         db_url="sqlite://",
         cookie_secret=os.urandom(32),
         log_level="ERROR",
     )
-    await hub.initialize([])
     try:
-        hub.db.add(orm.User(name="ana"))
-        hub.db.commit()
-        spawner = hub.users[orm.User.find(hub.db, "ana").id].spawner
-        assert jupyterhub_api.named_server_limit(spawner.user) == 4
+        await hub.initialize([])
     finally:
-        hub.db.close()
+        os.chdir(here)
+    yield hub
+    hub.db.close()
+
+
+def hub_user_row(hub, name: str):
+    from jupyterhub import orm
+
+    row = orm.User(name=name)
+    hub.db.add(row)
+    hub.db.commit()
+    return row
+
+
+def login_handler(hub):
+    """The hub's request handler for a login form's POST, as an authenticator's hooks
+    get it."""
+    from jupyterhub.handlers.base import BaseHandler
+
+    request = httputil.HTTPServerRequest(
+        start_line=httputil.RequestStartLine("POST", "/hub/login", "HTTP/1.1"),
+        headers=httputil.HTTPHeaders({"Host": "127.0.0.1"}),
+        connection=SimpleNamespace(set_close_callback=lambda callback: None),
+    )
+    return BaseHandler(hub.tornado_application, request)
+
+
+async def test_a_spawners_user_carries_the_hubs_named_server_limit(initialized_hub):
+    from jupyterhub import orm
+
+    hub = initialized_hub
+    hub_user_row(hub, "ana")
+    spawner = hub.users[orm.User.find(hub.db, "ana").id].spawner
+    assert jupyterhub_api.named_server_limit(spawner.user) == 4
+
+
+async def test_a_login_handler_finds_a_user_only_once_the_hub_has_them(initialized_hub):
+    from jupyterhub.user import User
+
+    handler = login_handler(initialized_hub)
+    assert jupyterhub_api.find_hub_user(handler, "ben") is None
+    hub_user_row(initialized_hub, "ben")
+    found = jupyterhub_api.find_hub_user(handler, "ben")
+    assert isinstance(found, User) and found.name == "ben"
+
+
+async def test_a_login_handler_creates_a_new_user_with_the_default_role(initialized_hub):
+    from jupyterhub import orm
+
+    hub = initialized_hub
+    handler = login_handler(hub)
+    user = jupyterhub_api.hub_user(handler, "cleo")
+    assert user.name == "cleo" and not hub.db.new  # recorded
+    row = orm.User.find(hub.db, "cleo")
+    assert row is not None and [role.name for role in row.roles] == ["user"]
+    assert jupyterhub_api.hub_user(handler, "cleo") is user  # once
+    assert jupyterhub_api.find_hub_user(handler, "cleo") is user
+
+
+async def test_a_user_is_placed_in_one_group_of_several(initialized_hub):
+    from jupyterhub import orm
+
+    hub = initialized_hub
+    row = hub_user_row(hub, "dora")
+    user = hub.users[row]
+    classes = ("pupils", "tutors")
+    # A database row (an authenticator's add_user at hub start) or a User: the groups
+    # the hub lacks are made, and the change is recorded.
+    assert jupyterhub_api.place_in_group(row, "pupils", out_of=classes) is True
+    hub.db.rollback()  # undoes nothing: it was committed
+    assert {group.name for group in row.groups} == {"pupils"}
+    assert orm.Group.find(hub.db, "tutors") is not None
+    assert jupyterhub_api.place_in_group(user, "choir") is True
+    assert jupyterhub_api.place_in_group(user, "tutors", out_of=classes) is True
+    assert {group.name for group in row.groups} == {"choir", "tutors"}
+    assert [user.name for user in orm.Group.find(hub.db, "pupils").users] == []
+    # A row the hub has not recorded is left alone.
+    assert jupyterhub_api.place_in_group(orm.User(name="eve"), "pupils", out_of=classes) is False
+    assert orm.User.find(hub.db, "eve") is None
+
+
+async def test_the_names_of_a_users_groups(initialized_hub):
+    from jupyterhub import orm
+
+    hub = initialized_hub
+    row = hub_user_row(hub, "finn")
+    assert jupyterhub_api.group_names(row) == set()
+    row.groups = [orm.Group(name="finches"), orm.Group(name="owls")]
+    hub.db.commit()
+    assert jupyterhub_api.group_names(row) == {"finches", "owls"}
+    assert jupyterhub_api.group_names(hub.users[row]) == {"finches", "owls"}
+
+
+async def test_the_properties_of_a_users_groups(initialized_hub):
+    from jupyterhub import orm
+
+    hub = initialized_hub
+    row = hub_user_row(hub, "gus")
+    row.groups = [orm.Group(name="plain"), orm.Group(name="set", properties={"colour": "red"})]
+    hub.db.commit()
+    for user in (row, hub.users[row]):
+        properties = jupyterhub_api.group_properties(user)
+        assert sorted(properties, key=len) == [{}, {"colour": "red"}]
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,11 @@ in). On Kubernetes every ``hub.groups.<name>`` is a class whose teachers are the
 
 import re
 
+from ..upstream_api.jupyterhub import group_names, group_properties, hub_user, place_in_group
+
 TEACHERS_GROUP = "teachers"
 STUDENTS_GROUP = "students"
+CLASS_GROUPS = (TEACHERS_GROUP, STUDENTS_GROUP)
 # Group property (JupyterHub 5+) holding the starter a class's new workspaces default to.
 DEFAULT_STARTER_PROPERTY = "codepilot_default_starter"
 
@@ -87,25 +90,13 @@ def class_group_for(name: str, teachers, admins, current_groups) -> str | None:
     return STUDENTS_GROUP
 
 
-def join_class_group(db, orm_user, teachers, admins) -> str | None:
-    """Put ``orm_user`` in their class group (``class_group_for``); the group, or None
-    when they stay as they are."""
-    from jupyterhub import orm
-
-    current = {group.name for group in orm_user.groups}
-    target = class_group_for(orm_user.name, teachers, admins, current)
-    if target is None:
+def join_class_group(user, teachers, admins) -> str | None:
+    """Put ``user`` (a hub ``User`` or its database row) in their class group
+    (``class_group_for``); the group, or None when they stay as they are."""
+    target = class_group_for(user.name, teachers, admins, group_names(user))
+    # In one class group only: a listed teacher is no student.
+    if target is None or not place_in_group(user, target, out_of=CLASS_GROUPS):
         return None
-    for group_name in (TEACHERS_GROUP, STUDENTS_GROUP):
-        group = orm.Group.find(db, group_name)
-        if group is None:
-            group = orm.Group(name=group_name)
-            db.add(group)
-        if group_name == target and group not in orm_user.groups:
-            orm_user.groups.append(group)
-        elif group_name != target and group in orm_user.groups:
-            orm_user.groups.remove(group)  # a listed teacher is no student
-    db.commit()
     return target
 
 
@@ -121,19 +112,19 @@ def make_login_hook(teachers, admins):
         if not authentication:
             return authentication
         name = authentication["name"]
-        user = handler.user_from_username(name)  # created here at first login
-        target = join_class_group(handler.db, user.orm_user, teachers, admins)
+        user = hub_user(handler, name)  # created here at first login
+        target = join_class_group(user, teachers, admins)
         if target is not None:
-            handler.log.info("%s is in the group %s", name, target)
+            authenticator.log.info("%s is in the group %s", name, target)
         return authentication
 
     return join_at_login
 
 
-def default_starter(groups) -> str:
-    """The default starter of the first of ``groups`` (orm groups) that sets one."""
-    for group in groups:
-        value = (getattr(group, "properties", None) or {}).get(DEFAULT_STARTER_PROPERTY)
+def default_starter(user) -> str:
+    """The default starter of the first group of ``user`` (a hub ``User``) that sets one."""
+    for properties in group_properties(user):
+        value = properties.get(DEFAULT_STARTER_PROPERTY)
         if isinstance(value, str) and value:
             return value
     return ""

@@ -14,10 +14,10 @@ becoming a new, empty account.
 from hmac import compare_digest
 
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
-from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Bool, Set, Unicode
 
+from ..upstream_api.jupyterhub import find_hub_user, group_names
 from .groups import TEACHERS_GROUP, join_class_group
 
 # The login form's "This is my first time here" box (hub_templates/login.html).
@@ -56,8 +56,8 @@ class ClassroomPasswordAuthenticator(SharedPasswordAuthenticator):
     def is_teacher(self, handler, username: str) -> bool:
         if username in self.teacher_users:
             return True
-        user = handler.find_user(username) if handler is not None else None
-        return user is not None and any(g.name == TEACHERS_GROUP for g in user.groups)
+        user = find_hub_user(handler, username) if handler is not None else None
+        return user is not None and TEACHERS_GROUP in group_names(user)
 
     async def authenticate(self, handler, data):
         username = self.normalize_username(data["username"])
@@ -72,7 +72,7 @@ class ClassroomPasswordAuthenticator(SharedPasswordAuthenticator):
             authenticated
             and self.confirm_new_accounts
             and handler is not None
-            and handler.find_user(username) is None
+            and find_hub_user(handler, username) is None
             and not data.get(NEW_ACCOUNT_FIELD)
         ):
             raise web.HTTPError(403, new_account_message(username))
@@ -83,7 +83,4 @@ class ClassroomPasswordAuthenticator(SharedPasswordAuthenticator):
         one who logs in does: the class page lists them before their first login. Also
         called for every user when the hub starts."""
         super().add_user(user)
-        orm_user = getattr(user, "orm_user", user)
-        db = object_session(orm_user)
-        if db is not None:
-            join_class_group(db, orm_user, self.teacher_users, self.admin_users)
+        join_class_group(user, self.teacher_users, self.admin_users)

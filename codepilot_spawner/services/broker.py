@@ -34,7 +34,7 @@ from codepilot_contracts.broker import (
 
 from ..credential_minter import CredentialMinter, CredentialsError, credential_chain_environment
 from ..s3settings import STS, S3Settings
-from ..spawners.servernames import SERVER_TOKEN_SCOPES as PROJECT_SCOPES
+from ..spawners.projectlimits import SERVER_TOKEN_SCOPES as PROJECT_SCOPES
 from .declaration import HubService
 from .errors import error_body
 from .servicelife import until_stopped

@@ -5,7 +5,7 @@ process, ``local.py``) and ``CodePilotSpawner`` (a pod, ``kube.py``). It holds t
 settings a user server gets whatever runs it (starters, ``c.CodePilot``
 settings, the S3 settings, the credential broker's URL, preview origins), assembles them
 into the ``CODEPILOT_*`` environment of the contract (``codepilot_contracts.env``), and
-turns the restore command's progress lines (``codepilot_contracts.progress``) into
+turns the restore command's progress lines (``codepilot_contracts.restoreprogress``) into
 progress events. Each spawner adds only what differs: where the server runs, how its
 workspace is prepared and how S3 credentials reach it.
 """
@@ -17,13 +17,13 @@ from traitlets.config import LoggingConfigurable
 
 from codepilot_contracts.defaults import PREVIEW_PORT
 from codepilot_contracts.env import settings_environment
-from codepilot_contracts.progress import RESTORE_COMMAND, restore_message, restore_share
+from codepilot_contracts.restoreprogress import RESTORE_COMMAND, restore_message, restore_share
 from codepilot_contracts.starters import PACKAGED_STARTERS
 
 from ..s3settings import STS, S3Settings
 from ..services.preview.hosts import PreviewDomain
 from ..upstream_api.jupyterhub import named_server_limit
-from .servernames import SERVER_TOKEN_SCOPES, check_server_name, project_limit_of
+from .projectlimits import SERVER_TOKEN_SCOPES, check_server_name, project_limit_of
 
 
 def restore_progress_event(record: dict, start: int, end: int) -> dict | None:

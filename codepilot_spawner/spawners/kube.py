@@ -22,7 +22,7 @@ from traitlets import Dict, Int, List, Unicode, default
 
 from codepilot_contracts.defaults import PREVIEW_PORT
 from codepilot_contracts.env import CREDENTIALS_EXPIRATION
-from codepilot_contracts.progress import last_record
+from codepilot_contracts.restoreprogress import last_record
 
 from ..credential_minter import CredentialMinter, credentials_environment
 from ..kubernetes import objects, podstatus

@@ -14,7 +14,7 @@ from traitlets import Bool, Float, Int, List, Unicode, default
 
 from codepilot_contracts.defaults import PREVIEW_PORT
 from codepilot_contracts.namespaces import SandboxEntry
-from codepilot_contracts.progress import RESTORE_COMMAND, parse_line
+from codepilot_contracts.restoreprogress import RESTORE_COMMAND, parse_line
 
 from ..onemachine import netns
 from ..onemachine.cgroups import Limits, ServerCgroup, describe_memory, machine_hierarchy
@@ -39,8 +39,8 @@ from ..s3settings import STS
 from ..upstream_api.jupyterhub import adopt_process, adopted_pid, forget_process, switch_user
 from .core import CodePilotSpawnerMixin, restore_progress_event
 from .previewroute import PreviewRoute
-from .progress import ProgressLog
-from .starters import chosen_starter, spawner_starters, starter_form
+from .progresslog import ProgressLog
+from .starterform import chosen_starter, spawner_starters, starter_form
 
 # Where Code Pilot's code is: a server imports from it (an editable install's checkout).
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the codepilot_spawner package

@@ -3,8 +3,10 @@
 Its database's ``spawners`` table, read by ``make down`` while no hub runs; how
 ``LocalProcessSpawner`` keeps, polls and stops a server by pid, which the one-machine
 spawner relies on for servers it forks itself; the setuid helper it exports; the hub's
-settings a spawner's user carries. Each member was checked on jupyterhub 5.3.0 to 6.1.1
-(pyproject: ``>=5.3,<7``).
+settings a spawner's user carries; the hub's users and their groups as the classes
+read and set them from the authenticator's hooks (a request handler's users, the
+``groups`` of a user and of its database row). Each member was checked on jupyterhub
+5.3.0 to 6.1.1 (pyproject: ``>=5.3,<7``).
 """
 
 import contextlib
@@ -111,3 +113,78 @@ def named_server_limit(user):
     of names over it (the hub still enforces it).
     """
     return getattr(user, "settings", {}).get("named_server_limit_per_user", 0)
+
+
+def find_hub_user(handler, name: str):
+    """The hub's ``User`` named ``name``, or None when the hub has no such user, as the
+    request ``handler`` an authenticator's hooks get finds it.
+
+    Checked on jupyterhub 5.3.0-6.1.1 (``BaseHandler.find_user``). If it drifts, a
+    teacher the admin moved into the teachers group logs in with the class password, and
+    a mistyped name becomes a new, empty account.
+    """
+    return handler.find_user(name)
+
+
+def hub_user(handler, name: str):
+    """The hub's ``User`` named ``name``, created with its default roles when the hub
+    does not know it yet (at a first login, before JupyterHub would create it).
+
+    Checked on jupyterhub 5.3.0-6.1.1 (``BaseHandler.user_from_username``). If it
+    drifts, whoever logs in for the first time joins no class group.
+    """
+    return handler.user_from_username(name)
+
+
+def _user_row(user):
+    """The database row of a hub user: a ``User`` holds it, an authenticator's
+    ``add_user`` may get the row itself (at hub start)."""
+    return getattr(user, "orm_user", user)
+
+
+def group_names(user) -> set[str]:
+    """The names of the hub groups ``user`` (a ``User`` or its database row) is in.
+
+    Checked on jupyterhub 5.3.0-6.1.1 (``orm.User.groups``, which ``User`` hands on). If
+    it drifts, teachers the admin moved are moved back at their next login.
+    """
+    return {group.name for group in _user_row(user).groups}
+
+
+def group_properties(user) -> list[dict]:
+    """The ``properties`` of each hub group ``user`` (a ``User`` or its database row) is
+    in, in the order the hub keeps them.
+
+    Checked on jupyterhub 5.3.0-6.1.1 (``orm.Group.properties``, a JSON column). If it
+    drifts, a class's new projects no longer start from the starter its teacher chose.
+    """
+    return [dict(group.properties or {}) for group in _user_row(user).groups]
+
+
+def place_in_group(user, group: str, out_of=()) -> bool:
+    """Put ``user`` (a ``User`` or its database row) in the hub group ``group`` and out of
+    the other groups named in ``out_of``, creating the groups the hub lacks, and commit;
+    False, changing nothing, for a row that is in no database session yet.
+
+    Checked on jupyterhub 5.3.0-6.1.1 (``orm.Group.find``, ``orm.Group(name=)``,
+    ``orm.User.groups``, the row's SQLAlchemy session). If it drifts, nobody joins a
+    class: teachers find no students.
+    """
+    from jupyterhub import orm
+    from sqlalchemy.orm import object_session
+
+    row = _user_row(user)
+    db = object_session(row)
+    if db is None:
+        return False
+    for name in dict.fromkeys((*out_of, group)):
+        found = orm.Group.find(db, name)
+        if found is None:
+            found = orm.Group(name=name)
+            db.add(found)
+        if name == group and found not in row.groups:
+            row.groups.append(found)
+        elif name != group and found in row.groups:
+            row.groups.remove(found)
+    db.commit()
+    return True

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from codepilot_contracts import defaults, layout
 from codepilot_contracts.env import env_name
-from codepilot_contracts.progress import progress_record, record_line, restore_message
+from codepilot_contracts.restoreprogress import progress_record, record_line, restore_message
 
 from ..starters import starter_dir, starter_names
 from ..storage.engine import WorkspaceSync

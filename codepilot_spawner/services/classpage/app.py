@@ -27,7 +27,7 @@ from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Application
 
 from ...classroom.groups import DEFAULT_STARTER_PROPERTY, STUDENTS_GROUP, TEACHERS_GROUP
-from ...spawners.starters import offered_starters
+from ...spawners.starterform import offered_starters
 from ..errors import error_body
 from ..preview.hosts import PreviewDomain
 from ..preview.hubservice import SERVICE_NAME as PREVIEW_SERVICE

@@ -1,5 +1,6 @@
-"""Projects (named servers) on the hub's side: names refused with a 400 (the rules are
-``codepilot_contracts.servernames``), the limit, and what a server's token may do to them."""
+"""The limits the hub sets on a user's projects (named servers): the names it refuses
+with a 400 (the rules are ``codepilot_contracts.servernames``), how many a user may have,
+and what a server's token may do to them."""
 
 from dataclasses import dataclass
 

@@ -1,6 +1,6 @@
 """Progress messages a spawner reports while it starts a server.
 
-The restore's own progress records are ``codepilot_contracts.progress``.
+The restore's own progress records are ``codepilot_contracts.restoreprogress``.
 """
 
 import asyncio

@@ -1,4 +1,4 @@
-"""Starters: the spawn form that offers them and the check of a user's choice.
+"""The starter form: the spawn form that offers starters, and the check of a user's choice.
 
 Offered: the configured starters, then a class's own folders under
 ``<data dir>/templates/`` (``templates`` is the folder's stored name; read at every form,
@@ -54,7 +54,7 @@ def offered_starters(configured: list[str], data_dir) -> list[str]:
 def spawner_starters(spawner) -> tuple[list[str], str]:
     """(starters offered to this spawner, its class's default when it is one of them)."""
     offered = offered_starters(list(spawner.starters), spawner.data_dir)
-    default = default_starter(spawner.user.groups)
+    default = default_starter(spawner.user)
     return offered, default if default in offered else ""
 
 
