@@ -317,6 +317,21 @@ def test_renaming_a_named_server_keeps_its_workspace(hub, alice):
     hub.stop_server("alice", "final")
 
 
+def test_a_project_cannot_be_renamed_to_a_servers_route(hub, alice):
+    """Renamed ``lab``, a project could never start again (its URL is the default
+    server's lab): the hub's rename refuses it and nothing moves."""
+    hub.start_server("alice", "sketch")
+    url = hub.server_url("alice", "sketch")
+    save_text(url, "idea.md", "an idea", alice.headers).raise_for_status()
+    hub.stop_server("alice", "sketch")
+    response = hub.api("PATCH", "/users/alice/servers/sketch", json={"name": "lab"})
+    assert response.status_code == 400, response.text
+    assert "cannot be named 'lab'" in response.json()["message"]
+    servers = hub.api("GET", "/users/alice?include_stopped_servers=1").json()["servers"]
+    assert "sketch" in servers and "lab" not in servers
+    assert (hub.data_dir / "workspaces" / "alice" / "sketch" / "idea.md").exists()
+
+
 def test_named_server_limit_is_enforced(hub):
     hub.create_user("dave")
     limit = int(os.environ.get("CODEPILOT_NAMED_SERVER_LIMIT", 5))

@@ -175,6 +175,12 @@ class CodePilotSpawnerMixin(LoggingConfigurable):
         """``alice`` or ``alice:project``, as the hub's own log names servers."""
         return f"{self.user.name}:{self.name}" if self.name else self.user.name
 
+    async def rename(self, old_name, new_name):
+        """JupyterHub's rename (``PATCH`` of a server's name) checks the new name's form
+        only: a route's name is refused here with the reason, before anything moves."""
+        check_server_name(new_name)
+        await super().rename(old_name, new_name)
+
     def check_name(self) -> None:
         """A 400 that says why, when this server's name is one of a server's own routes."""
         check_server_name(self.name)

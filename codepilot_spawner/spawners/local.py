@@ -420,6 +420,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
             self._stopping = False
 
     async def rename(self, old_name, new_name):
+        await super().rename(old_name, new_name)  # refuses a route's name
         # The workspace directory is keyed by server name; keep it with the server.
         root = Path(self.data_dir)
         old = workspace_path(root, self.user.name, old_name)
