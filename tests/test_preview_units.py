@@ -385,5 +385,6 @@ def test_the_hub_origin_listener_binds_its_own_address_behind_a_service(monkeypa
     # address of the pod: binding it would fail.
     monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://cp-preview:8083")
     assert PreviewGatewayApp(hub_origin_ip="::").hub_origin_address() == (8083, "::")
+    assert PreviewGatewayApp(hub_origin_ip="*").hub_origin_address() == (8083, "")
     monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8083")
     assert PreviewGatewayApp().hub_origin_address() == (8083, "127.0.0.1")

@@ -70,7 +70,9 @@ class PreviewGatewayApp(Application):
         -1 (default) means the port the gateway listens on.""",
     ).tag(config=True)
 
-    ip = Unicode("127.0.0.1", help="Address the previews are served on.").tag(config=True)
+    ip = Unicode("127.0.0.1", help="Address the previews are served on; empty: every address.").tag(
+        config=True
+    )
 
     ssl_cert = Unicode(
         "",
@@ -150,9 +152,10 @@ class PreviewGatewayApp(Application):
 
     hub_origin_ip = Unicode(
         "",
-        help="""Address the hub-origin listener (sign-in, share API) binds. Empty: the host
-        of ``JUPYTERHUB_SERVICE_URL``, where the hub reaches it; set it where that URL
-        names a Service in front of the gateway, not an address of its own.""",
+        help="""Address the hub-origin listener (sign-in, share API) binds; ``*``: every
+        address, of either family. Empty: the host of ``JUPYTERHUB_SERVICE_URL``, where
+        the hub reaches it; set it where that URL names a Service in front of the
+        gateway, not an address of its own.""",
     ).tag(config=True)
 
     shares_group = Unicode(
@@ -247,6 +250,8 @@ class PreviewGatewayApp(Application):
     def hub_origin_address(self) -> tuple[int, str]:
         """(port, address) the hub-origin listener binds."""
         service_url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8083"))
+        if self.hub_origin_ip == "*":
+            return service_url.port, ""
         return service_url.port, self.hub_origin_ip or service_url.hostname
 
     async def serve(self) -> None:
