@@ -1,8 +1,9 @@
 # JupyterHub config for Kubernetes, installed by the Helm chart (helm/codepilot).
 # Settings come from the chart's values, mounted at /usr/local/etc/codepilot/values.yaml
 # (CODEPILOT_VALUES_FILE overrides the path); secrets come as environment variables:
-# CONFIGPROXY_AUTH_TOKEN, JPY_COOKIE_SECRET, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and
-# CODEPILOT_DB_URL. See codepilot_spawner/kubernetes/values.py for how each value is read.
+# CONFIGPROXY_AUTH_TOKEN, JPY_COOKIE_SECRET, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+# CODEPILOT_DB_URL and CODEPILOT_PREVIEW_API_TOKEN. See codepilot_spawner/kubernetes/values.py
+# for how each value is read.
 import logging
 import os
 import sys
@@ -13,8 +14,6 @@ from jupyterhub.utils import url_path_join
 
 from codepilot_contracts.starters import PACKAGED_STARTERS
 from codepilot_spawner.kubernetes.values import (
-    PREVIEW_API_PORT,
-    PREVIEW_GATEWAY_PORT,
     authenticator_class,
     authenticator_config,
     class_login_hook,
@@ -161,27 +160,21 @@ if culler:
     culler.add_to(services, roles)
 
 # --- previews on origins of their own ---------------------------------------------------------
-# The gateway runs in the hub pod: previews (<label>.<preview.domain>) come from the
-# ingress controller to its public listener; its sign-in and share API (hub origin) come
-# from the proxy and from user servers to the pod's own address, which the hub registers
-# with the proxy at every start. It reaches each app through the relay in the user pod.
+# The gateway is a Deployment of its own (<release>-preview), registered here as an
+# external service with the token its pods hold: previews (<label>.<preview.domain>) come
+# from the ingress controller to it; its sign-in and share API (hub origin) from the proxy
+# and user servers to its Service. It reaches each app through the relay in the user pod,
+# and keeps share levels in the properties of a hub group (any number of replicas).
 preview = preview_settings(values)
 if preview:
-    gateway = preview_service.hub_service(
-        f"http://{pod_host}:{PREVIEW_API_PORT}",
-        any_ip,
-        PREVIEW_GATEWAY_PORT,
-        [
-            f"--PreviewGatewayApp.domain={preview.domain}",
-            f"--PreviewGatewayApp.scheme={preview.scheme}",
-            "--PreviewGatewayApp.url_port=0",  # the ingress listens on 80/443
-            f"--PreviewGatewayApp.hub_url={preview.hub_url}",
-            f"--PreviewGatewayApp.share_levels={list(preview.share_levels)!r}",
-            # Kept with the hub's own secrets (its cookie secret) on the hub's volume.
-            "--PreviewGatewayApp.state_dir=/srv/codepilot/preview",
-        ],
+    gateway = preview_service.external_service(
+        preview.gateway_url, os.environ["CODEPILOT_PREVIEW_API_TOKEN"], preview.public_url
     )
     gateway.add_to(services, roles)
+    c.JupyterHub.load_groups = {
+        **c.JupyterHub.load_groups,
+        preview_service.SHARES_GROUP: {"users": []},  # properties: the gateway's
+    }
     spawner.preview_domain = preview.domain
     spawner.preview_scheme = preview.scheme
     spawner.preview_relay_port = preview.relay_port
@@ -195,7 +188,7 @@ if preview:
         spawner.image_pull_secrets = list(
             dict.fromkeys([*spawner.image_pull_secrets, *relay_pull_secrets])
         )
-    spawner.preview_api_url = f"http://{hub_host}:{PREVIEW_API_PORT}" + url_path_join(
+    spawner.preview_api_url = preview.gateway_url + url_path_join(
         base_url, "services", preview_service.SERVICE_NAME, "/"
     )
 
@@ -213,7 +206,7 @@ if hub_teachers(values):
     ]
     if preview:
         class_page_args += [
-            f"--ClassPageApp.preview_api_url=http://{pod_host}:{PREVIEW_API_PORT}"
+            f"--ClassPageApp.preview_api_url={preview.gateway_url}"
             + url_path_join(base_url, "services", preview_service.SERVICE_NAME, "/"),
             f"--ClassPageApp.preview_domain={preview.domain}",
             f"--ClassPageApp.preview_scheme={preview.scheme}",

@@ -83,7 +83,10 @@ CONTRACT_KEYS = {
     "culler": {"enabled", "timeout", "every"},
     # Resolved by the chart: hubUrl from ingress.host, scheme from preview.tls.
     # relayImage and its pull secrets are the hub's own (the relay speaks the hub's version).
+    # gatewayUrl and publicUrl: the gateway's Service and public URL, for its registration.
     "preview": {
+        "gatewayUrl",
+        "publicUrl",
         "domain",
         "hubUrl",
         "scheme",
@@ -307,8 +310,8 @@ def test_user_servers_take_traffic_only_from_proxy_and_hub(rendered, value_set):
                 allowed.add((matched[0], port["port"], port["protocol"]))
     expected = {("proxy", 8888, "TCP"), ("hub", 8888, "TCP")}
     if VALUE_SETS[value_set].get("preview", {}).get("domain"):
-        # The preview gateway in the hub pod reaches the relay, never the app's own port.
-        expected.add(("hub", 9797, "TCP"))
+        # The preview gateway reaches the relay, never the app's own port.
+        expected.add(("preview-gateway", 9797, "TCP"))
     assert allowed == expected
 
 

@@ -182,7 +182,7 @@ def test_preview_ingress_wildcard_host_with_tls_to_the_gateway(helm, values_dir)
     (rule,) = previews["spec"]["rules"]
     assert rule["host"] == "*.apps.example.net"
     backend = rule["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": f"{RELEASE}-hub", "port": {"name": "preview"}}
+    assert backend == {"name": f"{RELEASE}-preview", "port": {"name": "preview"}}
     assert previews["spec"]["tls"] == [
         {"secretName": "apps-wildcard-tls", "hosts": ["*.apps.example.net"]}
     ]
@@ -194,11 +194,9 @@ def test_preview_ingress_wildcard_host_with_tls_to_the_gateway(helm, values_dir)
         backend = hub_rule["http"]["paths"][0]["backend"]["service"]
         assert backend["name"] == f"{RELEASE}-proxy-public"
     assert hub_ingress["spec"]["tls"] == [{"secretName": "codepilot-tls", "hosts": hub_hosts}]
-    service = one(objects, "Service", f"{RELEASE}-hub")
+    service = one(objects, "Service", f"{RELEASE}-preview")
     ports = {p["name"]: p for p in service["spec"]["ports"]}
-    assert ports["preview"]["port"] == 8002 and ports["preview-api"]["port"] == 8083
-    container_ports = {p["name"]: p["containerPort"] for p in hub_container(objects)["ports"]}
-    assert container_ports["preview"] == 8002 and container_ports["preview-api"] == 8083
+    assert ports["preview"]["port"] == 8002 and ports["api"]["port"] == 8083
     # The hub learns the resolved settings.
     hub_values = yaml.safe_load(
         secret_data(one(objects, "Secret", f"{RELEASE}-hub-config"))["values.yaml"]
@@ -215,6 +213,9 @@ def test_preview_ingress_wildcard_host_with_tls_to_the_gateway(helm, values_dir)
             "pullPolicy": "IfNotPresent",
         },
         "relayImagePullSecrets": [],
+        "gatewayUrl": f"http://{RELEASE}-preview:8083",
+        "publicUrl": "https://codepilot-preview--service.codepilot.example.com"
+        "/services/codepilot-preview/",
     }
 
 
@@ -231,7 +232,8 @@ def test_preview_network_policies_open_the_new_path_only(helm, values_dir):
     objects = render(helm, PREVIEW, values_dir)
     hub = labels_of(objects, "hub")
     proxy = labels_of(objects, "proxy")
-    policy = hub_policy(objects)
+    gateway = labels_of(objects, "preview-gateway")
+    policy = gateway_policy(objects)
     # Ingress controller -> gateway's public port, and only through its peer rule.
     (controller_rule,) = [
         rule for rule in policy["spec"]["ingress"] if any(p["port"] == 8002 for p in rule["ports"])
@@ -244,28 +246,32 @@ def test_preview_network_policies_open_the_new_path_only(helm, values_dir):
     # The gateway's pages (sign-in, share API): from the proxy and user servers.
     assert admitted(policy, proxy, 8083)
     assert admitted(policy, USER_POD_LABELS, 8083)
+    # The hub pod serves no preview port.
+    assert not admitted(hub_policy(objects), proxy, 8083)
     proxy_policy = one(objects, "NetworkPolicy", f"{RELEASE}-proxy")
-    proxy_to_hub = [
-        p["port"]
-        for rule in proxy_policy["spec"]["egress"]
-        for peer in rule.get("to", [])
-        if "podSelector" in peer and selects(peer["podSelector"], hub)
-        for p in rule["ports"]
-    ]
-    assert sorted(proxy_to_hub) == [8081, 8083]
-    # Gateway (hub pod) -> the relay of user pods; the app's own port stays closed.
+
+    def egress_ports(policy, labels):
+        return sorted(
+            p["port"]
+            for rule in policy["spec"]["egress"]
+            for peer in rule.get("to", [])
+            if "podSelector" in peer and selects(peer["podSelector"], labels)
+            for p in rule["ports"]
+        )
+
+    assert egress_ports(proxy_policy, hub) == [8081]
+    assert egress_ports(proxy_policy, gateway) == [8083]
+    # Gateway -> the relay of user pods; the app's own port stays closed.
     users = one(objects, "NetworkPolicy", f"{RELEASE}-singleuser")
-    assert admitted(users, hub, 9797)
-    assert not admitted(users, proxy, 9797)
-    assert not admitted(users, hub, 3000)
-    user_to_hub = sorted(
-        p["port"]
-        for rule in users["spec"]["egress"]
-        for peer in rule.get("to", [])
-        if "podSelector" in peer and selects(peer["podSelector"], hub)
-        for p in rule["ports"]
-    )
-    assert user_to_hub == [8081, 8082, 8083]
+    assert admitted(users, gateway, 9797)
+    assert not admitted(users, proxy, 9797) and not admitted(users, hub, 9797)
+    assert not admitted(users, gateway, 3000)
+    assert egress_ports(users, hub) == [8081, 8082]
+    assert egress_ports(users, gateway) == [8083]
+
+
+def gateway_policy(objects) -> dict:
+    return one(objects, "NetworkPolicy", f"{RELEASE}-preview")
 
 
 def test_preview_controller_peers_are_configurable(helm, values_dir):
@@ -280,7 +286,7 @@ def test_preview_controller_peers_are_configurable(helm, values_dir):
             }
         ]
     }
-    policy = hub_policy(render(helm, values, values_dir))
+    policy = gateway_policy(render(helm, values, values_dir))
     (rule,) = [r for r in policy["spec"]["ingress"] if any(p["port"] == 8002 for p in r["ports"])]
     assert rule["from"] == values["networkPolicy"]["ingressControllerPeers"]
 
@@ -314,7 +320,7 @@ def test_bad_preview_values_are_refused(helm, values_dir, values, message):
     assert message in result.stderr, result.stderr
 
 
-async def test_hub_config_runs_the_gateway_from_the_values(helm, values_dir, tmp_path):
+async def test_hub_config_registers_the_gateway_from_the_values(helm, values_dir, tmp_path):
     objects = render(helm, with_preview(hub__baseUrl="/cp/"), values_dir)
     hub_values = yaml.safe_load(
         secret_data(one(objects, "Secret", f"{RELEASE}-hub-config"))["values.yaml"]
@@ -322,33 +328,29 @@ async def test_hub_config_runs_the_gateway_from_the_values(helm, values_dir, tmp
     c = load_hub_config(hub_values, tmp_path)
     services = {s["name"]: s for s in c.JupyterHub.services}
     gateway = services["codepilot-preview"]
-    assert gateway["url"] == "http://127.0.0.1:8083"  # POD_IP in the pod
-    # Under a supervisor that holds both its sockets and starts it again if it dies.
-    supervisor, command = gateway["command"][:10], gateway["command"][10:]
-    assert supervisor[1:] == [
-        *("-m", "codepilot_spawner.services.supervise"),
-        *("--listen", "0.0.0.0:8002", "--listen", "127.0.0.1:8083"),
-        *("--preload", "codepilot_spawner.services.preview.app", "--"),
-    ]
-    assert command[0] == "codepilot_spawner.services.preview"
-    assert "--PreviewGatewayApp.state_dir=/srv/codepilot/preview" in command
+    # A Deployment of its own, behind its Service: the hub runs nothing.
+    assert gateway["url"] == f"http://{RELEASE}-preview:8083"
+    assert "command" not in gateway
+    args = one(objects, "Deployment", f"{RELEASE}-preview")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["args"]
     for argument in (
         "--PreviewGatewayApp.domain=apps.example.net",
         "--PreviewGatewayApp.scheme=https",
         "--PreviewGatewayApp.url_port=0",
-        "--PreviewGatewayApp.ip=0.0.0.0",
         "--PreviewGatewayApp.port=8002",
         "--PreviewGatewayApp.hub_url=https://codepilot.example.com",
-        "--PreviewGatewayApp.share_levels=['owner', 'authenticated', 'public']",
+        "--PreviewGatewayApp.share_levels=owner",
+        "--PreviewGatewayApp.share_levels=public",
     ):
-        assert argument in command
+        assert argument in args
     roles = {role["name"]: role for role in c.JupyterHub.load_roles}
     assert len(roles) == len(c.JupyterHub.load_roles), "a role name twice stops the hub"
     assert "access:services!service=codepilot-preview" in roles["user"]["scopes"]
     assert "admin:server_state" in roles["codepilot-preview"]["scopes"]
     assert c.CodePilotSpawner.preview_relay_port == 9797
     assert c.CodePilotSpawner.preview_api_url == (
-        f"http://{RELEASE}-hub:8083/cp/services/codepilot-preview/"
+        f"http://{RELEASE}-preview:8083/cp/services/codepilot-preview/"
     )
 
 

@@ -221,10 +221,11 @@ def test_hub_registers_its_services_at_its_pod_address(preview_sts_values, tmp_p
     # The hub waits for these at start: through the Service they answer only once the
     # pod is Ready, which needs the hub started.
     assert services["codepilot-credentials"]["url"] == "http://10.42.0.5:8082"
-    assert services["codepilot-preview"]["url"] == "http://10.42.0.5:8083"
+    # The preview gateway, a Deployment of its own, at its Service.
+    assert services["codepilot-preview"]["url"] == f"http://{RELEASE}-preview:8083"
     # User pods keep the stable Service name.
     assert c.CodePilotSpawner.credentials_url.startswith(f"http://{RELEASE}-hub:8082/")
-    assert c.CodePilotSpawner.preview_api_url.startswith(f"http://{RELEASE}-hub:8083/")
+    assert c.CodePilotSpawner.preview_api_url.startswith(f"http://{RELEASE}-preview:8083/")
 
 
 # --- IPv6 pods ---------------------------------------------------------------------------------
@@ -239,13 +240,8 @@ def test_ipv6_pod_listens_on_its_family_and_brackets_its_address(preview_sts_val
     broker = services["codepilot-credentials"]
     assert broker["url"] == "http://[fd00:10:42::5]:8082"
     assert broker["environment"]["CODEPILOT_BROKER_IP"] == "::"
-    gateway = services["codepilot-preview"]
-    assert gateway["url"] == "http://[fd00:10:42::5]:8083"
-    command = gateway["command"]
-    listens = [command[i + 1] for i, arg in enumerate(command) if arg == "--listen"]
-    assert listens == [":::8002", "[fd00:10:42::5]:8083"]
-    # The supervisor reads the previews' listener as the IPv6 any-address.
-    sock = listening_socket(listens[0].replace("8002", "0"))
+    # The supervisor reads an IPv6 listener as the IPv6 any-address.
+    sock = listening_socket(":::0")
     try:
         assert sock.family == socket.AF_INET6 and sock.getsockname()[0] == "::"
     finally:
@@ -303,7 +299,7 @@ def test_class_page_with_hub_teachers(helm, values_dir, tmp_path, preview_sts_va
     assert page["command"][1:3] == ["-m", "codepilot_spawner.services.classpage"]
     for argument in (
         f"--ClassPageApp.proxy_url=http://{RELEASE}-proxy-public:80",
-        "--ClassPageApp.preview_api_url=http://10.42.0.5:8083/cp/services/codepilot-preview/",
+        f"--ClassPageApp.preview_api_url=http://{RELEASE}-preview:8083/cp/services/codepilot-preview/",
         "--ClassPageApp.preview_domain=apps.example.net",
         "--ClassPageApp.preview_scheme=https",
         "--ClassPageApp.subdomains=True",  # ingress.host is set: per-user hosts
@@ -336,7 +332,7 @@ def test_class_page_with_hub_teachers(helm, values_dir, tmp_path, preview_sts_va
         .get("app.kubernetes.io/component")
         == "proxy"
     ]
-    assert {p["port"] for p in from_proxy["ports"]} == {8081, 8083, 8084}
+    assert {p["port"] for p in from_proxy["ports"]} == {8081, 8084}
     # Without hub.teachers there is no page, and no port for it.
     plain = hub_config_in_pod(preview_sts_values, tmp_path, "10.42.0.5")
     assert "codepilot" not in {s["name"] for s in plain.JupyterHub.services}
@@ -348,20 +344,19 @@ def test_class_page_with_hub_teachers(helm, values_dir, tmp_path, preview_sts_va
 
 
 @pytest.mark.integration
-def test_share_levels_are_kept_on_a_volume_with_an_external_database(helm, values_dir):
+def test_share_levels_are_kept_in_the_hub_database_not_on_a_volume(helm, values_dir, tmp_path):
     values = with_changes(PREVIEW, hub__db={"url": "postgresql://hub:pw@db.example.com/hub"})
     objects = render(helm, values, values_dir)
     validate(objects)
-    # The gateway keeps share levels under /srv/codepilot/preview: on the volume, not on
-    # an emptyDir that a restart empties.
-    one(objects, "PersistentVolumeClaim", f"{RELEASE}-hub-db")
-    spec = one(objects, "Deployment", f"{RELEASE}-hub")["spec"]["template"]["spec"]
-    volumes = {v["name"]: v for v in spec["volumes"]}
-    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == f"{RELEASE}-hub-db"
-    mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
-    assert mounts["data"] == "/srv/codepilot"
-    # Without previews an external database needs no volume.
-    assert not find(render(helm, VALUE_SETS["external-db"], values_dir), "PersistentVolumeClaim")
+    # The gateway keeps share levels in a hub group's properties (the hub's database),
+    # so an external database needs no volume, previews or not.
+    assert not find(objects, "PersistentVolumeClaim")
+    args = one(objects, "Deployment", f"{RELEASE}-preview")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["args"]
+    assert "--PreviewGatewayApp.shares_group=codepilot-preview-shares" in args
+    c = hub_config_in_pod(rendered_hub_values(objects), tmp_path, "10.42.0.5")
+    assert "codepilot-preview-shares" in c.JupyterHub.load_groups
 
 
 @pytest.mark.integration

@@ -180,7 +180,7 @@ async def test_state_tells_the_gateway_where_the_relay_listens(kube_api, tmp_pat
     expected_url = PreviewDomain("apps.example.net", "https").url("alice", "")
     assert env["CODEPILOT_PREVIEW_URL"] == expected_url
     assert env["CODEPILOT_PREVIEW_API_URL"] == (
-        f"http://{RELEASE}-hub:8083/cp/services/codepilot-preview/"
+        f"http://{RELEASE}-preview:8083/cp/services/codepilot-preview/"
     )
 
     # A hub restart reads the state back; a stop clears it; a new start is a new start.

@@ -4,7 +4,9 @@ import asyncio
 import logging
 import re
 import time
+from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -145,13 +147,18 @@ def test_sign_in_returns_only_to_local_paths(path, safe):
     assert safe_next(path) == safe
 
 
-async def test_one_viewer_keeps_a_bounded_number_of_sessions_newest_kept():
-    book = SessionBook(ttl=3600, per_viewer=5)
+async def test_sessions_held_in_memory_are_bounded_and_an_evicted_one_comes_back_checked():
+    book = SessionBook(ttl=3600, in_memory=5)
     target = PreviewTarget(user="ana", server="", label="ana-x", route=PreviewRoute("1", 3000))
-    ids = [await book.open("bob", "t", (), target) for _ in range(50)]
-    other = await book.open("carl", "t", (), target)
-    assert [sid for sid in ids if book.get(sid, target)] == ids[-5:]
-    assert book.get(other, target) is not None and len(book.sessions) == 6
+    ids = [await book.open("bob", "t", ["access:servers!user=ana", "read:users"], target)]
+    ids += [await book.open("carl", "t", (), target) for _ in range(50)]
+    assert len(book.sessions) == 5 and ids[0] not in book.sessions
+    # The first session is out of memory, not ended: its cookie brings it back, to be
+    # checked at the hub at its first use (checked_at 0), with only what decides access.
+    back = book.get(ids[0], target)
+    assert (back.viewer, back.checked_at, back.scopes) == ("bob", 0.0, {"access:servers!user=ana"})
+    assert len(book.sessions) == 5
+    assert book.get(ids[0][:-4] + "AAAA", target) is None  # tampered: refused
 
 
 def test_refused_tokens_cost_nothing_and_new_ones_are_asked_about_at_a_bounded_rate():
@@ -170,13 +177,16 @@ async def test_sessions_and_the_signing_key_outlive_the_gateways_process(tmp_pat
     state = tmp_path / "preview"
     key = kept_key(state)
     target = PreviewTarget(user="ana", server="", label="ana-x", route=PreviewRoute("1", 3000))
-    book = SessionBook(ttl=3600, file=KeptFile(state / "sessions.json", logging.getLogger()))
+    kept = KeptFile(state / "sessions.json", logging.getLogger())
+    book = SessionBook(ttl=3600, file=kept, key=key)
     sid = await book.open("bob", "bobs-token", ["access:servers!user=ana"], target)
     assert await book.spend_nonce("n1", time.time() + 60)
 
-    # What a restarted gateway reads: the same key, the session (to be rechecked at
-    # once), the spent nonce; all of it private to the gateway.
-    again = SessionBook(ttl=3600, file=KeptFile(state / "sessions.json", logging.getLogger()))
+    # What a restarted gateway reads: the same key, so the session its cookie carries
+    # (to be rechecked at once), and the spent nonce; all of it private to the gateway.
+    again = SessionBook(
+        ttl=3600, file=KeptFile(state / "sessions.json", logging.getLogger()), key=kept_key(state)
+    )
     assert kept_key(state) == key and len(key) == 32
     session = again.get(sid, target)
     assert (session.viewer, session.token, session.checked_at) == ("bob", "bobs-token", 0.0)
@@ -186,9 +196,13 @@ async def test_sessions_and_the_signing_key_outlive_the_gateways_process(tmp_pat
         "0o700",
         "0o600",
     }
-    # A server that stopped takes its sessions with it, in the file too.
+    # A server that stopped takes its sessions with it (a new start refuses the cookie).
     await again.prune({})
-    assert SessionBook(3600, KeptFile(state / "sessions.json", logging.getLogger())).sessions == {}
+    assert again.sessions == {}
+    restarted = PreviewTarget(user="ana", server="", label="ana-x", route=PreviewRoute("2", 3000))
+    assert again.get(sid, restarted) is None
+    # Another key opens nothing.
+    assert SessionBook(3600, key=b"other" * 8).get(sid, target) is None
 
 
 async def test_a_connection_slow_to_send_its_headers_is_closed():
@@ -238,3 +252,139 @@ async def test_a_hub_that_does_not_answer_ends_no_sign_in_and_no_share(tmp_path)
     await gateway.follow_hub()
     assert not gateway.directory.current_listing
     assert sessions.get(sid, target) is not None and shares.level(target) == "public"
+
+
+# --- several gateways (Kubernetes replicas) -------------------------------------------------
+
+NAVIGATE_HTML = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none", "Accept": "text/html"}
+
+
+async def serving(handler) -> tuple[web.AppRunner, int]:
+    """``handler`` served on a loopback port of this process."""
+    runner = web.ServerRunner(previews_server(handler, idle_timeout=5))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]
+
+
+def replica(key: bytes, target: PreviewTarget) -> PreviewGateway:
+    """A gateway as each replica on Kubernetes runs: the Secret's key, links bound to
+    their browser, the hub's listing already read."""
+    directory = ServerDirectory(api_url="http://127.0.0.1:9/hub/api", api_token="t")
+    directory.targets, directory.current_listing = {target.label: target}, True
+    return PreviewGateway(
+        domain=PreviewDomain("preview.localhost", "http"),
+        directory=directory,
+        sessions=SessionBook(3600, key=key),
+        shares=ShareBook(KeptFile(None, logging.getLogger()), SHARE_LEVELS),
+        secret=key,
+        login_url="http://hub.localhost/services/codepilot-preview/login",
+        hub_auth=None,  # rechecks find no hub and keep what the sign-in said
+        bind_sign_in=True,
+    )
+
+
+async def test_a_sign_in_at_one_replica_holds_at_another_and_its_link_only_in_its_browser():
+    async def app(request):
+        return web.Response(text=f"app page {request.path}")
+
+    app_runner, app_port = await serving(app)
+    key = b"k" * 32  # the Secret every replica mounts
+    target = PreviewTarget(
+        user="ana", server="", label=preview_label("ana"), route=PreviewRoute("1", app_port)
+    )
+    gateways = [replica(key, target), replica(key, target)]
+    runners, ports = [], []
+    for gateway in gateways:
+        runner, port = await serving(gateway.handle)
+        runners.append(runner)
+        ports.append(port)
+    host = f"{target.label}.preview.localhost"
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            # Replica A sends the browser to sign in, marking it with a cookie of its own.
+            to_login = await browser.get(
+                f"http://127.0.0.1:{ports[0]}/page",
+                headers={**NAVIGATE_HTML, "Host": f"{host}:{ports[0]}"},
+                allow_redirects=False,
+            )
+            assert to_login.status == 302
+            digest = parse_qs(urlsplit(to_login.headers["Location"]).query)["browser"][0]
+            mark = to_login.cookies["codepilot_preview_browser"]
+            assert mark["path"] == "/.codepilot-preview/sign-in" and mark["httponly"]
+            # The hub-origin sign-in, served by whichever replica the proxy picked (A).
+            sid = await gateways[0].sessions.open(
+                "ana", "anas-token", ["access:servers!user=ana"], target
+            )
+            link = urlsplit(gateways[0].ticket_for(sid, target, "/page", browser=digest))
+            path = f"{link.path}?{link.query}"
+            # The link, from another browser, at either replica: refused.
+            for port in ports:
+                async with aiohttp.ClientSession() as other:
+                    stolen = await other.get(
+                        f"http://127.0.0.1:{port}{path}",
+                        headers={"Host": f"{host}:{port}"},
+                        allow_redirects=False,
+                    )
+                    assert stolen.status == 403
+                    assert "belongs to another browser" in await stolen.text()
+            # In its browser, at replica B, which never saw the sign-in: it holds.
+            signed_in = await browser.get(
+                f"http://127.0.0.1:{ports[1]}{path}",
+                headers={
+                    **NAVIGATE_HTML,
+                    "Host": f"{host}:{ports[1]}",
+                    "Cookie": f"codepilot_preview_browser={mark.value}",
+                },
+                allow_redirects=False,
+            )
+            assert signed_in.status == 302, await signed_in.text()
+            cookie = signed_in.cookies["codepilot_preview_session"].value
+            # The session cookie B set opens the preview at A, and at B.
+            for port in ports:
+                page = await browser.get(
+                    f"http://127.0.0.1:{port}/page",
+                    headers={
+                        "Host": f"{host}:{port}",
+                        "Sec-Fetch-Site": "same-origin",
+                        "Cookie": f"codepilot_preview_session={cookie}",
+                    },
+                )
+                assert (page.status, await page.text()) == (200, "app page /page")
+            # The same link again at B: spent.
+            again = await browser.get(
+                f"http://127.0.0.1:{ports[1]}{path}",
+                headers={
+                    "Host": f"{host}:{ports[1]}",
+                    "Cookie": f"codepilot_preview_browser={mark.value}",
+                },
+                allow_redirects=False,
+            )
+            assert again.status == 403 and "used already" in await again.text()
+    finally:
+        for gateway in gateways:
+            await gateway.close()
+        for runner in [*runners, app_runner]:
+            await runner.cleanup()
+
+
+def test_the_signing_key_comes_from_a_mounted_secret(tmp_path):
+    secret = tmp_path / "signing-key"
+    secret.write_bytes(b"0123456789abcdef" * 4 + b"\n")
+    app = PreviewGatewayApp(signing_key_file=str(secret), state_dir=str(tmp_path / "state"))
+    assert app.signing_key() == b"0123456789abcdef" * 4
+    assert not (tmp_path / "state").exists()  # no key made beside it
+    secret.write_bytes(b"short")
+    with pytest.raises(SystemExit, match="no key"):
+        app.signing_key()
+
+
+def test_the_hub_origin_listener_binds_its_own_address_behind_a_service(monkeypatch):
+    # On Kubernetes the hub reaches the gateway at its Service's name, which is no
+    # address of the pod: binding it would fail.
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://cp-preview:8083")
+    assert PreviewGatewayApp(hub_origin_ip="::").hub_origin_address() == (8083, "::")
+    assert PreviewGatewayApp(hub_origin_ip="*").hub_origin_address() == (8083, "")
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8083")
+    assert PreviewGatewayApp().hub_origin_address() == (8083, "127.0.0.1")

@@ -283,8 +283,6 @@ def database_url(url: str) -> str:
 _DNS_NAME = re.compile(
     r"(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]*[a-z0-9])?"
 )
-PREVIEW_GATEWAY_PORT = 8002  # previews, from the ingress controller
-PREVIEW_API_PORT = 8083  # the gateway's pages on the hub origin, from the proxy and servers
 
 
 @dataclass(frozen=True)
@@ -296,6 +294,8 @@ class PreviewSettings:
     hub_url: str
     relay_port: int
     share_levels: tuple[str, ...]
+    gateway_url: str  # the gateway's Service, where the hub, proxy and servers reach it
+    public_url: str  # the gateway's public URL on the hub's origin, where viewers sign in
 
 
 def preview_settings(values: dict) -> PreviewSettings | None:
@@ -333,4 +333,13 @@ def preview_settings(values: dict) -> PreviewSettings | None:
     scheme = typed_value(values, "preview.scheme", str, "https")
     if scheme not in ("http", "https"):
         raise ValuesError(f"preview.scheme must be http or https, not {scheme!r}")
-    return PreviewSettings(domain, scheme, hub_url.rstrip("/"), relay_port, levels)
+    gateway_url = typed_value(values, "preview.gatewayUrl", str, "")
+    public_url = typed_value(values, "preview.publicUrl", str, "")
+    if not gateway_url.startswith("http://") or not public_url.startswith(("http:", "https:")):
+        raise ValuesError(
+            "preview.gatewayUrl and preview.publicUrl must be URLs: the chart sets them "
+            "(the gateway's Service, and its public URL)"
+        )
+    return PreviewSettings(
+        domain, scheme, hub_url.rstrip("/"), relay_port, levels, gateway_url, public_url
+    )

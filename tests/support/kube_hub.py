@@ -29,6 +29,7 @@ HUB_SECRETS = {
     "CONFIGPROXY_AUTH_TOKEN": "proxy-token-never-in-pods",
     "JPY_COOKIE_SECRET": "c0ffee" * 10,
     "CODEPILOT_DB_URL": "postgresql://hub:db-password-never-in-pods@db/hub",
+    "CODEPILOT_PREVIEW_API_TOKEN": "preview-gateway-token-never-in-pods",
 }
 
 # The chart's defaults (values.md), with three sizes and a bucket.

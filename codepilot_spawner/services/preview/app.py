@@ -2,13 +2,13 @@
 
 Two listeners in one process: the previews themselves (``<label>.<domain>``, on
 ``ip:port``, straight from the browser) and the service's pages on the hub's origin
-(``JUPYTERHUB_SERVICE_URL``, behind the hub's proxy). It runs as the hub's user, which
-on one machine as root may enter the network namespaces of user servers.
+(``JUPYTERHUB_SERVICE_URL``, behind the hub's proxy). On one machine the hub runs it,
+as the hub's user, which as root may enter the network namespaces of user servers; on
+Kubernetes it is a Deployment of its own, as many replicas as asked, which share its
+signing key (a Secret) and keep share levels at the hub.
 """
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import os
 import secrets
@@ -23,7 +23,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import web as tornado_web
 from tornado.httpserver import HTTPServer
-from traitlets import CaselessStrEnum, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, Unicode, default, validate
 from traitlets.config import Application
 
 from ..servicelife import until_stopped
@@ -32,8 +32,8 @@ from .access import SHARE_LEVELS
 from .gateway import PreviewGateway
 from .hosts import PreviewDomain
 from .servers import ServerDirectory
-from .sessions import KeptFile, SessionBook, ShareBook
-from .signin import ShareHandler, SignInHandler
+from .sessions import HubGroupShares, KeptFile, SessionBook, ShareBook, derived_key
+from .signin import HealthHandler, ShareHandler, SignInHandler
 
 
 class PreviewGatewayApp(Application):
@@ -70,7 +70,9 @@ class PreviewGatewayApp(Application):
         -1 (default) means the port the gateway listens on.""",
     ).tag(config=True)
 
-    ip = Unicode("127.0.0.1", help="Address the previews are served on.").tag(config=True)
+    ip = Unicode("127.0.0.1", help="Address the previews are served on; empty: every address.").tag(
+        config=True
+    )
 
     ssl_cert = Unicode(
         "",
@@ -140,6 +142,38 @@ class PreviewGatewayApp(Application):
         so a restarted gateway or hub keeps viewers signed in. Empty: memory only.""",
     ).tag(config=True)
 
+    signing_key_file = Unicode(
+        "",
+        help="""File holding the key that signs tickets and cookies and seals sessions (32
+        bytes or more, as a mounted Secret gives it): every gateway given the same file
+        accepts what any of them issued. Empty: the state folder's ``signing-key``, made
+        there the first time.""",
+    ).tag(config=True)
+
+    hub_origin_ip = Unicode(
+        "",
+        help="""Address the hub-origin listener (sign-in, share API) binds; ``*``: every
+        address, of either family. Empty: the host of ``JUPYTERHUB_SERVICE_URL``, where
+        the hub reaches it; set it where that URL names a Service in front of the
+        gateway, not an address of its own.""",
+    ).tag(config=True)
+
+    shares_group = Unicode(
+        "",
+        help="""Hub group whose properties keep the share levels (the gateway needs
+        ``groups!group=<name>``), so several gateways serving the same previews read the
+        same levels and the hub's database keeps them. Empty: the state folder's
+        ``shares.json``.""",
+    ).tag(config=True)
+
+    bind_sign_in = Bool(
+        False,
+        help="""Bind each sign-in link to the browser it began in (a cookie of the
+        preview's origin, sent only to the end of sign-in), so a link that leaks is of no
+        use elsewhere. Set it where several gateways serve the same previews: each knows
+        only the links spent at it.""",
+    ).tag(config=True)
+
     idle_timeout = Float(
         30,
         help="""Seconds a connection may stay idle, or take to send a request's headers,
@@ -154,6 +188,11 @@ class PreviewGatewayApp(Application):
         url_port = self.port if self.url_port < 0 else self.url_port
         return PreviewDomain(self.domain, self.scheme, url_port)
 
+    def shares_store(self, hub_auth: HubOAuth) -> KeptFile | HubGroupShares:
+        if self.shares_group:
+            return HubGroupShares(hub_auth.api_url, hub_auth.api_token, self.shares_group, self.log)
+        return self.kept_file("shares.json")
+
     async def make_gateway(self, hub_auth: HubOAuth, signing_key: bytes) -> PreviewGateway:
         directory = ServerDirectory(
             api_url=hub_auth.api_url,
@@ -162,21 +201,24 @@ class PreviewGatewayApp(Application):
             log=self.log,
         )
         login_url = url_path_join(self.public_url, "login")
+        shares = await asyncio.to_thread(
+            ShareBook, self.shares_store(hub_auth), tuple(self.share_levels)
+        )
+        await shares.refresh()
         return PreviewGateway(
             domain=self.preview_domain(),
             directory=directory,
             # Read from the state folder off the event loop, as every file access here.
             sessions=await asyncio.to_thread(
-                SessionBook, self.session_ttl, self.kept_file("sessions.json")
+                SessionBook, self.session_ttl, self.kept_file("sessions.json"), key=signing_key
             ),
-            shares=await asyncio.to_thread(
-                ShareBook, self.kept_file("shares.json"), tuple(self.share_levels)
-            ),
+            shares=shares,
             secret=signing_key,
             login_url=login_url,
             hub_auth=hub_auth,
             recheck_interval=self.recheck_interval,
             log=self.log,
+            bind_sign_in=self.bind_sign_in,
         )
 
     def hub_origin_app(
@@ -187,6 +229,7 @@ class PreviewGatewayApp(Application):
             [
                 (url_path_join(prefix, "login"), SignInHandler, {"gateway": gateway}),
                 (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+                (url_path_join(prefix, "health"), HealthHandler),
                 (
                     url_path_join(prefix, r"api/shares/([^/]+)/([^/]*)"),
                     ShareHandler,
@@ -199,10 +242,20 @@ class PreviewGatewayApp(Application):
             xsrf_cookie_kwargs={"secure": True} if self.public_url.startswith("https:") else {},
         )
 
+    def signing_key(self) -> bytes:
+        if self.signing_key_file:
+            return key_from_file(Path(self.signing_key_file))
+        return kept_key(Path(self.state_dir) if self.state_dir else None)
+
+    def hub_origin_address(self) -> tuple[int, str]:
+        """(port, address) the hub-origin listener binds."""
+        service_url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8083"))
+        if self.hub_origin_ip == "*":
+            return service_url.port, ""
+        return service_url.port, self.hub_origin_ip or service_url.hostname
+
     async def serve(self) -> None:
-        signing_key = await asyncio.to_thread(
-            kept_key, Path(self.state_dir) if self.state_dir else None
-        )
+        signing_key = await asyncio.to_thread(self.signing_key)
         hub_auth = HubOAuth(cache_max_age=int(self.recheck_interval), parent=self)
         gateway = await self.make_gateway(hub_auth, signing_key)
         # Supervised (python -m codepilot_spawner.services.supervise), the sockets are inherited.
@@ -214,10 +267,7 @@ class PreviewGatewayApp(Application):
         if hub_origin_socket is not None:
             hub_origin.add_socket(hub_origin_socket)
         else:
-            service_url = urlparse(
-                os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8083")
-            )
-            hub_origin.listen(service_url.port, service_url.hostname)
+            hub_origin.listen(*self.hub_origin_address())
 
         # Know the running servers before the first request: after a restart, browsers
         # waiting in the backlog are answered at once, not after an on-demand listing.
@@ -281,9 +331,18 @@ def server_tls(cert: str, key: str) -> ssl.SSLContext | None:
     return context
 
 
-def derived_key(key: bytes, purpose: str) -> bytes:
-    """A key of its own for each use of the gateway's signing key."""
-    return hmac.new(key, purpose.encode(), hashlib.sha256).digest()
+MIN_KEY_BYTES = 32
+
+
+def key_from_file(path: Path) -> bytes:
+    """The signing key in ``path`` (a mounted Secret), which must hold 32 bytes or more."""
+    try:
+        key = path.read_bytes().strip()
+    except OSError as error:
+        raise SystemExit(f"cannot read the signing key {path}: {error.strerror}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise SystemExit(f"{path} holds no key (under {MIN_KEY_BYTES} bytes)")
+    return key
 
 
 def kept_key(state_dir: Path | None) -> bytes:
@@ -299,7 +358,7 @@ def kept_key(state_dir: Path | None) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         key = path.read_bytes()
-        if len(key) >= 32:
+        if len(key) >= MIN_KEY_BYTES:
             return key
         raise SystemExit(
             f"{path} holds no key (under 32 bytes): remove it and start again"

@@ -9,6 +9,7 @@ cookie, any hub or IDE cookie, ``Authorization`` and the client's ``X-Forwarded-
 
 import asyncio
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -28,12 +29,14 @@ from .sessions import SessionBook, ShareBook, ViewerSession
 from .tokens import InvalidToken, sign, verify
 
 SESSION_COOKIE = "codepilot_preview_session"
+# The browser a sign-in began in (``bind_sign_in``): sent to the end of sign-in only.
+BROWSER_COOKIE = "codepilot_preview_browser"
 # The one path of a preview origin the gateway keeps for itself: the end of sign-in.
 SIGN_IN_PATH = "/.codepilot-preview/sign-in"
 
 # Cookies of the hub and of JupyterLab servers, stripped should the preview domain ever
 # share a parent domain with the hub.
-IDENTITY_COOKIE_PREFIXES = ("jupyterhub-", "_xsrf", SESSION_COOKIE)
+IDENTITY_COOKIE_PREFIXES = ("jupyterhub-", "_xsrf", SESSION_COOKIE, BROWSER_COOKIE)
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -75,14 +78,19 @@ def upstream_headers(request: web.BaseRequest, scheme: str) -> CIMultiDict:
     return headers
 
 
-def session_cookie_values(cookie_header: str) -> list[str]:
-    """Every value sent under the session cookie's name (an app may have set one too)."""
+def session_cookie_values(cookie_header: str, cookie: str = SESSION_COOKIE) -> list[str]:
+    """Every value sent under a cookie's name (an app may have set one too)."""
     values = []
     for part in cookie_header.split(";"):
         name, _, value = part.strip().partition("=")
-        if name == SESSION_COOKIE and value:
+        if name == cookie and value:
             values.append(value)
     return values
+
+
+def browser_digest(browser_id: str) -> str:
+    """What the hub's origin sees of a browser's id: enough to match it, not to send it."""
+    return hashlib.sha256(browser_id.encode()).hexdigest()[:32]
 
 
 def safe_next(path: str) -> str:
@@ -215,8 +223,12 @@ class PreviewGateway:
         hub_auth,
         recheck_interval: float = 60.0,
         log: logging.Logger | None = None,
+        bind_sign_in: bool = False,
     ):
         self.domain = domain
+        # Where several gateways serve a preview, a spent link is known to one of them
+        # only: a link is then of use only in the browser that asked for it.
+        self.bind_sign_in = bind_sign_in
         self.directory = directory
         self.sessions = sessions
         self.token_checks = TokenChecks()
@@ -360,11 +372,30 @@ class PreviewGateway:
         return response
 
     def _redirect_to_login(self, request, target: PreviewTarget) -> web.Response:
-        query = urlencode({"preview": target.label, "next": safe_next(request.path_qs)})
-        return self._redirect(f"{self.login_url}?{query}")
+        query = {"preview": target.label, "next": safe_next(request.path_qs)}
+        browser_id = None
+        if self.bind_sign_in:
+            sent = session_cookie_values(request.headers.get("Cookie", ""), BROWSER_COOKIE)
+            browser_id = sent[0] if sent else secrets.token_urlsafe(24)
+            query["browser"] = browser_digest(browser_id)
+        response = self._redirect(f"{self.login_url}?{urlencode(query)}")
+        if browser_id:
+            response.set_cookie(
+                BROWSER_COOKIE,
+                browser_id,
+                httponly=True,
+                samesite="Lax",  # sent on the hub's redirect back, a top-level navigation
+                secure=self.domain.scheme == "https",
+                path=SIGN_IN_PATH,
+                max_age=24 * 3600,
+            )
+        return response
 
-    def ticket_for(self, session_id: str, target: PreviewTarget, path: str) -> str:
-        """The URL that completes a viewer's sign-in on the preview's own origin."""
+    def ticket_for(
+        self, session_id: str, target: PreviewTarget, path: str, browser: str = ""
+    ) -> str:
+        """The URL that completes a viewer's sign-in on the preview's own origin; with
+        ``browser`` (a ``browser_digest``), in that browser only."""
         ticket = sign(
             self.secret,
             "ticket",
@@ -374,6 +405,7 @@ class PreviewGateway:
                 "start": target.start,
                 "nonce": secrets.token_urlsafe(12),
                 "exp": time.time() + 60,
+                "browser": browser,
             },
         )
         query = urlencode({"ticket": ticket, "next": safe_next(path)})
@@ -392,6 +424,12 @@ class PreviewGateway:
             )
         except (InvalidToken, ValueError) as error:
             return self._page(403, "Sign-in link not valid", f"This sign-in link is {error}.")
+        if self.bind_sign_in and not self._from_its_browser(request, claims):
+            return self._page(
+                403,
+                "Sign-in link not valid",
+                "This sign-in link belongs to another browser: open the preview again.",
+            )
         if not await self.sessions.spend_nonce(claims["nonce"], claims["exp"]):
             return self._page(403, "Sign-in link not valid", "This sign-in link was used already.")
         session = self.sessions.get(claims["sid"], target)
@@ -419,6 +457,14 @@ class PreviewGateway:
         )
         return response
 
+    @staticmethod
+    def _from_its_browser(request, claims: dict) -> bool:
+        sent = session_cookie_values(request.headers.get("Cookie", ""), BROWSER_COOKIE)
+        wanted = claims.get("browser") or ""
+        return bool(wanted) and any(
+            hmac.compare_digest(browser_digest(value), wanted) for value in sent
+        )
+
     # --- forwarding -----------------------------------------------------------------------
 
     def _client(self, target: PreviewTarget) -> aiohttp.ClientSession:
@@ -440,10 +486,15 @@ class PreviewGateway:
         those that stopped; only from a listing the hub gave (one that failed, such as the
         first after a restart while the hub is busy, stopped no server)."""
         await self.directory.refresh()
-        if self.directory.current_listing:
-            await self.sessions.prune(self.directory.targets)
-            await self.shares.prune(self.directory.targets)
-            await self.close_stopped(self.directory.targets)
+        try:
+            if self.directory.current_listing:
+                await self.sessions.prune(self.directory.targets)
+                await self.shares.prune(self.directory.targets)
+                await self.close_stopped(self.directory.targets)
+            else:
+                await self.shares.refresh()
+        except Exception as error:  # a store that did not answer: the next poll tries again
+            self.log.warning("Preview gateway: could not keep current: %s", error)
 
     async def close_stopped(self, live_targets: dict[str, PreviewTarget]) -> None:
         """Close the pools of servers that stopped or restarted."""

@@ -1,17 +1,23 @@
 """Who is signed in to which preview, and what each preview is shared with.
 
-A viewer signs in at the hub (the gateway's ``login`` page, JupyterHub OAuth); the
-gateway keeps their hub token here, behind a random session id that only the preview's
-own cookie carries. Sessions are checked against the hub again every
-``recheck_interval`` seconds, so a viewer whose access ends (a teacher's role removed,
-the token revoked) is out within that time.
+A viewer signs in at the hub (the gateway's ``login`` page, JupyterHub OAuth). Their
+session (who they are, their hub token, its ``access:servers`` scopes, the preview and
+its start) is sealed (encrypted and authenticated with a key derived from the gateway's
+signing key) into the session id that only the preview's own cookie carries: any
+gateway sharing the key opens it, so replicas and restarts need no shared session
+store. Sessions are checked against the hub again every ``recheck_interval`` seconds,
+so a viewer whose access ends (a teacher's role removed, the token revoked) is out
+within that time.
 
-Both books are kept in files of the gateway's state folder (``KeptFile``), so a gateway
-that restarts (its supervisor starts it again at once) keeps its viewers signed in and
-its previews shared.
+Spent sign-in links are kept in a file of the gateway's state folder (``KeptFile``);
+share levels in that folder too, or in a hub group's properties (``HubGroupShares``)
+where several gateways serve the same previews.
 """
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -19,6 +25,10 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import quote
+
+from cryptography.fernet import Fernet, InvalidToken
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from .access import DEFAULT_SHARE_LEVEL, grants_server_access
 from .servers import PreviewTarget
@@ -42,6 +52,10 @@ class KeptFile:
         except (OSError, ValueError) as error:
             self.log.warning("Preview gateway: ignoring unreadable %s: %s", self.path, error)
             return None
+
+    async def fetch(self):
+        """What others wrote since: nothing, this gateway is the file's only writer."""
+        return None
 
     async def write(self, snapshot) -> None:
         """Keep what ``snapshot()`` returns when this write's turn comes (the newest)."""
@@ -83,61 +97,89 @@ class ViewerSession:
         return cls(**{**record, "scopes": frozenset(record["scopes"])}, checked_at=0.0)
 
 
-# Sessions one viewer keeps at once (a teacher with every student's preview open needs
-# one each); a sign-in past it ends that viewer's oldest, so sign-ins cannot fill memory.
-SESSIONS_PER_VIEWER = 200
+# Sessions one gateway holds in memory (their recheck times and revocations); past it the
+# oldest is dropped, and comes back from its cookie, to be checked at the hub again.
+SESSIONS_IN_MEMORY = 50_000
+
+
+def derived_key(key: bytes, purpose: str) -> bytes:
+    """A key of its own for each use of the gateway's signing key."""
+    return hmac.new(key, purpose.encode(), hashlib.sha256).digest()
 
 
 class SessionBook:
-    """Viewer sessions by id, and the single-use ticket nonces already spent."""
+    """Viewer sessions sealed into their ids, a bounded memory of those in use, and the
+    single-use ticket nonces already spent."""
 
     def __init__(
-        self, ttl: float, file: KeptFile | None = None, per_viewer: int = SESSIONS_PER_VIEWER
+        self,
+        ttl: float,
+        file: KeptFile | None = None,
+        in_memory: int = SESSIONS_IN_MEMORY,
+        key: bytes | None = None,
     ):
         self.ttl = ttl
-        self.per_viewer = per_viewer
+        self.in_memory = in_memory
         self.file = file or KeptFile(None, logging.getLogger(__name__))
+        self._sealer = Fernet(
+            base64.urlsafe_b64encode(derived_key(key or secrets.token_bytes(32), "sessions"))
+        )
         self.sessions: dict[str, ViewerSession] = {}
         self.spent_nonces: dict[str, float] = {}
         kept = self.file.read()
         try:
             if kept:
-                self.sessions = {
-                    sid: ViewerSession.from_kept(record) for sid, record in kept["sessions"].items()
-                }
                 self.spent_nonces = dict(kept["spent_nonces"])
         except (KeyError, TypeError, ValueError) as error:
-            self.file.log.warning("Preview gateway: ignoring kept sessions: %r", error)
+            self.file.log.warning("Preview gateway: ignoring kept sign-ins: %r", error)
 
     def _snapshot(self) -> dict:
-        return {
-            "sessions": {sid: session.kept() for sid, session in self.sessions.items()},
-            "spent_nonces": self.spent_nonces,
-        }
+        return {"spent_nonces": self.spent_nonces}
+
+    def _remember(self, session_id: str, session: ViewerSession) -> None:
+        if len(self.sessions) >= self.in_memory:  # forget the oldest (dicts keep their order)
+            del self.sessions[next(iter(self.sessions))]
+        self.sessions[session_id] = session
 
     async def open(self, viewer: str, token: str, scopes, target: PreviewTarget) -> str:
-        theirs = [sid for sid, session in self.sessions.items() if session.viewer == viewer]
-        for sid in theirs[: max(0, len(theirs) - self.per_viewer + 1)]:  # oldest first
-            del self.sessions[sid]
-        session_id = secrets.token_urlsafe(24)
-        self.sessions[session_id] = ViewerSession(
+        """A new session's id: the session itself, sealed."""
+        session = ViewerSession(
             viewer=viewer,
             token=token,
-            scopes=frozenset(scopes),
+            # Only access:servers decides what a viewer opens; the rest would only grow
+            # the cookie.
+            scopes=frozenset(s for s in scopes if s.partition("!")[0] == "access:servers"),
             label=target.label,
             start=target.start,
             expires=time.time() + self.ttl,
         )
-        await self.file.write(self._snapshot)
+        record = json.dumps({**session.kept(), "nonce": secrets.token_urlsafe(8)})
+        session_id = self._sealer.encrypt(record.encode()).decode()
+        self._remember(session_id, session)
         return session_id
 
     def get(self, session_id: str, target: PreviewTarget) -> ViewerSession | None:
         session = self.sessions.get(session_id)
-        if session is None or session.expires < time.time():
+        if session is None:
+            session = self._unseal(session_id)
+            if session is None:
+                return None
+            self._remember(session_id, session)
+        if session.expires < time.time():
             return None
         if (session.label, session.start) != (target.label, target.start):
             return None
         return session
+
+    def _unseal(self, session_id: str) -> ViewerSession | None:
+        """A session another gateway (or this one before a restart) opened: checked at
+        the hub at its first use here."""
+        try:
+            record = json.loads(self._sealer.decrypt(session_id.encode()))
+            del record["nonce"]
+            return ViewerSession.from_kept(record)
+        except (InvalidToken, ValueError, KeyError, TypeError):
+            return None
 
     async def spend_nonce(self, nonce: str, until: float) -> bool:
         """True the first time ``nonce`` is presented (kept until ``until``), then False."""
@@ -148,29 +190,30 @@ class SessionBook:
         return True
 
     async def prune(self, live_targets: dict[str, PreviewTarget]) -> None:
-        """Forget expired sessions and nonces, and sessions of servers that stopped."""
+        """Forget expired nonces, and the sessions of servers that stopped."""
         now = time.time()
         nonces = {n: t for n, t in self.spent_nonces.items() if t >= now}
-        sessions = {
+        self.sessions = {
             sid: s
             for sid, s in self.sessions.items()
             if s.expires >= now
             and (target := live_targets.get(s.label)) is not None
             and target.start == s.start
         }
-        if (len(nonces), len(sessions)) != (len(self.spent_nonces), len(self.sessions)):
-            self.spent_nonces, self.sessions = nonces, sessions
+        if len(nonces) != len(self.spent_nonces):
+            self.spent_nonces = nonces
             await self.file.write(self._snapshot)
 
 
 class ShareBook:
-    """Each running server's share level, kept in a file so a hub restart keeps it.
+    """Each running server's share level, kept in a file (or a hub group) so a restart
+    keeps it.
 
     A level belongs to one start of a server: after a restart the preview is private
     again (as a Codespaces port turns private again).
     """
 
-    def __init__(self, file: KeptFile, allowed: tuple[str, ...]):
+    def __init__(self, file: "KeptFile | HubGroupShares", allowed: tuple[str, ...]):
         self.file = file
         self.allowed = allowed
         levels = file.read()
@@ -193,12 +236,60 @@ class ShareBook:
             raise ValueError(
                 f"share level {level!r} is not allowed here; allowed: {', '.join(self.allowed)}"
             )
+        await self.refresh()  # what other gateways set since, kept beside this change
         self.levels[self._key(target)] = {"start": target.start, "share": level}
         await self.file.write(lambda: self.levels)
 
+    async def refresh(self) -> None:
+        """Take the levels other gateways kept since (none where the file is ours alone)."""
+        levels = await self.file.fetch()
+        if levels is not None:
+            self.levels = levels
+
     async def prune(self, live_targets: dict[str, PreviewTarget]) -> None:
+        await self.refresh()
         live = {self._key(t): t.start for t in live_targets.values()}
         kept = {k: v for k, v in self.levels.items() if live.get(k) == v.get("start")}
         if kept != self.levels:
             self.levels = kept
             await self.file.write(lambda: self.levels)
+
+
+class HubGroupShares:
+    """Share levels kept in the properties of one hub group, through the hub's API
+    (``groups!group=<name>``): every gateway serving the same previews reads the same
+    levels, and the hub's database keeps them. Read and written whole; the ``KeptFile``
+    interface, so ``ShareBook`` keeps its levels here as in a file."""
+
+    def __init__(self, api_url: str, api_token: str, group: str, log: logging.Logger):
+        self.url = f"{api_url.rstrip('/')}/groups/{quote(group, safe='')}"
+        self.api_token = api_token
+        self.log = log
+
+    def read(self):
+        return None  # the first refresh() reads the hub; nothing to read before it
+
+    async def fetch(self) -> dict | None:
+        """The kept levels, or None when the hub did not answer (keep what we have)."""
+        try:
+            reply = await AsyncHTTPClient().fetch(
+                HTTPRequest(self.url, headers=self._headers(), request_timeout=10)
+            )
+        except Exception as error:
+            self.log.warning("Preview gateway: could not read share levels: %s", error)
+            return None
+        properties = json.loads(reply.body).get("properties") or {}
+        return properties.get("shares") if isinstance(properties.get("shares"), dict) else {}
+
+    async def write(self, snapshot) -> None:
+        request = HTTPRequest(
+            self.url + "/properties",
+            method="PUT",
+            headers=self._headers(),
+            body=json.dumps({"shares": snapshot()}),
+            request_timeout=10,
+        )
+        await AsyncHTTPClient().fetch(request)
+
+    def _headers(self) -> dict:
+        return {"Authorization": f"token {self.api_token}"}

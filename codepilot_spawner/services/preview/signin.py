@@ -2,10 +2,12 @@
 
 Served under the hub service's prefix (``/services/codepilot-preview/``):
 
-- ``login?preview=<label>&next=<path>``: JupyterHub OAuth tells who the viewer is and
-  what their token may do; the gateway checks the preview's share level against it and
-  sends the browser to the preview's origin with a single-use ticket. The viewer's hub
-  cookies never leave the hub's origin.
+- ``login?preview=<label>&next=<path>[&browser=<digest>]``: JupyterHub OAuth tells who
+  the viewer is and what their token may do; the gateway checks the preview's share
+  level against it and sends the browser to the preview's origin with a single-use
+  ticket (bound to the browser the sign-in began in, when ``browser`` is given). The
+  viewer's hub cookies never leave the hub's origin.
+- ``health``: whether the gateway serves, for a readiness probe.
 - ``api/shares/<user>/<server>``: ``GET`` the preview's URL and share level, ``PUT``
   ``{"share": level}``; only the server's owner (by their API token, as the user server
   sends it) or an admin.
@@ -60,7 +62,19 @@ class SignInHandler(HubOAuthenticated, GatewayHandler):
         token = self.hub_auth.get_token(self)
         session_id = await self.gateway.sessions.open(model["name"], token, scopes, target)
         self.set_header("Referrer-Policy", "no-referrer")
-        self.redirect(self.gateway.ticket_for(session_id, target, self.get_argument("next", "/")))
+        ticket_url = self.gateway.ticket_for(
+            session_id, target, self.get_argument("next", "/"), self.get_argument("browser", "")
+        )
+        self.redirect(ticket_url)
+
+
+class HealthHandler(web.RequestHandler):
+    """``GET health``: the gateway serves (its listeners are up and it asked the hub for
+    its servers once); Kubernetes' readiness probe reads it."""
+
+    def get(self):
+        self.set_header("Cache-Control", "no-store")
+        self.finish({"status": "ok"})
 
 
 class ShareHandler(GatewayHandler):

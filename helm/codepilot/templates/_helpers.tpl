@@ -12,6 +12,33 @@ Object names follow the contract with the hub config: <release>-hub, <release>-p
 {{- define "codepilot.proxyApiName" -}}{{ .Release.Name }}-proxy-api{{- end }}
 {{- define "codepilot.proxyPublicName" -}}{{ .Release.Name }}-proxy-public{{- end }}
 {{- define "codepilot.s3GeneratedSecretName" -}}{{ .Release.Name }}-s3{{- end }}
+{{- define "codepilot.previewName" -}}{{ .Release.Name }}-preview{{- end }}
+
+{{/* Scheme of preview URLs: preview.scheme, else https with preview.tls.secretName. */}}
+{{- define "codepilot.previewScheme" -}}
+{{- .Values.preview.scheme | default (ternary "https" "http" (not (empty .Values.preview.tls.secretName))) -}}
+{{- end }}
+
+{{/* Secret with the preview gateway's signing-key and api-token. */}}
+{{- define "codepilot.previewSecretName" -}}
+{{- .Values.preview.gateway.existingSecret | default (include "codepilot.previewName" .) -}}
+{{- end }}
+
+{{/*
+The preview gateway's public URL, where viewers sign in: with per-user hosts on a host of
+its own (JupyterHub's codepilot-preview--service.<host>), else under the hub's public URL.
+The hub registers it with this URL (its OAuth callback), and the gateway serves it.
+*/}}
+{{- define "codepilot.previewPublicUrl" -}}
+{{- $prefix := printf "%sservices/codepilot-preview/" .Values.hub.baseUrl -}}
+{{- with include "codepilot.subdomainHost" . -}}
+{{- $scheme := regexReplaceAll "://.*$" . "" -}}
+{{- $host := regexReplaceAll "/.*$" (regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://" . "") "" -}}
+{{ $scheme }}://codepilot-preview--service.{{ $host }}{{ $prefix }}
+{{- else -}}
+{{ include "codepilot.publicHubUrl" . }}{{ $prefix }}
+{{- end -}}
+{{- end }}
 
 {{/* Secret with proxy-token and cookie-secret: hub.existingSecret, else the chart's own. */}}
 {{- define "codepilot.tokensSecretName" -}}
@@ -44,12 +71,11 @@ codepilot.subdomainHost, which reads it.
 {{- end }}
 
 {{/*
-Whether the hub keeps a volume (<release>-hub-db at /srv/codepilot): for SQLite, and with
-previews on for the preview gateway's state (share levels, its signing key), which must
-outlive a hub restart even when the database is elsewhere.
+Whether the hub keeps a volume (<release>-hub-db at /srv/codepilot): for SQLite. The
+preview gateway keeps its share levels in the hub's database, its key in a Secret.
 */}}
 {{- define "codepilot.hubVolume" -}}
-{{- if or (not (include "codepilot.externalDb" .)) (include "codepilot.previewEnabled" .) }}true{{ end -}}
+{{- if not (include "codepilot.externalDb" .) }}true{{ end -}}
 {{- end }}
 
 {{/* Secret holding AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for the hub, or "" for none. */}}
@@ -111,10 +137,11 @@ Host name of the subdomain host (scheme and port stripped), or "" when per-user 
 {{/*
 A value of the generated Secret: the explicit value if set, else what the live Secret
 already holds (so upgrades keep it), else a new random one.
-Include with (dict "root" $ "key" "cookie-secret" "explicit" .Values.hub.cookieSecret).
+Include with (dict "root" $ "key" "cookie-secret" "explicit" .Values.hub.cookieSecret), and
+"secret" for another Secret of the chart than <release>-secrets.
 */}}
 {{- define "codepilot.persistentSecret" -}}
-{{- $existing := lookup "v1" "Secret" .root.Release.Namespace (include "codepilot.secretsName" .root) -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace (.secret | default (include "codepilot.secretsName" .root)) -}}
 {{- if .explicit -}}
 {{ .explicit }}
 {{- else if and $existing $existing.data (hasKey $existing.data .key) -}}
@@ -162,7 +189,7 @@ less the S3 keys (those reach the hub as environment variables from a Secret).
 {{- /* The effective host, hub.subdomains folded in: the hub never re-derives it. */ -}}
 {{- $_ := set $hub "subdomainHost" (include "codepilot.subdomainHost" .) -}}
 {{- $s3 := omit .Values.s3 "accessKeyId" "secretAccessKey" -}}
-{{- $preview := dict "domain" .Values.preview.domain "hubUrl" (include "codepilot.publicHubUrl" .) "scheme" (.Values.preview.scheme | default (ternary "https" "http" (not (empty .Values.preview.tls.secretName)))) "relayPort" .Values.preview.relayPort "shareLevels" .Values.preview.shareLevels "relayImage" .Values.hub.image "relayImagePullSecrets" .Values.hub.imagePullSecrets -}}
+{{- $preview := dict "domain" .Values.preview.domain "hubUrl" (include "codepilot.publicHubUrl" .) "scheme" (include "codepilot.previewScheme" .) "relayPort" .Values.preview.relayPort "shareLevels" .Values.preview.shareLevels "relayImage" .Values.hub.image "relayImagePullSecrets" .Values.hub.imagePullSecrets "gatewayUrl" (printf "http://%s:8083" (include "codepilot.previewName" .)) "publicUrl" (include "codepilot.previewPublicUrl" .) -}}
 {{- $_ := set $hub "db" (dict "url" .Values.hub.db.url) -}}
 {{- dict "hub" $hub "singleuser" .Values.singleuser "s3" $s3 "culler" .Values.culler "preview" $preview | toYaml -}}
 {{- end }}
