@@ -241,10 +241,10 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         from .storage.watcher import watch_workspace
 
         sync.stall_timeout = self.sync_stall_timeout
-        from .storage.snapshots import DependencySnapshots
+        from .storage.keeper import WorkspaceKeeper, dependency_snapshots
 
-        sync.snapshots = DependencySnapshots(sync, parent=self)
-        sync.start()
+        self._keeper = WorkspaceKeeper(sync, dependency_snapshots(sync, parent=self))
+        self._keeper.start()
         self._watch_stop = asyncio.Event()
         self._watch_task = asyncio.create_task(
             watch_workspace(sync, self._watch_stop, sweep_seconds=self.sync_sweep_interval),
@@ -273,7 +273,12 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         if getattr(self, "_watch_stop", None) is not None:
             self._watch_stop.set()
             await asyncio.gather(self._watch_task, return_exceptions=True)
-        left = await sync.flush(self.sync_flush_timeout)
+        keeper = getattr(self, "_keeper", None)
+        if keeper is None:  # stopped before it started: files only
+            from .storage.keeper import WorkspaceKeeper
+
+            keeper = WorkspaceKeeper(sync)
+        left = await keeper.stop(self.sync_flush_timeout)
         if left:
             self.log.error(
                 "Code Pilot: could not push to S3 before stopping (kept on local disk): %s",

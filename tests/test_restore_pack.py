@@ -14,7 +14,14 @@ import pytest
 from codepilot_contracts import layout
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.localtree import scan_local
-from server_extension.storage.pack import PACK, PACK_MANIFEST, packable, upload_pack
+from server_extension.storage.pack import (
+    FORMER_PACK_INDEX,
+    PACK,
+    PACK_INDEX,
+    PackKeeper,
+    packable,
+    upload_pack,
+)
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 
@@ -92,9 +99,9 @@ def test_a_tampered_pack_costs_requests_not_correctness(s3):
             tar.addfile(info, io.BytesIO(data))
     client = s3.client(direct=True)
     client.put_object(Bucket=BUCKET, Key=keys + PACK, Body=buffer.getvalue())
-    manifest = json.loads(s3.read(BUCKET, keys + PACK_MANIFEST))
-    manifest["files"]["../../escape.txt"] = "0" * 32
-    client.put_object(Bucket=BUCKET, Key=keys + PACK_MANIFEST, Body=json.dumps(manifest).encode())
+    index = json.loads(s3.read(BUCKET, keys + PACK_INDEX))
+    index["files"]["../../escape.txt"] = "0" * 32
+    client.put_object(Bucket=BUCKET, Key=keys + PACK_INDEX, Body=json.dumps(index).encode())
 
     parent = Path(tempfile.mkdtemp())
     fresh = parent / "a" / "b" / "ws"
@@ -124,3 +131,36 @@ def test_pack_objects_stay_out_of_the_restored_workspace(s3):
         if path.is_file() and ".codepilot" not in path.parts
     }
     assert restored == set(files)
+
+
+def test_a_pack_indexed_under_the_former_name_is_still_used_then_renamed(s3):
+    """Earlier versions named the pack's index ``manifest.json``: a restore still reads it,
+    and the next pack a server makes writes ``index.json`` and deletes the old one."""
+    keys = layout.workspace_prefix("", "pack-dee")
+    source = Path(tempfile.mkdtemp())
+    files = make_workspace(source, count=30)
+    asyncio.run(push_and_pack(source, keys))
+    client = s3.client(direct=True)
+    index = s3.read(BUCKET, keys + PACK_INDEX)
+    client.put_object(Bucket=BUCKET, Key=keys + FORMER_PACK_INDEX, Body=index)
+    client.delete_object(Bucket=BUCKET, Key=keys + PACK_INDEX)
+
+    fresh = Path(tempfile.mkdtemp())
+    result = asyncio.run(restore(fresh, keys))
+    assert not result.failed and result.from_pack == len(files) - 1  # all but big.bin
+    check_tree(fresh, files)
+
+    async def refresh_after_an_edit() -> tuple[bool, bool]:
+        (source / "src/m0/f0.txt").write_bytes(b"edited")
+        async with S3Store(BUCKET, os.environ["AWS_ENDPOINT_URL_S3"]) as store:
+            sync = WorkspaceSync(source, store, keys)
+            assert not await sync.push_tree("")
+            keeper = PackKeeper(sync.root, store, keys, sync.manifest)
+            # Read from the former index: one edit is not enough for a new pack...
+            unchanged = await keeper.refresh(min_changes=2)
+            return unchanged, await keeper.refresh(min_changes=1)
+
+    assert asyncio.run(refresh_after_an_edit()) == (False, True)
+    stored = s3.keys(BUCKET, keys + ".codepilot/pack/")
+    assert stored == {keys + PACK, keys + PACK_INDEX}
+    assert json.loads(s3.read(BUCKET, keys + PACK_INDEX))["files"]["src/m0/f0.txt"]

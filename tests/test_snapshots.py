@@ -27,10 +27,10 @@ from server_extension.storage.archive import (
 )
 from server_extension.storage.chunkpipe import ChunkPipe
 from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.keeper import WorkspaceKeeper, dependency_snapshots
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 from server_extension.storage.snapshots import (
-    DependencySnapshots,
     SnapshotError,
     archive_relpath,
     index_relpath,
@@ -345,9 +345,8 @@ def run(coroutine):
 async def push_and_snapshot(s3, root: Path, user: str) -> tuple[WorkspaceSync, list[str]]:
     store = S3Store(BUCKET, s3.endpoint_url)
     sync = WorkspaceSync(root, store, layout.workspace_prefix("", user))
-    sync.snapshots = DependencySnapshots(sync)
     assert not await sync.push_tree("")
-    failed = await sync.snapshots.take_due(0)
+    failed = await dependency_snapshots(sync).take_due(0)
     await store.close()
     return sync, failed
 
@@ -404,7 +403,7 @@ def test_snapshot_is_not_taken_again_while_nothing_changed(s3, s3_env):
     async def due_again():
         async with S3Store(BUCKET, s3.endpoint_url) as store:
             sync = WorkspaceSync(root, store, layout.workspace_prefix("", user))
-            return await DependencySnapshots(sync).due(0)
+            return await dependency_snapshots(sync).due(0)
 
     assert run(due_again()) == []
     (root / "package-lock.json").write_text('{"lockfileVersion": 3, "y": 2}')
@@ -450,27 +449,27 @@ def test_s3_outage_during_snapshot_upload_keeps_the_server_working_and_retries(s
     async def scenario():
         store = S3Store(BUCKET, s3.endpoint_url, connect_timeout=1, read_timeout=2)
         sync = WorkspaceSync(root, store, keys)
-        sync.snapshots = DependencySnapshots(sync, check_interval=0.2, quiet_seconds=0)
+        snapshots = dependency_snapshots(sync, check_interval=0.2, quiet_seconds=0)
+        keeper = WorkspaceKeeper(sync, snapshots)
         assert not await sync.push_tree("")
-        assert len(await sync.snapshots.due(0)) == 1  # S3 answers: the snapshot is due
+        assert len(await snapshots.due(0)) == 1  # S3 answers: the snapshot is due
         with s3.outage():
-            failed = await sync.snapshots.take_due(0)  # the upload meets the outage
+            failed = await snapshots.take_due(0)  # the upload meets the outage
             assert "node_modules" in failed
-            assert "unreachable" in sync.snapshots.last_error
+            assert "unreachable" in snapshots.last_error
             assert not list((root / ".codepilot" / "tmp").iterdir())  # no archive left
             # The server's sync goes on: an edit made now is pushed once S3 is back.
             (root / "during.txt").write_text("written during the outage")
-            sync.start()
+            keeper.start()
             sync.schedule(["during.txt"])
             await asyncio.sleep(0.5)
         for _ in range(100):  # the snapshot loop tries again by itself
             await asyncio.sleep(0.2)
-            if sync.snapshots.last_error is None and not sync.pending:
+            if snapshots.last_error is None and not sync.pending:
                 break
         # Retried by the running loop, before any stop.
         assert keys + index_relpath("node_modules") in s3.keys(BUCKET, keys)
-        left = await sync.flush(5)
-        return left
+        return await keeper.stop(5)
 
     left = run(scenario())
     assert left == []

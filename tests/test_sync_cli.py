@@ -238,7 +238,7 @@ def test_pack_and_snapshot_commands_leave_what_the_next_restore_uses(s3):
 
     packed = json.loads(sync_command(s3, "pack", "--root", str(root), user="jill").stdout)
     assert packed["failed"] == 0 and packed["packed"] == 21  # the lock file is small too
-    assert {f"{keys}.codepilot/pack/pack.tar", f"{keys}.codepilot/pack/manifest.json"} <= (
+    assert {f"{keys}.codepilot/pack/pack.tar", f"{keys}.codepilot/pack/index.json"} <= (
         s3.keys(BUCKET, keys)
     )
 

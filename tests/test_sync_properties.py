@@ -2,7 +2,8 @@
 saves racing them and names drawn from all bytes but "/" and NUL, always end with S3, the
 manifest and the disk in agreement and the sync idle; also when S3 goes away in the
 middle of a burst; and a server ended between any two steps (gracefully, or killed) and
-restored loses no file (see tests/support/sync_machine.py).
+restored loses no file, nor any installed folder (``node_modules/``, ``.venv/``) a
+dependency snapshot keeps (see tests/support/sync_machine.py).
 
 The example counts are chosen to catch, in every run, a sync that hangs on a burst of
 new folders (the slot deadlock of an earlier engine). The soak script
@@ -55,6 +56,7 @@ def test_terminal_bursts_leave_s3_equal_to_the_disk(harness_factory):
     harness = harness_factory(stats=stats)
     run_state_machine_as_test(machine_for(harness), settings=property_settings(EXAMPLES, STEPS))
     assert stats["bursts"] >= EXAMPLES  # every example ran at least one burst
+    assert stats["installs_restored"] >= EXAMPLES  # and its installs came back
 
 
 def test_bursts_with_s3_outages_lose_nothing(harness_factory):
@@ -62,3 +64,4 @@ def test_bursts_with_s3_outages_lose_nothing(harness_factory):
     harness = harness_factory(outages=True, stats=stats)
     run_state_machine_as_test(machine_for(harness), settings=property_settings(EXAMPLES, STEPS))
     assert stats.get("outages", 0) >= 1
+    assert stats["installs_restored"] >= EXAMPLES

@@ -6,7 +6,8 @@ stays local), ``s3`` (async object I/O), ``manifest`` (what was last synced),
 needs), ``seed`` (a new workspace's starter), ``restore`` (S3 -> disk on start),
 ``pack`` (the small-files pack), ``snapshots`` (installed folders as archives),
 ``archive`` (packing and safe unpacking), ``chunkpipe`` (unpacking while downloading),
-``engine`` (disk -> S3 while running), ``watcher`` (terminal-made changes),
+``engine`` (disk -> S3 while running), ``keeper`` (the engine and the snapshots of a
+running server, files first), ``watcher`` (terminal-made changes),
 ``contents`` (the contents managers), ``s3mode`` (s3contents settings), ``wiring``
 (choosing the manager), ``handlers`` (the status route).
 """

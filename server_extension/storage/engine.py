@@ -124,8 +124,6 @@ class WorkspaceSync:
         self._stopping = False
         # One manifest write at a time: they share a scratch file, and the newest must land.
         self._manifest_lock = asyncio.Lock()
-        # Dependency snapshots (``snapshots.DependencySnapshots``), when the server wants them.
-        self.snapshots = None
 
     # --- single paths -------------------------------------------------------------------
 
@@ -551,10 +549,6 @@ class WorkspaceSync:
             asyncio.create_task(self._reconcile(), name="codepilot-sync-reconcile"),
             asyncio.create_task(self._stall_monitor(), name="codepilot-sync-stall-monitor"),
         ]
-        if self.snapshots is not None:
-            self._tasks.append(
-                asyncio.create_task(self.snapshots.run(), name="codepilot-sync-snapshots")
-            )
 
     async def _reconcile(self) -> None:
         """Push local changes made while no server watched (a crash, a stopped pod)."""
@@ -567,8 +561,8 @@ class WorkspaceSync:
         await self.write_manifest()
 
     async def flush(self, time_limit: float) -> list[str]:
-        """Push everything pending within ``time_limit`` seconds; returns what is left."""
-        started = time.monotonic()
+        """End mirroring and push everything pending within ``time_limit`` seconds;
+        returns what is left. The store stays open until ``close``."""
         self._stopping = True
         if self._wakeup is not None:
             self._wakeup.set()
@@ -585,9 +579,10 @@ class WorkspaceSync:
             # from the disk and the manifest instead.
             left = self.pending or await asyncio.to_thread(self.unsynced_files)
         self.status.unflushed = left
-        if self.snapshots is not None and not left:
-            # Files first; dependency snapshots get what is left of the flush time.
-            await self.snapshots.at_stop(time_limit - (time.monotonic() - started))
+        return left
+
+    async def close(self) -> None:
+        """After ``flush``: the sync is stopped, the manifest saved, the store closed."""
         self.status.state = "stopped"
         try:
             async with self._manifest_lock:
@@ -595,7 +590,6 @@ class WorkspaceSync:
         except OSError as error:
             self.log.warning("S3 sync: could not write the manifest: %s", error)
         await self.store.close()
-        return left
 
     @property
     def state(self) -> str:

@@ -2,10 +2,11 @@
 
 Beside the per-file objects (which stay the source of truth, and what s3contents reads)
 a workspace may hold ``.codepilot/pack/pack.tar``: a plain tar of its small files as
-they were when the pack was made, and ``.codepilot/pack/manifest.json``, the ETag of
-each. A restore that needs many files fetches the pack in one GET and takes from it the
-files whose ETag in the listing is still the one the pack has, checking each one's MD5;
-what differs, or is large, is fetched one by one as before.
+they were when the pack was made, and ``.codepilot/pack/index.json``, the pack's index:
+the ETag of each (named ``manifest.json`` before, still read). A restore that needs many
+files fetches the pack in one GET and takes from it the files whose ETag in the listing
+is still the one the pack has, checking each one's MD5; what differs, or is large, is
+fetched one by one as before.
 
 Member names in the pack are only looked up, never used as paths: a file is written
 where the restore plan (which checks every path) says, so a tampered pack can at worst
@@ -23,13 +24,15 @@ from pathlib import Path
 
 from codepilot_contracts import layout
 
-from .ignore import STATE_DIR
+from .ignore import STATE_DIR, load_ignore_rules
 from .localtree import local_path, scan_local
 from .manifest import Entry, Manifest
 from .s3 import MiB, RemoteObject, S3Store
 
 PACK = f"{STATE_DIR}/pack/pack.tar"
-PACK_MANIFEST = f"{STATE_DIR}/pack/manifest.json"
+PACK_INDEX = f"{STATE_DIR}/pack/index.json"
+# Where earlier versions kept the index: read when there is no other, deleted at the next pack.
+FORMER_PACK_INDEX = f"{STATE_DIR}/pack/manifest.json"
 # Files up to this size go in the pack; larger ones are few and cost one GET each anyway.
 SMALL_FILE = 256 * 1024
 MAX_PACK_BYTES = 512 * MiB
@@ -83,11 +86,11 @@ def tar_footprint(size: int, relpath: str = "") -> int:
     return footprint
 
 
-def manifest_document(members: dict[str, str]) -> bytes:
+def pack_index_document(members: dict[str, str]) -> bytes:
     return json.dumps({"version": FORMAT_VERSION, "files": members}, sort_keys=True).encode()
 
 
-def parse_manifest(data: bytes) -> dict[str, str]:
+def parse_pack_index(data: bytes) -> dict[str, str]:
     """The pack's relpath -> ETag map; {} for anything unreadable (the pack is then unused)."""
     try:
         document = json.loads(data)
@@ -134,8 +137,18 @@ class _Bytes:
         return bytes(chunk)
 
 
+def pack_index_key(key_prefix: str, listing) -> str | None:
+    """The key of the pack's index among the ``listing``'s keys, by its name or its former
+    one; None when there is neither."""
+    for relpath in (PACK_INDEX, FORMER_PACK_INDEX):
+        key = layout.key_for(key_prefix, relpath)
+        if key in listing:
+            return key
+    return None
+
+
 async def upload_pack(store: S3Store, key_prefix: str, root: Path, members: dict[str, str]):
-    """Build and upload the pack, then its manifest; returns what it holds (relpath -> ETag)."""
+    """Build and upload the pack, then its index; returns what it holds (relpath -> ETag)."""
     scratch = root / STATE_DIR / "tmp"
     await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
     pack = scratch / f"pack-{uuid.uuid4().hex}.tar"
@@ -143,8 +156,9 @@ async def upload_pack(store: S3Store, key_prefix: str, root: Path, members: dict
         packed = await asyncio.to_thread(write_pack, root, members, pack)
         size = (await asyncio.to_thread(pack.stat)).st_size
         await store.upload_file(pack, layout.key_for(key_prefix, PACK), size)
-        # The manifest goes last: it never names files a pack in S3 does not hold.
-        await store.put_bytes(layout.key_for(key_prefix, PACK_MANIFEST), manifest_document(packed))
+        # The index goes last: it never names files a pack in S3 does not hold.
+        await store.put_bytes(layout.key_for(key_prefix, PACK_INDEX), pack_index_document(packed))
+        await store.delete([layout.key_for(key_prefix, FORMER_PACK_INDEX)])
     finally:
         await asyncio.to_thread(pack.unlink, True)
     return packed
@@ -198,18 +212,24 @@ def manifest_entries(written: dict[str, tuple[str, os.stat_result]]) -> dict[str
 
 
 class PackKeeper:
-    """Keeps a running workspace's pack close to its small files (``WorkspaceSync``)."""
+    """Keeps a running workspace's pack close to its small files.
 
-    def __init__(self, sync):
-        self.sync = sync
+    ``synced`` is the sync engine's record of what S3 holds (``manifest.Manifest``), read
+    as it stands at each refresh; the ignore rules are read from the workspace then too.
+    """
+
+    def __init__(self, root: Path, store: S3Store, key_prefix: str, synced: Manifest):
+        self.root = root
+        self.store = store
+        self.key_prefix = key_prefix
+        self.synced = synced
         self._packed: dict[str, str] | None = None
 
     async def _uploaded(self) -> dict[str, str]:
         if self._packed is None:
-            store, prefix = self.sync.store, self.sync.key_prefix
-            listing = await store.list(layout.key_for(prefix, f"{STATE_DIR}/pack/"))
-            key = layout.key_for(prefix, PACK_MANIFEST)
-            self._packed = parse_manifest(await store.read_bytes(key)) if key in listing else {}
+            listing = await self.store.list(layout.key_for(self.key_prefix, f"{STATE_DIR}/pack/"))
+            key = pack_index_key(self.key_prefix, listing)
+            self._packed = parse_pack_index(await self.store.read_bytes(key)) if key else {}
         return self._packed
 
     async def refresh(self, min_changes: int) -> bool:
@@ -217,11 +237,14 @@ class PackKeeper:
 
         Raises ``S3Error``; returns whether a pack was uploaded.
         """
-        tree = await asyncio.to_thread(scan_local, self.sync.root, self.sync.rules)
-        current = packable(self.sync.manifest, tree.files)
+        tree = await asyncio.to_thread(_scan_synced, self.root)
+        current = packable(self.synced, tree.files)
         if not pack_is_stale(await self._uploaded(), current, min_changes):
             return False
-        self._packed = await upload_pack(
-            self.sync.store, self.sync.key_prefix, self.sync.root, current
-        )
+        self._packed = await upload_pack(self.store, self.key_prefix, self.root, current)
         return True
+
+
+def _scan_synced(root: Path):
+    """The workspace as sync sees it now, by its current ignore rules (blocking)."""
+    return scan_local(root, load_ignore_rules(root))

@@ -24,9 +24,9 @@ from .manifest import Entry, Manifest, record_conflicts, save_manifest, state_di
 from .pack import (
     MIN_FILES_FOR_PACK,
     PACK,
-    PACK_MANIFEST,
     manifest_entries,
-    parse_manifest,
+    pack_index_key,
+    parse_pack_index,
     tar_footprint,
     unpack_wanted,
     wanted_from_pack,
@@ -326,11 +326,11 @@ class Restore:
         """The files to take from the pack: when it holds enough of what is to download."""
         listing = self.view.listing
         pack = listing.get(layout.key_for(self.key_prefix, PACK))
-        manifest_key = layout.key_for(self.key_prefix, PACK_MANIFEST)
-        if pack is None or manifest_key not in listing or len(download) < MIN_FILES_FOR_PACK:
+        index_key = pack_index_key(self.key_prefix, listing)
+        if pack is None or index_key is None or len(download) < MIN_FILES_FOR_PACK:
             return set()
         try:
-            pack_files = parse_manifest(await self.store.read_bytes(manifest_key))
+            pack_files = parse_pack_index(await self.store.read_bytes(index_key))
         except S3Error:
             return set()
         chosen = wanted_from_pack(pack_files, self.remote, download)

@@ -29,6 +29,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -40,8 +41,9 @@ from codepilot_contracts import layout
 
 from .archive import ArchiveError, check_links_out, extract_archive, write_archive
 from .chunkpipe import ChunkPipe
-from .ignore import STATE_DIR, IgnoreRules, is_state_path
+from .ignore import STATE_DIR, IgnoreRules, is_state_path, load_ignore_rules
 from .localtree import has_symlink_component, local_path
+from .manifest import Manifest
 from .pack import PACK, PackKeeper
 from .s3 import RemoteObject, S3Error, S3Store, file_etag
 
@@ -381,7 +383,12 @@ def _unpack_from(pipe: ChunkPipe, target: Path, scratch: Path, max_bytes: int, l
 
 
 class DependencySnapshots(LoggingConfigurable):
-    """Takes and uploads the snapshots of one workspace (``WorkspaceSync.snapshots``)."""
+    """Takes and uploads the snapshots of one workspace, and its small-files pack.
+
+    It reads the workspace folder ``root`` and writes under ``key_prefix`` in ``store``;
+    the pack is made from ``synced``, the sync engine's record of what S3 holds. Whoever
+    runs the sync too sequences both (``keeper.WorkspaceKeeper``): files first.
+    """
 
     folders = Dict(
         DEFAULT_FOLDERS,
@@ -422,22 +429,16 @@ class DependencySnapshots(LoggingConfigurable):
         stopping one when any do. 0 turns the pack off.""",
     ).tag(config=True)
 
-    def __init__(self, sync, **kwargs):
+    def __init__(self, root: Path, store: S3Store, key_prefix: str, synced: Manifest, **kwargs):
         super().__init__(**kwargs)
-        self.sync = sync
-        self.pack = PackKeeper(sync)
+        self.root = root
+        self.store = store
+        self.key_prefix = key_prefix
+        self.pack = PackKeeper(root, store, key_prefix, synced)
         # Digest of the snapshot S3 holds, by folder (read from the indexes once).
         self._uploaded: dict[str, str] | None = None
         self._tag: str | None = None
         self.last_error: str | None = None
-
-    @property
-    def root(self) -> Path:
-        return self.sync.root
-
-    @property
-    def store(self) -> S3Store:
-        return self.sync.store
 
     async def _platform(self) -> str:
         if self._tag is None:
@@ -446,7 +447,7 @@ class DependencySnapshots(LoggingConfigurable):
 
     async def _load_uploaded(self) -> dict[str, str]:
         if self._uploaded is None:
-            prefix = self.sync.key_prefix
+            prefix = self.key_prefix
             listing = await self.store.list(layout.key_for(prefix, SNAPSHOTS + "/"))
             uploaded = {}
             for key in snapshot_indexes(prefix, listing):
@@ -462,9 +463,7 @@ class DependencySnapshots(LoggingConfigurable):
         """Folders whose snapshot in S3 is missing or out of date, with their lock ETags."""
         if not self.folders:
             return []
-        sources = await asyncio.to_thread(
-            find_sources, self.root, dict(self.folders), self.sync.rules
-        )
+        sources = await asyncio.to_thread(self._sources)
         if not sources:
             return []
         uploaded = await self._load_uploaded()
@@ -487,13 +486,17 @@ class DependencySnapshots(LoggingConfigurable):
                 due.append((source, lock_etags))
         return due
 
+    def _sources(self) -> list[SnapshotSource]:
+        """The folders to keep, by the ignore rules the workspace has now (blocking)."""
+        return find_sources(self.root, dict(self.folders), load_ignore_rules(self.root))
+
     async def take(self, source: SnapshotSource, lock_etags: dict[str, str]) -> dict:
         """Pack and upload one folder's snapshot, then its index; raises ``SnapshotError``."""
         tag = await self._platform()
         index = index_document(source.folder, lock_etags, tag, 0)
         scratch = self.root / STATE_DIR / "tmp"
         archive = scratch / f"snapshot-{uuid.uuid4().hex}.tar.gz"
-        prefix = self.sync.key_prefix
+        prefix = self.key_prefix
         started = time.monotonic()
         try:
             await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
@@ -568,12 +571,13 @@ class DependencySnapshots(LoggingConfigurable):
             self.last_error = None
         return failed
 
-    async def run(self) -> None:
-        """Look for out-of-date snapshots every ``check_interval`` while the server runs."""
+    async def run(self, files_pending: Callable[[], bool]) -> None:
+        """Look for out-of-date snapshots every ``check_interval`` while the server runs,
+        whenever ``files_pending()`` says no file waits for S3."""
         backoff = self.check_interval
         while True:
             await asyncio.sleep(backoff)
-            if self.sync.pending:
+            if files_pending():
                 continue  # files first: a snapshot waits for a quiet moment
             failed = await self.take_due(self.quiet_seconds)
             backoff = min(backoff * 2, self.check_interval * 10) if failed else self.check_interval

@@ -15,13 +15,13 @@ from codepilot_contracts.restoreprogress import progress_record, record_line, re
 
 from ..starters import starter_dir, starter_names
 from ..storage.engine import WorkspaceSync
+from ..storage.keeper import dependency_snapshots
 from ..storage.localtree import scan_local
 from ..storage.pack import packable, upload_pack
 from ..storage.plan import compare_workspace
 from ..storage.restore import EMPTY_PREFIX_CHOICES, RestoreResult, restore_workspace
 from ..storage.s3 import S3Error, S3Store
 from ..storage.seed import copy_starter, starter_files, upload_folder, workspace_is_new
-from ..storage.snapshots import DependencySnapshots
 
 # Option -> c.CodePilot trait, whose CODEPILOT_* variable gives the default.
 SETTINGS = {
@@ -260,7 +260,7 @@ async def run_snapshot(args) -> int:
     try:
         async with store_for(args) as store:
             sync, failures = await push_workspace(store, args)
-            failed = await DependencySnapshots(sync).take_due(0) if not failures else ["files"]
+            failed = await dependency_snapshots(sync).take_due(0) if not failures else ["files"]
     except (S3Error, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -16,6 +16,14 @@ two bursts the server may end, gracefully or as SIGKILL leaves it, and start aga
 a restore, on the same disk or (after a graceful stop) a new one: every file on disk at
 the end is there again with its bytes, and nothing else (no conflict copies).
 
+Installs are among a terminal's operations (``node_modules/`` or ``.venv/`` filled, its
+lock file rewritten, at the top of the workspace or one level down), and the workspace
+runs as a server runs it: ``WorkspaceKeeper``, its dependency snapshots taken while the
+server runs and at stop. After every graceful stop S3 holds, for each installed folder
+with its lock file beside it, a snapshot of that lock file, and a restore into a new
+disk (the next start on a new one, or a scratch folder at the end of an example) brings
+every such folder back as it was: files, bytes, executable bits, links.
+
 Used by tests/test_sync_properties.py and tests/benchmarks/soak_sync.py.
 """
 
@@ -23,6 +31,7 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import json
 import os
 import shutil
 import stat
@@ -40,8 +49,11 @@ from tornado import web
 from codepilot_contracts import layout
 from server_extension.storage.contents import SyncContentsManager
 from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.ignore import is_state_path
+from server_extension.storage.keeper import WorkspaceKeeper, dependency_snapshots
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
+from server_extension.storage.snapshots import index_relpath
 from server_extension.storage.watcher import watch_workspace
 
 from .folders import ancestors
@@ -50,8 +62,16 @@ BUCKET = "properties"
 IGNORE_LINES = ("*.log", "build/")
 IGNORED_DIRS = {"node_modules", ".venv", "__pycache__", ".cache", ".ipynb_checkpoints", "build"}
 IGNORED_SUFFIXES = (".pyc", ".log")
-# The ignore rules stay as the test wrote them (changing them is not a burst).
-KEPT_FILES = {".codepilotignore"}
+# Installed folders, each with the lock file that comes with it (``DEFAULT_FOLDERS``).
+INSTALLS = (("node_modules", "package-lock.json"), (".venv", "requirements.txt"))
+# Every workspace starts as a Node.js project at its top. The ignore rules stay as the
+# test wrote them (changing them is not a burst); the top project's lock file stays too,
+# but for installs, so every example has a snapshot to check.
+KEPT_FILES = {".codepilotignore", "package-lock.json"}
+# While the server runs, a snapshot is taken once a folder is this quiet (an install
+# takes far less), looked for this often.
+SNAPSHOT_QUIET_SECONDS = 1.0
+SNAPSHOT_CHECK_SECONDS = 1.0
 # Long enough for hundreds of pushes on a busy 2-core machine; a hung sync never gets there.
 SETTLE_SECONDS = 45.0
 
@@ -90,6 +110,7 @@ class Harness:
 class Workspace:
     manager: SyncContentsManager
     sync: WorkspaceSync
+    keeper: WorkspaceKeeper
     stop: asyncio.Event
     watcher: asyncio.Task
 
@@ -100,22 +121,27 @@ async def open_workspace(root: Path, prefix: str, endpoint_url: str) -> Workspac
     )
     sync = manager.workspace_sync
     sync.max_backoff = 1.0  # retry soon once S3 is back
-    sync.start()
+    snapshots = dependency_snapshots(
+        sync, quiet_seconds=SNAPSHOT_QUIET_SECONDS, check_interval=SNAPSHOT_CHECK_SECONDS
+    )
+    keeper = WorkspaceKeeper(sync, snapshots)
+    keeper.start()
     stop = asyncio.Event()
     watcher = asyncio.create_task(watch_workspace(sync, stop))
-    return Workspace(manager, sync, stop, watcher)
+    return Workspace(manager, sync, keeper, stop, watcher)
 
 
-async def close_workspace(workspace: Workspace) -> None:
+async def close_workspace(workspace: Workspace) -> list[str]:
+    """A graceful stop; returns the files it left unpushed."""
     workspace.stop.set()
     await asyncio.gather(workspace.watcher, return_exceptions=True)
-    await workspace.sync.flush(10)
+    return await workspace.keeper.stop(10)
 
 
 async def kill_workspace(workspace: Workspace) -> None:
     """As SIGKILL leaves it: every task ends where it is, nothing flushed or saved."""
     workspace.stop.set()
-    tasks = [workspace.watcher, *workspace.sync._tasks]
+    tasks = [workspace.watcher, *workspace.sync._tasks, workspace.keeper._snapshot_loop]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -123,9 +149,9 @@ async def kill_workspace(workspace: Workspace) -> None:
 
 
 async def restore_into(root: Path, prefix: str, endpoint_url: str):
-    """What a start runs before the server: the restore command's work (files only)."""
+    """What a start runs before the server: the restore command's work."""
     async with S3Store(BUCKET, endpoint_url) as store:
-        return await restore_workspace(store, prefix, root, snapshots=False)
+        return await restore_workspace(store, prefix, root)
 
 
 # --- the disk as a terminal sees it, and what S3 should hold -------------------------------
@@ -157,6 +183,35 @@ def walk(root: Path) -> tuple[list[str], dict[str, os.stat_result]]:
 
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def installed(root: Path, prefix: str) -> dict[str, tuple[str, str]]:
+    """Installed folders a snapshot should keep: at the top or one level down, a folder
+    beside its lock file, where S3 holds that file: folder -> (lock file, its MD5)."""
+    folders, files = walk(root)
+    found = {}
+    for parent in [folder for folder in folders if "/" not in folder]:
+        for name, lock in INSTALLS:
+            folder, lock = (f"{parent}/{name}", f"{parent}/{lock}") if parent else (name, lock)
+            path = root / folder
+            if path.is_dir() and not path.is_symlink() and lock in files and fits(prefix, lock):
+                found[folder] = (lock, md5(root / lock))
+    return found
+
+
+def tree_of(folder: Path) -> dict[str, tuple]:
+    """Everything below ``folder``: files with their bytes and executable bit, links with
+    their target, folders."""
+    tree = {}
+    for path in sorted(folder.rglob("*")):
+        relpath = os.fsencode(path.relative_to(folder))
+        if path.is_symlink():
+            tree[relpath] = ("link", os.readlink(path))
+        elif path.is_dir():
+            tree[relpath] = ("folder",)
+        else:
+            tree[relpath] = ("file", path.read_bytes(), os.access(path, os.X_OK))
+    return tree
 
 
 def fits(prefix: str, relpath: str) -> bool:
@@ -240,6 +295,7 @@ KINDS = (
     "replace",
     "symlink",
     "ignored",
+    "install",
 )
 # Leaves room for the counter and ".txt" in Linux's 255 bytes a name.
 ODD_NAME_BYTES = 240
@@ -332,6 +388,9 @@ class Terminal:
             self.symlink(parent_path, file_list, folders, b, c)
         elif kind == "ignored":
             self.ignored(parent_path, c)
+        elif kind == "install":
+            tops = [folder for folder in folders if "/" not in folder]
+            self.install(self.pick(tops, a), INSTALLS[c % 2], 1 + b % 3)
 
     def move(self, folders, file_list, a, b, c) -> None:
         moving_folder = c % 2 == 0 and len(folders) > 1
@@ -393,6 +452,31 @@ class Terminal:
             cache.mkdir(exist_ok=True)
             (cache / (self.fresh("mod") + ".pyc")).write_bytes(b"\x00pyc")
 
+    def install(self, parent: str, kind: tuple[str, str], packages: int) -> None:
+        """What ``npm install`` or ``pip install`` does: packages (files, an executable, a
+        link inside) into the folder, then the lock file, rewritten."""
+        folder_name, lock_name = kind
+        parent_path = self.root / parent if parent else self.root
+        folder = parent_path / folder_name
+        folder.mkdir(exist_ok=True)
+        (folder / "bin").mkdir(exist_ok=True)
+        names = []
+        for _ in range(packages):
+            name = self.fresh("pkg")
+            (folder / name).mkdir()
+            (folder / name / "index.js").write_bytes(self.content(name, False))
+            tool = folder / name / "tool"
+            tool.write_bytes(b"#!/bin/sh\necho " + os.fsencode(name) + b"\n")
+            tool.chmod(0o755)
+            (folder / "bin" / name).symlink_to(Path("..") / name / "tool")
+            names.append(name)
+        lock = parent_path / lock_name
+        (lock.with_name(lock_name + ".new")).write_bytes(
+            os.fsencode(f"{next(self.names)} " + " ".join(names)) + b"\n"
+        )
+        # Written whole at once, as npm does: never read half-written.
+        os.replace(lock.with_name(lock_name + ".new"), lock)
+
 
 async def editor_saves(manager: SyncContentsManager, paths: list[str], tag: str) -> int:
     """Save ``paths`` through the contents manager, as JupyterLab does; count the saves
@@ -425,6 +509,7 @@ class TerminalBursts(RuleBasedStateMachine):
         (self.root / "editor").mkdir()
         self.old_roots: list[Path] = []
         self.terminal = Terminal(self.root, harness.outside)
+        self.terminal.install("", INSTALLS[0], 1)
         self.workspace = harness.loop.run(
             open_workspace(self.root, self.prefix, harness.s3.endpoint_url)
         )
@@ -445,10 +530,33 @@ class TerminalBursts(RuleBasedStateMachine):
 
     def teardown(self):
         try:
-            self.harness.loop.run(close_workspace(self.workspace), timeout=30)
+            expected = installed(self.root, self.prefix)
+            left = self.harness.loop.run(close_workspace(self.workspace), timeout=30)
+            if not left:  # else no snapshot is due; the restarts check that files are kept
+                scratch = Path(tempfile.mkdtemp(prefix="codepilot-prop-scratch-"))
+                self.old_roots.append(scratch)
+                result = self.harness.loop.run(
+                    restore_into(scratch, self.prefix, self.harness.s3.endpoint_url)
+                )
+                assert not result.failed, result.summary()
+                self.check_installed(expected, self.root, scratch)
         finally:
             for root in {self.root, *self.old_roots}:
                 shutil.rmtree(root, ignore_errors=True)
+
+    def check_installed(self, expected: dict[str, tuple[str, str]], old: Path, new: Path):
+        """After a graceful stop: S3 holds a snapshot of each installed folder's lock file,
+        and the restore into ``new``, a new disk, brought the folders back as ``old``, the
+        stopped server's disk, has them."""
+        for folder, (lock, lock_md5) in expected.items():
+            index = self.harness.s3.read(BUCKET, layout.key_for(self.prefix, index_relpath(folder)))
+            assert index is not None, f"no snapshot of {folder} in S3 after a graceful stop"
+            assert json.loads(index)["locks"] == {lock: lock_md5}, folder
+            assert tree_of(new / folder) == tree_of(old / folder), folder
+        assert installed(new, self.prefix) == expected
+        if self.harness.stats is not None:
+            count = self.harness.stats.get("installs_restored", 0) + len(expected)
+            self.harness.stats["installs_restored"] = count
 
     @rule(kill=st.booleans(), fresh=st.booleans())
     def restart(self, kill, fresh):
@@ -461,13 +569,17 @@ class TerminalBursts(RuleBasedStateMachine):
         before = {path: (self.root / path).read_bytes() for path in files}
         if fresh:  # a new disk gets only what S3 can hold
             before = {path: data for path, data in before.items() if fits(self.prefix, path)}
-        loop.run(kill_workspace(self.workspace) if kill else close_workspace(self.workspace))
+        expected = installed(self.root, self.prefix)
+        left = loop.run(kill_workspace(self.workspace) if kill else close_workspace(self.workspace))
+        old_root = self.root
         if fresh:
             self.old_roots.append(self.root)
             self.root = Path(tempfile.mkdtemp(prefix="codepilot-prop-"))
             self.terminal.root = self.root
         result = loop.run(restore_into(self.root, self.prefix, endpoint))
         assert not result.failed and not result.conflicts, result.summary()
+        if fresh and not left:
+            self.check_installed(expected, old_root, self.root)
         _, files = walk(self.root)
         after = {path: (self.root / path).read_bytes() for path in files}
         assert after.keys() == before.keys(), sorted(after.keys() ^ before.keys())[:5]
@@ -575,7 +687,8 @@ class TerminalBursts(RuleBasedStateMachine):
             for item in page.get("Contents", []):
                 # Keys as the layout contract names them (escaped odd names decoded).
                 relpath = layout.relpath_for(self.prefix, item["Key"])
-                remote[relpath] = item["ETag"].strip('"')
+                if not is_state_path(relpath):  # snapshots and the pack: not files
+                    remote[relpath] = item["ETag"].strip('"')
         return mismatches(self.root, self.prefix, remote, manifest, status)
 
 
