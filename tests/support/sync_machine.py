@@ -40,6 +40,7 @@ from tornado import web
 from codepilot_contracts import layout
 from server_extension.storage.contents import SyncContentsManager
 from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 from server_extension.storage.watcher import watch_workspace
@@ -124,8 +125,9 @@ async def kill_workspace(workspace: Workspace) -> None:
 
 async def restore_into(root: Path, prefix: str, endpoint_url: str):
     """What a start runs before the server: the restore command's work (files only)."""
-    async with S3Store(BUCKET, endpoint_url) as store:
-        return await restore_workspace(store, prefix, root, snapshots=False)
+    location = WorkspaceLocation(BUCKET, key_prefix=prefix, endpoint_url=endpoint_url)
+    async with S3Store(location) as store:
+        return await restore_workspace(store, location, root, snapshots=False)
 
 
 # --- the disk as a terminal sees it, and what S3 should hold -------------------------------
