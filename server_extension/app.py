@@ -8,7 +8,7 @@ import signal
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import CaselessStrEnum, Float, Int, Unicode, default
 
-from codepilot_contracts import defaults, layout
+from codepilot_contracts import defaults
 from codepilot_contracts.env import env_name
 
 from .appport import app_status_handler
@@ -17,6 +17,7 @@ from .preview import preview_handlers
 from .projects import project_handlers
 from .storage import wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
+from .storage.location import WorkspaceLocation
 from .terminals import WorkspaceTerminalManager, configure_terminals
 from .upstream import ExtensionHooks, stop_signal_handler, terminal_extra_env, terminal_manager
 
@@ -181,8 +182,19 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         return wiring.resolve_mode(self.storage, self.s3_bucket)
 
     @property
-    def workspace_key_prefix(self) -> str:
-        return layout.workspace_prefix(self.s3_prefix, self.workspace_user, self.workspace_server)
+    def workspace_location(self) -> WorkspaceLocation | None:
+        """Where the workspace lives in S3, from these settings; None in ``local`` mode."""
+        if self.storage_mode == "local":
+            return None
+        return WorkspaceLocation.of_workspace(
+            self.s3_bucket,
+            self.s3_prefix,
+            self.workspace_user,
+            self.workspace_server,
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+            credentials_url=self.credentials_url,
+        )
 
     def preview_environment(self) -> dict[str, str]:
         """Variables that tell processes started in a terminal where to serve."""
@@ -195,16 +207,8 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
     def linked_to_server(self, serverapp):
         configure_terminals(serverapp)
         # The server builds its contents manager right after linking, from these settings.
-        mode = self.storage_mode
-        key_prefix = self.workspace_key_prefix if mode != "local" else ""
         choice = wiring.contents_manager_choice(
-            mode,
-            self.s3_bucket,
-            key_prefix,
-            self.s3_endpoint_url,
-            self.s3_region,
-            self.credentials_url,
-            self.sync_save_timeout,
+            self.storage_mode, self.workspace_location, self.sync_save_timeout
         )
         wiring.configure_contents_manager(serverapp, choice, self.log)
 
@@ -220,7 +224,7 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         mode = self.storage_mode
         status = {"storage": mode, "pending": 0, "last_error": None, "last_success": None}
         if mode == "s3":
-            status["location"] = f"s3://{self.s3_bucket}/{self.workspace_key_prefix}"
+            status["location"] = self.workspace_location.url
         return status
 
     def _stop_on_sigint(self, serverapp) -> None:

@@ -14,6 +14,7 @@ import pytest
 from codepilot_contracts import layout
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.localtree import scan_local
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.pack import (
     FORMER_PACK_INDEX,
     PACK,
@@ -42,7 +43,7 @@ def make_workspace(root: Path, count: int = 60) -> dict[str, bytes]:
 
 
 async def push_and_pack(root: Path, keys: str) -> dict[str, str]:
-    async with S3Store(BUCKET, os.environ["AWS_ENDPOINT_URL_S3"]) as store:
+    async with S3Store(WorkspaceLocation(BUCKET, key_prefix=keys)) as store:
         sync = WorkspaceSync(root, store, keys)
         assert not await sync.push_tree("")
         members = packable(sync.manifest, scan_local(sync.root, sync.rules).files)
@@ -50,8 +51,9 @@ async def push_and_pack(root: Path, keys: str) -> dict[str, str]:
 
 
 async def restore(root: Path, keys: str):
-    async with S3Store(BUCKET, os.environ["AWS_ENDPOINT_URL_S3"]) as store:
-        return await restore_workspace(store, keys, root)
+    location = WorkspaceLocation(BUCKET, key_prefix=keys)
+    async with S3Store(location) as store:
+        return await restore_workspace(store, location, root)
 
 
 def check_tree(root: Path, files: dict[str, bytes]) -> None:
@@ -152,7 +154,7 @@ def test_a_pack_indexed_under_the_former_name_is_still_used_then_renamed(s3):
 
     async def refresh_after_an_edit() -> tuple[bool, bool]:
         (source / "src/m0/f0.txt").write_bytes(b"edited")
-        async with S3Store(BUCKET, os.environ["AWS_ENDPOINT_URL_S3"]) as store:
+        async with S3Store(WorkspaceLocation(BUCKET, key_prefix=keys)) as store:
             sync = WorkspaceSync(source, store, keys)
             assert not await sync.push_tree("")
             keeper = PackKeeper(sync.root, store, keys, sync.manifest)

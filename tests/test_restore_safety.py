@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.s3 import S3Store
 
 from .support.s3server import s3_server_fixture
@@ -66,7 +67,7 @@ def synced_workspace(s3, user: str, count: int = 30) -> Path:
 
 
 async def sync_status(s3, root: Path, user: str) -> dict:
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
+    async with S3Store(WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url)) as store:
         return WorkspaceSync(root, store, f"{PREFIX}/users/{user}/default/").status_model()
 
 

@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from server_extension.storage.endpoint import configured_endpoint, plain_http
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.s3 import S3Error, S3Store
 
 from .support.s3server import s3_server_fixture
@@ -16,7 +17,9 @@ MISSING_BUNDLE = "/nonexistent/ca-bundle.pem"
 
 
 async def list_all(endpoint_url: str = "") -> dict:
-    async with S3Store(BUCKET, endpoint_url, max_attempts=1, connect_timeout=1) as store:
+    async with S3Store(
+        WorkspaceLocation(BUCKET, endpoint_url=endpoint_url), max_attempts=1, connect_timeout=1
+    ) as store:
         return await store.list("")
 
 

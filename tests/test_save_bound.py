@@ -8,6 +8,7 @@ import pytest
 from tornado import web
 
 from server_extension.storage.contents import SyncContentsManager
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.s3 import S3Error, S3Store
 
 from .support.hubtools import free_port, wait_until
@@ -45,7 +46,7 @@ async def test_credentials_the_broker_cannot_renew_are_an_s3_error(s3, monkeypat
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "server-token")
     monkeypatch.delenv("CODEPILOT_S3_CREDENTIALS_EXPIRATION", raising=False)
     broker = f"http://127.0.0.1:{free_port()}/services/codepilot-credentials/api/credentials"
-    store = S3Store(BUCKET, s3.endpoint_url, credentials_url=broker)
+    store = S3Store(WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url, credentials_url=broker))
     with pytest.raises(S3Error, match="credential broker is unreachable") as caught:
         async with store:  # the client loads its first credentials
             await store.put_bytes(KEYS + "x.txt", b"x")

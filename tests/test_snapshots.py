@@ -28,6 +28,7 @@ from server_extension.storage.archive import (
 from server_extension.storage.chunkpipe import ChunkPipe
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.keeper import WorkspaceKeeper, dependency_snapshots
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 from server_extension.storage.snapshots import (
@@ -343,7 +344,7 @@ def run(coroutine):
 
 
 async def push_and_snapshot(s3, root: Path, user: str) -> tuple[WorkspaceSync, list[str]]:
-    store = S3Store(BUCKET, s3.endpoint_url)
+    store = S3Store(WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url))
     sync = WorkspaceSync(root, store, layout.workspace_prefix("", user))
     assert not await sync.push_tree("")
     failed = await dependency_snapshots(sync).take_due(0)
@@ -352,8 +353,9 @@ async def push_and_snapshot(s3, root: Path, user: str) -> tuple[WorkspaceSync, l
 
 
 async def restore_into(s3, root: Path, user: str):
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
-        return await restore_workspace(store, layout.workspace_prefix("", user), root)
+    location = WorkspaceLocation.of_workspace(BUCKET, "", user, endpoint_url=s3.endpoint_url)
+    async with S3Store(location) as store:
+        return await restore_workspace(store, location, root)
 
 
 @pytest.mark.integration
@@ -401,7 +403,7 @@ def test_snapshot_is_not_taken_again_while_nothing_changed(s3, s3_env):
     run(push_and_snapshot(s3, root, user))
 
     async def due_again():
-        async with S3Store(BUCKET, s3.endpoint_url) as store:
+        async with S3Store(WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url)) as store:
             sync = WorkspaceSync(root, store, layout.workspace_prefix("", user))
             return await dependency_snapshots(sync).due(0)
 
@@ -447,7 +449,11 @@ def test_s3_outage_during_snapshot_upload_keeps_the_server_working_and_retries(s
     make_node_project(root)
 
     async def scenario():
-        store = S3Store(BUCKET, s3.endpoint_url, connect_timeout=1, read_timeout=2)
+        store = S3Store(
+            WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url),
+            connect_timeout=1,
+            read_timeout=2,
+        )
         sync = WorkspaceSync(root, store, keys)
         snapshots = dependency_snapshots(sync, check_interval=0.2, quiet_seconds=0)
         keeper = WorkspaceKeeper(sync, snapshots)

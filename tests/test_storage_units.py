@@ -153,30 +153,13 @@ def test_scan_skips_symlinks_and_ignored(tmp_path):
     assert tree.dirs == {"src"}
 
 
-def test_storage_mode_resolution_and_choice():
+def test_storage_mode_resolution():
     assert wiring.resolve_mode(None, "") == "local"
     assert wiring.resolve_mode(None, "bkt") == "sync"
     assert wiring.resolve_mode("s3", "bkt") == "s3"
     with pytest.raises(ValueError, match="CODEPILOT_S3_BUCKET"):
         wiring.resolve_mode("sync", "")
-    name, section, settings = wiring.contents_manager_choice(
-        "sync", "bkt", "p/users/a/default/", "http://127.0.0.1:9", "eu-west-1", "http://hub/c"
-    )
-    assert name.endswith("SyncContentsManager") and section == "SyncContentsManager"
-    assert settings == {
-        "s3_bucket": "bkt",
-        "s3_key_prefix": "p/users/a/default/",
-        "s3_endpoint_url": "http://127.0.0.1:9",
-        "s3_region": "eu-west-1",
-        "s3_credentials_url": "http://hub/c",
-        "sync_save_timeout": 10.0,
-    }
-    name, section, settings = wiring.contents_manager_choice(
-        "s3", "bkt", "p/users/a/default/", "http://127.0.0.1:9"
-    )
-    assert name == "s3contents.S3ContentsManager"
-    assert settings["prefix"] == "p/users/a/default"
-    assert settings["endpoint_url"] == "http://127.0.0.1:9"
+    # What each mode's manager is given: tests/test_workspace_location.py.
 
 
 def test_starters_are_packaged():

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.s3 import S3Store
 
 from .support.folders import ancestors
@@ -204,7 +205,11 @@ async def test_pushes_hanging_on_an_s3_that_never_answers_count_as_stalled(caplo
     root = Path(tempfile.mkdtemp(prefix="codepilot-hang-"))
     (root / "waiting.txt").write_text("waiting")
     endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
-    store = S3Store(BUCKET, endpoint, "us-east-1", read_timeout=600, max_attempts=1)
+    store = S3Store(
+        WorkspaceLocation(BUCKET, endpoint_url=endpoint, region="us-east-1"),
+        read_timeout=600,
+        max_attempts=1,
+    )
     sync = WorkspaceSync(root, store, keys_of("hanger"), stall_timeout=60)
     push = asyncio.create_task(sync.push_tree(""))
     try:

@@ -227,6 +227,12 @@ def test_missing_bucket_setting_is_a_clear_error(s3):
     assert "CODEPILOT_S3_BUCKET" in result.stderr
 
 
+def test_a_restore_without_a_user_says_so_in_its_error_record(s3):
+    # The spawner shows the last record: it must name what to set, not end without one.
+    message = failed_restore(s3, user="")
+    assert message == ("no user: set CODEPILOT_WORKSPACE_USER, JUPYTERHUB_USER or --workspace-user")
+
+
 def test_pack_and_snapshot_commands_leave_what_the_next_restore_uses(s3):
     keys = f"{PREFIX}/users/jill/default/"
     root = fresh_dir()

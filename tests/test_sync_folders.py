@@ -12,11 +12,13 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 
@@ -47,7 +49,7 @@ async def synced_workspace(s3, name: str, files: dict[str, str], folders: tuple[
     """A new workspace laid out with ``files`` and ``folders``, and its sync on moto."""
     root, prefix = workspace(name)
     lay_out(root, files, folders)
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
+    async with S3Store(WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url)) as store:
         yield WorkspaceSync(root, store, prefix)
 
 
@@ -114,7 +116,7 @@ async def test_restore_brings_back_both_kinds_and_the_next_push_adds_nothing(s3)
         assert before == {"lib/deep/er/mod.js", "lib/blank/.s3keep"}
 
         target = Path(tempfile.mkdtemp(prefix="codepilot-restored-"))
-        result = await restore_workspace(store, prefix, target)
+        result = await restore_workspace(store, replace(store.location, key_prefix=prefix), target)
         assert not result.failed, result.failed
         assert (target / "lib/deep/er/mod.js").read_text() == "export {}\n"
         assert (target / "lib/blank").is_dir()

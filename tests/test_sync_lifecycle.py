@@ -15,6 +15,7 @@ import pytest
 
 from codepilot_contracts import defaults, layout
 from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 
@@ -41,10 +42,11 @@ def server_env(s3, user: str) -> dict:
 
 def restore(s3, user: str, root: Path):
     async def run():
-        async with S3Store(BUCKET, s3.endpoint_url) as store:
-            return await restore_workspace(
-                store, layout.workspace_prefix(defaults.S3_PREFIX, user), root
-            )
+        location = WorkspaceLocation.of_workspace(
+            BUCKET, defaults.S3_PREFIX, user, endpoint_url=s3.endpoint_url
+        )
+        async with S3Store(location) as store:
+            return await restore_workspace(store, location, root)
 
     result = asyncio.run(run())
     assert not result.failed, result.failed
@@ -128,7 +130,9 @@ async def test_a_flush_cut_short_still_names_every_file_it_left(s3):
     root = Path(tempfile.mkdtemp(prefix="codepilot-flush-"))
     (root / "first.txt").write_text("one")
     (root / "second.txt").write_text("two")
-    async with S3Store(BUCKET, s3.endpoint_url, connect_timeout=1) as store:
+    async with S3Store(
+        WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url), connect_timeout=1
+    ) as store:
         sync = WorkspaceSync(root, store, layout.workspace_prefix(defaults.S3_PREFIX, "nina"))
         with s3.outage():
             left = await sync.flush(time_limit=0)  # out of time before any push

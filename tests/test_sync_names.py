@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from server_extension.storage.engine import WorkspaceSync
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.s3 import S3Store
 from server_extension.storage.watcher import watch_workspace
 
@@ -95,7 +96,7 @@ def restore(s3, user: str, root: Path, check: bool = True):
 async def test_odd_names_are_pushed_and_restored_with_the_same_bytes(s3):
     root, prefix = workspace("odd")
     files = lay_out(root)
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
+    async with S3Store(WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url)) as store:
         sync = WorkspaceSync(root, store, prefix)
         assert await sync.push_tree("") == {}
         assert await sync.flush(20) == []
@@ -119,7 +120,7 @@ async def test_odd_names_are_pushed_and_restored_with_the_same_bytes(s3):
 async def test_a_key_no_name_maps_to_is_skipped_and_deletes_nothing(s3):
     root, prefix = workspace("foreign")
     (root / "keep.txt").write_text("mine")
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
+    async with S3Store(WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url)) as store:
         sync = WorkspaceSync(root, store, prefix)
         await sync.push_tree("")
         await sync.flush(10)
@@ -143,7 +144,7 @@ async def test_a_name_no_key_can_hold_does_not_stop_the_others(s3):
     (root / name / name).write_text("too deep for a 1024-byte key")
     for number in range(20):
         (root / f"f{number}.txt").write_text(str(number))
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
+    async with S3Store(WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url)) as store:
         sync = WorkspaceSync(root, store, prefix)
         left = await sync.flush(20)
     assert left == [f"{name}/{name}"]
@@ -156,7 +157,7 @@ async def test_a_name_no_key_can_hold_does_not_stop_the_others(s3):
 async def watched(s3, root: Path, prefix: str, **watch_options):
     """The workspace's sync with its watcher running, as a server has them; flushed at
     the end."""
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
+    async with S3Store(WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url)) as store:
         sync = WorkspaceSync(root, store, prefix)
         sync.start()
         stop = asyncio.Event()
@@ -212,7 +213,7 @@ async def test_a_name_no_key_can_hold_leaves_the_sync_idle_after_a_start(s3):
     deep = os.fsdecode(b"\xe9" * 255)
     (root / deep).mkdir()
     (root / deep / deep).write_text("local only")
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
+    async with S3Store(WorkspaceLocation(BUCKET, endpoint_url=s3.endpoint_url)) as store:
         sync = WorkspaceSync(root, store, prefix)
         sync.start()  # reconciles: pushes what changed while no server ran
         try:

@@ -12,6 +12,7 @@ import pytest
 from codepilot_contracts import layout
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.keeper import WorkspaceKeeper, dependency_snapshots
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 from server_extension.storage.snapshots import index_relpath
@@ -32,6 +33,10 @@ def node_project(name: str) -> Path:
     return root
 
 
+def location_of(prefix: str, s3) -> WorkspaceLocation:
+    return WorkspaceLocation(BUCKET, key_prefix=prefix, endpoint_url=s3.endpoint_url)
+
+
 def keeper_for(store: S3Store, root: Path, prefix: str) -> WorkspaceKeeper:
     sync = WorkspaceSync(root, store, prefix)
     return WorkspaceKeeper(sync, dependency_snapshots(sync, check_interval=60))
@@ -39,7 +44,7 @@ def keeper_for(store: S3Store, root: Path, prefix: str) -> WorkspaceKeeper:
 
 async def test_a_stop_saves_the_files_then_a_snapshot_that_restores(s3):
     root, prefix = node_project("keeper-ada"), layout.workspace_prefix("", "keeper-ada")
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
+    async with S3Store(location_of(prefix, s3)) as store:
         keeper = keeper_for(store, root, prefix)
         keeper.start()
         (root / "late.txt").write_text("written just before the stop")
@@ -50,15 +55,15 @@ async def test_a_stop_saves_the_files_then_a_snapshot_that_restores(s3):
     assert s3.read(BUCKET, prefix + "late.txt") == b"written just before the stop"
 
     fresh = Path(tempfile.mkdtemp(prefix="codepilot-keeper-restored-"))
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
-        result = await restore_workspace(store, prefix, fresh)
+    async with S3Store(location_of(prefix, s3)) as store:
+        result = await restore_workspace(store, location_of(prefix, s3), fresh)
     assert result.snapshots == {"node_modules": "restored"}, result.summary()
     assert (fresh / "node_modules/tool/index.js").read_text() == "module.exports = 1\n"
 
 
 async def test_files_left_unpushed_mean_no_snapshot_and_a_closed_sync(s3, caplog):
     root, prefix = node_project("keeper-bo"), layout.workspace_prefix("", "keeper-bo")
-    async with S3Store(BUCKET, s3.endpoint_url, connect_timeout=1, read_timeout=1) as store:
+    async with S3Store(location_of(prefix, s3), connect_timeout=1, read_timeout=1) as store:
         keeper = keeper_for(store, root, prefix)
         with s3.outage(), caplog.at_level(logging.INFO):
             left = await keeper.stop(2)
@@ -71,7 +76,7 @@ async def test_files_left_unpushed_mean_no_snapshot_and_a_closed_sync(s3, caplog
 async def test_the_snapshots_get_only_the_time_the_files_left(s3):
     """No time left once the files are in S3: the snapshot waits for the next server."""
     root, prefix = node_project("keeper-cy"), layout.workspace_prefix("", "keeper-cy")
-    async with S3Store(BUCKET, s3.endpoint_url) as store:
+    async with S3Store(location_of(prefix, s3)) as store:
         sync = WorkspaceSync(root, store, prefix)
         assert await sync.push_tree("") == {}
         keeper = WorkspaceKeeper(sync, dependency_snapshots(sync))

@@ -20,14 +20,24 @@ import os
 from jupyter_server.base.handlers import AuthenticatedFileHandler
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from tornado import web
-from traitlets import Float, Int, Unicode, default
+from traitlets import Float, Instance, Int, Unicode, default
 
 from codepilot_contracts.layout import LayoutError
 
 from .. import upstream
 from .engine import WorkspaceSync
 from .localtree import first_link_out, holder_is_inside, is_inside, relative_posix
+from .location import WorkspaceLocation
 from .s3 import S3Error, S3Store
+
+# The manager's own S3 settings, for running it without Code Pilot's extension.
+STANDALONE_S3_TRAITS = (
+    "s3_bucket",
+    "s3_key_prefix",
+    "s3_endpoint_url",
+    "s3_region",
+    "s3_credentials_url",
+)
 
 
 def outside_error(path: str) -> web.HTTPError:
@@ -108,9 +118,17 @@ class WorkspaceFileManager(AsyncLargeFileManager):
 class SyncContentsManager(WorkspaceFileManager):
     """A workspace on local disk (what terminals see) mirrored to S3 on every change.
 
-    Code Pilot sets the ``s3_*`` traits from ``c.CodePilot`` when ``storage`` is
-    ``sync``; they can also be set as ``c.SyncContentsManager.*``.
+    Code Pilot's extension hands it the workspace's ``WorkspaceLocation``, built from
+    ``c.CodePilot``, when ``storage`` is ``sync``. Without the extension, the ``s3_*``
+    traits say where the workspace is.
     """
+
+    workspace_location = Instance(
+        WorkspaceLocation,
+        allow_none=True,
+        help="""Where the workspace lives in S3; set by Code Pilot's extension from its
+        ``c.CodePilot`` settings, and then the ``s3_*`` traits are not read.""",
+    ).tag(config=True)
 
     s3_bucket = Unicode(help="S3 bucket that holds the workspace.").tag(config=True)
 
@@ -150,20 +168,35 @@ class SyncContentsManager(WorkspaceFileManager):
     _workspace_sync: WorkspaceSync | None = None
 
     @property
+    def location(self) -> WorkspaceLocation:
+        """The extension's ``workspace_location``, else one from the ``s3_*`` traits."""
+        if self.workspace_location is not None:
+            ignored = [name for name in STANDALONE_S3_TRAITS if getattr(self, name)]
+            if ignored:
+                self.log.warning(
+                    "SyncContentsManager: %s not read: the workspace's S3 settings are "
+                    "c.CodePilot's",
+                    ", ".join(ignored),
+                )
+            return self.workspace_location
+        if not self.s3_bucket or not self.s3_key_prefix:
+            raise ValueError("SyncContentsManager needs s3_bucket and s3_key_prefix")
+        return WorkspaceLocation(
+            self.s3_bucket,
+            key_prefix=self.s3_key_prefix,
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+            credentials_url=self.s3_credentials_url,
+        )
+
+    @property
     def workspace_sync(self) -> WorkspaceSync:
         if self._workspace_sync is None:
-            if not self.s3_bucket or not self.s3_key_prefix:
-                raise ValueError("SyncContentsManager needs s3_bucket and s3_key_prefix")
-            store = S3Store(
-                self.s3_bucket,
-                self.s3_endpoint_url,
-                self.s3_region,
-                credentials_url=self.s3_credentials_url,
-            )
+            location = self.location
             self._workspace_sync = WorkspaceSync(
                 self.root_dir,
-                store,
-                self.s3_key_prefix,
+                S3Store(location),
+                location.key_prefix,
                 log=self.log,
                 concurrency=self.sync_concurrency,
                 max_backoff=self.sync_max_backoff,

@@ -20,6 +20,7 @@ from codepilot_contracts import layout
 
 from .ignore import IGNORE_FILE
 from .localtree import has_symlink_component, local_path
+from .location import WorkspaceLocation
 from .manifest import Entry, Manifest, record_conflicts, save_manifest, state_dir
 from .pack import (
     MIN_FILES_FOR_PACK,
@@ -95,17 +96,17 @@ class RestoreResult:
 
 async def restore_workspace(
     store: S3Store,
-    key_prefix: str,
+    location: WorkspaceLocation,
     root: Path,
     starter: str = "",
-    s3_prefix: str = "",
     concurrency: int = 64,
     on_progress: ProgressCallback | None = None,
     max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED,
     snapshots: bool = True,
     empty_prefix: str = EMPTY_PREFIX_CHOICES[0],
 ) -> RestoreResult:
-    """Download what is missing or changed under ``key_prefix`` into ``root``.
+    """Download what is missing or changed in the workspace at ``location`` into ``root``;
+    ``store`` is an open client of its bucket.
 
     Raises ``S3Error`` when S3 cannot be listed; failures of single files are in
     ``RestoreResult.failed``, objects no local file can hold in ``skipped``.
@@ -119,9 +120,8 @@ async def restore_workspace(
     root = Path(root)
     scratch = state_dir(root) / "tmp"
     await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
-    view, starter_used = await _look(
-        store, key_prefix, root, scratch, starter, s3_prefix, empty_prefix
-    )
+    view, starter_used = await _look(store, location, root, scratch, starter, empty_prefix)
+    key_prefix = location.key_prefix
     chosen, skipped = ([], {})
     if snapshots:
         chosen, skipped = await plan_snapshots(store, key_prefix, root, view.listing, view.rules)
@@ -136,14 +136,14 @@ async def restore_workspace(
 
 async def _look(
     store: S3Store,
-    key_prefix: str,
+    location: WorkspaceLocation,
     root: Path,
     scratch: Path,
     starter: str,
-    s3_prefix: str,
     empty_prefix: str,
 ) -> tuple[WorkspaceView, str]:
     """Compare both sides; first seed an empty prefix and fetch the ignore file if new."""
+    key_prefix = location.key_prefix
     view = await compare_workspace(store, key_prefix, root)
     used = ""
     refusal = empty_prefix_refusal(view, store.endpoint)
@@ -154,7 +154,7 @@ async def _look(
         forgotten = Manifest(view.location, endpoint=store.endpoint)
         await asyncio.to_thread(save_manifest, root, forgotten)
     if not view.listing:
-        used = await seed_prefix(store, key_prefix, root, starter, s3_prefix)
+        used = await seed_prefix(store, location, root, starter)
         view = await compare_workspace(store, key_prefix, root)
     if ignore_file_missing(key_prefix, root, view.listing):
         # Its rules decide what else is restored: fetch it, then look again.

@@ -24,6 +24,7 @@ from aiobotocore.config import AioConfig
 
 from ..credential_refresher import CredentialsUnavailable, use_broker_credentials
 from .endpoint import configured_endpoint, plain_http
+from .location import WorkspaceLocation
 
 MiB = 1024 * 1024
 
@@ -125,34 +126,32 @@ def _content_md5(data: bytes) -> str:
 
 
 class S3Store:
-    """One bucket through one pooled aiobotocore client; use as ``async with S3Store(...)``.
+    """The bucket of ``location`` through one pooled aiobotocore client; use as
+    ``async with S3Store(location)``.
 
-    ``endpoint_url`` and ``region`` may be empty: then the standard AWS configuration
+    The location's endpoint and region may be empty: then the standard AWS configuration
     (``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``, profiles) decides, as it does credentials.
-    With ``credentials_url`` (the hub's credential broker), credentials come from there
-    and are renewed before they expire.
+    With its ``credentials_url`` (the hub's credential broker), credentials come from
+    there and are renewed before they expire. The store reads no key prefix: one store
+    serves every workspace in its bucket.
     """
 
     def __init__(
         self,
-        bucket: str,
-        endpoint_url: str = "",
-        region: str = "",
+        location: WorkspaceLocation,
+        *,
         max_connections: int = 64,
         part_size: int = 8 * MiB,
         multipart_threshold: int = 8 * MiB,
         connect_timeout: float = 5,
         read_timeout: float = 60,
         max_attempts: int = 2,
-        credentials_url: str = "",
     ):
-        self.bucket = bucket
-        self.credentials_url = credentials_url
+        self.location = location
         # Resolved here as botocore would resolve it, and always passed explicitly: the
         # client then talks to exactly this endpoint, so ``verify`` below can only be
         # off for a plain-HTTP one.
-        self.endpoint_url = configured_endpoint(endpoint_url) or None
-        self.region = region or None
+        self.endpoint_url = configured_endpoint(location.endpoint_url) or None
         self.part_size = part_size
         self.multipart_threshold = multipart_threshold
         self.max_connections = max_connections
@@ -172,6 +171,10 @@ class S3Store:
         self._opening = asyncio.Lock()
         # A few parts at a time: enough to fill the link, few enough to bound memory.
         self._part_slots = asyncio.Semaphore(4)
+
+    @property
+    def bucket(self) -> str:
+        return self.location.bucket
 
     @property
     def endpoint(self) -> str:
@@ -194,7 +197,7 @@ class S3Store:
             if self._client is None:
                 stack = contextlib.AsyncExitStack()
                 session = aiobotocore.session.get_session()
-                use_broker_credentials(session, self.credentials_url)
+                use_broker_credentials(session, self.location.credentials_url)
                 session.get_component("response_parser_factory").set_parser_defaults(
                     timestamp_parser=fast_timestamp
                 )
@@ -209,7 +212,7 @@ class S3Store:
                     session.create_client(
                         "s3",
                         endpoint_url=self.endpoint_url,
-                        region_name=self.region,
+                        region_name=self.location.region or None,
                         config=config,
                         # Over plain HTTP there is no certificate to verify, and loading
                         # the CA store for nothing cost every restore ~25 ms.

@@ -8,19 +8,18 @@ workspace can switch between the two.
 from codepilot_contracts import layout
 
 from .endpoint import configured_endpoint
+from .location import WorkspaceLocation
 
 
-def s3contents_config(
-    bucket: str, key_prefix: str, endpoint_url: str = "", region: str = ""
-) -> dict:
-    """``c.S3ContentsManager`` settings that open the workspace at ``key_prefix``."""
-    config = {"bucket": bucket, "prefix": layout.s3contents_prefix(key_prefix)}
+def s3contents_config(location: WorkspaceLocation) -> dict:
+    """``c.S3ContentsManager`` settings that open the workspace at ``location``."""
+    config = {"bucket": location.bucket, "prefix": layout.s3contents_prefix(location.key_prefix)}
     # s3contents defaults to AWS us-east-1 and reads no AWS_ENDPOINT_URL* variable.
-    endpoint = configured_endpoint(endpoint_url) or (
-        f"https://s3.{region}.amazonaws.com" if region else ""
+    endpoint = configured_endpoint(location.endpoint_url) or (
+        f"https://s3.{location.region}.amazonaws.com" if location.region else ""
     )
     if endpoint:
         config["endpoint_url"] = endpoint
-    if region:
-        config["region_name"] = region
+    if location.region:
+        config["region_name"] = location.region
     return config

@@ -18,6 +18,7 @@ from codepilot_contracts import layout
 from ..starters import starter_dir
 from .ignore import IgnoreRules, load_ignore_rules
 from .localtree import scan_local
+from .location import WorkspaceLocation
 from .s3 import S3Store
 
 
@@ -54,17 +55,16 @@ def copy_starter(root: Path, starter: str, on_progress=None) -> int:
     return len(files)
 
 
-async def seed_prefix(
-    store: S3Store, key_prefix: str, root: Path, starter: str, s3_prefix: str
-) -> str:
+async def seed_prefix(store: S3Store, location: WorkspaceLocation, root: Path, starter: str) -> str:
     """Fill an empty workspace prefix: the starter when chosen and the workspace is new,
     then the root marker. Returns the starter used, or "".
 
     A local workspace that already has files keeps them: the server pushes them instead.
     """
+    key_prefix = location.key_prefix
     used = ""
     if starter and await asyncio.to_thread(workspace_is_new, root):
-        source_prefix = layout.starter_prefix(s3_prefix, starter)
+        source_prefix = location.starter_prefix(starter)
         objects = await store.list(source_prefix)
         if objects:
             await asyncio.gather(

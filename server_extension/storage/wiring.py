@@ -2,8 +2,11 @@
 
 jupyter-server makes its contents manager before any extension loads, so Code Pilot
 decides while extensions are linked: it sets ``ServerApp.contents_manager_class`` and
-the manager's config section, and the server then builds the manager from them.
+the manager's config section, and the server then builds the manager from them. The
+workspace's ``WorkspaceLocation`` goes into that section whole.
 """
+
+from .location import WorkspaceLocation
 
 MODES = ("local", "sync", "s3")
 
@@ -19,29 +22,17 @@ def resolve_mode(storage: str | None, bucket: str) -> str:
 
 
 def contents_manager_choice(
-    mode: str,
-    bucket: str = "",
-    key_prefix: str = "",
-    endpoint_url: str = "",
-    region: str = "",
-    credentials_url: str = "",
-    save_timeout: float = 10.0,
+    mode: str, location: WorkspaceLocation | None, save_timeout: float = 10.0
 ) -> tuple[str, str, dict]:
-    """(manager class as an import string, its config section, settings) for ``mode``."""
+    """(manager class as an import string, its config section, settings) for ``mode``;
+    ``location`` is where the workspace lives in S3 (None in ``local`` mode)."""
     if mode == "local":
         return "server_extension.storage.contents.WorkspaceFileManager", "", {}
     if mode == "sync":
         return (
             "server_extension.storage.contents.SyncContentsManager",
             "SyncContentsManager",
-            {
-                "s3_bucket": bucket,
-                "s3_key_prefix": key_prefix,
-                "s3_endpoint_url": endpoint_url,
-                "s3_region": region,
-                "s3_credentials_url": credentials_url,
-                "sync_save_timeout": save_timeout,
-            },
+            {"workspace_location": location, "sync_save_timeout": save_timeout},
         )
     if mode == "s3":
         from .s3mode import s3contents_config
@@ -49,7 +40,7 @@ def contents_manager_choice(
         return (
             "s3contents.S3ContentsManager",
             "S3ContentsManager",
-            s3contents_config(bucket, key_prefix, endpoint_url, region),
+            s3contents_config(location),
         )
     raise ValueError(f"unknown storage mode {mode!r}; expected one of {', '.join(MODES)}")
 

@@ -29,8 +29,11 @@ Settings are the user server's: ``CODEPILOT_S3_BUCKET``, ``CODEPILOT_S3_PREFIX``
 ``CODEPILOT_S3_ENDPOINT_URL``, ``CODEPILOT_S3_REGION``, ``CODEPILOT_STARTER`` (or its old
 name ``CODEPILOT_TEMPLATE``), ``CODEPILOT_WORKSPACE_USER`` (default ``JUPYTERHUB_USER``)
 and ``CODEPILOT_WORKSPACE_SERVER`` (default ``JUPYTERHUB_SERVER_NAME``), each overridable
-by the option of the same name (``--s3-bucket``, ...). Credentials come from the standard
-AWS chain.
+by the option of the same name (``--s3-bucket``, ...), read in ``settings.py`` into the
+server's own ``WorkspaceLocation``. Without a bucket (or, for a command that needs a
+workspace, a user) the command names the variable to set and ends with status 2
+(``restore``: as its error record, status 1); ``restore`` without a bucket gives a new
+workspace its starter locally. Credentials come from the standard AWS chain.
 
 Progress of ``restore`` (``--progress json``) goes to stdout as one JSON object per
 line, for spawners to turn into progress events::

@@ -4,48 +4,24 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
-from codepilot_contracts import defaults, layout
-from codepilot_contracts.env import env_name
+from codepilot_contracts import layout
 from codepilot_contracts.restoreprogress import progress_record, record_line, restore_message
 
 from ..starters import starter_dir, starter_names
 from ..storage.engine import WorkspaceSync
 from ..storage.keeper import dependency_snapshots
 from ..storage.localtree import scan_local
+from ..storage.location import WorkspaceLocation
 from ..storage.pack import packable, upload_pack
 from ..storage.plan import compare_workspace
-from ..storage.restore import EMPTY_PREFIX_CHOICES, RestoreResult, restore_workspace
+from ..storage.restore import RestoreResult, restore_workspace
 from ..storage.s3 import S3Error, S3Store
 from ..storage.seed import copy_starter, starter_files, upload_folder, workspace_is_new
-
-# Option -> c.CodePilot trait, whose CODEPILOT_* variable gives the default.
-SETTINGS = {
-    "s3_bucket": "S3 bucket of workspaces and starters",
-    "s3_prefix": "key prefix inside the bucket",
-    "s3_endpoint_url": "S3 endpoint URL (MinIO, ...); empty for AWS",
-    "s3_region": "S3 region",
-    "workspace_user": "user name in the workspace key (default: JUPYTERHUB_USER)",
-    "workspace_server": "server name in the workspace key (default: JUPYTERHUB_SERVER_NAME)",
-    "restore_empty_prefix": "when S3 holds nothing where the workspace was synced: refuse "
-    "(default) or push (keep the local files and push them)",
-}
-FALLBACK_VARIABLES = {
-    "workspace_user": "JUPYTERHUB_USER",
-    "workspace_server": "JUPYTERHUB_SERVER_NAME",
-    # The old name of CODEPILOT_STARTER, still read: hubs before the rename set it.
-    "starter": env_name("template"),
-}
-# The server's defaults for settings that are unset (set but empty stays empty).
-SETTING_DEFAULTS = {
-    "s3_prefix": defaults.S3_PREFIX,
-    "s3_region": defaults.S3_REGION,
-    "restore_empty_prefix": EMPTY_PREFIX_CHOICES[0],
-}
+from .settings import OPTIONS, SettingsError, location_from_options, resolve
 
 
 class ProgressPrinter:
@@ -92,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     commands = main.add_subparsers(dest="command", required=True)
 
     def common(command: argparse.ArgumentParser, workspace: bool = True):
-        for name, text in SETTINGS.items():
+        for name, text in OPTIONS.items():
             if not workspace and name.startswith("workspace_"):
                 continue
             command.add_argument("--" + name.replace("_", "-"), dest=name, help=text)
@@ -145,40 +121,6 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def resolve(args: argparse.Namespace, name: str, environ=os.environ) -> str:
-    value = getattr(args, name, None)
-    if value is None:
-        value = environ.get(env_name(name))
-    if value is None and name in FALLBACK_VARIABLES:
-        value = environ.get(FALLBACK_VARIABLES[name])
-    if value is None:
-        value = SETTING_DEFAULTS.get(name)
-    return value or ""
-
-
-def store_for(args) -> S3Store:
-    bucket = resolve(args, "s3_bucket")
-    if not bucket:
-        raise SystemExit(f"error: no S3 bucket: set {env_name('s3_bucket')} or --s3-bucket")
-    return S3Store(
-        bucket,
-        resolve(args, "s3_endpoint_url"),
-        resolve(args, "s3_region"),
-        credentials_url=resolve(args, "credentials_url"),
-    )
-
-
-def key_prefix_for(args) -> str:
-    user = resolve(args, "workspace_user")
-    if not user:
-        raise SystemExit(
-            f"error: no user: set {env_name('workspace_user')}, JUPYTERHUB_USER or --workspace-user"
-        )
-    return layout.workspace_prefix(
-        resolve(args, "s3_prefix"), user, resolve(args, "workspace_server")
-    )
-
-
 def seed_local(root: Path, starter: str, printer: ProgressPrinter) -> RestoreResult:
     """Without S3 (one machine, local storage): a new workspace gets the starter (blocking)."""
     started = time.monotonic()
@@ -198,13 +140,13 @@ async def run_restore(args) -> int:
         if not resolve(args, "s3_bucket"):
             result = await asyncio.to_thread(seed_local, Path(args.root), starter, printer)
         else:
-            async with store_for(args) as store:
+            location = location_from_options(args)
+            async with S3Store(location) as store:
                 result = await restore_workspace(
                     store,
-                    key_prefix_for(args),
+                    location,
                     Path(args.root),
                     starter=starter,
-                    s3_prefix=resolve(args, "s3_prefix"),
                     concurrency=args.concurrency,
                     on_progress=printer.progress,
                     snapshots=args.snapshots,
@@ -219,18 +161,21 @@ async def run_restore(args) -> int:
     return 1 if result.failed else 0
 
 
-async def push_workspace(store: S3Store, args) -> tuple[WorkspaceSync, dict[str, Exception]]:
+async def push_workspace(
+    store: S3Store, location: WorkspaceLocation, root: Path
+) -> tuple[WorkspaceSync, dict[str, Exception]]:
     """Push the whole workspace and save the manifest; returns the sync and what failed."""
-    sync = WorkspaceSync(Path(args.root), store, key_prefix_for(args))
+    sync = WorkspaceSync(root, store, location.key_prefix)
     failures = await sync.push_tree("")
     await sync.write_manifest()
     return sync, failures
 
 
 async def run_push(args) -> int:
+    location = location_from_options(args)
     try:
-        async with store_for(args) as store:
-            sync, failures = await push_workspace(store, args)
+        async with S3Store(location) as store:
+            sync, failures = await push_workspace(store, location, Path(args.root))
     except (S3Error, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -242,9 +187,10 @@ async def run_push(args) -> int:
 
 async def run_pack(args) -> int:
     """Push, then pack the small files S3 now holds as they are locally."""
+    location = location_from_options(args)
     try:
-        async with store_for(args) as store:
-            sync, failures = await push_workspace(store, args)
+        async with S3Store(location) as store:
+            sync, failures = await push_workspace(store, location, Path(args.root))
             tree = await asyncio.to_thread(scan_local, sync.root, sync.rules)
             members = packable(sync.manifest, tree.files)
             packed = await upload_pack(store, sync.key_prefix, sync.root, members)
@@ -257,9 +203,10 @@ async def run_pack(args) -> int:
 
 async def run_snapshot(args) -> int:
     """What a stopping server does after its last push: snapshots and pack, now."""
+    location = location_from_options(args)
     try:
-        async with store_for(args) as store:
-            sync, failures = await push_workspace(store, args)
+        async with S3Store(location) as store:
+            sync, failures = await push_workspace(store, location, Path(args.root))
             failed = await dependency_snapshots(sync).take_due(0) if not failures else ["files"]
     except (S3Error, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -269,9 +216,10 @@ async def run_snapshot(args) -> int:
 
 
 async def run_status(args) -> int:
+    location = location_from_options(args)
     try:
-        async with store_for(args) as store:
-            view = await compare_workspace(store, key_prefix_for(args), Path(args.root))
+        async with S3Store(location) as store:
+            view = await compare_workspace(store, location.key_prefix, Path(args.root))
     except S3Error as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -290,14 +238,14 @@ async def run_status(args) -> int:
 
 async def run_seed_starters(args) -> int:
     names = args.names or starter_names()
-    prefix = resolve(args, "s3_prefix")
-    async with store_for(args) as store:
+    location = location_from_options(args, workspace=False)
+    async with S3Store(location) as store:
         for name in names:
             folder = starter_dir(name)
             if folder is None:
                 print(f"error: no starter named {name!r}", file=sys.stderr)
                 return 1
-            target = layout.starter_prefix(prefix, name)
+            target = location.starter_prefix(name)
             try:
                 stale = await store.list(target)
                 count = await upload_folder(store, folder, target)
@@ -306,7 +254,7 @@ async def run_seed_starters(args) -> int:
             except S3Error as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 1
-            print(f"{name}: {count} files -> s3://{store.bucket}/{target}")
+            print(f"{name}: {count} files -> s3://{location.bucket}/{target}")
     return 0
 
 
@@ -325,6 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return asyncio.run(COMMANDS[args.command](args))
-    except layout.LayoutError as error:
+    except (layout.LayoutError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

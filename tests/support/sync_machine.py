@@ -51,6 +51,7 @@ from server_extension.storage.contents import SyncContentsManager
 from server_extension.storage.engine import WorkspaceSync
 from server_extension.storage.ignore import is_state_path
 from server_extension.storage.keeper import WorkspaceKeeper, dependency_snapshots
+from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.restore import restore_workspace
 from server_extension.storage.s3 import S3Store
 from server_extension.storage.snapshots import index_relpath
@@ -149,9 +150,10 @@ async def kill_workspace(workspace: Workspace) -> None:
 
 
 async def restore_into(root: Path, prefix: str, endpoint_url: str):
-    """What a start runs before the server: the restore command's work."""
-    async with S3Store(BUCKET, endpoint_url) as store:
-        return await restore_workspace(store, prefix, root)
+    """What a start runs before the server: the restore command's work ."""
+    location = WorkspaceLocation(BUCKET, key_prefix=prefix, endpoint_url=endpoint_url)
+    async with S3Store(location) as store:
+        return await restore_workspace(store, location, root)
 
 
 # --- the disk as a terminal sees it, and what S3 should hold -------------------------------
