@@ -34,6 +34,7 @@ from server_extension.storage.s3 import S3Store
 from server_extension.storage.snapshots import (
     SnapshotError,
     archive_relpath,
+    folder_of_index,
     index_relpath,
     matches,
     parse_index,
@@ -320,6 +321,15 @@ def test_archive_larger_than_allowed_unpacked_is_refused(tmp_path):
     with pytest.raises(ArchiveError, match="more than 1000 bytes"):
         extract_archive(archive, tmp_path / "out", tmp_path / "scratch", 1000)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("folder", ["node_modules", "web app/.venv", "caf\udce9/node_modules"])
+def test_a_folders_snapshot_keys_name_it_back_whatever_its_bytes(folder):
+    # "caf\xe9" is Latin-1 on disk: Linux allows it, UTF-8 does not (a surrogate in Python).
+    prefix = "cp/users/ada/default/"
+    index_key = layout.key_for(prefix, index_relpath(folder))
+    assert folder_of_index(prefix, index_key) == folder
+    assert layout.key_for(prefix, archive_relpath(folder, "ab12")).isascii()
 
 
 def test_index_from_s3_is_checked():

@@ -61,6 +61,21 @@ async def test_a_stop_saves_the_files_then_a_snapshot_that_restores(s3):
     assert (fresh / "node_modules/tool/index.js").read_text() == "module.exports = 1\n"
 
 
+async def test_a_name_no_s3_key_can_hold_does_not_hold_the_snapshot_back(s3):
+    """Such a file stays on disk for good (the sync says so); the snapshot still goes."""
+    root, prefix = node_project("keeper-di"), layout.workspace_prefix("", "keeper-di")
+    deep = root.joinpath(*["d" * 200] * 5)
+    deep.mkdir(parents=True)
+    (deep / "notes.txt").write_text("kept on this disk only")
+    async with S3Store(location_of(prefix, s3)) as store:
+        keeper = keeper_for(store, root, prefix)
+        keeper.start()
+        left = await keeper.stop(10)
+        assert left and all(path in keeper.sync.status.unstorable for path in left)
+    index = json.loads(s3.read(BUCKET, prefix + index_relpath("node_modules")))
+    assert list(index["locks"]) == ["package-lock.json"]
+
+
 async def test_files_left_unpushed_mean_no_snapshot_and_a_closed_sync(s3, caplog):
     root, prefix = node_project("keeper-bo"), layout.workspace_prefix("", "keeper-bo")
     async with S3Store(location_of(prefix, s3), connect_timeout=1, read_timeout=1) as store:

@@ -576,8 +576,9 @@ class WorkspaceSync:
             left = sorted(failures)
         except TimeoutError:
             # The cancelled pushes took their paths out of `pending`: name what is left
-            # from the disk and the manifest instead.
-            left = self.pending or await asyncio.to_thread(self.unsynced_files)
+            # from the disk and the manifest too.
+            unsynced = await asyncio.to_thread(self.unsynced_files)
+            left = sorted({*self.pending, *unsynced})
         self.status.unflushed = left
         return left
 

@@ -38,13 +38,20 @@ class WorkspaceKeeper:
 
     async def stop(self, time_limit: float) -> list[str]:
         """Push what is pending within ``time_limit`` seconds, then take the snapshots that
-        are due with what is left of it; returns the files left unpushed."""
+        are due with what is left of it; returns the files left unpushed (with those no S3
+        key can hold)."""
         started = time.monotonic()
         if self._snapshot_loop is not None:
             self._snapshot_loop.cancel()
             await asyncio.gather(self._snapshot_loop, return_exceptions=True)
         left = await self.sync.flush(time_limit)
-        if self.snapshots is not None and not left:
-            await self.snapshots.at_stop(time_limit - (time.monotonic() - started))
-        await self.sync.close()
+        # A path no S3 key can hold stays on this disk for good: it holds no snapshot back.
+        pushable = [path for path in left if path not in self.sync.status.unstorable]
+        try:
+            if self.snapshots is not None and not pushable:
+                await self.snapshots.at_stop(time_limit - (time.monotonic() - started))
+        except Exception:  # a snapshot is a cache: its failure never costs the files' close
+            self.snapshots.log.exception("Code Pilot: dependency snapshots at stop failed")
+        finally:
+            await self.sync.close()
         return left

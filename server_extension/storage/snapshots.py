@@ -63,12 +63,18 @@ class SnapshotError(Exception):
 # --- pure functions: names, keys, digests ---------------------------------------------------
 
 
+def quoted_folder(folder: str) -> str:
+    """A folder's path as one key segment; a name Linux allows and UTF-8 does not (an
+    undecodable byte, kept as a surrogate) is quoted byte for byte, as the key layout does."""
+    return quote(folder, safe="", errors="surrogateescape")
+
+
 def archive_relpath(folder: str, digest: str) -> str:
-    return f"{SNAPSHOTS}/{quote(folder, safe='')}/{digest}.tar.gz"
+    return f"{SNAPSHOTS}/{quoted_folder(folder)}/{digest}.tar.gz"
 
 
 def index_relpath(folder: str) -> str:
-    return f"{SNAPSHOTS}/{quote(folder, safe='')}.json"
+    return f"{SNAPSHOTS}/{quoted_folder(folder)}.json"
 
 
 def platform_tag(node_version: str) -> str:
@@ -258,7 +264,7 @@ def snapshot_indexes(key_prefix: str, listing: dict[str, RemoteObject]) -> list[
 def folder_of_index(key_prefix: str, key: str) -> str:
     """The folder an index key names (``.codepilot/snapshots/<quoted folder>.json``)."""
     name = key[len(layout.key_for(key_prefix, SNAPSHOTS + "/")) : -len(".json")]
-    return unquote(name)
+    return unquote(name, errors="surrogateescape")
 
 
 async def plan_snapshots(
