@@ -23,7 +23,7 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import quote
 
@@ -80,21 +80,22 @@ class ViewerSession:
     label: str
     start: str
     expires: float
-    checked_at: float = field(default_factory=time.monotonic)
-    checking: bool = False
+    checked_at: float = field(default_factory=time.monotonic, init=False)
+    checking: asyncio.Future | None = field(default=None, init=False)  # a hub check under way
 
     def may_open(self, target: PreviewTarget) -> bool:
         return grants_server_access(self.scopes, target.user, target.server, target.groups)
 
     def kept(self) -> dict:
         """What a restarted gateway needs (it rechecks the scopes at the first use)."""
-        record = asdict(self)
-        del record["checked_at"], record["checking"]
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         return {**record, "scopes": sorted(self.scopes)}
 
     @classmethod
     def from_kept(cls, record: dict) -> "ViewerSession":
-        return cls(**{**record, "scopes": frozenset(record["scopes"])}, checked_at=0.0)
+        session = cls(**{**record, "scopes": frozenset(record["scopes"])})
+        session.checked_at = 0.0  # never checked here: at the hub before its first use
+        return session
 
 
 # Sessions one gateway holds in memory (their recheck times and revocations); past it the

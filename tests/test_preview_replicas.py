@@ -1,4 +1,5 @@
-"""Share levels kept in a hub group (``HubGroupShares``), against a real hub.
+"""Gateway replicas against a real hub: share levels kept in a hub group
+(``HubGroupShares``), and sealed sessions as an attacker would use them.
 
 The hub registers a service with the gateway's Kubernetes role (``external_service``: its
 scopes, with ``groups!group=codepilot-preview-shares``, and the empty group), so the token
@@ -9,14 +10,31 @@ it.
 import asyncio
 import logging
 import os
+import time
 
+import aiohttp
 import pytest
+from aiohttp import web
+from jupyterhub.services.auth import HubAuth
 
 from codepilot_spawner.services.preview import hubservice
 from codepilot_spawner.services.preview.access import SHARE_LEVELS
-from codepilot_spawner.services.preview.servers import PreviewRoute, PreviewTarget
-from codepilot_spawner.services.preview.sessions import HubGroupShares, ShareBook
+from codepilot_spawner.services.preview.gateway import PreviewGateway
+from codepilot_spawner.services.preview.hosts import PreviewDomain, preview_label
+from codepilot_spawner.services.preview.servers import (
+    PreviewRoute,
+    PreviewTarget,
+    ServerDirectory,
+)
+from codepilot_spawner.services.preview.sessions import (
+    HubGroupShares,
+    KeptFile,
+    SessionBook,
+    ShareBook,
+)
+from codepilot_spawner.services.preview.tokens import sign
 from tests.support.hubtools import start_hub
+from tests.test_preview_units import serving
 
 pytestmark = pytest.mark.integration
 
@@ -141,6 +159,94 @@ def test_a_change_another_replica_wrote_over_comes_back_at_the_next_poll(hub_and
     lost, after_poll = asyncio.run(overwritten_then_polled())
     assert lost == "owner"
     assert after_poll == "public"
+
+
+def gateway_replica(hub, gateway_token, key, targets, recheck_interval):
+    """A gateway replica as on Kubernetes (the Secret's key, links bound to their browser),
+    asking the real hub about viewers' tokens with the gateway's token."""
+    directory = ServerDirectory(api_url=f"{hub.url}/hub/api", api_token=gateway_token)
+    directory.targets, directory.current_listing = {t.label: t for t in targets}, True
+    return PreviewGateway(
+        domain=PreviewDomain("preview.localhost", "http"),
+        directory=directory,
+        sessions=SessionBook(3600, key=key),
+        shares=ShareBook(KeptFile(None, logging.getLogger()), SHARE_LEVELS),
+        secret=key,
+        login_url="http://hub.localhost/services/codepilot-preview/login",
+        hub_auth=HubAuth(api_url=f"{hub.url}/hub/api", api_token=gateway_token),
+        recheck_interval=recheck_interval,
+        bind_sign_in=True,
+    )
+
+
+def test_a_sealed_session_ends_with_its_token_at_every_replica_and_opens_no_other_preview(
+    hub_and_token,
+):
+    hub, gateway_token = hub_and_token
+    assert hub.api("POST", "/users/vera").status_code in (201, 409)
+    issued = hub.api("POST", "/users/vera/tokens", json={"note": "preview sign-in"}).json()
+    recheck = 1.0
+
+    async def attempt():
+        async def app(request):  # the student's app: shows what reached it
+            return web.Response(text=request.headers.get("Cookie", ""))
+
+        app_runner, app_port = await serving(app)
+        veras = PreviewTarget("vera", "", preview_label("vera"), PreviewRoute("1", app_port))
+        other = PreviewTarget("otto", "", preview_label("otto"), PreviewRoute("1", app_port))
+        key = os.urandom(32)
+        gateways = [
+            gateway_replica(hub, gateway_token, key, [veras, other], recheck) for _ in range(2)
+        ]
+        runners, ports = [], []
+        for gateway in gateways:
+            runner, port = await serving(gateway.handle)
+            runners.append(runner)
+            ports.append(port)
+        # Signed in at replica A, as its hub-origin sign-in and sign-in page do.
+        sid = await gateways[0].sessions.open(
+            "vera", issued["token"], ["access:servers!user=vera"], veras
+        )
+        claims = {"sid": sid, "label": veras.label, "start": veras.start, "exp": time.time() + 60}
+        cookie = f"codepilot_preview_session={sign(key, 'session', claims)}"
+
+        async def fetch(port, target):
+            async with aiohttp.ClientSession() as browser:
+                reply = await browser.get(
+                    f"http://127.0.0.1:{port}/page",
+                    headers={
+                        "Host": f"{target.label}.preview.localhost:{port}",
+                        "Sec-Fetch-Site": "same-origin",
+                        "Cookie": f"theme=dark; {cookie}",
+                    },
+                    allow_redirects=False,
+                )
+                return reply.status, await reply.text()
+
+        try:
+            seen = {"before": await fetch(ports[0], veras)}
+            seen["other preview"] = await fetch(ports[1], other)
+            hub.api("DELETE", f"/users/vera/tokens/{issued['id']}").raise_for_status()
+            await asyncio.sleep(recheck + 0.2)
+            seen["replica A, past recheck"] = await fetch(ports[0], veras)
+            seen["replica B, first sight"] = await fetch(ports[1], veras)
+            return seen, len(cookie)
+        finally:
+            for gateway in gateways:
+                await gateway.close()
+            for runner in [*runners, app_runner]:
+                await runner.cleanup()
+
+    seen, cookie_size = asyncio.run(attempt())
+    # The app gets its own cookie, never the viewer's session.
+    assert seen["before"] == (200, "theme=dark"), seen
+    # A session for one preview opens no other, at any replica.
+    assert seen["other preview"][0] == 401, seen
+    # Once the token is revoked, no replica lets the session through past recheck_interval.
+    assert seen["replica A, past recheck"][0] == 401, seen
+    assert seen["replica B, first sight"][0] == 401, seen
+    # Browsers keep cookies up to 4096 bytes (name and value).
+    assert cookie_size < 4096, cookie_size
 
 
 def test_a_level_set_by_one_replica_is_read_by_another_and_outlives_a_hub_restart(
