@@ -1,7 +1,8 @@
 """The preview gateway's data path: every preview origin, one hop from browser to app.
 
 A request for ``<label>.<preview domain>`` is checked locally (the preview's share
-level, then its own signed session cookie: an HMAC, no call to the hub) and forwarded
+level, then its own signed session cookie: an HMAC; the hub is asked again once a
+session's last check is ``recheck_interval`` old, and the request waits) and forwarded
 over a pooled keep-alive connection to the app of that server. Before it leaves,
 everything that could identify the viewer is taken out of it: the preview's session
 cookie, any hub or IDE cookie, ``Authorization`` and the client's ``X-Forwarded-*``.
@@ -283,6 +284,8 @@ class PreviewGateway:
             session = self._session_from_cookie(request, target)
             if session is not None and reading == COOKIE_AFTER_BOUNCE:
                 return self._bounce(request)
+        if session is not None and not await self._still_stands(session):
+            session = None  # ended at the hub: as if never signed in
         if session is None and request.headers.get("Authorization", "").startswith("token "):
             token = request.headers["Authorization"][len("token ") :].strip()
             if self.token_checks.refused_lately(token):
@@ -309,7 +312,6 @@ class PreviewGateway:
                 f"{session.viewer} may not open this preview: it is shared with its owner "
                 "and those who may open their server only.",
             )
-        self._recheck_later(session, target)
         return None
 
     def _session_from_cookie(self, request, target: PreviewTarget) -> ViewerSession | None:
@@ -342,11 +344,17 @@ class PreviewGateway:
             expires=time.time() + 60,
         )
 
-    def _recheck_later(self, session: ViewerSession, target: PreviewTarget) -> None:
-        due = time.monotonic() - session.checked_at > self.recheck_interval
-        if due and not session.checking:
-            session.checking = True
-            asyncio.get_running_loop().create_task(self._recheck(session))
+    async def _still_stands(self, session: ViewerSession) -> bool:
+        """Whether a session may still be used, asked of the hub first when its last check
+        is older than ``recheck_interval`` (and always for one this gateway never checked:
+        a sealed session from a cookie). Waited for, so a viewer whose access ended is
+        refused rather than let through while the check runs; requests arriving meanwhile
+        wait for the same check."""
+        if time.monotonic() - session.checked_at > self.recheck_interval:
+            if session.checking is None:
+                session.checking = asyncio.ensure_future(self._recheck(session))
+            await asyncio.shield(session.checking)
+        return session.expires >= time.time()
 
     async def _recheck(self, session: ViewerSession) -> None:
         """Ask the hub again what the viewer's token may do; end the session if nothing."""
@@ -360,7 +368,7 @@ class PreviewGateway:
         elif isinstance(model, dict):
             session.scopes = frozenset(model.get("scopes", ()))
         session.checked_at = time.monotonic()
-        session.checking = False
+        session.checking = None
 
     def _bounce(self, request) -> web.Response:
         response = web.Response(

@@ -23,7 +23,7 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import quote
 
@@ -80,21 +80,22 @@ class ViewerSession:
     label: str
     start: str
     expires: float
-    checked_at: float = field(default_factory=time.monotonic)
-    checking: bool = False
+    checked_at: float = field(default_factory=time.monotonic, init=False)
+    checking: asyncio.Future | None = field(default=None, init=False)  # a hub check under way
 
     def may_open(self, target: PreviewTarget) -> bool:
         return grants_server_access(self.scopes, target.user, target.server, target.groups)
 
     def kept(self) -> dict:
         """What a restarted gateway needs (it rechecks the scopes at the first use)."""
-        record = asdict(self)
-        del record["checked_at"], record["checking"]
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         return {**record, "scopes": sorted(self.scopes)}
 
     @classmethod
     def from_kept(cls, record: dict) -> "ViewerSession":
-        return cls(**{**record, "scopes": frozenset(record["scopes"])}, checked_at=0.0)
+        session = cls(**{**record, "scopes": frozenset(record["scopes"])})
+        session.checked_at = 0.0  # never checked here: at the hub before its first use
+        return session
 
 
 # Sessions one gateway holds in memory (their recheck times and revocations); past it the
@@ -211,13 +212,24 @@ class ShareBook:
 
     A level belongs to one start of a server: after a restart the preview is private
     again (as a Codespaces port turns private again).
+
+    Where several gateways keep levels in one hub group, the hub can only replace the
+    whole list (no compare-and-set): a gateway that read before another's change and
+    writes after it drops that change. So each level carries when it was set, and a
+    gateway keeps the levels it set itself until their server stops: whenever it reads
+    the store (at each poll, and again after its own write) it puts back any of them the
+    store lost, unless the store holds a newer one.
     """
+
+    # Reads back (and writes again) after a change before it counts as kept.
+    RETRIES = 6
 
     def __init__(self, file: "KeptFile | HubGroupShares", allowed: tuple[str, ...]):
         self.file = file
         self.allowed = allowed
         levels = file.read()
         self.levels: dict[str, dict] = levels if isinstance(levels, dict) else {}
+        self.mine: dict[str, dict] = {}  # set here; put back should the store lose them
 
     @staticmethod
     def _key(target: PreviewTarget) -> str:
@@ -236,23 +248,71 @@ class ShareBook:
             raise ValueError(
                 f"share level {level!r} is not allowed here; allowed: {', '.join(self.allowed)}"
             )
-        await self.refresh()  # what other gateways set since, kept beside this change
-        self.levels[self._key(target)] = {"start": target.start, "share": level}
-        await self.file.write(lambda: self.levels)
+        key = self._key(target)
+        record = {"start": target.start, "share": level, "set_at": time.time()}
+        self.mine[key] = self.levels[key] = record
+        wrote = await self._sync()
+        if wrote is None:  # a store no other gateway writes
+            await self.file.write(lambda: self.levels)
+            return
+        # Read back until the store holds it twice, a while apart: a gateway that read
+        # before this write may write over it, within about one round trip to the hub.
+        settled = False
+        for _ in range(self.RETRIES):
+            began = time.monotonic()
+            if await self._sync():
+                settled = False
+                continue
+            if settled:
+                return
+            settled = True
+            await asyncio.sleep(min(2 * (time.monotonic() - began) + 0.05, 2.0))
+        self.log_unsettled(key)
+
+    def log_unsettled(self, key: str) -> None:
+        self.file.log.warning(
+            "Preview gateway: the share level of %s is not kept yet; the next poll tries again",
+            key,
+        )
 
     async def refresh(self) -> None:
-        """Take the levels other gateways kept since (none where the file is ours alone)."""
-        levels = await self.file.fetch()
-        if levels is not None:
-            self.levels = levels
+        """Take the levels other gateways kept since, and put back those of this one the
+        store lost (nothing where the file is ours alone)."""
+        await self._sync()
+
+    async def _sync(self) -> bool | None:
+        """Merge the store's levels with those set here; True when that took a write,
+        None when the store has no other writers (or did not answer)."""
+        kept = await self.file.fetch()
+        if kept is None:
+            return None
+        merged = dict(kept)
+        for key, record in list(self.mine.items()):
+            theirs = kept.get(key)
+            if theirs is None or set_order(theirs) < set_order(record):
+                merged[key] = record
+            elif set_order(record) < set_order(theirs):
+                del self.mine[key]  # changed since by another gateway: theirs stands
+        self.levels = merged
+        if merged == kept:
+            return False
+        await self.file.write(lambda: merged)
+        return True
 
     async def prune(self, live_targets: dict[str, PreviewTarget]) -> None:
         await self.refresh()
         live = {self._key(t): t.start for t in live_targets.values()}
+        self.mine = {k: v for k, v in self.mine.items() if live.get(k) == v.get("start")}
         kept = {k: v for k, v in self.levels.items() if live.get(k) == v.get("start")}
         if kept != self.levels:
             self.levels = kept
             await self.file.write(lambda: self.levels)
+
+
+def set_order(record: dict) -> tuple:
+    """Which of two levels of one preview is the newer (levels kept before ``set_at``
+    count as oldest; a tie is broken the same way on every gateway)."""
+    return (record.get("set_at", 0.0), str(record.get("share", "")), str(record.get("start")))
 
 
 class HubGroupShares:
