@@ -15,6 +15,7 @@ from .appport import app_status_handler
 from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
 from .projects import project_handlers
+from .run.handlers import project_run, run_handlers
 from .storage import wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .terminals import WorkspaceTerminalManager, configure_terminals
@@ -308,6 +309,8 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         self.handlers.extend(preview_handlers(self.preview_url, self.preview_api_url))
         self.handlers.extend(project_handlers(self.project_limit, self.storage_mode))
         self.handlers.append(app_status_handler(self.preview_port))
+        self.project_run = project_run(self.serverapp, self.preview_port, self)
+        self.handlers.extend(run_handlers(self.project_run))
         self.handlers.append(
             (SYNC_STATUS_PATH, SyncStatusHandler, {"status_source": self.storage_status})
         )
