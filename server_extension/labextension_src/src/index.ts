@@ -12,6 +12,8 @@
  *   visitor ("You are in maya's workspace"), and a switcher between the owner's projects.
  * - A running app: "Your app is running on port 3000" once per run, with Open preview;
  *   links in terminals to that port on localhost open the preview at their path.
+ * - Run: Run / Stop / Restart in the top bar and the palette, a Run panel with the run's
+ *   output, and its state in the status bar (./run.ts).
  */
 import {
   ILabShell,
@@ -41,6 +43,7 @@ import { ServerGate } from './servergate';
 import { hubLinks, tellStopped } from './stopped';
 import { SyncStatusWidget } from './syncstatus';
 import { routeTerminalLinks } from './terminallinks';
+import { RunButtons, RunModel, RunPanel, RunStatusWidget } from './run';
 
 /** A sidebar panel, and a palette command (Code Pilot's category) that shows it. */
 function addSidebarPanel(
@@ -211,4 +214,55 @@ const appRunning: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [syncStatus, preview, stoppedServer, projects, appRunning];
+const RUN = 'codepilot:run';
+const STOP = 'codepilot:stop';
+const RESTART = 'codepilot:restart';
+const SHOW_RUN = 'codepilot:show-run';
+
+const run: JupyterFrontEndPlugin<void> = {
+  id: '@codepilot/lab:run',
+  description: 'Run / Stop / Restart the project, its output in a Run panel, its state in the status bar.',
+  autoStart: true,
+  requires: [ILabShell],
+  optional: [IStatusBar, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    shell: ILabShell,
+    statusBar: IStatusBar | null,
+    palette: ICommandPalette | null
+  ) => {
+    const services = app.serviceManager;
+    const model = new RunModel(services.serverSettings, services.contents);
+    const act = (action: () => Promise<void>) => () => {
+      shell.activateById(panel.id);
+      return action().catch(error => console.warn('Code Pilot: run', error));
+    };
+    const actions = {
+      run: act(() => model.run()),
+      stop: act(() => model.stop()),
+      restart: act(() => model.restart())
+    };
+    const panel = new RunPanel(model, services.terminals, new RunButtons(model, actions));
+    shell.add(panel, 'down', { rank: 0 });
+    shell.add(new RunButtons(model, actions), 'top', { rank: 100 });
+    const commands: [string, string, string, () => unknown][] = [
+      [RUN, 'Run Project', "Start the project's run command", actions.run],
+      [STOP, 'Stop Project', 'End every process of the run', actions.stop],
+      [RESTART, 'Restart Project', 'Stop the run, then Run', actions.restart],
+      [SHOW_RUN, 'Show Run Output', "The run's output", () => shell.activateById(panel.id)]
+    ];
+    for (const [id, label, caption, execute] of commands) {
+      app.commands.addCommand(id, { label, caption, execute });
+      palette?.addItem({ command: id, category: 'Code Pilot' });
+    }
+    app.commands.addKeyBinding({ command: RUN, keys: ['Accel Alt R'], selector: 'body' });
+    app.commands.addKeyBinding({ command: STOP, keys: ['Accel Alt S'], selector: 'body' });
+    statusBar?.registerStatusItem('@codepilot/lab:run-status', {
+      item: new RunStatusWidget(model, () => shell.activateById(panel.id)),
+      align: 'left',
+      rank: 3
+    });
+  }
+};
+
+export default [syncStatus, preview, stoppedServer, projects, appRunning, run];
