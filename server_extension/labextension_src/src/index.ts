@@ -244,7 +244,9 @@ const run: JupyterFrontEndPlugin<void> = {
     };
     const panel = new RunPanel(model, services.terminals, new RunButtons(model, actions));
     shell.add(panel, 'down', { rank: 0 });
-    shell.add(new RunButtons(model, actions), 'top', { rank: 100 });
+    const topButtons = new RunButtons(model, actions);
+    topButtons.id = 'codepilot-run-buttons';
+    shell.add(topButtons, 'top', { rank: 100 });
     const commands: [string, string, string, () => unknown][] = [
       [RUN, 'Run Project', "Start the project's run command", actions.run],
       [STOP, 'Stop Project', 'End every process of the run', actions.stop],
