@@ -1,6 +1,7 @@
 /**
  * The Run button: Run / Stop / Restart in the top bar, the palette and a shortcut; a Run
- * panel in the bottom area showing the run's terminal (JupyterLab's own Terminal widget
+ * panel (a main-area tab docked below the editors, as JupyterLab opens a console) showing
+ * the run's terminal (JupyterLab's own Terminal widget
  * on the run's terminado terminal, so colours, input and every viewer come with it); and
  * a status bar item `Running` / `Starting` / `Stopped` / `Crashed (exit 1)`.
  *
@@ -8,10 +9,11 @@
  * second while visible, and attaches to each new run's terminal.
  */
 import { Contents, ServerConnection, Terminal as TerminalAPI } from '@jupyterlab/services';
-import { Terminal } from '@jupyterlab/terminal';
+import { ITerminal, Terminal } from '@jupyterlab/terminal';
+import { runIcon } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
-import { Panel, Widget } from '@lumino/widgets';
+import { BoxPanel, Widget } from '@lumino/widgets';
 
 import { requestJSON } from './api';
 import { canRun, IRunModel, runHeadline } from './runstate';
@@ -127,24 +129,33 @@ export class RunButtons extends Widget {
   }
 }
 
-/** The Run panel: a headline, "Use: <guess>" when nothing says what to run, and the
- * run's terminal, or the last output of a run that ended before this tab attached. */
-export class RunPanel extends Panel {
+/** What the Run panel's terminal takes from the user's terminal settings (font, theme,
+ * screen-reader mode...), as JupyterLab's own terminals do. */
+export type TerminalOptions = () => Partial<ITerminal.IOptions>;
+
+/** The Run panel, a main-area tab: a headline with Run / Stop / Restart, "Use: <guess>"
+ * when nothing says what to run, and the run's terminal, or the last output of a run
+ * that ended before this tab attached. */
+export class RunPanel extends BoxPanel {
   private readonly headline = document.createElement('div');
   private readonly useButton: HTMLButtonElement;
   private readonly tail = new Widget({ node: document.createElement('pre') });
   private terminal: Terminal | null = null;
+  private session: TerminalAPI.ITerminalConnection | null = null;
   private attachedRun: number | null = null;
 
   constructor(
     private readonly model: RunModel,
     private readonly terminals: TerminalAPI.IManager,
-    buttons: RunButtons
+    buttons: RunButtons,
+    private readonly terminalOptions: TerminalOptions = () => ({})
   ) {
-    super();
+    super({ direction: 'top-to-bottom', spacing: 0 });
     this.id = 'codepilot-run';
     this.title.label = 'Run';
     this.title.caption = "Your project's app: its output, and Run, Stop, Restart";
+    this.title.icon = runIcon;
+    this.title.closable = true;
     this.addClass('jp-codepilot-RunPanel');
     const bar = new Widget();
     bar.addClass('jp-codepilot-RunBar');
@@ -152,13 +163,19 @@ export class RunPanel extends Panel {
     this.useButton = button('', 'jp-mod-accept jp-codepilot-use-guess', () => {
       void model.useGuess();
     });
-    bar.node.append(this.headline, this.useButton);
+    bar.node.append(this.headline, this.useButton, buttons.node);
     this.addWidget(bar);
-    this.addWidget(buttons);
+    BoxPanel.setStretch(bar, 0);
     this.tail.addClass('jp-codepilot-RunTail');
     this.addWidget(this.tail);
+    BoxPanel.setStretch(this.tail, 1);
     model.changed.connect(this.render, this);
     this.render();
+  }
+
+  dispose(): void {
+    this.session?.dispose();
+    super.dispose();
   }
 
   private render(): void {
@@ -184,12 +201,21 @@ export class RunPanel extends Panel {
 
   private attach(name: string, runNumber: number): void {
     this.terminal?.dispose();
+    this.session?.dispose(); // the last run's websocket
     this.attachedRun = runNumber;
-    const session = this.terminals.connectTo({ model: { name } });
-    // closeOnExit off: a crashed run's output stays on screen.
-    this.terminal = new Terminal(session, { closeOnExit: false, autoFit: true });
+    this.session = this.terminals.connectTo({ model: { name } });
+    // closeOnExit off: a crashed run's output stays on screen; shutdownOnClose off:
+    // closing the tab leaves the run alone (Stop ends it).
+    this.terminal = new Terminal(this.session, {
+      ...this.terminalOptions(),
+      closeOnExit: false,
+      shutdownOnClose: false,
+      initialCommand: '',
+      autoFit: true
+    });
     this.terminal.addClass('jp-codepilot-RunTerminal');
     this.addWidget(this.terminal);
+    BoxPanel.setStretch(this.terminal, 1);
   }
 }
 
