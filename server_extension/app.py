@@ -254,8 +254,10 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         self.log.info("Code Pilot: mirroring %s to %s", sync.root, sync.location)
 
     async def stop_extension(self):
-        """Flush the workspace, once, however many stop signals come; never raises, so
-        jupyter-server's cleanup always goes on to end the process."""
+        """End the run, then flush the workspace, once, however many stop signals come;
+        never raises, so jupyter-server's cleanup always goes on to end the process."""
+        if getattr(self, "project_run", None) is not None:
+            await self.project_run.stop_with_server()
         sync = self.workspace_sync
         if sync is None:
             return

@@ -292,3 +292,19 @@ def test_fifty_megabytes_of_output_keep_memory_and_the_server_answering(run):
     assert replayed <= SCROLLBACK_CHARS + 65536
     assert grown < 40_000
     assert slowest < 1.0
+
+
+def test_stopping_the_server_ends_every_process_of_the_run(tmp_path):
+    """The server's stop ends the run as Stop does: a job that ignores SIGHUP and SIGINT
+    (what terminado's own cleanup sends to the run's first process only) ends too."""
+    port = free_port()
+    server = start_jupyter_server(tmp_path, env={"CODEPILOT_PREVIEW_PORT": str(port)})
+    try:
+        use(server, f"nohup sleep 303 >/dev/null 2>&1 & {SERVE}")
+        pid = call(server, "POST")["pid"]
+        wait_for(server, lambda m: m["listening_port"] is not None)
+        members = session_members(pid)
+        assert len(members) >= 3, members  # bash, sleep, python
+    finally:
+        server.stop()
+    assert [member for member in members if alive(member)] == []

@@ -7,6 +7,7 @@ import pytest
 
 from server_extension.run.command import (
     FLASK_COMMAND,
+    NPM_INSTALL,
     CommandProblem,
     NoCommand,
     RunCommand,
@@ -31,6 +32,7 @@ EVERY_SOURCE = {
     "package.json": json.dumps({"scripts": {"start": "node index.js", "dev": "vite"}}),
     "app.py": "from flask import Flask\napp = Flask(__name__)\n",
     "main.py": "print('hi')\n",
+    "node_modules/.package-lock.json": "{}",  # packages installed: npm runs as written
 }
 # (file taken away, command then found, its source)
 ORDER = [
@@ -73,8 +75,35 @@ def test_replit_run_as_a_list_is_one_command_line(tmp_path):
 
 
 def test_package_json_start_when_there_is_no_dev(tmp_path):
-    project(tmp_path, {"package.json": json.dumps({"scripts": {"start": "node ."}})})
+    scripts = {"package.json": json.dumps({"scripts": {"start": "node ."}})}
+    project(tmp_path, {**scripts, "node_modules/.package-lock.json": "{}"})
     assert find_run_command(tmp_path).command == "npm start"
+
+
+@pytest.mark.parametrize(
+    ("files", "command", "expected"),
+    [
+        # No node_modules: Run installs the packages first, in the command's folder.
+        ({"package.json": "{}"}, "npm run dev", f"{NPM_INSTALL} && npm run dev"),
+        ({"package.json": "{}"}, "npx vite", f"{NPM_INSTALL} && npx vite"),
+        # Installed: the command as written, as fast as typing it.
+        ({"package.json": "{}", "node_modules/x/index.js": ""}, "npm run dev", "npm run dev"),
+        # Not a Node project, or not an npm command: nothing added.
+        ({}, "npm run dev", "npm run dev"),
+        ({"package.json": "{}"}, "python main.py", "python main.py"),
+    ],
+)
+def test_npm_commands_install_missing_packages_first(tmp_path, files, command, expected):
+    config = f'[run]\ncommand = "{command}"\ncwd = "web"\n'
+    project(tmp_path, {"codepilot.toml": config, **{f"web/{n}": t for n, t in files.items()}})
+    (tmp_path / "web").mkdir(exist_ok=True)
+    found = find_run_command(tmp_path)
+    assert (found.command, found.cwd) == (expected, "web")
+
+
+def test_package_json_scripts_install_missing_packages_first(tmp_path):
+    project(tmp_path, {"package.json": json.dumps({"scripts": {"dev": "vite"}})})
+    assert find_run_command(tmp_path).command == f"{NPM_INSTALL} && npm run dev"
 
 
 def test_app_py_without_flask_falls_to_main_py(tmp_path):
@@ -139,8 +168,9 @@ def test_config_text_quotes_what_toml_needs(tmp_path):
 EXPECTED_STARTER_COMMANDS = {
     "python": "python main.py",
     "flask": "python app.py",
-    "node-express": "npm run dev",
-    "react-vite": "npm run dev",
+    # A starter has no node_modules until its first Run installs them.
+    "node-express": f"{NPM_INSTALL} && npm run dev",
+    "react-vite": f"{NPM_INSTALL} && npm run dev",
 }
 
 

@@ -5,7 +5,8 @@ project's ``.replit`` (``run = ...``), a ``Procfile``'s ``web:`` line, ``package
 scripts (``dev``, then ``start``), then a Python entry point (``app.py`` importing Flask,
 ``main.py``). The first file that names a command wins; a malformed ``codepilot.toml``,
 ``.replit`` or ``package.json`` stops the search with a message naming the file, line and
-problem, since running the next candidate would hide the student's mistake.
+problem, since running the next candidate would hide the student's mistake. An npm
+command in a Node project without ``node_modules`` installs its packages first.
 
 Everything here reads files and builds values; nothing starts a process.
 """
@@ -14,7 +15,7 @@ import json
 import re
 import shlex
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 CONFIG_FILE = "codepilot.toml"
@@ -27,6 +28,9 @@ FLASK_COMMAND = "flask --app app run --host 127.0.0.1 --port $PORT --debug"
 FLASK_IMPORT = re.compile(r"^\s*(from\s+flask\s+import|import\s+flask\b)", re.MULTILINE)
 # tomllib's messages end "(at line 3, column 9)".
 TOML_WHERE = re.compile(r"\s*\(at line (\d+), column \d+\)$")
+# What a student types first in a fresh Node project, quiet about audits and funding.
+NPM_INSTALL = "npm install --no-audit --no-fund"
+NPM_COMMAND = re.compile(r"^\s*(npm|npx)\s")
 # More than any run command needs; a bigger "source file" is not one to read whole.
 MAX_READ_BYTES = 1 << 20
 
@@ -252,12 +256,26 @@ def guess_command(root: Path) -> str:
     return "python main.py"
 
 
+def with_packages_installed(found: RunCommand, root: Path) -> RunCommand:
+    """An npm command in a folder with a package.json and no node_modules installs the
+    packages first (a starter's first Run, a project just imported); with node_modules
+    there, the command as written, so Run is as fast as typing it."""
+    folder = root / found.cwd
+    if not NPM_COMMAND.match(found.command) or not (folder / PACKAGE_JSON).is_file():
+        return found
+    if (folder / "node_modules").is_dir():
+        return found
+    return replace(found, command=f"{NPM_INSTALL} && {found.command}")
+
+
 def find_run_command(root: Path) -> RunCommand | CommandProblem | NoCommand:
     """The project's run command, the problem with the file that should name it, or a
     guess when nothing does."""
     root = Path(root)
     for finder in FINDERS:
         found = finder(root)
+        if isinstance(found, RunCommand):
+            return with_packages_installed(found, root)
         if found is not None:
             return found
     return NoCommand(guess_command(root))

@@ -204,6 +204,15 @@ class ProjectRun(LoggingConfigurable):
             if self.record is not None and self.record.alive:
                 await self._stop(self.record)
 
+    async def stop_with_server(self) -> None:
+        """End the run's processes as the server stops: terminado's own cleanup signals
+        only the run's first process, and a job that ignores SIGHUP would outlive the
+        server (and hold the app's port). Never raises: the server's cleanup goes on."""
+        try:
+            await self.stop()
+        except Exception:
+            self.log.exception("Code Pilot: the run could not be stopped with the server")
+
     def _start(self) -> None:
         manager = self._terminals()
         if manager is None:
