@@ -16,6 +16,7 @@ from server_extension.run.processes import session_members
 
 from .support.hubtools import free_port
 from .support.jupyterserver import start_jupyter_server
+from .support.procfs import alive
 from .support.terminals import connect_terminal
 
 pytestmark = pytest.mark.integration
@@ -76,14 +77,6 @@ def read_until(ws, marker: str, timeout: float = 20) -> str:
         if message[0] == "stdout":
             output += message[1]
     return output
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stream:
-            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_nothing_runs_at_first_and_run_says_what_it_would_start(run):

@@ -143,6 +143,7 @@ export class RunPanel extends BoxPanel {
   private terminal: Terminal | null = null;
   private session: TerminalAPI.ITerminalConnection | null = null;
   private attachedRun: number | null = null;
+  private sawOutput = false;
 
   constructor(
     private readonly model: RunModel,
@@ -193,10 +194,13 @@ export class RunPanel extends BoxPanel {
     if (model.terminal && run && run.number !== this.attachedRun) {
       this.attach(model.terminal, run.number);
     }
-    // A run that ended before this tab saw it: its last output, from the server.
-    const showTail = !!run && run.tail !== null && run.number !== this.attachedRun;
+    // A run that ended before this tab saw its output (a reload, a command that failed
+    // at once): its last output, from the server.
+    const unseen = run?.number !== this.attachedRun || !this.sawOutput;
+    const showTail = !!run && run.tail !== null && unseen;
     this.tail.node.textContent = showTail ? (run?.tail ?? '') : '';
     this.tail.setHidden(!showTail);
+    this.terminal?.setHidden(showTail);
   }
 
   private attach(name: string, runNumber: number): void {
@@ -204,6 +208,10 @@ export class RunPanel extends BoxPanel {
     this.session?.dispose(); // the last run's websocket
     this.attachedRun = runNumber;
     this.session = this.terminals.connectTo({ model: { name } });
+    this.sawOutput = false;
+    this.session.messageReceived.connect((_, message) => {
+      this.sawOutput ||= message.type === 'stdout';
+    });
     // closeOnExit off: a crashed run's output stays on screen; shutdownOnClose off:
     // closing the tab leaves the run alone (Stop ends it).
     this.terminal = new Terminal(this.session, {
