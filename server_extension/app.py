@@ -15,6 +15,7 @@ from .appport import app_status_handler
 from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
 from .projects import project_handlers
+from .run.handlers import project_run, run_handlers
 from .storage import wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .storage.location import WorkspaceLocation
@@ -257,8 +258,10 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         self.log.info("Code Pilot: mirroring %s to %s", sync.root, sync.location)
 
     async def stop_extension(self):
-        """Flush the workspace, once, however many stop signals come; never raises, so
-        jupyter-server's cleanup always goes on to end the process."""
+        """End the run, then flush the workspace, once, however many stop signals come;
+        never raises, so jupyter-server's cleanup always goes on to end the process."""
+        if getattr(self, "project_run", None) is not None:
+            await self.project_run.stop_with_server()
         sync = self.workspace_sync
         if sync is None:
             return
@@ -317,6 +320,8 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         self.handlers.extend(preview_handlers(self.preview_url, self.preview_api_url))
         self.handlers.extend(project_handlers(self.project_limit, self.storage_mode))
         self.handlers.append(app_status_handler(self.preview_port))
+        self.project_run = project_run(self.serverapp, self.preview_port, self)
+        self.handlers.extend(run_handlers(self.project_run))
         self.handlers.append(
             (SYNC_STATUS_PATH, SyncStatusHandler, {"status_source": self.storage_status})
         )

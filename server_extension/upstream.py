@@ -122,6 +122,57 @@ def terminal_manager(serverapp):
     return serverapp.web_app.settings.get("terminal_manager")
 
 
+def start_named_terminal(terminal_manager, name, argv, cwd, env, scrollback):
+    """Start terminal ``name`` running ``argv`` (not the shell) in ``cwd`` with ``env``
+    added to a terminal's environment, its recent output kept in ``scrollback`` (a deque
+    whose ``copy()`` terminado replays to each websocket that attaches); returns it.
+
+    Checked on jupyter-server-terminals 0.5.0-0.5.4 (``TerminalManager.create`` passes its
+    arguments on) and terminado 0.18.0-0.18.1 (``new_named_terminal`` takes ``name``,
+    ``shell_command``, ``cwd``, ``extra_env``; ``PtyWithClients.read_buffer``, appended on
+    each read and copied for each websocket that attaches). If it drifts, the Run button
+    starts a shell instead of the run command, or a run's output grows without bound.
+    """
+    terminal_manager.create(name=name, shell_command=argv, cwd=cwd, extra_env=env)
+    terminal = terminal_manager.terminals[name]
+    # Before the event loop gives terminado its first read of this terminal.
+    scrollback.extend(terminal.read_buffer)
+    terminal.read_buffer = scrollback
+    return terminal
+
+
+def named_terminal(terminal_manager, name):
+    """The live terminal ``name`` of ``terminal_manager``, or None: terminado drops a
+    terminal once its pty closed (its process ended), after reaping the process.
+
+    Checked on terminado 0.18.0-0.18.1 (``NamedTermManager.terminals``, ``on_eof``). If
+    it drifts, a run that ended shows as running.
+    """
+    return terminal_manager.terminals.get(name)
+
+
+def terminal_pid(terminal) -> int:
+    """The pid of a terminal's first process, which leads a session of its own.
+
+    Checked on terminado 0.18.0-0.18.1 (``PtyWithClients.ptyproc``, a ptyprocess
+    ``PtyProcess`` started with ``setsid``). If it drifts, Stop cannot find the run's
+    processes.
+    """
+    return terminal.ptyproc.pid
+
+
+def terminal_exit_status(terminal) -> tuple[int | None, int | None]:
+    """(exit code, signal) of a terminal whose process has ended and been reaped (the
+    terminal was dropped by its manager); (None, None) when not known.
+
+    Checked on terminado 0.18.0-0.18.1 (``on_eof`` closes the ``PtyProcess``, which reaps
+    the child) and ptyprocess 0.7 (``exitstatus``, ``signalstatus``). If it drifts, a
+    crashed run says ``Crashed`` without its exit code.
+    """
+    process = terminal.ptyproc
+    return process.exitstatus, process.signalstatus
+
+
 # --- jupyterhub-singleuser ----------------------------------------------------------------
 
 

@@ -77,6 +77,16 @@ def browser_hub(request, admin_password):
     del request.config.stash[HUB]
 
 
+@pytest.fixture(scope="module")
+def plain_hub(request):
+    """The one-machine hub as `make up` runs it, nothing added."""
+    hub = start_hub()
+    request.config.stash[HUB] = hub
+    yield hub
+    hub.stop()
+    del request.config.stash[HUB]
+
+
 @pytest.fixture(scope="package")
 def network_hub(network_admin_password):
     """A class over plain HTTP on a network name (``CODEPILOT_PUBLIC_URL``), with a

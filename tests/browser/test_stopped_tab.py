@@ -10,8 +10,7 @@ from collections import Counter
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..support.hubtools import start_hub
-from .conftest import ARTIFACTS_DIR, HUB
+from .conftest import ARTIFACTS_DIR
 from .lab import UI_TIMEOUT_MS, dismiss_news_prompt, launcher_card, log_in, wait_for_lab
 from .tabwatch import request_kind, requests_after
 
@@ -42,12 +41,8 @@ new MutationObserver(records => {
 
 
 @pytest.fixture(scope="module")
-def hub(request):
-    hub = start_hub()
-    request.config.stash[HUB] = hub
-    yield hub
-    hub.stop()
-    del request.config.stash[HUB]
+def hub(plain_hub):
+    return plain_hub
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,13 @@ def open_terminal(server_url: str, token: str, session: requests.Session | None 
     headers = {"Authorization": f"token {token}"}
     response = (session or requests).post(f"{server_url}api/terminals", headers=headers, timeout=30)
     response.raise_for_status()
-    name = response.json()["name"]
+    return connect_terminal(server_url, token, response.json()["name"])
+
+
+def connect_terminal(server_url: str, token: str, name: str):
+    """Attach a websocket to terminal ``name`` of the server at ``server_url``, as a
+    JupyterLab Terminal widget does."""
+    headers = {"Authorization": f"token {token}"}
     ws_base = "ws" + server_url[len("http") :]
     return websockets.sync.client.connect(
         f"{ws_base}terminals/websocket/{name}", additional_headers=headers, open_timeout=30

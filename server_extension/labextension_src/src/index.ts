@@ -12,6 +12,8 @@
  *   visitor ("You are in maya's workspace"), and a switcher between the owner's projects.
  * - A running app: "Your app is running on port 3000" once per run, with Open preview;
  *   links in terminals to that port on localhost open the preview at their path.
+ * - Run: Run / Stop / Restart in the top bar and the palette, a Run panel (a tab docked
+ *   below the editors) with the run's output, and its state in the status bar (./run.ts).
  */
 import {
   ILabShell,
@@ -23,7 +25,8 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IStatusBar } from '@jupyterlab/statusbar';
-import { ITerminalTracker } from '@jupyterlab/terminal';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITerminal, ITerminalTracker } from '@jupyterlab/terminal';
 import { Widget } from '@lumino/widgets';
 
 import {
@@ -41,6 +44,7 @@ import { ServerGate } from './servergate';
 import { hubLinks, tellStopped } from './stopped';
 import { SyncStatusWidget } from './syncstatus';
 import { routeTerminalLinks } from './terminallinks';
+import { RunButtons, RunModel, RunPanel, RunStatusWidget } from './run';
 
 /** A sidebar panel, and a palette command (Code Pilot's category) that shows it. */
 function addSidebarPanel(
@@ -211,4 +215,90 @@ const appRunning: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [syncStatus, preview, stoppedServer, projects, appRunning];
+const RUN = 'codepilot:run';
+const STOP = 'codepilot:stop';
+const RESTART = 'codepilot:restart';
+const SHOW_RUN = 'codepilot:show-run';
+
+const TERMINAL_SETTINGS = '@jupyterlab/terminal-extension:plugin';
+
+const run: JupyterFrontEndPlugin<void> = {
+  id: '@codepilot/lab:run',
+  description: 'Run / Stop / Restart the project, its output in a Run panel, its state in the status bar.',
+  autoStart: true,
+  requires: [ILabShell],
+  optional: [IStatusBar, ICommandPalette, ISettingRegistry],
+  activate: (
+    app: JupyterFrontEnd,
+    shell: ILabShell,
+    statusBar: IStatusBar | null,
+    palette: ICommandPalette | null,
+    settings: ISettingRegistry | null
+  ) => {
+    const services = app.serviceManager;
+    const model = new RunModel(services.serverSettings, services.contents);
+    // The user's terminal settings (font, theme, screen reader), as every terminal has.
+    let terminalSettings: Partial<ITerminal.IOptions> = {};
+    void settings
+      ?.load(TERMINAL_SETTINGS)
+      .then(loaded => {
+        terminalSettings = loaded.composite as Partial<ITerminal.IOptions>;
+      })
+      .catch(() => undefined);
+    // The Run panel is a main-area tab docked below the editors (as JupyterLab opens a
+    // console beside a file); closed, it is docked there again when shown.
+    const showPanel = (activate = true) => {
+      if (!panel.isAttached) {
+        shell.add(panel, 'main', { mode: 'split-bottom' });
+      }
+      if (activate) {
+        shell.activateById(panel.id);
+      }
+    };
+    const act = (action: () => Promise<void>) => () => {
+      showPanel();
+      return action().catch(error => console.warn('Code Pilot: run', error));
+    };
+    const actions = {
+      run: act(() => model.run()),
+      stop: act(() => model.stop()),
+      restart: act(() => model.restart())
+    };
+    const panel = new RunPanel(
+      model,
+      services.terminals,
+      new RunButtons(model, actions),
+      () => terminalSettings
+    );
+    // A run alive when JupyterLab opens (a reload, another viewer's Run): its output.
+    const reattach = () => {
+      if (model.model?.terminal) {
+        model.changed.disconnect(reattach);
+        void app.restored.then(() => showPanel(false));
+      }
+    };
+    model.changed.connect(reattach);
+    const topButtons = new RunButtons(model, actions);
+    topButtons.id = 'codepilot-run-buttons';
+    shell.add(topButtons, 'top', { rank: 100 });
+    const commands: [string, string, string, () => unknown][] = [
+      [RUN, 'Run Project', "Start the project's run command", actions.run],
+      [STOP, 'Stop Project', 'End every process of the run', actions.stop],
+      [RESTART, 'Restart Project', 'Stop the run, then Run', actions.restart],
+      [SHOW_RUN, 'Show Run Output', "The run's output", () => showPanel()]
+    ];
+    for (const [id, label, caption, execute] of commands) {
+      app.commands.addCommand(id, { label, caption, execute });
+      palette?.addItem({ command: id, category: 'Code Pilot' });
+    }
+    app.commands.addKeyBinding({ command: RUN, keys: ['Accel Alt R'], selector: 'body' });
+    app.commands.addKeyBinding({ command: STOP, keys: ['Accel Alt S'], selector: 'body' });
+    statusBar?.registerStatusItem('@codepilot/lab:run-status', {
+      item: new RunStatusWidget(model, () => showPanel()),
+      align: 'left',
+      rank: 3
+    });
+  }
+};
+
+export default [syncStatus, preview, stoppedServer, projects, appRunning, run];

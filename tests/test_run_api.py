@@ -1,0 +1,303 @@
+"""The Run button's server side against a real jupyter-server: ``codepilot/api/run``
+starts the project's command as a terminal of the server, every viewer shares its output
+and input, Stop ends every process of the run (checked from /proc), a crash keeps its
+exit code and last output, and the bad inputs of the issue (a malformed codepilot.toml, a
+command that does not exist, 50 MB of output, Run twice at once, Stop while starting)."""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from server_extension.run.processes import session_members
+
+from .support.hubtools import free_port
+from .support.jupyterserver import start_jupyter_server
+from .support.procfs import alive
+from .support.terminals import connect_terminal
+
+pytestmark = pytest.mark.integration
+
+SCROLLBACK_CHARS = 200_000
+SERVE = "python -m http.server $PORT --bind 127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    port = free_port()
+    running = start_jupyter_server(
+        root,
+        env={"CODEPILOT_PREVIEW_PORT": str(port)},
+        args=(f"--ProjectRun.scrollback_chars={SCROLLBACK_CHARS}", "--ProjectRun.stop_timeout=1"),
+    )
+    running.app_port = port
+    yield running
+    running.api("DELETE", "/codepilot/api/run")
+    running.stop()
+
+
+@pytest.fixture
+def run(server):
+    """Start each test with no run alive and no codepilot.toml."""
+    server.api("DELETE", "/codepilot/api/run").raise_for_status()
+    (server.root / "codepilot.toml").unlink(missing_ok=True)
+    return server
+
+
+def use(server, command: str) -> None:
+    (server.root / "codepilot.toml").write_text(f"[run]\ncommand = {json.dumps(command)}\n")
+
+
+def call(server, method: str, body: dict | None = None) -> dict:
+    response = server.api(method, "/codepilot/api/run", data=json.dumps(body) if body else None)
+    response.raise_for_status()
+    return response.json()
+
+
+def wait_for(server, predicate, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        model = call(server, "GET")
+        if predicate(model):
+            return model
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run never got there: {model}")
+        time.sleep(0.1)
+
+
+def read_until(ws, marker: str, timeout: float = 20) -> str:
+    output = ""
+    deadline = time.monotonic() + timeout
+    while marker not in output:
+        message = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        if message[0] == "stdout":
+            output += message[1]
+    return output
+
+
+def test_nothing_runs_at_first_and_run_says_what_it_would_start(run):
+    use(run, "python main.py")
+    model = call(run, "GET")
+    assert (model["state"], model["label"], model["terminal"], model["run"]) == (
+        "stopped",
+        "Stopped",
+        None,
+        None,
+    )
+    assert model["next"] == {
+        "kind": "command",
+        "command": "python main.py",
+        "source": "codepilot.toml",
+        "cwd": "",
+        "env": {},
+    }
+
+
+def test_run_needs_the_servers_auth(run):
+    response = requests.post(f"{run.url}/codepilot/api/run", timeout=10)
+    assert response.status_code in (401, 403)
+    assert call(run, "GET")["run"] is None or call(run, "GET")["terminal"] is None
+
+
+def test_run_serves_on_port_and_every_viewer_shares_output_and_input(run):
+    use(run, f'read -p "name? " who; echo "hello $who"; {SERVE}')
+    started = call(run, "POST")
+    assert started["state"] == "starting" and started["terminal"] == "run"
+    assert started["command"].startswith("read -p") and started["pid"] > 0
+    student = connect_terminal(f"{run.url}/", run.token, "run")
+    teacher = connect_terminal(f"{run.url}/", run.token, "run")
+    try:
+        read_until(student, "name? ")
+        read_until(teacher, "name? ")  # replayed to a late viewer too
+        teacher.send(json.dumps(["stdin", "ana\r"]))
+        assert "hello ana" in read_until(student, "hello ana")
+        assert "hello ana" in read_until(teacher, "hello ana")
+        model = wait_for(run, lambda m: m["state"] == "running")
+        assert model["listening_port"] == run.app_port
+        page = requests.get(f"http://127.0.0.1:{run.app_port}/", timeout=10)
+        assert page.status_code == 200
+    finally:
+        student.close()
+        teacher.close()
+
+
+def test_the_run_has_a_terminals_environment_and_its_cwd_and_env(run):
+    (run.root / "web").mkdir(exist_ok=True)
+    (run.root / "codepilot.toml").write_text(
+        '[run]\ncommand = "echo at=$(pwd) port=$PORT term=$TERM greeting=$GREETING; sleep 30"\n'
+        'cwd = "web"\n[run.env]\nGREETING = "hi"\n'
+    )
+    call(run, "POST")
+    ws = connect_terminal(f"{run.url}/", run.token, "run")
+    try:
+        output = read_until(ws, "greeting=hi")
+    finally:
+        ws.close()
+    assert f"at={run.root / 'web'} port={run.app_port} term=xterm-256color" in output
+
+
+def test_stop_ends_every_process_of_the_run(run):
+    # Background jobs, a subshell, a child that ignores SIGTERM and SIGHUP.
+    use(run, f"sleep 300 & (sleep 301; true) & sh -c \"trap '' TERM HUP; sleep 302\" & {SERVE}")
+    pid = call(run, "POST")["pid"]
+    wait_for(run, lambda m: m["listening_port"] is not None)
+    members = session_members(pid)
+    assert len(members) >= 5, members  # bash, 3 sleeps and the subshell, python
+    started = time.monotonic()
+    stopped = call(run, "DELETE")
+    assert (stopped["state"], stopped["label"], stopped["terminal"]) == ("stopped", "Stopped", None)
+    assert time.monotonic() - started < 5
+    assert [member for member in members if alive(member)] == []
+    assert session_members(pid) == []
+    assert (
+        requests.get(
+            f"{run.url}/api/terminals", headers={"Authorization": f"token {run.token}"}, timeout=10
+        ).json()
+        == []
+    )
+
+
+def test_a_crash_keeps_its_exit_code_and_last_output(run):
+    use(run, "echo 'Traceback: something broke'; exit 3")
+    call(run, "POST")
+    model = wait_for(run, lambda m: m["state"] != "starting")
+    assert (model["state"], model["label"], model["exit_code"]) == (
+        "crashed",
+        "Crashed (exit 3)",
+        3,
+    )
+    assert "Traceback: something broke" in model["run"]["tail"]
+    assert model["terminal"] is None
+
+
+def test_a_finished_run_is_stopped_not_crashed(run):
+    use(run, "echo done")
+    call(run, "POST")
+    model = wait_for(run, lambda m: m["state"] != "starting")
+    assert (model["state"], model["exit_code"], model["run"]["tail"].strip()) == (
+        "stopped",
+        0,
+        "done",
+    )
+
+
+def test_a_command_that_does_not_exist_crashes_with_127(run):
+    use(run, "no-such-command-here --port $PORT")
+    call(run, "POST")
+    model = wait_for(run, lambda m: m["state"] != "starting")
+    assert model["label"] == "Crashed (exit 127)"
+    assert "no-such-command-here: command not found" in model["run"]["tail"]
+
+
+def test_a_malformed_codepilot_toml_is_named_and_nothing_starts(run):
+    (run.root / "codepilot.toml").write_text('[run]\ncommand = "npm run dev\n')
+    before = call(run, "GET")["run"]
+    model = call(run, "POST")
+    assert model["state"] != "running" and model["terminal"] is None
+    assert model["run"] == before  # no new run
+    assert model["problem"]["file"] == "codepilot.toml" and model["problem"]["line"] == 2
+    assert model["next"]["kind"] == "problem"
+
+
+def test_nothing_to_run_offers_a_guess(run):
+    (run.root / "main.py").unlink(missing_ok=True)
+    (run.root / "game.py").write_text("print('hi')\n")
+    try:
+        model = call(run, "POST")
+    finally:
+        (run.root / "game.py").unlink()
+    assert model["terminal"] is None
+    assert model["next"]["kind"] == "missing" and model["next"]["guess"] == "python game.py"
+    assert "codepilot.toml" in model["problem"]["problem"]
+
+
+def test_run_twice_at_once_is_one_run(run):
+    use(run, SERVE)
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(call(run, "POST"))) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({answer["run"]["number"] for answer in answers}) == 1
+    assert len({answer["pid"] for answer in answers}) == 1
+
+
+def test_stop_while_starting_and_restart(run):
+    use(run, f"sleep 1; {SERVE}")
+    first = call(run, "POST")
+    stopped = call(run, "DELETE")  # before it listens
+    assert stopped["state"] == "stopped" and not alive(first["pid"])
+    second = call(run, "POST")
+    restarted = call(run, "POST", {"restart": True})
+    assert restarted["run"]["number"] == second["run"]["number"] + 1
+    assert not alive(second["pid"]) and alive(restarted["pid"])
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_fifty_megabytes_of_output_keep_memory_and_the_server_answering(run):
+    use(
+        run,
+        "yes 'a line of output that floods the run panel' | head -c 50000000; "
+        "echo; echo flood-done; sleep 60",
+    )
+    before = rss_kib(run.process.pid)
+    call(run, "POST")
+    viewer = connect_terminal(f"{run.url}/", run.token, "run")
+    slowest = 0.0
+    received = 0
+    deadline = time.monotonic() + 120
+    try:
+        done = False
+        while not done and time.monotonic() < deadline:
+            message = json.loads(viewer.recv(timeout=30))
+            if message[0] == "stdout":
+                received += len(message[1])
+                done = "flood-done" in message[1]
+            if received % 20 == 0:
+                asked = time.monotonic()
+                call(run, "GET")
+                slowest = max(slowest, time.monotonic() - asked)
+    finally:
+        viewer.close()
+    assert done, received
+    grown = rss_kib(run.process.pid) - before
+    # A viewer that attaches now gets the scrollback only, not 50 MB.
+    late = connect_terminal(f"{run.url}/", run.token, "run")
+    try:
+        replayed = len(read_until(late, "flood-done", timeout=30))
+    finally:
+        late.close()
+    print(
+        f"50 MB run: server RSS grew {grown} KiB, slowest GET {slowest:.3f}s, "
+        f"replay {replayed} chars"
+    )
+    assert replayed <= SCROLLBACK_CHARS + 65536
+    assert grown < 40_000
+    assert slowest < 1.0
+
+
+def test_stopping_the_server_ends_every_process_of_the_run(tmp_path):
+    """The server's stop ends the run as Stop does: a job that ignores SIGHUP and SIGINT
+    (what terminado's own cleanup sends to the run's first process only) ends too."""
+    port = free_port()
+    server = start_jupyter_server(tmp_path, env={"CODEPILOT_PREVIEW_PORT": str(port)})
+    try:
+        use(server, f"nohup sleep 303 >/dev/null 2>&1 & {SERVE}")
+        pid = call(server, "POST")["pid"]
+        wait_for(server, lambda m: m["listening_port"] is not None)
+        members = session_members(pid)
+        assert len(members) >= 3, members  # bash, sleep, python
+    finally:
+        server.stop()
+    assert [member for member in members if alive(member)] == []

@@ -1,0 +1,51 @@
+"""The Run button's pure parts: the bounded scrollback, the tail a crashed run leaves, the
+/proc parsing that finds a run's processes, and the states the status bar shows."""
+
+import os
+
+from server_extension.run.processes import session_members, stat_fields
+from server_extension.run.runner import RunRecord, ended_state, state_label
+from server_extension.run.scrollback import BoundedScrollback, plain_tail
+
+
+def test_the_scrollback_keeps_the_newest_output_within_its_bound():
+    scrollback = BoundedScrollback(100)
+    for number in range(1000):
+        scrollback.append(f"line {number:04}\n")  # 10 characters each
+    assert scrollback.chars == len(scrollback.text()) <= 100
+    assert scrollback.text().endswith("line 0999\n")
+    scrollback.append("x" * 65536)  # one read bigger than the whole bound
+    assert scrollback.text() == "x" * 100
+    # What terminado replays to a late viewer: a copy it may empty.
+    copy = scrollback.copy()
+    copy.popleft()
+    assert scrollback.text() == "x" * 100
+
+
+def test_the_tail_is_plain_text_with_progress_bars_at_their_last_state():
+    output = "\x1b[32mok\x1b[0m\r\n\x1b]0;title\x0710%\r50%\r100%\r\nlast"
+    assert plain_tail(output, 10) == "ok\n100%\nlast"
+    assert plain_tail("a\nb\nc\n", 2) == "c\n"
+
+
+def test_stat_fields_survive_a_command_name_with_parentheses():
+    fields = stat_fields("42 (my (odd) name) S 1 42 42 0 -1")
+    assert fields[:4] == ["S", "1", "42", "42"]
+
+
+def test_this_process_is_found_in_its_own_session():
+    assert os.getpid() in session_members(os.getsid(0))
+
+
+def record(**kwargs) -> RunRecord:
+    return RunRecord(1, None, None, BoundedScrollback(10), 1, **kwargs)
+
+
+def test_states_and_labels():
+    assert ended_state(record(exit_code=0)) == "stopped"
+    assert ended_state(record(exit_code=1, stopped=True)) == "stopped"
+    crashed = record(exit_code=2)
+    assert state_label(ended_state(crashed), crashed) == "Crashed (exit 2)"
+    killed = record(signal=9)
+    assert state_label(ended_state(killed), killed) == "Crashed (signal 9)"
+    assert state_label("starting", None) == "Starting"
