@@ -49,3 +49,9 @@ def test_states_and_labels():
     killed = record(signal=9)
     assert state_label(ended_state(killed), killed) == "Crashed (signal 9)"
     assert state_label("starting", None) == "Starting"
+
+
+def test_a_scrollback_extended_with_what_terminado_read_first_keeps_its_cap():
+    scrollback = BoundedScrollback(10)
+    scrollback.extend(["abcdefgh", "ijklmnop"])
+    assert scrollback.chars <= 10 and scrollback.text() == "ijklmnop"

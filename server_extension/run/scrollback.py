@@ -20,8 +20,7 @@ class BoundedScrollback(deque):
         super().__init__()
         self.max_chars = max_chars
         self.chars = 0
-        for chunk in chunks:
-            self.append(chunk)
+        self.extend(chunks)
 
     def append(self, chunk: str) -> None:
         if len(chunk) > self.max_chars:
@@ -30,6 +29,11 @@ class BoundedScrollback(deque):
         self.chars += len(chunk)
         while self.chars > self.max_chars:
             self.chars -= len(self.popleft())
+
+    def extend(self, chunks) -> None:
+        # deque's own extend would bypass append, and the cap with it.
+        for chunk in chunks:
+            self.append(chunk)
 
     def copy(self) -> deque:
         # terminado replays a copy to a new viewer, popping from it as it sends.
