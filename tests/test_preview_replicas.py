@@ -19,21 +19,18 @@ from jupyterhub.services.auth import HubAuth
 
 from codepilot_spawner.services.preview import hubservice
 from codepilot_spawner.services.preview.access import SHARE_LEVELS
-from codepilot_spawner.services.preview.gateway import PreviewGateway
-from codepilot_spawner.services.preview.hosts import PreviewDomain, preview_label
+from codepilot_spawner.services.preview.hosts import preview_label
 from codepilot_spawner.services.preview.servers import (
     PreviewRoute,
     PreviewTarget,
-    ServerDirectory,
 )
 from codepilot_spawner.services.preview.sessions import (
     HubGroupShares,
-    KeptFile,
-    SessionBook,
     ShareBook,
 )
 from codepilot_spawner.services.preview.tokens import sign
 from tests.support.hubtools import start_hub
+from tests.support.previewreplica import gateway_replica
 from tests.test_preview_units import serving
 
 pytestmark = pytest.mark.integration
@@ -161,21 +158,16 @@ def test_a_change_another_replica_wrote_over_comes_back_at_the_next_poll(hub_and
     assert after_poll == "public"
 
 
-def gateway_replica(hub, gateway_token, key, targets, recheck_interval):
-    """A gateway replica as on Kubernetes (the Secret's key, links bound to their browser),
-    asking the real hub about viewers' tokens with the gateway's token."""
-    directory = ServerDirectory(api_url=f"{hub.url}/hub/api", api_token=gateway_token)
-    directory.targets, directory.current_listing = {t.label: t for t in targets}, True
-    return PreviewGateway(
-        domain=PreviewDomain("preview.localhost", "http"),
-        directory=directory,
-        sessions=SessionBook(3600, key=key),
-        shares=ShareBook(KeptFile(None, logging.getLogger()), SHARE_LEVELS),
-        secret=key,
-        login_url="http://hub.localhost/services/codepilot-preview/login",
-        hub_auth=HubAuth(api_url=f"{hub.url}/hub/api", api_token=gateway_token),
+def gateway_replica_of(hub, gateway_token, key, targets, recheck_interval):
+    """A replica asking the real hub about viewers' tokens with the gateway's token."""
+    api_url = f"{hub.url}/hub/api"
+    return gateway_replica(
+        key,
+        targets,
+        hub_api_url=api_url,
+        api_token=gateway_token,
+        hub_auth=HubAuth(api_url=api_url, api_token=gateway_token),
         recheck_interval=recheck_interval,
-        bind_sign_in=True,
     )
 
 
@@ -196,7 +188,7 @@ def test_a_sealed_session_ends_with_its_token_at_every_replica_and_opens_no_othe
         other = PreviewTarget("otto", "", preview_label("otto"), PreviewRoute("1", app_port))
         key = os.urandom(32)
         gateways = [
-            gateway_replica(hub, gateway_token, key, [veras, other], recheck) for _ in range(2)
+            gateway_replica_of(hub, gateway_token, key, [veras, other], recheck) for _ in range(2)
         ]
         runners, ports = [], []
         for gateway in gateways:

@@ -26,6 +26,7 @@ from codepilot_spawner.services.preview.tokens import InvalidToken, sign, verify
 from codepilot_spawner.spawners.previewroute import PreviewRoute
 
 from .support.hubtools import free_port
+from .support.previewreplica import gateway_replica
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 NAMES = [
@@ -269,20 +270,7 @@ async def serving(handler) -> tuple[web.AppRunner, int]:
 
 
 def replica(key: bytes, target: PreviewTarget) -> PreviewGateway:
-    """A gateway as each replica on Kubernetes runs: the Secret's key, links bound to
-    their browser, the hub's listing already read."""
-    directory = ServerDirectory(api_url="http://127.0.0.1:9/hub/api", api_token="t")
-    directory.targets, directory.current_listing = {target.label: target}, True
-    return PreviewGateway(
-        domain=PreviewDomain("preview.localhost", "http"),
-        directory=directory,
-        sessions=SessionBook(3600, key=key),
-        shares=ShareBook(KeptFile(None, logging.getLogger()), SHARE_LEVELS),
-        secret=key,
-        login_url="http://hub.localhost/services/codepilot-preview/login",
-        hub_auth=None,  # rechecks find no hub and keep what the sign-in said
-        bind_sign_in=True,
-    )
+    return gateway_replica(key, [target])
 
 
 async def test_a_sign_in_at_one_replica_holds_at_another_and_its_link_only_in_its_browser():

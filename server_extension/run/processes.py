@@ -51,13 +51,14 @@ def signal_all(pids: list[int], signum: int) -> None:
 async def end_session(session_id: int, grace: float, poll: float = 0.05) -> list[int]:
     """SIGTERM (and SIGHUP, which a pty's programs expect) to every process of the session,
     SIGKILL to those left after ``grace`` seconds; returns the pids that had to be killed."""
-    members = session_members(session_id)
+    # Off the event loop: without isolation /proc lists every process of the machine.
+    members = await asyncio.to_thread(session_members, session_id)
     signal_all(members, signal.SIGHUP)
     signal_all(members, signal.SIGTERM)
     signal_all(members, signal.SIGCONT)  # a stopped process handles its signals only now
     deadline = time.monotonic() + grace
     while members and time.monotonic() < deadline:
         await asyncio.sleep(poll)
-        members = session_members(session_id)
+        members = await asyncio.to_thread(session_members, session_id)
     signal_all(members, signal.SIGKILL)
     return members
