@@ -457,6 +457,7 @@ def test_admin_token_service_has_the_automation_scopes(hub):
         "tokens",
         "read:users",
         "list:users",
+        "read:metrics",
     }
 
 

@@ -174,6 +174,19 @@ def test_refused_tokens_cost_nothing_and_new_ones_are_asked_about_at_a_bounded_r
     assert [checks.may_ask() for _ in range(3)] == [True, True, False]
 
 
+def test_an_accepted_token_is_remembered_so_sending_it_again_costs_no_hub_call():
+    checks = TokenChecks(rate=10, burst=1, remember=0.2, size=2)
+    assert checks.may_ask() and not checks.may_ask()  # the rate is spent
+    checks.accepted("mine", {"name": "ana", "scopes": ["access:servers!user=ana"]})
+    assert checks.accepted_lately("mine") == {"name": "ana", "scopes": ["access:servers!user=ana"]}
+    assert checks.accepted_lately("other") is None and not checks.refused_lately("mine")
+    checks.accepted("b", {"name": "b"})
+    checks.accepted("c", {"name": "c"})  # over the size: the oldest is forgotten
+    assert checks.accepted_lately("mine") is None and checks.accepted_lately("c")
+    time.sleep(0.25)  # past ``remember``: the hub is asked again
+    assert checks.accepted_lately("c") is None
+
+
 async def test_sessions_and_the_signing_key_outlive_the_gateways_process(tmp_path):
     state = tmp_path / "preview"
     key = kept_key(state)

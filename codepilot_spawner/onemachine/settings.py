@@ -36,6 +36,7 @@ AUTOMATION_SCOPES = [
     "tokens",
     "read:users",
     "list:users",
+    "read:metrics",  # the hub's Prometheus metrics: monitoring, the load benchmark
 ]
 
 

@@ -121,14 +121,29 @@ def host_only_cookie(set_cookie: str) -> str:
     return _COOKIE_DOMAIN.sub("", set_cookie)
 
 
+def token_session(model: dict, token: str, target: PreviewTarget) -> ViewerSession:
+    """A request's session from the hub's model of its ``Authorization`` token."""
+    return ViewerSession(
+        viewer=model["name"],
+        token=token,
+        scopes=frozenset(model.get("scopes", ())),
+        label=target.label,
+        start=target.start,
+        expires=time.time() + 60,
+    )
+
+
 class TokenChecks:
-    """What ``Authorization: token`` headers may cost the hub: a token it refused is
-    answered from memory for ``remember`` seconds (by digest, at most ``size`` of them),
-    and new tokens are asked about at most ``rate`` a second (bursts of ``burst``)."""
+    """What ``Authorization: token`` headers may cost the hub: the hub's answer about a
+    token is remembered for ``remember`` seconds (by digest, at most ``size`` tokens each
+    way), so a script or a page that sends the same token again costs no hub call and no
+    share of the rate; new tokens are asked about at most ``rate`` a second (bursts of
+    ``burst``)."""
 
     def __init__(self, rate=10.0, burst=20, remember=60.0, size=10_000):
         self.rate, self.burst, self.remember, self.size = rate, burst, remember, size
         self._refused: dict[bytes, float] = {}
+        self._accepted: dict[bytes, tuple[float, dict]] = {}
         self._allowance, self._counted_at = float(burst), time.monotonic()
 
     @staticmethod
@@ -137,6 +152,11 @@ class TokenChecks:
 
     def refused_lately(self, token: str) -> bool:
         return self._refused.get(self._digest(token), 0) > time.monotonic()
+
+    def accepted_lately(self, token: str) -> dict | None:
+        """The hub's model of a token it accepted less than ``remember`` seconds ago."""
+        expires, model = self._accepted.get(self._digest(token), (0, None))
+        return model if expires > time.monotonic() else None
 
     def may_ask(self) -> bool:
         """Whether the hub may be asked about one more token now."""
@@ -149,9 +169,16 @@ class TokenChecks:
         return True
 
     def refused(self, token: str) -> None:
-        if len(self._refused) >= self.size:  # forget the oldest (dicts keep their order)
-            del self._refused[next(iter(self._refused))]
-        self._refused[self._digest(token)] = time.monotonic() + self.remember
+        self._remember(self._refused, token, time.monotonic() + self.remember)
+
+    def accepted(self, token: str, model: dict) -> None:
+        self._remember(self._accepted, token, (time.monotonic() + self.remember, model))
+
+    def _remember(self, answers: dict, token: str, answer) -> None:
+        if len(answers) >= self.size:  # forget the oldest (dicts keep their order)
+            del answers[next(iter(answers))]
+        answers.pop(self._digest(token), None)  # a fresh answer goes to the end
+        answers[self._digest(token)] = answer
 
 
 # What a request's context says about the viewer's cookie (``cookie_reading``).
@@ -232,7 +259,8 @@ class PreviewGateway:
         self.bind_sign_in = bind_sign_in
         self.directory = directory
         self.sessions = sessions
-        self.token_checks = TokenChecks()
+        # A token the hub answered about counts for as long as a sign-in session between checks.
+        self.token_checks = TokenChecks(remember=recheck_interval)
         self.shares = shares
         self.secret = secret
         self.login_url = login_url
@@ -288,7 +316,9 @@ class PreviewGateway:
             session = None  # ended at the hub: as if never signed in
         if session is None and request.headers.get("Authorization", "").startswith("token "):
             token = request.headers["Authorization"][len("token ") :].strip()
-            if self.token_checks.refused_lately(token):
+            if (model := self.token_checks.accepted_lately(token)) is not None:
+                session = token_session(model, token, target)  # no hub call
+            elif self.token_checks.refused_lately(token):
                 pass  # as refused as a minute ago: no hub call
             elif not self.token_checks.may_ask():
                 return self._page(
@@ -335,14 +365,8 @@ class PreviewGateway:
         if not model or model.get("kind", "user") not in ("user", "service"):
             self.token_checks.refused(token)
             return None
-        return ViewerSession(
-            viewer=model["name"],
-            token=token,
-            scopes=frozenset(model.get("scopes", ())),
-            label=target.label,
-            start=target.start,
-            expires=time.time() + 60,
-        )
+        self.token_checks.accepted(token, model)
+        return token_session(model, token, target)
 
     async def _still_stands(self, session: ViewerSession) -> bool:
         """Whether a session may still be used, asked of the hub first when its last check

@@ -1,0 +1,542 @@
+"""A class at work: N students on one hub at once, typing, saving, installing, previewing.
+
+For each N of ``--sizes`` (default 10,50,100), on one hub started as ``make up`` does:
+every student's server started at the same moment (POST to ready p50/p95/max), then
+``--seconds`` of a class at work through the real proxy, hub, preview gateway and servers:
+
+- every student types into a terminal of their server (a key every 0.3 to 0.9 s; the
+  time from sending it to its echo);
+- every student saves a file through the contents API every 2 to 5 s (PUT to answer);
+- ``--installers`` of them (default 10%) run an install-sized burst in their terminal:
+  jedi's and botocore's package trees from this venv (7,800 files, 65 MB, about the size
+  of a React app's ``node_modules``) copied into the workspace's ``.venv`` and
+  byte-compiled, as ``pip install`` writes and compiles, with no registry traffic;
+- ``--apps`` of them (default 10%) Run an app (``codepilot.toml``: ``python3 -m
+  http.server`` on ``$PORT``, a 1 KB page), fetched through the preview gateway as a
+  viewer's tab would, once a second each.
+
+Then ``--idle-seconds`` with the servers up and nothing sent. Printed per N: the figures
+above as p50/p99; the hub's event-loop lag (JupyterHub's own
+``event_loop_interval_seconds`` histogram from ``/hub/metrics``: its p99 bucket) at work
+and idle; CPU seconds per second of the hub, the proxy and the preview gateway; PSS per
+idle server and of the hub's processes; the machine's CPU busy fraction and free memory;
+the generator's own event-loop lag (its figures are only as good as that); and the first
+resource that ran out. ``--faults`` adds three students who misbehave: one forks until
+its pids limit, one fills its memory, one floods its own preview.
+
+Every connection goes to 127.0.0.1: the resolver of ``tests/support/localhost.py``
+answers ``*.localhost`` with loopback. Stops every server and the hub by itself.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.benchmarks.bench_class_start import memory_kb, process_tree, stat_fields, stop_all
+from tests.support.hubtools import start_hub
+from tests.support.timing import percentile
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+INSTALL_TREES = " ".join(
+    str(Path(__import__(name).__file__).parent) for name in ("jedi", "botocore")
+)
+APP_PAGE = "<!doctype html><title>class load</title>" + "<p>" + "x" * 980 + "</p>"
+APP_CONFIG = '[run]\ncommand = "python3 -m http.server $PORT --bind 127.0.0.1"\n'
+# Misbehaving students: the commands they type (their server's limits must hold them).
+FAULTS = {
+    "forks": "for i in $(seq 5000); do sleep 600 & done",
+    "memory": "python3 -c 'b = []\nwhile True: b.append(bytearray(64 << 20))'",
+}
+
+
+@dataclass
+class Samples:
+    """Latencies in ms of one kind, and the failures met on the way."""
+
+    values: list[float] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)  # what went wrong: how often
+
+    def failed(self, why: object) -> None:
+        self.errors[why if isinstance(why, str) else type(why).__name__] += 1
+
+    def summary(self) -> dict:
+        found = {"samples": len(self.values), "errors": dict(self.errors)}
+        if self.values:
+            found["p50_ms"] = round(statistics.median(self.values), 1)
+            found["p99_ms"] = round(percentile(self.values, 0.99), 1)
+        return found
+
+
+@dataclass
+class Student:
+    name: str
+    token: str
+    server_url: str  # ends in /
+    role: str = "typist"  # typist, installer, app, or a fault's name
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"token {self.token}"}
+
+
+@dataclass
+class ClassFigures:
+    echo: Samples = field(default_factory=Samples)
+    save: Samples = field(default_factory=Samples)
+    preview: Samples = field(default_factory=Samples)
+    install_s: list[float] = field(default_factory=list)
+    own_lag: Samples = field(default_factory=Samples)
+
+
+# --- the hub's processes and the machine ------------------------------------------------
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def hub_parts(hub_pid: int, server_pids: set[int]) -> dict[str, set[int]]:
+    """The pids of the hub, the proxy and the preview gateway (each with its children that
+    are not user servers)."""
+    parts = {"hub": set(), "proxy": set(), "gateway": set()}
+    for pid in process_tree(hub_pid) - process_tree_of(server_pids):
+        line = command_line(pid)
+        if "configurable-http-proxy" in line:
+            parts["proxy"].add(pid)
+        elif "services.preview" in line or "codepilot-preview" in line:
+            parts["gateway"].add(pid)
+        elif "jupyterhub" in line or "launcher" in line:
+            parts["hub"].add(pid)
+    return parts
+
+
+def process_tree_of(pids: set[int]) -> set[int]:
+    found = set()
+    for pid in pids:
+        found |= process_tree(pid)
+    return found
+
+
+def own_cpu_seconds(pids: set[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            total += sum(int(value) for value in stat_fields(pid)[11:13])  # utime stime
+        except OSError:
+            continue
+    return total / CLOCK_TICKS
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the machine since boot."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
+
+
+def memory_available_mb() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def pss_mb(pids) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            total += memory_kb(pid).get("pss", 0)
+        except OSError:
+            continue
+    return round(total / 1024, 1)
+
+
+# --- the hub's event loop, from its own metrics --------------------------------------------
+
+
+def loop_histogram(metrics_text: str) -> dict[float, float]:
+    """Cumulative counts per upper bound of ``jupyterhub_event_loop_interval_seconds``."""
+    buckets = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("jupyterhub_event_loop_interval_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def lag_p99_ms(before: dict[float, float], after: dict[float, float]) -> float | None:
+    """The upper bound of the bucket holding the 99th percentile of the intervals measured
+    between two reads, less the 50 ms the hub sleeps between measurements."""
+    counts = {bound: after[bound] - before.get(bound, 0) for bound in sorted(after)}
+    total = counts.get(float("inf"), 0)
+    if not total:
+        return None
+    for bound, count in counts.items():
+        if count >= 0.99 * total:
+            return round(max(bound - 0.05, 0) * 1000, 1) if bound != float("inf") else None
+    return None
+
+
+# --- what students do --------------------------------------------------------------------
+
+
+async def read_until(ws, marker: str, seconds: float) -> str:
+    seen = ""
+    async with asyncio.timeout(seconds):
+        while marker not in seen:
+            message = await ws.receive()
+            if message.type != aiohttp.WSMsgType.TEXT:
+                raise ConnectionError(f"terminal closed: {message.type}")
+            kind, *rest = json.loads(message.data)
+            if kind == "stdout":
+                seen += rest[0]
+    return seen
+
+
+async def open_terminal(http, student: Student):
+    async with http.post(f"{student.server_url}api/terminals", headers=student.headers) as r:
+        r.raise_for_status()
+        name = (await r.json())["name"]
+    ws_url = "ws" + student.server_url[len("http") :] + f"terminals/websocket/{name}"
+    ws = await http.ws_connect(ws_url, headers=student.headers, heartbeat=None)
+    await ws.send_str(json.dumps(["stdin", "stty -echoctl; echo READY\r"]))
+    await read_until(ws, "READY\r\n", 60)
+    return ws
+
+
+async def type_keys(http, student: Student, figures: ClassFigures, until: float) -> None:
+    """Keys typed one at a time; each key's echo timed. Ctrl-U clears the line now and then."""
+    try:
+        ws = await open_terminal(http, student)
+    except (aiohttp.ClientError, TimeoutError, ConnectionError) as error:
+        figures.echo.failed(error)
+        return
+    typed = 0
+    while time.monotonic() < until:
+        key = random.choice("abcdefghijklmnopqrstuvwxyz")
+        sent = time.perf_counter()
+        try:
+            await ws.send_str(json.dumps(["stdin", key]))
+            await read_until(ws, key, 10)
+            figures.echo.values.append((time.perf_counter() - sent) * 1000)
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as error:
+            figures.echo.failed(error)
+            break
+        typed += 1
+        if typed % 40 == 0:
+            await ws.send_str(json.dumps(["stdin", "\x15"]))  # Ctrl-U: a fresh line
+        await asyncio.sleep(random.uniform(0.3, 0.9))
+    await ws.close()
+
+
+async def put_file(http, student: Student, path: str, text: str) -> None:
+    body = {"type": "file", "format": "text", "content": text}
+    url = f"{student.server_url}api/contents/{path}"
+    async with http.put(url, json=body, headers=student.headers) as response:
+        response.raise_for_status()
+
+
+async def save_files(http, student: Student, figures: ClassFigures, until: float) -> None:
+    version = 0
+    while time.monotonic() < until:
+        await asyncio.sleep(random.uniform(2, 5))
+        version += 1
+        text = f"# draft {version}\n" + "print('hello')\n" * random.randint(5, 200)
+        sent = time.perf_counter()
+        try:
+            await put_file(http, student, "notes.py", text)
+            figures.save.values.append((time.perf_counter() - sent) * 1000)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            figures.save.failed(error)
+
+
+async def install_burst(http, student: Student, figures: ClassFigures) -> None:
+    """An install's worth of files written and compiled in the student's terminal."""
+    try:
+        ws = await open_terminal(http, student)
+        started = time.perf_counter()
+        command = (
+            f"mkdir -p .venv/lib && cp -r {INSTALL_TREES} .venv/lib/ && "
+            "python3 -m compileall -q .venv/lib >/dev/null; echo INSTALL-DONE-$?"
+        )
+        await ws.send_str(json.dumps(["stdin", command + "\r"]))
+        await read_until(ws, "INSTALL-DONE-0", 900)
+        figures.install_s.append(round(time.perf_counter() - started, 1))
+        await ws.close()
+    except (aiohttp.ClientError, TimeoutError, ConnectionError):
+        figures.install_s.append(float("nan"))
+
+
+async def start_app(http, student: Student) -> str:
+    """Write the app, Run it, and return its preview URL once it answers there."""
+    await put_file(http, student, "codepilot.toml", APP_CONFIG)
+    await put_file(http, student, "index.html", APP_PAGE)
+    run_url = f"{student.server_url}codepilot/api/run"
+    async with http.post(run_url, json={}, headers=student.headers) as response:
+        response.raise_for_status()
+    async with asyncio.timeout(60):
+        for _ in iter(int, 1):  # until the app listens: polled as the IDE polls
+            if await app_listening(http, student):
+                break
+            await asyncio.sleep(0.5)
+    url = f"{student.server_url}codepilot/api/preview"
+    async with http.get(url, headers=student.headers) as response:
+        response.raise_for_status()
+        return (await response.json())["url"]
+
+
+async def app_listening(http, student: Student) -> bool:
+    async with http.get(f"{student.server_url}codepilot/api/app", headers=student.headers) as r:
+        r.raise_for_status()
+        return (await r.json())["listening"]
+
+
+async def view_preview(http, student: Student, figures: ClassFigures, until: float) -> None:
+    try:
+        preview_url = await start_app(http, student)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        figures.preview.failed(error)
+        return
+    while time.monotonic() < until:
+        sent = time.perf_counter()
+        try:
+            async with http.get(preview_url, headers=student.headers) as response:
+                body = await response.read()
+                if response.status == 200 and b"class load" in body:
+                    figures.preview.values.append((time.perf_counter() - sent) * 1000)
+                else:
+                    figures.preview.failed(f"HTTP {response.status}")
+        except (aiohttp.ClientError, TimeoutError) as error:
+            figures.preview.failed(error)
+        await asyncio.sleep(1)
+
+
+async def flood_preview(http, student: Student, until: float) -> None:
+    """A student whose own page hammers its preview: 20 requests at a time, no pause."""
+    try:
+        preview_url = await start_app(http, student)
+    except (aiohttp.ClientError, TimeoutError):
+        return
+
+    async def hammer():
+        while time.monotonic() < until:
+            try:
+                async with http.get(preview_url, headers=student.headers) as response:
+                    await response.read()
+            except (aiohttp.ClientError, TimeoutError):
+                await asyncio.sleep(0.05)
+
+    await asyncio.gather(*(hammer() for _ in range(20)))
+
+
+async def misbehave(http, student: Student) -> None:
+    try:
+        ws = await open_terminal(http, student)
+        await ws.send_str(json.dumps(["stdin", FAULTS[student.role] + "\r"]))
+    except (aiohttp.ClientError, TimeoutError, ConnectionError):
+        pass  # what it does to the others is what counts
+
+
+async def own_loop_lag(figures: ClassFigures, until: float) -> None:
+    """The generator's own event-loop lag: latencies above it are the generator's."""
+    while time.monotonic() < until:
+        before = time.perf_counter()
+        await asyncio.sleep(0.05)
+        figures.own_lag.values.append((time.perf_counter() - before - 0.05) * 1000)
+
+
+async def class_at_work(students: list[Student], seconds: float) -> ClassFigures:
+    figures = ClassFigures()
+    until = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        work = [own_loop_lag(figures, until)]
+        for student in students:
+            if student.role in FAULTS:
+                work.append(misbehave(http, student))
+                continue
+            if student.role == "flood":
+                work.append(flood_preview(http, student, until))
+                continue
+            work += [type_keys(http, student, figures, until)]
+            work += [save_files(http, student, figures, until)]
+            if student.role == "installer":
+                work.append(install_burst(http, student, figures))
+            elif student.role == "app":
+                work.append(view_preview(http, student, figures, until))
+        await asyncio.gather(*work)
+    return figures
+
+
+# --- one class size ------------------------------------------------------------------------
+
+
+def start_all(hub, users: list[str]) -> dict:
+    """Every server POSTed at once; seconds to ready of each, from the hub's user list."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    posted, ready = {}, {}
+
+    def post(user):
+        posted[user] = time.perf_counter()
+        response = hub.api("POST", f"/users/{user}/server")
+        assert response.status_code in (201, 202), response.text
+
+    with ThreadPoolExecutor(min(len(users), 50)) as pool:
+        list(pool.map(post, users))
+    deadline = time.monotonic() + 600
+    while len(ready) < len(users) and time.monotonic() < deadline:
+        now = time.perf_counter()
+        for user in hub.api("GET", "/users").json():
+            server = user["servers"].get("")
+            if server and server["ready"] and user["name"] in posted:
+                ready.setdefault(user["name"], now)
+        time.sleep(0.2)
+    seconds = [ready[user] - posted[user] for user in ready]
+    return {
+        "ready": len(ready),
+        "ready_p50_s": round(statistics.median(seconds), 1) if seconds else None,
+        "ready_p95_s": round(percentile(seconds, 0.95), 1) if seconds else None,
+        "ready_max_s": round(max(seconds), 1) if seconds else None,
+    }
+
+
+def roles_for(count: int, installers: float, apps: float, faults: bool) -> list[str]:
+    roles = ["typist"] * count
+    spots = iter(range(count))
+    for role in ["forks", "memory", "flood"] if faults else []:
+        roles[next(spots)] = role
+    for _ in range(round(count * installers)):
+        roles[next(spots)] = "installer"
+    for _ in range(max(1, round(count * apps))):
+        roles[next(spots)] = "app"
+    return roles
+
+
+def measure_size(hub, users: list[str], options) -> dict:
+    result = {"n": len(users), **start_all(hub, users)}
+    states = {u: hub.api("GET", f"/users/{u}").json()["servers"].get("") for u in users}
+    server_pids = {s["state"]["pid"] for s in states.values() if s and s.get("state")}
+    roles = roles_for(len(users), options.installers, options.apps, options.faults)
+    students = [
+        Student(user, hub.user_token(user), hub.server_url(user), role)
+        for user, role in zip(users, roles, strict=True)
+    ]
+    parts = hub_parts(hub.process.pid, server_pids)
+    metrics_url = "/metrics"
+
+    def hub_metrics() -> dict[float, float]:
+        response = hub.session.get(
+            f"{hub.url}/hub{metrics_url}",
+            headers={"Authorization": f"token {hub.token}"},
+            timeout=30,
+        )
+        return loop_histogram(response.text) if response.ok else {}
+
+    def phase(run) -> dict:
+        cpu_before = {name: own_cpu_seconds(pids) for name, pids in parts.items()}
+        busy_before, total_before = machine_cpu()
+        loop_before, started = hub_metrics(), time.monotonic()
+        outcome = run()
+        elapsed = time.monotonic() - started
+        busy_after, total_after = machine_cpu()
+        figures = {
+            "hub_loop_lag_p99_ms": lag_p99_ms(loop_before, hub_metrics()),
+            "cpu_busy": round((busy_after - busy_before) / max(total_after - total_before, 1), 2),
+            "mem_available_mb": memory_available_mb(),
+        }
+        for name, pids in parts.items():
+            used = own_cpu_seconds(pids) - cpu_before[name]
+            figures[f"{name}_cpu_per_s"] = round(used / elapsed, 3)
+        return {**figures, **(outcome or {})}
+
+    def work() -> dict:
+        figures = asyncio.run(class_at_work(students, options.seconds))
+        return {
+            "echo": figures.echo.summary(),
+            "save": figures.save.summary(),
+            "preview": figures.preview.summary(),
+            "install_s": figures.install_s,
+            "generator_lag": figures.own_lag.summary(),
+        }
+
+    result["at_work"] = phase(work)
+    result["idle"] = phase(lambda: time.sleep(options.idle_seconds))
+    alive = {pid for pid in server_pids if Path(f"/proc/{pid}").exists()}
+    result["pss_mb_per_idle_server"] = round(pss_mb(alive) / max(len(alive), 1), 1)
+    result["pss_mb_hub_processes"] = pss_mb(set().union(*parts.values()))
+    result["ran_out_first"] = what_ran_out(result)
+    stop_all(hub, users)
+    return result
+
+
+def what_ran_out(result: dict) -> str:
+    work = result["at_work"]
+    if work["mem_available_mb"] < 1024:
+        return "memory"
+    if work["cpu_busy"] >= 0.95:
+        return "cpu"
+    if result["ready"] < result["n"]:
+        return "server starts"
+    return "nothing"
+
+
+def summary_line(result: dict) -> str:
+    def one(size: dict) -> str:
+        work = size["at_work"]
+        return (
+            f"N={size['n']} ready p95 {size['ready_p95_s']} s, "
+            f"echo p99 {work['echo'].get('p99_ms')} ms, save p99 {work['save'].get('p99_ms')} ms, "
+            f"preview p99 {work['preview'].get('p99_ms')} ms, "
+            f"hub lag p99 {work['hub_loop_lag_p99_ms']} ms, "
+            f"{size['pss_mb_per_idle_server']} MB PSS/server, ran out: {size['ran_out_first']}"
+        )
+
+    return "class load: " + "; ".join(one(size) for size in result["sizes"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,50,100", help="class sizes, comma-separated")
+    parser.add_argument("--seconds", type=float, default=60, help="seconds of work per size")
+    parser.add_argument("--idle-seconds", type=float, default=30, help="idle seconds per size")
+    parser.add_argument("--installers", type=float, default=0.1, help="fraction installing")
+    parser.add_argument("--apps", type=float, default=0.1, help="fraction serving a preview")
+    parser.add_argument("--faults", action="store_true", help="add three misbehaving students")
+    options = parser.parse_args()
+    sizes = [int(size) for size in options.sizes.split(",")]
+    users = [f"learner{number:03d}" for number in range(max(sizes))]
+    result = {"benchmark": "class_load", "cpus": os.cpu_count(), "root": os.geteuid() == 0}
+    result["sizes"] = []
+    hub = start_hub(timeout=120)
+    try:
+        for user in users:
+            hub.create_user(user)
+        for size in sizes:
+            result["sizes"].append(measure_size(hub, users[:size], options))
+    finally:
+        hub.stop()
+    print(json.dumps(result))
+    print(summary_line(result))
+
+
+if __name__ == "__main__":
+    main()
