@@ -389,3 +389,14 @@ def test_the_hub_origin_listener_binds_its_own_address_behind_a_service(monkeypa
     assert PreviewGatewayApp(hub_origin_ip="*").hub_origin_address() == (8083, "")
     monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8083")
     assert PreviewGatewayApp().hub_origin_address() == (8083, "127.0.0.1")
+
+
+def test_listings_that_take_the_hub_long_are_spaced_to_a_small_share_of_its_time():
+    directory = ServerDirectory("http://hub/api", "t", interval=2.0, max_interval=30.0)
+    assert directory.next_interval == 2.0  # nothing measured yet: a small class
+    directory.last_fetch_seconds = 0.01
+    assert directory.next_interval == 2.0
+    directory.last_fetch_seconds = 0.2  # a class of a few hundred: 2% of the hub's time
+    assert directory.next_interval == pytest.approx(10.0)
+    directory.last_fetch_seconds = 5.0
+    assert directory.next_interval == 30.0

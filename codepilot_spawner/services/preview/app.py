@@ -132,7 +132,16 @@ class PreviewGatewayApp(Application):
     ).tag(config=True)
 
     poll_interval = Float(
-        2, help="Seconds between two reads of the hub's list of running servers."
+        2,
+        help="""Seconds between two reads of the hub's list of running servers, in a
+        small class; a listing that takes the hub long is spaced further, so listings
+        cost it at most 2% of its time (up to `max_poll_interval`).""",
+    ).tag(config=True)
+
+    max_poll_interval = Float(
+        30,
+        help="""Longest wait between two reads of the hub's list of running servers. A new
+        server's host, and an app that stopped answering, are looked up at once anyway.""",
     ).tag(config=True)
 
     state_dir = Unicode(
@@ -198,6 +207,7 @@ class PreviewGatewayApp(Application):
             api_url=hub_auth.api_url,
             api_token=hub_auth.api_token,
             interval=self.poll_interval,
+            max_interval=self.max_poll_interval,
             log=self.log,
         )
         login_url = url_path_join(self.public_url, "login")
@@ -306,7 +316,7 @@ class PreviewGatewayApp(Application):
                 reported_at = time.monotonic()
                 await directory.report_activity(activity)
             await gateway.follow_hub()
-            await asyncio.sleep(directory.interval)
+            await asyncio.sleep(directory.next_interval)
 
     def start(self):
         # libuv's loop carries the data path at about twice the requests of asyncio's.

@@ -63,11 +63,21 @@ def targets_from_users(users: list[dict]) -> dict[str, PreviewTarget]:
 
 @dataclass
 class ServerDirectory:
-    """Running servers by preview label, refreshed from the hub every few seconds."""
+    """Running servers by preview label, refreshed from the hub every few seconds.
+
+    A listing is work on the hub's event loop that grows with the class (about a
+    millisecond per running server), so polls are spaced to cost the hub at most
+    ``hub_share`` of its time: every ``interval`` seconds in a small class, up to
+    ``max_interval`` in a large one. Freshness does not rest on the poll: a host no
+    listing knows yet, and an app that does not answer, are looked up at once.
+    """
 
     api_url: str
     api_token: str
     interval: float = 2.0
+    max_interval: float = 30.0
+    hub_share: float = 0.02
+    last_fetch_seconds: float = 0.0
     log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
     targets: dict[str, PreviewTarget] = field(default_factory=dict)
     _fetched_since: float = -1.0  # when the last finished fetch began (monotonic)
@@ -98,11 +108,18 @@ class ServerDirectory:
             self._refreshing = asyncio.create_task(self._refresh())
         await asyncio.shield(self._refreshing)
 
+    @property
+    def next_interval(self) -> float:
+        """Seconds until the next poll: ``interval``, longer when listings take long."""
+        spaced = self.last_fetch_seconds / self.hub_share
+        return min(self.max_interval, max(self.interval, spaced))
+
     async def _refresh(self) -> None:
         started = time.monotonic()
         try:
             self.targets = await self.fetch()
             self.current_listing = True
+            self.last_fetch_seconds = time.monotonic() - started
         except Exception as error:  # keep the last view; the next poll tries again
             self.current_listing = False
             self.log.warning("Preview gateway: could not list servers at the hub: %s", error)
