@@ -42,9 +42,10 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def run(server):
-    """Start each test with no run alive and no codepilot.toml."""
+    """Start each test with no run alive and no codepilot.toml or .replit."""
     server.api("DELETE", "/codepilot/api/run").raise_for_status()
-    (server.root / "codepilot.toml").unlink(missing_ok=True)
+    for name in ("codepilot.toml", ".replit"):
+        (server.root / name).unlink(missing_ok=True)
     return server
 
 
@@ -159,6 +160,39 @@ def test_stop_ends_every_process_of_the_run(run):
         ).json()
         == []
     )
+
+
+REPLIT_MAIN = 'echo "PATH starts ${PATH%%:*}"\necho "greeting $GREETING"\n'
+
+
+def test_a_replit_project_runs_with_its_run_command_and_env(run):
+    """Files as Replit exports them: ``.replit`` names the command (the list form) and
+    ``[env]`` (with ``${REPL_HOME}`` and a PATH put before the inherited one)."""
+    (run.root / "show_env.sh").write_text(REPLIT_MAIN)
+    (run.root / ".replit").write_text(
+        'run = ["sh", "show_env.sh"]\nentrypoint = "show_env.sh"\n\n[env]\n'
+        'VIRTUAL_ENV = "${REPL_HOME}/venv"\nPATH = "${VIRTUAL_ENV}/bin"\n'
+        'GREETING = "hello from $REPL_HOME"\n'
+    )
+    assert call(run, "GET")["next"]["source"] == ".replit"
+    first = call(run, "POST")["run"]["number"]
+    model = wait_for(run, lambda m: m["state"] != "starting")
+    assert (model["label"], model["command"]) == ("Stopped", "sh show_env.sh")
+    assert f"PATH starts {run.root}/venv/bin" in model["run"]["tail"]
+    assert f"greeting hello from {run.root}" in model["run"]["tail"]
+    # Replit's Run with no run command: the entrypoint, by its suffix.
+    (run.root / ".replit").write_text('entrypoint = "show_env.sh"\n[env]\nGREETING = "hi"\n')
+    call(run, "POST")
+    model = wait_for(run, lambda m: m["run"]["number"] > first and m["state"] != "starting")
+    assert model["command"] == "bash show_env.sh"
+    assert "greeting hi" in model["run"]["tail"]
+    # A bad .replit is named with its line, and nothing starts.
+    (run.root / ".replit").write_text('entrypoint = "show_env.sh"\n[env]\nGREETING = true\n')
+    model = call(run, "POST")
+    assert (
+        model["problem"]["message"] == ".replit, line 3: env.GREETING must be a string or a number"
+    )
+    assert model["run"]["number"] == first + 1
 
 
 def test_a_crash_keeps_its_exit_code_and_last_output(run):

@@ -12,6 +12,7 @@ from server_extension.run.command import (
     NoCommand,
     RunCommand,
     config_text,
+    expanded_env,
     find_run_command,
 )
 from server_extension.starters import STARTERS_DIR, starter_names
@@ -74,6 +75,56 @@ def test_replit_run_as_a_list_is_one_command_line(tmp_path):
     assert find_run_command(tmp_path).command == "python3 'my app.py'"
 
 
+@pytest.mark.parametrize(
+    ("replit", "command"),
+    [
+        ('run = "python3 main.py"\nentrypoint = "main.py"\n', "python3 main.py"),
+        ('run = ["node", "index.js"]\n', "node index.js"),
+        # Replit's Run with no run: the entrypoint, run by what its suffix says.
+        ('entrypoint = "bot.py"\nmodules = ["python-3.11"]\n', "python bot.py"),
+        ('entrypoint = "src/my server.mjs"\n', "node 'src/my server.mjs'"),
+        ('entrypoint = "start.sh"\n[deployment]\nrun = ["sh", "x"]\n', "bash start.sh"),
+    ],
+)
+def test_a_replit_project_runs_its_run_else_its_entrypoint(tmp_path, replit, command):
+    project(tmp_path, {".replit": replit, "main.py": "", "package.json": "{}"})
+    assert find_run_command(tmp_path) == RunCommand(
+        command, ".replit", env={"REPL_HOME": str(tmp_path)}
+    )
+
+
+def test_a_replit_without_run_or_entrypoint_is_passed_over(tmp_path):
+    project(tmp_path, {".replit": 'language = "python3"\n[env]\nA = "1"\n', "main.py": ""})
+    assert find_run_command(tmp_path).source == "main.py"
+
+
+def test_replit_env_refers_to_repl_home_and_puts_its_path_first(tmp_path):
+    replit = (
+        'run = "python3 main.py"\n[env]\nVIRTUAL_ENV = "${REPL_HOME}/venv"\n'
+        'PATH = "${VIRTUAL_ENV}/bin"\nPORT_TOO = "$PORT"\nLEVEL = 2\n'
+    )
+    project(tmp_path, {".replit": replit})
+    env = find_run_command(tmp_path).env
+    assert env["PATH"] == "${VIRTUAL_ENV}/bin:${PATH}"
+    inherited = {"PATH": "/usr/bin:/bin", "PORT": "8080", "REPL_HOME": "/elsewhere"}
+    assert expanded_env(env, inherited) == {
+        "REPL_HOME": str(tmp_path),
+        "VIRTUAL_ENV": f"{tmp_path}/venv",
+        "PATH": f"{tmp_path}/venv/bin:/usr/bin:/bin",
+        "PORT_TOO": "8080",
+        "LEVEL": "2",
+    }
+
+
+def test_env_values_expand_earlier_entries_then_the_inherited_ones(tmp_path):
+    env = {"A": "a", "B": "${A}-$A-$HOME-${NOWHERE}-$", "PATH": "/mine:$PATH"}
+    assert expanded_env(env, {"HOME": "/home/x", "PATH": "/bin", "A": "inherited"}) == {
+        "A": "a",
+        "B": "a-a-/home/x--$",
+        "PATH": "/mine:/bin",
+    }
+
+
 def test_package_json_start_when_there_is_no_dev(tmp_path):
     scripts = {"package.json": json.dumps({"scripts": {"start": "node ."}})}
     project(tmp_path, {**scripts, "node_modules/.package-lock.json": "{}"})
@@ -128,6 +179,9 @@ def test_a_codepilot_toml_without_run_is_passed_over(tmp_path):
         ("codepilot.toml", 'run = "x"\n', 1, "[run] table"),
         (".replit", "run = \nlanguage = 'python'\n", 1, "not valid TOML"),
         (".replit", "run = []\n", 1, "run must be"),
+        (".replit", 'entrypoint = "notes.txt"\n', 1, "no runner known"),
+        (".replit", 'language = "go"\nentrypoint = "../up.py"\n', 2, "inside the project"),
+        (".replit", 'run = "x"\n\n[env]\nA = [1]\n', 4, "env.A"),
         ("package.json", '{\n  "scripts": {\n    "dev": "vite",\n  }\n}\n', 4, "not valid JSON"),
     ],
 )

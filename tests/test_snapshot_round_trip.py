@@ -20,14 +20,14 @@ import requests
 
 from codepilot_contracts import layout
 
-from .support.hubtools import REPO_ROOT, free_port, wait_until
+from .support.hubtools import free_port, wait_until
 from .support.jupyterserver import start_jupyter_server
+from .support.npmcache import NPM_CACHE
 from .support.s3server import s3_server_fixture
 from .support.sync_cli import json_lines, run_sync
 
 BUCKET = "round-trip"
 USER = "vera"
-NPM_CACHE = REPO_ROOT / "test-artifacts" / "npm-cache"
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
 

@@ -1,12 +1,14 @@
 """Which command the Run button starts, found in the project's files.
 
 In order: ``codepilot.toml`` (``[run] command``, optional ``cwd`` and ``env``), a Replit
-project's ``.replit`` (``run = ...``), a ``Procfile``'s ``web:`` line, ``package.json``
-scripts (``dev``, then ``start``), then a Python entry point (``app.py`` importing Flask,
-``main.py``). The first file that names a command wins; a malformed ``codepilot.toml``,
-``.replit`` or ``package.json`` stops the search with a message naming the file, line and
-problem, since running the next candidate would hide the student's mistake. An npm
-command in a Node project without ``node_modules`` installs its packages first.
+project's ``.replit`` (``run = ...``, else its ``entrypoint``; its ``[env]``), a
+``Procfile``'s ``web:`` line, ``package.json`` scripts (``dev``, then ``start``), then a
+Python entry point (``app.py`` importing Flask, ``main.py``). The first file that names a
+command wins; a malformed ``codepilot.toml``, ``.replit`` or ``package.json`` stops the
+search with a message naming the file, line and problem, since running the next candidate
+would hide the student's mistake. An npm command in a Node project without
+``node_modules`` installs its packages first. Env values may use ``$NAME``, expanded as
+the run starts.
 
 Everything here reads files and builds values; nothing starts a process.
 """
@@ -15,6 +17,7 @@ import json
 import re
 import shlex
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -31,6 +34,11 @@ TOML_WHERE = re.compile(r"\s*\(at line (\d+), column \d+\)$")
 # What a student types first in a fresh Node project, quiet about audits and funding.
 NPM_INSTALL = "npm install --no-audit --no-fund"
 NPM_COMMAND = re.compile(r"^\s*(npm|npx)\s")
+# ``$NAME`` and ``${NAME}`` in an env value, as a shell reads them.
+ENV_REFERENCE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+PATH_REFERENCE = re.compile(r"\$(\{PATH\}|PATH\b)")
+# What runs a Replit entrypoint, by its suffix.
+ENTRYPOINT_RUNNERS = {".py": "python", ".js": "node", ".mjs": "node", ".cjs": "node", ".sh": "bash"}
 # More than any run command needs; a bigger "source file" is not one to read whole.
 MAX_READ_BYTES = 1 << 20
 
@@ -178,8 +186,41 @@ def from_config(root: Path) -> RunCommand | CommandProblem | None:
     return RunCommand(command, CONFIG_FILE, cwd, env)
 
 
+def _entrypoint_command(value, text: str) -> str | CommandProblem:
+    """Replit's Run with no ``run``: the ``entrypoint`` file, by the runner its suffix
+    names."""
+    line = _line_of(text, "entrypoint")
+    path = PurePosixPath(value) if isinstance(value, str) and value.strip() else None
+    if path is None or path.is_absolute() or ".." in path.parts:
+        return CommandProblem(REPLIT_FILE, line, "entrypoint must be a file inside the project")
+    runner = ENTRYPOINT_RUNNERS.get(path.suffix)
+    if runner is None:
+        known = ", ".join(ENTRYPOINT_RUNNERS)
+        return CommandProblem(
+            REPLIT_FILE,
+            line,
+            f"entrypoint {str(path)!r}: no runner known for its suffix (known: {known});"
+            ' add run = "..."',
+        )
+    return f"{runner} {shlex.quote(str(path))}"
+
+
+def _replit_env(value, root: Path, text: str) -> dict[str, str] | CommandProblem:
+    """``[env]``, with ``REPL_HOME`` (the project's folder, as Replit sets it) for its
+    values to refer to. A ``PATH`` that does not mention ``$PATH`` goes before the
+    inherited one: Replit's templates write ``PATH = "${VIRTUAL_ENV}/bin"``."""
+    env = _string_env(value, REPLIT_FILE, text)
+    if isinstance(env, CommandProblem):
+        return env
+    path = env.get("PATH")
+    if path is not None and not PATH_REFERENCE.search(path):
+        env["PATH"] = f"{path}:${{PATH}}"
+    return {"REPL_HOME": str(root), **env}
+
+
 def from_replit(root: Path) -> RunCommand | CommandProblem | None:
-    """A Replit project's ``.replit``: a top-level ``run``, a string or a list."""
+    """A Replit project's ``.replit``: a top-level ``run`` (a string or a list of
+    arguments), else its ``entrypoint`` file; ``[env]`` on top."""
     text = _read_text(root / REPLIT_FILE)
     if text is None:
         return None
@@ -187,12 +228,31 @@ def from_replit(root: Path) -> RunCommand | CommandProblem | None:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         return _toml_problem(REPLIT_FILE, error)
-    if "run" not in data:
+    if "run" in data:
+        command = _command_value(data["run"], REPLIT_FILE, text, "run")
+    elif "entrypoint" in data:
+        command = _entrypoint_command(data["entrypoint"], text)
+    else:
         return None
-    command = _command_value(data["run"], REPLIT_FILE, text, "run")
-    if isinstance(command, CommandProblem):
-        return command
-    return RunCommand(command, REPLIT_FILE)
+    env = _replit_env(data.get("env", {}), root, text)
+    for part in (command, env):
+        if isinstance(part, CommandProblem):
+            return part
+    return RunCommand(command, REPLIT_FILE, env=env)
+
+
+def expanded_env(env: Mapping[str, str], inherited: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with ``$NAME`` and ``${NAME}`` replaced by what an earlier entry set, else
+    by what the run inherits (empty when neither has it), as a shell would export them."""
+    resolved: dict[str, str] = {}
+
+    def value_of(reference: re.Match) -> str:
+        name = reference.group(1) or reference.group(2)
+        return resolved.get(name, inherited.get(name, ""))
+
+    for key, value in env.items():
+        resolved[key] = ENV_REFERENCE.sub(value_of, value)
+    return resolved
 
 
 def from_procfile(root: Path) -> RunCommand | None:

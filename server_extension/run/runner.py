@@ -8,6 +8,7 @@ the end of its output), so the Run panel can still show a crashed run's last wor
 """
 
 import asyncio
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from traitlets.config import LoggingConfigurable
 
 from .. import upstream
 from ..appport import PortProbe
-from .command import CommandProblem, NoCommand, RunCommand, find_run_command
+from .command import CommandProblem, NoCommand, RunCommand, expanded_env, find_run_command
 from .processes import end_session
 from .scrollback import BoundedScrollback, plain_tail
 
@@ -240,7 +241,12 @@ class ProjectRun(LoggingConfigurable):
         self.problem = None
         scrollback = BoundedScrollback(self.scrollback_chars)
         terminal = upstream.start_named_terminal(
-            manager, RUN_TERMINAL, shell_argv(found.command), str(cwd), found.env, scrollback
+            manager,
+            RUN_TERMINAL,
+            shell_argv(found.command),
+            str(cwd),
+            expanded_env(found.env, os.environ),
+            scrollback,
         )
         self._runs += 1
         self.probe = PortProbe(self.port)

@@ -45,6 +45,7 @@ except AttributeError:
 
 from server_extension.storage.archive import extract_archive
 from tests.support.hubtools import REPO_ROOT
+from tests.support.npmcache import NPM_CACHE
 from tests.support.s3server import start_s3_server
 
 BUCKET = "bench-restore"
@@ -55,7 +56,6 @@ TOTAL_BYTES = 50 * 1024 * 1024
 ROUNDS = 2
 UNCHANGED_RUNS = 3
 S3_XML = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-NPM_CACHE = REPO_ROOT / "test-artifacts" / "npm-cache"
 
 
 def populate(s3) -> int:

@@ -1,7 +1,8 @@
 """Run pressed to the app answering: the Run button against typing the command yourself.
 
-One jupyter-server with the Code Pilot extension, a project copied from each starter.
-Per round and starter, interleaved so both see the same noise:
+One jupyter-server per starter with the Code Pilot extension, on a project copied from
+the starter, its npm packages installed first (from the tests' npm cache), as on every
+Run after the first. Per round, interleaved so both see the same noise:
 
 - **run**: ``POST codepilot/api/run`` (what the Run button sends), then the app's port
   polled every 10 ms until it answers; also when ``GET codepilot/api/run`` first says
@@ -31,9 +32,11 @@ from server_extension.run.command import find_run_command
 from server_extension.starters import starter_dir
 from tests.support.hubtools import free_port
 from tests.support.jupyterserver import start_jupyter_server
+from tests.support.npmcache import fill_npm_cache, install_from_cache
 from tests.support.terminals import connect_terminal
 
 POLL = 0.01
+STARTERS = "flask,node-express,react-vite"
 
 
 def answering(port: int) -> bool:
@@ -84,6 +87,16 @@ def typed_in_terminal(server, port: int, command: str) -> dict:
     return {"answering_s": answered}
 
 
+def project_from(starter: str) -> Path:
+    """A copy of ``starter``, its npm packages installed (the Run timed is not the first)."""
+    root = Path(tempfile.mkdtemp(prefix=f"codepilot-bench-run-{starter}-"))
+    shutil.copytree(starter_dir(starter), root, dirs_exist_ok=True)
+    if (root / "package.json").is_file():
+        fill_npm_cache(starter)
+        install_from_cache(root)
+    return root
+
+
 def summary(values: list[float]) -> dict:
     return {"median_s": round(statistics.median(values), 3), "max_s": round(max(values), 3)}
 
@@ -91,14 +104,11 @@ def summary(values: list[float]) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="samples per starter and way")
-    parser.add_argument(
-        "--starters", default="flask", help="starters to run, comma-separated (no npm install)"
-    )
+    parser.add_argument("--starters", default=STARTERS, help="starters to run, comma-separated")
     options = parser.parse_args()
     result = {"benchmark": "run", "rounds": options.rounds, "starters": {}}
     for starter in options.starters.split(","):
-        root = Path(tempfile.mkdtemp(prefix=f"codepilot-bench-run-{starter}-"))
-        shutil.copytree(starter_dir(starter), root, dirs_exist_ok=True)
+        root = project_from(starter)
         command = find_run_command(root).command
         port = free_port()
         server = start_jupyter_server(root, env={"CODEPILOT_PREVIEW_PORT": str(port)})

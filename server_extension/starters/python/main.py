@@ -1,4 +1,4 @@
-"""A Python starter: edit me, then run `python main.py` in a terminal."""
+"""A Python starter: edit me, then press Run (or run `python main.py` in a terminal)."""
 
 
 def greeting(name: str) -> str:
@@ -6,4 +6,6 @@ def greeting(name: str) -> str:
 
 
 if __name__ == "__main__":
-    print(greeting("Code Pilot"))
+    # The Run panel is a terminal: what you type there is the answer.
+    name = input("What is your name? ").strip()
+    print(greeting(name or "Code Pilot"))
