@@ -43,6 +43,7 @@ from server_extension.run.handlers import RunHandler, run_handlers
 
 from .support.hubtools import login, start_hub, wait_until
 from .support.s3server import s3_server_fixture
+from .support.students import Student
 from .support.terminals import run_in_terminal
 
 ADMIN_PASSWORD = "admin-password-" + "x" * 24
@@ -608,6 +609,55 @@ def test_class_page_stops_only_what_the_viewer_may(hub, sessions):
     forged = ana.post(f"{hub.service_url('codepilot')}api/servers/sam//stop", timeout=60)
     assert forged.status_code == 403
     assert hub.api("GET", "/users/sam").json()["servers"][""]["ready"]
+
+
+@pytest.mark.integration
+def test_a_teacher_runs_and_stops_a_students_app_from_the_class_page(hub, sessions):
+    """sue's project runs a tiny app (codepilot.toml), sid's server is stopped: the class
+    page shows both; ana's Run and Stop reach sue's server; nobody acts beyond their rights
+    or from another site, and a stopped server is never woken."""
+    sue = Student(hub, "sue")
+    sue.use_run_command()
+    page = hub.service_url("codepilot")
+    xsrf = {viewer: xsrf_of(sessions[viewer], hub) for viewer in ("ana", "admin")}
+
+    def act(viewer, user, action, **headers):
+        return sessions[viewer].post(
+            f"{page}api/runs/{user}//{action}",
+            headers={"X-XSRFToken": xsrf.get(viewer, ""), **headers},
+            timeout=60,
+        )
+
+    def row(user):
+        rows = class_page(sessions["ana"], hub, "api/class").json()["rows"]
+        return next(row for row in rows if row["id"] == f"{user}/")
+
+    started = act("ana", "sue", "run")
+    assert started.status_code == 200, started.text
+    assert started.json()["run"]["state"] in ("starting", "running")
+    wait_until(lambda: row("sue")["run"]["state"] == "running", 60, 0.5, "sue's app running")
+    assert row("sue")["run"]["label"] == "Running"  # the status bar's word
+    assert "http.server" in row("sue")["run"]["command"]
+    sid = row("sid")
+    assert (sid["state"], sid["run"]) == ("stopped", None)
+
+    # From another site, with the page's own XSRF token: refused, the app runs on.
+    for foreign in ({"Origin": "http://sam.localhost"}, {"Sec-Fetch-Site": "cross-site"}):
+        assert act("ana", "sue", "stop", **foreign).status_code == 403
+    # Not her student (a teacher, the admin), or not a teacher: refused.
+    for viewer, user in (("ana", "ben"), ("ana", "admin"), ("sam", "sue")):
+        assert act(viewer, user, "stop").status_code == 403, (viewer, user)
+    assert sue.run_state["state"] == "running"
+
+    stopped = act("ana", "sue", "stop")
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["run"]["state"] == "stopped"
+    assert sue.run_state["state"] == "stopped"
+    assert row("sue")["run"]["label"] == "Stopped"  # at once, not at the next read
+    # The admin acts on any student, but a stopped server is not started to run an app.
+    refused = act("admin", "sid", "run")
+    assert refused.status_code == 409, refused.text
+    assert not running(hub, "sid")
 
 
 def workspace_keys(s3, user, server):
