@@ -56,6 +56,10 @@ server's relay begins with ``start_line(<start id>)``; a relay started with
 never carries a viewer to the wrong app. The spawner's state says whether the relay of
 a start expects the line.
 
+Run API (``run``). ``<server>/codepilot/api/run`` (``RUN_PATH``) answers the project's
+run: ``state`` (one of ``RUN_STATES``) and ``label``, the status bar's words, which the
+class page shows too; ``POST`` runs, ``DELETE`` stops.
+
 Starters (``starters``). The packaged starters (``PACKAGED_STARTERS``, in the order the
 spawn form offers them, with ``STARTER_TITLES``) are the folders of
 ``server_extension/starters/``; a starter's name follows ``STARTER_NAME``. A deployment's

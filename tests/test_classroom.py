@@ -17,6 +17,7 @@ import pytest
 import requests
 from aiohttp import web
 
+from codepilot_contracts.run import RUN_STATES
 from codepilot_spawner.classroom.groups import (
     STUDENTS_GROUP,
     TEACHERS_GROUP,
@@ -25,13 +26,24 @@ from codepilot_spawner.classroom.groups import (
     teacher_role,
 )
 from codepilot_spawner.onemachine.settings import OneMachineSettings, SettingsError, idle_culling
+from codepilot_spawner.services.classpage.app import ClassPageApp
 from codepilot_spawner.services.classpage.hubclient import ANSWER_LIMIT, HubClient
-from codepilot_spawner.services.classpage.roster import TEXT_LIMIT, class_rows, server_state
+from codepilot_spawner.services.classpage.roster import (
+    LABEL_LIMIT,
+    TEXT_LIMIT,
+    UNKNOWN,
+    class_rows,
+    server_state,
+)
+from codepilot_spawner.services.classpage.samesite import from_the_page
 from codepilot_spawner.services.preview.hosts import PreviewDomain
 from codepilot_spawner.spawners.starterform import chosen_starter, offered_starters
+from server_extension.run import runner
+from server_extension.run.handlers import RunHandler, run_handlers
 
 from .support.hubtools import login, start_hub, wait_until
 from .support.s3server import s3_server_fixture
+from .support.students import Student
 from .support.terminals import run_in_terminal
 
 ADMIN_PASSWORD = "admin-password-" + "x" * 24
@@ -157,13 +169,110 @@ def test_the_class_page_opens_ides_where_the_hub_says_they_are():
 )
 def test_what_a_students_server_says_never_breaks_the_class_page(status):
     users = [{"name": "sam", "servers": {"": {"ready": True, "url": "/user/sam/"}}}]
-    rows = class_rows(users, {("sam", ""): status}, {}, lambda user, server: "")
+    said = {("sam", ""): status}  # as its sync state and as its run
+    rows = class_rows(users, said, {}, lambda user, server: "", runs=said)
     summary = rows[0]["sync"]
     assert summary is None or (
         isinstance(summary["pending"], int)
         and all(len(summary[key]) <= TEXT_LIMIT for key in ("state", "storage", "error"))
     )
+    run = rows[0]["run"]
+    assert run["state"] in (*RUN_STATES, UNKNOWN) and len(run["label"]) <= LABEL_LIMIT
+    assert isinstance(run["command"], str) and len(run["command"]) <= TEXT_LIMIT
     json.dumps(rows)
+
+
+def test_the_class_page_shows_the_status_bars_words_for_a_run():
+    users = [{"name": "sam", "servers": {"": {"ready": True}, "web": {"ready": True}}}]
+    runs = {
+        ("sam", ""): {"state": "crashed", "label": "Crashed (exit 1)", "command": "npm start"},
+        ("sam", "web"): {"state": "asleep", "label": "Running"},  # no state of the API
+    }
+    rows = class_rows(users, {}, {}, lambda user, server: "", runs=runs)
+    assert [row["run"] for row in rows] == [
+        {"state": "crashed", "label": "Crashed (exit 1)", "command": "npm start"},
+        {"state": UNKNOWN, "label": "Unknown", "command": ""},
+    ]
+    # A stopped server is not asked: no run state at all.
+    stopped = class_rows([{"name": "sid", "servers": {}}], {}, {}, lambda user, server: "")
+    assert stopped[0]["run"] is None
+
+
+def test_the_run_api_states_are_the_contracts():
+    assert {runner.STOPPED, runner.STARTING, runner.RUNNING, runner.CRASHED} == set(RUN_STATES)
+    assert ("codepilot/api/run", RunHandler) == run_handlers(None)[0][:2]
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "allowed"),
+    [
+        ("POST", {"Origin": "http://codepilot.localhost:8000"}, True),
+        (
+            "POST",
+            {"Origin": "http://CodePilot.localhost:8000", "Sec-Fetch-Site": "same-origin"},
+            True,
+        ),
+        ("POST", {}, True),  # no browser's headers: JupyterHub's XSRF check decides
+        ("POST", {"Origin": "http://sam.localhost:8000"}, False),  # a student's IDE
+        ("PUT", {"Origin": "null"}, False),
+        ("POST", {"Sec-Fetch-Site": "same-site"}, False),
+        ("GET", {"Origin": "http://elsewhere.example"}, True),
+    ],
+)
+def test_the_class_page_acts_on_requests_from_its_own_page_only(method, headers, allowed):
+    assert from_the_page(method, headers, "codepilot.localhost:8000") is allowed
+
+
+def test_the_class_reads_every_servers_run_at_once_and_a_silent_one_shows_unknown():
+    """Four servers hold their run state until all four have been asked: read one after
+    another, none would answer in time. A fifth never answers: it alone shows unknown."""
+    answering, silent = ["amy", "bob", "cat", "dan"], "eve"
+
+    async def run():
+        asked, everyone_asked, never = set(), asyncio.Event(), asyncio.Event()
+
+        async def users(request):
+            items = [
+                {"name": name, "groups": [STUDENTS_GROUP], "servers": {"": {"ready": True}}}
+                for name in [*answering, silent]
+            ]
+            return web.json_response({"items": items, "_pagination": {}})
+
+        async def token(request):
+            return web.json_response({"token": "t"})
+
+        async def server_api(request):
+            user = request.match_info["user"]
+            if request.match_info["api"] == "sync":
+                return web.json_response({"storage": "sync", "state": "idle"})
+            if user == silent:
+                await never.wait()
+            asked.add(user)
+            if asked >= set(answering):
+                everyone_asked.set()
+            await everyone_asked.wait()
+            return web.json_response({"state": "running", "label": "Running"})
+
+        app = web.Application()
+        app.router.add_get("/hub/api/users", users)
+        app.router.add_post("/hub/api/users/{user}/tokens", token)
+        app.router.add_get("/user/{user}/codepilot/api/{api}", server_api)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        try:
+            async with aiohttp.ClientSession() as session:
+                page = ClassPageApp(proxy_url=base, server_timeout=2.0)
+                page.hub = HubClient(session, base + "/hub/api", "t")
+                return await page.read_class()
+        finally:
+            never.set()
+            await runner.cleanup()
+
+    rows = {row["user"]: row["run"]["label"] for row in asyncio.run(run())["rows"]}
+    assert rows == {**dict.fromkeys(answering, "Running"), silent: "Unknown"}
 
 
 def test_the_class_page_reads_only_small_json_objects_from_servers():
@@ -500,6 +609,55 @@ def test_class_page_stops_only_what_the_viewer_may(hub, sessions):
     forged = ana.post(f"{hub.service_url('codepilot')}api/servers/sam//stop", timeout=60)
     assert forged.status_code == 403
     assert hub.api("GET", "/users/sam").json()["servers"][""]["ready"]
+
+
+@pytest.mark.integration
+def test_a_teacher_runs_and_stops_a_students_app_from_the_class_page(hub, sessions):
+    """sue's project runs a tiny app (codepilot.toml), sid's server is stopped: the class
+    page shows both; ana's Run and Stop reach sue's server; nobody acts beyond their rights
+    or from another site, and a stopped server is never woken."""
+    sue = Student(hub, "sue")
+    sue.use_run_command()
+    page = hub.service_url("codepilot")
+    xsrf = {viewer: xsrf_of(sessions[viewer], hub) for viewer in ("ana", "admin")}
+
+    def act(viewer, user, action, **headers):
+        return sessions[viewer].post(
+            f"{page}api/runs/{user}//{action}",
+            headers={"X-XSRFToken": xsrf.get(viewer, ""), **headers},
+            timeout=60,
+        )
+
+    def row(user):
+        rows = class_page(sessions["ana"], hub, "api/class").json()["rows"]
+        return next(row for row in rows if row["id"] == f"{user}/")
+
+    started = act("ana", "sue", "run")
+    assert started.status_code == 200, started.text
+    assert started.json()["run"]["state"] in ("starting", "running")
+    wait_until(lambda: row("sue")["run"]["state"] == "running", 60, 0.5, "sue's app running")
+    assert row("sue")["run"]["label"] == "Running"  # the status bar's word
+    assert "http.server" in row("sue")["run"]["command"]
+    sid = row("sid")
+    assert (sid["state"], sid["run"]) == ("stopped", None)
+
+    # From another site, with the page's own XSRF token: refused, the app runs on.
+    for foreign in ({"Origin": "http://sam.localhost"}, {"Sec-Fetch-Site": "cross-site"}):
+        assert act("ana", "sue", "stop", **foreign).status_code == 403
+    # Not her student (a teacher, the admin), or not a teacher: refused.
+    for viewer, user in (("ana", "ben"), ("ana", "admin"), ("sam", "sue")):
+        assert act(viewer, user, "stop").status_code == 403, (viewer, user)
+    assert sue.run_state["state"] == "running"
+
+    stopped = act("ana", "sue", "stop")
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["run"]["state"] == "stopped"
+    assert sue.run_state["state"] == "stopped"
+    assert row("sue")["run"]["label"] == "Stopped"  # at once, not at the next read
+    # The admin acts on any student, but a stopped server is not started to run an app.
+    refused = act("admin", "sid", "run")
+    assert refused.status_code == 409, refused.text
+    assert not running(hub, "sid")
 
 
 def workspace_keys(s3, user, server):

@@ -17,10 +17,10 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from codepilot_contracts.run import RUN_PATH
+
 from ..upstream import terminal_manager
 from .runner import ProjectRun
-
-RUN_PATH = "codepilot/api/run"
 
 
 class RunHandler(APIHandler):

@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from ..support.hubtools import REPO_ROOT, login, start_hub
+from ..support.students import Student
 from .accessibility import serious_violations
 from .conftest import HUB
 from .ide_attack import (
@@ -113,6 +114,27 @@ def test_a_stopped_project_stays_listed_and_starts_again_from_the_page(class_hub
     web.locator("button", has_text="Start").click()
     web.locator("span.state", has_text="running").wait_for(timeout=90_000)
     assert class_hub.api("GET", "/users/chen").json()["servers"]["web"]["ready"]
+
+
+@pytest.mark.usefixtures("localhost_names")
+def test_teacher_runs_and_stops_a_students_app_from_the_class_page(class_hub, new_context):
+    amira = Student(class_hub, ATTACKER)
+    amira.use_run_command()
+    page = sign_in(new_context("teacher"), class_hub, TEACHER, TEACHER_PASSWORD)
+    page.goto(class_hub.service_url("codepilot"))
+    app = page.locator(f'tr[data-id="{ATTACKER}/"] td.run')
+    whose = f"the app of {ATTACKER}'s default project"
+    expect(app.locator(".run-state")).to_have_text("Stopped")
+    app.get_by_role("button", name=f"Run {whose}").click()
+    # The status bar's words, as the server's run goes from Starting to Running.
+    expect(app.locator(".run-state")).to_have_text("Running", timeout=60_000)
+    expect(app.get_by_role("button", name=f"Restart {whose}")).to_be_visible()
+    assert amira.run_state["state"] == "running"
+    app.get_by_role("button", name=f"Stop {whose}").click()
+    expect(app.locator(".run-state")).to_have_text("Stopped", timeout=30_000)
+    expect(app.get_by_role("button", name=f"Run {whose}")).to_be_visible()
+    expect(page.locator("#notice")).to_be_hidden()
+    assert amira.run_state["state"] == "stopped"
 
 
 def test_the_class_page_reads_well_and_fits_a_tablet(class_hub, chromium):

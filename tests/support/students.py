@@ -1,10 +1,16 @@
 """A student of the one-machine hub: a user with a running server and a token of their own,
 who types into terminals and saves files as the IDE does."""
 
+import json
 import os
+
+import requests
 
 from .hubtools import RunningHub, save_text, server_state
 from .terminals import run_in_terminal
+
+# A web app that starts at once, as a project's Run command.
+TINY_APP = "exec python -m http.server $PORT --bind 127.0.0.1"
 
 
 class Student:
@@ -40,3 +46,15 @@ class Student:
 
     def save(self, path: str, content: str) -> None:
         save_text(self.url, path, content, self.headers).raise_for_status()
+
+    def use_run_command(self, command: str = TINY_APP) -> None:
+        """The project's Run command, in its codepilot.toml."""
+        self.save("codepilot.toml", f"[run]\ncommand = {json.dumps(command)}\n")
+
+    @property
+    def run_state(self) -> dict:
+        """The server's own word on its project's run (``codepilot/api/run``)."""
+        url = f"{self.url}codepilot/api/run"
+        response = requests.get(url, headers=self.headers, timeout=30)
+        response.raise_for_status()
+        return response.json()

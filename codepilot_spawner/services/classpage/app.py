@@ -6,7 +6,8 @@ list, each running server's sync state through the hub's proxy, each preview's s
 level from the preview gateway) every ``refresh_interval`` seconds while a page watches;
 pages poll the snapshot it keeps, so 200 students cost one pass however many teachers
 watch, and nothing once no page has asked for ``watch_window`` seconds.
-Start and stop go to the hub with the viewer's own token: the hub decides what they may.
+Start and stop go to the hub with the viewer's own token: the hub decides what they may;
+so do Run, Stop and Restart of a student's app, at the student's server's run API.
 """
 
 import asyncio
@@ -23,8 +24,10 @@ import aiohttp
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 from tornado.escape import xhtml_escape
-from traitlets import Bool, Float, Int, List, Unicode
+from traitlets import Bool, Dict, Float, Int, List, Unicode
 from traitlets.config import Application
+
+from codepilot_contracts.run import RUN_PATH
 
 from ...classroom.groups import DEFAULT_STARTER_PROPERTY, STUDENTS_GROUP, TEACHERS_GROUP
 from ...spawners.starterform import offered_starters
@@ -33,11 +36,19 @@ from ..preview.hosts import PreviewDomain
 from ..preview.hubservice import SERVICE_NAME as PREVIEW_SERVICE
 from ..servicelife import until_stopped
 from .hubclient import HubClient
-from .roster import class_rows, server_url
+from .roster import class_rows, run_summary, server_state, server_url
+from .samesite import from_the_page
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Read without touching the server's activity: watching a class keeps nobody's server up.
 SYNC_PATH = "codepilot/api/sync?no_track_activity=1"
+RUN_STATE_PATH = RUN_PATH + "?no_track_activity=1"
+# What each of the page's app buttons sends to a server's run API.
+RUN_ACTIONS = {
+    "run": ("POST", None),
+    "restart": ("POST", {"restart": True}),
+    "stop": ("DELETE", None),
+}
 EXPOSED = (
     '<div class="notice" id="exposed">Students\' IDEs share the hub\'s origin '
     "(subdomains are off): when you open a student's IDE, code the student put there "
@@ -103,8 +114,20 @@ class ClassPageApp(Application):
         config=True
     )
     server_timeout = Float(
-        3.0, help="Seconds a server or the gateway gets to answer before it shows unreachable."
+        3.0,
+        help="""Seconds a server or the gateway gets to answer before it shows unreachable
+        (its app's run state: unknown).""",
     ).tag(config=True)
+    run_action_timeout = Float(
+        15.0,
+        help="""Seconds a student's server gets to answer a teacher's Run, Stop or Restart
+        (Stop waits for the app's processes to end).""",
+    ).tag(config=True)
+
+    run_answers = Dict(
+        help="""Row id -> (time.monotonic(), run summary) a server answered to a viewer's
+        action: it outranks what a read of the class begun before the action saw."""
+    )
 
     snapshot: dict = {"rows": [], "updated": None, "error": "Loading the class..."}
     last_watched = float("-inf")  # time.monotonic() of the last page's poll
@@ -125,7 +148,7 @@ class ClassPageApp(Application):
             if server.get("ready")
         ]
         limit = asyncio.Semaphore(self.concurrency)
-        sync, shares = {}, {}
+        sync, shares, runs = {}, {}, {}
 
         async def ask(user, server, url):
             async with limit:
@@ -135,26 +158,53 @@ class ClassPageApp(Application):
                     self.log.warning("%s", error)
                     sync[(user, server)] = {"unreachable": True}
                     return
-                # Through the proxy on loopback, for the server's own host (with
-                # subdomains, <user>.<hub host>, which this machine may not resolve).
-                public = urlparse(url)
-                sync_url = self.proxy_url + public.path + SYNC_PATH
-                status, share = await asyncio.gather(
-                    self.hub.get_json(sync_url, token, self.server_timeout, host=public.netloc),
+                sync_url, host = self.through_proxy(url, SYNC_PATH)
+                run_url, _ = self.through_proxy(url, RUN_STATE_PATH)
+                # Each with its own short timeout, all servers at once: a slow one
+                # delays no other.
+                status, run, share = await asyncio.gather(
+                    self.hub.get_json(sync_url, token, self.server_timeout, host=host),
+                    self.hub.get_json(run_url, token, self.server_timeout, host=host),
                     self.share_level(user, server, token),
                 )
                 sync[(user, server)] = status or {"unreachable": True}
+                runs[(user, server)] = run
                 if share:
                     shares[(user, server)] = share
 
         await asyncio.gather(*(ask(*server) for server in running))
-        rows = class_rows(users, sync, shares, self.preview_url)
+        rows = self.with_run_answers(class_rows(users, sync, shares, self.preview_url, runs), began)
         return {
             "rows": rows,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "seconds": round(time.monotonic() - began, 3),
             "error": "",
         }
+
+    def through_proxy(self, server_url: str, path: str) -> tuple[str, str]:
+        """``(url, host)`` of ``path`` of a server: through the proxy on loopback, for the
+        server's own host (with subdomains, <user>.<hub host>, which this machine may not
+        resolve)."""
+        public = urlparse(server_url)
+        return self.proxy_url + public.path + path, public.netloc
+
+    def note_run_answer(self, row_id: str, run: dict) -> None:
+        """A server's answer to a teacher's action, on the page at its next poll."""
+        self.run_answers[row_id] = (time.monotonic(), run)
+        for row in self.snapshot["rows"]:
+            if row["id"] == row_id and row.get("run") is not None:
+                row["run"] = run
+
+    def with_run_answers(self, rows: list[dict], began: float) -> list[dict]:
+        """``rows`` with the answers to actions taken while they were read."""
+        self.run_answers = {
+            row_id: answer for row_id, answer in self.run_answers.items() if answer[0] > began
+        }
+        for row in rows:
+            answer = self.run_answers.get(row["id"])
+            if answer and row["run"] is not None:
+                row["run"] = answer[1]
+        return rows
 
     async def share_level(self, user: str, server: str, token: str) -> str:
         if not self.preview_api_url:
@@ -212,6 +262,7 @@ class ClassPageApp(Application):
                 (prefix, PageHandler),
                 (prefix + "api/class", ClassHandler),
                 (prefix + r"api/servers/([^/]+)/([^/]*)/(start|stop)", ServerActionHandler),
+                (prefix + r"api/runs/([^/]+)/([^/]*)/(run|stop|restart)", RunActionHandler),
                 (prefix + "api/default-starter", DefaultStarterHandler),
                 (prefix + "oauth_callback", HubOAuthCallbackHandler),
             ],
@@ -265,6 +316,11 @@ class ClassPageHandler(HubOAuthenticated, web.RequestHandler):
             "Content-Security-Policy",
             "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
         )
+
+    def prepare(self):
+        if not from_the_page(self.request.method, self.request.headers, self.request.host):
+            raise web.HTTPError(403, "the class page acts on requests from its own page only")
+        return super().prepare()
 
     def viewer(self) -> dict:
         model = self.current_user
@@ -328,6 +384,42 @@ class ServerActionHandler(ClassPageHandler):
         self.set_header("Content-Type", "application/json")
         message = (body or {}).get("message", "") if isinstance(body, dict) else ""
         self.finish(json.dumps({"status": status, "message": message}))
+
+
+class RunActionHandler(ClassPageHandler):
+    """``POST api/runs/<user>/<server>/run|stop|restart``: a student's app, at the
+    student's server's run API, with the viewer's own token. The hub's roles decide
+    whose servers that token opens (a teacher's students; every server for an admin), so
+    the page never acts beyond the viewer's rights; a stopped server is not woken."""
+
+    @web.authenticated
+    async def post(self, user, server, action):
+        self.viewer()
+        page = self.classpage
+        token = self.hub_auth.get_token(self)
+        status, model = await page.hub.request("GET", f"/users/{quote(user, safe='')}", token=token)
+        if status in (403, 404):  # a user the viewer may not see
+            raise web.HTTPError(403, f"{user} is not a student of yours")
+        if status != 200:
+            raise web.HTTPError(502, f"the hub answered {status}")
+        found = (model.get("servers") or {}).get(server)
+        if server_state(found) != "running":
+            raise web.HTTPError(409, f"{user}'s server is not running: start it first")
+        url, host = page.through_proxy(server_url(user, server, found), RUN_PATH)
+        method, body = RUN_ACTIONS[action]
+        status, answer = await page.hub.call_server(
+            method, url, token, page.run_action_timeout, host, body
+        )
+        if status is None:
+            raise web.HTTPError(504, f"{user}'s server did not answer")
+        if status == 403:
+            raise web.HTTPError(403, f"{user}'s server refused you (sign in again if it is yours)")
+        if status != 200 or answer is None:
+            raise web.HTTPError(502, f"{user}'s server answered {status}")
+        run = run_summary(answer)
+        page.note_run_answer(f"{user}/{server}", run)
+        page.log.info("%s: %s of %s/%s", self.current_user["name"], action, user, server)
+        self.finish({"run": run})
 
 
 class DefaultStarterHandler(ClassPageHandler):

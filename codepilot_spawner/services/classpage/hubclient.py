@@ -86,27 +86,44 @@ class HubClient:
         return body["token"]
 
     async def get_json(self, url: str, token: str, seconds: float, host: str = "") -> dict | None:
-        """A JSON object a student's server answers, or None: no answer, not an object,
-        or over ``ANSWER_LIMIT`` bytes (what a student's server says is theirs to choose).
-        ``host``: the Host header the proxy routes by, when not ``url``'s."""
+        """A JSON object a student's server answers with 200, or None (``call_server``)."""
+        status, answer = await self.call_server("GET", url, token, seconds, host)
+        return answer if status == 200 else None
+
+    async def call_server(
+        self, method: str, url: str, token: str, seconds: float, host: str = "", body=None
+    ) -> tuple[int | None, dict | None]:
+        """``(status, answer)`` of a student's server: status None when it did not answer
+        within ``seconds``; answer None unless a JSON object of at most ``ANSWER_LIMIT``
+        bytes (what a student's server says is theirs to choose). ``host``: the Host
+        header the proxy routes by, when not ``url``'s."""
         headers = {"Authorization": f"token {token}", **({"Host": host} if host else {})}
         tls = {}
         if host and self.proxy_tls and url.startswith("https:"):
             tls = {"ssl": self.proxy_tls, "server_hostname": urlsplit(f"//{host}").hostname}
         try:
-            async with self.session.get(
+            async with self.session.request(
+                method,
                 url,
                 headers=headers,
+                json=body,
                 **tls,
                 timeout=aiohttp.ClientTimeout(total=seconds),
                 allow_redirects=False,
             ) as response:
-                if response.status != 200:
-                    return None
-                body = await response.content.read(ANSWER_LIMIT + 1)
-            if len(body) > ANSWER_LIMIT:
-                return None
-            answer = json.loads(body)
-        except (TimeoutError, aiohttp.ClientError, ValueError, RecursionError):
-            return None
-        return answer if isinstance(answer, dict) else None
+                status = response.status
+                text = await response.content.read(ANSWER_LIMIT + 1)
+        except (TimeoutError, aiohttp.ClientError):
+            return None, None
+        return status, json_object(text)
+
+
+def json_object(text: bytes) -> dict | None:
+    """``text`` as a JSON object, or None: too long, not JSON, or not an object."""
+    if len(text) > ANSWER_LIMIT:
+        return None
+    try:
+        answer = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return answer if isinstance(answer, dict) else None

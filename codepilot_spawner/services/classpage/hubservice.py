@@ -48,8 +48,9 @@ def hub_service(port: int, args: list[str], student_group=STUDENTS_GROUP) -> Hub
         "url": f"http://127.0.0.1:{port}",
         "command": [sys.executable, "-m", "codepilot_spawner.services.classpage", *args],
         "oauth_no_confirm": True,
-        # A viewer's token starts and stops what the viewer may, no more.
-        "oauth_client_allowed_scopes": ["servers", "read:servers"],
+        # A viewer's token starts and stops what the viewer may, no more, and runs and
+        # stops the apps in the servers the viewer may open.
+        "oauth_client_allowed_scopes": ["servers", "read:servers", "access:servers"],
     }
     role = {
         "name": SERVICE_NAME,

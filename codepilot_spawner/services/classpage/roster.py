@@ -7,6 +7,8 @@ small and the browser updates rows in place.
 
 from urllib.parse import quote
 
+from codepilot_contracts.run import RUN_STATES
+
 from ..preview.access import SHARE_WORDS
 
 
@@ -55,6 +57,25 @@ def sync_summary(status) -> dict | None:
     }
 
 
+UNKNOWN = "unknown"  # the run state of a server that did not answer
+LABEL_LIMIT = 40  # characters of a run's label (``Crashed (signal 9)``) a row keeps
+
+
+def run_summary(model) -> dict:
+    """What the page shows of ``<server>/codepilot/api/run``: state, the status bar's
+    label, the command. ``unknown`` for a server that did not answer or said nonsense
+    (a student controls their server: nothing it says may break the page)."""
+    state = model.get("state") if isinstance(model, dict) else None
+    if state not in RUN_STATES:
+        return {"state": UNKNOWN, "label": UNKNOWN.capitalize(), "command": ""}
+    label = _text(model.get("label"))[:LABEL_LIMIT]
+    return {
+        "state": state,
+        "label": label or state.capitalize(),
+        "command": _text(model.get("command")),
+    }
+
+
 def server_url(user: str, server_name: str, server: dict | None) -> str:
     """Where a server is, as the hub says (with subdomains, on its user's host), else
     its path on the hub's host."""
@@ -65,8 +86,12 @@ def server_url(user: str, server_name: str, server: dict | None) -> str:
     return path + f"{quote(server_name, safe='')}/" if server_name else path
 
 
-def server_rows(user: dict, sync: dict, shares: dict, preview_url) -> list[dict]:
-    """The rows of one student: ``sync`` and ``shares`` are keyed by ``(user, server)``."""
+def server_rows(
+    user: dict, sync: dict, shares: dict, preview_url, runs: dict | None = None
+) -> list[dict]:
+    """The rows of one student: ``sync``, ``shares`` and ``runs`` (what each server's
+    run API answered) are keyed by ``(user, server)``."""
+    runs = runs or {}
     name = user["name"]
     servers = user.get("servers") or {}
     names = sorted(servers) or [""]
@@ -89,14 +114,17 @@ def server_rows(user: dict, sync: dict, shares: dict, preview_url) -> list[dict]
                 "share": shares.get(key, "") if running else "",
                 "share_words": SHARE_WORDS.get(shares.get(key, ""), "") if running else "",
                 "sync": sync_summary(sync.get(key)) if running else None,
+                "run": run_summary(runs.get(key)) if running else None,
             }
         )
     return rows
 
 
-def class_rows(users: list[dict], sync: dict, shares: dict, preview_url) -> list[dict]:
+def class_rows(
+    users: list[dict], sync: dict, shares: dict, preview_url, runs: dict | None = None
+) -> list[dict]:
     """Every student's rows, by user name then server name."""
     rows = []
     for user in sorted(users, key=lambda user: user["name"]):
-        rows.extend(server_rows(user, sync, shares, preview_url))
+        rows.extend(server_rows(user, sync, shares, preview_url, runs))
     return rows

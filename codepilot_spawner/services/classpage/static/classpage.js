@@ -51,25 +51,26 @@
     let tr = rowById.get(row.id);
     if (!tr) {
       tr = el("tr", { "data-id": row.id });
-      for (const name of ["user", "server", "status", "activity", "sync", "preview", "actions"]) {
+      for (const name of ["user", "server", "status", "activity", "sync", "run", "preview", "actions"]) {
         tr.append(el("td", { class: name }));
       }
       rowById.set(row.id, tr);
     }
-    const [user, server, state, activity, sync, preview, actions] = tr.children;
+    const [user, server, state, activity, sync, run, preview, actions] = tr.children;
     user.textContent = row.user;
     server.textContent = row.server || "default";
     state.replaceChildren(el("span", { class: `state ${row.state}` }, row.state));
     activity.textContent = ago(row.last_activity);
     activity.title = row.last_activity || "";
     syncCell(sync, row.sync);
+    // Buttons name their student and project for screen readers ("Stop amira's web").
+    const whose = `${row.user}'s ${row.server || "default project"}`;
+    runCell(run, row, whose);
     preview.replaceChildren();
     if (row.preview_url && row.share_words) {
       preview.append(el("span", { class: "share", title: "Who can open the preview" }, row.share_words));
     }
     actions.replaceChildren();
-    // Buttons name their student and project for screen readers ("Stop amira's web").
-    const whose = `${row.user}'s ${row.server || "default project"}`;
     if (row.ide_url) {
       actions.append(el("a", { class: "button", href: row.ide_url, target: "_blank", rel: "noopener", "aria-label": `Open ${whose} in the IDE` }, "Open IDE"));
       actions.append(el("a", { class: "button", href: row.preview_url, target: "_blank", rel: "noopener noreferrer", "aria-label": `Open the preview of ${whose}` }, "Open preview"));
@@ -78,11 +79,25 @@
     const action = row.state === "stopped" ? "start" : "stop";
     const button = el("button", { class: action, "data-action": action, "aria-label": `${action === "start" ? "Start" : "Stop"} ${whose}` }, action === "start" ? "Start" : "Stop");
     button.disabled = busy;
-    button.onclick = () => act(row, action, button);
+    button.onclick = () => act(`api/servers/${encodeURIComponent(row.user)}/${encodeURIComponent(row.server)}/${action}`, `${action} ${row.user}`, button);
     actions.append(button);
     tr.hidden = !matches(row);
     tr.dataset.state = row.state;
     return tr;
+  }
+
+  // The app's run state in the status bar's words, and what a teacher may do with it.
+  const RUN_BUTTONS = { running: ["stop", "restart"], starting: ["stop", "restart"], stopped: ["run"], crashed: ["run"] };
+  const RUN_TEXT = { run: "Run", stop: "Stop", restart: "Restart" };
+  function runCell(cell, row, whose) {
+    cell.replaceChildren();
+    if (!row.run) return;
+    cell.append(el("span", { class: `run-state ${row.run.state}`, title: row.run.command }, row.run.label));
+    for (const action of RUN_BUTTONS[row.run.state] || []) {
+      const button = el("button", { class: `run-action ${action}`, "data-run": action, "aria-label": `${RUN_TEXT[action]} the app of ${whose}` }, RUN_TEXT[action]);
+      button.onclick = () => act(`api/runs/${encodeURIComponent(row.user)}/${encodeURIComponent(row.server)}/${action}`, `${RUN_TEXT[action]} ${row.user}'s app`, button);
+      cell.append(button);
+    }
   }
 
   function matches(row) {
@@ -90,13 +105,12 @@
     return !text || row.user.toLowerCase().includes(text) || row.server.toLowerCase().includes(text);
   }
 
-  async function act(row, action, button) {
+  async function act(path, what, button) {
     button.disabled = true;
-    const path = `api/servers/${encodeURIComponent(row.user)}/${encodeURIComponent(row.server)}/${action}`;
     const response = await fetch(base + path, { method: "POST", headers: { "X-XSRFToken": xsrf } });
     if (!response.ok) {
       const body = await response.json().catch(() => ({}));
-      show(`${action} ${row.user}: ${body.message || response.status}`);
+      show(`${what}: ${body.message || response.status}`);
     }
     poll();
   }
@@ -114,7 +128,7 @@
     for (const [id, tr] of rowById) if (!seen.has(id)) { tr.remove(); rowById.delete(id); }
     // Re-append only when the order changed: rows keep focus and hover otherwise.
     if (ordered.some((tr, i) => rowsEl.children[i] !== tr)) rowsEl.replaceChildren(...ordered);
-    if (!snapshot.rows.length) rowsEl.replaceChildren(Object.assign(el("tr"), { innerHTML: '<td colspan="7" class="empty">No students yet: they appear here when the admin adds them or they log in.</td>' }));
+    if (!snapshot.rows.length) rowsEl.replaceChildren(Object.assign(el("tr"), { innerHTML: '<td colspan="8" class="empty">No students yet: they appear here when the admin adds them or they log in.</td>' }));
     const students = new Set(snapshot.rows.map((row) => row.user)).size;
     const running = snapshot.rows.filter((row) => row.state === "running").length;
     // A live region is read out at each change: the counts only, and only when they change.
