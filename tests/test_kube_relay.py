@@ -116,6 +116,43 @@ async def test_relay_with_a_start_id_serves_only_that_start():
         await runner.cleanup()
 
 
+async def test_a_relay_reaches_the_listening_port_a_line_names_never_its_own_or_a_closed_one():
+    """A ``<port>--<label>`` host on Kubernetes: the gateway names the port in its start
+    line; the relay joins it only to a port something in the pod listens on that is not
+    the server's own (``--reserved-port``) nor the relay's."""
+    runner, app_port, _ = await start_app()
+    ide_runner, ide_port, ide_connections = await start_app()  # the server's own port
+    closed_port = free_port()
+    relay = Relay(
+        ("127.0.0.1", 0),
+        ("127.0.0.1", closed_port),
+        start_id="a1b2c3d4e5f6a7b8",
+        reserved_ports=(ide_port,),
+    )
+    await relay.start()
+
+    async def fetch(port: int) -> str:
+        connector = make_connector("", preamble=start_line("a1b2c3d4e5f6a7b8", port))
+        async with (
+            aiohttp.ClientSession(connector=connector) as client,
+            client.get(f"http://127.0.0.1:{relay.port}/page") as answer,
+        ):
+            return await answer.text()
+
+    try:
+        assert await fetch(app_port) == "hello from /page"
+        for refused in (ide_port, relay.port, closed_port):
+            with pytest.raises(aiohttp.ClientConnectionError):
+                await fetch(refused)
+        assert not ide_connections
+        args = parse_args(["--listen-port", "1", "--target-port", "2", "--reserved-port", "8888"])
+        assert args.reserved_port == [8888]
+    finally:
+        await relay.close()
+        await runner.cleanup()
+        await ide_runner.cleanup()
+
+
 def test_start_ids_are_checked_on_the_command_line():
     assert parse_args(["--listen-port", "1", "--target-port", "2"]).start_id == ""
     args = parse_args(["--listen-port", "1", "--target-port", "2", "--start-id", "ab12"])
