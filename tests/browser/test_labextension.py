@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import Page, expect
 
+from codepilot_contracts.porthosts import port_url
+
 from ..support.hubtools import start_hub, wait_until
 from ..support.s3server import s3_server_fixture
 from ..support.terminals import run_in_terminal
@@ -322,6 +324,39 @@ def test_a_started_app_is_announced_once_per_run(lab, lab_hub, evidence):
         run_in_terminal(terminal, start_app, "Serving HTTP")
         expect(toast).to_have_count(1, timeout=UI_TIMEOUT_MS)
         run_in_terminal(terminal, "\x03", "exiting")
+
+
+def test_an_app_that_ignores_port_is_previewed_and_other_ports_are_offered(lab, lab_hub, evidence):
+    """Vite's default port (5173) instead of PORT: told and previewed all the same; a
+    second app on 8000 is listed in the Preview panel with a link to its own origin."""
+    preview_url = preview_api(lab, lab_hub.server_url(STUDENT))["url"]
+    toast = lab.locator(".Toastify__toast", has_text="Your app is running on port 5173")
+    apps = (
+        "python3 -m http.server 8000 --bind 127.0.0.1 & "
+        "python3 -m http.server 5173 --bind 127.0.0.1"
+    )
+    quiet = 0
+    while quiet < 2:  # the last run's end, as the tab sees it: a new run is told again
+        quiet = quiet + 1 if next_app_answer(lab)["app_port"] is None else 0
+    with lab_hub.open_terminal(STUDENT, lab_hub.user_token(STUDENT)) as terminal:
+        run_in_terminal(terminal, apps, "port 5173")
+        expect(toast).to_have_count(1, timeout=UI_TIMEOUT_MS)
+        preview_item(lab).click()
+        panel = lab.locator("#codepilot-preview")
+        link = panel.get_by_role("link", name="Port 8000")
+        expect(link).to_have_attribute("href", port_url(preview_url, 8000), timeout=UI_TIMEOUT_MS)
+        expect(panel.locator(".jp-codepilot-Preview-port")).to_have_count(1)  # not 5173: shown
+        assert set(link.get_attribute("rel").split()) >= {"noopener", "noreferrer"}
+        evidence.screenshot(lab, "labextension-06-other-ports")
+        with lab.context.expect_page() as opened:
+            link.click()
+        expect_preview_tab(opened, port_url(preview_url, 8000))
+        with lab.context.expect_page() as opened:
+            toast.get_by_role("button", name="Open preview").click()
+        expect_preview_tab(opened, preview_url)  # the main preview, showing 5173's app
+        run_in_terminal(terminal, "\x03", "exiting")
+        run_in_terminal(terminal, "kill %1; echo KILLED$((6*7))", "KILLED42")
+    expect(panel.locator(".jp-codepilot-Preview-port")).to_have_count(0, timeout=UI_TIMEOUT_MS)
 
 
 def test_terminal_links_to_the_app_open_the_preview(lab, lab_hub, evidence):
