@@ -124,6 +124,9 @@ def describe_ports(
 def listening_ports(own_ports: set[int], run_session: int | None) -> list[ListeningPort]:
     """The previewable ports of this server's namespace now (blocking: reads /proc)."""
     listeners = read_listeners("/proc/self/net")
-    holders = socket_holders({s.inode for s in listeners})
+    # Only sockets that could be previewed are looked for in /proc/<pid>/fd: with no app
+    # running, no walk at all (without isolation /proc lists the machine's processes).
+    wanted = {s.inode for s in listeners if s.reachable_on_loopback and s.port not in own_ports}
+    holders = socket_holders(wanted) if wanted else {}
     tag = os.environ.get(PROCESS_TAG, "")
     return describe_ports(listeners, holders, own_ports, run_session, tag)

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from codepilot_contracts.porthosts import port_label
 from codepilot_contracts.relay import start_line
 from codepilot_spawner.kubernetes.relay import Relay, parse_args
 from codepilot_spawner.services.preview.access import SHARE_LEVELS
@@ -182,6 +183,7 @@ async def test_gateway_reaches_a_pod_through_its_checking_relay_and_never_anothe
                 relay_port=relay.port,
                 host="127.0.0.1",  # the pod IP on a cluster
                 relay_checks_start=True,
+                relay_picks_port=True,
             ),
         )
 
@@ -208,10 +210,11 @@ async def test_gateway_reaches_a_pod_through_its_checking_relay_and_never_anothe
 
     headers = {"Host": f"{preview_label('ana')}.preview.localhost:8002"}
 
-    async def view(port: int, path: str) -> tuple[int, str]:
+    async def view(port: int, path: str, host_label: str = "") -> tuple[int, str]:
+        host = {"Host": f"{host_label}.preview.localhost:8002"} if host_label else headers
         async with (
             aiohttp.ClientSession() as viewer,
-            viewer.get(f"http://127.0.0.1:{port}{path}", headers=headers) as answer,
+            viewer.get(f"http://127.0.0.1:{port}{path}", headers=host) as answer,
         ):
             return answer.status, await answer.text()
 
@@ -219,6 +222,12 @@ async def test_gateway_reaches_a_pod_through_its_checking_relay_and_never_anothe
         gateway, server_runner, port = await gateway_for(target("a1b2c3d4e5f6a7b8"))
         try:
             assert await view(port, "/app.js") == (200, "hello from /app.js")
+            # A <port>--<label> host: the relay reaches the port the gateway names, if
+            # the pod listens there and it is not the pod's own (the relay's here).
+            named = port_label(app_port, preview_label("ana"))
+            assert await view(port, "/x", named) == (200, "hello from /x")
+            status, page = await view(port, "/", port_label(relay.port, preview_label("ana")))
+            assert status == 502 and "hello" not in page
             async with (
                 aiohttp.ClientSession() as viewer,
                 viewer.ws_connect(f"http://127.0.0.1:{port}/hot-reload", headers=headers) as ws,
