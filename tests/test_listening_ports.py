@@ -7,6 +7,7 @@ app (the kernel lists them as it lists an app's in a namespace or a pod).
 import os
 import re
 import socket
+from dataclasses import replace
 
 import pytest
 
@@ -130,7 +131,8 @@ def test_port_hosts_fit_a_dns_label_and_name_their_port_without_doubt():
 
 def test_a_port_host_is_an_origin_of_its_own_only_where_the_server_has_a_network():
     label = preview_label("ana")
-    isolated = PreviewTarget("ana", "", label, PreviewRoute("s1", 3000, netns="/run/netns/x"))
+    namespace = PreviewRoute("s1", 3000, netns="/run/netns/x", reserved_ports=(8081, 41000))
+    isolated = PreviewTarget("ana", "", label, namespace)
     shared = PreviewTarget("ana", "", preview_label("bo"), PreviewRoute("s2", 41234))
     pod = PreviewRoute("s3", 3000, 9797, "10.0.0.7", relay_checks_start=True)
     targets = {t.label: t for t in (isolated, shared)}
@@ -141,6 +143,8 @@ def test_a_port_host_is_an_origin_of_its_own_only_where_the_server_has_a_network
     # The machine's loopback is shared by every server and the hub: no port hosts there.
     assert target_of(f"5173--{shared.label}", targets) is None
     assert target_of(f"70000--{label}", targets) is None
+    # Started before routes named the server's own ports: which ports those are is unknown.
+    assert not replace(namespace, reserved_ports=()).previews_ports
     # A pod's relay reaches other ports only when it checks them itself.
     assert not pod.previews_ports
     picking = PreviewRoute(

@@ -31,10 +31,13 @@ class PreviewRoute:
 
     @property
     def previews_ports(self) -> bool:
-        """Whether ``<port>--<label>`` hosts reach this server: only where it has a network
-        of its own whose listening sockets the last hop reads (a namespace the gateway
-        enters, a relay that checks each port); never the machine's shared loopback."""
-        return bool(self.netns) or (self.relay_picks_port and self.relay_checks_start)
+        """Whether other ports than ``app_port`` are reached (``<port>--<label>`` hosts, an
+        app that ignores ``PORT``): only where the server has a network of its own whose
+        listening sockets the last hop reads (a namespace the gateway enters, knowing the
+        server's own ports; a relay that checks each port); never the machine's shared
+        loopback, nor a server started before its route named its own ports."""
+        in_namespace = bool(self.netns and self.reserved_ports)
+        return in_namespace or (self.relay_picks_port and self.relay_checks_start)
 
     @property
     def port(self) -> int:

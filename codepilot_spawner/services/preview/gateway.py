@@ -315,6 +315,8 @@ class PreviewGateway:
         previewable. In a namespace the gateway reads, its kernel decides; a Kubernetes
         relay checks the port itself; on the machine's shared loopback only ``PORT``."""
         route = target.route
+        if not route.previews_ports:
+            return route.app_port  # no port hosts here (``PreviewTarget.for_port``)
         if not route.netns:
             return target.port or route.app_port
         if target.port:
