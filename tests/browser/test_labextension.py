@@ -347,7 +347,7 @@ def test_an_app_that_ignores_port_is_previewed_and_other_ports_are_offered(lab, 
         expect(link).to_have_attribute("href", port_url(preview_url, 8000), timeout=UI_TIMEOUT_MS)
         expect(panel.locator(".jp-codepilot-Preview-port")).to_have_count(1)  # not 5173: shown
         assert set(link.get_attribute("rel").split()) >= {"noopener", "noreferrer"}
-        evidence.screenshot(lab, "labextension-06-other-ports")
+        evidence.screenshot(lab, "labextension-07-other-ports")
         with lab.context.expect_page() as opened:
             link.click()
         expect_preview_tab(opened, port_url(preview_url, 8000))
@@ -367,9 +367,21 @@ def test_terminal_links_to_the_app_open_the_preview(lab, lab_hub, evidence):
     lab.reload()  # JupyterLab reads the setting as it loads
     wait_for_lab(lab)
     terminal = Terminal.open_from_launcher(lab)
+    # The app on PORT and a second one on 8000, whose links open its own preview.
+    terminal.run_and_wait(
+        "for port in $PORT 8000; do python3 -m http.server $port --bind 127.0.0.1"
+        " >/dev/null 2>&1 & done; echo APPS-$((6*7))",
+        "APPS-42",
+    )
+
+    def both_listen() -> bool:
+        answer = next_app_answer(lab)
+        return answer["listening"] and 8000 in {p["port"] for p in answer["ports"]}
+
+    wait_until(both_listen, 60, 0, "the app on PORT and the one on 8000 listed")
     terminal.run_and_wait(
         f"printf '%s\\n' \"http://127.0.0.1:$PORT/x?y=1\" http://127.0.0.1:{other_port}/hub/api/"
-        "; echo LINKS-$((6*7))",
+        " http://localhost:8000/z; echo LINKS-$((6*7))",
         "LINKS-42",
     )
     rows = terminal.lines()
@@ -396,6 +408,9 @@ def test_terminal_links_to_the_app_open_the_preview(lab, lab_hub, evidence):
     expect(other).to_have_url(f"http://127.0.0.1:{other_port}/hub/api/")
     assert other.evaluate("window.opener") is None
     other.close()
+    # Another port of the server: that port's own preview, at the link's path.
+    expect_preview_tab(click_link("http://localhost:8000/"), f"{port_url(preview_url, 8000)}z")
+    terminal.run_and_wait("kill %1 %2; echo STOPPED-$((6*7))", "STOPPED-42")
     evidence.screenshot(lab, "labextension-06-terminal-links")
 
 

@@ -13,6 +13,8 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { APP_PATH, requestJSON } from './api';
+import { safePreviewUrl } from './sharelevels';
+import { ILinkTargets } from './terminallinks';
 
 /** The reply of `GET codepilot/api/app` (server_extension/appport.py). */
 export interface IAppStatus {
@@ -79,10 +81,6 @@ export class AppWatcher {
     return this._changed;
   }
 
-  get port(): number | null {
-    return this.status?.port ?? null;
-  }
-
   /** Asks the server now (a panel that opens shows the latest ports). */
   async refreshNow(): Promise<void> {
     await this.poll.refresh();
@@ -98,6 +96,21 @@ export class AppWatcher {
     this.status = status;
     this._changed.emit(status);
   }
+}
+
+/** Where terminal links to this server's ports open (`terminallinks.ts`). */
+export function linkTargets(status: IAppStatus | null): ILinkTargets {
+  if (status === null) {
+    return { main: [], others: [] };
+  }
+  const main = [status.port];
+  if (status.app_port !== null && !status.listening) {
+    main.push(status.app_port); // the port the main preview follows
+  }
+  const others = status.ports
+    .filter(port => !main.includes(port.port) && safePreviewUrl(port.url) !== null)
+    .map(port => ({ port: port.port, url: port.url }));
+  return { main, others };
 }
 
 let shared: AppWatcher | null = null;

@@ -37,7 +37,7 @@ import {
   VisitorBanner
 } from './projects';
 import { visitorLine } from './projectnames';
-import { AppRunNotices, sharedAppWatcher } from './apprunning';
+import { AppRunNotices, linkTargets, sharedAppWatcher } from './apprunning';
 import { PreviewModel, PreviewPanel, PreviewStatusWidget, previewIcon } from './preview';
 import { openPreview } from './previewlink';
 import { ServerGate } from './servergate';
@@ -210,7 +210,7 @@ const appRunning: JupyterFrontEndPlugin<void> = {
     if (terminals) {
       routeTerminalLinks(
         target => terminals.find(widget => widget.node.contains(target)) !== undefined,
-        () => watcher.port
+        () => linkTargets(watcher.status)
       );
     }
   }
