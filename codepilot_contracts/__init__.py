@@ -9,7 +9,8 @@ configurable trait ``c.CodePilot.<name>`` is also ``CODEPILOT_<NAME>`` (``env_na
 ``settings_environment`` turns a spawner's settings dict into those variables (``None``
 left out, booleans ``true``/``false``). Besides the traits, both sides read
 ``CODEPILOT_S3_CREDENTIALS_EXPIRATION`` (when the server's first S3 keys expire) and
-``CODEPILOT_STARTERS_DIR`` (a class's starter folders on one machine).
+``CODEPILOT_STARTERS_DIR`` (a class's starter folders on one machine); on one machine
+every process of a server carries ``WORKSPACE_PROCESS_TAG`` (``PROCESS_TAG``).
 
 Defaults (``defaults``). One value each for what both sides default: the S3 key prefix
 ``codepilot``, region ``us-east-1``, the preview port 3000 and the default server's
@@ -54,7 +55,19 @@ Preview relay (``relay``). On Kubernetes every connection the preview gateway op
 server's relay begins with ``start_line(<start id>)``; a relay started with
 ``--start-id`` closes one that names another start, so a pod IP given to another pod
 never carries a viewer to the wrong app. The spawner's state says whether the relay of
-a start expects the line.
+a start expects the line. ``start_line(<start id>, <port>)`` names a port of the pod
+too (``parse_start_line``), for relays whose start picks ports.
+
+Listening ports (``listening``). The listening TCP sockets of a network namespace, as
+its kernel lists them in ``/proc/<task>/net/tcp`` and ``tcp6`` (``read_listeners``); the
+previewable ports among them (on the loopback, none of the server's own:
+``previewable_ports``) and the app's port (``app_port``: ``PORT`` if it listens, else a
+preferred one, else the lowest). The server, the preview gateway and the pod's relay
+read them alike.
+
+Port hosts (``porthosts``). Every other listening port of a server is previewed at
+``<port>--<label>`` of the preview domain (``port_label``, ``split_port_label``,
+``port_url``); a label never holds ``--``.
 
 Run API (``run``). ``<server>/codepilot/api/run`` (``RUN_PATH``) answers the project's
 run: ``state`` (one of ``RUN_STATES``) and ``label``, the status bar's words, which the

@@ -11,6 +11,9 @@ ENV_PREFIX = "CODEPILOT_"
 CREDENTIALS_EXPIRATION = "CODEPILOT_S3_CREDENTIALS_EXPIRATION"
 # A class's own starter folders on one machine (``<data dir>/templates``, the stored name).
 STARTERS_DIR = "CODEPILOT_STARTERS_DIR"
+# Every process of a server on one machine inherits it (how stopping finds them all, and
+# how the server tells its own listening sockets from those of the machine).
+PROCESS_TAG = "WORKSPACE_PROCESS_TAG"
 
 
 def env_name(trait_name: str) -> str:

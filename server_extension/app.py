@@ -11,7 +11,7 @@ from traitlets import CaselessStrEnum, Float, Int, Unicode, default
 from codepilot_contracts import defaults
 from codepilot_contracts.env import env_name
 
-from .appport import app_status_handler
+from .appport import ServerPorts, app_status_handler
 from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
 from .projects import project_handlers
@@ -319,8 +319,9 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
     def initialize_handlers(self):
         self.handlers.extend(preview_handlers(self.preview_url, self.preview_api_url))
         self.handlers.extend(project_handlers(self.project_limit, self.storage_mode))
-        self.handlers.append(app_status_handler(self.preview_port))
         self.project_run = project_run(self.serverapp, self.preview_port, self)
+        ports = ServerPorts(lambda: {self.serverapp.port}, lambda: self.project_run.session_id)
+        self.handlers.append(app_status_handler(self.preview_port, ports, self.preview_url))
         self.handlers.extend(run_handlers(self.project_run))
         self.handlers.append(
             (SYNC_STATUS_PATH, SyncStatusHandler, {"status_source": self.storage_status})

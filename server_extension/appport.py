@@ -1,7 +1,13 @@
-"""Whether the student's app listens on its port, for the IDE's "Your app is running".
+"""Whether the student's app listens on its port, for the IDE's "Your app is running",
+and which other ports of the server are listened on, each a preview of its own.
 
-``GET <server url>/codepilot/api/app`` answers ``{"port": 3000, "listening": true}``. The
-check is a TCP connect to 127.0.0.1, then ::1, on the app's port, made by this server's
+``GET <server url>/codepilot/api/app`` answers ``{"port": 3000, "listening": true,
+"app_port": 3000, "ports": [{"port": 5173, "process": "node", "run": true, "url":
+"<its preview URL>"}]}``: ``listening`` for ``PORT``; ``app_port``, the port the main
+preview shows (``PORT`` if listened on, else a port of the run's processes, else
+another of the server's; null when none), ``ports`` every previewable port
+(``listeningports.py``), each at ``<port>--<label>`` of the preview domain. The
+check of ``PORT`` is a TCP connect to 127.0.0.1, then ::1, on the app's port, made by this server's
 process: inside the server's own network namespace (or pod), where the app listens, and
 never from the hub. The connection is closed at once, before any byte is sent, so the app
 sees at most an empty connection, and only while a tab asks.
@@ -13,10 +19,16 @@ are shared for ``FRESH_SECONDS`` and concurrent requests wait on the same check.
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
+
+from codepilot_contracts.listening import app_port
+from codepilot_contracts.porthosts import port_url
+
+from .listeningports import ListeningPort, listening_ports
 
 APP_STATUS_PATH = "codepilot/api/app"
 # Dev servers bind 127.0.0.1, 0.0.0.0, or "localhost", which Node 17+ resolves to ::1.
@@ -71,21 +83,84 @@ class PortProbe:
             self._checking = None
 
 
+class ServerPorts:
+    """The server's previewable ports, read from /proc (off the event loop) at most once
+    per ``fresh`` seconds; concurrent requests share a reading."""
+
+    def __init__(
+        self,
+        own_ports: Callable[[], set[int]],
+        run_session: Callable[[], int | None],
+        fresh: float = FRESH_SECONDS,
+    ):
+        self.own_ports = own_ports
+        self.run_session = run_session
+        self.fresh = fresh
+        self._read_at = float("-inf")
+        self._ports: list[ListeningPort] = []
+        self._reading: asyncio.Future | None = None
+
+    async def current(self) -> list[ListeningPort]:
+        if time.monotonic() - self._read_at < self.fresh:
+            return self._ports
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._read())
+        return await asyncio.shield(self._reading)
+
+    async def _read(self) -> list[ListeningPort]:
+        try:
+            self._ports = await asyncio.to_thread(
+                listening_ports, self.own_ports(), self.run_session()
+            )
+            self._read_at = time.monotonic()
+            return self._ports
+        finally:
+            self._reading = None
+
+
+def app_model(port: int, listening: bool, ports: list[ListeningPort], preview_url: str) -> dict:
+    """The answer of ``GET codepilot/api/app``."""
+    numbers = [p.port for p in ports]
+    run_ports = [p.port for p in ports if p.in_run]
+    return {
+        "port": port,
+        "listening": listening,
+        "app_port": port if listening else app_port(port, numbers, run_ports),
+        "ports": [
+            {
+                "port": p.port,
+                "process": p.process,
+                "run": p.in_run,
+                "url": port_url(preview_url, p.port) if preview_url else "",
+            }
+            for p in ports
+            if p.port != port
+        ],
+    }
+
+
 class AppStatusHandler(APIHandler):
-    """``GET codepilot/api/app``: the app's port and whether something listens on it."""
+    """``GET codepilot/api/app``: the app's port, whether something listens on it, and
+    the server's other previewable ports."""
 
     auth_resource = "servers"
 
-    def initialize(self, probe: PortProbe):
+    def initialize(self, probe: PortProbe, ports: ServerPorts, preview_url: str):
         self.probe = probe
+        self.ports = ports
+        self.preview_url = preview_url
 
     @web.authenticated
     @authorized
     async def get(self):
-        listening = await self.probe.listening()
-        self.finish({"port": self.probe.port, "listening": listening})
+        listening, ports = await asyncio.gather(self.probe.listening(), self.ports.current())
+        self.finish(app_model(self.probe.port, listening, ports, self.preview_url))
 
 
-def app_status_handler(port: int) -> tuple:
+def app_status_handler(port: int, ports: ServerPorts, preview_url: str) -> tuple:
     """The route for the extension app (it prefixes base_url); one probe per server."""
-    return (APP_STATUS_PATH, AppStatusHandler, {"probe": PortProbe(port)})
+    return (
+        APP_STATUS_PATH,
+        AppStatusHandler,
+        {"probe": PortProbe(port), "ports": ports, "preview_url": preview_url},
+    )

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from codepilot_contracts.porthosts import port_label
 from codepilot_contracts.relay import start_line
 from codepilot_spawner.kubernetes.relay import Relay, parse_args
 from codepilot_spawner.services.preview.access import SHARE_LEVELS
@@ -116,6 +117,43 @@ async def test_relay_with_a_start_id_serves_only_that_start():
         await runner.cleanup()
 
 
+async def test_a_relay_reaches_the_listening_port_a_line_names_never_its_own_or_a_closed_one():
+    """A ``<port>--<label>`` host on Kubernetes: the gateway names the port in its start
+    line; the relay joins it only to a port something in the pod listens on that is not
+    the server's own (``--reserved-port``) nor the relay's."""
+    runner, app_port, _ = await start_app()
+    ide_runner, ide_port, ide_connections = await start_app()  # the server's own port
+    closed_port = free_port()
+    relay = Relay(
+        ("127.0.0.1", 0),
+        ("127.0.0.1", closed_port),
+        start_id="a1b2c3d4e5f6a7b8",
+        reserved_ports=(ide_port,),
+    )
+    await relay.start()
+
+    async def fetch(port: int) -> str:
+        connector = make_connector("", preamble=start_line("a1b2c3d4e5f6a7b8", port))
+        async with (
+            aiohttp.ClientSession(connector=connector) as client,
+            client.get(f"http://127.0.0.1:{relay.port}/page") as answer,
+        ):
+            return await answer.text()
+
+    try:
+        assert await fetch(app_port) == "hello from /page"
+        for refused in (ide_port, relay.port, closed_port):
+            with pytest.raises(aiohttp.ClientConnectionError):
+                await fetch(refused)
+        assert not ide_connections
+        args = parse_args(["--listen-port", "1", "--target-port", "2", "--reserved-port", "8888"])
+        assert args.reserved_port == [8888]
+    finally:
+        await relay.close()
+        await runner.cleanup()
+        await ide_runner.cleanup()
+
+
 def test_start_ids_are_checked_on_the_command_line():
     assert parse_args(["--listen-port", "1", "--target-port", "2"]).start_id == ""
     args = parse_args(["--listen-port", "1", "--target-port", "2", "--start-id", "ab12"])
@@ -145,6 +183,7 @@ async def test_gateway_reaches_a_pod_through_its_checking_relay_and_never_anothe
                 relay_port=relay.port,
                 host="127.0.0.1",  # the pod IP on a cluster
                 relay_checks_start=True,
+                relay_picks_port=True,
             ),
         )
 
@@ -171,10 +210,11 @@ async def test_gateway_reaches_a_pod_through_its_checking_relay_and_never_anothe
 
     headers = {"Host": f"{preview_label('ana')}.preview.localhost:8002"}
 
-    async def view(port: int, path: str) -> tuple[int, str]:
+    async def view(port: int, path: str, host_label: str = "") -> tuple[int, str]:
+        host = {"Host": f"{host_label}.preview.localhost:8002"} if host_label else headers
         async with (
             aiohttp.ClientSession() as viewer,
-            viewer.get(f"http://127.0.0.1:{port}{path}", headers=headers) as answer,
+            viewer.get(f"http://127.0.0.1:{port}{path}", headers=host) as answer,
         ):
             return answer.status, await answer.text()
 
@@ -182,6 +222,12 @@ async def test_gateway_reaches_a_pod_through_its_checking_relay_and_never_anothe
         gateway, server_runner, port = await gateway_for(target("a1b2c3d4e5f6a7b8"))
         try:
             assert await view(port, "/app.js") == (200, "hello from /app.js")
+            # A <port>--<label> host: the relay reaches the port the gateway names, if
+            # the pod listens there and it is not the pod's own (the relay's here).
+            named = port_label(app_port, preview_label("ana"))
+            assert await view(port, "/x", named) == (200, "hello from /x")
+            status, page = await view(port, "/", port_label(relay.port, preview_label("ana")))
+            assert status == 502 and "hello" not in page
             async with (
                 aiohttp.ClientSession() as viewer,
                 viewer.ws_connect(f"http://127.0.0.1:{port}/hot-reload", headers=headers) as ws,

@@ -170,10 +170,14 @@ async def test_state_tells_the_gateway_where_the_relay_listens(kube_api, tmp_pat
     pod = kube_api.pods[("codepilot", spawner.pod_name)]
     containers = {c["name"]: c for c in pod["spec"]["containers"]}
     relay = containers[objects.RELAY_CONTAINER]
-    assert relay["command"][-6:] == [
+    assert relay["command"][-8:] == [
         *("--listen-port", "9797", "--target-port", "3000"),
         *("--start-id", first_start),
+        # The server's own port: never reached for a <port>--<label> preview host.
+        *("--reserved-port", str(spawner.port)),
     ]
+    assert state["relay_picks_port"] is True and state["reserved_ports"] == [spawner.port]
+    assert target.route.preamble_for(5173) == start_line(first_start, 5173)
     assert relay["ports"] == [{"name": "preview-relay", "containerPort": 9797}]
     assert "env" not in relay  # no token, no keys
     env = {e["name"]: e.get("value") for e in containers["notebook"]["env"]}

@@ -1,7 +1,8 @@
 """Previews on origins of their own, end to end: the real hub, gateway, servers and app.
 
 The owner (mallory, whose app may be hostile) runs the test app in her terminal; bob is
-another student, admin the hub's admin. Requests go out like a browser's: to
+another student, admin the hub's admin; vita runs apps that ignore ``PORT``, previewed
+all the same, each port on an origin of its own. Requests go out like a browser's: to
 ``<label>.preview.localhost`` (resolved to loopback in this process, as browsers do),
 with their own cookie jar per person and the ``Sec-Fetch-*`` headers browsers send.
 """
@@ -23,9 +24,10 @@ import websockets.exceptions
 import websockets.sync.client
 from websockets.exceptions import InvalidStatus
 
+from codepilot_contracts.porthosts import port_url
 from codepilot_spawner.services.preview.hosts import PreviewDomain
 
-from .support.hubtools import REPO_ROOT, login, server_state, start_hub, wait_until
+from .support.hubtools import REPO_ROOT, free_port, login, server_state, start_hub, wait_until
 from .support.terminals import run_in_terminal
 
 PREVIEW_APP = REPO_ROOT / "tests" / "apps" / "preview_app.py"
@@ -137,7 +139,7 @@ def test_the_server_says_whether_the_app_listens(hub, mallory, preview):
     url = f"{hub.server_url('mallory')}codepilot/api/app"
     own = requests.get(url, headers={"Authorization": f"token {mallory['token']}"}, timeout=30)
     assert own.status_code == 200, own.text
-    assert own.json() == {"port": port, "listening": True}
+    assert own.json() == {"port": port, "listening": True, "app_port": port, "ports": []}
     hub.create_user("bob")
     bob_token = hub.user_token("bob")
     other = requests.get(url, headers={"Authorization": f"token {bob_token}"}, timeout=30)
@@ -523,6 +525,82 @@ def test_no_app_yet_gets_the_start_your_app_page(hub):
     assert again.status_code == 302
     assert "/services/codepilot-preview/login" in again.headers["Location"]
     hub.stop_server("carol")
+
+
+# --- other ports: the preview follows the app, every port a preview of its own -------------
+#
+# vita's run starts an app that ignores PORT (http.server on 5173, on 127.0.0.1, as Vite
+# does by default); a second app listens on 8000 from her terminal.
+
+RUN_COMMAND = "python -m http.server 5173 --bind 127.0.0.1 --directory vite"
+SECOND_APP = "python -m http.server 8000 --bind 127.0.0.1 --directory django"
+
+
+def vita_api(hub, method: str, path: str, token: str, **kwargs) -> requests.Response:
+    return requests.request(
+        method,
+        f"{hub.server_url('vita')}{path}",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+        **kwargs,
+    )
+
+
+def test_the_preview_follows_the_runs_port_and_every_port_has_a_preview(hub):
+    hub.create_user("vita")
+    hub.create_user("bob")
+    hub.start_server("vita")
+    token = hub.user_token("vita")
+    with hub.open_terminal("vita", token) as ws:
+        run_in_terminal(
+            ws,
+            "mkdir -p vite django && echo vite-page > vite/index.html"
+            " && echo django-page > django/index.html"
+            f" && printf '[run]\\ncommand = \"{RUN_COMMAND}\"\\n' > codepilot.toml"
+            f" && (setsid {SECOND_APP} >/dev/null 2>&1 &) && echo READY$((6*7))",
+            "READY42",
+        )
+    assert vita_api(hub, "POST", "codepilot/api/run", token, json={}).status_code == 200
+
+    # The server sees which process listens where, and which port is the app's.
+    def app_model():
+        model = vita_api(hub, "GET", "codepilot/api/app", token).json()
+        ports = {p["port"] for p in model["ports"]}
+        return model if model["app_port"] == 5173 and 8000 in ports else None
+
+    model = wait_until(app_model, 60, 0.3, "the run's app and the second app listening")
+    url = PreviewDomain("preview.localhost", "http", hub.preview_port).url("vita")
+    by_port = {p["port"]: p for p in model["ports"]}
+    assert model["listening"] is False and model["port"] not in by_port
+    assert by_port[5173]["run"] and by_port[5173]["process"].startswith("python")
+    assert not by_port[8000]["run"]
+    assert by_port[8000]["url"] == port_url(url, 8000)
+
+    # The main preview shows the run's app although it ignores PORT.
+    owner = login(hub, "vita")
+    main = open_preview(owner, url, timeout=30)
+    assert main.status_code == 200 and "vite-page" in main.text
+    # 8000 on an origin of its own, with a sign-in of its own.
+    second = open_preview(owner, port_url(url, 8000), timeout=30)
+    assert second.status_code == 200 and "django-page" in second.text
+    assert second.url.startswith(port_url(url, 8000))
+
+    # The server's own ports (its IDE, ports forwarded to the hub) and closed ones: never.
+    state = hub.api("GET", "/users/vita").json()["servers"][""]["state"]
+    assert state["reserved_ports"], state
+    for port in (*state["reserved_ports"], free_port()):
+        refused = open_preview(owner, port_url(url, port), timeout=30)
+        assert refused.status_code == 404, (port, refused.text)
+        assert "Nothing to preview on this port" in refused.text
+
+    # A port host has the server's share level: another student only once it is shared.
+    bob = login(hub, "bob")
+    assert open_preview(bob, port_url(url, 8000), timeout=30).status_code == 403
+    assert set_share(hub, "vita", token, "authenticated").status_code == 200
+    shared = open_preview(bob, port_url(url, 8000), timeout=30)
+    assert shared.status_code == 200 and "django-page" in shared.text
+    assert json.loads(set_share(hub, "vita", token, "owner").text)["share"] == "owner"
+    assert open_preview(bob, port_url(url, 8000), timeout=30).status_code == 403
 
 
 def test_preview_use_reaches_the_hub_as_activity(hub, mallory, preview):

@@ -1,6 +1,9 @@
 """The preview route: what a spawner's state tells the preview gateway, in both shapes a
 hub's database may hold (this version's keys, and those of servers started before)."""
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from codepilot_contracts.relay import start_line
@@ -61,8 +64,12 @@ def test_a_route_comes_back_from_the_state_it_writes(route):
         "host",
         "netns",
         "relay_checks_start",
+        "reserved_ports",
+        "relay_picks_port",
     }
     assert PreviewRoute.from_state(state) == route
+    ports = replace(route, reserved_ports=(8081, 41000), relay_picks_port=True)
+    assert PreviewRoute.from_state(json.loads(json.dumps(ports.to_state()))) == ports
     # Beside the spawner's own keys, as the hub's API gives the state.
     assert PreviewRoute.from_state({**LOCAL_KEYS, **KUBE_KEYS, **state}) == route
 

@@ -122,7 +122,12 @@ async def test_an_upgraded_hub_reads_the_old_state_of_running_servers(dummy_kube
     state = kube.get_state()
     assert state["pod_name"] == "jupyter-alice" and state["start_id"] == "a1b2c3d4e5f6a7b8"
     assert PreviewRoute.from_state(state) == PreviewRoute(
-        "a1b2c3d4e5f6a7b8", 3000, relay_port=9797, host="10.1.2.3", relay_checks_start=True
+        "a1b2c3d4e5f6a7b8",
+        3000,
+        relay_port=9797,
+        host="10.1.2.3",
+        relay_checks_start=True,
+        reserved_ports=(kube.port,),  # the server's own port, never previewed
     )
     assert not {"preview_host", "preview_port", "preview_app_port"} & set(state)
 

@@ -195,8 +195,10 @@ def make_relay_container(
     image: str = "",
     image_pull_policy: str = "",
     start_id: str = "",
+    reserved_ports: tuple[int, ...] = (),
 ) -> V1Container:
-    """The preview relay sidecar: ``<pod IP>:<relay_port>`` to ``127.0.0.1:<app_port>``.
+    """The preview relay sidecar: ``<pod IP>:<relay_port>`` to ``127.0.0.1:<app_port>``
+    (or another port the pod listens on, but ``reserved_ports``: the server's own).
 
     ``image`` (the hub's, so the relay is always the version the preview gateway
     speaks to), else the server's; the server's security context; no environment (it
@@ -216,6 +218,7 @@ def make_relay_container(
             "--target-port",
             str(app_port),
             *(["--start-id", start_id] if start_id else []),
+            *(arg for port in reserved_ports for arg in ("--reserved-port", str(port))),
         ],
         ports=[V1ContainerPort(name=RELAY_PORT_NAME, container_port=relay_port)],
         resources=resources,

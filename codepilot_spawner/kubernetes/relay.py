@@ -25,7 +25,8 @@ import hmac
 import logging
 import signal
 
-from codepilot_contracts.relay import START_ID, start_line
+from codepilot_contracts.listening import app_port, previewable_ports, read_listeners
+from codepilot_contracts.relay import MAX_START_LINE, START_ID, parse_start_line
 
 log = logging.getLogger("codepilot.relay")
 
@@ -59,12 +60,15 @@ class Relay:
         target: tuple[str, int],
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         start_id: str = "",
+        reserved_ports: tuple[int, ...] = (),
     ):
         self.listen = listen
         self.target = target
         self.max_connections = max_connections
-        # With a start id: the line every connection must begin with.
-        self.expected_start = start_line(start_id) if start_id else b""
+        # With a start id: what every connection's first line must name.
+        self.start_id = start_id
+        # Never reached for a preview: the server's own ports (its IDE's), and this relay's.
+        self.reserved_ports = frozenset(reserved_ports)
         self.open_connections = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -77,6 +81,7 @@ class Relay:
             self._accept, self.listen[0] or None, self.listen[1], backlog=1024, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.reserved_ports |= {self.port}
         log.info("Preview relay: %s:%s -> %s:%s", *self.listen[:1], self.port, *self.target)
 
     async def close(self) -> None:
@@ -99,36 +104,60 @@ class Relay:
                 return
             self.open_connections += 1
             try:
-                if await self._for_this_start(client_reader):
-                    await self._join(client_reader, client_writer)
+                port = await self._port_asked(client_reader)
+                if port is not None:
+                    await self._join(client_reader, client_writer, port)
             finally:
                 self.open_connections -= 1
         finally:
             await _close(client_writer)
             self._tasks.discard(task)
 
-    async def _for_this_start(self, client_reader) -> bool:
-        """Whether the connection names this relay's start (always, without a start id)."""
-        if not self.expected_start:
-            return True
+    async def _port_asked(self, client_reader) -> int | None:
+        """The pod's port the connection asks for (0: the app's), None when it names
+        another start (always 0 without a start id: relays of pods from before the check)."""
+        if not self.start_id:
+            return 0
         try:
-            first = await asyncio.wait_for(
-                client_reader.readexactly(len(self.expected_start)), START_LINE_SECONDS
-            )
-        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            first = await asyncio.wait_for(client_reader.readuntil(b"\n"), START_LINE_SECONDS)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             first = b""
-        if hmac.compare_digest(first, self.expected_start):
-            return True
+        except ConnectionError:
+            first = b""
+        asked = parse_start_line(first) if len(first) <= MAX_START_LINE else None
+        if asked is not None and hmac.compare_digest(asked[0], self.start_id):
+            return asked[1]
         log.warning("Preview relay: a connection for another server start, closed")
-        return False
+        return None
 
-    async def _join(self, client_reader, client_writer) -> None:
+    async def _previewable(self) -> list[int]:
+        """Ports something in the pod listens on for the loopback, but the pod's own."""
+        listeners = await asyncio.to_thread(read_listeners, "/proc/self/net")
+        return previewable_ports(listeners, self.reserved_ports)
+
+    async def _connect_app(self, port: int):
+        """A connection to ``port`` of the pod if it is previewable; for 0, to the app's
+        port, or where nothing listens there, to the port the pod's app listens on."""
+        host = self.target[0]
+        if port:
+            if port not in await self._previewable():
+                raise ConnectionRefusedError(f"nothing to preview on port {port}")
+            return await asyncio.open_connection(host, port)
         try:
-            app_reader, app_writer = await asyncio.open_connection(*self.target)
+            return await asyncio.open_connection(*self.target)
+        except OSError:
+            chosen = app_port(self.target[1], await self._previewable())
+            if chosen is None or chosen == self.target[1]:
+                raise
+            return await asyncio.open_connection(host, chosen)
+
+    async def _join(self, client_reader, client_writer, port: int) -> None:
+        try:
+            app_reader, app_writer = await self._connect_app(port)
         except OSError as error:
             # No app listening yet: closing tells the gateway, which shows its
             # "no app is running" page.
-            log.debug("Preview relay: app at %s:%s unreachable: %s", *self.target, error)
+            log.debug("Preview relay: port %s unreachable: %s", port or self.target[1], error)
             return
         try:
             results = await asyncio.gather(
@@ -167,6 +196,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="The server start this pod serves: every connection must begin with its "
         "start line. Empty: no check (relays of pods from before the check).",
     )
+    parser.add_argument(
+        "--reserved-port",
+        type=int,
+        action="append",
+        default=[],
+        help="A port of the pod never previewed (the user server's own); repeatable.",
+    )
     args = parser.parse_args(argv)
     for name in ("listen_port", "target_port"):
         if not 0 <= getattr(args, name) <= 65535:
@@ -184,6 +220,7 @@ async def serve(args: argparse.Namespace) -> None:
         (args.target_host, args.target_port),
         args.max_connections,
         args.start_id,
+        tuple(args.reserved_port),
     )
     await relay.start()
     stop = asyncio.Event()

@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-TAG_VARIABLE = "WORKSPACE_PROCESS_TAG"
+from codepilot_contracts.env import PROCESS_TAG
+
+TAG_VARIABLE = PROCESS_TAG
 
 
 def tagged_pids(tag: str, proc_root: str = "/proc") -> list[int]:

@@ -150,6 +150,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
     start_id = ""
     preview_host = ""
     relay_checks_start = False
+    relay_picks_port = False
 
     # --- KubeSpawner defaults -------------------------------------------------------------
 
@@ -359,6 +360,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
         self.start_id = secrets.token_hex(8)
         self.preview_host = ""
         self.relay_checks_start = bool(self.preview_relay_port)
+        self.relay_picks_port = self.relay_checks_start
         self._starting = True
         try:
             url = await super().start()
@@ -379,6 +381,8 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
             relay_port=self.preview_relay_port,
             host=self.preview_host,
             relay_checks_start=self.relay_checks_start,
+            reserved_ports=(self.port,),
+            relay_picks_port=self.relay_picks_port,
         )
 
     def get_state(self):
@@ -396,12 +400,14 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
         route = PreviewRoute.from_state(state)
         self.preview_host = route.host if route else ""
         self.relay_checks_start = bool(route and route.relay_checks_start)
+        self.relay_picks_port = bool(route and route.relay_picks_port)
 
     def clear_state(self):
         super().clear_state()
         self.start_id = ""
         self.preview_host = ""
         self.relay_checks_start = False
+        self.relay_picks_port = False
 
     async def get_pod_manifest(self):
         pod = await super().get_pod_manifest()
@@ -420,6 +426,7 @@ class CodePilotSpawner(CodePilotSpawnerMixin, KubeSpawner):
                 image=self.preview_relay_image,
                 image_pull_policy=self.preview_relay_image_pull_policy,
                 start_id=self.start_id,
+                reserved_ports=(self.port,),
             )
         return pod
 

@@ -217,6 +217,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
             self.options_from_form = "simple"
 
     preview_port = 0
+    kept_reserved_ports: tuple[int, ...] = ()
     sandbox: Sandbox | None = None
     stop_reason = ""  # why the last run ended, when it did not end by a stop
 
@@ -239,7 +240,14 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         if not self.sandbox:
             return None
         return PreviewRoute(
-            start_id=self.sandbox.process_tag, app_port=self.preview_port, netns=self.sandbox.netns
+            start_id=self.sandbox.process_tag,
+            app_port=self.preview_port,
+            netns=self.sandbox.netns,
+            # The server's own port, and those its namespace forwards to the hub's loopback
+            # (with those of the state, should a restarted hub not know them).
+            reserved_ports=tuple(
+                sorted({self.port, *self.loopback_ports, *self.kept_reserved_ports} - {0})
+            ),
         )
 
     @property
@@ -268,6 +276,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         super().load_state(state)
         route = PreviewRoute.from_state(state)
         self.preview_port = route.app_port if route else 0
+        self.kept_reserved_ports = route.reserved_ports if route else ()
         self.sandbox = Sandbox.from_state(state)
         self.stop_reason = state.get("stop_reason", "")
 
@@ -285,6 +294,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         # stop_reason outlives the run it explains.
         super().clear_state()
         self.preview_port = 0
+        self.kept_reserved_ports = ()
         self.sandbox = None
 
     # --- start and stop ---------------------------------------------------------------

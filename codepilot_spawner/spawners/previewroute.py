@@ -25,6 +25,19 @@ class PreviewRoute:
     host: str = LOOPBACK  # where the gateway connects: a pod's IP on Kubernetes
     netns: str = ""  # path of the server's network namespace; empty: the machine's network
     relay_checks_start: bool = False  # the relay takes only connections that name start_id
+    # Ports never previewed: the server's own (its IDE's) and those forwarded to the hub.
+    reserved_ports: tuple[int, ...] = ()
+    relay_picks_port: bool = False  # the relay reaches the port its start line names
+
+    @property
+    def previews_ports(self) -> bool:
+        """Whether other ports than ``app_port`` are reached (``<port>--<label>`` hosts, an
+        app that ignores ``PORT``): only where the server has a network of its own whose
+        listening sockets the last hop reads (a namespace the gateway enters, knowing the
+        server's own ports; a relay that checks each port); never the machine's shared
+        loopback, nor a server started before its route named its own ports."""
+        in_namespace = bool(self.netns and self.reserved_ports)
+        return in_namespace or (self.relay_picks_port and self.relay_checks_start)
 
     @property
     def port(self) -> int:
@@ -35,11 +48,19 @@ class PreviewRoute:
     def connection_preamble(self) -> bytes:
         """What each connection begins with: the start line for a relay that checks it (a
         reused pod IP then reaches no other server's app), else nothing."""
-        return start_line(self.start_id) if self.relay_checks_start else b""
+        return self.preamble_for(0)
+
+    def preamble_for(self, port: int) -> bytes:
+        """The preamble of a connection to ``port`` (0: the app's, as the relay finds it)."""
+        if not self.relay_checks_start:
+            return b""
+        return start_line(self.start_id, port if self.relay_picks_port else 0)
 
     def to_state(self) -> dict:
         """The spawner state keys of this route, one per field."""
-        return asdict(self)
+        state = asdict(self)
+        state["reserved_ports"] = list(self.reserved_ports)  # JSON in the hub's database
+        return state
 
     @classmethod
     def from_state(cls, state: dict) -> "PreviewRoute | None":
@@ -56,6 +77,8 @@ class PreviewRoute:
             host=str(state.get("host") or LOOPBACK),
             netns=str(state.get("netns") or ""),
             relay_checks_start=bool(state.get("relay_checks_start")),
+            reserved_ports=tuple(int(p) for p in state.get("reserved_ports") or ()),
+            relay_picks_port=bool(state.get("relay_picks_port")),
         )
 
     @classmethod

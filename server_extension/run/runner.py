@@ -121,6 +121,13 @@ class ProjectRun(LoggingConfigurable):
 
     # --- reading the state ---------------------------------------------------------------
 
+    @property
+    def session_id(self) -> int | None:
+        """The session of the live run's processes (its first process leads it), or None:
+        the ports they listen on are the app's when ``PORT`` is not (``listeningports``)."""
+        record = self.record
+        return record.pid if record is not None and record.alive else None
+
     def _notice_end(self) -> None:
         """Record the run's end once terminado has dropped its terminal (its pty closed,
         the process reaped: the exit status is known)."""

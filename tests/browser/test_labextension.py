@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import Page, expect
 
+from codepilot_contracts.porthosts import port_url
+
 from ..support.hubtools import start_hub, wait_until
 from ..support.s3server import s3_server_fixture
 from ..support.terminals import run_in_terminal
@@ -324,6 +326,39 @@ def test_a_started_app_is_announced_once_per_run(lab, lab_hub, evidence):
         run_in_terminal(terminal, "\x03", "exiting")
 
 
+def test_an_app_that_ignores_port_is_previewed_and_other_ports_are_offered(lab, lab_hub, evidence):
+    """Vite's default port (5173) instead of PORT: told and previewed all the same; a
+    second app on 8000 is listed in the Preview panel with a link to its own origin."""
+    preview_url = preview_api(lab, lab_hub.server_url(STUDENT))["url"]
+    toast = lab.locator(".Toastify__toast", has_text="Your app is running on port 5173")
+    apps = (
+        "python3 -m http.server 8000 --bind 127.0.0.1 & "
+        "python3 -m http.server 5173 --bind 127.0.0.1"
+    )
+    quiet = 0
+    while quiet < 2:  # the last run's end, as the tab sees it: a new run is told again
+        quiet = quiet + 1 if next_app_answer(lab)["app_port"] is None else 0
+    with lab_hub.open_terminal(STUDENT, lab_hub.user_token(STUDENT)) as terminal:
+        run_in_terminal(terminal, apps, "port 5173")
+        expect(toast).to_have_count(1, timeout=UI_TIMEOUT_MS)
+        preview_item(lab).click()
+        panel = lab.locator("#codepilot-preview")
+        link = panel.get_by_role("link", name="Port 8000")
+        expect(link).to_have_attribute("href", port_url(preview_url, 8000), timeout=UI_TIMEOUT_MS)
+        expect(panel.locator(".jp-codepilot-Preview-port")).to_have_count(1)  # not 5173: shown
+        assert set(link.get_attribute("rel").split()) >= {"noopener", "noreferrer"}
+        evidence.screenshot(lab, "labextension-07-other-ports")
+        with lab.context.expect_page() as opened:
+            link.click()
+        expect_preview_tab(opened, port_url(preview_url, 8000))
+        with lab.context.expect_page() as opened:
+            toast.get_by_role("button", name="Open preview").click()
+        expect_preview_tab(opened, preview_url)  # the main preview, showing 5173's app
+        run_in_terminal(terminal, "\x03", "exiting")
+        run_in_terminal(terminal, "kill %1; echo KILLED$((6*7))", "KILLED42")
+    expect(panel.locator(".jp-codepilot-Preview-port")).to_have_count(0, timeout=UI_TIMEOUT_MS)
+
+
 def test_terminal_links_to_the_app_open_the_preview(lab, lab_hub, evidence):
     server_url = lab_hub.server_url(STUDENT)
     preview_url = preview_api(lab, server_url)["url"]
@@ -332,9 +367,21 @@ def test_terminal_links_to_the_app_open_the_preview(lab, lab_hub, evidence):
     lab.reload()  # JupyterLab reads the setting as it loads
     wait_for_lab(lab)
     terminal = Terminal.open_from_launcher(lab)
+    # The app on PORT and a second one on 8000, whose links open its own preview.
+    terminal.run_and_wait(
+        "for port in $PORT 8000; do python3 -m http.server $port --bind 127.0.0.1"
+        " >/dev/null 2>&1 & done; echo APPS-$((6*7))",
+        "APPS-42",
+    )
+
+    def both_listen() -> bool:
+        answer = next_app_answer(lab)
+        return answer["listening"] and 8000 in {p["port"] for p in answer["ports"]}
+
+    wait_until(both_listen, 60, 0, "the app on PORT and the one on 8000 listed")
     terminal.run_and_wait(
         f"printf '%s\\n' \"http://127.0.0.1:$PORT/x?y=1\" http://127.0.0.1:{other_port}/hub/api/"
-        "; echo LINKS-$((6*7))",
+        " http://localhost:8000/z; echo LINKS-$((6*7))",
         "LINKS-42",
     )
     rows = terminal.lines()
@@ -361,6 +408,9 @@ def test_terminal_links_to_the_app_open_the_preview(lab, lab_hub, evidence):
     expect(other).to_have_url(f"http://127.0.0.1:{other_port}/hub/api/")
     assert other.evaluate("window.opener") is None
     other.close()
+    # Another port of the server: that port's own preview, at the link's path.
+    expect_preview_tab(click_link("http://localhost:8000/"), f"{port_url(preview_url, 8000)}z")
+    terminal.run_and_wait("kill %1 %2; echo STOPPED-$((6*7))", "STOPPED-42")
     evidence.screenshot(lab, "labextension-06-terminal-links")
 
 

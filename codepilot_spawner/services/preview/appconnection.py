@@ -10,26 +10,42 @@ reuse of it, reaches the app's own loopback. One pooled connector per server sta
 
 import os
 import socket
+from collections.abc import Callable
+from typing import TypeVar
 
 import aiohttp
 
+from codepilot_contracts.listening import Listener, read_listeners
 from codepilot_contracts.namespaces import enter_network_namespace
 
 from ...upstream_api.aiohttp import PreambleConnector
 
+T = TypeVar("T")
 
-def socket_in_namespace(netns_path: str, family: int, kind: int, proto: int) -> socket.socket:
-    """A new socket that belongs to the network namespace at ``netns_path``."""
+
+def inside_namespace(netns_path: str, action: Callable[[], T]) -> T:
+    """``action()`` run by this thread inside the network namespace at ``netns_path``."""
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         enter_network_namespace(netns_path)
         try:
-            return socket.socket(family, kind, proto)
+            return action()
         finally:
             # Never leave this thread (the event loop's) in a user's namespace.
             enter_network_namespace(f"/proc/self/fd/{own}")
     finally:
         os.close(own)
+
+
+def socket_in_namespace(netns_path: str, family: int, kind: int, proto: int) -> socket.socket:
+    """A new socket that belongs to the network namespace at ``netns_path``."""
+    return inside_namespace(netns_path, lambda: socket.socket(family, kind, proto))
+
+
+def listeners_in_namespace(netns_path: str) -> list[Listener]:
+    """The listening sockets of the namespace at ``netns_path``, as its kernel lists them
+    (``/proc/thread-self/net`` is the namespace of the thread that reads it). Blocking."""
+    return inside_namespace(netns_path, read_listeners)
 
 
 def make_connector(netns: str, limit: int = 64, preamble: bytes = b"") -> aiohttp.TCPConnector:

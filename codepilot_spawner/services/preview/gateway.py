@@ -22,9 +22,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from codepilot_contracts.porthosts import split_port_label
+
 from . import pages
 from .appconnection import make_connector
 from .hosts import PreviewDomain
+from .ports import NamespacePorts
 from .servers import PreviewTarget, ServerDirectory
 from .sessions import SessionBook, ShareBook, ViewerSession
 from .tokens import InvalidToken, sign, verify
@@ -268,6 +271,7 @@ class PreviewGateway:
         self.recheck_interval = recheck_interval
         self.log = log or logging.getLogger(__name__)
         self._clients: dict[tuple[str, str], aiohttp.ClientSession] = {}
+        self.ports = NamespacePorts(log=self.log)
         # (user, server) -> time of the last request let through, for the hub's culler.
         self.activity: dict[tuple[str, str], float] = {}
 
@@ -293,10 +297,31 @@ class PreviewGateway:
         denied = await self._check_access(request, target)
         if denied is not None:
             return denied
+        port = await self._app_port(target)
+        if port is None:
+            return self._page(
+                404,
+                "Nothing to preview on this port",
+                f"Nothing of this server listens on port {target.port}, or it is a port "
+                "of the server's own.",
+            )
         self.activity[(target.user, target.server)] = time.time()
         if _is_websocket(request):
-            return await self._forward_websocket(request, target)
-        return await self._forward(request, target)
+            return await self._forward_websocket(request, target, port)
+        return await self._forward(request, target, port)
+
+    async def _app_port(self, target: PreviewTarget) -> int | None:
+        """The server's port this request goes to; None for a port host whose port is not
+        previewable. In a namespace the gateway reads, its kernel decides; a Kubernetes
+        relay checks the port itself; on the machine's shared loopback only ``PORT``."""
+        route = target.route
+        if not route.previews_ports:
+            return route.app_port  # no port hosts here (``PreviewTarget.for_port``)
+        if not route.netns:
+            return target.port or route.app_port
+        if target.port:
+            return target.port if target.port in await self.ports.previewable(route) else None
+        return await self.ports.main_port(route)
 
     # --- access ---------------------------------------------------------------------------
 
@@ -505,7 +530,7 @@ class PreviewGateway:
         if client is None:
             route = target.route
             client = self._clients[key] = aiohttp.ClientSession(
-                connector=make_connector(route.netns, preamble=route.connection_preamble),
+                connector=make_connector(route.netns, preamble=route.preamble_for(target.port)),
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
@@ -531,39 +556,41 @@ class PreviewGateway:
     async def close_stopped(self, live_targets: dict[str, PreviewTarget]) -> None:
         """Close the pools of servers that stopped or restarted."""
         live = {(t.label, t.start) for t in live_targets.values()}
-        for key in [key for key in self._clients if key not in live]:
+        for key in [key for key in self._clients if split_key(key) not in live]:
             await self._clients.pop(key).close()
+        self.ports.keep_only({(t.route.netns, t.start) for t in live_targets.values()})
 
     async def close(self) -> None:
         await self.close_stopped({})
 
-    def _upstream_url(self, request, target: PreviewTarget) -> URL:
-        """The app's URL: host and port from the target, only the path from the request."""
+    def _upstream_url(self, request, target: PreviewTarget, port: int) -> URL:
+        """The app's URL: host and port from the target (the relay's, or the server's
+        ``port``), only the path from the request."""
         path, _, query = request.raw_path.partition("?")
         host = target.route.host
         return URL.build(
             scheme="http",
             host=f"[{host}]" if ":" in host else host,  # IPv6 pods
-            port=target.route.port,
+            port=target.route.relay_port or port,
             path=path,
             query_string=query,
             encoded=True,
         )
 
-    async def _forward(self, request: web.BaseRequest, target: PreviewTarget):
+    async def _forward(self, request: web.BaseRequest, target: PreviewTarget, port: int):
         headers = upstream_headers(request, self.domain.scheme)
         body = request.content if request.body_exists else None
         try:
             upstream = await self._client(target).request(
                 request.method,
-                self._upstream_url(request, target),
+                self._upstream_url(request, target, port),
                 headers=headers,
                 data=body,
                 allow_redirects=False,
             )
         except (aiohttp.ClientConnectionError, OSError) as error:
             self.log.debug("Preview %s: app unreachable: %s", target.label, error)
-            return await self._unreachable(target)
+            return await self._unreachable(target, port)
         async with upstream:
             response_headers = CIMultiDict(
                 (name, host_only_cookie(value) if name.lower() == "set-cookie" else value)
@@ -582,7 +609,7 @@ class PreviewGateway:
             await response.write_eof()
             return response
 
-    async def _forward_websocket(self, request: web.BaseRequest, target: PreviewTarget):
+    async def _forward_websocket(self, request: web.BaseRequest, target: PreviewTarget, port: int):
         protocols = [
             p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
         ]
@@ -593,7 +620,7 @@ class PreviewGateway:
                 headers.popall(name)
         try:
             upstream = await self._client(target).ws_connect(
-                self._upstream_url(request, target),
+                self._upstream_url(request, target, port),
                 headers=headers,
                 protocols=protocols,
                 autoping=False,
@@ -602,7 +629,7 @@ class PreviewGateway:
             )
         except (aiohttp.ClientError, OSError) as error:
             self.log.debug("Preview %s: websocket refused: %s", target.label, error)
-            return await self._unreachable(target)
+            return await self._unreachable(target, port)
         downstream = web.WebSocketResponse(
             protocols=[upstream.protocol] if upstream.protocol else (),
             autoping=False,
@@ -615,7 +642,7 @@ class PreviewGateway:
 
     # --- answers --------------------------------------------------------------------------
 
-    async def _unreachable(self, target: PreviewTarget) -> web.Response:
+    async def _unreachable(self, target: PreviewTarget, port: int) -> web.Response:
         """The app did not answer: its server may have stopped since the last poll."""
         if await self.directory.current(target.label) != target:
             return self._page(
@@ -623,7 +650,7 @@ class PreviewGateway:
                 "This preview is not running",
                 "The server of this preview is stopped, or this link is wrong.",
             )
-        return self._html(502, pages.app_down(target.route.app_port))
+        return self._html(502, pages.app_down(port))
 
     def _page(self, status: int, title: str, text: str) -> web.Response:
         return self._html(status, pages.message(title, text))
@@ -648,6 +675,12 @@ class PreviewGateway:
                 "Referrer-Policy": "no-referrer",
             },
         )
+
+
+def split_key(client_key: tuple[str, str]) -> tuple[str, str]:
+    """A pool's (label, start) as its server's: a port host's pool ends with its server."""
+    label, start = client_key
+    return split_port_label(label)[1], start
 
 
 async def _pump(source, sink) -> None:

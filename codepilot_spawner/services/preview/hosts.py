@@ -13,13 +13,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-# A DNS label is at most 63 characters; the readable part leaves room for the digest.
-READABLE_MAX = 36
+# A DNS label is at most 63 characters; the readable part leaves room for the digest and
+# for a port in front of the whole (``65535--<label>``, see ``codepilot_contracts.porthosts``).
+READABLE_MAX = 35
 DIGEST_CHARS = 20  # base32: 5 bits each, 100 bits
 
 
 def preview_label(user: str, server: str = "") -> str:
-    """``("Alice", "blog")`` -> ``"alice-blog-<20 base32 chars>"`` (DNS-safe, <= 57 chars)."""
+    """``("Alice", "blog")`` -> ``"alice-blog-<20 base32 chars>"`` (DNS-safe, <= 56 chars)."""
     identity = f"{user}\0{server}".encode()
     digest = base64.b32encode(hashlib.sha256(identity).digest()).decode().lower()
     readable = "-".join(part for part in (user, server) if part)

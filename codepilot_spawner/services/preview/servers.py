@@ -11,11 +11,13 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from codepilot_contracts.porthosts import port_label, split_port_label
 
 from ...spawners.previewroute import PreviewRoute
 from .hosts import preview_label
@@ -35,11 +37,28 @@ class PreviewTarget:
     label: str
     route: PreviewRoute
     groups: tuple[str, ...] = ()
+    port: int = 0  # a ``<port>--<label>`` host's port; 0: the main host, the app's
 
     @property
     def start(self) -> str:
         """The start of the server this target is: sign-ins and share levels are its."""
         return self.route.start_id
+
+    def for_port(self, port: int) -> "PreviewTarget | None":
+        """The preview of another ``port`` of this server, an origin of its own (its label
+        is ``<port>--<label>``); None where the server's ports are not previewed."""
+        if not self.route.previews_ports:
+            return None
+        return replace(self, label=port_label(port, self.label), port=port)
+
+
+def target_of(host_label: str, targets: dict[str, PreviewTarget]) -> PreviewTarget | None:
+    """The target a host's label names: a server's main preview, or one of its ports."""
+    port, label = split_port_label(host_label)
+    target = targets.get(label)
+    if target is None or port == 0:
+        return target
+    return target.for_port(port)
 
 
 def targets_from_users(users: list[dict]) -> dict[str, PreviewTarget]:
@@ -139,11 +158,11 @@ class ServerDirectory:
             if wait > 0:
                 await asyncio.sleep(wait)
             await self.refresh()
-        return self.targets.get(label)
+        return target_of(label, self.targets)
 
     async def lookup(self, label: str) -> PreviewTarget | None:
         """The target for ``label``; an unknown label is looked up at the hub at once."""
-        return self.targets.get(label) or await self.current(label)
+        return target_of(label, self.targets) or await self.current(label)
 
     async def report_activity(self, activity: dict[tuple[str, str], float]) -> None:
         """Tell the hub when previews were last used: viewing a preview is using a server."""

@@ -30,6 +30,8 @@ from urllib.parse import quote
 from cryptography.fernet import Fernet, InvalidToken
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from codepilot_contracts.porthosts import split_port_label
+
 from .access import DEFAULT_SHARE_LEVEL, grants_server_access
 from .servers import PreviewTarget
 
@@ -198,7 +200,8 @@ class SessionBook:
             sid: s
             for sid, s in self.sessions.items()
             if s.expires >= now
-            and (target := live_targets.get(s.label)) is not None
+            # A session of a ``<port>--<label>`` host lives as long as its server's start.
+            and (target := live_targets.get(split_port_label(s.label)[1])) is not None
             and target.start == s.start
         }
         if len(nonces) != len(self.spent_nonces):

@@ -3,8 +3,9 @@
  * starts listening on the app's port, and again only after it stopped and started again.
  *
  * The server answers whether the port listens (`GET codepilot/api/app`, a loopback
- * connect inside the server's own network); this tab asks every few seconds while it is
- * visible.
+ * connect inside the server's own network), which port the preview shows (`PORT`, else
+ * the port the run's app listens on: Vite's 5173) and the server's other listening ports,
+ * each a preview of its own; this tab asks every few seconds while it is visible.
  */
 import { Notification } from '@jupyterlab/apputils';
 import { ServerConnection } from '@jupyterlab/services';
@@ -12,11 +13,26 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { APP_PATH, requestJSON } from './api';
+import { safePreviewUrl } from './sharelevels';
+import { ILinkTargets } from './terminallinks';
 
 /** The reply of `GET codepilot/api/app` (server_extension/appport.py). */
 export interface IAppStatus {
   port: number;
   listening: boolean;
+  /** The port the main preview shows; null when nothing listens. */
+  app_port: number | null;
+  /** The server's other listening ports, each at `<port>--<label>` of the preview domain. */
+  ports: IListeningPort[];
+}
+
+/** One listening port of the server and the process that holds it. */
+export interface IListeningPort {
+  port: number;
+  process: string;
+  /** Held by a process of the run (Run button). */
+  run: boolean;
+  url: string;
 }
 
 const POLL_MS = 3000;
@@ -65,8 +81,9 @@ export class AppWatcher {
     return this._changed;
   }
 
-  get port(): number | null {
-    return this.status?.port ?? null;
+  /** Asks the server now (a panel that opens shows the latest ports). */
+  async refreshNow(): Promise<void> {
+    await this.poll.refresh();
   }
 
   dispose(): void {
@@ -79,6 +96,29 @@ export class AppWatcher {
     this.status = status;
     this._changed.emit(status);
   }
+}
+
+/** Where terminal links to this server's ports open (`terminallinks.ts`). */
+export function linkTargets(status: IAppStatus | null): ILinkTargets {
+  if (status === null) {
+    return { main: [], others: [] };
+  }
+  const main = [status.port];
+  if (status.app_port !== null && !status.listening) {
+    main.push(status.app_port); // the port the main preview follows
+  }
+  const others = status.ports
+    .filter(port => !main.includes(port.port) && safePreviewUrl(port.url) !== null)
+    .map(port => ({ port: port.port, url: port.url }));
+  return { main, others };
+}
+
+let shared: AppWatcher | null = null;
+
+/** The page's one watcher: the notices and the Preview panel read the same answers. */
+export function sharedAppWatcher(settings: ServerConnection.ISettings): AppWatcher {
+  shared ??= new AppWatcher(settings);
+  return shared;
 }
 
 /** Whether this tab already told of the current run; kept across reloads of the tab. */
@@ -125,11 +165,13 @@ export class AppRunNotices {
   }
 
   update(status: IAppStatus): void {
-    if (status.listening) {
+    // The preview follows the app: on PORT, or the port the run listens on instead.
+    const appPort = status.listening ? status.port : (status.app_port ?? null);
+    if (appPort !== null) {
       this.quietAnswers = 0;
       if (!this.memory.told) {
         this.memory.told = true;
-        this.notificationId = tellAppRunning(status.port, this.open);
+        this.notificationId = tellAppRunning(appPort, this.open);
       }
       return;
     }

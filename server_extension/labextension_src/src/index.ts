@@ -37,7 +37,7 @@ import {
   VisitorBanner
 } from './projects';
 import { visitorLine } from './projectnames';
-import { AppRunNotices, AppWatcher } from './apprunning';
+import { AppRunNotices, linkTargets, sharedAppWatcher } from './apprunning';
 import { PreviewModel, PreviewPanel, PreviewStatusWidget, previewIcon } from './preview';
 import { openPreview } from './previewlink';
 import { ServerGate } from './servergate';
@@ -97,7 +97,8 @@ const preview: JupyterFrontEndPlugin<void> = {
     launcher: ILauncher | null
   ) => {
     const model = new PreviewModel(app.serviceManager.serverSettings);
-    addSidebarPanel(app, shell, palette, new PreviewPanel(model), {
+    const ports = sharedAppWatcher(app.serviceManager.serverSettings);
+    addSidebarPanel(app, shell, palette, new PreviewPanel(model, ports), {
       area: 'right',
       rank: 50,
       command: SHOW_PREVIEW,
@@ -204,12 +205,12 @@ const appRunning: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   optional: [ITerminalTracker],
   activate: (app: JupyterFrontEnd, terminals: ITerminalTracker | null) => {
-    const watcher = new AppWatcher(app.serviceManager.serverSettings);
+    const watcher = sharedAppWatcher(app.serviceManager.serverSettings);
     new AppRunNotices(watcher, () => openPreview(), PageConfig.getBaseUrl());
     if (terminals) {
       routeTerminalLinks(
         target => terminals.find(widget => widget.node.contains(target)) !== undefined,
-        () => watcher.port
+        () => linkTargets(watcher.status)
       );
     }
   }

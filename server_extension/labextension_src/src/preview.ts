@@ -2,7 +2,9 @@
  * The preview panel (right sidebar) and its status bar item "Preview: only me|class|public".
  *
  * The panel shows the preview's own URL, opens it in a new tab, copies it, and sets its
- * share level through `PUT codepilot/api/preview`.
+ * share level through `PUT codepilot/api/preview`. Below, the server's other listening
+ * ports (`GET codepilot/api/app`), each with its process and a link to its own preview
+ * (`<port>--<label>`), shared as the main one is.
  */
 import { Clipboard } from '@jupyterlab/apputils';
 import { ServerConnection } from '@jupyterlab/services';
@@ -12,6 +14,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { ApiError, PREVIEW_PATH, requestJSON } from './api';
+import { AppWatcher, IListeningPort } from './apprunning';
 import { isSignedOut, signedOutMessage } from './session';
 import {
   IPreviewModel,
@@ -124,9 +127,14 @@ export class PreviewPanel extends Widget {
   private readonly select: HTMLSelectElement;
   private readonly explanation: HTMLParagraphElement;
   private readonly message: HTMLParagraphElement;
+  private readonly portsHeading: HTMLElement;
+  private readonly portList: HTMLUListElement;
   private busy = false;
 
-  constructor(private readonly preview: PreviewModel) {
+  constructor(
+    private readonly preview: PreviewModel,
+    private readonly ports: AppWatcher | null = null
+  ) {
     super();
     this.id = 'codepilot-preview';
     this.addClass('jp-codepilot-Preview');
@@ -137,7 +145,7 @@ export class PreviewPanel extends Widget {
     const intro = element(
       'p',
       'jp-codepilot-Preview-intro',
-      'The app you start in a terminal on $PORT is served at its own address:'
+      'Your app (on $PORT, or the port it listens on instead) is served at its own address:'
     );
     // Text that wraps, not an input: the whole address stays readable in a narrow sidebar.
     this.urlField = element('code', 'jp-codepilot-Preview-url');
@@ -167,6 +175,9 @@ export class PreviewPanel extends Widget {
     this.explanation = element('p', 'jp-codepilot-Preview-explanation');
     this.message = element('p', 'jp-codepilot-Preview-message');
     this.message.setAttribute('role', 'alert');
+    this.portsHeading = element('h3', 'jp-codepilot-Preview-portsHeading', 'Other ports');
+    this.portList = element('ul', 'jp-codepilot-Preview-ports');
+    this.portList.setAttribute('aria-label', 'Other listening ports');
 
     this.node.append(
       heading,
@@ -176,15 +187,43 @@ export class PreviewPanel extends Widget {
       label,
       this.select,
       this.explanation,
-      this.message
+      this.message,
+      this.portsHeading,
+      this.portList
     );
     preview.changed.connect(this.render, this);
+    ports?.changed.connect(this.renderPorts, this);
     this.render();
+    this.renderPorts();
   }
 
   protected onAfterShow(): void {
     // The panel opens on the latest settings, not the last poll's.
     void this.preview.refresh().catch(() => undefined);
+    void this.ports?.refreshNow().catch(() => undefined);
+  }
+
+  /** One line per other listening port: its number, its process, a link to its preview. */
+  private renderPorts(): void {
+    const status = this.ports?.status;
+    const shown = (status?.ports ?? []).filter(
+      (port: IListeningPort) => port.port !== status?.app_port && safePreviewUrl(port.url)
+    );
+    this.portsHeading.hidden = shown.length === 0;
+    this.portList.replaceChildren(
+      ...shown.map(port => {
+        const item = element('li', 'jp-codepilot-Preview-port');
+        item.dataset.port = String(port.port);
+        const open = element('a', 'jp-codepilot-Preview-portLink', `Port ${port.port}`);
+        open.href = safePreviewUrl(port.url) ?? '';
+        open.target = '_blank';
+        open.rel = 'noopener noreferrer'; // the port's app is untrusted code too
+        open.title = `Open ${port.url}`;
+        const what = port.run ? `${port.process} (your run)` : port.process;
+        item.append(open, element('span', 'jp-codepilot-Preview-process', what));
+        return item;
+      })
+    );
   }
 
   private render(): void {
