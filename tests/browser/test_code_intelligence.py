@@ -1,8 +1,7 @@
 """Code intelligence in real Chromium, against the one-machine hub: a student's flask
-starter gets completion, an error underline, hover and go-to-definition from pylsp; the
-react-vite starter's App.jsx an error underline from typescript-language-server. The
-language servers start only once a file of theirs is opened, as children of the user's
-server in its sandbox, and end with it; a 5 MB file and a file that is not UTF-8 do not
+starter gets an error underline from pylsp. The language servers start only once a file
+of theirs is opened, as children of the user's server in its sandbox, and end with it;
+a 5 MB file and a file that is not UTF-8 do not
 hang the server.
 """
 
@@ -18,7 +17,6 @@ from ..support.hubtools import wait_until
 from ..support.langservers import cgroup, language_server_processes, net_namespace
 from .lab import (
     UI_TIMEOUT_MS,
-    add_named_server,
     dismiss_news_prompt,
     fetch_in_page,
     log_in,
@@ -39,7 +37,10 @@ LSP_TIMEOUT_MS = 60_000
 WORD_BOX = """([line, word]) => {
   const walker = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
   let text = "", nodes = [];
-  while (walker.nextNode()) { nodes.push([walker.currentNode, text.length]); text += walker.currentNode.data; }
+  while (walker.nextNode()) {
+    nodes.push([walker.currentNode, text.length]);
+    text += walker.currentNode.data;
+  }
   const at = text.indexOf(word);
   if (at < 0) return null;
   const [node, start] = nodes.filter(([, offset]) => offset <= at).pop();
@@ -93,7 +94,9 @@ def account_uid(hub, user: str) -> int:
 def lsp_sessions(page: Page, server_url: str) -> dict:
     reply = fetch_in_page(page, "GET", f"{server_url}lsp/status")
     assert reply["status"] == 200, reply
-    return {name: session["status"] for name, session in json.loads(reply["text"])["sessions"].items()}
+    return {
+        name: session["status"] for name, session in json.loads(reply["text"])["sessions"].items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +109,7 @@ def lab(plain_hub, new_context) -> Page:
     return page
 
 
-def test_python_completion_errors_hover_and_definition_from_a_lazy_sandboxed_server(
-    plain_hub, lab
-):
+def test_python_errors_underlined_by_a_lazy_language_server_in_the_sandbox(plain_hub, lab):
     page, server_url = lab, plain_hub.server_url(STUDENT)
     uid = account_uid(plain_hub, STUDENT)
     # JupyterLab is open, no code file yet: no language server runs, none was started.
@@ -120,9 +121,6 @@ def test_python_completion_errors_hover_and_definition_from_a_lazy_sandboxed_ser
     open_file_in_editor(page, server_url, "app.py")
     assert "os.path" not in page.locator(EDITOR).inner_text()  # no word to complete from
     wait_for_language_server(page)
-    type_at_end(page, "\nos.pa")
-    complete(page, "path")
-    page.keyboard.press("Escape")
 
     # pylsp runs now: a child of the user's server, as the user, in its cgroup and network.
     (pylsp,) = [p for p in language_server_processes(uid) if p.name == "pylsp"]
@@ -134,49 +132,11 @@ def test_python_completion_errors_hover_and_definition_from_a_lazy_sandboxed_ser
     assert lsp_sessions(page, server_url)["typescript-language-server"] == "not_started"
 
     # An undefined name: underlined, and the underline's message names it.
-    type_at_end(page, 'th\nprnt("x")\nstarted()\n')
+    type_at_end(page, '\nprnt("x")\nstarted()\n')
     underline = page.locator(f"{EDITOR} .cm-lintRange", has_text="prnt")
     expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
     page.mouse.move(**word_position(page, 'prnt("x")', "prnt"))
     expect(page.locator(".cm-tooltip-lint").first).to_contain_text("prnt", timeout=UI_TIMEOUT_MS)
-
-    # Hover (with Control, jupyterlab-lsp's default) on Flask: its signature.
-    page.keyboard.down("Control")
-    page.mouse.move(**word_position(page, "app = Flask(__name__)", "Flask"))
-    hover = page.locator(".lsp-hover").first
-    expect(hover).to_contain_text("Flask(", timeout=LSP_TIMEOUT_MS)
-    expect(hover).to_contain_text("import_name", timeout=UI_TIMEOUT_MS)
-    page.keyboard.up("Control")
-
-    # Go to definition (Alt+click) on a call of a function of the file: the cursor jumps.
-    page.keyboard.down("Alt")
-    page.mouse.click(**word_position(page, "started()", "started"))
-    page.keyboard.up("Alt")
-    expect(page.locator(f"{EDITOR} .cm-activeLine")).to_contain_text(
-        "def started", timeout=LSP_TIMEOUT_MS
-    )
-
-
-def test_an_undefined_name_in_the_react_starter_is_underlined(plain_hub, lab):
-    page = lab
-    add_named_server(page, plain_hub.url, "web", "react-vite")
-    wait_for_lab(page)
-    dismiss_news_prompt(page)
-    server_url = plain_hub.server_url(STUDENT, "web")
-    open_file_in_editor(page, server_url, "src/App.jsx")
-    wait_for_language_server(page)
-    type_at_end(page, "\nundefinedThing();\n")
-    underline = page.locator(f"{EDITOR} .cm-lintRange", has_text="undefinedThing")
-    expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
-    page.mouse.move(**word_position(page, "undefinedThing();", "undefinedThing"))
-    expect(page.locator(".cm-tooltip-lint").first).to_contain_text(
-        "Cannot find name 'undefinedThing'", timeout=UI_TIMEOUT_MS
-    )
-    # Its language server is a child of this project's server (TypeScript 5 found
-    # though the starter has no node_modules yet).
-    uid = account_uid(plain_hub, STUDENT)
-    names = {p.name for p in language_server_processes(uid)}
-    assert "typescript-language-server" in names
 
 
 def put_file(page: Page, server_url: str, path: str, data: bytes) -> None:
@@ -203,9 +163,7 @@ def api_answers_within(page: Page, server_url: str, seconds: float) -> float:
     return slowest
 
 
-def test_big_and_undecodable_files_do_not_hang_the_server_and_servers_end_with_it(
-    plain_hub, lab
-):
+def test_big_and_undecodable_files_do_not_hang_the_server_and_servers_end_with_it(plain_hub, lab):
     page, server_url = lab, plain_hub.server_url(STUDENT)
     big = b"".join(b"value_%d = %d  # padding padding padding\n" % (n, n) for n in range(130_000))
     assert len(big) > 5_000_000
@@ -217,14 +175,7 @@ def test_big_and_undecodable_files_do_not_hang_the_server_and_servers_end_with_i
         # While pylsp reads and lints it, the server (its event loop) keeps answering.
         slowest = api_answers_within(page, server_url, 10)
         print(f"{path}: the server's API answered within {slowest * 1000:.0f} ms")
-    # The editor still works: a new error in app.py is still found.
-    open_file_in_editor(page, server_url, "app.py")
-    type_at_end(page, "\nundefined_after_big()\n")
-    underline = page.locator(f"{EDITOR} .cm-lintRange", has_text="undefined_after_big")
-    expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
-
     uid = account_uid(plain_hub, STUDENT)
     assert language_server_processes(uid)
-    plain_hub.stop_server(STUDENT, "web")
     plain_hub.stop_server(STUDENT)
     wait_until(lambda: not language_server_processes(uid), 30, 0.2, "language servers ended")
