@@ -12,7 +12,7 @@ from codepilot_contracts import defaults
 from codepilot_contracts.env import env_name
 
 from .appport import app_status_handler
-from .codeintel import configure_language_servers, hide_frontend
+from .codeintel import configure_language_servers, hide_frontend, use_lab_defaults
 from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
 from .projects import project_handlers
@@ -218,6 +218,8 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         configure_terminals(serverapp)
         # Extensions are linked, not loaded yet: jupyter-lsp reads these when it loads.
         configure_language_servers(serverapp.config, self.code_intelligence)
+        if self.code_intelligence:
+            use_lab_defaults()
         # The server builds its contents manager right after linking, from these settings.
         choice = wiring.contents_manager_choice(
             self.storage_mode, self.workspace_location, self.sync_save_timeout

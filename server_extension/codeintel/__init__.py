@@ -7,9 +7,11 @@ of this server: the same Unix user, network namespace and cgroup. It stops it wh
 last such document closes, and with the server. This package only configures it: pylsp
 (python-lsp-server with python-lsp-ruff) from this server's Python, and
 typescript-language-server with its TypeScript 5 from ``node_modules/`` beside this file
-(``make install`` and the runner image run ``npm ci`` here).
+(``make install`` and the runner image run ``npm ci`` here). It also makes completion
+show as you type (JupyterLab's completer opens on Tab only, by default).
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +19,9 @@ from pathlib import Path
 NODE_ROOT = Path(__file__).resolve().parent
 # jupyterlab-lsp, the browser half: hidden when code intelligence is off.
 FRONTEND_EXTENSION = "@jupyter-lsp/jupyterlab-lsp"
+# A Jupyter config folder whose labconfig/default_setting_overrides.json turns on completion
+# as you type: JupyterLab's ``autoCompletion`` and jupyterlab-lsp's ``continuousHinting``.
+LAB_DEFAULTS = NODE_ROOT / "jupyter-config"
 
 
 def python_server_spec(python: str = sys.executable) -> dict:
@@ -54,6 +59,23 @@ def configure_language_servers(config, enabled: bool, python: str = sys.executab
     for name, value in language_server_settings(enabled, python).items():
         if name not in section:
             section[name] = value
+
+
+def config_path_with_lab_defaults(config_path: str | None) -> str:
+    """``JUPYTER_CONFIG_PATH`` with ``LAB_DEFAULTS`` last: jupyterlab_server reads the
+    defaults of JupyterLab's settings from every ``labconfig/`` on Jupyter's config path
+    when it loads; a folder already named keeps its precedence, a user's settings win."""
+    folders = [folder for folder in (config_path or "").split(os.pathsep) if folder]
+    if str(LAB_DEFAULTS) not in folders:
+        folders.append(str(LAB_DEFAULTS))
+    return os.pathsep.join(folders)
+
+
+def use_lab_defaults(environ=os.environ) -> None:
+    """Completion as you type in this server's JupyterLab (before jupyterlab loads)."""
+    environ["JUPYTER_CONFIG_PATH"] = config_path_with_lab_defaults(
+        environ.get("JUPYTER_CONFIG_PATH")
+    )
 
 
 def without_frontend(page_config: dict) -> dict:

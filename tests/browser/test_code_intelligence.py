@@ -1,14 +1,16 @@
-"""Code intelligence in real Chromium, against the one-machine hub: a student's flask
-starter gets an error underline from pylsp. The language servers start only once a file
-of theirs is opened, as children of the user's server in its sandbox, and end with it;
-a 5 MB file and a file that is not UTF-8 do not
-hang the server.
+"""Code intelligence in real Chromium, against the one-machine hub: in a student's flask
+starter, pylsp underlines an undefined name and completion as you type is JupyterLab's
+default; typescript-language-server underlines an undefined name
+in the react-vite starter's App.jsx. The language servers start only once a file of
+theirs is opened, as children of the user's server in its sandbox, and end with it; a
+5 MB file and a file that is not UTF-8 do not hang the server.
 """
 
 import base64
 import json
 import pwd
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -27,11 +29,15 @@ from .lab import (
 
 pytestmark = pytest.mark.browser
 
+REACT_STARTER = Path(__file__).resolve().parents[2] / "server_extension/starters/react-vite"
+
 STUDENT = "lena"
 PASSWORD = "class-password"  # what tests/support/hubtools.start_hub sets
 EDITOR = ".jp-FileEditor:visible .cm-content"
 # A language server's first answer includes its start (pylsp imports jedi and ruff).
 LSP_TIMEOUT_MS = 60_000
+COMPLETER_MANAGER = "@jupyterlab/completer-extension:manager"
+LSP_COMPLETION = "@jupyter-lsp/jupyterlab-lsp:completion"
 
 # The rectangle of a word in a CodeMirror line, from its text nodes.
 WORD_BOX = """([line, word]) => {
@@ -67,18 +73,12 @@ def wait_for_language_server(page: Page) -> None:
     )
 
 
-def complete(page: Page, item: str) -> None:
-    """Tab until the completer lists ``item`` (a Tab before an answer shows nothing)."""
-    completions = page.locator(".jp-Completer .jp-Completer-item", has_text=item).first
-    deadline = time.monotonic() + LSP_TIMEOUT_MS / 1000
-    while time.monotonic() < deadline:
-        page.keyboard.press("Tab")
-        try:
-            expect(completions).to_be_visible(timeout=3_000)
-            return
-        except AssertionError:
-            continue
-    raise AssertionError(f"the completer never offered {item!r}")
+def lab_setting_defaults(page: Page, server_url: str, plugin: str) -> dict:
+    """The defaults of a JupyterLab plugin's settings, as the server serves its schema."""
+    reply = fetch_in_page(page, "GET", f"{server_url}lab/api/settings/{plugin}")
+    assert reply["status"] == 200, reply
+    properties = json.loads(reply["text"])["schema"]["properties"]
+    return {name: schema.get("default") for name, schema in properties.items()}
 
 
 def type_at_end(page: Page, text: str) -> None:
@@ -131,6 +131,11 @@ def test_python_errors_underlined_by_a_lazy_language_server_in_the_sandbox(plain
     assert lsp_sessions(page, server_url)["pylsp"] == "started"
     assert lsp_sessions(page, server_url)["typescript-language-server"] == "not_started"
 
+    # Completion as you type is the default: JupyterLab's completer and jupyterlab-lsp's
+    # continuous hinting, as the settings API serves their schemas to this student.
+    assert lab_setting_defaults(page, server_url, COMPLETER_MANAGER)["autoCompletion"] is True
+    assert lab_setting_defaults(page, server_url, LSP_COMPLETION)["continuousHinting"] is True
+
     # An undefined name: underlined, and the underline's message names it.
     type_at_end(page, '\nprnt("x")\nstarted()\n')
     underline = page.locator(f"{EDITOR} .cm-lintRange", has_text="prnt")
@@ -139,8 +144,31 @@ def test_python_errors_underlined_by_a_lazy_language_server_in_the_sandbox(plain
     expect(page.locator(".cm-tooltip-lint").first).to_contain_text("prnt", timeout=UI_TIMEOUT_MS)
 
 
-def put_file(page: Page, server_url: str, path: str, data: bytes) -> None:
-    model = {"type": "file", "format": "base64", "content": base64.b64encode(data).decode()}
+def test_jsx_undefined_name_underlined_by_typescript_language_server(plain_hub, lab):
+    """The react-vite starter's jsconfig.json and App.jsx, beside the flask starter (one
+    server for the module): tsserver checks the JSX, with no node_modules in the folder."""
+    page, server_url = lab, plain_hub.server_url(STUDENT)
+    for folder in ("web", "web/src"):
+        put_file(page, server_url, folder, None)
+    put_file(page, server_url, "web/jsconfig.json", (REACT_STARTER / "jsconfig.json").read_bytes())
+    app = (REACT_STARTER / "src" / "App.jsx").read_text()
+    assert "{count} times" in app and "countr" not in app
+    typo = app.replace("{count} times", "{countr} times").encode()
+    put_file(page, server_url, "web/src/App.jsx", typo)
+    open_file_in_editor(page, server_url, "web/src/App.jsx")
+    underline = page.locator(f"{EDITOR} .cm-lintRange", has_text="countr")
+    expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
+    page.mouse.move(**word_position(page, "{countr}", "countr"))
+    expect(page.locator(".cm-tooltip-lint").first).to_contain_text("countr", timeout=UI_TIMEOUT_MS)
+    uid = account_uid(plain_hub, STUDENT)
+    assert "typescript-language-server" in {p.name for p in language_server_processes(uid)}
+
+
+def put_file(page: Page, server_url: str, path: str, data: bytes | None) -> None:
+    """Write a file (``data``) or make a folder (None) through the contents API."""
+    model = {"type": "directory"}
+    if data is not None:
+        model = {"type": "file", "format": "base64", "content": base64.b64encode(data).decode()}
     reply = fetch_in_page(
         page,
         "PUT",
