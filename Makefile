@@ -10,6 +10,9 @@ LABEXT_SRC := server_extension/labextension_src
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 LABEXT := server_extension/labextension/package.json
 LABEXT_MODULES := $(LABEXT_SRC)/node_modules/.package-lock.json
+# typescript-language-server and its TypeScript 5, where the user server looks for them.
+CODEINTEL := server_extension/codeintel
+CODEINTEL_MODULES := $(CODEINTEL)/node_modules/.package-lock.json
 
 .PHONY: up down install install-test isolation-tools chromium postgresql strace test test-fast lint format benchmarks seed-starters seed-templates clean labextension
 
@@ -20,7 +23,7 @@ up: install isolation-tools
 down: install
 	$(BIN)/python -m codepilot_spawner.onemachine.launcher stop-all
 
-install: $(VENV)/.installed $(CHP)
+install: $(VENV)/.installed $(CHP) $(CODEINTEL_MODULES)
 
 $(VENV)/.installed: pyproject.toml $(LABEXT)
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +46,17 @@ $(LABEXT_MODULES): $(LABEXT_SRC)/package.json $(LABEXT_SRC)/package-lock.json
 	cd $(LABEXT_SRC) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The language servers of the editor's code intelligence from npm (nothing global): pylsp
+# comes with the venv, typescript-language-server into server_extension/codeintel/.
+$(CODEINTEL_MODULES): $(CODEINTEL)/package.json $(CODEINTEL)/package-lock.json
+	cd $(CODEINTEL) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(CHP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-install-test: $(VENV)/.installed-test $(CHP) $(AXE) $(BIN)/helm chromium isolation-tools postgresql strace
+install-test: $(VENV)/.installed-test $(CHP) $(CODEINTEL_MODULES) $(AXE) $(BIN)/helm chromium isolation-tools postgresql strace
 
 # axe-core, which the browser tests inject into pages to check their accessibility.
 $(AXE): tests/browser/package.json tests/browser/package-lock.json
@@ -136,4 +145,4 @@ benchmarks: install-test
 	for script in tests/benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules tests/browser/node_modules .pytest_cache $(LABEXT_SRC)/node_modules $(LABEXT_SRC)/lib server_extension/labextension
+	rm -rf $(VENV) node_modules tests/browser/node_modules $(CODEINTEL)/node_modules .pytest_cache $(LABEXT_SRC)/node_modules $(LABEXT_SRC)/lib server_extension/labextension

@@ -125,6 +125,10 @@ spawner.cpu_limit = value("singleuser.cpu.limit", (int, float), 2)
 spawner.mem_guarantee = str(value("singleuser.memory.guarantee", (str, int), "512M"))
 spawner.mem_limit = str(value("singleuser.memory.limit", (str, int), "2G"))
 spawner.starters = configured_starters(values)
+# Completion, errors as you type, hover and go-to-definition in the editor (language servers).
+spawner.codepilot_settings = {
+    "code_intelligence": value("singleuser.codeIntelligence", bool, True),
+}
 spawner.sizes = value("singleuser.sizes", list, [])
 spawner.environment = {
     name: str(setting) for name, setting in value("singleuser.extraEnv", dict, {}).items()

@@ -6,12 +6,13 @@ import os
 import signal
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import CaselessStrEnum, Float, Int, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
 from codepilot_contracts import defaults
 from codepilot_contracts.env import env_name
 
 from .appport import ServerPorts, app_status_handler
+from .codeintel import configure_language_servers, hide_frontend, use_lab_defaults
 from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
 from .projects import project_handlers
@@ -178,6 +179,14 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         enforces it.""",
     ).tag(config=True)
 
+    code_intelligence = Bool(
+        True,
+        help="""Completion, errors as you type, hover and go-to-definition in the editor:
+        jupyter-lsp starts pylsp or typescript-language-server, as this server's user and
+        in its sandbox, when a file of that language is first opened. False: no language
+        server starts and JupyterLab loads without jupyterlab-lsp.""",
+    ).tag(config=True)
+
     @property
     def storage_mode(self) -> str:
         return wiring.resolve_mode(self.storage, self.s3_bucket)
@@ -207,6 +216,10 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
 
     def linked_to_server(self, serverapp):
         configure_terminals(serverapp)
+        # Extensions are linked, not loaded yet: jupyter-lsp reads these when it loads.
+        configure_language_servers(serverapp.config, self.code_intelligence)
+        if self.code_intelligence:
+            use_lab_defaults()
         # The server builds its contents manager right after linking, from these settings.
         choice = wiring.contents_manager_choice(
             self.storage_mode, self.workspace_location, self.sync_save_timeout
@@ -308,6 +321,8 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
                     type(terminals).__name__,
                 )
             terminal_extra_env(terminals).update(self.preview_environment())
+        if not self.code_intelligence:
+            hide_frontend(self.serverapp.web_app.settings)
         self.log.info(
             "Code Pilot: workspace %s (storage %s), app on port %s, preview at %s",
             self.serverapp.root_dir,

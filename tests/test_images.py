@@ -244,6 +244,52 @@ def test_runner_install_has_jupyterlab_and_the_extension(venvs):
 
 
 @pytest.mark.integration
+def test_runner_install_has_the_language_servers(venvs):
+    """Code intelligence: jupyter-lsp and jupyterlab-lsp enabled, pylsp with ruff, and the
+    wheel's package.json from which the Dockerfile's `npm ci` installs
+    typescript-language-server where the server looks for it."""
+    venv = venvs["runner"]
+    extensions = run_in(venv, "jupyter", "server", "extension", "list")
+    assert re.search(r"^\s+jupyter_lsp \S*enabled", extensions, re.M), extensions
+    labextensions = run_in(venv, "jupyter", "labextension", "list")
+    assert re.search(r"@jupyter-lsp/jupyterlab-lsp \S+ \S*enabled\S* \S*OK", labextensions)
+    assert "pylsp_ruff" in run_in(
+        venv, "python", "-c", "import pylsp_ruff; print(pylsp_ruff.__name__)"
+    )
+    run_in(venv, "pylsp", "--version")
+    node_root = Path(
+        run_in(
+            venv, "python", "-P", "-c", "import server_extension.codeintel as c; print(c.NODE_ROOT)"
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    assert str(venv) in str(node_root)
+    assert (node_root / "package-lock.json").exists() and not (node_root / "node_modules").exists()
+    assert "npm ci" in dockerfile_text("runner") and "print(c.NODE_ROOT)" in dockerfile_text(
+        "runner"
+    )
+    subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=node_root,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    version = subprocess.run(
+        [
+            "node",
+            str(node_root / "node_modules/typescript-language-server/lib/cli.mjs"),
+            "--version",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert version.stdout.strip().startswith("5.")
+
+
+@pytest.mark.integration
 def test_hub_install_has_jupyterhub_kubespawner_and_the_culler(venvs):
     venv = venvs["hub"]
     run_in(venv, "jupyterhub", "--version")

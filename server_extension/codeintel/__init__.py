@@ -1,0 +1,100 @@
+"""Code intelligence in the editor: which language servers jupyter-lsp may start, and the
+switch that turns them all off.
+
+jupyter-lsp (a server extension that ships with JupyterLab) starts a language server when
+jupyterlab-lsp in the browser first opens a document of its language, as a child process
+of this server: the same Unix user, network namespace and cgroup. It stops it when the
+last such document closes, and with the server. This package only configures it: pylsp
+(python-lsp-server with python-lsp-ruff) from this server's Python, and
+typescript-language-server with its TypeScript 5 from ``node_modules/`` beside this file
+(``make install`` and the runner image run ``npm ci`` here). It also makes completion
+show as you type (JupyterLab's completer opens on Tab only, by default).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+# package.json and its lock live here; ``npm ci`` puts the language servers beside them.
+NODE_ROOT = Path(__file__).resolve().parent
+# jupyterlab-lsp, the browser half: hidden when code intelligence is off.
+FRONTEND_EXTENSION = "@jupyter-lsp/jupyterlab-lsp"
+# A Jupyter config folder whose labconfig/default_setting_overrides.json turns on completion
+# as you type: JupyterLab's ``autoCompletion`` and jupyterlab-lsp's ``continuousHinting``.
+LAB_DEFAULTS = NODE_ROOT / "jupyter-config"
+
+
+def python_server_spec(python: str = sys.executable) -> dict:
+    """jupyter-lsp's spec of pylsp, run with ``-P``: the workspace, its working directory,
+    stays off ``sys.path``, so a student's ``json.py`` cannot replace a module pylsp uses."""
+    return {
+        "argv": [python, "-P", "-m", "pylsp"],
+        "languages": ["python"],
+        "version": 2,
+        "display_name": "python-lsp-server (pylsp)",
+        "mime_types": ["text/python", "text/x-ipython"],
+    }
+
+
+def language_server_settings(enabled: bool, python: str = sys.executable) -> dict:
+    """``c.LanguageServerManager`` settings, by trait name.
+
+    On: jupyter-lsp's own detection finds typescript-language-server in ``NODE_ROOT``
+    only (no ``npm prefix -g`` run at every start, no student folder searched), and pylsp
+    runs as ``python_server_spec`` says. Off: no language server at all.
+    """
+    if not enabled:
+        return {"autodetect": False, "language_servers": {}}
+    return {
+        "extra_node_roots": [str(NODE_ROOT)],
+        "node_roots": [],
+        "language_servers": {"pylsp": python_server_spec(python)},
+    }
+
+
+def configure_language_servers(config, enabled: bool, python: str = sys.executable) -> None:
+    """Put ``language_server_settings`` into a server's ``Config`` before jupyter-lsp
+    loads; a ``c.LanguageServerManager`` setting made in a config file wins."""
+    section = config.LanguageServerManager
+    for name, value in language_server_settings(enabled, python).items():
+        if name not in section:
+            section[name] = value
+
+
+def config_path_with_lab_defaults(config_path: str | None) -> str:
+    """``JUPYTER_CONFIG_PATH`` with ``LAB_DEFAULTS`` last: jupyterlab_server reads the
+    defaults of JupyterLab's settings from every ``labconfig/`` on Jupyter's config path
+    when it loads; a folder already named keeps its precedence, a user's settings win."""
+    folders = [folder for folder in (config_path or "").split(os.pathsep) if folder]
+    if str(LAB_DEFAULTS) not in folders:
+        folders.append(str(LAB_DEFAULTS))
+    return os.pathsep.join(folders)
+
+
+def use_lab_defaults(environ=os.environ) -> None:
+    """Completion as you type in this server's JupyterLab (before jupyterlab loads)."""
+    environ["JUPYTER_CONFIG_PATH"] = config_path_with_lab_defaults(
+        environ.get("JUPYTER_CONFIG_PATH")
+    )
+
+
+def without_frontend(page_config: dict) -> dict:
+    """JupyterLab's page config with jupyterlab-lsp disabled (``disabledExtensions``
+    takes a list or, once read from files, a mapping of names to true)."""
+    disabled = page_config.get("disabledExtensions") or {}
+    if isinstance(disabled, list):
+        disabled = dict.fromkeys(disabled, True)
+    return {**page_config, "disabledExtensions": {**disabled, FRONTEND_EXTENSION: True}}
+
+
+def hide_frontend(web_settings: dict) -> None:
+    """Make every JupyterLab page load without jupyterlab-lsp, through jupyterlab_server's
+    ``page_config_hook`` setting (after any hook already there)."""
+    earlier = web_settings.get("page_config_hook")
+
+    def hook(handler, page_config):
+        if earlier is not None:
+            page_config = earlier(handler, page_config)
+        return without_frontend(page_config)
+
+    web_settings["page_config_hook"] = hook

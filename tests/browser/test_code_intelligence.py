@@ -1,0 +1,209 @@
+"""Code intelligence in real Chromium, against the one-machine hub: in a student's flask
+starter, pylsp underlines an undefined name and completion as you type is JupyterLab's
+default; typescript-language-server underlines an undefined name
+in the react-vite starter's App.jsx. The language servers start only once a file of
+theirs is opened, as children of the user's server in its sandbox, and end with it; a
+5 MB file and a file that is not UTF-8 do not hang the server.
+"""
+
+import base64
+import json
+import pwd
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from ..support.hubtools import wait_until
+from ..support.langservers import cgroup, language_server_processes, net_namespace
+from .lab import (
+    UI_TIMEOUT_MS,
+    dismiss_news_prompt,
+    fetch_in_page,
+    log_in,
+    open_file_in_editor,
+    start_from_spawn_form,
+    wait_for_lab,
+)
+
+pytestmark = pytest.mark.browser
+
+REACT_STARTER = Path(__file__).resolve().parents[2] / "server_extension/starters/react-vite"
+
+STUDENT = "lena"
+PASSWORD = "class-password"  # what tests/support/hubtools.start_hub sets
+EDITOR = ".jp-FileEditor:visible .cm-content"
+# A language server's first answer includes its start (pylsp imports jedi and ruff).
+LSP_TIMEOUT_MS = 60_000
+COMPLETER_MANAGER = "@jupyterlab/completer-extension:manager"
+LSP_COMPLETION = "@jupyter-lsp/jupyterlab-lsp:completion"
+
+# The rectangle of a word in a CodeMirror line, from its text nodes.
+WORD_BOX = """([line, word]) => {
+  const walker = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
+  let text = "", nodes = [];
+  while (walker.nextNode()) {
+    nodes.push([walker.currentNode, text.length]);
+    text += walker.currentNode.data;
+  }
+  const at = text.indexOf(word);
+  if (at < 0) return null;
+  const [node, start] = nodes.filter(([, offset]) => offset <= at).pop();
+  const range = document.createRange();
+  range.setStart(node, at - start);
+  range.setEnd(node, Math.min(node.data.length, at - start + word.length));
+  const box = range.getBoundingClientRect();
+  return {x: box.x + box.width / 2, y: box.y + box.height / 2};
+}"""
+
+
+def word_position(page: Page, line_text: str, word: str) -> dict:
+    line = page.locator(f"{EDITOR} .cm-line", has_text=line_text).last
+    line.scroll_into_view_if_needed()
+    position = line.evaluate(WORD_BOX.replace("([line, word])", "(line, word)"), word)
+    assert position, f"{word!r} not on the line {line_text!r}"
+    return position
+
+
+def wait_for_language_server(page: Page) -> None:
+    """jupyterlab-lsp's status item says so once the file's language server answers."""
+    expect(page.locator(".jp-StatusBar-Widget", has_text="Fully initialized").first).to_be_visible(
+        timeout=LSP_TIMEOUT_MS
+    )
+
+
+def lab_setting_defaults(page: Page, server_url: str, plugin: str) -> dict:
+    """The defaults of a JupyterLab plugin's settings, as the server serves its schema."""
+    reply = fetch_in_page(page, "GET", f"{server_url}lab/api/settings/{plugin}")
+    assert reply["status"] == 200, reply
+    properties = json.loads(reply["text"])["schema"]["properties"]
+    return {name: schema.get("default") for name, schema in properties.items()}
+
+
+def type_at_end(page: Page, text: str) -> None:
+    page.locator(EDITOR).click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(text)
+
+
+def account_uid(hub, user: str) -> int:
+    return pwd.getpwnam(hub.account(user)).pw_uid
+
+
+def lsp_sessions(page: Page, server_url: str) -> dict:
+    reply = fetch_in_page(page, "GET", f"{server_url}lsp/status")
+    assert reply["status"] == 200, reply
+    return {
+        name: session["status"] for name, session in json.loads(reply["text"])["sessions"].items()
+    }
+
+
+@pytest.fixture(scope="module")
+def lab(plain_hub, new_context) -> Page:
+    page = new_context(STUDENT).new_page()
+    log_in(page, plain_hub.url, STUDENT, PASSWORD)
+    start_from_spawn_form(page, "flask")
+    wait_for_lab(page)
+    dismiss_news_prompt(page)
+    return page
+
+
+def test_python_errors_underlined_by_a_lazy_language_server_in_the_sandbox(plain_hub, lab):
+    page, server_url = lab, plain_hub.server_url(STUDENT)
+    uid = account_uid(plain_hub, STUDENT)
+    # JupyterLab is open, no code file yet: no language server runs, none was started.
+    assert language_server_processes(uid) == []
+    sessions = lsp_sessions(page, server_url)
+    assert set(sessions) >= {"pylsp", "typescript-language-server"}, sessions
+    assert set(sessions.values()) == {"not_started"}, sessions
+
+    open_file_in_editor(page, server_url, "app.py")
+    assert "os.path" not in page.locator(EDITOR).inner_text()  # no word to complete from
+    wait_for_language_server(page)
+
+    # pylsp runs now: a child of the user's server, as the user, in its cgroup and network.
+    (pylsp,) = [p for p in language_server_processes(uid) if p.name == "pylsp"]
+    assert cgroup(pylsp.pid) == cgroup(pylsp.ppid)
+    assert net_namespace(pylsp.pid) == net_namespace(pylsp.ppid)
+    with open(f"/proc/{pylsp.ppid}/environ", "rb") as environ:
+        assert f"JUPYTERHUB_USER={STUDENT}".encode() in environ.read().split(b"\0")
+    assert lsp_sessions(page, server_url)["pylsp"] == "started"
+    assert lsp_sessions(page, server_url)["typescript-language-server"] == "not_started"
+
+    # Completion as you type is the default: JupyterLab's completer and jupyterlab-lsp's
+    # continuous hinting, as the settings API serves their schemas to this student.
+    assert lab_setting_defaults(page, server_url, COMPLETER_MANAGER)["autoCompletion"] is True
+    assert lab_setting_defaults(page, server_url, LSP_COMPLETION)["continuousHinting"] is True
+
+    # An undefined name: underlined, and the underline's message names it.
+    type_at_end(page, '\nprnt("x")\nstarted()\n')
+    underline = page.locator(f"{EDITOR} .cm-lintRange", has_text="prnt")
+    expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
+    page.mouse.move(**word_position(page, 'prnt("x")', "prnt"))
+    expect(page.locator(".cm-tooltip-lint").first).to_contain_text("prnt", timeout=UI_TIMEOUT_MS)
+
+
+def test_jsx_undefined_name_underlined_by_typescript_language_server(plain_hub, lab):
+    """The react-vite starter's jsconfig.json and App.jsx, beside the flask starter (one
+    server for the module): tsserver checks the JSX, with no node_modules in the folder."""
+    page, server_url = lab, plain_hub.server_url(STUDENT)
+    for folder in ("web", "web/src"):
+        put_file(page, server_url, folder, None)
+    put_file(page, server_url, "web/jsconfig.json", (REACT_STARTER / "jsconfig.json").read_bytes())
+    app = (REACT_STARTER / "src" / "App.jsx").read_text()
+    assert "{count} times" in app and "countr" not in app
+    typo = app.replace("{count} times", "{countr} times").encode()
+    put_file(page, server_url, "web/src/App.jsx", typo)
+    open_file_in_editor(page, server_url, "web/src/App.jsx")
+    underline = page.locator(f"{EDITOR} .cm-lintRange", has_text="countr")
+    expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
+    page.mouse.move(**word_position(page, "{countr}", "countr"))
+    expect(page.locator(".cm-tooltip-lint").first).to_contain_text("countr", timeout=UI_TIMEOUT_MS)
+    uid = account_uid(plain_hub, STUDENT)
+    assert "typescript-language-server" in {p.name for p in language_server_processes(uid)}
+
+
+def put_file(page: Page, server_url: str, path: str, data: bytes | None) -> None:
+    """Write a file (``data``) or make a folder (None) through the contents API."""
+    model = {"type": "directory"}
+    if data is not None:
+        model = {"type": "file", "format": "base64", "content": base64.b64encode(data).decode()}
+    reply = fetch_in_page(
+        page,
+        "PUT",
+        f"{server_url}api/contents/{path}",
+        {"Content-Type": "application/json"},
+        json.dumps(model),
+    )
+    assert reply["status"] in (200, 201), reply
+
+
+def api_answers_within(page: Page, server_url: str, seconds: float) -> float:
+    """Seconds the server took to answer its status API, the slowest of a few tries."""
+    slowest = 0.0
+    for _ in range(5):
+        started = time.monotonic()
+        reply = fetch_in_page(page, "GET", f"{server_url}api/status")
+        slowest = max(slowest, time.monotonic() - started)
+        assert reply["status"] == 200, reply
+    assert slowest < seconds, f"the server's API took {slowest:.1f} s"
+    return slowest
+
+
+def test_big_and_undecodable_files_do_not_hang_the_server_and_servers_end_with_it(plain_hub, lab):
+    page, server_url = lab, plain_hub.server_url(STUDENT)
+    big = b"".join(b"value_%d = %d  # padding padding padding\n" % (n, n) for n in range(130_000))
+    assert len(big) > 5_000_000
+    put_file(page, server_url, "big.py", big)
+    put_file(page, server_url, "latin1.py", b'print("caf\xe9")\n\xff\xfe\n')
+    for path in ("big.py", "latin1.py"):
+        page.goto(f"{server_url}lab/tree/{path}")
+        wait_for_lab(page)
+        # While pylsp reads and lints it, the server (its event loop) keeps answering.
+        slowest = api_answers_within(page, server_url, 10)
+        print(f"{path}: the server's API answered within {slowest * 1000:.0f} ms")
+    uid = account_uid(plain_hub, STUDENT)
+    assert language_server_processes(uid)
+    plain_hub.stop_server(STUDENT)
+    wait_until(lambda: not language_server_processes(uid), 30, 0.2, "language servers ended")
