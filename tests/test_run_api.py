@@ -5,6 +5,7 @@ exit code and last output, and the bad inputs of the issue (a malformed codepilo
 command that does not exist, 50 MB of output, Run twice at once, Stop while starting)."""
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -12,11 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from server_extension.run.processes import session_members
+from server_extension.run.processes import descendants
 
 from .support.hubtools import free_port
 from .support.jupyterserver import start_jupyter_server
-from .support.procfs import alive
+from .support.procfs import alive, pids_with_command_line
 from .support.terminals import connect_terminal
 
 pytestmark = pytest.mark.integration
@@ -141,19 +142,37 @@ def test_the_run_has_a_terminals_environment_and_its_cwd_and_env(run):
     assert f"at={run.root / 'web'} port={run.app_port} term=xterm-256color" in output
 
 
+# Processes that leave the run's session: a double-forked ``setsid`` sleeper, and one that
+# also ignores SIGTERM and SIGHUP (SIGKILL only ends it).
+ESCAPERS = (
+    "setsid sh -c 'sleep 3041 & exit' & "
+    "setsid sh -c \"trap '' TERM HUP; exec sleep 3042\" & "
+    "(setsid sh -c \"trap '' TERM HUP; sleep 3043 & exit\" &) & "
+)
+ESCAPED = (("sleep", "3041"), ("sleep", "3042"), ("sleep", "3043"))
+
+
 def test_stop_ends_every_process_of_the_run(run):
-    # Background jobs, a subshell, a child that ignores SIGTERM and SIGHUP.
-    use(run, f"sleep 300 & (sleep 301; true) & sh -c \"trap '' TERM HUP; sleep 302\" & {SERVE}")
+    # Background jobs, a subshell, processes in sessions of their own, and all of them
+    # ignoring SIGTERM and SIGHUP, the command's shell too: SIGKILL ends them.
+    use(
+        run,
+        f"trap '' TERM HUP; sleep 300 & (sleep 301; true) & sh -c 'sleep 302' & {ESCAPERS}{SERVE}",
+    )
     pid = call(run, "POST")["pid"]
     wait_for(run, lambda m: m["listening_port"] is not None)
-    members = session_members(pid)
-    assert len(members) >= 5, members  # bash, 3 sleeps and the subshell, python
+    # Found by their command lines, not by the code under test.
+    escaped = poll_pids(ESCAPED)
+    assert {os.getsid(member) for member in escaped} != {os.getsid(pid)}
+    members = descendants(pid)
+    assert len(members) >= 6, members  # bash, the sleeps, the subshell, python
     started = time.monotonic()
     stopped = call(run, "DELETE")
     assert (stopped["state"], stopped["label"], stopped["terminal"]) == ("stopped", "Stopped", None)
     assert time.monotonic() - started < 5
-    assert [member for member in members if alive(member)] == []
-    assert session_members(pid) == []
+    assert [member for member in members + escaped if alive(member)] == []
+    assert [argv for argv in ESCAPED if pids_with_command_line(*argv)] == []
+    assert not alive(pid) and descendants(pid) == []
     assert (
         requests.get(
             f"{run.url}/api/terminals", headers={"Authorization": f"token {run.token}"}, timeout=10
@@ -193,6 +212,18 @@ def test_a_replit_project_runs_with_its_run_command_and_env(run):
         model["problem"]["message"] == ".replit, line 3: env.GREETING must be a string or a number"
     )
     assert model["run"]["number"] == first + 1
+
+
+def poll_pids(command_lines, timeout: float = 20) -> list[int]:
+    """The pids of one living process for each command line, once all are there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [pids_with_command_line(*argv) for argv in command_lines]
+        if all(found):
+            return [pid for pids in found for pid in pids]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not all started: {dict(zip(command_lines, found, strict=True))}")
+        time.sleep(0.05)
 
 
 def test_a_crash_keeps_its_exit_code_and_last_output(run):
@@ -328,11 +359,11 @@ def test_stopping_the_server_ends_every_process_of_the_run(tmp_path):
     port = free_port()
     server = start_jupyter_server(tmp_path, env={"CODEPILOT_PREVIEW_PORT": str(port)})
     try:
-        use(server, f"nohup sleep 303 >/dev/null 2>&1 & {SERVE}")
+        use(server, f"nohup sleep 303 >/dev/null 2>&1 & {ESCAPERS}{SERVE}")
         pid = call(server, "POST")["pid"]
         wait_for(server, lambda m: m["listening_port"] is not None)
-        members = session_members(pid)
-        assert len(members) >= 3, members  # bash, sleep, python
+        members = descendants(pid) + poll_pids(ESCAPED)
+        assert len(members) >= 6, members  # bash, sleep, python and the escaped sleeps
     finally:
         server.stop()
     assert [member for member in members if alive(member)] == []
