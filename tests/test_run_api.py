@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from websockets.exceptions import ConnectionClosed
 
 from server_extension.run.processes import descendants
+from server_extension.terminalsocket import SLOW_VIEWER_CLOSE_CODE
 
 from .support.hubtools import free_port
 from .support.jupyterserver import start_jupyter_server
@@ -23,6 +25,7 @@ from .support.terminals import connect_terminal
 pytestmark = pytest.mark.integration
 
 SCROLLBACK_CHARS = 200_000
+BACKLOG_BYTES = 1_000_000
 SERVE = "python -m http.server $PORT --bind 127.0.0.1"
 
 
@@ -33,7 +36,11 @@ def server(tmp_path_factory):
     running = start_jupyter_server(
         root,
         env={"CODEPILOT_PREVIEW_PORT": str(port)},
-        args=(f"--ProjectRun.scrollback_chars={SCROLLBACK_CHARS}", "--ProjectRun.stop_timeout=1"),
+        args=(
+            f"--ProjectRun.scrollback_chars={SCROLLBACK_CHARS}",
+            "--ProjectRun.stop_timeout=1",
+            f"--CodePilot.terminal_backlog_bytes={BACKLOG_BYTES}",
+        ),
     )
     running.app_port = port
     yield running
@@ -310,17 +317,26 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def test_fifty_megabytes_of_output_keep_only_the_scrollback_and_the_server_answering(run):
+def test_fifty_megabytes_reach_a_viewer_that_reads_and_not_one_that_does_not(run):
+    """The run keeps only its scrollback; a viewer that stops reading costs the server at
+    most ``terminal_backlog_bytes`` and is closed to reattach; one that reads gets it all;
+    the API answers throughout."""
     use(
         run,
-        "yes 'a line of output that floods the run panel' | head -c 50000000; "
+        "read -r go; yes 'a line of output that floods the run panel' | head -c 50000000; "
         "echo; echo flood-done; sleep 60",
     )
     before = rss_kib(run.process.pid)
     call(run, "POST")
+    # Never read until the flood is over: its client stops taking data off the socket
+    # once one message waits, as a stalled tab does.
+    stalled = connect_terminal(f"{run.url}/", run.token, "run", max_queue=1)
     viewer = connect_terminal(f"{run.url}/", run.token, "run")
+    wait_for(run, lambda m: len(m["viewers"]) == 2)
+    viewer.send(json.dumps(["stdin", "go\r"]))
     slowest = 0.0
-    received = 0
+    most_unsent = 0
+    received = messages = 0
     deadline = time.monotonic() + 120
     try:
         done = False
@@ -329,14 +345,29 @@ def test_fifty_megabytes_of_output_keep_only_the_scrollback_and_the_server_answe
             if message[0] == "stdout":
                 received += len(message[1])
                 done = "flood-done" in message[1]
-            if received % 20 == 0:
+            messages += 1
+            if messages % 20 == 0:
                 asked = time.monotonic()
-                call(run, "GET")
+                viewers = call(run, "GET")["viewers"]
                 slowest = max(slowest, time.monotonic() - asked)
+                most_unsent = max(most_unsent, *(v["unsent_bytes"] for v in viewers))
     finally:
         viewer.close()
     assert done, received
+    assert received >= 50_000_000
     grown = rss_kib(run.process.pid) - before
+    (behind,) = call(run, "GET")["viewers"]  # the reader has gone; the stalled one is left
+    assert behind["behind"] and behind["unsent_bytes"] <= BACKLOG_BYTES
+    # What the server held for it never passed the limit.
+    assert 0 < most_unsent <= BACKLOG_BYTES
+    # Once it reads: what it was sent, then the close that tells it to reattach.
+    stalled_got = 0
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            message = json.loads(stalled.recv(timeout=30))
+            stalled_got += len(message[1]) if message[0] == "stdout" else 0
+    assert closed.value.rcvd.code == SLOW_VIEWER_CLOSE_CODE
+    assert stalled_got < received
     # A viewer that attaches now gets the scrollback only, not 50 MB.
     late = connect_terminal(f"{run.url}/", run.token, "run")
     try:
@@ -345,11 +376,9 @@ def test_fifty_megabytes_of_output_keep_only_the_scrollback_and_the_server_answe
         late.close()
     print(
         f"50 MB run: server RSS grew {grown} KiB, slowest GET {slowest:.3f}s, "
-        f"replay {replayed} chars"
+        f"most unsent to one viewer {most_unsent} bytes (limit {BACKLOG_BYTES}), "
+        f"the stalled viewer got {stalled_got} chars, replay {replayed} chars"
     )
-    # The run's own memory is its capped scrollback. The server's RSS and GET times are
-    # printed, not asserted: both follow how fast the viewer drains its websocket, which
-    # terminado writes to without backpressure.
     assert replayed <= SCROLLBACK_CHARS + 65536
 
 

@@ -24,6 +24,7 @@ from traitlets.config import LoggingConfigurable
 
 from .. import upstream
 from ..appport import PortProbe
+from ..terminalsocket import viewer_backlog
 from .command import CommandProblem, NoCommand, RunCommand, expanded_env, find_run_command
 from .processes import end_descendants
 from .scrollback import BoundedScrollback, plain_tail
@@ -176,15 +177,20 @@ class ProjectRun(LoggingConfigurable):
         state = await self.state()
         record = self.record
         listening = state == RUNNING and await self.probe.listening()
+        alive = record is not None and record.alive
         found = find_run_command(self.root)
         model = {
             "state": state,
             "label": state_label(state, record),
             "run": None,
-            "terminal": RUN_TERMINAL if record is not None and record.alive else None,
+            "terminal": RUN_TERMINAL if alive else None,
             "port": self.port,
             "listening_port": self.port if listening else None,
             "problem": self.problem.to_json() if self.problem else None,
+            "viewers": [
+                viewer_backlog(websocket)
+                for websocket in (upstream.terminal_viewers(record.terminal) if alive else ())
+            ],
             "next": {"kind": kind_of(found), **found.to_json()},
         }
         if record is not None:
