@@ -17,6 +17,7 @@ from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
 from .projects import project_handlers
 from .run.handlers import project_run, run_handlers
+from .run.runner import RUN_TERMINAL
 from .storage import wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .storage.location import WorkspaceLocation
@@ -358,6 +359,10 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         self.project_run = project_run(self.serverapp, self.preview_port, self)
         ports = ServerPorts(lambda: {self.serverapp.port}, lambda: self.project_run.session_id)
         self.handlers.append(app_status_handler(self.preview_port, ports, self.preview_url))
+        terminals = terminal_manager(self.serverapp)
+        if isinstance(terminals, WorkspaceTerminalManager):
+            # Before terminado's own ending of it, as the server stops and from the API.
+            terminals.end_with(RUN_TERMINAL, self.project_run.stop_with_server)
         self.handlers.extend(run_handlers(self.project_run))
         self.handlers.append(
             (SYNC_STATUS_PATH, SyncStatusHandler, {"status_source": self.storage_status})

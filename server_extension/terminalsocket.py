@@ -14,8 +14,6 @@ reconnects on any code but 1000 and 1001, and terminado replays the terminal's r
 output to it, as after a reload.
 """
 
-import logging
-
 from jupyter_server_terminals.handlers import TermSocket
 from tornado.websocket import WebSocketHandler
 
@@ -25,8 +23,6 @@ SLOW_VIEWER_REASON = "this viewer fell behind the terminal's output: reattach"
 # Where the limit comes from: ``c.CodePilot.terminal_backlog_bytes``.
 BACKLOG_SETTING = "codepilot_terminal_backlog_bytes"
 DEFAULT_BACKLOG_BYTES = 4 * 1024 * 1024
-
-log = logging.getLogger(__name__)
 
 
 class BoundedWrites(WebSocketHandler):
@@ -64,7 +60,7 @@ class BoundedWrites(WebSocketHandler):
 
     def fall_behind(self) -> None:
         self.behind = True
-        log.warning(
+        self.log.warning(
             "Code Pilot: a viewer of a terminal fell %d bytes behind (limit %d): "
             "no more output to it; it is closed to reattach once that is sent",
             self.unsent_bytes,

@@ -16,6 +16,7 @@ Standard library only, and started with ``-I -S``: it starts in milliseconds, wh
 the run's environment says.
 """
 
+import contextlib
 import ctypes
 import os
 import resource
@@ -49,23 +50,28 @@ class Run:
     def on_sigterm(self, signum, frame):
         self.stopping = True
         if self.command is not None and self.status is None:  # the pid is still its own
-            os.kill(self.command, signum)
+            # Reaped already if the signal came as ``os.wait`` returned it.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.command, signum)
 
     def start(self, argv: list[str]) -> None:
+        # SIGTERM waits while it forks: the child takes it at its default, the parent
+        # once it knows the child's pid.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         if self.stopping:
             return
         pid = os.fork()
         if pid == 0:
             for signum in (signal.SIGTERM, *TERMINAL_SIGNALS, *PYTHON_IGNORES):
                 signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
             try:
                 os.execvp(argv[0], argv)
             except OSError as error:
                 print(f"{argv[0]}: {error.strerror}", file=sys.stderr)
             os._exit(127)
         self.command = pid
-        if self.stopping:  # SIGTERM came while it forked
-            os.kill(pid, signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
     def wait_for_all(self) -> None:
         """Reap every child, the command and adopted orphans alike, until none is left."""
