@@ -17,11 +17,19 @@ from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
 from .projects import project_handlers
 from .run.handlers import project_run, run_handlers
+from .run.runner import RUN_TERMINAL
 from .storage import wiring
 from .storage.handlers import SYNC_STATUS_PATH, SyncStatusHandler
 from .storage.location import WorkspaceLocation
 from .terminals import WorkspaceTerminalManager, configure_terminals
-from .upstream import ExtensionHooks, stop_signal_handler, terminal_extra_env, terminal_manager
+from .terminalsocket import BACKLOG_SETTING, DEFAULT_BACKLOG_BYTES, WorkspaceTermSocket
+from .upstream import (
+    ExtensionHooks,
+    serve_terminal_websockets,
+    stop_signal_handler,
+    terminal_extra_env,
+    terminal_manager,
+)
 
 # Seconds a stop may take beyond ``sync_flush_timeout``: snapshots, the manifest, closing.
 STOP_MARGIN = 3.0
@@ -43,6 +51,14 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         terminals get it as ``PORT`` and ``CODEPILOT_PREVIEW_PORT``. 3000 in a pod and in
         a server's own network namespace on one machine; without isolation the
         one-machine spawner picks a free port per server.""",
+    ).tag(config=True)
+
+    terminal_backlog_bytes = Int(
+        DEFAULT_BACKLOG_BYTES,
+        help="""Bytes of a terminal's output (the Run panel's too) the server holds for one
+        viewer that has not taken them yet (a stalled tab, a slow network). Output beyond
+        that is not sent to it: it is closed with code 4002 and reattaches, getting the
+        terminal's recent output. Viewers that keep up are not affected.""",
     ).tag(config=True)
 
     preview_url = Unicode(
@@ -321,6 +337,12 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
                     type(terminals).__name__,
                 )
             terminal_extra_env(terminals).update(self.preview_environment())
+            if not serve_terminal_websockets(self.serverapp.web_app, WorkspaceTermSocket):
+                self.log.warning(
+                    "Code Pilot: no terminal websocket route; a viewer that does not read "
+                    "makes the server buffer a terminal's output without bound"
+                )
+        self.settings[BACKLOG_SETTING] = self.terminal_backlog_bytes
         if not self.code_intelligence:
             hide_frontend(self.serverapp.web_app.settings)
         self.log.info(
@@ -337,6 +359,10 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         self.project_run = project_run(self.serverapp, self.preview_port, self)
         ports = ServerPorts(lambda: {self.serverapp.port}, lambda: self.project_run.session_id)
         self.handlers.append(app_status_handler(self.preview_port, ports, self.preview_url))
+        terminals = terminal_manager(self.serverapp)
+        if isinstance(terminals, WorkspaceTerminalManager):
+            # Before terminado's own ending of it, as the server stops and from the API.
+            terminals.end_with(RUN_TERMINAL, self.project_run.stop_with_server)
         self.handlers.extend(run_handlers(self.project_run))
         self.handlers.append(
             (SYNC_STATUS_PATH, SyncStatusHandler, {"status_source": self.storage_status})

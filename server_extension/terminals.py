@@ -1,7 +1,9 @@
-"""Terminals that answer keystrokes without Nagle's delay."""
+"""Terminals that answer keystrokes without Nagle's delay, and whose ending can be
+taken over (the run's terminal)."""
 
 import shutil
 import weakref
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from jupyter_server_terminals.terminalmanager import TerminalManager
@@ -26,6 +28,21 @@ class WorkspaceTerminalManager(TerminalOutputHook, TerminalManager):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._nodelay_clients = weakref.WeakSet()
+        self._enders: dict[str, Callable[[], Awaitable[None]]] = {}
+
+    def end_with(self, name: str, ender: Callable[[], Awaitable[None]]) -> None:
+        """End terminal ``name`` with ``ender`` whenever it is terminated: its DELETE in
+        the terminals API (JupyterLab's Running panel), the culler, the server's stop.
+        terminado signals a terminal's first process only; the run's first process is
+        its root, and killing it first would set loose what it adopted."""
+        self._enders[name] = ender
+
+    async def terminate(self, name: str, force: bool = False) -> None:
+        ender = self._enders.get(name)
+        if ender is not None and name in self.terminals:
+            await ender()
+        if name in self.terminals:  # not ended, or its end not noticed yet
+            await super().terminate(name, force=force)
 
     def before_output(self, clients):
         # terminado gives the manager no hook when a websocket attaches, but every

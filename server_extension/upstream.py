@@ -141,6 +141,37 @@ def start_named_terminal(terminal_manager, name, argv, cwd, env, scrollback):
     return terminal
 
 
+def serve_terminal_websockets(web_app, socket_class) -> bool:
+    """Serve ``/terminals/websocket/<name>`` with ``socket_class``, a subclass of
+    jupyter-server-terminals' ``TermSocket``; False when there is no such route
+    (terminals disabled). Call once the terminals extension has loaded.
+
+    Checked on jupyter-server-terminals 0.5.0-0.5.4 (the extension routes its websocket to
+    ``handlers.TermSocket`` as it loads) and tornado 6.6.1 (``Application.default_router``
+    holds a rule per ``add_handlers`` call, whose ``target`` router holds a ``Rule`` per
+    route, read on each request). If it drifts, a viewer that does not read makes the
+    server buffer a terminal's output without bound.
+    """
+    from jupyter_server_terminals.handlers import TermSocket
+
+    for host_rule in web_app.default_router.rules:
+        for rule in getattr(host_rule.target, "rules", ()):
+            if rule.target is TermSocket:
+                rule.target = socket_class
+                return True
+    return False
+
+
+def terminal_viewers(terminal) -> list:
+    """The websockets attached to a terminal now.
+
+    Checked on terminado 0.18.0-0.18.1 (``PtyWithClients.clients``, appended to as a
+    websocket opens, removed from as it closes). If it drifts, the run's API shows no
+    viewers.
+    """
+    return list(terminal.clients)
+
+
 def named_terminal(terminal_manager, name):
     """The live terminal ``name`` of ``terminal_manager``, or None: terminado drops a
     terminal once its pty closed (its process ended), after reaping the process.

@@ -5,23 +5,28 @@ exit code and last output, and the bad inputs of the issue (a malformed codepilo
 command that does not exist, 50 MB of output, Run twice at once, Stop while starting)."""
 
 import json
+import os
+import secrets
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
+from websockets.exceptions import ConnectionClosed
 
-from server_extension.run.processes import session_members
+from server_extension.run.processes import descendants
+from server_extension.terminalsocket import SLOW_VIEWER_CLOSE_CODE
 
 from .support.hubtools import free_port
 from .support.jupyterserver import start_jupyter_server
-from .support.procfs import alive
+from .support.procfs import alive, pids_with_command_line
 from .support.terminals import connect_terminal
 
 pytestmark = pytest.mark.integration
 
 SCROLLBACK_CHARS = 200_000
+BACKLOG_BYTES = 1_000_000
 SERVE = "python -m http.server $PORT --bind 127.0.0.1"
 
 
@@ -32,7 +37,11 @@ def server(tmp_path_factory):
     running = start_jupyter_server(
         root,
         env={"CODEPILOT_PREVIEW_PORT": str(port)},
-        args=(f"--ProjectRun.scrollback_chars={SCROLLBACK_CHARS}", "--ProjectRun.stop_timeout=1"),
+        args=(
+            f"--ProjectRun.scrollback_chars={SCROLLBACK_CHARS}",
+            "--ProjectRun.stop_timeout=1",
+            f"--CodePilot.terminal_backlog_bytes={BACKLOG_BYTES}",
+        ),
     )
     running.app_port = port
     yield running
@@ -141,19 +150,39 @@ def test_the_run_has_a_terminals_environment_and_its_cwd_and_env(run):
     assert f"at={run.root / 'web'} port={run.app_port} term=xterm-256color" in output
 
 
+# Processes that leave the run's session: a double-forked ``setsid`` sleeper, and others
+# that also ignore SIGTERM and SIGHUP (SIGKILL only ends them). Their command lines are
+# this module's own, so /proc tells them from any other test's.
+MARK = f"{secrets.randbelow(10**6):06}"
+ESCAPED = tuple(("sleep", f"{seconds}.{MARK}") for seconds in (3041, 3042, 3043))
+ESCAPERS = (
+    f"setsid sh -c 'sleep 3041.{MARK} & exit' & "
+    f"setsid sh -c \"trap '' TERM HUP; exec sleep 3042.{MARK}\" & "
+    f"(setsid sh -c \"trap '' TERM HUP; sleep 3043.{MARK} & exit\" &) & "
+)
+
+
 def test_stop_ends_every_process_of_the_run(run):
-    # Background jobs, a subshell, a child that ignores SIGTERM and SIGHUP.
-    use(run, f"sleep 300 & (sleep 301; true) & sh -c \"trap '' TERM HUP; sleep 302\" & {SERVE}")
+    # Background jobs, a subshell, processes in sessions of their own, and all of them
+    # ignoring SIGTERM and SIGHUP, the command's shell too: SIGKILL ends them.
+    use(
+        run,
+        f"trap '' TERM HUP; sleep 300 & (sleep 301; true) & sh -c 'sleep 302' & {ESCAPERS}{SERVE}",
+    )
     pid = call(run, "POST")["pid"]
     wait_for(run, lambda m: m["listening_port"] is not None)
-    members = session_members(pid)
-    assert len(members) >= 5, members  # bash, 3 sleeps and the subshell, python
+    # Found by their command lines, not by the code under test.
+    escaped = poll_pids(ESCAPED)
+    assert {os.getsid(member) for member in escaped} != {os.getsid(pid)}
+    members = descendants(pid)
+    assert len(members) >= 6, members  # bash, the sleeps, the subshell, python
     started = time.monotonic()
     stopped = call(run, "DELETE")
     assert (stopped["state"], stopped["label"], stopped["terminal"]) == ("stopped", "Stopped", None)
     assert time.monotonic() - started < 5
-    assert [member for member in members if alive(member)] == []
-    assert session_members(pid) == []
+    assert [member for member in members + escaped if alive(member)] == []
+    assert [argv for argv in ESCAPED if pids_with_command_line(*argv)] == []
+    assert not alive(pid) and descendants(pid) == []
     assert (
         requests.get(
             f"{run.url}/api/terminals", headers={"Authorization": f"token {run.token}"}, timeout=10
@@ -193,6 +222,29 @@ def test_a_replit_project_runs_with_its_run_command_and_env(run):
         model["problem"]["message"] == ".replit, line 3: env.GREETING must be a string or a number"
     )
     assert model["run"]["number"] == first + 1
+
+
+def test_closing_the_runs_terminal_from_jupyterlab_stops_the_run(run):
+    # JupyterLab's Running panel shuts a terminal down with DELETE /api/terminals/<name>.
+    use(run, f"{ESCAPERS}{SERVE}")
+    pid = call(run, "POST")["pid"]
+    wait_for(run, lambda m: m["listening_port"] is not None)
+    members = descendants(pid) + poll_pids(ESCAPED)
+    run.api("DELETE", "/api/terminals/run").raise_for_status()
+    assert [member for member in [pid, *members] if alive(member)] == []
+    assert call(run, "GET")["label"] == "Stopped"
+
+
+def poll_pids(command_lines, timeout: float = 20) -> list[int]:
+    """The pids of one living process for each command line, once all are there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [pids_with_command_line(*argv) for argv in command_lines]
+        if all(found):
+            return [pid for pids in found for pid in pids]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not all started: {dict(zip(command_lines, found, strict=True))}")
+        time.sleep(0.05)
 
 
 def test_a_crash_keeps_its_exit_code_and_last_output(run):
@@ -268,7 +320,7 @@ def test_stop_while_starting_and_restart(run):
     assert stopped["state"] == "stopped" and not alive(first["pid"])
     second = call(run, "POST")
     restarted = call(run, "POST", {"restart": True})
-    assert restarted["run"]["number"] == second["run"]["number"] + 1
+    assert restarted["run"]["number"] == second["run"]["number"] + 1, (second, restarted)
     assert not alive(second["pid"]) and alive(restarted["pid"])
 
 
@@ -279,33 +331,64 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def test_fifty_megabytes_of_output_keep_only_the_scrollback_and_the_server_answering(run):
+def test_fifty_megabytes_reach_a_viewer_that_reads_and_not_one_that_does_not(run):
+    """The run keeps only its scrollback; a viewer that stops reading costs the server at
+    most ``terminal_backlog_bytes`` and is closed to reattach; one that reads gets the
+    output to its end; the API answers throughout."""
     use(
         run,
-        "yes 'a line of output that floods the run panel' | head -c 50000000; "
+        "read -r go; yes 'a line of output that floods the run panel' | head -c 50000000; "
         "echo; echo flood-done; sleep 60",
     )
     before = rss_kib(run.process.pid)
     call(run, "POST")
+    # Never read until the flood is over: its client stops taking data off the socket
+    # once one message waits, as a stalled tab does.
+    stalled = connect_terminal(f"{run.url}/", run.token, "run", max_queue=1)
     viewer = connect_terminal(f"{run.url}/", run.token, "run")
+    wait_for(run, lambda m: len(m["viewers"]) == 2)
+    viewer.send(json.dumps(["stdin", "go\r"]))
     slowest = 0.0
-    received = 0
+    most_unsent = 0
+    received = messages = reattached = 0
     deadline = time.monotonic() + 120
     try:
         done = False
         while not done and time.monotonic() < deadline:
-            message = json.loads(viewer.recv(timeout=30))
+            try:
+                message = json.loads(viewer.recv(timeout=30))
+            except ConnectionClosed as closed:
+                # Slower than the flood on a busy machine: reattach, as JupyterLab does.
+                assert closed.rcvd.code == SLOW_VIEWER_CLOSE_CODE
+                reattached += 1
+                viewer = connect_terminal(f"{run.url}/", run.token, "run")
+                continue
             if message[0] == "stdout":
                 received += len(message[1])
                 done = "flood-done" in message[1]
-            if received % 20 == 0:
+            messages += 1
+            if messages % 20 == 0:
                 asked = time.monotonic()
-                call(run, "GET")
+                viewers = call(run, "GET")["viewers"]
                 slowest = max(slowest, time.monotonic() - asked)
+                most_unsent = max(most_unsent, *(v["unsent_bytes"] for v in viewers))
     finally:
         viewer.close()
     assert done, received
+    assert reattached or received >= 50_000_000
     grown = rss_kib(run.process.pid) - before
+    (behind,) = call(run, "GET")["viewers"]  # the reader has gone; the stalled one is left
+    assert behind["behind"] and behind["unsent_bytes"] <= BACKLOG_BYTES
+    # What the server held for it never passed the limit.
+    assert 0 < most_unsent <= BACKLOG_BYTES
+    # Once it reads: what it was sent, then the close that tells it to reattach.
+    stalled_got = 0
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            message = json.loads(stalled.recv(timeout=30))
+            stalled_got += len(message[1]) if message[0] == "stdout" else 0
+    assert closed.value.rcvd.code == SLOW_VIEWER_CLOSE_CODE
+    assert stalled_got < received
     # A viewer that attaches now gets the scrollback only, not 50 MB.
     late = connect_terminal(f"{run.url}/", run.token, "run")
     try:
@@ -314,11 +397,10 @@ def test_fifty_megabytes_of_output_keep_only_the_scrollback_and_the_server_answe
         late.close()
     print(
         f"50 MB run: server RSS grew {grown} KiB, slowest GET {slowest:.3f}s, "
-        f"replay {replayed} chars"
+        f"most unsent to one viewer {most_unsent} bytes (limit {BACKLOG_BYTES}), "
+        f"the stalled viewer got {stalled_got} chars, the reader {received} "
+        f"({reattached} reattaches), replay {replayed} chars"
     )
-    # The run's own memory is its capped scrollback. The server's RSS and GET times are
-    # printed, not asserted: both follow how fast the viewer drains its websocket, which
-    # terminado writes to without backpressure.
     assert replayed <= SCROLLBACK_CHARS + 65536
 
 
@@ -328,11 +410,11 @@ def test_stopping_the_server_ends_every_process_of_the_run(tmp_path):
     port = free_port()
     server = start_jupyter_server(tmp_path, env={"CODEPILOT_PREVIEW_PORT": str(port)})
     try:
-        use(server, f"nohup sleep 303 >/dev/null 2>&1 & {SERVE}")
+        use(server, f"nohup sleep 303 >/dev/null 2>&1 & {ESCAPERS}{SERVE}")
         pid = call(server, "POST")["pid"]
         wait_for(server, lambda m: m["listening_port"] is not None)
-        members = session_members(pid)
-        assert len(members) >= 3, members  # bash, sleep, python
+        members = descendants(pid) + poll_pids(ESCAPED)
+        assert len(members) >= 6, members  # bash, sleep, python and the escaped sleeps
     finally:
         server.stop()
     assert [member for member in members if alive(member)] == []

@@ -3,7 +3,7 @@
 
 import os
 
-from server_extension.run.processes import session_members, stat_fields
+from server_extension.run.processes import descendants, stat_fields
 from server_extension.run.runner import RunRecord, ended_state, state_label
 from server_extension.run.scrollback import BoundedScrollback, plain_tail
 
@@ -33,8 +33,34 @@ def test_stat_fields_survive_a_command_name_with_parentheses():
     assert fields[:4] == ["S", "1", "42", "42"]
 
 
-def test_this_process_is_found_in_its_own_session():
-    assert os.getpid() in session_members(os.getsid(0))
+def fake_proc(root, processes: dict[int, tuple[int, str]]) -> str:
+    """A /proc with ``pid -> (parent, state)``, as ``stat`` files show them."""
+    for pid, (parent, state) in processes.items():
+        (root / str(pid)).mkdir()
+        (root / str(pid) / "stat").write_text(f"{pid} (a (b) c) {state} {parent} {pid} {pid} 0")
+    (root / "self").mkdir()
+    return str(root)
+
+
+def test_descendants_are_found_through_every_generation_but_zombies(tmp_path):
+    # 10 is the root; 13 left its session and was re-parented to it; 14 is a zombie.
+    proc = fake_proc(
+        tmp_path,
+        {
+            1: (0, "S"),
+            10: (1, "S"),
+            11: (10, "S"),
+            12: (11, "R"),
+            13: (10, "S"),
+            14: (10, "Z"),
+            20: (1, "S"),
+            21: (20, "S"),
+        },
+    )
+    assert descendants(10, proc) == [11, 13, 12]
+    assert descendants(12, proc) == []
+    assert descendants(99, proc) == []
+    assert os.getpid() in descendants(os.getppid())
 
 
 def record(**kwargs) -> RunRecord:

@@ -18,9 +18,11 @@ import pytest
 from jupyter_server.auth import User
 from jupyter_server.serverapp import ServerApp
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+from jupyter_server_terminals.handlers import TermSocket
 from jupyter_server_terminals.terminalmanager import TerminalManager
 from packaging.requirements import Requirement
 from tornado import web
+from tornado.httputil import HTTPServerRequest
 from traitlets.config import Config
 
 from server_extension import upstream
@@ -160,6 +162,7 @@ async def test_the_output_hook_sees_each_attached_websocket_before_output_reache
         terminal = manager.get_terminal(name)
         websocket = FakeWebSocket()
         terminal.clients.append(websocket)  # as terminado's TermSocket.open attaches
+        assert upstream.terminal_viewers(terminal) == [websocket]
         activity = terminal.last_activity
         terminal.ptyproc.write("go\n")
         for _ in range(100):
@@ -176,6 +179,21 @@ async def test_the_output_hook_sees_each_attached_websocket_before_output_reache
     finally:
         await manager.terminate_all()
         await manager.shutdown()
+
+
+@with_serverapp
+def test_terminal_websockets_are_served_by_the_class_the_route_is_given(serverapp):
+    class ProbeTermSocket(TermSocket):
+        pass
+
+    route = f"{serverapp.base_url}terminals/websocket/1"
+    found = serverapp.web_app.find_handler(HTTPServerRequest(method="GET", uri=route))
+    assert found.handler_class is TermSocket
+    assert upstream.serve_terminal_websockets(serverapp.web_app, ProbeTermSocket)
+    found = serverapp.web_app.find_handler(HTTPServerRequest(method="GET", uri=route))
+    assert found.handler_class is ProbeTermSocket
+    # Its initialize gets what the extension routed to it.
+    assert found.handler_kwargs["term_manager"] is upstream.terminal_manager(serverapp)
 
 
 def test_extra_env_reaches_the_terminals_opened_after_a_change():

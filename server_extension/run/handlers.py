@@ -3,7 +3,8 @@
 - ``GET``: ``state`` (``running``, ``starting``, ``stopped``, ``crashed``), ``label``
   (``Crashed (exit 1)``), ``command``, ``pid``, ``exit_code``, ``started``,
   ``listening_port``, the run's ``terminal`` (its name in ``/terminals/websocket/``, while it
-  lives), the last run's details and output ``tail`` once it ended, ``problem`` (why the
+  lives) and its ``viewers`` (each one's ``unsent_bytes``, and whether it fell ``behind``),
+  the last run's details and output ``tail`` once it ended, ``problem`` (why the
   last Run could not start) and ``next`` (the command Run would start, or what is wrong);
 - ``POST`` (``{"restart": true}`` to stop a live run first): Run; a second Run while one
   is alive changes nothing;

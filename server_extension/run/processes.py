@@ -1,10 +1,11 @@
-"""The processes of a run, found from ``/proc``: every process in the run's session.
+"""The processes of a run, found from ``/proc``: every descendant of the run's root.
 
-The run's first process leads a session of its own (terminado starts it on a new pty
-with ``setsid``), and everything it starts stays in that session unless it calls
-``setsid`` itself: npm's children, Flask's reloader, Vite's esbuild service, a shell's
-background jobs. Ending the session's processes, not just the first one's process group,
-leaves no server behind on the preview's port.
+The run's root (``reaper.py``) is a child subreaper, so a process of the run that
+leaves its session (``setsid``, a daemonizing server, a double fork) is re-parented to
+the root, not to init: walking the parent links down from the root finds it wherever it
+went. npm's children, Flask's reloader, Vite's esbuild service and a shell's background
+jobs are descendants as well. Ending them all leaves no server behind on the preview's
+port.
 """
 
 import asyncio
@@ -22,13 +23,13 @@ def stat_fields(stat: str) -> list[str]:
     return stat[stat.rindex(")") + 2 :].split()
 
 
-def session_members(session_id: int, proc: str = PROC) -> list[int]:
-    """The pids of the living processes (zombies excluded) in session ``session_id``."""
-    members = []
+def process_table(proc: str = PROC) -> dict[int, tuple[int, str]]:
+    """Every process /proc shows: pid -> (parent pid, state letter)."""
+    table = {}
     try:
         entries = os.listdir(proc)
     except OSError:
-        return members
+        return table
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -37,9 +38,24 @@ def session_members(session_id: int, proc: str = PROC) -> list[int]:
                 fields = stat_fields(stream.read())
         except (OSError, ValueError):
             continue  # gone since the listing, or not ours to read
-        if int(fields[3]) == session_id and fields[0] != "Z":
-            members.append(int(entry))
-    return members
+        table[int(entry)] = (int(fields[1]), fields[0])
+    return table
+
+
+def descendants(root: int, proc: str = PROC) -> list[int]:
+    """The pids of the living processes (zombies excluded) below ``root``, parents first."""
+    children: dict[int, list[int]] = {}
+    table = process_table(proc)
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found = []
+    below = list(children.get(root, ()))
+    while below:
+        pid = below.pop(0)
+        if table[pid][1] != "Z":
+            found.append(pid)
+        below.extend(children.get(pid, ()))
+    return found
 
 
 def signal_all(pids: list[int], signum: int) -> None:
@@ -48,17 +64,27 @@ def signal_all(pids: list[int], signum: int) -> None:
             os.kill(pid, signum)
 
 
-async def end_session(session_id: int, grace: float, poll: float = 0.05) -> list[int]:
-    """SIGTERM (and SIGHUP, which a pty's programs expect) to every process of the session,
-    SIGKILL to those left after ``grace`` seconds; returns the pids that had to be killed."""
-    # Off the event loop: without isolation /proc lists every process of the machine.
-    members = await asyncio.to_thread(session_members, session_id)
+async def end_descendants(root: int, grace: float, poll: float = 0.05) -> list[int]:
+    """SIGTERM (and SIGHUP, which a pty's programs expect) to ``root`` and every process
+    below it, SIGKILL to those below it left after ``grace`` seconds; returns the pids
+    that had to be killed. ``root`` exits by itself once it has no child left."""
+    # Off the event loop: /proc lists every process of the machine.
+    members = await asyncio.to_thread(descendants, root)
+    signal_all([root, *members], signal.SIGTERM)  # the root, even before it started any
     signal_all(members, signal.SIGHUP)
-    signal_all(members, signal.SIGTERM)
     signal_all(members, signal.SIGCONT)  # a stopped process handles its signals only now
     deadline = time.monotonic() + grace
     while members and time.monotonic() < deadline:
         await asyncio.sleep(poll)
-        members = await asyncio.to_thread(session_members, session_id)
-    signal_all(members, signal.SIGKILL)
-    return members
+        members = await asyncio.to_thread(descendants, root)
+    killed = []
+    # Again until none is left: a process that forked as SIGKILL came leaves a child,
+    # re-parented to the root, for the next round.
+    for _ in range(100):
+        if not members:
+            break
+        signal_all(members, signal.SIGKILL)
+        killed.extend(pid for pid in members if pid not in killed)
+        await asyncio.sleep(poll)
+        members = await asyncio.to_thread(descendants, root)
+    return killed

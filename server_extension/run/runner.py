@@ -3,6 +3,9 @@ manager, so it is a process of the server (its namespace, its cgroup, a terminal
 environment with ``PORT``), on a pty, shared by every viewer through terminado's own
 websocket, as JupyterLab's terminals are.
 
+The terminal's process is the run's root (``reaper.py``), which runs the command and
+collects every process the run starts, so Stop finds them all (``processes.py``).
+
 terminado drops a terminal whose process ended; the run keeps its own record (exit code,
 the end of its output), so the Run panel can still show a crashed run's last words.
 """
@@ -10,6 +13,7 @@ the end of its output), so the Run panel can still show a crashed run's last wor
 import asyncio
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,8 +24,9 @@ from traitlets.config import LoggingConfigurable
 
 from .. import upstream
 from ..appport import PortProbe
+from ..terminalsocket import viewer_backlog
 from .command import CommandProblem, NoCommand, RunCommand, expanded_env, find_run_command
-from .processes import end_session
+from .processes import end_descendants
 from .scrollback import BoundedScrollback, plain_tail
 
 # The run's terminal, as JupyterLab's Running panel and the terminals API name it.
@@ -29,9 +34,16 @@ RUN_TERMINAL = "run"
 STOPPED, STARTING, RUNNING, CRASHED = "stopped", "starting", "running", "crashed"
 
 
-def shell_argv(command: str) -> list[str]:
-    """The command line as a shell runs it, so ``$PORT``, ``&&`` and quotes work."""
-    return [shutil.which("bash") or "/bin/sh", "-c", command]
+# The run's root process, run by path: no import of this package, whatever the run's
+# PYTHONPATH says.
+REAPER = Path(__file__).with_name("reaper.py")
+
+
+def run_argv(command: str) -> list[str]:
+    """The command line as a shell runs it, so ``$PORT``, ``&&`` and quotes work, below
+    the run's root."""
+    shell = [shutil.which("bash") or "/bin/sh", "-c", command]
+    return [sys.executable, "-I", "-S", str(REAPER), *shell]
 
 
 def isoformat(moment: datetime | None) -> str | None:
@@ -165,15 +177,20 @@ class ProjectRun(LoggingConfigurable):
         state = await self.state()
         record = self.record
         listening = state == RUNNING and await self.probe.listening()
+        alive = record is not None and record.alive
         found = find_run_command(self.root)
         model = {
             "state": state,
             "label": state_label(state, record),
             "run": None,
-            "terminal": RUN_TERMINAL if record is not None and record.alive else None,
+            "terminal": RUN_TERMINAL if alive else None,
             "port": self.port,
             "listening_port": self.port if listening else None,
             "problem": self.problem.to_json() if self.problem else None,
+            "viewers": [
+                viewer_backlog(websocket)
+                for websocket in (upstream.terminal_viewers(record.terminal) if alive else ())
+            ],
             "next": {"kind": kind_of(found), **found.to_json()},
         }
         if record is not None:
@@ -250,7 +267,7 @@ class ProjectRun(LoggingConfigurable):
         terminal = upstream.start_named_terminal(
             manager,
             RUN_TERMINAL,
-            shell_argv(found.command),
+            run_argv(found.command),
             str(cwd),
             expanded_env(found.env, os.environ),
             scrollback,
@@ -264,7 +281,7 @@ class ProjectRun(LoggingConfigurable):
 
     async def _stop(self, record: RunRecord) -> None:
         record.stopped = True
-        killed = await end_session(record.pid, self.stop_timeout)
+        killed = await end_descendants(record.pid, self.stop_timeout)
         if killed:
             self.log.warning("Code Pilot: run %d: SIGKILL to %s", record.number, killed)
         # terminado notices the closed pty on its next read: wait for it, briefly.

@@ -9,7 +9,7 @@ import json
 import pytest
 from playwright.sync_api import Page, expect
 
-from server_extension.run.processes import session_members
+from server_extension.run.processes import descendants
 
 from ..support.procfs import alive
 from .lab import (
@@ -115,7 +115,7 @@ def test_a_reload_reattaches_to_the_run(lab, plain_hub):
 
 def test_stop_ends_every_process_of_the_run(lab, plain_hub):
     pid = run_model(lab, plain_hub.server_url(STUDENT))["pid"]
-    members = session_members(pid)
+    members = descendants(pid)
     assert len(members) >= 2, members  # the shell's python and Flask's reloaded child
     top_button(lab, "stop").click()
     expect(status_item(lab)).to_have_text("▶ Stopped", timeout=UI_TIMEOUT_MS)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from server_extension.run.processes import session_members
+from server_extension.run.processes import descendants
 
 from ..support.hubtools import wait_until
 from ..support.npmcache import fill_npm_cache, give_npm_cache
@@ -91,7 +91,7 @@ def run_processes(page: Page, server_url: str, number: int) -> list[int]:
         run = model["run"] or {}
         return run.get("number") == number and model["state"] != "stopped" and model["pid"]
 
-    return session_members(wait_until(started, UI_TIMEOUT_MS / 1000, 0.2, f"run {number}"))
+    return descendants(wait_until(started, UI_TIMEOUT_MS / 1000, 0.2, f"run {number}"))
 
 
 def stop_ends_every_process(page: Page, server_url: str, members: list[int]) -> None:

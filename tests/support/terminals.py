@@ -17,13 +17,16 @@ def open_terminal(server_url: str, token: str, session: requests.Session | None 
     return connect_terminal(server_url, token, response.json()["name"])
 
 
-def connect_terminal(server_url: str, token: str, name: str):
+def connect_terminal(server_url: str, token: str, name: str, **options):
     """Attach a websocket to terminal ``name`` of the server at ``server_url``, as a
-    JupyterLab Terminal widget does."""
+    JupyterLab Terminal widget does; ``options`` for ``websockets`` (``max_queue``)."""
     headers = {"Authorization": f"token {token}"}
     ws_base = "ws" + server_url[len("http") :]
     return websockets.sync.client.connect(
-        f"{ws_base}terminals/websocket/{name}", additional_headers=headers, open_timeout=30
+        f"{ws_base}terminals/websocket/{name}",
+        additional_headers=headers,
+        open_timeout=30,
+        **options,
     )
 
 
