@@ -8,4 +8,5 @@ object.
 """
 
 RUN_PATH = "codepilot/api/run"
-RUN_STATES = ("running", "starting", "stopped", "crashed")
+RUNNING, STARTING, STOPPED, CRASHED = "running", "starting", "stopped", "crashed"
+RUN_STATES = (RUNNING, STARTING, STOPPED, CRASHED)

@@ -357,7 +357,7 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         self.handlers.extend(preview_handlers(self.preview_url, self.preview_api_url))
         self.handlers.extend(project_handlers(self.project_limit, self.storage_mode))
         self.project_run = project_run(self.serverapp, self.preview_port, self)
-        ports = ServerPorts(lambda: {self.serverapp.port}, lambda: self.project_run.session_id)
+        ports = ServerPorts(lambda: {self.serverapp.port}, self.project_run.process_ids)
         self.handlers.append(app_status_handler(self.preview_port, ports, self.preview_url))
         terminals = terminal_manager(self.serverapp)
         if isinstance(terminals, WorkspaceTerminalManager):

@@ -90,11 +90,11 @@ class ServerPorts:
     def __init__(
         self,
         own_ports: Callable[[], set[int]],
-        run_session: Callable[[], int | None],
+        run_processes: Callable[[], set[int]],
         fresh: float = FRESH_SECONDS,
     ):
         self.own_ports = own_ports
-        self.run_session = run_session
+        self.run_processes = run_processes  # blocking: called off the event loop
         self.fresh = fresh
         self._read_at = float("-inf")
         self._ports: list[ListeningPort] = []
@@ -109,8 +109,9 @@ class ServerPorts:
 
     async def _read(self) -> list[ListeningPort]:
         try:
+            own = self.own_ports()
             self._ports = await asyncio.to_thread(
-                listening_ports, self.own_ports(), self.run_session()
+                lambda: listening_ports(own, self.run_processes())
             )
             self._read_at = time.monotonic()
             return self._ports

@@ -3,8 +3,8 @@
 The server reads its own network namespace (a pod, or its namespace on one machine):
 ``/proc/self/net/tcp{,6}`` list the listening sockets (``codepilot_contracts.listening``),
 and the ``socket:[<inode>]`` links in ``/proc/<pid>/fd`` say which process holds each, for
-the processes this server's user may read. A port of the run's processes (its session,
-``run/processes.py``) is the app's when ``PORT`` is not listened on. The server's own
+the processes this server's user may read. A port of the run's processes (its root's
+descendants, ``run/processes.py``) is the app's when ``PORT`` is not listened on. The server's own
 ports (its IDE's) are never listed: they are no preview. On one machine, where servers
 without a namespace share the machine's sockets, a port is listed only when a process of
 this server holds it (it carries the server's ``WORKSPACE_PROCESS_TAG``).
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from codepilot_contracts.env import PROCESS_TAG
 from codepilot_contracts.listening import Listener, previewable_ports, read_listeners
 
-from .run.processes import PROC, stat_fields
+from .run.processes import PROC
 
 _SOCKET_LINK = "socket:["
 
@@ -74,14 +74,6 @@ def _read(path: str) -> str:
         return ""
 
 
-def session_of(pid: int, proc: str = PROC) -> int | None:
-    stat = _read(f"{proc}/{pid}/stat")
-    try:
-        return int(stat_fields(stat)[3]) if stat else None
-    except (ValueError, IndexError):
-        return None
-
-
 def of_this_server(pid: int, tag: str, proc: str = PROC) -> bool:
     """Whether ``pid`` began with this server's process tag (always, without a tag: a pod,
     whose sockets are all its own)."""
@@ -99,7 +91,7 @@ def describe_ports(
     listeners: list[Listener],
     holders: dict[int, int],
     own_ports: set[int],
-    run_session: int | None,
+    run_processes: set[int],
     tag: str = "",
     proc: str = PROC,
 ) -> list[ListeningPort]:
@@ -116,12 +108,12 @@ def describe_ports(
         if pid is None or not of_this_server(pid, tag, proc):
             continue  # held by a process this server cannot read, or another server's
         name = _read(f"{proc}/{pid}/comm").strip()
-        in_run = run_session is not None and session_of(pid, proc) == run_session
+        in_run = pid in run_processes
         described.append(ListeningPort(port, name, pid, in_run))
     return described
 
 
-def listening_ports(own_ports: set[int], run_session: int | None) -> list[ListeningPort]:
+def listening_ports(own_ports: set[int], run_processes: set[int]) -> list[ListeningPort]:
     """The previewable ports of this server's namespace now (blocking: reads /proc)."""
     listeners = read_listeners("/proc/self/net")
     # Only sockets that could be previewed are looked for in /proc/<pid>/fd: with no app
@@ -129,4 +121,4 @@ def listening_ports(own_ports: set[int], run_session: int | None) -> list[Listen
     wanted = {s.inode for s in listeners if s.reachable_on_loopback and s.port not in own_ports}
     holders = socket_holders(wanted) if wanted else {}
     tag = os.environ.get(PROCESS_TAG, "")
-    return describe_ports(listeners, holders, own_ports, run_session, tag)
+    return describe_ports(listeners, holders, own_ports, run_processes, tag)

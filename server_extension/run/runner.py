@@ -22,16 +22,18 @@ from pathlib import Path
 from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
+from codepilot_contracts.run import CRASHED, RUNNING, STARTING, STOPPED
+
 from .. import upstream
 from ..appport import PortProbe
 from ..terminalsocket import viewer_backlog
 from .command import CommandProblem, NoCommand, RunCommand, expanded_env, find_run_command
+from .processes import descendants as end_descendants_of
 from .processes import end_descendants
 from .scrollback import BoundedScrollback, plain_tail
 
 # The run's terminal, as JupyterLab's Running panel and the terminals API name it.
 RUN_TERMINAL = "run"
-STOPPED, STARTING, RUNNING, CRASHED = "stopped", "starting", "running", "crashed"
 
 
 # The run's root process, run by path: no import of this package, whatever the run's
@@ -133,12 +135,14 @@ class ProjectRun(LoggingConfigurable):
 
     # --- reading the state ---------------------------------------------------------------
 
-    @property
-    def session_id(self) -> int | None:
-        """The session of the live run's processes (its first process leads it), or None:
-        the ports they listen on are the app's when ``PORT`` is not (``listeningports``)."""
+    def process_ids(self) -> set[int]:
+        """The live run's processes: its root and every descendant, wherever they moved
+        (blocking: reads /proc); the ports they listen on are the app's when ``PORT`` is
+        not (``listeningports``)."""
         record = self.record
-        return record.pid if record is not None and record.alive else None
+        if record is None or not record.alive:
+            return set()
+        return {record.pid, *end_descendants_of(record.pid)}
 
     def _notice_end(self) -> None:
         """Record the run's end once terminado has dropped its terminal (its pty closed,
