@@ -8,7 +8,8 @@ last such document closes, and with the server. This package only configures it:
 (python-lsp-server with python-lsp-ruff) from this server's Python, and
 typescript-language-server with its TypeScript 5 from ``node_modules/`` beside this file
 (``make install`` and the runner image run ``npm ci`` here). It also makes completion
-show as you type (JupyterLab's completer opens on Tab only, by default).
+show as you type (JupyterLab's completer opens on Tab only, by default), and waits
+for pylsp, which answers in seconds, not the 1 s JupyterLab waits for a provider.
 """
 
 import os
