@@ -6,12 +6,13 @@ import os
 import signal
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import CaselessStrEnum, Float, Int, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
 from codepilot_contracts import defaults
 from codepilot_contracts.env import env_name
 
 from .appport import app_status_handler
+from .collaboration import configure_collaboration, page_config_hook_without_collaboration
 from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
 from .projects import project_handlers
@@ -178,6 +179,15 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         enforces it.""",
     ).tag(config=True)
 
+    collaboration = Bool(
+        True,
+        help="""Real-time collaboration (jupyter-collaboration): everyone who opens this
+        server (its owner, a teacher) edits the same open files live, with each other's
+        cursors named by their hub user names. Its document store lives in the
+        workspace's never-synced ``.codepilot/`` folder. False: neither its server
+        extensions nor its JupyterLab plugins load, and the last save wins.""",
+    ).tag(config=True)
+
     @property
     def storage_mode(self) -> str:
         return wiring.resolve_mode(self.storage, self.s3_bucket)
@@ -207,6 +217,7 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
 
     def linked_to_server(self, serverapp):
         configure_terminals(serverapp)
+        configure_collaboration(serverapp, self.collaboration, self.log)
         # The server builds its contents manager right after linking, from these settings.
         choice = wiring.contents_manager_choice(
             self.storage_mode, self.workspace_location, self.sync_save_timeout
@@ -308,6 +319,13 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
                     type(terminals).__name__,
                 )
             terminal_extra_env(terminals).update(self.preview_environment())
+        if not self.collaboration:
+            settings = self.serverapp.web_app.settings
+            # After JupyterHub's own hook, which the "jupyterhub" extension set (it loads
+            # before this one, in name order).
+            settings["page_config_hook"] = page_config_hook_without_collaboration(
+                settings.get("page_config_hook")
+            )
         self.log.info(
             "Code Pilot: workspace %s (storage %s), app on port %s, preview at %s",
             self.serverapp.root_dir,
