@@ -251,6 +251,14 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
 
     async def started_with_server(self, serverapp):
         self._stop_on_sigint(serverapp)
+        if not self.collaboration:
+            # Once every extension has loaded: JupyterHub's extension sets its own hook as
+            # it initializes, after this one's settings. Before any await, so before the
+            # event loop serves a request.
+            settings = serverapp.web_app.settings
+            settings["page_config_hook"] = page_config_hook_without_collaboration(
+                settings.get("page_config_hook")
+            )
         sync = self.workspace_sync
         if sync is None:
             return
@@ -319,13 +327,6 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
                     type(terminals).__name__,
                 )
             terminal_extra_env(terminals).update(self.preview_environment())
-        if not self.collaboration:
-            settings = self.serverapp.web_app.settings
-            # After JupyterHub's own hook, which the "jupyterhub" extension set (it loads
-            # before this one, in name order).
-            settings["page_config_hook"] = page_config_hook_without_collaboration(
-                settings.get("page_config_hook")
-            )
         self.log.info(
             "Code Pilot: workspace %s (storage %s), app on port %s, preview at %s",
             self.serverapp.root_dir,

@@ -4,21 +4,21 @@ converge, the save that follows is the converged text in S3 and on disk, typing 
 no S3 request per keystroke, a file changed on disk reaches every peer, the
 collaboration's own files never reach S3, and a hostile peer neither joins from another
 origin nor crashes or bloats the server. ``CODEPILOT_COLLABORATION=false`` leaves the
-routes out.
+routes and its JupyterLab plugins out.
 """
 
 import asyncio
-import tempfile
-from pathlib import Path
+import json
+import re
 
 import pytest
 import requests
 import websockets
 
-from server_extension.collaboration import MAX_UPDATE_BYTES
+from server_extension.collaboration import LAB_PACKAGES, MAX_UPDATE_BYTES
 
-from .support.hubtools import wait_until
-from .support.jupyterserver import start_jupyter_server, synced_server_fixture
+from .support.hubtools import login, start_hub, wait_until
+from .support.jupyterserver import synced_server_fixture
 from .support.s3server import s3_server_fixture
 from .support.ydocpeer import DocumentPeer, open_session, room_url
 
@@ -169,16 +169,38 @@ async def test_huge_and_malformed_updates_neither_crash_nor_bloat_the_server(ser
     assert server.api("GET", "/api/status").status_code == 200
 
 
-def test_collaboration_off_leaves_its_routes_out(s3):
-    root = Path(tempfile.mkdtemp(prefix="codepilot-no-collab-"))
-    plain = start_jupyter_server(root, {**s3.env, "CODEPILOT_COLLABORATION": "false"})
+def lab_page_config(hub, user: str) -> dict:
+    """The page config JupyterLab of ``user``'s server starts from."""
+    page = hub.session.get(
+        f"{hub.server_url(user)}lab", headers={"Authorization": f"token {hub.token}"}, timeout=30
+    )
+    page.raise_for_status()
+    found = re.search(r'id="jupyter-config-data"[^>]*>\s*(\{.*?\})\s*</script>', page.text, re.S)
+    return json.loads(found.group(1))
+
+
+def test_collaboration_off_leaves_its_routes_and_lab_plugins_out():
+    """Off on a hub: the hub passes the setting on, JupyterLab loads none of its plugins
+    (after JupyterHub's own page config hook), its routes and its state folder are absent."""
+    hub = start_hub(env={"CODEPILOT_COLLABORATION": "false"})
     try:
-        (root / "a.py").write_text("a\n")
-        response = plain.api(
-            "PUT", "/api/collaboration/session/a.py", json={"format": "text", "type": "file"}
+        login(hub, USER)
+        hub.start_server(USER)
+        config = lab_page_config(hub, USER)
+        loaded = {extension["name"] for extension in config["federated_extensions"]}
+        assert not loaded & set(LAB_PACKAGES), loaded
+        assert set(LAB_PACKAGES) <= set(config["disabledExtensions"])
+        assert config["disableRTC"] is True
+        assert "@codepilot/lab" in loaded
+        response = hub.session.put(
+            f"{hub.server_url(USER)}api/collaboration/session/a.py",
+            headers={"Authorization": f"token {hub.token}"},
+            json={"format": "text", "type": "file"},
+            timeout=30,
         )
         assert response.status_code == 404
-        assert not (root / ".codepilot" / "collaboration").exists()
-        assert "real-time collaboration is off" in plain.log()
+        workspace = hub.data_dir / "workspaces" / USER / "default"
+        assert workspace.is_dir() and not (workspace / ".codepilot" / "collaboration").exists()
+        assert "real-time collaboration is off" in hub.log()
     finally:
-        plain.stop()
+        hub.stop()
