@@ -117,6 +117,7 @@ spawner.image = f"{value('singleuser.image.name', str, 'ghcr.io/codepilot/runner
 spawner.image_pull_policy = value("singleuser.image.pullPolicy", str, "IfNotPresent")
 spawner.uid = value("singleuser.uid", int, 1000)
 spawner.preview_port = value("singleuser.previewPort", int, 3000)
+spawner.codepilot_settings = {"collaboration": value("singleuser.collaboration", bool, True)}
 spawner.workspace_size_limit = str(value("singleuser.workspaceSizeLimit", (str, int), "10Gi"))
 spawner.start_timeout = value("singleuser.startTimeout", int, 300)
 spawner.termination_grace_period = value("singleuser.terminationGracePeriodSeconds", int, 60)

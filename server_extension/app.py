@@ -13,6 +13,7 @@ from codepilot_contracts.env import env_name
 
 from .appport import ServerPorts, app_status_handler
 from .codeintel import configure_language_servers, hide_frontend, use_lab_defaults
+from .collaboration import configure_collaboration, page_config_hook_without_collaboration
 from .envconfig import EnvDefaultsMixin
 from .preview import preview_handlers
 from .projects import project_handlers
@@ -203,6 +204,15 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         server starts and JupyterLab loads without jupyterlab-lsp.""",
     ).tag(config=True)
 
+    collaboration = Bool(
+        True,
+        help="""Real-time collaboration (jupyter-collaboration): everyone who opens this
+        server (its owner, a teacher) edits the same open files live, with each other's
+        cursors named by their hub user names. Its document store lives in the
+        workspace's never-synced ``.codepilot/`` folder. False: neither its server
+        extensions nor its JupyterLab plugins load, and the last save wins.""",
+    ).tag(config=True)
+
     @property
     def storage_mode(self) -> str:
         return wiring.resolve_mode(self.storage, self.s3_bucket)
@@ -236,6 +246,7 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         configure_language_servers(serverapp.config, self.code_intelligence)
         if self.code_intelligence:
             use_lab_defaults()
+        configure_collaboration(serverapp, self.collaboration, self.log)
         # The server builds its contents manager right after linking, from these settings.
         choice = wiring.contents_manager_choice(
             self.storage_mode, self.workspace_location, self.sync_save_timeout
@@ -269,6 +280,16 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
 
     async def started_with_server(self, serverapp):
         self._stop_on_sigint(serverapp)
+        # JupyterLab plugins left out, once every extension has loaded: JupyterHub's
+        # extension sets its own page config hook as it initializes, after this one's
+        # settings. Before any await, so before the event loop serves a request.
+        settings = serverapp.web_app.settings
+        if not self.collaboration:
+            settings["page_config_hook"] = page_config_hook_without_collaboration(
+                settings.get("page_config_hook")
+            )
+        if not self.code_intelligence:
+            hide_frontend(settings)
         sync = self.workspace_sync
         if sync is None:
             return
@@ -343,8 +364,6 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
                     "makes the server buffer a terminal's output without bound"
                 )
         self.settings[BACKLOG_SETTING] = self.terminal_backlog_bytes
-        if not self.code_intelligence:
-            hide_frontend(self.serverapp.web_app.settings)
         self.log.info(
             "Code Pilot: workspace %s (storage %s), app on port %s, preview at %s",
             self.serverapp.root_dir,

@@ -12,6 +12,7 @@ CHECKED_VERSIONS = {
     "jupyter-server-terminals": "0.5.4",
     "terminado": "0.18.1",
     "jupyterhub": "6.1.1",
+    "jupyter-server-ydoc": "3.0.4",
 }
 
 
@@ -61,6 +62,56 @@ class ExtensionHooks:
 
     async def started_with_server(self, serverapp) -> None:
         """Override: start what needs the server's event loop running."""
+
+
+def extension_app_config(serverapp, name):
+    """The extension app of the enabled server extension ``name``, once linked (it has
+    read its config, it has not loaded); None when it is not installed or not enabled.
+    Its traits and its ``config`` may still be changed: they are read when it loads.
+
+    Checked on jupyter-server 2.16.0-2.21.1 (``ExtensionManager.extensions``,
+    ``ExtensionPackage.extension_points``, ``ExtensionPoint.app``; extensions link in
+    name order, all before any loads). If it drifts, collaboration keeps its document
+    store in the workspace, which the sync pushes to S3.
+    """
+    package = serverapp.extension_manager.extensions.get(name)
+    if package is None or not package.enabled:
+        return None
+    apps = [point.app for point in package.extension_points.values() if point.app]
+    return apps[0] if apps else None
+
+
+def skip_extension(serverapp, name) -> None:
+    """Keep the linked server extension ``name`` from loading, starting and stopping, as
+    if it were disabled in the config.
+
+    Checked on jupyter-server 2.16.0-2.21.1 (``ExtensionManager.load_extension``,
+    ``start_extension`` and ``stop_all_extensions`` skip a package whose ``enabled`` is
+    false or that has no points). If it drifts, ``CODEPILOT_COLLABORATION=false`` leaves
+    the collaboration's routes on the server.
+    """
+    package = serverapp.extension_manager.extensions.get(name)
+    if package is not None:
+        package.enabled = False
+        package.extension_points = {}
+
+
+def harden_collaboration_websocket(max_message_bytes: int) -> None:
+    """Documents' websockets refuse a foreign ``Origin`` as every other websocket of the
+    server does, and messages larger than ``max_message_bytes``.
+
+    Checked on jupyter-server-ydoc 3.0.4: ``YDocWebSocketHandler.check_origin`` accepts
+    every origin and its ``max_message_size`` is 1 GB (a property tornado reads for each
+    message); jupyter-server 2.21.1's ``JupyterHandler.check_origin`` reads the request's
+    own headers. If it drifts, a page of another origin (a student's preview, another
+    student's IDE: the same site under one domain) can join a room with the cookies of
+    a teacher who opens it, or a peer can make the server buffer up to 1 GB.
+    """
+    from jupyter_server.base.handlers import JupyterHandler
+    from jupyter_server_ydoc.handlers import YDocWebSocketHandler
+
+    YDocWebSocketHandler.check_origin = JupyterHandler.check_origin
+    YDocWebSocketHandler.max_message_size = max_message_bytes
 
 
 def stop_signal_handler(serverapp):

@@ -213,3 +213,25 @@ def test_the_hub_model_is_behind_the_current_user_of_a_singleuser_server():
     assert upstream.hub_model(JupyterHubUser(model)) == model
     assert upstream.hub_model(User(username=os.environ.get("USER", "someone"))) == {}
     assert upstream.hub_model(None) == {}
+
+
+# --- jupyter-server-ydoc ------------------------------------------------------------------
+
+
+def test_documents_websockets_take_the_servers_origin_check_and_a_message_cap():
+    import inspect
+
+    from jupyter_server.base.handlers import JupyterHandler
+    from jupyter_server_ydoc.handlers import YDocWebSocketHandler
+    from tornado.websocket import WebSocketHandler, WebSocketProtocol13
+
+    # tornado asks the handler for both, per connection and per message.
+    assert "self.check_origin" in inspect.getsource(WebSocketHandler.get)
+    assert "max_message_size" in inspect.getsource(WebSocketProtocol13)
+    before = (YDocWebSocketHandler.check_origin, YDocWebSocketHandler.max_message_size)
+    try:
+        upstream.harden_collaboration_websocket(1234)
+        assert YDocWebSocketHandler.check_origin is JupyterHandler.check_origin
+        assert YDocWebSocketHandler.max_message_size == 1234
+    finally:
+        YDocWebSocketHandler.check_origin, YDocWebSocketHandler.max_message_size = before

@@ -42,7 +42,7 @@ AUTOMATION_SCOPES = [
 
 # c.CodePilot settings the hub passes on to every user server as they are, from its own
 # environment; the S3 settings go through S3Settings (s3_settings).
-SERVER_SETTINGS = ["storage", "code_intelligence"]
+SERVER_SETTINGS = ["storage", "code_intelligence", "collaboration"]
 
 
 class SettingsError(ValueError):

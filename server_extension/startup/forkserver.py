@@ -60,6 +60,9 @@ PRELOAD = (
     "jupyterlab_server",
     "notebook_shim",
     "jupyter_lsp",
+    # real-time collaboration (jupyter-collaboration)
+    "jupyter_server_fileid.extension",
+    "jupyter_server_ydoc.app",
     "server_extension.app",
 )
 # Interpreter options of ``python <options> -m <module>`` that a child can honour: the

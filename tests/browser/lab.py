@@ -101,7 +101,8 @@ def wait_for_lab(page: Page, timeout: float = SPAWN_TIMEOUT_MS) -> None:
     """Wait until JupyterLab has drawn its shell and file browser."""
     page.wait_for_url(re.compile(r"/lab(/|\?|$)"), timeout=timeout)
     page.locator("#jp-main-dock-panel").wait_for(timeout=timeout)
-    page.locator(".jp-DirListing-content").wait_for(timeout=timeout)
+    # The file browser's listing (the collaborators panel is a listing too).
+    page.locator("#filebrowser .jp-DirListing-content").wait_for(timeout=timeout)
 
 
 def dismiss_news_prompt(page: Page) -> None:

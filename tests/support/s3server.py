@@ -18,10 +18,12 @@ For pytest, ``s3_server_fixture()`` makes a module- or session-scoped fixture of
 """
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
 
@@ -187,6 +189,24 @@ class S3Server:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
+    @contextlib.contextmanager
+    def recording(self):
+        """Inside the block, moto records each request it serves; yields a function that
+        returns them so far, as ``(method, path)`` pairs (moto's own recorder)."""
+        api = f"{self.moto_url}/moto-api/recorder"
+        requests.post(f"{api}/reset-recording", timeout=10).raise_for_status()
+        requests.post(f"{api}/start-recording", timeout=10).raise_for_status()
+
+        def seen() -> list[tuple[str, str]]:
+            text = requests.get(f"{api}/download-recording", timeout=10).text
+            entries = [json.loads(line) for line in text.splitlines() if line.strip()]
+            return [(entry["method"], entry["url"]) for entry in entries]
+
+        try:
+            yield seen
+        finally:
+            requests.post(f"{api}/stop-recording", timeout=10)
+
     def outage(self):
         """S3 unreachable through ``endpoint_url`` inside the block; data survives."""
         return self._relay_mode("refuse")
@@ -218,12 +238,19 @@ class S3Server:
                 self.process.wait()
 
 
+def recording_file() -> str:
+    handle, path = tempfile.mkstemp(prefix="codepilot-moto-recording-")
+    os.close(handle)
+    return path
+
+
 def start_s3_server(relay: bool = True, timeout: float = 30) -> S3Server:
     """Start moto's S3 server on a free loopback port and wait until it answers."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, **CREDENTIALS},
+        # Requests recorded by ``recording()`` go to a file of its own, not the cwd.
+        env={**os.environ, **CREDENTIALS, "MOTO_RECORDER_FILEPATH": recording_file()},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
