@@ -117,7 +117,6 @@ spawner.image = f"{value('singleuser.image.name', str, 'ghcr.io/codepilot/runner
 spawner.image_pull_policy = value("singleuser.image.pullPolicy", str, "IfNotPresent")
 spawner.uid = value("singleuser.uid", int, 1000)
 spawner.preview_port = value("singleuser.previewPort", int, 3000)
-spawner.codepilot_settings = {"collaboration": value("singleuser.collaboration", bool, True)}
 spawner.workspace_size_limit = str(value("singleuser.workspaceSizeLimit", (str, int), "10Gi"))
 spawner.start_timeout = value("singleuser.startTimeout", int, 300)
 spawner.termination_grace_period = value("singleuser.terminationGracePeriodSeconds", int, 60)
@@ -126,9 +125,11 @@ spawner.cpu_limit = value("singleuser.cpu.limit", (int, float), 2)
 spawner.mem_guarantee = str(value("singleuser.memory.guarantee", (str, int), "512M"))
 spawner.mem_limit = str(value("singleuser.memory.limit", (str, int), "2G"))
 spawner.starters = configured_starters(values)
-# Completion, errors as you type, hover and go-to-definition in the editor (language servers).
+# Settings of every user server (c.CodePilot.*): code intelligence in the editor (language
+# servers) and live pairing (real-time collaboration).
 spawner.codepilot_settings = {
     "code_intelligence": value("singleuser.codeIntelligence", bool, True),
+    "collaboration": value("singleuser.collaboration", bool, True),
 }
 spawner.sizes = value("singleuser.sizes", list, [])
 spawner.environment = {

@@ -372,3 +372,18 @@ def test_tls_ending_at_a_load_balancer_still_gives_https_previews(helm, values_d
         tmp=values_dir,
     )
     assert refused.returncode != 0 and "/preview/scheme" in refused.stderr
+
+
+@pytest.mark.parametrize("switch", [True, False])
+def test_the_user_server_switches_reach_every_server(helm, values_dir, tmp_path, switch):
+    objects = render(
+        helm,
+        with_preview(singleuser__codeIntelligence=switch, singleuser__collaboration=switch),
+        values_dir,
+    )
+    hub_values = yaml.safe_load(
+        secret_data(one(objects, "Secret", f"{RELEASE}-hub-config"))["values.yaml"]
+    )
+    c = load_hub_config(hub_values, tmp_path)
+    settings = c.CodePilotSpawner.codepilot_settings
+    assert settings == {"code_intelligence": switch, "collaboration": switch}
