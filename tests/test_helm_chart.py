@@ -78,6 +78,8 @@ CONTRACT_KEYS = {
         "imagePullSecrets",
         "nodeSelector",
         "tolerations",
+        "codeIntelligence",
+        "collaboration",
     },
     "s3": {"bucket", "prefix", "endpointUrl", "region", "existingSecret", "credentials"},
     "culler": {"enabled", "timeout", "every"},
