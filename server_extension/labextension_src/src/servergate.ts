@@ -86,6 +86,9 @@ export class ServerGate {
       () => this._isStopped,
       () => void this.suspect()
     );
+    // Real-time collaboration's document and awareness sockets (y-websocket) are opened
+    // with the page's own WebSocket, not the services': those to this server wait too.
+    gatePageWebSockets(settings.wsUrl, () => this._isStopped);
   }
 
   /** Emitted once, when the server is found stopped. */
@@ -150,6 +153,25 @@ function gatedWebSocket(
   }
   // `new GatedWebSocket(...)` returns the object above; the constants are read off the class.
   return Object.assign(GatedWebSocket, {
+    CONNECTING: 0,
+    OPEN: 1,
+    CLOSING: 2,
+    CLOSED: 3
+  }) as unknown as typeof WebSocket;
+}
+
+/** Makes the page's `WebSocket` hold every new socket to `wsUrl` once the server stopped;
+ * sockets elsewhere, and those opened before, are the browser's own. */
+function gatePageWebSockets(wsUrl: string, isStopped: () => boolean): void {
+  const PageWebSocket = window.WebSocket;
+  function PageGatedWebSocket(url: string | URL, protocols?: string | string[]): WebSocket {
+    if (isStopped() && String(url).startsWith(wsUrl)) {
+      return new HeldSocket(url) as unknown as WebSocket;
+    }
+    return new PageWebSocket(url, protocols);
+  }
+  PageGatedWebSocket.prototype = PageWebSocket.prototype; // `instanceof WebSocket` holds
+  window.WebSocket = Object.assign(PageGatedWebSocket, {
     CONNECTING: 0,
     OPEN: 1,
     CLOSING: 2,
