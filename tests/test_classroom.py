@@ -633,7 +633,10 @@ def test_a_teacher_runs_and_stops_a_students_app_from_the_class_page(hub, sessio
     started = act("ana", "sue", "run")
     assert started.status_code == 200, started.text
     assert started.json()["run"]["state"] in ("starting", "running")
-    wait_until(lambda: row("sue")["run"]["state"] == "running", 60, 0.5, "sue's app running")
+    # Until the page's next read of the class, its row has no run state at all.
+    wait_until(
+        lambda: (row("sue")["run"] or {}).get("state") == "running", 60, 0.5, "sue's app running"
+    )
     assert row("sue")["run"]["label"] == "Running"  # the status bar's word
     assert "http.server" in row("sue")["run"]["command"]
     sid = row("sid")

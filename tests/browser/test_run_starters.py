@@ -162,6 +162,8 @@ def test_express_first_run_installs_then_serves_and_restarts_on_edit(student, pl
     stop_ends_every_process(student, server_url, members)
 
 
+# npm install, Vite's first start and a hot reload: past 300 s on a loaded machine.
+@pytest.mark.timeout(600)
 def test_react_vite_first_run_installs_then_hot_reloads(student, plain_hub, npm_cache):
     ready = re.compile(r"VITE v\S+\s+ready in")
     server_url, _ = first_node_run(student, plain_hub, "react-vite", ready)
