@@ -48,7 +48,9 @@ def socket_holders(inodes: set[int], proc: str = PROC) -> dict[int, int]:
     holders: dict[int, int] = {}
     uid = os.geteuid()
     for entry in os.listdir(proc):
-        if not entry.isdigit() or len(holders) == len(inodes):
+        if len(holders) == len(inodes):
+            break  # every socket found: the rest of /proc need not be read
+        if not entry.isdigit():
             continue
         try:
             if uid and os.stat(f"{proc}/{entry}").st_uid != uid:

@@ -37,6 +37,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -391,8 +392,6 @@ async def class_at_work(students: list[Student], seconds: float) -> ClassFigures
 
 def start_all(hub, users: list[str]) -> dict:
     """Every server POSTed at once; seconds to ready of each, from the hub's user list."""
-    from concurrent.futures import ThreadPoolExecutor
-
     posted, ready = {}, {}
 
     def post(user):
