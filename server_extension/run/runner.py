@@ -28,8 +28,7 @@ from .. import upstream
 from ..appport import PortProbe
 from ..terminalsocket import viewer_backlog
 from .command import CommandProblem, NoCommand, RunCommand, expanded_env, find_run_command
-from .processes import descendants as end_descendants_of
-from .processes import end_descendants
+from .processes import descendants, end_descendants
 from .scrollback import BoundedScrollback, plain_tail
 
 # The run's terminal, as JupyterLab's Running panel and the terminals API name it.
@@ -142,7 +141,7 @@ class ProjectRun(LoggingConfigurable):
         record = self.record
         if record is None or not record.alive:
             return set()
-        return {record.pid, *end_descendants_of(record.pid)}
+        return {record.pid, *descendants(record.pid)}
 
     def _notice_end(self) -> None:
         """Record the run's end once terminado has dropped its terminal (its pty closed,
