@@ -15,6 +15,7 @@ from .appport import ServerPorts, app_status_handler
 from .codeintel import configure_language_servers, hide_frontend, use_lab_defaults
 from .collaboration import configure_collaboration, page_config_hook_without_collaboration
 from .envconfig import EnvDefaultsMixin
+from .extensionmanager import use_read_only_extension_manager
 from .preview import preview_handlers
 from .projects import project_handlers
 from .run.handlers import project_run, run_handlers
@@ -242,6 +243,7 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
 
     def linked_to_server(self, serverapp):
         configure_terminals(serverapp)
+        use_read_only_extension_manager(serverapp)
         # Extensions are linked, not loaded yet: jupyter-lsp reads these when it loads.
         configure_language_servers(serverapp.config, self.code_intelligence)
         if self.code_intelligence:

@@ -154,6 +154,15 @@ def test_a_server_start_never_uses_the_deferred_grammar_and_checks_still_answer(
     assert deferred["deferred_after_check"] == {"rfc3987_syntax": False}
 
 
+def test_a_start_imports_only_what_the_fork_server_preloaded(tmp_path):
+    # A module a forked server imports itself costs it memory the others do not share.
+    start = run_start_check(tmp_path, "--preload")
+    assert start["preload"] == {"failed": [], "imported_after": []}
+    # JupyterLab's Extension Manager cannot install into a workspace server's environment
+    # (and its PyPI client was the largest import left): read-only.
+    assert start["extension_manager"] == ["readonly"]
+
+
 def test_only_installed_modules_are_deferred_and_a_failing_one_fails_every_time():
     code = """
 import sys

@@ -1,10 +1,13 @@
-"""The store's endpoint: over plain HTTP no CA store is loaded (it costs every restore
-and verifies nothing); over HTTPS the configured CA bundle is still used."""
+"""The store's client: over plain HTTP no CA store is loaded (it costs every restore
+and verifies nothing); over HTTPS the configured CA bundle is still used; botocore's data
+files are read once per process, ahead of forks."""
 
 import asyncio
 
+import botocore.loaders
 import pytest
 
+from server_extension.storage.botodata import read_s3_client_data
 from server_extension.storage.endpoint import configured_endpoint, plain_http
 from server_extension.storage.location import WorkspaceLocation
 from server_extension.storage.s3 import S3Error, S3Store
@@ -47,3 +50,18 @@ def test_the_endpoint_is_resolved_as_botocore_does(monkeypatch):
     assert configured_endpoint() == ""
     assert plain_http("HTTP://s3.example") and not plain_http("https://s3.example")
     assert not plain_http("")
+
+
+@pytest.mark.integration
+def test_a_store_reads_no_botocore_data_file_once_it_was_read_ahead(s3_env, monkeypatch):
+    read_s3_client_data()  # as the fork server does before it forks the servers
+    files = []
+    load_file = botocore.loaders.JSONFileLoader.load_file
+
+    def recorded(loader, path):
+        files.append(path)
+        return load_file(loader, path)
+
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file", recorded)
+    assert asyncio.run(list_all(s3_env.endpoint_url)) == {}
+    assert files == []

@@ -31,6 +31,7 @@ The fork server ends when the hub closes its stdin (the hub ended); servers do n
 import contextlib
 import ctypes
 import gc
+import importlib
 import os
 import random
 import runpy
@@ -64,7 +65,35 @@ PRELOAD = (
     "jupyter_server_fileid.extension",
     "jupyter_server_ydoc.app",
     "server_extension.app",
+    # imported at start, not by the modules above: jupyter-server's handlers as it
+    # builds its web app, the storage a synced workspace restores with, IPython's paths
+    # that notebook_shim reads, anyio's backend that the first file operation loads.
+    # Each module a child imports itself costs it memory.
+    "jupyter_server.kernelspecs.handlers",
+    "jupyter_server.nbconvert.handlers",
+    "jupyter_server.view.handlers",
+    "jupyter_server.services.api.handlers",
+    "jupyter_server.services.config.handlers",
+    "jupyter_server.services.contents.handlers",
+    "jupyter_server.services.events.handlers",
+    "jupyter_server.services.kernels.handlers",
+    "jupyter_server.services.kernelspecs.handlers",
+    "jupyter_server.services.nbconvert.handlers",
+    "jupyter_server.services.security.handlers",
+    "jupyter_server.services.sessions.handlers",
+    "jupyter_server.services.shutdown",
+    "jupyter_lsp.virtual_documents_shadow",
+    "notebook_shim.nbserver",
+    "tornado.platform.asyncio",
+    "jinja2.ext",
+    "server_extension.storage.contents",
+    "server_extension.storage.s3",
+    "IPython.paths",
+    "anyio._backends._asyncio",
 )
+# Functions (``module:function``) that read data every server reads at start and never
+# changes, so that the children share it: botocore's S3 model and endpoint rules.
+READ_AHEAD = ("server_extension.storage.botodata:read_s3_client_data",)
 # Interpreter options of ``python <options> -m <module>`` that a child can honour: the
 # fork server runs with -P and -s, so their effect on sys.path is already in place.
 MODULE_FLAGS = {"-P", "-s"}
@@ -74,8 +103,9 @@ PR_SET_DUMPABLE = 4
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def preload(modules=PRELOAD) -> list[str]:
-    """Import ``modules``; returns those that failed (logged, not fatal)."""
+def preload(modules=PRELOAD, read_ahead=READ_AHEAD) -> list[str]:
+    """Import ``modules``, then call ``read_ahead``; returns those that failed (logged,
+    not fatal: a child then imports or reads it itself)."""
     failed = []
     for name in modules:
         try:
@@ -83,6 +113,13 @@ def preload(modules=PRELOAD) -> list[str]:
         except Exception as error:
             print(f"fork server: cannot preload {name}: {error!r}", file=sys.stderr)
             failed.append(name)
+    for entry in read_ahead:
+        module, function = entry.split(":")
+        try:
+            getattr(importlib.import_module(module), function)()
+        except Exception as error:
+            print(f"fork server: cannot read ahead {entry}: {error!r}", file=sys.stderr)
+            failed.append(entry)
     return failed
 
 

@@ -23,6 +23,7 @@ import botocore.parsers
 from aiobotocore.config import AioConfig
 
 from ..credential_refresher import CredentialsUnavailable, use_broker_credentials
+from .botodata import use_shared_data
 from .endpoint import configured_endpoint, plain_http
 from .location import WorkspaceLocation
 
@@ -197,6 +198,7 @@ class S3Store:
             if self._client is None:
                 stack = contextlib.AsyncExitStack()
                 session = aiobotocore.session.get_session()
+                use_shared_data(session)
                 use_broker_credentials(session, self.location.credentials_url)
                 session.get_component("response_parser_factory").set_parser_defaults(
                     timestamp_parser=fast_timestamp

@@ -1,9 +1,11 @@
-"""Run as ``python -P -m tests.support.startcheck <root> [--no-defer]``: does what a user server
-does at start (jupyter-server with every extension this environment enables, Code
-Pilot's and JupyterLab's included, initialised; a file saved through the contents
-manager, whose event jupyter_events validates against its schema), then prints JSON:
-the extensions loaded, the events emitted, whether the deferred modules were still
-stand-ins after all that, and the answers of jsonschema's ``iri`` format check.
+"""Run as ``python -P -m tests.support.startcheck <root> [--no-defer] [--preload]``: does
+what a user server does at start (jupyter-server with every extension this environment
+enables, Code Pilot's and JupyterLab's included, initialised; a file saved through the
+contents manager, whose event jupyter_events validates against its schema), then prints
+JSON: the extensions loaded (and JupyterLab's extension manager), the events emitted,
+whether the deferred modules were still stand-ins after all that, and the answers of
+jsonschema's ``iri`` format check. With ``--preload`` it first imports what the fork
+server preloads, and also prints what the start imported beyond that.
 """
 
 import asyncio
@@ -35,6 +37,12 @@ def main() -> None:
     root, defer = sys.argv[1], "--no-defer" not in sys.argv
     if defer:
         defer_unused_imports()
+    preloaded = None
+    if "--preload" in sys.argv:
+        from server_extension.startup.forkserver import preload
+
+        preload_failed = preload()
+        preloaded = set(sys.modules)
     from jupyter_server.serverapp import ServerApp
 
     app = ServerApp.instance()
@@ -43,6 +51,9 @@ def main() -> None:
     app.event_logger.register_handler(events)
     asyncio.run(save_a_file(app))
     deferred_after_start = {name: is_deferred(name) for name in DEFERRED}
+    preload = None
+    if preloaded is not None:
+        preload = {"failed": preload_failed, "imported_after": sorted(set(sys.modules) - preloaded)}
 
     import jsonschema
 
@@ -60,6 +71,11 @@ def main() -> None:
                 "deferred_after_start": deferred_after_start,
                 "iri": iri,
                 "deferred_after_check": {name: is_deferred(name) for name in DEFERRED},
+                "preload": preload,
+                "extension_manager": [
+                    lab.extension_manager
+                    for lab in app.extension_manager.extension_apps.get("jupyterlab", ())
+                ],
             }
         )
     )
