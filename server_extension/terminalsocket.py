@@ -11,7 +11,8 @@ Future ``write_message`` returns). Output that would take that over the limit is
 sent: the viewer has fallen behind, gets nothing more, and once what it was sent has
 gone out it is closed with ``SLOW_VIEWER_CLOSE_CODE``. JupyterLab's terminal connection
 reconnects on any code but 1000 and 1001, and terminado replays the terminal's recent
-output to it, as after a reload.
+output to it, as after a reload. The replay begins with a terminal reset, so a viewer
+that reattaches shows the recent output once, not again after what it showed already.
 """
 
 from jupyter_server_terminals.handlers import TermSocket
@@ -23,6 +24,9 @@ SLOW_VIEWER_REASON = "this viewer fell behind the terminal's output: reattach"
 # Where the limit comes from: ``c.CodePilot.terminal_backlog_bytes``.
 BACKLOG_SETTING = "codepilot_terminal_backlog_bytes"
 DEFAULT_BACKLOG_BYTES = 4 * 1024 * 1024
+# Full reset (RIS): to a new viewer's empty screen it changes nothing; a viewer that
+# reattaches (after SLOW_VIEWER_CLOSE_CODE, a dropped network) starts again from empty.
+REPLAY_RESET = "\x1bc"
 
 
 class BoundedWrites(WebSocketHandler):
@@ -72,14 +76,23 @@ class WorkspaceTermSocket(TermSocket, BoundedWrites):
     """jupyter-server-terminals' terminal websocket with bounded writes (``BoundedWrites``
     comes after terminado's handler in the MRO, so it sees every write the others make)."""
 
+    replaying = False
+
     def open(self, *args, **kwargs):
         # terminado replays the terminal's recent output as the socket opens: bounded by
         # the terminal's scrollback, sent once. The limit is on the live output after it.
         self.counting = False
+        self.replaying = True
         try:
             super().open(*args, **kwargs)
         finally:
             self.counting = True
+            self.replaying = False
+
+    def on_pty_read(self, text: str) -> None:
+        # Within ``open`` the only output is the replay (the pty's reads come from the
+        # event loop, after it).
+        super().on_pty_read(REPLAY_RESET + text if self.replaying else text)
 
 
 def viewer_backlog(websocket) -> dict:

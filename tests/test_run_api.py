@@ -16,7 +16,7 @@ import requests
 from websockets.exceptions import ConnectionClosed
 
 from server_extension.run.processes import descendants
-from server_extension.terminalsocket import SLOW_VIEWER_CLOSE_CODE
+from server_extension.terminalsocket import REPLAY_RESET, SLOW_VIEWER_CLOSE_CODE
 
 from .support.hubtools import free_port
 from .support.jupyterserver import start_jupyter_server
@@ -389,12 +389,15 @@ def test_fifty_megabytes_reach_a_viewer_that_reads_and_not_one_that_does_not(run
             stalled_got += len(message[1]) if message[0] == "stdout" else 0
     assert closed.value.rcvd.code == SLOW_VIEWER_CLOSE_CODE
     assert stalled_got < received
-    # A viewer that attaches now gets the scrollback only, not 50 MB.
+    # A viewer that attaches now gets the scrollback only, not 50 MB, after a reset (a
+    # reattaching view starts again from empty rather than showing it twice).
     late = connect_terminal(f"{run.url}/", run.token, "run")
     try:
-        replayed = len(read_until(late, "flood-done", timeout=30))
+        replay = read_until(late, "flood-done", timeout=30)
     finally:
         late.close()
+    assert replay.startswith(REPLAY_RESET) and replay.count(REPLAY_RESET) == 1
+    replayed = len(replay)
     print(
         f"50 MB run: server RSS grew {grown} KiB, slowest GET {slowest:.3f}s, "
         f"most unsent to one viewer {most_unsent} bytes (limit {BACKLOG_BYTES}), "
