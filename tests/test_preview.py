@@ -28,6 +28,7 @@ from codepilot_contracts.porthosts import port_url
 from codepilot_spawner.services.preview.hosts import PreviewDomain
 
 from .support.hubtools import REPO_ROOT, free_port, login, server_state, start_hub, wait_until
+from .support.procfs import gateway_pid
 from .support.terminals import run_in_terminal
 
 PREVIEW_APP = REPO_ROOT / "tests" / "apps" / "preview_app.py"
@@ -290,22 +291,6 @@ def test_an_app_cannot_set_cookies_for_other_previews(hub, preview):
     assert set_cookie.startswith("tossed=1") and "domain" not in set_cookie.lower()
     tossed = [cookie for cookie in owner.cookies if cookie.name == "tossed"]
     assert [cookie.domain for cookie in tossed] == [urlparse(preview).hostname], tossed
-
-
-def gateway_pid(hub) -> int:
-    """This hub's preview gateway (named by its port), from /proc: the child of the
-    supervisor the hub runs, forked with the supervisor's command line."""
-    option = f"--PreviewGatewayApp.port={hub.preview_port}".encode()
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            parent_argv = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        if option in argv and argv == parent_argv:
-            return int(entry.name)
-    raise AssertionError("the preview gateway's process was not found")
 
 
 def gateway_rss_kib(hub) -> int:

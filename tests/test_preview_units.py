@@ -400,3 +400,60 @@ def test_listings_that_take_the_hub_long_are_spaced_to_a_small_share_of_its_time
     assert directory.next_interval == pytest.approx(10.0)
     directory.last_fetch_seconds = 5.0
     assert directory.next_interval == 30.0
+
+
+# --- forwarding ----------------------------------------------------------------------------
+
+
+async def test_a_chunked_answer_goes_out_whole_and_a_stream_still_streams():
+    """An answer without a length that came whole (Node's ``res.end`` after
+    ``writeHead``: headers and chunks in one write) is sent with its length in one piece;
+    server-sent events still reach the viewer one by one, each before the app sends the
+    next."""
+    first_read = asyncio.Event()
+    head = (
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n"
+    )
+
+    def chunk(data: bytes) -> bytes:
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    async def app(reader, writer):
+        path = (await reader.readline()).split()[1]
+        while await reader.readline() not in (b"\r\n", b""):
+            pass  # the request's headers
+        if path == b"/events":
+            writer.write(head.format("text/event-stream").encode() + chunk(b"data: 1\n\n"))
+            await asyncio.wait_for(first_read.wait(), 10)
+            writer.write(chunk(b"data: 2\n\n") + chunk(b""))
+        else:
+            writer.write(head.format("text/plain").encode() + chunk(b"x" * 1024) + chunk(b""))
+        await writer.drain()
+        writer.close()
+
+    app_server = await asyncio.start_server(app, "127.0.0.1", 0)
+    app_port = app_server.sockets[0].getsockname()[1]
+    target = PreviewTarget(
+        user="ana", server="", label=preview_label("ana"), route=PreviewRoute("1", app_port)
+    )
+    gateway = gateway_replica(b"k" * 32, [target])
+    await gateway.shares.set_level(target, "public")
+    gateway_runner, gateway_port = await serving(gateway.handle)
+    host = {"Host": f"{target.label}.preview.localhost"}
+    try:
+        async with aiohttp.ClientSession() as viewer:
+            url = f"http://127.0.0.1:{gateway_port}"
+            async with viewer.get(f"{url}/page", headers=host) as page:
+                assert (page.status, await page.read()) == (200, b"x" * 1024)
+                assert page.headers["Content-Length"] == "1024"
+                assert "Transfer-Encoding" not in page.headers
+            async with viewer.get(f"{url}/events", headers=host) as events:
+                assert events.headers["Content-Type"] == "text/event-stream"
+                assert await events.content.readuntil(b"\n\n") == b"data: 1\n\n"
+                first_read.set()
+                assert await events.content.read() == b"data: 2\n\n"
+    finally:
+        await gateway.close()
+        await gateway_runner.cleanup()
+        app_server.close()
