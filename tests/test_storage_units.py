@@ -34,6 +34,8 @@ def test_default_and_custom_ignore_rules():
     assert rules.ignored("x.pyc")
     assert rules.ignored(".cache/pip/x")
     assert rules.ignored(".codepilot/sync-manifest.json")
+    assert rules.ignored(".virtual_documents", is_dir=True)
+    assert rules.ignored(".virtual_documents/pairs.ipynb")
     assert rules.ignored("debug.log")
     assert not rules.ignored("keep.log")
     assert rules.ignored("build/out.js")

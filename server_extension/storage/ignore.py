@@ -17,6 +17,9 @@ DEFAULT_PATTERNS = (
     ".cache/",
     "*.pyc",
     ".ipynb_checkpoints/",
+    # jupyterlab-lsp's copies of open notebooks for the language servers, rewritten as
+    # the student types.
+    ".virtual_documents/",
     # A folder marker in S3 only; a local file of that name would clash with it.
     ".s3keep",
 )

@@ -1,7 +1,8 @@
 """Code intelligence in real Chromium, against the one-machine hub: in a student's flask
-starter, pylsp underlines an undefined name and completion as you type is JupyterLab's
-default; typescript-language-server underlines an undefined name
-in the react-vite starter's App.jsx. The language servers start only once a file of
+starter, pylsp underlines an undefined name, completion as you type (JupyterLab's default)
+offers its items, hover shows a signature and go to definition jumps;
+typescript-language-server underlines an undefined name in the react-vite starter's
+App.jsx. The language servers start only once a file of
 theirs is opened, as children of the user's server in its sandbox, and end with it; a
 5 MB file and a file that is not UTF-8 do not hang the server.
 """
@@ -145,6 +146,38 @@ def test_python_errors_underlined_by_a_lazy_language_server_in_the_sandbox(plain
     expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
     page.mouse.move(**word_position(page, 'prnt("x")', "prnt"))
     expect(page.locator(".cm-tooltip-lint").first).to_contain_text("prnt", timeout=UI_TIMEOUT_MS)
+
+    # Completion as you type, in an editor opened after JupyterLab started: pylsp's items
+    # show in JupyterLab's completer.
+    page.mouse.move(0, 0)  # the lint tooltip closes
+    type_at_end(page, "import os\nos.pa")
+    completion = page.locator(".jp-Completer-item", has_text="path")
+    expect(completion.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
+    page.keyboard.press("Escape")
+
+    # Hover: Flask's signature, from pylsp.
+    page.mouse.move(**word_position(page, "app = Flask(__name__)", "Flask"))
+    expect(page.locator(".lsp-hover").first).to_contain_text("import_name", timeout=LSP_TIMEOUT_MS)
+
+    # Go to definition of a local function: the cursor moves to its ``def`` line.
+    page.mouse.click(**word_position(page, "started()", "started"))
+    page.keyboard.press("Control+b")
+    wait_until(
+        lambda: "def started" in cursor_line(page), LSP_TIMEOUT_MS / 1000, 0.2, "jumped to def"
+    )
+
+
+def cursor_line(page: Page) -> str:
+    """The text of the editor line that holds the cursor (CodeMirror mirrors it in the DOM
+    selection while the editor has focus)."""
+    return page.evaluate(
+        """() => {
+          const node = document.getSelection().focusNode;
+          const element = node && (node.nodeType === 1 ? node : node.parentElement);
+          const line = element && element.closest(".cm-line");
+          return line ? line.textContent : "";
+        }"""
+    )
 
 
 def test_jsx_undefined_name_underlined_by_typescript_language_server(plain_hub, lab):

@@ -14,6 +14,8 @@
  *   links in terminals to that port on localhost open the preview at their path.
  * - Run: Run / Stop / Restart in the top bar and the palette, a Run panel (a tab docked
  *   below the editors) with the run's output, and its state in the status bar (./run.ts).
+ * - Completion as you type in every file editor, also one opened after JupyterLab started
+ *   (./completeastype.ts).
  */
 import {
   ILabShell,
@@ -22,7 +24,9 @@ import {
   JupyterLab
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICompletionProviderManager } from '@jupyterlab/completer';
 import { PageConfig } from '@jupyterlab/coreutils';
+import { IEditorTracker } from '@jupyterlab/fileeditor';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -37,6 +41,7 @@ import {
   VisitorBanner
 } from './projects';
 import { visitorLine } from './projectnames';
+import { keepAutoCompletion } from './completeastype';
 import { AppRunNotices, linkTargets, sharedAppWatcher } from './apprunning';
 import { PreviewModel, PreviewPanel, PreviewStatusWidget, previewIcon } from './preview';
 import { openPreview } from './previewlink';
@@ -302,4 +307,17 @@ const run: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [syncStatus, preview, stoppedServer, projects, appRunning, run];
+const completeAsYouType: JupyterFrontEndPlugin<void> = {
+  id: '@codepilot/lab:complete-as-you-type',
+  description: 'Completion as you type in file editors opened after JupyterLab started.',
+  autoStart: true,
+  requires: [ICompletionProviderManager, IEditorTracker, ISettingRegistry],
+  activate: (
+    app: JupyterFrontEnd,
+    manager: ICompletionProviderManager,
+    editors: IEditorTracker,
+    settings: ISettingRegistry
+  ) => keepAutoCompletion(app.restored, manager, editors, settings)
+};
+
+export default [syncStatus, preview, stoppedServer, projects, appRunning, run, completeAsYouType];
