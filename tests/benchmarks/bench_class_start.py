@@ -10,6 +10,8 @@ Per batch: ready p50/p95/max, CPU seconds per start (the hub's whole process tre
 servers included, from before the POSTs until all are ready, divided by N) and RSS/PSS
 per server from ``/proc/<pid>/smaps_rollup`` once ready. A first batch of the largest
 N (Unix accounts and workspaces created) is reported apart as ``first``.
+``--collaboration off`` starts every hub with ``CODEPILOT_COLLABORATION=false`` (live
+pairing's server extensions not loaded), to compare with the default, on.
 """
 
 import argparse
@@ -149,15 +151,27 @@ def main():
     parser.add_argument(
         "--kinds", default=",".join(HUB_CONFIGS), help="hubs to compare, comma-separated"
     )
+    parser.add_argument(
+        "--collaboration",
+        choices=("on", "off"),
+        default="on",
+        help="real-time collaboration in Code Pilot's servers (CODEPILOT_COLLABORATION)",
+    )
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
     kinds = options.kinds.split(",")
     users = [f"student{number:02d}" for number in range(max(sizes))]
     hubs = {}
-    result = {"benchmark": "class_start", "cpus": os.cpu_count(), "root": os.geteuid() == 0}
+    result = {
+        "benchmark": "class_start",
+        "cpus": os.cpu_count(),
+        "root": os.geteuid() == 0,
+        "collaboration": options.collaboration,
+    }
+    collaboration = {"CODEPILOT_COLLABORATION": str(options.collaboration == "on").lower()}
     try:
         for kind in kinds:  # inside the try: a hub that fails to start stops those before it
-            hubs[kind] = start_hub(env=hub_environment(kind))
+            hubs[kind] = start_hub(env={**hub_environment(kind), **collaboration})
         for hub in hubs.values():
             for user in users:
                 hub.create_user(user)
