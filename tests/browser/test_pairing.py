@@ -28,9 +28,9 @@ WORKSPACE = f"{PREFIX}/users/{STUDENT}/default"
 APP_PY = f"{WORKSPACE}/app.py"
 NOTEBOOK = "pairs.ipynb"
 EDITOR = ".jp-FileEditor:visible .cm-content"
+CELL_EDITOR = ".jp-NotebookPanel:visible .jp-Cell .jp-InputArea-editor .cm-content"
 # What jupyter-server-ydoc logs when a room's document comes from its store.
 YSTORE_LOADED = "loaded from the ystore"
-CELL_EDITOR = ".jp-NotebookPanel:visible .jp-Cell .jp-InputArea-editor .cm-content"
 # Generous bounds for a shared machine (a save reaches S3 a second after the last edit).
 UI_TIMEOUT_MS = 30_000
 S3_TIMEOUT_S = 60
@@ -94,7 +94,7 @@ def wait_for_s3_text(s3, text: str) -> None:
         lambda: (s3_text(s3) or "").rstrip("\n") == text.rstrip("\n"),
         S3_TIMEOUT_S,
         0.5,
-        f"S3 to hold the converged text {text!r}",
+        f"S3 to hold {text!r}",
     )
 
 
@@ -128,7 +128,7 @@ def restart_and_pair_again(hub, s3, student, teacher) -> None:
     hub.stop_server(STUDENT)
     hub.start_server(STUDENT)
     for page in (student, teacher):
-        # The restarted server's cookie is new: the teacher's page asks the hub again.
+        # Through the hub's authorization again, approving it if the hub asks.
         open_server(page, f"{hub.server_url(STUDENT)}lab/tree/app.py")
         wait_for_lab(page)
         expect(page.locator(EDITOR)).to_contain_text("log('hello')", timeout=UI_TIMEOUT_MS)
