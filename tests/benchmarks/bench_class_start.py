@@ -8,8 +8,11 @@ a stock jupyter-server (``stock_hub.py``). For each N (default 1, 10, 20, 50): a
 at once from N threads, one poller reading the user list, then every server stopped.
 Per batch: ready p50/p95/max, CPU seconds per start (the hub's whole process tree,
 servers included, from before the POSTs until all are ready, divided by N) and RSS/PSS
-per server from ``/proc/<pid>/smaps_rollup`` once ready. A first batch of the largest
-N (Unix accounts and workspaces created) is reported apart as ``first``.
+per server from ``/proc/<pid>/smaps_rollup`` once ready, and the 1-minute load average
+before. A first batch of the largest N (Unix accounts and workspaces created) is
+reported apart as ``first``.
+``--collaboration off`` starts every hub with ``CODEPILOT_COLLABORATION=false`` (live
+pairing's server extensions not loaded), to compare with the default, on.
 """
 
 import argparse
@@ -75,6 +78,7 @@ def memory_kb(pid: int) -> dict:
 
 
 def start_batch(hub, users: list[str]) -> dict:
+    load_before = os.getloadavg()[0]  # the machine may be shared: its figures say how busy
     before_pids = process_tree(hub.process.pid)
     cpu_before = cpu_seconds(before_pids)
     posted, ready = {}, {}
@@ -118,6 +122,7 @@ def start_batch(hub, users: list[str]) -> dict:
         "cpu_s_per_start": round(cpu / len(users), 2),
         "rss_mb_per_server": round(statistics.mean(m["rss"] for m in memory) / 1024, 1),
         "pss_mb_per_server": round(statistics.mean(m["pss"] for m in memory) / 1024, 1),
+        "load_1min_before": round(load_before, 1),
     }
 
 
@@ -149,15 +154,27 @@ def main():
     parser.add_argument(
         "--kinds", default=",".join(HUB_CONFIGS), help="hubs to compare, comma-separated"
     )
+    parser.add_argument(
+        "--collaboration",
+        choices=("on", "off"),
+        default="on",
+        help="real-time collaboration in Code Pilot's servers (CODEPILOT_COLLABORATION)",
+    )
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
     kinds = options.kinds.split(",")
     users = [f"student{number:02d}" for number in range(max(sizes))]
     hubs = {}
-    result = {"benchmark": "class_start", "cpus": os.cpu_count(), "root": os.geteuid() == 0}
+    result = {
+        "benchmark": "class_start",
+        "cpus": os.cpu_count(),
+        "root": os.geteuid() == 0,
+        "collaboration": options.collaboration,
+    }
+    collaboration = {"CODEPILOT_COLLABORATION": str(options.collaboration == "on").lower()}
     try:
         for kind in kinds:  # inside the try: a hub that fails to start stops those before it
-            hubs[kind] = start_hub(env=hub_environment(kind))
+            hubs[kind] = start_hub(env={**hub_environment(kind), **collaboration})
         for hub in hubs.values():
             for user in users:
                 hub.create_user(user)

@@ -4,7 +4,8 @@ her teacher (who opens the student's server as the class page's Open IDE does) e
 end with the same text; each sees the other's cursor labelled with the hub user name;
 S3 holds the converged text; a ``sed -i`` in the student's terminal, which the teacher
 shares, reaches both editors; a third student is refused the server, its document's
-session and its room."""
+session and its room. Her server stopped and started through the hub's API, both pages
+reopen on the saved text, once, and pair again; a notebook's cell pairs the same way."""
 
 import json
 import re
@@ -23,8 +24,13 @@ TEACHER, TEACHER_PASSWORD = "tess", "teacher-password"
 STUDENT, OUTSIDER = "maya", "omar"
 PASSWORD = "class-password"  # what tests/support/hubtools.start_hub sets
 BUCKET, PREFIX = "pairing", "cp"
-APP_PY = f"{PREFIX}/users/{STUDENT}/default/app.py"
+WORKSPACE = f"{PREFIX}/users/{STUDENT}/default"
+APP_PY = f"{WORKSPACE}/app.py"
+NOTEBOOK = "pairs.ipynb"
 EDITOR = ".jp-FileEditor:visible .cm-content"
+CELL_EDITOR = ".jp-NotebookPanel:visible .jp-Cell .jp-InputArea-editor .cm-content"
+# What jupyter-server-ydoc logs when a room's document comes from its store.
+YSTORE_LOADED = "loaded from the ystore"
 # Generous bounds for a shared machine (a save reaches S3 a second after the last edit).
 UI_TIMEOUT_MS = 30_000
 S3_TIMEOUT_S = 60
@@ -78,9 +84,106 @@ def remote_cursor_name(page):
     return page.locator(".jp-remote-userFlag-name")
 
 
-def s3_text(s3) -> str | None:
-    body = s3.read(BUCKET, APP_PY)
+def s3_text(s3, key: str = APP_PY) -> str | None:
+    body = s3.read(BUCKET, key)
     return None if body is None else body.decode()
+
+
+def wait_for_s3_text(s3, text: str) -> None:
+    wait_until(
+        lambda: (s3_text(s3) or "").rstrip("\n") == text.rstrip("\n"),
+        S3_TIMEOUT_S,
+        0.5,
+        f"S3 to hold {text!r}",
+    )
+
+
+def wait_for_same_text(pages, selector: str, what: str) -> str:
+    def same():
+        texts = {page.locator(selector).inner_text().rstrip("\n") for page in pages}
+        return texts.pop() if len(texts) == 1 else None
+
+    return wait_until(same, 30, 0.2, f"{what} to converge")
+
+
+def one_cell_notebook(source: str) -> dict:
+    """A notebook of one code cell; its kernel named, so JupyterLab asks for none."""
+    cell = {"cell_type": "code", "execution_count": None, "id": "pair", "metadata": {}}
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return {
+        "cells": [{**cell, "outputs": [], "source": source}],
+        "metadata": {"kernelspec": kernel},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def restart_and_pair_again(hub, s3, student, teacher) -> None:
+    """Her server stopped and started through the hub's REST API: both pages, reopened,
+    show the file as saved, once (the document restored from the ystore in
+    ``.codepilot/collaboration/`` is not doubled), and what one types reaches the other."""
+    saved = editor_text(student).rstrip("\n")
+    wait_for_s3_text(s3, saved)
+    restored_before = hub.log().count(YSTORE_LOADED)
+    hub.stop_server(STUDENT)
+    hub.start_server(STUDENT)
+    for page in (student, teacher):
+        # Through the hub's authorization again, approving it if the hub asks.
+        open_server(page, f"{hub.server_url(STUDENT)}lab/tree/app.py")
+        wait_for_lab(page)
+        expect(page.locator(EDITOR)).to_contain_text("log('hello')", timeout=UI_TIMEOUT_MS)
+        wait_until(
+            lambda page=page: editor_text(page).rstrip("\n") == saved, 30, 0.2, "the saved text"
+        )
+        expect(page.locator(".jp-Dialog")).to_have_count(0)
+    # What they see came from the ystore (the library logs it), not only from the file.
+    wait_until(
+        lambda: hub.log().count(YSTORE_LOADED) > restored_before, 30, 0.5, "the ystore's document"
+    )
+
+    teacher.locator(EDITOR).click()
+    teacher.keyboard.press("Control+End")
+    teacher.keyboard.press("Enter")
+    teacher.keyboard.type("y = 2")
+    expect(student.locator(EDITOR)).to_contain_text("y = 2", timeout=UI_TIMEOUT_MS)
+    converged = wait_for_same_text((student, teacher), EDITOR, "app.py")
+    assert converged == f"{saved}\ny = 2", converged
+    wait_for_s3_text(s3, converged)
+
+
+def pair_on_a_notebook(hub, s3, student, teacher, headers: dict) -> None:
+    """A notebook created through the contents API: a cell one of them edits shows in the
+    other's notebook, and the notebook saved to S3 holds the converged cell."""
+    server = hub.server_url(STUDENT)
+    created = hub.session.put(
+        f"{server}api/contents/{NOTEBOOK}",
+        headers=headers,
+        json={"type": "notebook", "content": one_cell_notebook("total = 1")},
+        timeout=30,
+    )
+    created.raise_for_status()
+    for page in (student, teacher):
+        page.goto(f"{server}lab/tree/{NOTEBOOK}")
+        wait_for_lab(page)
+        expect(page.locator(CELL_EDITOR)).to_have_text("total = 1", timeout=UI_TIMEOUT_MS)
+    student.locator(CELL_EDITOR).click()
+    student.keyboard.press("Control+End")
+    student.keyboard.type(" + 41")
+    expect(teacher.locator(CELL_EDITOR)).to_have_text("total = 1 + 41", timeout=UI_TIMEOUT_MS)
+    teacher.locator(CELL_EDITOR).click()
+    teacher.keyboard.press("Control+End")
+    teacher.keyboard.press("Enter")
+    teacher.keyboard.type("print(total)")
+    expect(student.locator(CELL_EDITOR)).to_contain_text("print(total)", timeout=UI_TIMEOUT_MS)
+    converged = wait_for_same_text((student, teacher), CELL_EDITOR, "the cell")
+    assert converged == "total = 1 + 41\nprint(total)", converged
+
+    def saved_cell() -> str | None:
+        body = s3_text(s3, f"{WORKSPACE}/{NOTEBOOK}")
+        source = json.loads(body)["cells"][0]["source"] if body else None
+        return "".join(source) if isinstance(source, list) else source
+
+    wait_until(lambda: saved_cell() == converged, S3_TIMEOUT_S, 0.5, "S3 to hold the cell")
 
 
 def test_a_student_and_her_teacher_edit_app_py_together(pairing_hub, s3, new_context, evidence):
@@ -126,12 +229,7 @@ def test_a_student_and_her_teacher_edit_app_py_together(pairing_hub, s3, new_con
     # Saved through the workspace's contents manager: S3 holds the converged text.
     converged = editor_text(student)
     assert converged.count("x = 1") == 1
-    wait_until(
-        lambda: (s3_text(s3) or "").rstrip("\n") == converged.rstrip("\n"),
-        S3_TIMEOUT_S,
-        0.5,
-        f"S3 to hold the converged text {converged!r}",
-    )
+    wait_for_s3_text(s3, converged)
 
     # A terminal of the student's, which the teacher's connection shares (terminado's
     # named terminal): her sed -i reaches both editors; he sees her command's output.
@@ -174,3 +272,6 @@ def test_a_student_and_her_teacher_edit_app_py_together(pairing_hub, s3, new_con
     assert reply["status"] == 403 and "fileId" not in reply["text"], reply
     joined = outsider.evaluate(JOIN_ROOM, re.sub(r"^http", "ws", room))
     assert joined.startswith("closed"), joined
+
+    restart_and_pair_again(hub, s3, student, teacher)
+    pair_on_a_notebook(hub, s3, student, teacher, admin)
