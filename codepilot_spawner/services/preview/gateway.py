@@ -598,11 +598,7 @@ class PreviewGateway:
                 if name.lower() not in HOP_BY_HOP
             )
             length = upstream.content_length
-            # An answer without a length that came whole with its headers (Node's
-            # ``res.end(text)`` after ``writeHead`` is chunked) goes out whole too: one
-            # write instead of three. One still arriving (server-sent events) streams.
-            whole = length is None and upstream.content.is_eof()
-            if whole or (length is not None and length <= WHOLE_BODY_LIMIT):
+            if length is not None and length <= WHOLE_BODY_LIMIT:
                 response_headers.popall("Content-Length", None)
                 body = await upstream.read()
                 return web.Response(status=upstream.status, headers=response_headers, body=body)
