@@ -412,7 +412,7 @@ def start_all(hub, users: list[str]) -> dict:
             if failed:
                 raise failed[0]
             now = time.perf_counter()
-            for user in hub.api("GET", "/users").json():
+            for user in hub.all_users("ready"):
                 server = user["servers"].get("")
                 if server and server["ready"] and user["name"] in posted:
                     ready.setdefault(user["name"], now)

@@ -86,7 +86,7 @@ def start_batch(hub, users: list[str]) -> dict:
 
     def poll():
         while not done.is_set():
-            listing = hub.api("GET", "/users").json()
+            listing = hub.all_users()
             now = time.perf_counter()
             for user in listing:
                 server = user["servers"].get("")
@@ -131,7 +131,7 @@ def stop_all(hub, users: list[str]) -> None:
         list(pool.map(lambda user: hub.api("DELETE", f"/users/{user}/server"), users))
 
     def stopped():
-        return all("" not in user["servers"] for user in hub.api("GET", "/users").json())
+        return all("" not in user["servers"] for user in hub.all_users())
 
     wait_until(stopped, 120, 0.5, "every server to stop")
 

@@ -149,6 +149,17 @@ class RunningHub:
             method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs
         )
 
+    def all_users(self, state: str = "") -> list[dict]:
+        """Every user the hub knows (``state``: ``ready``, ``active``, ``inactive`` or all),
+        page by page: the hub answers at most ``api_page_max_limit`` (200) at a time."""
+        users, page_size = [], 200
+        while True:
+            query = f"offset={len(users)}&limit={page_size}" + (f"&state={state}" if state else "")
+            page = self.api("GET", f"/users?{query}").json()
+            users += page
+            if len(page) < page_size:
+                return users
+
     def create_user(self, name: str) -> dict:
         response = self.api("POST", f"/users/{name}")
         if response.status_code == 409:  # exists already
