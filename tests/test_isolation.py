@@ -114,15 +114,6 @@ def mallory(hub):
     return Student(hub, "mallory")
 
 
-def wait_stopped(hub: RunningHub, user: str, timeout: float = 90) -> None:
-    wait_until(
-        lambda: "" not in hub.api("GET", f"/users/{user}").json()["servers"],
-        timeout,
-        0.5,
-        f"{user}'s server to stop",
-    )
-
-
 # --- a network namespace per server ------------------------------------------------------
 
 
@@ -366,7 +357,7 @@ def test_a_server_over_its_memory_limit_stops_alone_with_a_message(hub, bob):
         answered = echo_round_trips(
             neighbour, lambda: "" not in hub.api("GET", "/users/oscar").json()["servers"]
         )
-    wait_stopped(hub, "oscar")
+    hub.wait_stopped("oscar", timeout=90)
     assert answered > 0
     reason = server_state(hub, "oscar", stopped=True)["stop_reason"]
     assert "memory limit (512 MiB)" in reason
@@ -399,7 +390,7 @@ def test_a_crashed_server_leaves_nothing(hub):
     state = dora.state
     dora.run("sleep 1000 &")
     os.kill(state["pid"], signal.SIGKILL)
-    wait_stopped(hub, "dora")
+    hub.wait_stopped("dora", timeout=90)
     wait_until(lambda: leftovers(state) == [], 30, 0.5, "dora's sandbox removed")
     reason = server_state(hub, "dora", stopped=True)["stop_reason"]
     assert "JupyterLab exited" in reason

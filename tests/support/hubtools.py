@@ -177,6 +177,10 @@ class RunningHub:
 
     def start_server(self, user: str, server_name: str = "", timeout: float = 90, **options):
         response = self.api("POST", self.server_path(user, server_name), json=options or None)
+        if response.status_code == 400 and "pending stop" in response.text:
+            # Still stopping (the idle culler, an earlier stop): start it once it has.
+            self.wait_stopped(user, server_name, timeout)
+            response = self.api("POST", self.server_path(user, server_name), json=options or None)
         if response.status_code not in (201, 202, 400):
             raise AssertionError(
                 f"start {user}/{server_name}: {response.status_code} {response.text}"
@@ -195,7 +199,9 @@ class RunningHub:
     def stop_server(self, user: str, server_name: str = "", timeout: float = 60) -> None:
         response = self.api("DELETE", self.server_path(user, server_name))
         assert response.status_code in (202, 204), response.text
+        self.wait_stopped(user, server_name, timeout)
 
+    def wait_stopped(self, user: str, server_name: str = "", timeout: float = 60) -> None:
         def stopped():
             return server_name not in self.api("GET", f"/users/{user}").json()["servers"]
 
