@@ -16,6 +16,16 @@ STARTERS_DIR = "CODEPILOT_STARTERS_DIR"
 PROCESS_TAG = "WORKSPACE_PROCESS_TAG"
 
 
+def carries_process_tag(pid: int, tag: str, proc: str = "/proc") -> bool:
+    """Whether process ``pid`` began with ``PROCESS_TAG=<tag>`` in its environment (False
+    once it has ended, or when its environment is not this user's to read)."""
+    try:
+        with open(f"{proc}/{pid}/environ", "rb") as stream:
+            return f"{PROCESS_TAG}={tag}".encode() in stream.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def env_name(trait_name: str) -> str:
     """The variable that sets a trait: ``preview_port`` -> ``CODEPILOT_PREVIEW_PORT``."""
     return ENV_PREFIX + trait_name.upper()

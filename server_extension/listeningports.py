@@ -16,7 +16,7 @@ itself. This is for the IDE, which offers each port as a preview of its own.
 import os
 from dataclasses import dataclass
 
-from codepilot_contracts.env import PROCESS_TAG
+from codepilot_contracts.env import PROCESS_TAG, carries_process_tag
 from codepilot_contracts.listening import Listener, previewable_ports, read_listeners
 
 from .run.processes import PROC
@@ -76,19 +76,6 @@ def _read(path: str) -> str:
         return ""
 
 
-def of_this_server(pid: int, tag: str, proc: str = PROC) -> bool:
-    """Whether ``pid`` began with this server's process tag (always, without a tag: a pod,
-    whose sockets are all its own)."""
-    if not tag:
-        return True
-    try:
-        with open(f"{proc}/{pid}/environ", "rb") as stream:
-            environment = stream.read().split(b"\0")
-    except OSError:
-        return False
-    return f"{PROCESS_TAG}={tag}".encode() in environment
-
-
 def describe_ports(
     listeners: list[Listener],
     holders: dict[int, int],
@@ -107,7 +94,8 @@ def describe_ports(
         pid = next(
             (holders[s.inode] for s in listeners if s.port == port and s.inode in holders), None
         )
-        if pid is None or not of_this_server(pid, tag, proc):
+        # Without a tag (a pod) every socket of the namespace is this server's.
+        if pid is None or (tag and not carries_process_tag(pid, tag, proc)):
             continue  # held by a process this server cannot read, or another server's
         name = _read(f"{proc}/{pid}/comm").strip()
         in_run = pid in run_processes

@@ -15,26 +15,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from codepilot_contracts.env import PROCESS_TAG
+from codepilot_contracts.env import PROCESS_TAG, carries_process_tag
 
 TAG_VARIABLE = PROCESS_TAG
 
 
 def tagged_pids(tag: str, proc_root: str = "/proc") -> list[int]:
     """Pids whose initial environment has ``WORKSPACE_PROCESS_TAG=<tag>``."""
-    needle = f"{TAG_VARIABLE}={tag}".encode()
-    pids = []
-    for entry in os.scandir(proc_root):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"{entry.path}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:  # gone, or not ours to read
-            continue
-        if needle in environ.split(b"\0"):
-            pids.append(int(entry.name))
-    return pids
+    return [
+        int(entry.name)
+        for entry in os.scandir(proc_root)
+        if entry.name.isdigit() and carries_process_tag(int(entry.name), tag, proc_root)
+    ]
 
 
 def signal_pids(pids: list[int], sig: int) -> None:

@@ -8,11 +8,12 @@ namespace and its cgroup. It is kept in the spawner's state, so a restarted hub 
 import asyncio
 from dataclasses import dataclass, field
 
+from codepilot_contracts.env import carries_process_tag
 from codepilot_contracts.namespaces import SandboxEntry
 
 from .cgroups import ServerCgroup
 from .netns import ServerNetwork, remove_namespace
-from .processes import TAG_VARIABLE, end_tagged_processes
+from .processes import end_tagged_processes
 
 
 @dataclass(eq=False)
@@ -45,7 +46,7 @@ class Sandbox:
 
     def owns(self, pid: int) -> bool:
         """Whether ``pid`` is still this server's process (pids get reused)."""
-        return has_tag(pid, self.process_tag)
+        return carries_process_tag(pid, self.process_tag)
 
     def entry(self, private_mounts: bool, tmp_dir: str = "") -> SandboxEntry:
         """How a process of this server gets in (``SandboxEntry.enter``, as root)."""
@@ -73,11 +74,3 @@ class Sandbox:
             await remove_namespace(self.network)
         if self.cgroup:
             await asyncio.to_thread(self.cgroup.remove)
-
-
-def has_tag(pid: int, tag: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return f"{TAG_VARIABLE}={tag}".encode() in f.read().split(b"\0")
-    except OSError:
-        return False

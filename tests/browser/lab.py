@@ -267,18 +267,22 @@ def add_named_server(page: Page, hub_url: str, server_name: str, starter: str) -
     start_from_spawn_form(page, starter)
 
 
+# The text of the file editor on screen (CodeMirror 6).
+FILE_EDITOR = ".jp-FileEditor:visible .cm-content"
+
+
 def open_file_in_editor(page: Page, server_url: str, path: str) -> None:
     """Open ``path`` in the editor through JupyterLab's file URL (``lab/tree/<path>``)."""
     page.goto(f"{server_url}lab/tree/{path}")
     wait_for_lab(page)
     name = path.rsplit("/", 1)[-1]
     expect(dock_tab(page, name).first).to_be_visible(timeout=UI_TIMEOUT_MS)
-    page.locator(".jp-FileEditor:visible .cm-content").wait_for(timeout=UI_TIMEOUT_MS)
+    page.locator(FILE_EDITOR).wait_for(timeout=UI_TIMEOUT_MS)
 
 
 def replace_in_editor(page: Page, text: str) -> None:
     """Replace the whole text of the editor on screen, then save with Ctrl+S."""
-    content = page.locator(".jp-FileEditor:visible .cm-content")
+    content = page.locator(FILE_EDITOR)
     content.click()
     page.keyboard.press("Control+a")
     page.keyboard.insert_text(text)
@@ -287,6 +291,13 @@ def replace_in_editor(page: Page, text: str) -> None:
     expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")).not_to_have_class(
         re.compile(r"jp-mod-dirty"), timeout=UI_TIMEOUT_MS
     )
+
+
+def type_at_end(page: Page, text: str, editor: str = FILE_EDITOR) -> None:
+    """Type ``text`` (a newline presses Enter) at the end of ``editor``'s text."""
+    page.locator(editor).click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(text)
 
 
 def dock_tab(page: Page, label: str) -> Locator:

@@ -19,12 +19,14 @@ from playwright.sync_api import Page, expect
 from ..support.hubtools import wait_until
 from ..support.langservers import cgroup, language_server_processes, net_namespace
 from .lab import (
+    FILE_EDITOR,
     UI_TIMEOUT_MS,
     dismiss_news_prompt,
     fetch_in_page,
     log_in,
     open_file_in_editor,
     start_from_spawn_form,
+    type_at_end,
     wait_for_lab,
 )
 
@@ -34,7 +36,6 @@ REACT_STARTER = Path(__file__).resolve().parents[2] / "server_extension/starters
 
 STUDENT = "lena"
 PASSWORD = "class-password"  # what tests/support/hubtools.start_hub sets
-EDITOR = ".jp-FileEditor:visible .cm-content"
 # A language server's first answer includes its start (pylsp imports jedi and ruff).
 LSP_TIMEOUT_MS = 60_000
 COMPLETER_MANAGER = "@jupyterlab/completer-extension:manager"
@@ -60,7 +61,7 @@ WORD_BOX = """([line, word]) => {
 
 
 def word_position(page: Page, line_text: str, word: str) -> dict:
-    line = page.locator(f"{EDITOR} .cm-line", has_text=line_text).last
+    line = page.locator(f"{FILE_EDITOR} .cm-line", has_text=line_text).last
     line.scroll_into_view_if_needed()
     position = line.evaluate(WORD_BOX.replace("([line, word])", "(line, word)"), word)
     assert position, f"{word!r} not on the line {line_text!r}"
@@ -80,12 +81,6 @@ def lab_setting_defaults(page: Page, server_url: str, plugin: str) -> dict:
     assert reply["status"] == 200, reply
     properties = json.loads(reply["text"])["schema"]["properties"]
     return {name: schema.get("default") for name, schema in properties.items()}
-
-
-def type_at_end(page: Page, text: str) -> None:
-    page.locator(EDITOR).click()
-    page.keyboard.press("Control+End")
-    page.keyboard.type(text)
 
 
 def account_uid(hub, user: str) -> int:
@@ -120,7 +115,7 @@ def test_python_errors_underlined_by_a_lazy_language_server_in_the_sandbox(plain
     assert set(sessions.values()) == {"not_started"}, sessions
 
     open_file_in_editor(page, server_url, "app.py")
-    assert "os.path" not in page.locator(EDITOR).inner_text()  # no word to complete from
+    assert "os.path" not in page.locator(FILE_EDITOR).inner_text()  # no word to complete from
     wait_for_language_server(page)
 
     # pylsp runs now: a child of the user's server, as the user, in its cgroup and network.
@@ -142,7 +137,7 @@ def test_python_errors_underlined_by_a_lazy_language_server_in_the_sandbox(plain
 
     # An undefined name: underlined, and the underline's message names it.
     type_at_end(page, '\nprnt("x")\nstarted()\n')
-    underline = page.locator(f"{EDITOR} .cm-lintRange", has_text="prnt")
+    underline = page.locator(f"{FILE_EDITOR} .cm-lintRange", has_text="prnt")
     expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
     page.mouse.move(**word_position(page, 'prnt("x")', "prnt"))
     expect(page.locator(".cm-tooltip-lint").first).to_contain_text("prnt", timeout=UI_TIMEOUT_MS)
@@ -192,7 +187,7 @@ def test_jsx_undefined_name_underlined_by_typescript_language_server(plain_hub, 
     typo = app.replace("{count} times", "{countr} times").encode()
     put_file(page, server_url, "web/src/App.jsx", typo)
     open_file_in_editor(page, server_url, "web/src/App.jsx")
-    underline = page.locator(f"{EDITOR} .cm-lintRange", has_text="countr")
+    underline = page.locator(f"{FILE_EDITOR} .cm-lintRange", has_text="countr")
     expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
     page.mouse.move(**word_position(page, "{countr}", "countr"))
     expect(page.locator(".cm-tooltip-lint").first).to_contain_text("countr", timeout=UI_TIMEOUT_MS)

@@ -19,6 +19,7 @@ from codepilot_spawner.services.preview.hosts import PreviewDomain
 
 from ..support.hubtools import wait_until
 from .lab import (
+    FILE_EDITOR,
     NPM_TIMEOUT_MS,
     SPAWN_TIMEOUT_MS,
     UI_TIMEOUT_MS,
@@ -188,7 +189,7 @@ def test_file_made_in_the_terminal_appears_in_the_file_browser(student, evidence
         # The file browser polls the server; no click on refresh.
         expect(file_browser_item(page, name)).to_be_visible(timeout=UI_TIMEOUT_MS)
     file_browser_item(page, "style.css").dblclick()
-    editor = page.locator(".jp-FileEditor:visible .cm-content")
+    editor = page.locator(FILE_EDITOR)
     expect(editor).to_have_text(STYLE_CSS, timeout=UI_TIMEOUT_MS)
     evidence.screenshot(page, "04-terminal-file-in-browser")
 

@@ -18,7 +18,15 @@ from ..support.s3server import s3_server_fixture
 from ..support.terminals import connect_terminal, run_in_terminal
 from .conftest import HUB
 from .ide_attack import open_server
-from .lab import fetch_in_page, fill_login_form, open_file_in_editor, wait_for_lab
+from .lab import (
+    FILE_EDITOR,
+    UI_TIMEOUT_MS,
+    fetch_in_page,
+    fill_login_form,
+    open_file_in_editor,
+    type_at_end,
+    wait_for_lab,
+)
 
 TEACHER, TEACHER_PASSWORD = "tess", "teacher-password"
 STUDENT, OUTSIDER = "maya", "omar"
@@ -27,12 +35,10 @@ BUCKET, PREFIX = "pairing", "cp"
 WORKSPACE = f"{PREFIX}/users/{STUDENT}/default"
 APP_PY = f"{WORKSPACE}/app.py"
 NOTEBOOK = "pairs.ipynb"
-EDITOR = ".jp-FileEditor:visible .cm-content"
 CELL_EDITOR = ".jp-NotebookPanel:visible .jp-Cell .jp-InputArea-editor .cm-content"
 # What jupyter-server-ydoc logs when a room's document comes from its store.
 YSTORE_LOADED = "loaded from the ystore"
-# Generous bounds for a shared machine (a save reaches S3 a second after the last edit).
-UI_TIMEOUT_MS = 30_000
+# A save reaches S3 a second after the last edit: a generous bound for a shared machine.
 S3_TIMEOUT_S = 60
 
 s3 = s3_server_fixture(buckets=(BUCKET,))
@@ -75,7 +81,7 @@ def signed_in(new_context, hub, user: str, password: str):
 
 
 def editor_text(page) -> str:
-    return page.locator(EDITOR).inner_text()
+    return page.locator(FILE_EDITOR).inner_text()
 
 
 def remote_cursor_name(page):
@@ -131,7 +137,7 @@ def restart_and_pair_again(hub, s3, student, teacher) -> None:
         # Through the hub's authorization again, approving it if the hub asks.
         open_server(page, f"{hub.server_url(STUDENT)}lab/tree/app.py")
         wait_for_lab(page)
-        expect(page.locator(EDITOR)).to_contain_text("log('hello')", timeout=UI_TIMEOUT_MS)
+        expect(page.locator(FILE_EDITOR)).to_contain_text("log('hello')", timeout=UI_TIMEOUT_MS)
         wait_until(
             lambda page=page: editor_text(page).rstrip("\n") == saved, 30, 0.2, "the saved text"
         )
@@ -141,12 +147,9 @@ def restart_and_pair_again(hub, s3, student, teacher) -> None:
         lambda: hub.log().count(YSTORE_LOADED) > restored_before, 30, 0.5, "the ystore's document"
     )
 
-    teacher.locator(EDITOR).click()
-    teacher.keyboard.press("Control+End")
-    teacher.keyboard.press("Enter")
-    teacher.keyboard.type("y = 2")
-    expect(student.locator(EDITOR)).to_contain_text("y = 2", timeout=UI_TIMEOUT_MS)
-    converged = wait_for_same_text((student, teacher), EDITOR, "app.py")
+    type_at_end(teacher, "\ny = 2")
+    expect(student.locator(FILE_EDITOR)).to_contain_text("y = 2", timeout=UI_TIMEOUT_MS)
+    converged = wait_for_same_text((student, teacher), FILE_EDITOR, "app.py")
     assert converged == f"{saved}\ny = 2", converged
     wait_for_s3_text(s3, converged)
 
@@ -166,14 +169,9 @@ def pair_on_a_notebook(hub, s3, student, teacher, headers: dict) -> None:
         page.goto(f"{server}lab/tree/{NOTEBOOK}")
         wait_for_lab(page)
         expect(page.locator(CELL_EDITOR)).to_have_text("total = 1", timeout=UI_TIMEOUT_MS)
-    student.locator(CELL_EDITOR).click()
-    student.keyboard.press("Control+End")
-    student.keyboard.type(" + 41")
+    type_at_end(student, " + 41", CELL_EDITOR)
     expect(teacher.locator(CELL_EDITOR)).to_have_text("total = 1 + 41", timeout=UI_TIMEOUT_MS)
-    teacher.locator(CELL_EDITOR).click()
-    teacher.keyboard.press("Control+End")
-    teacher.keyboard.press("Enter")
-    teacher.keyboard.type("print(total)")
+    type_at_end(teacher, "\nprint(total)", CELL_EDITOR)
     expect(student.locator(CELL_EDITOR)).to_contain_text("print(total)", timeout=UI_TIMEOUT_MS)
     converged = wait_for_same_text((student, teacher), CELL_EDITOR, "the cell")
     assert converged == "total = 1 + 41\nprint(total)", converged
@@ -197,24 +195,22 @@ def test_a_student_and_her_teacher_edit_app_py_together(pairing_hub, s3, new_con
     wait_for_lab(teacher)
     open_file_in_editor(student, server, "app.py")
     for page in (student, teacher):
-        expect(page.locator(EDITOR)).to_contain_text("print('hello')", timeout=UI_TIMEOUT_MS)
+        expect(page.locator(FILE_EDITOR)).to_contain_text("print('hello')", timeout=UI_TIMEOUT_MS)
 
     # The student types; the teacher's editor shows it, unsaved and unreloaded.
-    student.locator(EDITOR).click()
-    student.keyboard.press("Control+End")
-    student.keyboard.type("x = 1")
-    expect(teacher.locator(EDITOR)).to_contain_text("x = 1", timeout=UI_TIMEOUT_MS)
+    type_at_end(student, "x = 1")
+    expect(teacher.locator(FILE_EDITOR)).to_contain_text("x = 1", timeout=UI_TIMEOUT_MS)
     # Her cursor in the teacher's editor carries her hub user name.
     expect(remote_cursor_name(teacher)).to_have_text(STUDENT, timeout=UI_TIMEOUT_MS)
 
     # Both type in the same line at once: both end with the same text, both words in it.
-    teacher.locator(EDITOR).click()
+    teacher.locator(FILE_EDITOR).click()
     teacher.keyboard.press("Control+End")
     teacher.keyboard.type("  # T", delay=5)
     student.keyboard.type("  # S", delay=5)
     for page in (student, teacher):
-        expect(page.locator(EDITOR)).to_contain_text("# T", timeout=UI_TIMEOUT_MS)
-        expect(page.locator(EDITOR)).to_contain_text("# S", timeout=UI_TIMEOUT_MS)
+        expect(page.locator(FILE_EDITOR)).to_contain_text("# T", timeout=UI_TIMEOUT_MS)
+        expect(page.locator(FILE_EDITOR)).to_contain_text("# S", timeout=UI_TIMEOUT_MS)
     wait_until(lambda: editor_text(student) == editor_text(teacher), 30, 0.2, "converged")
     expect(remote_cursor_name(student)).to_have_text(TEACHER, timeout=UI_TIMEOUT_MS)
     # The collaborators panel lists who else is here (once), by hub user name after
@@ -248,8 +244,8 @@ def test_a_student_and_her_teacher_edit_app_py_together(pairing_hub, s3, new_con
             message = json.loads(hers.recv(timeout=30))
             shown += message[1] if message[0] == "stdout" else ""
     for page in (student, teacher):
-        expect(page.locator(EDITOR)).to_contain_text("log('hello')", timeout=UI_TIMEOUT_MS)
-        expect(page.locator(EDITOR)).not_to_contain_text("print(")
+        expect(page.locator(FILE_EDITOR)).to_contain_text("log('hello')", timeout=UI_TIMEOUT_MS)
+        expect(page.locator(FILE_EDITOR)).not_to_contain_text("print(")
 
     # A third student of the class: the hub refuses her the server, the document's
     # session and its room (the real room id, as if guessed).
