@@ -5,7 +5,8 @@ Three hubs in one run (``--kinds`` picks among them): Code Pilot's one-machine h
 plain starts (``fork_server = False``: a new Python process per server, as when the
 fork server is down), and the same hub with JupyterHub's SimpleLocalProcessSpawner and
 a stock jupyter-server (``stock_hub.py``). For each N (default 1, 10, 20, 50): all POSTs
-at once from N threads, one poller reading the user list, then every server stopped.
+at once from N threads, each following its start's progress event stream as a
+student's browser does, then every server stopped.
 Per batch: ready p50/p95/max, CPU seconds per start (the hub's whole process tree,
 servers included, from before the POSTs until all are ready, divided by N) and RSS/PSS
 per server from ``/proc/<pid>/smaps_rollup`` once ready, and the 1-minute load average
@@ -20,7 +21,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -135,38 +135,41 @@ def memory_kb(pid: int) -> dict:
     return values
 
 
+def wait_ready_event(hub, user: str) -> None:
+    """Follow the start's progress event stream, as the spawn page in a student's browser
+    does, until it says the server is ready."""
+    with hub.api("GET", f"/users/{user}/server/progress", stream=True) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith(b"data:"):
+                continue  # keepalive comments between events
+            event = json.loads(line[len(b"data:") :])
+            if event.get("failed"):
+                raise RuntimeError(f"{user}'s server failed to start: {event}")
+            if event.get("ready"):
+                return
+    raise RuntimeError(f"{user}'s progress stream ended before the server was ready")
+
+
 def start_batch(hub, users: list[str]) -> dict:
     load_before = os.getloadavg()[0]  # the machine may be shared: its figures say how busy
     before_pids = process_tree(hub.process.pid)
     cpu_before = cpu_seconds(before_pids)
     roles_before = cpu_by_process(before_pids, hub.process.pid, set())
     posted, ready = {}, {}
-    done = threading.Event()
 
-    def poll():
-        while not done.is_set():
-            listing = hub.all_users()
-            now = time.perf_counter()
-            for user in listing:
-                server = user["servers"].get("")
-                if server and server["ready"] and user["name"] in posted:
-                    ready.setdefault(user["name"], now)
-            if len(ready) == len(users):
-                done.set()
-            time.sleep(0.1)
-
-    def post(user):
+    # One thread per student: POST, then the progress stream. Polling the user list
+    # instead cost the hub CPU in proportion to N times the batch's length, which the
+    # figures then counted as CPU per start.
+    def start(user):
         posted[user] = time.perf_counter()
         response = hub.api("POST", f"/users/{user}/server")
         assert response.status_code in (201, 202), response.text
+        wait_ready_event(hub, user)
+        ready[user] = time.perf_counter()
 
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
     with ThreadPoolExecutor(len(users)) as pool:
-        list(pool.map(post, users))
-    if not done.wait(300):
-        raise TimeoutError(f"{len(users) - len(ready)} servers not ready after 300 s")
-    poller.join()
+        list(pool.map(start, users))
     states = {user: hub.api("GET", f"/users/{user}").json()["servers"][""] for user in users}
     pids = [states[user]["state"]["pid"] for user in users]
     after_pids = process_tree(hub.process.pid) | set(pids)
