@@ -1,7 +1,8 @@
 """A class at work: N students on one hub at once, typing, saving, installing, previewing.
 
 For each N of ``--sizes`` (default 10,50,100), on one hub started as ``make up`` does:
-every student's server started at the same moment (POST to ready p50/p95/max), then
+every student's server started at the same moment (POST to ready p50/p95/max, each
+following its progress stream), then
 ``--seconds`` of a class at work through the real proxy, hub, preview gateway and servers:
 
 - every student types into a terminal of their server (a key every 0.3 to 0.9 s; the
@@ -49,7 +50,13 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.bench_class_start import memory_kb, process_tree, stat_fields, stop_all
+from tests.benchmarks.bench_class_start import (
+    memory_kb,
+    process_tree,
+    stat_fields,
+    stop_all,
+    wait_ready_event,
+)
 from tests.support.hubtools import start_hub
 from tests.support.timing import percentile
 
@@ -401,32 +408,24 @@ async def class_at_work(students: list[Student], seconds: float) -> ClassFigures
 
 
 def start_all(hub, users: list[str]) -> dict:
-    """Every server POSTed at once; seconds to ready of each, from the hub's user list,
-    counted from the first POST. JupyterHub answers 429 past its ``concurrent_spawn_limit``
-    (100 starts pending): that student POSTs again when the answer's ``Retry-After`` says."""
+    """Every server POSTed at once, each student following its start's progress event
+    stream as the spawn page does; seconds from each POST to ready. JupyterHub answers
+    429 past its ``concurrent_spawn_limit`` (100 starts pending): that student POSTs again
+    when the answer's ``Retry-After`` says."""
     posted, ready, refused = {}, {}, []
 
-    def post(user):
+    def start(user):
         posted[user] = time.perf_counter()
         while (response := hub.api("POST", f"/users/{user}/server")).status_code == 429:
             refused.append(user)
             time.sleep(float(response.headers.get("Retry-After", 5)))
         assert response.status_code in (201, 202), response.text
+        wait_ready_event(hub, user)
+        ready[user] = time.perf_counter()
 
-    # A thread each, read while they post: a retry waits alone, and the ready are seen.
+    # A thread each: a retry waits alone, and every stream is read as it comes.
     with ThreadPoolExecutor(len(users)) as pool:
-        posts = [pool.submit(post, user) for user in users]
-        deadline = time.monotonic() + 600
-        while len(ready) < len(users) and time.monotonic() < deadline:
-            failed = [p.exception() for p in posts if p.done() and p.exception()]
-            if failed:
-                raise failed[0]
-            now = time.perf_counter()
-            for user in hub.all_users("ready"):
-                server = user["servers"].get("")
-                if server and server["ready"] and user["name"] in posted:
-                    ready.setdefault(user["name"], now)
-            time.sleep(0.2)
+        list(pool.map(start, users))
     seconds = [ready[user] - posted[user] for user in ready]
     return {
         "ready": len(ready),
