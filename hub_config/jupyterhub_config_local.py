@@ -20,6 +20,7 @@ from codepilot_spawner.onemachine.settings import (
     automation_service,
     idle_culling,
     server_loopback_ports,
+    spawn_throttle,
 )
 from codepilot_spawner.onemachine.stopall import HUB_DATABASE, HUB_PID_FILE, PROXY_PID_FILE
 from codepilot_spawner.services import broker
@@ -215,6 +216,10 @@ if culling:
     # such as the class page reading sync state, keep no server up.
     c.JupyterHub.last_activity_interval = 0
     c.Spawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"] = str(activity_interval)
+
+# A class logs in at once: pending starts scale with the machine's cores.
+for name, value in spawn_throttle(os.cpu_count()).items():
+    setattr(c.JupyterHub, name, value)
 
 c.JupyterHub.services = with_log_files(with_hub_pid(services, os.getpid()), logs_dir)
 c.JupyterHub.load_roles = merge_roles(roles)  # services each extend the "user" role

@@ -19,6 +19,7 @@ from codepilot_spawner.onemachine.settings import (
     OneMachineSettings,
     SettingsError,
     automation_service,
+    spawn_throttle,
 )
 from codepilot_spawner.onemachine.unixusers import (
     AccountTaken,
@@ -314,3 +315,12 @@ def test_the_class_page_reads_the_class_only_while_a_page_watches():
             loop.cancel()
 
     asyncio.run(scenario())
+
+
+def test_pending_starts_scale_with_the_cores_and_a_turned_away_student_retries_soon():
+    two_cores = spawn_throttle(2)
+    assert two_cores["concurrent_spawn_limit"] == 200  # a class of 200 starts at once
+    assert spawn_throttle(16)["concurrent_spawn_limit"] == 1600
+    assert spawn_throttle(None)["concurrent_spawn_limit"] == 100  # cores unknown
+    low, high = two_cores["spawn_throttle_retry_range"]
+    assert 0 < low <= high <= 15  # JupyterHub's own is 30 to 60 s

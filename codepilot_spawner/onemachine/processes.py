@@ -9,9 +9,11 @@ server, though, so /proc finds them all.
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,23 +37,30 @@ def signal_pids(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-async def end_tagged_processes(tag: str, grace: float = 5.0) -> list[int]:
-    """SIGTERM every tagged process, SIGKILL what is left after ``grace`` seconds.
+async def end_processes(find_pids: Callable[[], list[int]], grace: float = 5.0) -> list[int]:
+    """SIGTERM every process ``find_pids`` lists (a blocking reader, run in a thread),
+    SIGKILL what is left after ``grace`` seconds.
 
     Returns the pids that had to be killed.
     """
-    pids = await asyncio.to_thread(tagged_pids, tag)
+    pids = await asyncio.to_thread(find_pids)
     if not pids:
         return []
     signal_pids(pids, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-        pids = await asyncio.to_thread(tagged_pids, tag)
+        pids = await asyncio.to_thread(find_pids)
         if not pids:
             return []
     signal_pids(pids, signal.SIGKILL)
     return pids
+
+
+async def end_tagged_processes(tag: str, grace: float = 5.0) -> list[int]:
+    """``end_processes`` for the processes tagged ``tag``: a walk of all of /proc each
+    time, so where a cgroup holds the server, its own list is the one to read."""
+    return await end_processes(functools.partial(tagged_pids, tag), grace)
 
 
 @dataclass(frozen=True)
