@@ -3,14 +3,20 @@ starter, pylsp underlines an undefined name, completion as you type (JupyterLab'
 offers its items, hover shows a signature and go to definition jumps;
 typescript-language-server underlines an undefined name in the react-vite starter's
 App.jsx. The language servers start only once a file of
-theirs is opened, as children of the user's server in its sandbox, and end with it; a
-5 MB file and a file that is not UTF-8 do not hang the server.
+theirs is opened, as children of the user's server in its sandbox, and end with it.
+Packages the student installs in a terminal (``npm install``, ``pip install`` in the
+workspace's venv) complete in the editor with no restart; a 5 MB file, a file that is
+not UTF-8 and a folder of 20,000 files do not hang the server or the editor.
 """
 
 import base64
+import io
 import json
 import pwd
+import subprocess
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,12 +24,18 @@ from playwright.sync_api import Page, expect
 
 from ..support.hubtools import wait_until
 from ..support.langservers import cgroup, language_server_processes, net_namespace
+from ..support.npmcache import fill_npm_cache, give_npm_cache
 from .lab import (
     FILE_EDITOR,
+    NPM_TIMEOUT_MS,
     UI_TIMEOUT_MS,
+    Terminal,
     dismiss_news_prompt,
+    dock_tab,
     fetch_in_page,
+    file_browser_item,
     log_in,
+    make_terminal_readable,
     open_file_in_editor,
     start_from_spawn_form,
     type_at_end,
@@ -220,6 +232,129 @@ def api_answers_within(page: Page, server_url: str, seconds: float) -> float:
         assert reply["status"] == 200, reply
     assert slowest < seconds, f"the server's API took {slowest:.1f} s"
     return slowest
+
+
+def wheel_of(package: str, source: str) -> tuple[str, bytes]:
+    """A pure-Python wheel of one module, ``package/__init__.py`` holding ``source``: its
+    file name and bytes (what pip installs with no registry)."""
+    info = f"{package}-1.0.dist-info"
+    files = {
+        f"{package}/__init__.py": source,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+    return f"{package}-1.0-py3-none-any.whl", archive.getvalue()
+
+
+def completer_offers(page: Page, typed: str, item: str) -> None:
+    """Type ``typed`` at the end of the editor on screen: the completer lists ``item``."""
+    assert item not in page.locator(FILE_EDITOR).inner_text()  # no word to complete from
+    type_at_end(page, typed)
+    completion = page.locator(".jp-Completer-item", has_text=item)
+    expect(completion.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
+    page.keyboard.press("Escape")
+
+
+def test_packages_installed_in_a_terminal_complete_with_no_restart(plain_hub, lab):
+    """With App.jsx open and both language servers running, the student runs ``npm
+    install`` in web/ and ``pip install`` in a venv of the workspace (the flask starter's
+    README's way: the one-machine server's own environment is not theirs to write): React
+    and the new package complete, from the same language servers."""
+    page, server_url = lab, plain_hub.server_url(STUDENT)
+    fill_npm_cache("react-vite")
+    give_npm_cache(plain_hub.data_dir / "homes" / STUDENT)
+    for name in ("package.json", "package-lock.json", "jsconfig.json"):
+        put_file(page, server_url, f"web/{name}", (REACT_STARTER / name).read_bytes())
+    put_file(page, server_url, "web/src/App.jsx", (REACT_STARTER / "src/App.jsx").read_bytes())
+    wheel, data = wheel_of("campus_weather", 'def forecast_tomorrow(city):\n    """Rain."""\n')
+    put_file(page, server_url, wheel, data)
+
+    make_terminal_readable(page, server_url)  # takes effect at the reload below
+    open_file_in_editor(page, server_url, "web/src/App.jsx")
+    wait_for_language_server(page)
+    uid = account_uid(plain_hub, STUDENT)
+    before = {p.name: p.pid for p in language_server_processes(uid)}
+    assert {"pylsp", "typescript-language-server"} <= set(before), before
+
+    terminal = Terminal.open_from_launcher(page)
+    install = (  # from the workspace's top: the terminal opens in the file browser's folder
+        'cd "$JUPYTER_SERVER_ROOT" && (cd web && npm install --no-audit --no-fund)'
+        " && python -m venv --system-site-packages .venv && . .venv/bin/activate"
+        f" && pip install --no-index {wheel} && echo INSTALLED-$((6*7))"
+    )
+    output = terminal.run_and_wait(install, "INSTALLED-42", NPM_TIMEOUT_MS)
+    assert "Successfully installed campus-weather" in output, output
+
+    dock_tab(page, "App.jsx").first.click()
+    completer_offers(page, '\nimport * as React from "react";\nReact.useTransi', "useTransition")
+    open_file_in_editor(page, server_url, "app.py")
+    completer_offers(page, "\nimport campus_weather\ncampus_weather.forec", "forecast_tomorrow")
+    after = {p.name: p.pid for p in language_server_processes(uid)}
+    assert after == before  # the same language servers: none restarted
+
+
+def make_files_as(uid: int, folder: Path, count: int) -> None:
+    """``count`` small files in ``folder``, written by ``uid`` as a student's unzip would."""
+    script = (
+        "import sys, pathlib\n"
+        "folder = pathlib.Path(sys.argv[1]); folder.mkdir()\n"
+        "for n in range(int(sys.argv[2])):\n"
+        "    suffix = ('json', 'py', 'js', 'txt')[n % 4]\n"
+        "    (folder / f'item_{n:05d}.{suffix}').write_text(f'value_{n} = {n}\\n')\n"
+    )
+    account = pwd.getpwuid(uid)
+    subprocess.run(
+        [sys.executable, "-c", script, str(folder), str(count)],
+        user=uid,
+        group=account.pw_gid,
+        check=True,
+        timeout=120,
+    )
+
+
+def test_a_folder_of_20000_files_keeps_the_server_and_editor_answering(plain_hub, lab):
+    page, server_url = lab, plain_hub.server_url(STUDENT)
+    folder = plain_hub.data_dir / "workspaces" / STUDENT / "default" / "dataset"
+    started = time.monotonic()
+    make_files_as(account_uid(plain_hub, STUDENT), folder, 20_000)
+    print(f"20,000 files written in {time.monotonic() - started:.1f} s")
+
+    # The folder's listing (what the file browser asks for) while the API keeps answering.
+    page.evaluate(
+        """url => { window.listing = (async () => {
+             const started = performance.now();
+             const xsrf = document.cookie.match(/(?:^|; )_xsrf=([^;]*)/)[1];
+             const reply = await fetch(url, {headers: {"X-XSRFToken": decodeURIComponent(xsrf)}});
+             const model = await reply.json();
+             return {status: reply.status, entries: model.content.length,
+                     seconds: (performance.now() - started) / 1000};
+           })(); }""",
+        f"{server_url}api/contents/dataset",
+    )
+    slowest = api_answers_within(page, server_url, 10)
+    listing = page.evaluate("window.listing")
+    assert listing["status"] == 200 and listing["entries"] == 20_000, listing
+    print(f"listing: {listing['seconds']:.1f} s; the API meanwhile within {slowest * 1000:.0f} ms")
+
+    started = time.monotonic()
+    page.goto(f"{server_url}lab/tree/dataset")
+    wait_for_lab(page)
+    expect(file_browser_item(page, "item_00000.json")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    print(f"file browser shows the folder after {time.monotonic() - started:.1f} s")
+
+    # Code files in that folder still get their underlines, Python's and JSX's.
+    put_file(page, server_url, "dataset/check.py", b'prnt("x")\n')
+    put_file(page, server_url, "dataset/Check.jsx", b"export const shown = <p>{countr}</p>;\n")
+    for path, name in (("dataset/check.py", "prnt"), ("dataset/Check.jsx", "countr")):
+        open_file_in_editor(page, server_url, path)
+        underline = page.locator(f"{FILE_EDITOR} .cm-lintRange", has_text=name)
+        expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
+        api_answers_within(page, server_url, 10)
 
 
 def test_big_and_undecodable_files_do_not_hang_the_server_and_servers_end_with_it(plain_hub, lab):
