@@ -13,6 +13,7 @@ from codepilot_contracts.env import env_name
 
 from .appport import ServerPorts, app_status_handler
 from .codeintel import configure_language_servers, hide_frontend, use_lab_defaults
+from .codeintel.handlers import LANGUAGE_SERVERS_PATH, LanguageServersHandler
 from .collaboration import configure_collaboration, page_config_hook_without_collaboration
 from .envconfig import EnvDefaultsMixin
 from .extensionmanager import use_read_only_extension_manager
@@ -27,6 +28,7 @@ from .terminals import WorkspaceTerminalManager, configure_terminals
 from .terminalsocket import BACKLOG_SETTING, DEFAULT_BACKLOG_BYTES, WorkspaceTermSocket
 from .upstream import (
     ExtensionHooks,
+    language_server_manager,
     serve_terminal_websockets,
     stop_signal_handler,
     terminal_extra_env,
@@ -214,6 +216,21 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         extensions nor its JupyterLab plugins load, and the last save wins.""",
     ).tag(config=True)
 
+    language_server_restarts = Int(
+        1,
+        help="""How many times a language server that crashes (pylsp,
+        typescript-language-server) is restarted within
+        ``language_server_restart_window``, behind the editors' open connection, so
+        completion and underlines come back by themselves. One more crash stops it: the
+        status bar says so and why, and the editor works on without it until a page opens
+        a file of its language afresh (a reload). 0: never restarted.""",
+    ).tag(config=True)
+
+    language_server_restart_window = Float(
+        300.0,
+        help="""Seconds over which ``language_server_restarts`` counts restarts.""",
+    ).tag(config=True)
+
     @property
     def storage_mode(self) -> str:
         return wiring.resolve_mode(self.storage, self.s3_bucket)
@@ -292,6 +309,10 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
             )
         if not self.code_intelligence:
             hide_frontend(settings)
+        elif self.language_server_watchdog is not None:
+            self._watchdog_task = asyncio.create_task(
+                self.language_server_watchdog.watch(), name="codepilot-lsp-watchdog"
+            )
         sync = self.workspace_sync
         if sync is None:
             return
@@ -388,3 +409,30 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         self.handlers.append(
             (SYNC_STATUS_PATH, SyncStatusHandler, {"status_source": self.storage_status})
         )
+        self.language_server_watchdog = self._language_server_watchdog()
+        self.handlers.append(
+            (
+                LANGUAGE_SERVERS_PATH,
+                LanguageServersHandler,
+                {"stopped_source": self.stopped_language_servers},
+            )
+        )
+
+    def _language_server_watchdog(self):
+        """A watchdog over jupyter-lsp's sessions (loaded before this extension, by name),
+        or None when code intelligence is off or jupyter-lsp did not load."""
+        manager = language_server_manager(self.serverapp)
+        if not self.code_intelligence or manager is None:
+            return None
+        from .codeintel.watchdog import LanguageServerWatchdog
+
+        return LanguageServerWatchdog(
+            manager,
+            self.language_server_restarts,
+            self.language_server_restart_window,
+            self.log,
+        )
+
+    def stopped_language_servers(self) -> dict:
+        watchdog = self.language_server_watchdog
+        return dict(watchdog.stopped) if watchdog is not None else {}

@@ -1,5 +1,5 @@
-"""What the user server uses of jupyter-server, jupyter-server-terminals, terminado and
-jupyterhub-singleuser that they do not document as API.
+"""What the user server uses of jupyter-server, jupyter-server-terminals, terminado,
+jupyterhub-singleuser and jupyter-lsp that they do not document as API.
 
 Callers import these members from here only, never the upstream names themselves.
 ``tests/test_server_upstream_api.py`` checks the behaviour each one relies on, one named
@@ -13,6 +13,7 @@ CHECKED_VERSIONS = {
     "terminado": "0.18.1",
     "jupyterhub": "6.1.1",
     "jupyter-server-ydoc": "3.0.4",
+    "jupyter-lsp": "2.3.1",
 }
 
 
@@ -266,3 +267,74 @@ def hub_model(current_user) -> dict:
     is the server's owner: its owner can neither share the preview nor manage projects.
     """
     return getattr(current_user, "hub_user", None) or {}
+
+
+# --- jupyter-lsp ---------------------------------------------------------------------------
+
+
+def language_server_manager(serverapp):
+    """jupyter-lsp's ``LanguageServerManager`` of this server, or None when jupyter-lsp did
+    not load.
+
+    Checked on jupyter-lsp 2.3.1 (``serverapp.language_server_manager``, set as it loads).
+    If it drifts, a language server that crashes is neither restarted nor reported.
+    """
+    return getattr(serverapp, "language_server_manager", None)
+
+
+async def language_server_sessions(manager) -> dict:
+    """The manager's sessions by language server name, once it made them (lazily, in a
+    thread, after the server started).
+
+    Checked on jupyter-lsp 2.3.1 (``ready()``, ``sessions``). If it drifts, crashes are
+    not watched.
+    """
+    await manager.ready()
+    return dict(manager.sessions)
+
+
+def session_process(session):
+    """The ``Popen`` of a session's language server: set (an observable trait) when
+    jupyter-lsp starts it, None once jupyter-lsp stops it; it stays set when the process
+    dies on its own.
+
+    Checked on jupyter-lsp 2.3.1 (``LanguageServerSession.process``). If it drifts, crashes
+    are not seen.
+    """
+    return session.process
+
+
+def session_websockets(session) -> list:
+    """The editors' websockets (tornado ``WebSocketHandler``) that a session answers.
+
+    Checked on jupyter-lsp 2.3.1 (``LanguageServerSession.handlers``, an observable trait
+    that is empty once the last one closed). If it drifts, editors are not told of a crash.
+    """
+    return list(session.handlers)
+
+
+def restart_session(session) -> None:
+    """Stop what is left of a session's language server and start a fresh one, behind the
+    same websockets; messages then reach the fresh process.
+
+    Checked on jupyter-lsp 2.3.1 (``LanguageServerSession.initialize``). If it drifts, a
+    crashed language server stays dead until the editors reconnect.
+    """
+    session.initialize()
+
+
+def stop_session(session) -> None:
+    """Stop a session's language server, as jupyter-lsp does when the last editor leaves.
+
+    Checked on jupyter-lsp 2.3.1 (``LanguageServerSession.stop``).
+    """
+    session.stop()
+
+
+def send_to_language_server(session, message: str) -> None:
+    """Queue a JSON-RPC message for a session's language server, after those queued.
+
+    Checked on jupyter-lsp 2.3.1 (``LanguageServerSession.write``). If it drifts, a
+    restarted language server does not know the open documents.
+    """
+    session.write(message)

@@ -158,6 +158,9 @@ def test_a_start_imports_only_what_the_fork_server_preloaded(tmp_path):
     # A module a forked server imports itself costs it memory the others do not share.
     start = run_start_check(tmp_path, "--preload")
     assert start["preload"] == {"failed": [], "imported_after": []}
+    # Nor does it read package metadata: the fork server read the entry points once.
+    assert start["metadata_files_read"] == 0
+    assert run_start_check(tmp_path)["metadata_files_read"] > 0  # as a plain start does
     # JupyterLab's Extension Manager cannot install into a workspace server's environment
     # (and its PyPI client was the largest import left): read-only.
     assert start["extension_manager"] == ["readonly"]

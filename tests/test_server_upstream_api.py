@@ -1,5 +1,5 @@
 """What the user server relies on in the installed jupyter-server, jupyter-server-terminals,
-terminado and jupyterhub-singleuser.
+terminado, jupyterhub-singleuser and jupyter-lsp.
 
 ``server_extension/upstream.py`` names what those projects do not document as API. Each
 test exercises the installed package and checks the behaviour the server relies on, one
@@ -15,6 +15,7 @@ import tomllib
 from importlib.metadata import version
 
 import pytest
+from jupyter_lsp import LanguageServerManager, lsp_message_listener
 from jupyter_server.auth import User
 from jupyter_server.serverapp import ServerApp
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
@@ -23,6 +24,7 @@ from jupyter_server_terminals.terminalmanager import TerminalManager
 from packaging.requirements import Requirement
 from tornado import web
 from tornado.httputil import HTTPServerRequest
+from tornado.websocket import WebSocketHandler
 from traitlets.config import Config
 
 from server_extension import upstream
@@ -31,7 +33,7 @@ from .apps.upstream_probe import ProbeContentsManager, ProbeTerminalManager, Ups
 from .support.paths import REPO_ROOT
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
-EXTENSIONS = ("jupyter_server_terminals", "tests.apps.upstream_probe")
+EXTENSIONS = ("jupyter_lsp", "jupyter_server_terminals", "tests.apps.upstream_probe")
 
 
 def test_the_checked_versions_are_named():
@@ -235,3 +237,79 @@ def test_documents_websockets_take_the_servers_origin_check_and_a_message_cap():
         assert YDocWebSocketHandler.max_message_size == 1234
     finally:
         YDocWebSocketHandler.check_origin, YDocWebSocketHandler.max_message_size = before
+
+
+# --- jupyter-lsp ------------------------------------------------------------------------
+
+
+@with_serverapp
+def test_jupyter_lsp_leaves_its_manager_on_the_server_app(serverapp):
+    assert isinstance(upstream.language_server_manager(serverapp), LanguageServerManager)
+
+
+class ProbeLspSocket(WebSocketHandler):
+    """An editor's websocket as jupyter-lsp's session holds it (a ``WebSocketHandler``)."""
+
+    def __init__(self, language_server):
+        self.language_server = language_server
+        self.received = []
+
+    def write_message(self, message, binary=False):
+        self.received.append(message)
+
+
+async def wait_for(condition, what, seconds=10.0):
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {what} within {seconds} s")
+
+
+@pytest.mark.integration
+async def test_a_session_keeps_a_dead_process_and_restarts_behind_the_same_websockets():
+    # ``cat`` as the language server: what it is sent comes back to the editors.
+    spec = {"argv": ["cat"], "languages": ["echo"], "version": 2, "display_name": "echo"}
+    manager = LanguageServerManager(language_servers={"echo": spec}, autodetect=False)
+    manager.initialize()
+    heard = []
+
+    async def listener(scope, message, language_server, manager):
+        heard.append((scope, message["method"]))
+
+    lsp_message_listener("client")(listener)
+    session = (await upstream.language_server_sessions(manager))["echo"]
+    started = []
+    session.observe(lambda change: started.append(change["new"]), names="process")
+    websocket = ProbeLspSocket("echo")
+    try:
+        manager.subscribe(websocket)  # the first editor starts the process
+        first = upstream.session_process(session)
+        assert first is not None and started == [first]
+        assert upstream.session_websockets(session) == [websocket]
+        await manager.on_client_message('{"method": "m1"}', websocket)
+        await wait_for(lambda: '{"method": "m1"}' in websocket.received, "echo")
+        assert heard == [("client", "m1")]
+
+        first.kill()
+        first.wait()
+        await asyncio.sleep(0.3)  # jupyter-lsp's reader has seen the end of its stdout
+        # jupyter-lsp does not notice: the dead process stays the session's.
+        assert upstream.session_process(session) is first
+        assert session.status.value == "started"
+
+        upstream.restart_session(session)
+        second = upstream.session_process(session)
+        assert second not in (None, first) and started[-1] is second
+        assert upstream.session_websockets(session) == [websocket]
+        upstream.send_to_language_server(session, '{"method": "m2"}')
+        await wait_for(lambda: '{"method": "m2"}' in websocket.received, "echo after restart")
+
+        upstream.stop_session(session)
+        assert upstream.session_process(session) is None and started[-1] is None
+        second.wait(timeout=10)
+        manager.unsubscribe(websocket)
+        assert upstream.session_websockets(session) == []
+    finally:
+        manager.unregister_message_listener(listener)
+        upstream.stop_session(session)

@@ -19,6 +19,7 @@ error and exits:
   process tag that finds a server's processes lives there), fresh random seeds and no
   inherited descriptor beyond stdin (/dev/null), stdout and stderr (the hub's log).
 
+The packages' entry points are read once here too (``server_extension.startup.entrypoints``).
 What no server uses at start is deferred here too (``server_extension.startup.deferred``), so
 neither the fork server nor a child pays for it. A request's ``argv`` runs in process
 when it is ``jupyterhub-singleuser``, ``codepilot-singleuser`` or this Python with
@@ -43,6 +44,7 @@ import time
 from codepilot_contracts.forking import encode_reply, read_request
 from codepilot_contracts.namespaces import SandboxEntry
 from server_extension.startup.deferred import defer_unused_imports
+from server_extension.startup.entrypoints import remember_entry_points
 
 # Read when jupyterhub.singleuser is imported: a child asking for other values than the
 # fork server had cannot be served from these imports.
@@ -104,8 +106,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def preload(modules=PRELOAD, read_ahead=READ_AHEAD) -> list[str]:
-    """Import ``modules``, then call ``read_ahead``; returns those that failed (logged,
-    not fatal: a child then imports or reads it itself)."""
+    """Read the packages' entry points, import ``modules``, then call ``read_ahead``;
+    returns those that failed (logged, not fatal: a child then imports or reads it
+    itself)."""
+    remember_entry_points()  # before the imports that bind ``entry_points`` by name
     failed = []
     for name in modules:
         try:

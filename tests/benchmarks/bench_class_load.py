@@ -1,7 +1,8 @@
 """A class at work: N students on one hub at once, typing, saving, installing, previewing.
 
 For each N of ``--sizes`` (default 10,50,100), on one hub started as ``make up`` does:
-every student's server started at the same moment (POST to ready p50/p95/max), then
+every student's server started at the same moment (POST to ready p50/p95/max, each
+following its progress stream), then
 ``--seconds`` of a class at work through the real proxy, hub, preview gateway and servers:
 
 - every student types into a terminal of their server (a key every 0.3 to 0.9 s; the
@@ -21,8 +22,12 @@ above as p50/p99; the hub's event-loop lag (JupyterHub's own
 and idle; CPU seconds per second of the hub, the proxy and the preview gateway; PSS per
 idle server and of the hub's processes; the machine's CPU busy fraction and free memory;
 the generator's own event-loop lag (its figures are only as good as that); and the first
-resource that ran out. ``--faults`` adds three students who misbehave: one forks until
-its pids limit, one fills its memory, one floods its own preview.
+resource that ran out. Echo and save are counted apart for the installers (their own
+server shares its cgroup with the install) and for the others. ``--faults`` adds three
+students who misbehave: one forks until its pids limit, one fills its memory, one floods
+its own preview. ``--cull-idle S`` runs the hub with ``CODEPILOT_CULL_IDLE=S`` and, after
+the idle phase, waits for the idle culler to stop every server: seconds from the class's
+last use to each stop, and the hub's lag and the culler's CPU meanwhile.
 
 Every connection goes to 127.0.0.1: the resolver of ``tests/support/localhost.py``
 answers ``*.localhost`` with loopback. Stops every server and the hub by itself.
@@ -45,7 +50,13 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.bench_class_start import memory_kb, process_tree, stat_fields, stop_all
+from tests.benchmarks.bench_class_start import (
+    memory_kb,
+    process_tree,
+    stat_fields,
+    stop_all,
+    wait_ready_event,
+)
 from tests.support.hubtools import start_hub
 from tests.support.timing import percentile
 
@@ -94,8 +105,10 @@ class Student:
 
 @dataclass
 class ClassFigures:
-    echo: Samples = field(default_factory=Samples)
+    echo: Samples = field(default_factory=Samples)  # students not installing
     save: Samples = field(default_factory=Samples)
+    installer_echo: Samples = field(default_factory=Samples)  # the installers' own
+    installer_save: Samples = field(default_factory=Samples)
     preview: Samples = field(default_factory=Samples)
     install_s: list[float] = field(default_factory=list)
     own_lag: Samples = field(default_factory=Samples)
@@ -114,13 +127,15 @@ def command_line(pid: int) -> str:
 def hub_parts(hub_pid: int, server_pids: set[int]) -> dict[str, set[int]]:
     """The pids of the hub, the proxy and the preview gateway (each with its children that
     are not user servers)."""
-    parts = {"hub": set(), "proxy": set(), "gateway": set()}
+    parts = {"hub": set(), "proxy": set(), "gateway": set(), "culler": set()}
     for pid in process_tree(hub_pid) - process_tree_of(server_pids):
         line = command_line(pid)
         if "configurable-http-proxy" in line:
             parts["proxy"].add(pid)
         elif "services.preview" in line or "codepilot-preview" in line:
             parts["gateway"].add(pid)
+        elif "services.culler" in line:
+            parts["culler"].add(pid)
         elif "jupyterhub" in line or "launcher" in line:
             parts["hub"].add(pid)
     return parts
@@ -224,10 +239,11 @@ async def open_terminal(http, student: Student):
 
 async def type_keys(http, student: Student, figures: ClassFigures, until: float) -> None:
     """Keys typed one at a time; each key's echo timed. Ctrl-U clears the line now and then."""
+    echo = figures.installer_echo if student.role == "installer" else figures.echo
     try:
         ws = await open_terminal(http, student)
     except (aiohttp.ClientError, TimeoutError, ConnectionError) as error:
-        figures.echo.failed(error)
+        echo.failed(error)
         return
     typed = 0
     while time.monotonic() < until:
@@ -236,9 +252,9 @@ async def type_keys(http, student: Student, figures: ClassFigures, until: float)
         try:
             await ws.send_str(json.dumps(["stdin", key]))
             await read_until(ws, key, 10)
-            figures.echo.values.append((time.perf_counter() - sent) * 1000)
+            echo.values.append((time.perf_counter() - sent) * 1000)
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as error:
-            figures.echo.failed(error)
+            echo.failed(error)
             break
         typed += 1
         if typed % 40 == 0:
@@ -255,6 +271,7 @@ async def put_file(http, student: Student, path: str, text: str) -> None:
 
 
 async def save_files(http, student: Student, figures: ClassFigures, until: float) -> None:
+    save = figures.installer_save if student.role == "installer" else figures.save
     version = 0
     while time.monotonic() < until:
         await asyncio.sleep(random.uniform(2, 5))
@@ -263,9 +280,9 @@ async def save_files(http, student: Student, figures: ClassFigures, until: float
         sent = time.perf_counter()
         try:
             await put_file(http, student, "notes.py", text)
-            figures.save.values.append((time.perf_counter() - sent) * 1000)
+            save.values.append((time.perf_counter() - sent) * 1000)
         except (aiohttp.ClientError, TimeoutError) as error:
-            figures.save.failed(error)
+            save.failed(error)
 
 
 async def install_burst(http, student: Student, figures: ClassFigures) -> None:
@@ -391,32 +408,24 @@ async def class_at_work(students: list[Student], seconds: float) -> ClassFigures
 
 
 def start_all(hub, users: list[str]) -> dict:
-    """Every server POSTed at once; seconds to ready of each, from the hub's user list,
-    counted from the first POST. JupyterHub answers 429 past its ``concurrent_spawn_limit``
-    (100 starts pending): that student POSTs again when the answer's ``Retry-After`` says."""
+    """Every server POSTed at once, each student following its start's progress event
+    stream as the spawn page does; seconds from each POST to ready. JupyterHub answers
+    429 past its ``concurrent_spawn_limit`` (100 starts pending): that student POSTs again
+    when the answer's ``Retry-After`` says."""
     posted, ready, refused = {}, {}, []
 
-    def post(user):
+    def start(user):
         posted[user] = time.perf_counter()
         while (response := hub.api("POST", f"/users/{user}/server")).status_code == 429:
             refused.append(user)
             time.sleep(float(response.headers.get("Retry-After", 5)))
         assert response.status_code in (201, 202), response.text
+        wait_ready_event(hub, user)
+        ready[user] = time.perf_counter()
 
-    # A thread each, read while they post: a retry waits alone, and the ready are seen.
+    # A thread each: a retry waits alone, and every stream is read as it comes.
     with ThreadPoolExecutor(len(users)) as pool:
-        posts = [pool.submit(post, user) for user in users]
-        deadline = time.monotonic() + 600
-        while len(ready) < len(users) and time.monotonic() < deadline:
-            failed = [p.exception() for p in posts if p.done() and p.exception()]
-            if failed:
-                raise failed[0]
-            now = time.perf_counter()
-            for user in hub.all_users("ready"):
-                server = user["servers"].get("")
-                if server and server["ready"] and user["name"] in posted:
-                    ready.setdefault(user["name"], now)
-            time.sleep(0.2)
+        list(pool.map(start, users))
     seconds = [ready[user] - posted[user] for user in ready]
     return {
         "ready": len(ready),
@@ -481,19 +490,46 @@ def measure_size(hub, users: list[str], options) -> dict:
         return {
             "echo": figures.echo.summary(),
             "save": figures.save.summary(),
+            "installer_echo": figures.installer_echo.summary(),
+            "installer_save": figures.installer_save.summary(),
             "preview": figures.preview.summary(),
             "install_s": figures.install_s,
             "generator_lag": figures.own_lag.summary(),
         }
 
     result["at_work"] = phase(work)
+    idle_since = time.monotonic()
     result["idle"] = phase(lambda: time.sleep(options.idle_seconds))
     alive = {pid for pid in server_pids if Path(f"/proc/{pid}").exists()}
     result["pss_mb_per_idle_server"] = round(pss_mb(alive) / max(len(alive), 1), 1)
     result["pss_mb_hub_processes"] = pss_mb(set().union(*parts.values()))
     result["ran_out_first"] = what_ran_out(result)
+    if options.cull_idle:
+        result["culled"] = phase(lambda: wait_for_culler(hub, users, idle_since, options))
     stop_all(hub, users)
     return result
+
+
+def wait_for_culler(hub, users: list[str], idle_since: float, options) -> dict:
+    """Seconds from the class's last use to each server's stop by the idle culler (it
+    looks every half limit and servers report every quarter: one to 1.5 limits, and
+    what the hub takes to stop them all)."""
+    running, stopped_after = set(users), []
+    deadline = time.monotonic() + 2 * options.cull_idle + 120
+    while running and time.monotonic() < deadline:
+        still = {user["name"] for user in hub.all_users() if "" in user["servers"]}
+        now = time.monotonic()
+        stopped_after += [now - idle_since] * len(running - still)
+        running &= still
+        time.sleep(0.5)
+    return {
+        "culled": len(stopped_after),
+        "not_culled": len(running),
+        "stopped_after_idle_p50_s": round(statistics.median(stopped_after), 1)
+        if stopped_after
+        else None,
+        "stopped_after_idle_max_s": round(max(stopped_after), 1) if stopped_after else None,
+    }
 
 
 def what_ran_out(result: dict) -> str:
@@ -510,13 +546,23 @@ def what_ran_out(result: dict) -> str:
 def summary_line(result: dict) -> str:
     def one(size: dict) -> str:
         work = size["at_work"]
-        return (
+        line = (
             f"N={size['n']} ready p95 {size['ready_p95_s']} s, "
-            f"echo p99 {work['echo'].get('p99_ms')} ms, save p99 {work['save'].get('p99_ms')} ms, "
+            f"echo p99 {work['echo'].get('p99_ms')} ms, save p99 {work['save'].get('p99_ms')} ms "
+            f"(installers' own {work['installer_echo'].get('p99_ms')} / "
+            f"{work['installer_save'].get('p99_ms')} ms), "
             f"preview p99 {work['preview'].get('p99_ms')} ms, "
             f"hub lag p99 {work['hub_loop_lag_p99_ms']} ms, "
             f"{size['pss_mb_per_idle_server']} MB PSS/server, ran out: {size['ran_out_first']}"
         )
+        if "culled" in size:
+            culled = size["culled"]
+            line += (
+                f", culled {culled['culled']}/{size['n']} by "
+                f"{culled['stopped_after_idle_max_s']} s idle "
+                f"(hub lag p99 {culled['hub_loop_lag_p99_ms']} ms)"
+            )
+        return line
 
     return "class load: " + "; ".join(one(size) for size in result["sizes"])
 
@@ -529,12 +575,21 @@ def main():
     parser.add_argument("--installers", type=float, default=0.1, help="fraction installing")
     parser.add_argument("--apps", type=float, default=0.1, help="fraction serving a preview")
     parser.add_argument("--faults", action="store_true", help="add three misbehaving students")
+    parser.add_argument(
+        "--cull-idle",
+        type=int,
+        default=0,
+        help="run the hub's idle culler at this many seconds and time it (0: off)",
+    )
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
     users = [f"learner{number:03d}" for number in range(max(sizes))]
     result = {"benchmark": "class_load", "cpus": os.cpu_count(), "root": os.geteuid() == 0}
     result["sizes"] = []
-    hub = start_hub(timeout=120)
+    if options.cull_idle and options.cull_idle <= options.idle_seconds:
+        parser.error("--cull-idle must be longer than --idle-seconds (idle PSS is read first)")
+    culling = {"CODEPILOT_CULL_IDLE": str(options.cull_idle)} if options.cull_idle else {}
+    hub = start_hub(env=culling, timeout=120)
     try:
         for user in users:
             hub.create_user(user)

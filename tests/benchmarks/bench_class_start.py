@@ -5,7 +5,8 @@ Three hubs in one run (``--kinds`` picks among them): Code Pilot's one-machine h
 plain starts (``fork_server = False``: a new Python process per server, as when the
 fork server is down), and the same hub with JupyterHub's SimpleLocalProcessSpawner and
 a stock jupyter-server (``stock_hub.py``). For each N (default 1, 10, 20, 50): all POSTs
-at once from N threads, one poller reading the user list, then every server stopped.
+at once from N threads, each following its start's progress event stream as a
+student's browser does, then every server stopped.
 Per batch: ready p50/p95/max, CPU seconds per start (the hub's whole process tree,
 servers included, from before the POSTs until all are ready, divided by N) and RSS/PSS
 per server from ``/proc/<pid>/smaps_rollup`` once ready, and the 1-minute load average
@@ -20,7 +21,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -67,6 +67,64 @@ def cpu_seconds(pids) -> float:
     return total / CLOCK_TICKS
 
 
+def command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def process_role(pid: int, hub_pid: int, servers: set[int]) -> str:
+    """Which part of the hub's tree ``pid`` is, named for the per-process CPU breakdown."""
+    if pid == hub_pid:
+        return "hub"
+    if pid in servers:
+        return "servers"
+    command = command_line(pid)
+    for marker, role in ROLE_MARKERS:
+        if marker in command:
+            return role
+    return "other"
+
+
+# Command-line markers of the hub's processes, first match wins (a server's own children,
+# such as its language servers, carry none of these and are counted as "other").
+ROLE_MARKERS = (
+    (b"configurable-http-proxy", "proxy"),
+    (b"startup.forkserver", "fork server"),
+    (b"PreviewGateway", "gateway"),
+    (b"jupyterhub-singleuser", "servers"),
+    (b"startup.singleuser", "servers"),
+)
+
+
+def cpu_by_process(pids, hub_pid: int, servers: set[int]) -> dict[str, float]:
+    """CPU seconds per role: each process's own time, and apart (``<role> exited``)
+    that of its children that ended and were waited for (the hub's ``ip``, ``nft``,
+    ``useradd``)."""
+    by_role: dict[str, float] = {}
+    for pid in pids:
+        try:
+            fields = stat_fields(pid)
+        except OSError:
+            continue
+        role = process_role(pid, hub_pid, servers)
+        own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        exited = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+        by_role[role] = by_role.get(role, 0.0) + own
+        by_role[f"{role} exited"] = by_role.get(f"{role} exited", 0.0) + exited
+    return by_role
+
+
+def role_difference(after: dict, before: dict, starts: int) -> dict[str, float]:
+    """CPU seconds per start of each role between two ``cpu_by_process`` readings."""
+    return {
+        role: round((seconds - before.get(role, 0.0)) / starts, 3)
+        for role, seconds in sorted(after.items())
+        if seconds - before.get(role, 0.0) > 0
+    }
+
+
 def memory_kb(pid: int) -> dict:
     values = {}
     with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -77,40 +135,46 @@ def memory_kb(pid: int) -> dict:
     return values
 
 
+def wait_ready_event(hub, user: str) -> None:
+    """Follow the start's progress event stream, as the spawn page in a student's browser
+    does, until it says the server is ready."""
+    with hub.api("GET", f"/users/{user}/server/progress", stream=True) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith(b"data:"):
+                continue  # keepalive comments between events
+            event = json.loads(line[len(b"data:") :])
+            if event.get("failed"):
+                raise RuntimeError(f"{user}'s server failed to start: {event}")
+            if event.get("ready"):
+                return
+    raise RuntimeError(f"{user}'s progress stream ended before the server was ready")
+
+
 def start_batch(hub, users: list[str]) -> dict:
     load_before = os.getloadavg()[0]  # the machine may be shared: its figures say how busy
     before_pids = process_tree(hub.process.pid)
     cpu_before = cpu_seconds(before_pids)
+    roles_before = cpu_by_process(before_pids, hub.process.pid, set())
     posted, ready = {}, {}
-    done = threading.Event()
 
-    def poll():
-        while not done.is_set():
-            listing = hub.all_users()
-            now = time.perf_counter()
-            for user in listing:
-                server = user["servers"].get("")
-                if server and server["ready"] and user["name"] in posted:
-                    ready.setdefault(user["name"], now)
-            if len(ready) == len(users):
-                done.set()
-            time.sleep(0.1)
-
-    def post(user):
+    # One thread per student: POST, then the progress stream. Polling the user list
+    # instead cost the hub CPU in proportion to N times the batch's length, which the
+    # figures then counted as CPU per start.
+    def start(user):
         posted[user] = time.perf_counter()
         response = hub.api("POST", f"/users/{user}/server")
         assert response.status_code in (201, 202), response.text
+        wait_ready_event(hub, user)
+        ready[user] = time.perf_counter()
 
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
     with ThreadPoolExecutor(len(users)) as pool:
-        list(pool.map(post, users))
-    if not done.wait(300):
-        raise TimeoutError(f"{len(users) - len(ready)} servers not ready after 300 s")
-    poller.join()
+        list(pool.map(start, users))
     states = {user: hub.api("GET", f"/users/{user}").json()["servers"][""] for user in users}
     pids = [states[user]["state"]["pid"] for user in users]
-    cpu = cpu_seconds(process_tree(hub.process.pid) | set(pids)) - cpu_before
+    after_pids = process_tree(hub.process.pid) | set(pids)
+    cpu = cpu_seconds(after_pids) - cpu_before
+    roles = cpu_by_process(after_pids, hub.process.pid, set(pids))
     memory = [memory_kb(pid) for pid in pids]
     seconds = [ready[user] - posted[user] for user in users]
     stop_all(hub, users)
@@ -119,7 +183,8 @@ def start_batch(hub, users: list[str]) -> dict:
         "ready_p50_s": round(statistics.median(seconds), 2),
         "ready_p95_s": round(percentile(seconds, 0.95), 2),
         "ready_max_s": round(max(seconds), 2),
-        "cpu_s_per_start": round(cpu / len(users), 2),
+        "cpu_s_per_start": round(cpu / len(users), 3),
+        "cpu_s_per_start_by_process": role_difference(roles, roles_before, len(users)),
         "rss_mb_per_server": round(statistics.mean(m["rss"] for m in memory) / 1024, 1),
         "pss_mb_per_server": round(statistics.mean(m["pss"] for m in memory) / 1024, 1),
         "load_1min_before": round(load_before, 1),

@@ -3,7 +3,8 @@ starter, pylsp underlines an undefined name, completion as you type (JupyterLab'
 offers its items, hover shows a signature and go to definition jumps;
 typescript-language-server underlines an undefined name in the react-vite starter's
 App.jsx. The language servers start only once a file of
-theirs is opened, as children of the user's server in its sandbox, and end with it.
+theirs is opened, as children of the user's server in its sandbox, and end with it; one
+that crashes is restarted once behind the open editor, then reported in the status bar.
 Packages the student installs in a terminal (``npm install``, ``pip install`` in the
 workspace's venv) complete in the editor with no restart; a 5 MB file, a file that is
 not UTF-8 and a folder of 20,000 files do not hang the server or the editor.
@@ -12,7 +13,9 @@ not UTF-8 and a folder of 20,000 files do not hang the server or the editor.
 import base64
 import io
 import json
+import os
 import pwd
+import signal
 import subprocess
 import sys
 import time
@@ -220,6 +223,50 @@ def put_file(page: Page, server_url: str, path: str, data: bytes | None) -> None
         json.dumps(model),
     )
     assert reply["status"] in (200, 201), reply
+
+
+def pylsp_pids(uid: int) -> list[int]:
+    return [p.pid for p in language_server_processes(uid) if p.name == "pylsp"]
+
+
+def test_a_crashed_language_server_is_restarted_once_then_reported(plain_hub, lab):
+    page, server_url = lab, plain_hub.server_url(STUDENT)
+    uid = account_uid(plain_hub, STUDENT)
+    put_file(page, server_url, "crash.py", b"import os\n")
+    open_file_in_editor(page, server_url, "crash.py")
+    wait_for_language_server(page)
+    (first,) = pylsp_pids(uid)
+
+    # The first crash: a fresh pylsp behind the same connection knows the open file.
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: pylsp_pids(uid) not in ([], [first]), 30, 0.2, "pylsp restarted")
+    (second,) = pylsp_pids(uid)
+    type_at_end(page, "os.pa")
+    completion = page.locator(".jp-Completer-item", has_text="path")
+    expect(completion.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
+    page.keyboard.press("Escape")
+
+    # The second within the window: not restarted, and the status bar says why.
+    os.kill(second, signal.SIGKILL)
+    stopped = page.locator("#jp-main-statusbar", has_text="Python language server stopped")
+    expect(stopped).to_contain_text("killed by SIGKILL", timeout=UI_TIMEOUT_MS)
+    assert pylsp_pids(uid) == []
+    # The editor works on: typing and saving.
+    type_at_end(page, "th\nprint('still typing')\n")
+    page.keyboard.press("Control+s")
+    wait_until(
+        lambda: "print('still typing')" in saved_text(page, server_url, "crash.py"),
+        30,
+        0.2,
+        "the typed text saved",
+    )
+    assert pylsp_pids(uid) == []
+
+
+def saved_text(page: Page, server_url: str, path: str) -> str:
+    reply = fetch_in_page(page, "GET", f"{server_url}api/contents/{path}?content=1")
+    assert reply["status"] == 200, reply
+    return json.loads(reply["text"])["content"]
 
 
 def api_answers_within(page: Page, server_url: str, seconds: float) -> float:

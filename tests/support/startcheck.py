@@ -4,8 +4,9 @@ enables, Code Pilot's and JupyterLab's included, initialised; a file saved throu
 contents manager, whose event jupyter_events validates against its schema), then prints
 JSON: the extensions loaded (and JupyterLab's extension manager), the events emitted,
 whether the deferred modules were still stand-ins after all that, and the answers of
-jsonschema's ``iri`` format check. With ``--preload`` it first imports what the fork
-server preloads, and also prints what the start imported beyond that.
+jsonschema's ``iri`` format check, and the package metadata files (``*.dist-info``)
+the start opened. With ``--preload`` it first imports what the fork server preloads, and
+also prints what the start imported beyond that.
 """
 
 import asyncio
@@ -27,6 +28,20 @@ class Captured(logging.Handler):
         self.records.append(record.msg)
 
 
+class OpenedFiles:
+    """Paths of package metadata that this process opens while ``recording``."""
+
+    def __init__(self):
+        self.recording = False
+        self.metadata = []
+        sys.addaudithook(self.hook)
+
+    def hook(self, event, args):
+        path = args[0] if self.recording and event == "open" else None
+        if isinstance(path, str) and (".dist-info/" in path or ".egg-info/" in path):
+            self.metadata.append(path)
+
+
 async def save_a_file(app) -> None:
     saved = app.contents_manager.save({"type": "file", "format": "text", "content": "x"}, "a.txt")
     if asyncio.iscoroutine(saved):
@@ -35,6 +50,7 @@ async def save_a_file(app) -> None:
 
 def main() -> None:
     root, defer = sys.argv[1], "--no-defer" not in sys.argv
+    opened = OpenedFiles()
     if defer:
         defer_unused_imports()
     preloaded = None
@@ -46,7 +62,12 @@ def main() -> None:
     from jupyter_server.serverapp import ServerApp
 
     app = ServerApp.instance()
+    opened.recording = True
     app.initialize([f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False"])
+    if hasattr(app, "language_server_manager"):
+        # What jupyter-lsp runs in a thread once the server's loop starts.
+        app.language_server_manager.initialize()
+    opened.recording = False
     events = Captured()
     app.event_logger.register_handler(events)
     asyncio.run(save_a_file(app))
@@ -72,6 +93,7 @@ def main() -> None:
                 "iri": iri,
                 "deferred_after_check": {name: is_deferred(name) for name in DEFERRED},
                 "preload": preload,
+                "metadata_files_read": len(opened.metadata),
                 "extension_manager": [
                     lab.extension_manager
                     for lab in app.extension_manager.extension_apps.get("jupyterlab", ())

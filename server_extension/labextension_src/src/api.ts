@@ -10,6 +10,7 @@ import { ServerConnection } from '@jupyterlab/services';
 export const SYNC_PATH = 'codepilot/api/sync';
 export const PREVIEW_PATH = 'codepilot/api/preview';
 export const APP_PATH = 'codepilot/api/app';
+export const LANGUAGE_SERVERS_PATH = 'codepilot/api/language-servers';
 
 /** A reply that was not 2xx, with the server's own message when it gave one. */
 export class ApiError extends Error {

@@ -16,6 +16,8 @@
  *   below the editors) with the run's output, and its state in the status bar (./run.ts).
  * - Completion as you type in every file editor, also one opened after JupyterLab started
  *   (./completeastype.ts).
+ * - A language server that crashed more often than the server restarts it: its stop and
+ *   why in the status bar (./languageservers.ts).
  */
 import {
   ILabShell,
@@ -28,6 +30,7 @@ import { ICompletionProviderManager } from '@jupyterlab/completer';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { IEditorTracker } from '@jupyterlab/fileeditor';
 import { ILauncher } from '@jupyterlab/launcher';
+import { ILSPDocumentConnectionManager } from '@jupyterlab/lsp';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITerminal, ITerminalTracker } from '@jupyterlab/terminal';
@@ -46,6 +49,7 @@ import { AppRunNotices, linkTargets, sharedAppWatcher } from './apprunning';
 import { PreviewModel, PreviewPanel, PreviewStatusWidget, previewIcon } from './preview';
 import { openPreview } from './previewlink';
 import { ServerGate } from './servergate';
+import { LanguageServerStatusWidget } from './languageservers';
 import { hubLinks, tellStopped } from './stopped';
 import { SyncStatusWidget } from './syncstatus';
 import { routeTerminalLinks } from './terminallinks';
@@ -320,4 +324,34 @@ const completeAsYouType: JupyterFrontEndPlugin<void> = {
   ) => keepAutoCompletion(app.restored, manager, editors, settings)
 };
 
-export default [syncStatus, preview, stoppedServer, projects, appRunning, run, completeAsYouType];
+const languageServerStatus: JupyterFrontEndPlugin<void> = {
+  id: '@codepilot/lab:language-server-status',
+  description: 'A language server that stopped for good, and why, in the status bar.',
+  autoStart: true,
+  requires: [IStatusBar, ILSPDocumentConnectionManager],
+  activate: (
+    app: JupyterFrontEnd,
+    statusBar: IStatusBar,
+    connections: ILSPDocumentConnectionManager
+  ) => {
+    const item = new LanguageServerStatusWidget(connections, app.serviceManager.serverSettings);
+    statusBar.registerStatusItem('@codepilot/lab:language-server-status', {
+      item,
+      align: 'left',
+      rank: 5,
+      isActive: () => item.isActive,
+      activeStateChanged: item.activeChanged
+    });
+  }
+};
+
+export default [
+  syncStatus,
+  preview,
+  stoppedServer,
+  projects,
+  appRunning,
+  run,
+  completeAsYouType,
+  languageServerStatus
+];
