@@ -36,7 +36,6 @@ from .lab import (
     dismiss_news_prompt,
     dock_tab,
     fetch_in_page,
-    file_browser_item,
     log_in,
     make_terminal_readable,
     open_file_in_editor,
@@ -367,18 +366,22 @@ def make_files_as(uid: int, folder: Path, count: int) -> None:
     )
 
 
-def test_a_folder_of_20000_files_keeps_the_server_answering(plain_hub, lab):
-    """A student unzips 20,000 files into one folder: its listing answers (the contents
-    API checks the folder inside the workspace once, not once per entry), the server
-    answers meanwhile, and pylsp still underlines a small file beside it."""
+def test_a_folder_of_20000_files_lists_while_the_editor_keeps_working(plain_hub, lab):
+    """A student unzips 20,000 files into one folder. Its listing (what the file browser
+    asks for) answers, checking the folder inside the workspace once, not once per entry;
+    meanwhile the server answers and pylsp underlines a small file beside the folder."""
     page, server_url = lab, plain_hub.server_url(STUDENT)
     folder = plain_hub.data_dir / "workspaces" / STUDENT / "default" / "dataset"
     started = time.monotonic()
     make_files_as(account_uid(plain_hub, STUDENT), folder, 20_000)
     print(f"20,000 files written in {time.monotonic() - started:.1f} s")
+    put_file(page, server_url, "check.py", b'prnt("x")\n')
 
-    # The folder's listing (what the file browser asks for) while the API keeps answering.
-    page.evaluate(
+    # A light page of the server's origin whose policy lets it fetch (API answers' do
+    # not): the server's own "404" page, not a second JupyterLab.
+    lister = page.context.new_page()
+    lister.goto(f"{server_url}no-such-page")
+    lister.evaluate(
         """url => { window.listing = (async () => {
              const started = performance.now();
              const xsrf = document.cookie.match(/(?:^|; )_xsrf=([^;]*)/)[1];
@@ -390,30 +393,16 @@ def test_a_folder_of_20000_files_keeps_the_server_answering(plain_hub, lab):
         f"{server_url}api/contents/dataset",
     )
     slowest = api_answers_within(page, server_url, 10)
-    listing = page.evaluate("window.listing")
-    assert listing["status"] == 200 and listing["entries"] == 20_000, listing
-    print(f"listing: {listing['seconds']:.1f} s; the API meanwhile within {slowest * 1000:.0f} ms")
-
     started = time.monotonic()
-    page.goto(f"{server_url}lab/tree/dataset")
-    wait_for_lab(page)
-    expect(file_browser_item(page, "item_00000.json")).to_be_visible(timeout=UI_TIMEOUT_MS)
-    print(f"DEBUG file browser shows the folder after {time.monotonic() - started:.1f} s")
-
-    put_file(page, server_url, "check.py", b'prnt("x")\n')
-    put_file(
-        page,
-        server_url,
-        "dataset/Check.jsx",
-        b"// @ts-check\nexport const shown = <p>{countr}</p>;\n",
-    )
-    for path, name in (("check.py", "prnt"), ("dataset/Check.jsx", "countr")):
-        started = time.monotonic()
-        open_file_in_editor(page, server_url, path)
-        underline = page.locator(f"{FILE_EDITOR} .cm-lintRange", has_text=name)
-        expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
-        print(f"DEBUG {path} underlined after {time.monotonic() - started:.1f} s")
-    api_answers_within(page, server_url, 10)
+    open_file_in_editor(page, server_url, "check.py")
+    underline = page.locator(f"{FILE_EDITOR} .cm-lintRange", has_text="prnt")
+    expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
+    underlined = time.monotonic() - started
+    listing = lister.evaluate("window.listing")
+    lister.close()
+    assert listing["status"] == 200 and listing["entries"] == 20_000, listing
+    print(f"listing: {listing['seconds']:.1f} s, the API meanwhile within {slowest * 1000:.0f} ms")
+    print(f"check.py opened and underlined in {underlined:.1f} s")
 
 
 def test_big_and_undecodable_files_do_not_hang_the_server_and_servers_end_with_it(plain_hub, lab):
