@@ -262,7 +262,7 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         configure_terminals(serverapp)
         use_read_only_extension_manager(serverapp)
         # Extensions are linked, not loaded yet: jupyter-lsp reads these when it loads.
-        configure_language_servers(serverapp.config, self.code_intelligence)
+        configure_language_servers(serverapp.config, self.code_intelligence, serverapp.root_dir)
         if self.code_intelligence:
             use_lab_defaults()
         configure_collaboration(serverapp, self.collaboration, self.log)

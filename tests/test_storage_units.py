@@ -1,13 +1,15 @@
 """The pure parts of workspace storage: S3 keys, ignore rules, restore plans, wiring."""
 
+import asyncio
 import json
 import os
 from pathlib import Path
 
 import pytest
+from tornado import web
 
 from server_extension.starters import starter_dir, starter_names
-from server_extension.storage import wiring
+from server_extension.storage import contents, wiring
 from server_extension.storage.ignore import IgnoreRules
 from server_extension.storage.localtree import scan_local
 from server_extension.storage.manifest import Entry, Manifest, load_manifest, save_manifest
@@ -176,3 +178,29 @@ def test_starters_are_packaged():
     assert "process.env.PORT" in vite_config
     assert starter_dir("no-such-starter") is None
     assert isinstance(flask, Path)
+
+
+def test_a_folder_listing_checks_the_folder_once_not_each_entry(tmp_path, monkeypatch):
+    """A folder of 20,000 files lists in about stock's time: its entries' holder is the
+    folder just found inside the workspace. A lone entry is still checked."""
+    root = tmp_path / "workspace"
+    (root / "data").mkdir(parents=True)
+    for n in range(30):
+        (root / "data" / f"item_{n}.txt").write_text(f"{n}\n")
+    (root / "data" / "out").symlink_to(tmp_path)  # listed as stock lists it, not followed
+    checked = []
+    for name in ("is_inside", "holder_is_inside"):
+        check = getattr(contents, name)
+        monkeypatch.setattr(
+            contents,
+            name,
+            lambda root, path, check=check: checked.append(path) or check(root, path),
+        )
+    manager = contents.WorkspaceFileManager(root_dir=str(root))
+
+    listing = asyncio.run(manager.get("data"))
+    assert len(listing["content"]) == 31 and checked == [str(root / "data")]
+    asyncio.run(manager.get("data/item_0.txt", content=False))
+    assert checked[1:] == [str(root / "data" / "item_0.txt")]
+    with pytest.raises(web.HTTPError):
+        asyncio.run(manager.get("data/out/workspace", content=False))

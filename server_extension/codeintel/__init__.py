@@ -7,14 +7,20 @@ of this server: the same Unix user, network namespace and cgroup. It stops it wh
 last such document closes, and with the server. This package only configures it: pylsp
 (python-lsp-server with python-lsp-ruff) from this server's Python, and
 typescript-language-server with its TypeScript 5 from ``node_modules/`` beside this file
-(``make install`` and the runner image run ``npm ci`` here). It also makes completion
-show as you type (JupyterLab's completer opens on Tab only, by default), and waits
-for pylsp, which answers in seconds, not the 1 s JupyterLab waits for a provider.
+(``make install`` and the runner image run ``npm ci`` here). pylsp's jedi also reads
+the packages a student installs: in the workspace's ``.venv/`` (the one-machine server's
+own venv is not theirs to write) or, where this Python has one, the user site
+(``pip install`` in the runner image). It also makes completion show as you type
+(JupyterLab's completer opens on Tab only, by default), and waits for pylsp, which
+answers in seconds, not the 1 s JupyterLab waits for a provider.
 """
 
 import os
+import site
 import sys
 from pathlib import Path
+
+from jupyter_lsp.specs.config import load_config_schema
 
 # package.json and its lock live here; ``npm ci`` puts the language servers beside them.
 NODE_ROOT = Path(__file__).resolve().parent
@@ -25,39 +31,71 @@ FRONTEND_EXTENSION = "@jupyter-lsp/jupyterlab-lsp"
 LAB_DEFAULTS = NODE_ROOT / "jupyter-config"
 
 
-def python_server_spec(python: str = sys.executable) -> dict:
+# pylsp's setting of the folders jedi reads beside its own Python's.
+EXTRA_PATHS = "pylsp.plugins.jedi.extra_paths"
+# Where a venv made with this server's Python keeps its packages, under the venv's root.
+VENV_SITE_PACKAGES = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+
+
+def student_package_folders(
+    workspace: str, user_site: str | None = site.USER_SITE if site.ENABLE_USER_SITE else None
+) -> list[str]:
+    """Where the packages a student installs land: the workspace's ``.venv/`` and the
+    user site of this server's Python, if it reads one (a venv's does not). They need not
+    exist yet: jedi looks at them at each request, so an install shows without restart."""
+    folders = [str(Path(workspace) / ".venv" / VENV_SITE_PACKAGES)]
+    return folders + ([user_site] if user_site else [])
+
+
+def python_server_spec(python: str = sys.executable, package_folders: list[str] = ()) -> dict:
     """jupyter-lsp's spec of pylsp, run with ``-P``: the workspace, its working directory,
-    stays off ``sys.path``, so a student's ``json.py`` cannot replace a module pylsp uses."""
+    stays off ``sys.path``, so a student's ``json.py`` cannot replace a module pylsp uses.
+
+    jedi completes from ``package_folders`` too, after this Python's own packages: through
+    pylsp's ``jedi.extra_paths`` setting, whose default jupyterlab-lsp sends from the
+    spec's ``workspace_configuration``. The spec's schema holds that one setting of pylsp's
+    own: jupyterlab-lsp sends every default of the schema, and pylsp's full schema would
+    turn its pyflakes and pycodestyle back on beside ruff. The folders only reach jedi's
+    analysis, never pylsp's own imports.
+    """
+    schema = load_config_schema("pylsp")
+    sent = {EXTRA_PATHS: {**schema["properties"][EXTRA_PATHS], "default": list(package_folders)}}
     return {
         "argv": [python, "-P", "-m", "pylsp"],
         "languages": ["python"],
         "version": 2,
         "display_name": "python-lsp-server (pylsp)",
         "mime_types": ["text/python", "text/x-ipython"],
+        "config_schema": {**schema, "properties": sent},
+        "workspace_configuration": {EXTRA_PATHS: list(package_folders)},
     }
 
 
-def language_server_settings(enabled: bool, python: str = sys.executable) -> dict:
+def language_server_settings(enabled: bool, workspace: str, python: str = sys.executable) -> dict:
     """``c.LanguageServerManager`` settings, by trait name.
 
     On: jupyter-lsp's own detection finds typescript-language-server in ``NODE_ROOT``
     only (no ``npm prefix -g`` run at every start, no student folder searched), and pylsp
-    runs as ``python_server_spec`` says. Off: no language server at all.
+    runs as ``python_server_spec`` says, with ``workspace``'s package folders. Off: no
+    language server at all.
     """
     if not enabled:
         return {"autodetect": False, "language_servers": {}}
+    spec = python_server_spec(python, student_package_folders(workspace))
     return {
         "extra_node_roots": [str(NODE_ROOT)],
         "node_roots": [],
-        "language_servers": {"pylsp": python_server_spec(python)},
+        "language_servers": {"pylsp": spec},
     }
 
 
-def configure_language_servers(config, enabled: bool, python: str = sys.executable) -> None:
+def configure_language_servers(
+    config, enabled: bool, workspace: str, python: str = sys.executable
+) -> None:
     """Put ``language_server_settings`` into a server's ``Config`` before jupyter-lsp
     loads; a ``c.LanguageServerManager`` setting made in a config file wins."""
     section = config.LanguageServerManager
-    for name, value in language_server_settings(enabled, python).items():
+    for name, value in language_server_settings(enabled, workspace, python).items():
         if name not in section:
             section[name] = value
 

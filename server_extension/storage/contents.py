@@ -16,6 +16,7 @@ and errors are jupyter-server's; they add only:
 
 import asyncio
 import os
+from contextvars import ContextVar
 
 from jupyter_server.base.handlers import AuthenticatedFileHandler
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
@@ -40,6 +41,11 @@ STANDALONE_S3_TRAITS = (
 )
 
 
+# What this task's get(content=True) found inside the workspace, on disk: a folder whose
+# entries it is listing, or a file.
+CHECKED_LISTING: ContextVar[str | None] = ContextVar("checked_listing", default=None)
+
+
 def outside_error(path: str) -> web.HTTPError:
     # The stock manager's answer for "../", so the two kinds of escape look alike.
     return web.HTTPError(404, f"{path} is outside root contents directory")
@@ -62,8 +68,9 @@ class WorkspaceFileManager(AsyncLargeFileManager):
     def _default_files_handler_class(self):
         return WorkspaceFilesHandler
 
-    def _refuse_outside(self, path: str, whole: bool = True) -> None:
-        """404 unless ``path`` (``whole``) or the folder holding it resolves inside the root.
+    def _refuse_outside(self, path: str, whole: bool = True) -> str:
+        """404 unless ``path`` (``whole``) or the folder holding it resolves inside the root;
+        else ``path`` on disk.
 
         Checking only the holder lets a symlink itself be listed, renamed or deleted, but
         nothing below a symlinked folder. The root holds itself: its own parent is outside.
@@ -72,15 +79,29 @@ class WorkspaceFileManager(AsyncLargeFileManager):
         inside = is_inside if whole else holder_is_inside
         if not inside(self.root_dir, os_path):
             raise outside_error(path)
+        return os_path
 
     def _is_root(self, path: str) -> bool:
         return upstream.os_path(self, path.strip("/")) == os.path.abspath(self.root_dir)
 
     async def get(self, path, content=True, type=None, format=None, require_hash=False):
-        self._refuse_outside(path, whole=bool(content or require_hash))
-        return await super().get(
-            path, content=content, type=type, format=format, require_hash=require_hash
-        )
+        if content or require_hash:
+            # Stock lists a folder with one get(content=False) per entry, in this task:
+            # their holder is the folder checked here, not to be resolved again for each.
+            token = CHECKED_LISTING.set(self._refuse_outside(path))
+            try:
+                return await super().get(
+                    path, content=content, type=type, format=format, require_hash=require_hash
+                )
+            finally:
+                CHECKED_LISTING.reset(token)
+        if not self._in_checked_listing(path):
+            self._refuse_outside(path, whole=False)
+        return await super().get(path, content=False, type=type, format=format)
+
+    def _in_checked_listing(self, path: str) -> bool:
+        holder = os.path.dirname(upstream.os_path(self, path.strip("/")))
+        return holder == CHECKED_LISTING.get()
 
     async def save(self, model, path=""):
         self._refuse_outside(path)

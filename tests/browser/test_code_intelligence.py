@@ -4,16 +4,22 @@ offers its items, hover shows a signature and go to definition jumps;
 typescript-language-server underlines an undefined name in the react-vite starter's
 App.jsx. The language servers start only once a file of
 theirs is opened, as children of the user's server in its sandbox, and end with it; one
-that crashes is restarted once behind the open editor, then reported in the status bar; a
-5 MB file and a file that is not UTF-8 do not hang the server.
+that crashes is restarted once behind the open editor, then reported in the status bar.
+Packages the student installs in a terminal (``npm install``, ``pip install`` in the
+workspace's venv) complete in the editor with no restart; a 5 MB file, a file that is
+not UTF-8 and a folder of 20,000 files do not hang the server or the editor.
 """
 
 import base64
+import io
 import json
 import os
 import pwd
 import signal
+import subprocess
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,12 +27,17 @@ from playwright.sync_api import Page, expect
 
 from ..support.hubtools import wait_until
 from ..support.langservers import cgroup, language_server_processes, net_namespace
+from ..support.npmcache import fill_npm_cache, give_npm_cache
 from .lab import (
     FILE_EDITOR,
+    NPM_TIMEOUT_MS,
     UI_TIMEOUT_MS,
+    Terminal,
     dismiss_news_prompt,
+    dock_tab,
     fetch_in_page,
     log_in,
+    make_terminal_readable,
     open_file_in_editor,
     start_from_spawn_form,
     type_at_end,
@@ -267,6 +278,131 @@ def api_answers_within(page: Page, server_url: str, seconds: float) -> float:
         assert reply["status"] == 200, reply
     assert slowest < seconds, f"the server's API took {slowest:.1f} s"
     return slowest
+
+
+def wheel_of(package: str, source: str) -> tuple[str, bytes]:
+    """A pure-Python wheel of one module, ``package/__init__.py`` holding ``source``: its
+    file name and bytes (what pip installs with no registry)."""
+    info = f"{package}-1.0.dist-info"
+    files = {
+        f"{package}/__init__.py": source,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+    return f"{package}-1.0-py3-none-any.whl", archive.getvalue()
+
+
+def completer_offers(page: Page, typed: str, item: str) -> None:
+    """Type ``typed`` at the end of the editor on screen: the completer lists ``item``."""
+    assert item not in page.locator(FILE_EDITOR).inner_text()  # no word to complete from
+    type_at_end(page, typed)
+    completion = page.locator(".jp-Completer-item", has_text=item)
+    expect(completion.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
+    page.keyboard.press("Escape")
+
+
+def test_packages_installed_in_a_terminal_complete_with_no_restart(plain_hub, lab):
+    """With App.jsx open and both language servers running, the student runs ``npm
+    install`` in web/ and ``pip install`` in a venv of the workspace (the flask starter's
+    README's way: the one-machine server's own environment is not theirs to write): React
+    and the new package complete, from the same language servers."""
+    page, server_url = lab, plain_hub.server_url(STUDENT)
+    fill_npm_cache("react-vite")
+    give_npm_cache(plain_hub.data_dir / "homes" / STUDENT)
+    for folder in ("web", "web/src"):  # the JSX test's, if it ran
+        put_file(page, server_url, folder, None)
+    for name in ("package.json", "package-lock.json", "jsconfig.json"):
+        put_file(page, server_url, f"web/{name}", (REACT_STARTER / name).read_bytes())
+    put_file(page, server_url, "web/src/App.jsx", (REACT_STARTER / "src/App.jsx").read_bytes())
+    wheel, data = wheel_of("campus_weather", 'def forecast_tomorrow(city):\n    """Rain."""\n')
+    put_file(page, server_url, wheel, data)
+
+    make_terminal_readable(page, server_url)  # takes effect at the reload below
+    for path in ("app.py", "web/src/App.jsx"):  # JupyterLab reopens app.py with App.jsx
+        open_file_in_editor(page, server_url, path)
+        wait_for_language_server(page)
+    uid = account_uid(plain_hub, STUDENT)
+    before = {p.name: p.pid for p in language_server_processes(uid)}
+    assert {"pylsp", "typescript-language-server"} <= set(before), before
+
+    terminal = Terminal.open_from_launcher(page)
+    install = (  # from the workspace's top: the terminal opens in the file browser's folder
+        'cd "$JUPYTER_SERVER_ROOT" && (cd web && npm install --no-audit --no-fund)'
+        " && python -m venv --system-site-packages .venv && . .venv/bin/activate"
+        f" && pip install --no-index {wheel} && echo INSTALLED-$((6*7))"
+    )
+    output = terminal.run_and_wait(install, "INSTALLED-42", NPM_TIMEOUT_MS)
+    assert "Successfully installed campus-weather" in output, output
+
+    dock_tab(page, "App.jsx").first.click()
+    completer_offers(page, '\nimport * as React from "react";\nReact.useTransi', "useTransition")
+    dock_tab(page, "app.py").first.click()  # no reload: that would restart both servers
+    completer_offers(page, "\nimport campus_weather\ncampus_weather.forec", "forecast_tomorrow")
+    after = {p.name: p.pid for p in language_server_processes(uid)}
+    assert after == before  # the same language servers: none restarted
+
+
+def make_files_as(uid: int, folder: Path, count: int) -> None:
+    """``count`` small files in ``folder``, written by ``uid`` as a student's unzip would."""
+    script = (
+        "import sys, pathlib\n"
+        "folder = pathlib.Path(sys.argv[1]); folder.mkdir()\n"
+        "for n in range(int(sys.argv[2])):\n"
+        "    suffix = ('json', 'py', 'js', 'txt')[n % 4]\n"
+        "    (folder / f'item_{n:05d}.{suffix}').write_text(f'value_{n} = {n}\\n')\n"
+    )
+    account = pwd.getpwuid(uid)
+    subprocess.run(
+        [sys.executable, "-c", script, str(folder), str(count)],
+        user=uid,
+        group=account.pw_gid,
+        check=True,
+        timeout=120,
+    )
+
+
+def test_a_folder_of_20000_files_lists_while_the_editor_keeps_working(plain_hub, lab):
+    """A student unzips 20,000 files into one folder. Its listing (what the file browser
+    asks for) answers, checking the folder inside the workspace once, not once per entry;
+    meanwhile the server answers and pylsp underlines a small file beside the folder."""
+    page, server_url = lab, plain_hub.server_url(STUDENT)
+    folder = plain_hub.data_dir / "workspaces" / STUDENT / "default" / "dataset"
+    started = time.monotonic()
+    make_files_as(account_uid(plain_hub, STUDENT), folder, 20_000)
+    print(f"20,000 files written in {time.monotonic() - started:.1f} s")
+    put_file(page, server_url, "check.py", b'prnt("x")\n')
+
+    # A light page of the server's origin whose policy lets it fetch (API answers' do
+    # not): the server's own "404" page, not a second JupyterLab.
+    lister = page.context.new_page()
+    lister.goto(f"{server_url}no-such-page")
+    lister.evaluate(
+        """url => { window.listing = (async () => {
+             const started = performance.now();
+             const xsrf = document.cookie.match(/(?:^|; )_xsrf=([^;]*)/)[1];
+             const reply = await fetch(url, {headers: {"X-XSRFToken": decodeURIComponent(xsrf)}});
+             const model = await reply.json();
+             return {status: reply.status, entries: model.content.length,
+                     seconds: (performance.now() - started) / 1000};
+           })(); }""",
+        f"{server_url}api/contents/dataset",
+    )
+    slowest = api_answers_within(page, server_url, 10)
+    started = time.monotonic()
+    open_file_in_editor(page, server_url, "check.py")
+    underline = page.locator(f"{FILE_EDITOR} .cm-lintRange", has_text="prnt")
+    expect(underline.first).to_be_visible(timeout=LSP_TIMEOUT_MS)
+    underlined = time.monotonic() - started
+    listing = lister.evaluate("window.listing")
+    lister.close()
+    assert listing["status"] == 200 and listing["entries"] == 20_000, listing
+    print(f"listing: {listing['seconds']:.1f} s, the API meanwhile within {slowest * 1000:.0f} ms")
+    print(f"check.py opened and underlined in {underlined:.1f} s")
 
 
 def test_big_and_undecodable_files_do_not_hang_the_server_and_servers_end_with_it(plain_hub, lab):
