@@ -50,17 +50,11 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.bench_class_start import (
-    memory_kb,
-    process_tree,
-    stat_fields,
-    stop_all,
-    wait_ready_event,
-)
+from tests.benchmarks.bench_class_start import stop_all, wait_ready_event
 from tests.support.hubtools import start_hub
+from tests.support.procfs import command_line, cpu_seconds_of, memory_kb, process_tree
 from tests.support.timing import percentile
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 INSTALL_TREES = " ".join(
     str(Path(__import__(name).__file__).parent) for name in ("jedi", "botocore")
 )
@@ -117,26 +111,19 @@ class ClassFigures:
 # --- the hub's processes and the machine ------------------------------------------------
 
 
-def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 def hub_parts(hub_pid: int, server_pids: set[int]) -> dict[str, set[int]]:
     """The pids of the hub, the proxy and the preview gateway (each with its children that
     are not user servers)."""
     parts = {"hub": set(), "proxy": set(), "gateway": set(), "culler": set()}
     for pid in process_tree(hub_pid) - process_tree_of(server_pids):
         line = command_line(pid)
-        if "configurable-http-proxy" in line:
+        if b"configurable-http-proxy" in line:
             parts["proxy"].add(pid)
-        elif "services.preview" in line or "codepilot-preview" in line:
+        elif b"services.preview" in line or b"codepilot-preview" in line:
             parts["gateway"].add(pid)
-        elif "services.culler" in line:
+        elif b"services.culler" in line:
             parts["culler"].add(pid)
-        elif "jupyterhub" in line or "launcher" in line:
+        elif b"jupyterhub" in line or b"launcher" in line:
             parts["hub"].add(pid)
     return parts
 
@@ -146,16 +133,6 @@ def process_tree_of(pids: set[int]) -> set[int]:
     for pid in pids:
         found |= process_tree(pid)
     return found
-
-
-def own_cpu_seconds(pids: set[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            total += sum(int(value) for value in stat_fields(pid)[11:13])  # utime stime
-        except OSError:
-            continue
-    return total / CLOCK_TICKS
 
 
 def machine_cpu() -> tuple[int, int]:
@@ -469,7 +446,7 @@ def measure_size(hub, users: list[str], options) -> dict:
         return loop_histogram(response.text) if response.ok else {}
 
     def phase(run) -> dict:
-        cpu_before = {name: own_cpu_seconds(pids) for name, pids in parts.items()}
+        cpu_before = {name: cpu_seconds_of(pids) for name, pids in parts.items()}
         busy_before, total_before = machine_cpu()
         loop_before, started = hub_metrics(), time.monotonic()
         outcome = run()
@@ -481,7 +458,7 @@ def measure_size(hub, users: list[str], options) -> dict:
             "mem_available_mb": memory_available_mb(),
         }
         for name, pids in parts.items():
-            used = own_cpu_seconds(pids) - cpu_before[name]
+            used = cpu_seconds_of(pids) - cpu_before[name]
             figures[f"{name}_cpu_per_s"] = round(used / elapsed, 3)
         return {**figures, **(outcome or {})}
 

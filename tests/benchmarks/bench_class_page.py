@@ -48,7 +48,6 @@ import requests
 from playwright.sync_api import sync_playwright
 
 from codepilot_spawner.services.classpage.hubclient import PAGINATION
-from tests.benchmarks.bench_class_start import CLOCK_TICKS, stat_fields
 from tests.browser.chromium import VIEWPORT, chromium_missing_reason, launch_chromium
 from tests.browser.lab import (
     UI_TIMEOUT_MS,
@@ -60,6 +59,7 @@ from tests.browser.lab import (
 )
 from tests.browser.tabwatch import request_kind, requests_after
 from tests.support.hubtools import REPO_ROOT, login, start_hub, wait_until
+from tests.support.procfs import cpu_seconds, stat_fields
 from tests.support.timing import percentile
 
 TEACHER, TEACHER_PASSWORD = "tess", "teacher-password"
@@ -77,12 +77,6 @@ VIEWERS = (1, 3, 10)  # teachers and tabs watching at once, for the hub's CPU pe
 def class_page_poll_seconds() -> float:
     """How often the class page's tab asks (classpage.js's ``POLL_MS``)."""
     return int(re.search(r"POLL_MS = (\d+)", CLASS_PAGE_JS.read_text()).group(1)) / 1000
-
-
-def own_cpu_seconds(pid: int) -> float:
-    """CPU time of the process ``pid`` itself (utime + stime), not of its children."""
-    fields = stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def child_pid(parent: int, marker: bytes) -> int:
@@ -174,7 +168,7 @@ class AdminPanelViewer:
 
 def burst(viewer, polls: int, hub_pid: int, idle_rate: float, service_pid=None) -> dict:
     """``polls`` back to back: latency, bytes and CPU per poll."""
-    cpu = [own_cpu_seconds(hub_pid), own_cpu_seconds(service_pid) if service_pid else 0.0]
+    cpu = [cpu_seconds(hub_pid), cpu_seconds(service_pid) if service_pid else 0.0]
     began = time.perf_counter()
     latencies, sizes = [], []
     for _ in range(polls):
@@ -183,7 +177,7 @@ def burst(viewer, polls: int, hub_pid: int, idle_rate: float, service_pid=None) 
         latencies.append((time.perf_counter() - started) * 1000)
         sizes.append(size)
     seconds = time.perf_counter() - began
-    hub_cpu = own_cpu_seconds(hub_pid) - cpu[0] - idle_rate * seconds
+    hub_cpu = cpu_seconds(hub_pid) - cpu[0] - idle_rate * seconds
     found = {
         "polls": polls,
         "p50_ms": round(statistics.median(latencies), 2),
@@ -192,7 +186,7 @@ def burst(viewer, polls: int, hub_pid: int, idle_rate: float, service_pid=None) 
         "hub_cpu_ms_per_poll": round(max(hub_cpu, 0) * 1000 / polls, 3),
     }
     if service_pid:
-        service_cpu = own_cpu_seconds(service_pid) - cpu[1]
+        service_cpu = cpu_seconds(service_pid) - cpu[1]
         found["service_cpu_ms_per_poll"] = round(service_cpu * 1000 / polls, 3)
     return found
 
@@ -200,12 +194,12 @@ def burst(viewer, polls: int, hub_pid: int, idle_rate: float, service_pid=None) 
 def cpu_rates(hub_pid: int, service_pid: int, seconds: float) -> tuple[float, float]:
     """CPU seconds per second of the hub and of the class page's service, over ``seconds``
     with nobody polling."""
-    hub, service, began = own_cpu_seconds(hub_pid), own_cpu_seconds(service_pid), time.monotonic()
+    hub, service, began = cpu_seconds(hub_pid), cpu_seconds(service_pid), time.monotonic()
     time.sleep(seconds)
     elapsed = time.monotonic() - began
     return (
-        (own_cpu_seconds(hub_pid) - hub) / elapsed,
-        (own_cpu_seconds(service_pid) - service) / elapsed,
+        (cpu_seconds(hub_pid) - hub) / elapsed,
+        (cpu_seconds(service_pid) - service) / elapsed,
     )
 
 
@@ -282,14 +276,14 @@ def stopped_tab(browser, hub, user: str, project: str, stock: bool) -> dict:
         assert disabled == stock, f"{STOPPED_PLUGIN} disabled: {disabled}, stock: {stock}"
         launcher_card(page, "Terminal").click()  # as when an app runs
         page.locator(".jp-Terminal .xterm-screen").wait_for(timeout=UI_TIMEOUT_MS)
-        before = own_cpu_seconds(hub.process.pid)
+        before = cpu_seconds(hub.process.pid)
         kinds = requests_after(
             page,
             lambda: ask_to_stop(hub, user, project),
             WATCH_S,
             lambda url: request_kind(url, user, project),
         )
-        hub_cpu = own_cpu_seconds(hub.process.pid) - before
+        hub_cpu = cpu_seconds(hub.process.pid) - before
         wait_until(lambda: project not in servers(hub, user), 60, 0.5, f"{user}/{project} stopped")
     finally:
         context.close()

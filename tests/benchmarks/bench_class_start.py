@@ -29,49 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.benchmarks.hub_kinds import HUB_CONFIGS, hub_environment
 from tests.support.hubtools import start_hub, wait_until
+from tests.support.procfs import (
+    CLOCK_TICKS,
+    command_line,
+    cpu_seconds_of,
+    memory_kb,
+    process_tree,
+    stat_fields,
+)
 from tests.support.timing import percentile
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def stat_fields(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
-def process_tree(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                children.setdefault(int(stat_fields(int(entry))[1]), []).append(int(entry))
-            except OSError:
-                continue
-    tree, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        tree.add(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def cpu_seconds(pids) -> float:
-    """CPU time of ``pids`` and of their children that ended and were waited for."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = stat_fields(pid)
-        except OSError:
-            continue
-        total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-    return total / CLOCK_TICKS
-
-
-def command_line(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def process_role(pid: int, hub_pid: int, servers: set[int]) -> str:
@@ -125,16 +91,6 @@ def role_difference(after: dict, before: dict, starts: int) -> dict[str, float]:
     }
 
 
-def memory_kb(pid: int) -> dict:
-    values = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            name, _, rest = line.partition(":")
-            if name in ("Rss", "Pss"):
-                values[name.lower()] = int(rest.split()[0])
-    return values
-
-
 def wait_ready_event(hub, user: str) -> None:
     """Follow the start's progress event stream, as the spawn page in a student's browser
     does, until it says the server is ready."""
@@ -154,7 +110,7 @@ def wait_ready_event(hub, user: str) -> None:
 def start_batch(hub, users: list[str]) -> dict:
     load_before = os.getloadavg()[0]  # the machine may be shared: its figures say how busy
     before_pids = process_tree(hub.process.pid)
-    cpu_before = cpu_seconds(before_pids)
+    cpu_before = cpu_seconds_of(before_pids, with_reaped_children=True)
     roles_before = cpu_by_process(before_pids, hub.process.pid, set())
     posted, ready = {}, {}
 
@@ -173,7 +129,7 @@ def start_batch(hub, users: list[str]) -> dict:
     states = {user: hub.api("GET", f"/users/{user}").json()["servers"][""] for user in users}
     pids = [states[user]["state"]["pid"] for user in users]
     after_pids = process_tree(hub.process.pid) | set(pids)
-    cpu = cpu_seconds(after_pids) - cpu_before
+    cpu = cpu_seconds_of(after_pids, with_reaped_children=True) - cpu_before
     roles = cpu_by_process(after_pids, hub.process.pid, set(pids))
     memory = [memory_kb(pid) for pid in pids]
     seconds = [ready[user] - posted[user] for user in users]

@@ -21,11 +21,11 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.bench_class_start import memory_kb
 from tests.benchmarks.bench_pairing import idle_server_pss_mb, open_app_py, signed_in
 from tests.browser.chromium import launch_chromium
 from tests.support.hubtools import login, save_text, start_hub
 from tests.support.langservers import language_server_processes, pss_kib
+from tests.support.procfs import memory_kb
 from tests.support.timing import latency_summary
 
 STUDENT = "maya"

@@ -21,11 +21,11 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.bench_class_start import memory_kb
 from tests.browser.chromium import VIEWPORT, launch_chromium
 from tests.browser.ide_attack import open_server
 from tests.browser.lab import fill_login_form, wait_for_lab
 from tests.support.hubtools import login, save_text, start_hub, wait_until
+from tests.support.procfs import memory_kb
 from tests.support.timing import latency_summary
 
 STUDENT, TEACHER, TEACHER_PASSWORD = "maya", "tess", "teacher-password"

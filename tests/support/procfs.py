@@ -31,10 +31,70 @@ def pids_with_command_line(*argv: str) -> list[int]:
     return found
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def stat_fields(pid: int) -> list[str]:
+    """``/proc/<pid>/stat`` after the command name: ``[0]`` the state, ``[1]`` the parent,
+    ``[11:13]`` user and system ticks, ``[13:15]`` those of children waited for."""
+    with open(f"/proc/{pid}/stat") as stream:
+        return stream.read().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time ``pid`` has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_seconds_of(pids, with_reaped_children: bool = False) -> float:
+    """CPU time of ``pids`` (those that ended are skipped), and with
+    ``with_reaped_children`` that of their children that ended and were waited for (the
+    hub's ``ip`` and ``nft`` runs)."""
+    upto = 15 if with_reaped_children else 13
+    total = 0
+    for pid in pids:
+        try:
+            total += sum(int(value) for value in stat_fields(pid)[11:upto])
+        except OSError:
+            continue
+    return total / CLOCK_TICKS
+
+
+def process_tree(root: int) -> set[int]:
+    """``root`` and every process descended from it."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                children.setdefault(int(stat_fields(int(entry))[1]), []).append(int(entry))
+            except OSError:
+                continue
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def command_line(pid: int) -> bytes:
+    """The process's argv joined by NULs; empty once it has ended."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def memory_kb(pid: int) -> dict:
+    """``{"rss": ..., "pss": ...}`` in KB, from ``/proc/<pid>/smaps_rollup``."""
+    values = {}
+    with open(f"/proc/{pid}/smaps_rollup") as stream:
+        for line in stream:
+            name, _, rest = line.partition(":")
+            if name in ("Rss", "Pss"):
+                values[name.lower()] = int(rest.split()[0])
+    return values
 
 
 def gateway_pid(hub) -> int:
