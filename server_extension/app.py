@@ -14,6 +14,7 @@ from codepilot_contracts.env import env_name
 from .appport import ServerPorts, app_status_handler
 from .codeintel import configure_language_servers, hide_frontend, use_lab_defaults
 from .codeintel.handlers import LANGUAGE_SERVERS_PATH, LanguageServersHandler
+from .codeintel.watchdog import LanguageServerWatchdog
 from .collaboration import configure_collaboration, page_config_hook_without_collaboration
 from .envconfig import EnvDefaultsMixin
 from .extensionmanager import use_read_only_extension_manager
@@ -333,6 +334,8 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
     async def stop_extension(self):
         """End the run, then flush the workspace, once, however many stop signals come;
         never raises, so jupyter-server's cleanup always goes on to end the process."""
+        if getattr(self, "language_server_watchdog", None) is not None:
+            self.language_server_watchdog.close()  # their ends now are no crash
         if getattr(self, "project_run", None) is not None:
             await self.project_run.stop_with_server()
         sync = self.workspace_sync
@@ -424,8 +427,6 @@ class CodePilot(ExtensionHooks, EnvDefaultsMixin, ExtensionApp):
         manager = language_server_manager(self.serverapp)
         if not self.code_intelligence or manager is None:
             return None
-        from .codeintel.watchdog import LanguageServerWatchdog
-
         return LanguageServerWatchdog(
             manager,
             self.language_server_restarts,

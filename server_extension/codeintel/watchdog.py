@@ -40,6 +40,7 @@ class LanguageServerWatchdog:
         # Language server name -> what the status bar says of it, while it is stopped.
         self.stopped: dict[str, str] = {}
         self._sessions: dict = {}
+        self._closed = False
 
     async def watch(self) -> None:
         """Watch every session jupyter-lsp has (it makes them after the server starts)."""
@@ -61,6 +62,8 @@ class LanguageServerWatchdog:
         lsp_message_listener("server")(self._from_server)
 
     def close(self) -> None:
+        """Stop restarting: the server is stopping, and its language servers end with it."""
+        self._closed = True
         for listener in (self._from_client, self._from_server):
             self.manager.unregister_message_listener(listener)
 
@@ -95,6 +98,8 @@ class LanguageServerWatchdog:
         self._loop.remove_reader(pidfd)
         os.close(pidfd)
         returncode = process.poll()  # reaps it
+        if self._closed:
+            return
         session = self._sessions[name]
         if session_process(session) is not process:
             return  # jupyter-lsp stopped it: its last editor left, or a restart

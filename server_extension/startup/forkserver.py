@@ -85,7 +85,6 @@ PRELOAD = (
     "jupyter_server.services.sessions.handlers",
     "jupyter_server.services.shutdown",
     "jupyter_lsp.virtual_documents_shadow",
-    "server_extension.codeintel.watchdog",  # imported once jupyter-lsp has loaded
     "notebook_shim.nbserver",
     "tornado.platform.asyncio",
     "jinja2.ext",
