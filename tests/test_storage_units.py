@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,33 @@ def test_a_folder_listing_checks_the_folder_once_not_each_entry(tmp_path, monkey
     assert checked[1:] == [str(root / "data" / "item_0.txt")]
     with pytest.raises(web.HTTPError):
         asyncio.run(manager.get("data/out/workspace", content=False))
+
+
+def test_a_folder_lists_while_its_files_come_and_go(tmp_path):
+    """An entry renamed between the folder's scan and its own get (JupyterLab refreshing
+    while a save renames untitled.txt, an install's temporary files) made stock's whole
+    listing 404, which JupyterLab shows as "Directory not found"."""
+    root = tmp_path / "workspace"
+    (root / "busy").mkdir(parents=True)
+    for n in range(200):
+        (root / "busy" / f"f{n}.txt").write_text("x")
+    manager = contents.WorkspaceFileManager(root_dir=str(root))
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            for n in range(200):
+                path = root / "busy" / f"f{n}.txt"
+                moved = path.with_suffix(".tmp")
+                path.rename(moved)
+                moved.rename(path)
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    try:
+        for _ in range(40):
+            listing = asyncio.run(manager.get("busy"))  # raised 404 before
+            assert listing["type"] == "directory" and 0 < len(listing["content"]) <= 200
+    finally:
+        stop.set()
+        churner.join()

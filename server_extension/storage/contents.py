@@ -43,6 +43,8 @@ STANDALONE_S3_TRAITS = (
 
 # What this task's get(content=True) found inside the workspace, on disk: a folder whose
 # entries it is listing, or a file.
+# Listings taken again when an entry vanished while the folder was listed.
+LISTING_ATTEMPTS = 3
 CHECKED_LISTING: ContextVar[str | None] = ContextVar("checked_listing", default=None)
 
 
@@ -88,11 +90,26 @@ class WorkspaceFileManager(AsyncLargeFileManager):
         if content or require_hash:
             # Stock lists a folder with one get(content=False) per entry, in this task:
             # their holder is the folder checked here, not to be resolved again for each.
-            token = CHECKED_LISTING.set(self._refuse_outside(path))
+            os_path = self._refuse_outside(path)
+            token = CHECKED_LISTING.set(os_path)
             try:
-                return await super().get(
-                    path, content=content, type=type, format=format, require_hash=require_hash
-                )
+                for attempt in range(LISTING_ATTEMPTS):
+                    try:
+                        return await super().get(
+                            path,
+                            content=content,
+                            type=type,
+                            format=format,
+                            require_hash=require_hash,
+                        )
+                    except web.HTTPError as error:
+                        # An entry removed between the folder's scan and its own get (a
+                        # rename, an install's temporary file) makes stock's whole listing
+                        # 404, which JupyterLab shows as "Directory not found": list again.
+                        if error.status_code != 404 or attempt == LISTING_ATTEMPTS - 1:
+                            raise
+                        if not await asyncio.to_thread(os.path.isdir, os_path):
+                            raise
             finally:
                 CHECKED_LISTING.reset(token)
         if not self._in_checked_listing(path):
