@@ -8,6 +8,8 @@ socket stays in the namespace it was created in, so the connection, and every ke
 reuse of it, reaches the app's own loopback. One pooled connector per server start.
 """
 
+import asyncio
+import ipaddress
 import os
 import socket
 from collections.abc import Callable
@@ -19,6 +21,10 @@ from codepilot_contracts.listening import Listener, read_listeners
 from codepilot_contracts.namespaces import enter_network_namespace
 
 from ...upstream_api.aiohttp import PreambleConnector
+from .apphttp import AppConnection, Connect
+
+# Seconds an app has to accept a connection.
+CONNECT_SECONDS = 5
 
 T = TypeVar("T")
 
@@ -66,3 +72,42 @@ def make_connector(netns: str, limit: int = 64, preamble: bytes = b"") -> aiohtt
     if preamble:
         return PreambleConnector(preamble, **options)
     return aiohttp.TCPConnector(**options)
+
+
+def app_connector(netns: str, host: str, port: int, preamble: bytes = b"") -> Connect:
+    """How the gateway's HTTP pool (``apphttp.AppPool``) connects to an app: a socket made
+    in ``netns`` (or the gateway's own network, if empty), each connection begun with
+    ``preamble`` when one is given (Kubernetes relays)."""
+
+    async def connect(protocol_factory: Callable[[], AppConnection]) -> AppConnection:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(CONNECT_SECONDS):
+            if netns:
+                family, address = await _address(loop, host, port)
+                sock = socket_in_namespace(netns, family, socket.SOCK_STREAM, 0)
+                sock.setblocking(False)
+                try:
+                    await loop.sock_connect(sock, address)
+                    _, connection = await loop.create_connection(protocol_factory, sock=sock)
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                _, connection = await loop.create_connection(protocol_factory, host, port)
+        if preamble:
+            connection.transport.write(preamble)
+        return connection
+
+    return connect
+
+
+async def _address(loop, host: str, port: int) -> tuple[int, tuple]:
+    """(family, socket address) of ``host``: an address as it is, a name looked up."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        family, _, _, _, sockaddr = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
+        return family, sockaddr
+    if address.version == 6:
+        return socket.AF_INET6, (host, port, 0, 0)
+    return socket.AF_INET, (host, port)

@@ -25,12 +25,13 @@ from yarl import URL
 from codepilot_contracts.porthosts import split_port_label
 
 from . import pages
-from .appconnection import make_connector
+from .appconnection import app_connector, make_connector
+from .apphttp import AppAnswerBroken, AppPool, AppUnreachable, request_head
 from .hosts import PreviewDomain
 from .ports import NamespacePorts
 from .servers import PreviewTarget, ServerDirectory
 from .sessions import SessionBook, ShareBook, ViewerSession
-from .tokens import InvalidToken, sign, verify
+from .tokens import CheckedValues, InvalidToken, sign, verify
 
 SESSION_COOKIE = "codepilot_preview_session"
 # The browser a sign-in began in (``bind_sign_in``): sent to the end of sign-in only.
@@ -51,6 +52,7 @@ HOP_BY_HOP = {
     "upgrade",
 }
 VIEWER_HEADERS = {"authorization", "proxy-authorization", "forwarded", "x-real-ip", "cookie"}
+DROPPED_HEADERS = HOP_BY_HOP | VIEWER_HEADERS
 WHOLE_BODY_LIMIT = 1 << 20  # answers up to 1 MiB are read whole, larger ones streamed
 
 
@@ -64,21 +66,20 @@ def app_cookies(cookie_header: str) -> str:
     return "; ".join(kept)
 
 
-def upstream_headers(request: web.BaseRequest, scheme: str) -> CIMultiDict:
+def upstream_headers(request: web.BaseRequest, scheme: str) -> list[tuple[str, str]]:
     """What the app receives: the request's headers minus the viewer's credentials."""
-    headers = CIMultiDict()
-    for name, value in request.headers.items():
-        lower = name.lower()
-        if lower in HOP_BY_HOP or lower in VIEWER_HEADERS or lower.startswith("x-forwarded-"):
-            continue
-        headers.add(name, value)
+    headers = [
+        (name, value)
+        for name, value in request.headers.items()
+        if (lower := name.lower()) not in DROPPED_HEADERS and not lower.startswith("x-forwarded-")
+    ]
     cookies = app_cookies(request.headers.get("Cookie", ""))
     if cookies:
-        headers["Cookie"] = cookies
-    headers["X-Forwarded-Proto"] = scheme
-    headers["X-Forwarded-Host"] = request.host
+        headers.append(("Cookie", cookies))
+    headers.append(("X-Forwarded-Proto", scheme))
+    headers.append(("X-Forwarded-Host", request.host))
     if request.remote:
-        headers["X-Forwarded-For"] = request.remote
+        headers.append(("X-Forwarded-For", request.remote))
     return headers
 
 
@@ -122,6 +123,16 @@ def host_only_cookie(set_cookie: str) -> str:
     """An app's ``Set-Cookie`` without its ``Domain``: a cookie of its own preview host,
     never one that every other preview under the domain receives."""
     return _COOKIE_DOMAIN.sub("", set_cookie)
+
+
+def viewer_headers(app_headers: list[tuple[str, str]]) -> CIMultiDict:
+    """What the viewer receives of the app's headers: its cookies for its own host only,
+    and nothing that concerned the hop from the app."""
+    return CIMultiDict(
+        (name, host_only_cookie(value) if name.lower() == "set-cookie" else value)
+        for name, value in app_headers
+        if name.lower() not in HOP_BY_HOP
+    )
 
 
 def token_session(model: dict, token: str, target: PreviewTarget) -> ViewerSession:
@@ -266,10 +277,13 @@ class PreviewGateway:
         self.token_checks = TokenChecks(remember=recheck_interval)
         self.shares = shares
         self.secret = secret
+        self.cookies = CheckedValues(secret)
         self.login_url = login_url
         self.hub_auth = hub_auth
         self.recheck_interval = recheck_interval
         self.log = log or logging.getLogger(__name__)
+        # Per server start: HTTP pools (by port) and websockets' aiohttp client.
+        self._pools: dict[tuple[str, str, int], AppPool] = {}
         self._clients: dict[tuple[str, str], aiohttp.ClientSession] = {}
         self.ports = NamespacePorts(log=self.log)
         # (user, server) -> time of the last request let through, for the hub's culler.
@@ -373,8 +387,8 @@ class PreviewGateway:
         now = time.time()
         for value in session_cookie_values(request.headers.get("Cookie", "")):
             try:
-                claims = verify(
-                    self.secret, "session", value, now, label=target.label, start=target.start
+                claims = self.cookies.verify(
+                    "session", value, now, label=target.label, start=target.start
                 )
             except (InvalidToken, ValueError):
                 continue
@@ -558,6 +572,8 @@ class PreviewGateway:
         live = {(t.label, t.start) for t in live_targets.values()}
         for key in [key for key in self._clients if split_key(key) not in live]:
             await self._clients.pop(key).close()
+        for key in [key for key in self._pools if split_key(key[:2]) not in live]:
+            self._pools.pop(key).close()
         self.ports.keep_only({(t.route.netns, t.start) for t in live_targets.values()})
 
     async def close(self) -> None:
@@ -577,47 +593,84 @@ class PreviewGateway:
             encoded=True,
         )
 
+    def _pool(self, target: PreviewTarget, port: int) -> AppPool:
+        key = (target.label, target.start, port)
+        pool = self._pools.get(key)
+        if pool is None:
+            route = target.route
+            pool = self._pools[key] = AppPool(
+                app_connector(
+                    route.netns,
+                    route.host,
+                    route.relay_port or port,
+                    preamble=route.preamble_for(target.port),
+                )
+            )
+        return pool
+
     async def _forward(self, request: web.BaseRequest, target: PreviewTarget, port: int):
         headers = upstream_headers(request, self.domain.scheme)
-        body = request.content if request.body_exists else None
+        body, chunked = None, False
+        if request.body_exists:
+            body = request.content.iter_any()
+            # A body without a length came chunked: it leaves chunked again.
+            chunked = "Content-Length" not in request.headers
+            if chunked:
+                headers.append(("Transfer-Encoding", "chunked"))
+        head = request_head(request.method, request.raw_path, headers)
+        head_only = request.method == "HEAD"
         try:
-            upstream = await self._client(target).request(
-                request.method,
-                self._upstream_url(request, target, port),
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-            )
-        except (aiohttp.ClientConnectionError, OSError) as error:
+            exchange = await self._pool(target, port).request(head, body, chunked, head_only)
+        except AppUnreachable as error:
             self.log.debug("Preview %s: app unreachable: %s", target.label, error)
             return await self._unreachable(target, port)
-        async with upstream:
-            response_headers = CIMultiDict(
-                (name, host_only_cookie(value) if name.lower() == "set-cookie" else value)
-                for name, value in upstream.headers.items()
-                if name.lower() not in HOP_BY_HOP
-            )
-            length = upstream.content_length
-            if length is not None and length <= WHOLE_BODY_LIMIT:
+        except AppAnswerBroken as error:
+            return self._broken(target, error)
+        async with exchange as answer:
+            response_headers = viewer_headers(answer.headers)
+            if head_only:
+                return web.Response(status=answer.status, headers=response_headers)
+            length = answer.content_length
+            # A chunked answer that already arrived whole (Node's ``writeHead`` then
+            # ``end``) goes out in one write too; one still coming (a stream,
+            # server-sent events) is passed on as it comes.
+            if answer.complete or (length is not None and length <= WHOLE_BODY_LIMIT):
+                try:
+                    body = await answer.read()
+                except AppAnswerBroken as error:
+                    return self._broken(target, error)
                 response_headers.popall("Content-Length", None)
-                body = await upstream.read()
-                return web.Response(status=upstream.status, headers=response_headers, body=body)
-            response = web.StreamResponse(status=upstream.status, headers=response_headers)
+                return web.Response(status=answer.status, headers=response_headers, body=body)
+            response = web.StreamResponse(status=answer.status, headers=response_headers)
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
+            try:
+                async for data in answer.chunks():
+                    await response.write(data)
+            except AppAnswerBroken as error:
+                # Never end a cut answer as if whole: the viewer's connection ends too.
+                self.log.debug("Preview %s: %s", target.label, error)
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+            except ConnectionError:  # the viewer left: the app's connection is closed
+                return response
             await response.write_eof()
             return response
+
+    def _broken(self, target: PreviewTarget, error: Exception) -> web.Response:
+        self.log.debug("Preview %s: %s", target.label, error)
+        return self._page(502, "The app's answer broke off", f"{error}. Reload to try again.")
 
     async def _forward_websocket(self, request: web.BaseRequest, target: PreviewTarget, port: int):
         protocols = [
             p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
         ]
         protocols = [p for p in protocols if p]
-        headers = upstream_headers(request, self.domain.scheme)
-        for name in list(headers):
-            if name.lower().startswith("sec-websocket-"):
-                headers.popall(name)
+        headers = [
+            (name, value)
+            for name, value in upstream_headers(request, self.domain.scheme)
+            if not name.lower().startswith("sec-websocket-")  # aiohttp's handshake sets them
+        ]
         try:
             upstream = await self._client(target).ws_connect(
                 self._upstream_url(request, target, port),

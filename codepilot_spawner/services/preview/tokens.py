@@ -36,6 +36,11 @@ def verify(secret: bytes, kind: str, token: str, now: float, **expected) -> dict
 
     Raises ``InvalidToken`` with a reason a person can read.
     """
+    return check_claims(signed_claims(secret, token), kind, now, **expected)
+
+
+def signed_claims(secret: bytes, token: str) -> dict:
+    """The claims of ``token`` if ``secret`` signed it (whatever they say)."""
     body, _, mac = token.partition(".")
     try:
         given = _unb64(mac)
@@ -45,6 +50,13 @@ def verify(secret: bytes, kind: str, token: str, now: float, **expected) -> dict
     if not hmac.compare_digest(given, wanted):
         raise InvalidToken("bad signature")
     claims = json.loads(_unb64(body))
+    if not isinstance(claims, dict):
+        raise InvalidToken("malformed claims")
+    return claims
+
+
+def check_claims(claims: dict, kind: str, now: float, **expected) -> dict:
+    """``claims`` if their kind, expiry and ``expected`` values hold, else ``InvalidToken``."""
     if claims.get("kind") != kind:
         raise InvalidToken(f"not a {kind}")
     if not isinstance(claims.get("exp"), int | float) or claims["exp"] < now:
@@ -53,3 +65,23 @@ def verify(secret: bytes, kind: str, token: str, now: float, **expected) -> dict
         if claims.get(name) != value:
             raise InvalidToken(f"issued for another {name}")
     return claims
+
+
+class CheckedValues:
+    """``verify`` for a value sent again and again (a viewer's session cookie rides on
+    every request of a page): its signature is checked once, its claims every time. At
+    most ``size`` values are remembered, the oldest forgotten first; a value that fails
+    its signature check is not remembered."""
+
+    def __init__(self, secret: bytes, size: int = 10_000):
+        self.secret, self.size = secret, size
+        self._claims: dict[str, dict] = {}
+
+    def verify(self, kind: str, token: str, now: float, **expected) -> dict:
+        claims = self._claims.get(token)
+        if claims is None:
+            claims = signed_claims(self.secret, token)
+            if len(self._claims) >= self.size:
+                del self._claims[next(iter(self._claims))]
+            self._claims[token] = claims
+        return check_claims(claims, kind, now, **expected)
