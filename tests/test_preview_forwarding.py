@@ -24,8 +24,9 @@ class RawApp:
     """An app on a loopback port that answers with the bytes its test gives, and counts
     its connections and what each request sent."""
 
-    def __init__(self, answer):
+    def __init__(self, answer, read_body: bool = True):
         self.answer = answer  # async (request: dict, reader, writer) -> keep the connection?
+        self.read_body = read_body
         self.connections = 0
         self.open_connections = 0
         self.most_open = 0
@@ -37,7 +38,7 @@ class RawApp:
         self.open_connections += 1
         self.most_open = max(self.most_open, self.open_connections)
         try:
-            while request := await read_request(reader):
+            while request := await read_request(reader, self.read_body):
                 self.requests.append(request)
                 if not await self.answer(request, reader, writer):
                     break
@@ -49,7 +50,7 @@ class RawApp:
             writer.close()
 
 
-async def read_request(reader) -> dict | None:
+async def read_request(reader, read_body: bool = True) -> dict | None:
     line = await reader.readline()
     if not line:
         return None
@@ -59,6 +60,8 @@ async def read_request(reader) -> dict | None:
         name, _, value = line.decode().partition(":")
         headers[name.strip().lower()] = value.strip()
     body = b""
+    if not read_body:
+        return {"method": method, "target": target, "headers": headers, "body": body}
     if "content-length" in headers:
         body = await reader.readexactly(int(headers["content-length"]))
     elif headers.get("transfer-encoding") == "chunked":
@@ -258,3 +261,18 @@ async def test_an_app_that_refuses_connections_is_reported_not_raised():
 
     with pytest.raises(AppUnreachable):
         await AppPool(never).request(b"GET / HTTP/1.1\r\n\r\n")
+
+
+async def test_an_app_that_answers_before_reading_the_body_is_heard():
+    async def too_large(request, reader, writer):
+        writer.write(answer("413 Content Too Large", b"too large", ("Connection: close",)))
+        await writer.drain()
+        return False
+
+    app = RawApp(too_large, read_body=False)
+    async with (
+        preview_of(app) as (url, host),
+        aiohttp.ClientSession() as viewer,
+        viewer.post(f"{url}/up", data=b"z" * 100_000, headers=host) as sent,
+    ):
+        assert (sent.status, await sent.read()) == (413, b"too large")

@@ -216,8 +216,6 @@ class AppConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     async def drain(self) -> None:
-        if self.closed:
-            raise AppUnreachable("the app ended the connection")
         if self._can_write is not None:
             await self._can_write
 
@@ -246,10 +244,12 @@ class AppConnection(asyncio.Protocol):
         self.transport.write(head)
         if body is not None:
             async for data in body:
+                if self.closed:
+                    break  # the app answered early (413) and closed, or went away
                 if data:
                     self.transport.write(chunk(data) if chunked else data)
                     await self.drain()
-            if chunked:
+            if chunked and not self.closed:
                 self.transport.write(chunk(b""))
         while not answer.status and answer.error is None:
             await answer._wait()
