@@ -276,3 +276,24 @@ async def test_an_app_that_answers_before_reading_the_body_is_heard():
         viewer.post(f"{url}/up", data=b"z" * 100_000, headers=host) as sent,
     ):
         assert (sent.status, await sent.read()) == (413, b"too large")
+
+
+async def test_an_app_whose_headers_never_end_is_cut_off():
+    async def endless_header(request, reader, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(1000):  # 64 MB, if nobody stopped it
+                writer.write(b"a" * 65536)
+                await writer.drain()
+        return False
+
+    app = RawApp(endless_header)
+    async with (
+        preview_of(app) as (url, host),
+        aiohttp.ClientSession() as viewer,
+        viewer.get(f"{url}/", headers=host) as page,
+    ):
+        assert page.status == 502
+        assert "64 KiB" in await page.text()
+    assert app.requests  # it was asked, and its connection ended
+    await asyncio.wait_for(app.closed.wait(), 10)

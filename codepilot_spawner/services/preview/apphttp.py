@@ -17,6 +17,9 @@ import httptools
 
 # An answer of more than this, not yet read by the gateway, stops reading from the app.
 READ_AHEAD_LIMIT = 1 << 20
+# An app whose answer's head (status line and headers) goes on longer is cut off: llhttp
+# sets no bound of its own, and the headers are held in the gateway's memory.
+HEAD_LIMIT = 64 * 1024
 # Idle connections are dropped after this: below Node.js's own keep-alive timeout (5 s),
 # so the app rarely closes one just as a request is written to it.
 IDLE_SECONDS = 4.0
@@ -121,6 +124,7 @@ class AppConnection(asyncio.Protocol):
         self.idle_since = time.monotonic()
         self._can_write: asyncio.Future | None = None
         self._reading_paused = False
+        self._head_bytes = 0  # of the answer's head so far
 
     # --- asyncio.Protocol -----------------------------------------------------------------
 
@@ -131,11 +135,18 @@ class AppConnection(asyncio.Protocol):
         if self.answer is None or self.answer.complete:
             self.abort()  # bytes nobody asked for: this connection is not to be reused
             return
+        in_head = not self.answer.status
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as error:
             self._fail(AppAnswerBroken(f"the app's answer could not be read: {error}"))
             self.abort()
+            return
+        if in_head and not self.answer.status:
+            self._head_bytes += len(data)
+            if self._head_bytes > HEAD_LIMIT:
+                self._fail(AppAnswerBroken("the app's answer's headers went on past 64 KiB"))
+                self.abort()
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -241,6 +252,7 @@ class AppConnection(asyncio.Protocol):
         """Send one request; its answer once the answer's head has arrived."""
         answer = self.answer = AppAnswer(head_only)
         answer._connection = self
+        self._head_bytes = 0
         self.transport.write(head)
         if body is not None:
             async for data in body:
