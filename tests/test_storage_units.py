@@ -207,6 +207,35 @@ def test_a_folder_listing_checks_the_folder_once_not_each_entry(tmp_path, monkey
         asyncio.run(manager.get("data/out/workspace", content=False))
 
 
+def test_an_entry_that_vanishes_at_every_listing_is_left_out_not_a_404(tmp_path):
+    """A file replaced by rename again and again (an editor's swap file, a watcher's
+    temporary output) can be gone at its own get in every listing: listing again is no
+    cure, leaving it out is."""
+    root = tmp_path / "workspace"
+    (root / "busy").mkdir(parents=True)
+    (root / "busy" / "kept.txt").write_text("kept")
+    swap = root / "busy" / ".#swap.txt"
+    swap.write_text("x")
+
+    class ReplacedAtEveryGet(contents.WorkspaceFileManager):
+        async def get(self, path, content=True, type=None, format=None, require_hash=False):
+            if not content and path.endswith("#swap.txt"):
+                swap.unlink()  # gone between the folder's scan and this get
+                try:
+                    return await super().get(path, content=False, type=type, format=format)
+                finally:
+                    swap.write_text("x")  # and back for the next listing
+            return await super().get(path, content, type, format, require_hash)
+
+    manager = ReplacedAtEveryGet(root_dir=str(root), allow_hidden=True)
+    for _ in range(5):
+        listing = asyncio.run(manager.get("busy"))
+        assert [entry["name"] for entry in listing["content"]] == ["kept.txt"]
+    with pytest.raises(web.HTTPError) as gone:
+        asyncio.run(manager.get("busy/.#swap.txt", content=False))
+    assert gone.value.status_code == 404  # asked for on its own, a vanished file is a 404
+
+
 def test_a_folder_lists_while_its_files_come_and_go(tmp_path):
     """An entry renamed between the folder's scan and its own get (JupyterLab refreshing
     while a save renames untitled.txt, an install's temporary files) made stock's whole

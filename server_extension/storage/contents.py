@@ -43,9 +43,10 @@ STANDALONE_S3_TRAITS = (
 
 # What this task's get(content=True) found inside the workspace, on disk: a folder whose
 # entries it is listing, or a file.
-# Listings taken again when an entry vanished while the folder was listed.
-LISTING_ATTEMPTS = 3
 CHECKED_LISTING: ContextVar[str | None] = ContextVar("checked_listing", default=None)
+# An entry's model in a listing when the entry was removed after the folder's scan: left
+# out of the listing, as ``ls`` leaves it out.
+VANISHED_ENTRY: dict = {"vanished": True}
 
 
 def outside_error(path: str) -> web.HTTPError:
@@ -93,28 +94,26 @@ class WorkspaceFileManager(AsyncLargeFileManager):
             os_path = self._refuse_outside(path)
             token = CHECKED_LISTING.set(os_path)
             try:
-                for attempt in range(LISTING_ATTEMPTS):
-                    try:
-                        return await super().get(
-                            path,
-                            content=content,
-                            type=type,
-                            format=format,
-                            require_hash=require_hash,
-                        )
-                    except web.HTTPError as error:
-                        # An entry removed between the folder's scan and its own get (a
-                        # rename, an install's temporary file) makes stock's whole listing
-                        # 404, which JupyterLab shows as "Directory not found": list again.
-                        if error.status_code != 404 or attempt == LISTING_ATTEMPTS - 1:
-                            raise
-                        if not await asyncio.to_thread(os.path.isdir, os_path):
-                            raise
+                model = await super().get(
+                    path, content=content, type=type, format=format, require_hash=require_hash
+                )
             finally:
                 CHECKED_LISTING.reset(token)
+            if model["type"] == "directory" and model.get("content") is not None:
+                model["content"] = [e for e in model["content"] if e is not VANISHED_ENTRY]
+            return model
         if not self._in_checked_listing(path):
             self._refuse_outside(path, whole=False)
-        return await super().get(path, content=False, type=type, format=format)
+            return await super().get(path, content=False, type=type, format=format)
+        try:
+            return await super().get(path, content=False, type=type, format=format)
+        except web.HTTPError as error:
+            # Removed between the folder's scan and its own get (a save renaming
+            # untitled.txt, an install's temporary file): stock's whole listing would 404,
+            # which JupyterLab shows as "Directory not found".
+            if error.status_code != 404:
+                raise
+            return VANISHED_ENTRY
 
     def _in_checked_listing(self, path: str) -> bool:
         holder = os.path.dirname(upstream.os_path(self, path.strip("/")))
