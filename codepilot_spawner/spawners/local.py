@@ -10,13 +10,14 @@ from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
-from traitlets import Bool, Float, Int, List, Unicode, default
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 
 from codepilot_contracts.defaults import PREVIEW_PORT
 from codepilot_contracts.namespaces import SandboxEntry
 from codepilot_contracts.restoreprogress import RESTORE_COMMAND, parse_line
 
 from ..onemachine import netns
+from ..onemachine.busyservers import BusyPolicy, watch_busy_servers
 from ..onemachine.cgroups import Limits, ServerCgroup, describe_memory, machine_hierarchy
 from ..onemachine.forkclient import (
     DEFAULT_COMMAND,
@@ -157,6 +158,20 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         help="""cgroup under which each hub keeps ``<hub key>/<server>`` groups.""",
     ).tag(config=True)
 
+    busy_cpu_weight = Float(
+        BusyPolicy.busy_weight,
+        help="""CPU weight of an isolated server that has wanted half a CPU over a second
+        (an install, a build), as a fraction of the others' until it is quiet again: it
+        still gets all the CPU nobody else wants, but a classmate's keystroke waiting for
+        the CPU goes first. 1: every server keeps the same weight.""",
+    ).tag(config=True)
+
+    @validate("busy_cpu_weight")
+    def _weight_is_a_fraction(self, proposal):
+        if not 0 < proposal["value"] <= 1:
+            raise TraitError("busy_cpu_weight is a fraction of the normal weight: (0, 1]")
+        return proposal["value"]
+
     fork_server = Bool(
         True,
         help="""Start servers from the hub's fork server, a process that has imported the
@@ -279,6 +294,8 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         self.kept_reserved_ports = route.reserved_ports if route else ()
         self.sandbox = Sandbox.from_state(state)
         self.stop_reason = state.get("stop_reason", "")
+        if self.sandbox and self.sandbox.cgroup:
+            self._watch_busy(self.sandbox.cgroup.hierarchy)  # servers a restarted hub kept
 
     def get_state(self):
         state = super().get_state()
@@ -360,6 +377,18 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
         adopt_process(self, pid)
         return (self.ip or "127.0.0.1", self.port)
 
+    def _watch_busy(self, hierarchy) -> None:
+        """Start the hub's watcher of busy servers (once), where a loop runs."""
+        if self.busy_cpu_weight >= 1:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # state read outside the hub's loop: the next start watches
+        policy = BusyPolicy(busy_weight=self.busy_cpu_weight)
+        parent = f"{self.cgroup_parent}/{self.hub_key}"
+        watch_busy_servers(hierarchy, parent, policy, self.log)
+
     async def _create_sandbox(self) -> Sandbox:
         """The process tag and, as root, a network namespace and a cgroup for this run."""
         tag = uuid.uuid4().hex
@@ -380,6 +409,7 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
             cgroup = ServerCgroup(hierarchy, f"{self.cgroup_parent}/{hub}/{network.name}")
             sandbox.cgroup = cgroup
             await asyncio.to_thread(cgroup.create, self.limits)
+            self._watch_busy(hierarchy)
         except BaseException:
             await sandbox.remove(self.process_grace, self.log)
             raise

@@ -40,6 +40,7 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -524,7 +525,8 @@ def summary_line(result: dict) -> str:
     def one(size: dict) -> str:
         work = size["at_work"]
         line = (
-            f"N={size['n']} ready p95 {size['ready_p95_s']} s, "
+            f"N={size['n']} (busy weight {size['busy_cpu_weight']}) "
+            f"ready p95 {size['ready_p95_s']} s, "
             f"echo p99 {work['echo'].get('p99_ms')} ms, save p99 {work['save'].get('p99_ms')} ms "
             f"(installers' own {work['installer_echo'].get('p99_ms')} / "
             f"{work['installer_save'].get('p99_ms')} ms), "
@@ -558,6 +560,11 @@ def main():
         default=0,
         help="run the hub's idle culler at this many seconds and time it (0: off)",
     )
+    parser.add_argument(
+        "--busy-weights",
+        default="0.125",
+        help="CPU weights of busy servers to compare, a hub each (1: all servers equal)",
+    )
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
     users = [f"learner{number:03d}" for number in range(max(sizes))]
@@ -566,14 +573,20 @@ def main():
     if options.cull_idle and options.cull_idle <= options.idle_seconds:
         parser.error("--cull-idle must be longer than --idle-seconds (idle PSS is read first)")
     culling = {"CODEPILOT_CULL_IDLE": str(options.cull_idle)} if options.cull_idle else {}
-    hub = start_hub(env=culling, timeout=120)
-    try:
-        for user in users:
-            hub.create_user(user)
-        for size in sizes:
-            result["sizes"].append(measure_size(hub, users[:size], options))
-    finally:
-        hub.stop()
+    for weight in [float(w) for w in options.busy_weights.split(",")]:
+        # One hub per weight, the same class on each: 1 is every server at the same weight.
+        with tempfile.NamedTemporaryFile("w", suffix=".py") as extra:
+            extra.write(f"c.CodePilotLocalSpawner.busy_cpu_weight = {weight}\n")
+            extra.flush()
+            hub = start_hub(env={**culling, "CODEPILOT_HUB_EXTRA_CONFIG": extra.name}, timeout=120)
+            try:
+                for user in users:
+                    hub.create_user(user)
+                for size in sizes:
+                    measured = measure_size(hub, users[:size], options)
+                    result["sizes"].append({"busy_cpu_weight": weight, **measured})
+            finally:
+                hub.stop()
     print(json.dumps(result))
     print(summary_line(result))
 
