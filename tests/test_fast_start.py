@@ -510,7 +510,8 @@ def test_a_fork_server_killed_mid_spawn_gives_a_plain_start():
         assert hub.api("POST", "/users/late/server").status_code in (201, 202)
         wait_until(lambda: "Spawning late from the fork server" in hub.log(), 60, 0.2, "fork")
         os.killpg(fork_server, signal.SIGKILL)
-        os.killpg(fork_server, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):  # all gone, and reaped, already
+            os.killpg(fork_server, signal.SIGCONT)
 
         hub.wait_ready("late", timeout=120)
         late = server_state(hub, "late")
