@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cgroups import Hierarchy, hub_cgroups
+from .processes import stat_fields
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NORMAL_WEIGHT = {1: 1024, 2: 100}  # cpu.shares, cpu.weight: the kernel's defaults
@@ -66,13 +67,15 @@ def wanted_seconds_v2(cpu_stat: str, cpu_pressure: str) -> float:
 def wanted_seconds_of(pid: int) -> float | None:
     """Seconds process ``pid`` used a CPU (with the children it reaped) or waited for one;
     None once it has ended."""
+    fields = stat_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
         with open(f"/proc/{pid}/schedstat", "rb") as schedstat:
             waited_ns = int(schedstat.read().split()[1])
     except (OSError, IndexError, ValueError):
         return None
+    if fields is None:
+        return None
+    # utime, stime, cutime, cstime
     return sum(int(field) for field in fields[11:15]) / CLOCK_TICKS + waited_ns / 1e9
 
 

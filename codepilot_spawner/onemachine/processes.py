@@ -86,14 +86,19 @@ class Process:
             return b""
 
 
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time) of a live process; None when gone or a zombie."""
+def stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` after "pid (comm) " (state first); None when gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return None
-    fields = raw[raw.rindex(b")") + 2 :].split()  # after "pid (comm) "
-    if fields[0] in (b"Z", b"X"):
+    return raw[raw.rindex(b")") + 2 :].split()
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of a live process; None when gone or a zombie."""
+    fields = stat_fields(pid)
+    if fields is None or fields[0] in (b"Z", b"X"):
         return None
     return int(fields[1]), int(fields[19])
 

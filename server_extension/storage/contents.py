@@ -91,8 +91,7 @@ class WorkspaceFileManager(AsyncLargeFileManager):
         if content or require_hash:
             # Stock lists a folder with one get(content=False) per entry, in this task:
             # their holder is the folder checked here, not to be resolved again for each.
-            os_path = self._refuse_outside(path)
-            token = CHECKED_LISTING.set(os_path)
+            token = CHECKED_LISTING.set(self._refuse_outside(path))
             try:
                 model = await super().get(
                     path, content=content, type=type, format=format, require_hash=require_hash
