@@ -131,6 +131,10 @@ def test_each_server_has_a_namespace_of_its_own_and_port_3000(bob, mallory):
     assert port == "3000"
     assert int(inode) == namespace_inode(states[0]["netns"])
     assert int(inode) != namespace_inode("/proc/self/ns/net")
+    # No address on the machine's side: a start changes none, which browsers on this
+    # machine would take for a network change (tests/browser/test_same_machine_browser).
+    for state in states:
+        assert link_addresses(state["network"]["host_link"], family="-4") == []
 
 
 @pytest.mark.integration
@@ -247,15 +251,15 @@ def test_only_the_allowed_host_ports_are_reachable(hub, mallory):
     assert "API=200" in output
 
 
-def ipv6_addresses(link: str, netns_name: str = "") -> list[str]:
+def link_addresses(link: str, netns_name: str = "", family: str = "-6") -> list[str]:
     where = ["-n", netns_name] if netns_name else []
     shown = subprocess.run(
-        ["ip", *where, "-6", "-o", "addr", "show", "dev", link],
+        ["ip", *where, family, "-o", "addr", "show", "dev", link],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return re.findall(r"inet6 (\S+?)/", shown)
+    return re.findall(r"inet6? (\S+?)/", shown)
 
 
 @pytest.mark.integration
@@ -282,8 +286,8 @@ def test_no_ipv6_crosses_a_namespaces_link(hub, mallory):
     """The rules filter IPv4; over the link's IPv6 link-local addresses a namespace
     would reach every host service listening on [::]."""
     network = server_state(hub, "mallory")["network"]
-    host_side = ipv6_addresses(network["host_link"])
-    inside = ipv6_addresses(NAMESPACE_LINK, network["name"])
+    host_side = link_addresses(network["host_link"])
+    inside = link_addresses(NAMESPACE_LINK, network["name"])
     listener = socket.socket(socket.AF_INET6)
     listener.bind(("::", 0))
     listener.listen()
@@ -542,6 +546,7 @@ def test_the_hubs_rules_name_only_its_own_links():
     assert ruleset.count('"cpabc123h*"') >= 8
     assert "elements = { 8081, 8083 }" in ruleset
     assert "169.254.0.0/16 drop" in ruleset
+    assert "snat to 172.30.0.1" in ruleset  # the hub's connections come from the gateway
     with pytest.raises(ValueError):
         netns.hub_ruleset("abc123", "172.30.0.0/16", [70000])
     with pytest.raises(ValueError):
@@ -551,13 +556,15 @@ def test_the_hubs_rules_name_only_its_own_links():
 def test_a_servers_network_from_its_slot():
     network = netns.ServerNetwork.for_slot("abc123", "172.30.0.0/16", 5)
     assert (network.name, network.host_link) == ("cp-abc123-5", "cpabc123h5")
-    assert (network.host_address, network.address) == ("172.30.0.21", "172.30.0.22")
+    assert (network.host_address, network.address) == ("172.30.0.1", "172.30.0.22")
     assert len(netns.ServerNetwork.for_slot("abc123", "172.30.0.0/16", 16383).host_link) <= 15
     assert netns.ServerNetwork.from_state(network.to_state()) == network
     with pytest.raises(ValueError):
         netns.ServerNetwork.from_state({**network.to_state(), "name": "x y"})
     script = netns.setup_script(network, [8081], 8888)
-    assert "dnat to 172.30.0.21" in script
+    assert "dnat to 172.30.0.1" in script  # the hub's gateway, shared by its namespaces
+    assert "addr add 172.30.0.22/30 dev eth0" in script
+    assert script.count("addr add") == 1  # none on the machine's side
     assert "tcp dport 8888 accept" in script
     assert netns.teardown_batch(network) == "link del cpabc123h5\nnetns del cp-abc123-5\n"
 

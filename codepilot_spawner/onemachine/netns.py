@@ -5,16 +5,24 @@ other's objects):
 
 - the namespace ``cp-<hub>-<slot>``, bound at ``/run/netns/cp-<hub>-<slot>`` by ``ip netns``
   (that path is what the preview gateway opens with setns());
-- a veth pair: ``cp<hub>h<slot>`` on the host with ``<subnet>.4n+1/30``, ``eth0`` inside
-  with ``<subnet>.4n+2/30`` and the default route through the host side;
+- a veth pair: ``cp<hub>h<slot>`` on the host, with a route to the server's address and
+  no address of its own; ``eth0`` inside with ``<subnet>.4n+2/30`` and the default route
+  through the hub's gateway ``<subnet>.1``, which no interface holds (the host's rules
+  translate to and from it). Neighbours are fixed on both ends, so no ARP is needed.
+  A start or stop thus changes no address on the host: Chromium, and other programs that
+  watch the host's addresses, drop every request in flight when one changes
+  (``ERR_NETWORK_CHANGED``), which a teacher's browser on the same machine would see at
+  each student's start;
 - one nftables table per hub on the host, ``ip codepilot_<hub>``, that matches the hub's
   links by name prefix, so a server adds no host rule of its own: traffic from the
   namespaces reaches the internet through NAT, the host only on the allowed loopback
   ports, nothing new enters a namespace but the hub's own (root) connections, and the
   cloud metadata range is dropped;
-- inside each namespace a small table: ``127.0.0.1:<allowed port>`` is DNATed to the host
-  side, where the hub's table DNATs it on to the host's ``127.0.0.1:<port>``. The URLs the
-  server gets (hub API, broker, S3 on loopback) stay valid unchanged.
+- inside each namespace a small table: ``127.0.0.1:<allowed port>`` is DNATed to the
+  gateway, where the hub's table DNATs it on to the host's ``127.0.0.1:<port>``. The URLs
+  the server gets (hub API, broker, S3 on loopback) stay valid unchanged. The hub's own
+  connections into a namespace leave the host from the gateway address (SNAT), the only
+  source the namespace lets in.
 
 Address slots are claimed machine-wide with files created O_EXCL under
 ``/run/codepilot/slots``; like the namespaces, they vanish with a reboot.
@@ -36,6 +44,10 @@ NETNS_DIR = Path("/run/netns")
 SLOT_DIR = Path("/run/codepilot/slots")
 CLOUD_METADATA = "169.254.0.0/16"  # 169.254.169.254 and the rest of link-local
 NAMESPACE_LINK = "eth0"
+# Locally administered unicast addresses. Each veth pair is a link of its own, so every
+# pair can use the same two.
+HOST_LINK_MAC = "02:63:70:00:00:01"
+NAMESPACE_LINK_MAC = "02:63:70:00:00:02"
 
 # Names end up in shell scripts and nft rules: only these characters ever do.
 _SAFE_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
@@ -55,6 +67,11 @@ def slot_count(subnet: str) -> int:
     return ipaddress.ip_network(subnet).num_addresses // 4
 
 
+def gateway(subnet: str) -> str:
+    """The namespaces' gateway: the first address of block 0, which no server gets."""
+    return str(ipaddress.ip_network(subnet).network_address + 1)
+
+
 def preferred_slot(key: str, subnet: str) -> int:
     """Where a server starts looking for a free slot: spreads servers, stable per name."""
     digest = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
@@ -68,7 +85,7 @@ class ServerNetwork:
 
     name: str  # namespace name: cp-<hub>-<slot>
     host_link: str  # cp<hub>h<slot in hex>
-    host_address: str  # the namespace's gateway, on the host side
+    host_address: str  # the namespace's gateway: the hub's (before, one per server)
     address: str  # the server's address, inside the namespace
     claim: str  # the slot's claim file
 
@@ -82,7 +99,7 @@ class ServerNetwork:
         return cls(
             name=name,
             host_link=f"cp{hub}h{slot:x}",
-            host_address=str(block + 1),
+            host_address=gateway(subnet),
             address=str(block + 2),
             claim=str(SLOT_DIR / str(block)),
         )
@@ -149,12 +166,15 @@ table ip {table} {{
   chain prerouting {{
     type nat hook prerouting priority dstnat; policy accept;
     # A namespace's 127.0.0.1:<allowed port>, DNATed to its gateway, lands on the host's.
-    iifname {links} ip daddr {subnet} fib daddr type local tcp dport @loopback_ports \
-dnat to 127.0.0.1
+    # (The subnet, not the gateway alone: namespaces kept from before the shared gateway
+    # use an address of their own block.)
+    iifname {links} ip daddr {subnet} tcp dport @loopback_ports dnat to 127.0.0.1
   }}
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
     iifname {links} masquerade
+    # The hub's connections into a namespace come from the gateway, which no link holds.
+    oifname {links} ip saddr != {subnet} snat to {gateway(subnet)}
   }}
   chain input {{
     type filter hook input priority filter; policy accept;
@@ -169,6 +189,8 @@ dnat to 127.0.0.1
     # Nothing new enters a namespace by way of the host: not from another namespace
     # (of this hub or another), not from the network.
     oifname {links} drop
+    # The gateway's other ports, and the rest of the subnet, are nobody's.
+    iifname {links} ip daddr {subnet} drop
     iifname {links} ip daddr {CLOUD_METADATA} drop
     iifname {links} accept
   }}
@@ -234,17 +256,22 @@ def setup_script(network: ServerNetwork, loopback_ports, server_port: int) -> st
 set -e
 ip -batch - <<'IP'
 netns add {network.name}
-link add {network.host_link} type veth peer name {NAMESPACE_LINK} netns {network.name}
-addr add {network.host_address}/30 dev {network.host_link}
-link set {network.host_link} up
+link add {network.host_link} address {HOST_LINK_MAC} type veth \
+peer name {NAMESPACE_LINK} address {NAMESPACE_LINK_MAC} netns {network.name}
 IP
 echo 1 > /proc/sys/net/ipv4/conf/{network.host_link}/route_localnet
 {no_ipv6(network.host_link)}
+ip -batch - <<'IP'
+link set {network.host_link} up
+route add {network.address}/32 dev {network.host_link}
+neigh add {network.address} lladdr {NAMESPACE_LINK_MAC} dev {network.host_link} nud permanent
+IP
 ip -n {network.name} -batch - <<'IP'
 link set lo up
 addr add {network.address}/30 dev {NAMESPACE_LINK}
 link set {NAMESPACE_LINK} up
-route add default via {network.host_address}
+neigh add {network.host_address} lladdr {HOST_LINK_MAC} dev {NAMESPACE_LINK} nud permanent
+route add default via {network.host_address} dev {NAMESPACE_LINK} onlink
 IP
 ip netns exec {network.name} sh -ec '
 echo 1 > /proc/sys/net/ipv4/conf/{NAMESPACE_LINK}/route_localnet
