@@ -6,6 +6,10 @@ Callers import these members from here only, never the upstream names themselves
 test per use, so an upgrade that changes it fails there and not in a student's server.
 """
 
+import asyncio
+
+from jupyter_server.services.contents.fileio import FileManagerMixin
+
 # What the checks were last made on; each lies in the range pyproject's runner allows.
 CHECKED_VERSIONS = {
     "jupyter-server": "2.21.1",
@@ -29,6 +33,31 @@ def os_path(contents_manager, api_path: str) -> str:
     through a symlink, nor the renaming of its root.
     """
     return contents_manager._get_os_path(api_path)
+
+
+class SavesOffTheEventLoop:
+    """Mixin for an async file contents manager (listed before it): stock's saves, whole,
+    in a worker thread.
+
+    Stock's async ``_save_file`` and ``_save_notebook`` write in a thread, but copy the old
+    file aside, flush and fsync twice on the event loop (``atomic_writing``). On a disk
+    that classmates' installs keep busy an fsync waits for the journal, 0.1 s and more,
+    and meanwhile the server answers nothing: not its terminals, not its other saves.
+    This runs the blocking ``FileManagerMixin`` versions (the same decoding, atomic
+    writing and fsyncs) in a thread.
+
+    Checked on jupyter-server 2.14.0-2.21.1 (``save`` awaits ``_save_file`` and
+    ``_save_notebook``; ``FileManagerMixin`` keeps blocking ones with the same
+    arguments). If it drifts, saves block the event loop again, or fail loudly.
+    """
+
+    async def _save_file(self, os_path, content, format):
+        await asyncio.to_thread(FileManagerMixin._save_file, self, os_path, content, format)
+
+    async def _save_notebook(self, os_path, nb, capture_validation_error=None):
+        await asyncio.to_thread(
+            FileManagerMixin._save_notebook, self, os_path, nb, capture_validation_error
+        )
 
 
 # --- jupyter-server: extension apps and the server app ----------------------------------

@@ -64,8 +64,9 @@ class WorkspaceFilesHandler(AuthenticatedFileHandler):
         return abs_path
 
 
-class WorkspaceFileManager(AsyncLargeFileManager):
-    """The stock large-file manager that never reads or writes outside its root."""
+class WorkspaceFileManager(upstream.SavesOffTheEventLoop, AsyncLargeFileManager):
+    """The stock large-file manager that never reads or writes outside its root, and
+    saves without holding up the event loop."""
 
     @default("files_handler_class")
     def _default_files_handler_class(self):
