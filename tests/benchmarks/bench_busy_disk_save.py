@@ -12,6 +12,8 @@ loop's stalls), then one summary line.
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,7 +41,9 @@ def start_installs(count: int, disk: Path) -> list[subprocess.Popen]:
         f"{sys.executable} -m compileall -q $D >/dev/null; rm -rf $D; done"
     )
     return [
-        subprocess.Popen(["sh", "-c", script], env={"D": str(disk / f"install-{number}")})
+        subprocess.Popen(
+            ["sh", "-c", script], env={"D": str(disk / f"install-{number}")}, start_new_session=True
+        )
         for number in range(count)
     ]
 
@@ -110,8 +114,8 @@ def main():
         stop.set()
         for poller in pollers:
             poller.join()
-        for install in installs:
-            install.kill()
+        for install in installs:  # the shell and its cp or compileall
+            os.killpg(install.pid, signal.SIGKILL)
             install.wait()
         for server in servers.values():
             server.stop()

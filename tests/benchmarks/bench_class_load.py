@@ -2,8 +2,10 @@
 
 For each N of ``--sizes`` (default 10,50,100), on one hub started as ``make up`` does:
 every student's server started at the same moment (POST to ready p50/p95/max, each
-following its progress stream), then
-``--seconds`` of a class at work through the real proxy, hub, preview gateway and servers:
+following its progress stream), then, once every student has a terminal open (a lesson
+starts with the IDEs open: 100 terminals opened in the same second made the first saves
+wait), ``--seconds`` of a class at work through the real proxy, hub, preview gateway and
+servers:
 
 - every student types into a terminal of their server (a key every 0.3 to 0.9 s; the
   time from sending it to its echo);
@@ -215,13 +217,19 @@ async def open_terminal(http, student: Student):
     return ws
 
 
-async def type_keys(http, student: Student, figures: ClassFigures, until: float) -> None:
-    """Keys typed one at a time; each key's echo timed. Ctrl-U clears the line now and then."""
-    echo = figures.installer_echo if student.role == "installer" else figures.echo
+async def open_terminal_or_error(http, student: Student):
     try:
-        ws = await open_terminal(http, student)
+        return await open_terminal(http, student)
     except (aiohttp.ClientError, TimeoutError, ConnectionError) as error:
-        echo.failed(error)
+        return error
+
+
+async def type_keys(ws, student: Student, figures: ClassFigures, until: float) -> None:
+    """Keys typed one at a time into the student's open terminal (``ws``, or the error that
+    opening it gave); each key's echo timed. Ctrl-U clears the line now and then."""
+    echo = figures.installer_echo if student.role == "installer" else figures.echo
+    if isinstance(ws, BaseException):
+        echo.failed(ws)
         return
     typed = 0
     while time.monotonic() < until:
@@ -360,10 +368,17 @@ async def own_loop_lag(figures: ClassFigures, until: float) -> None:
 
 async def class_at_work(students: list[Student], seconds: float) -> ClassFigures:
     figures = ClassFigures()
-    until = time.monotonic() + seconds
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        # The class opens its IDEs (a terminal each) first, all at once, as a lesson
+        # begins; the clock starts once they are open.
+        workers = [student for student in students if student.role not in (*FAULTS, "flood")]
+        terminals = await asyncio.gather(
+            *(open_terminal_or_error(http, student) for student in workers)
+        )
+        terminal_of = dict(zip((student.name for student in workers), terminals, strict=True))
+        until = time.monotonic() + seconds
         work = [own_loop_lag(figures, until)]
         for student in students:
             if student.role in FAULTS:
@@ -372,7 +387,7 @@ async def class_at_work(students: list[Student], seconds: float) -> ClassFigures
             if student.role == "flood":
                 work.append(flood_preview(http, student, until))
                 continue
-            work += [type_keys(http, student, figures, until)]
+            work += [type_keys(terminal_of[student.name], student, figures, until)]
             work += [save_files(http, student, figures, until)]
             if student.role == "installer":
                 work.append(install_burst(http, student, figures))
