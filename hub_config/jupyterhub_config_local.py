@@ -152,6 +152,7 @@ gateway = preview_service.hub_service(
         f"--PreviewGatewayApp.share_levels={list(settings.preview_share_levels)!r}",
         f"--PreviewGatewayApp.state_dir={data_dir / 'preview'}",
         f"--PreviewGatewayApp.scheme={settings.preview_scheme}",
+        f"--PreviewGatewayApp.preview_rate={settings.preview_rate}",
         *(
             [
                 f"--PreviewGatewayApp.ssl_cert={settings.preview_tls.cert}",

@@ -104,6 +104,7 @@ class OneMachineSettings:
             preview_domain=preview_domain(env),
             preview_port=_int(env, "CODEPILOT_PREVIEW_GATEWAY_PORT", 8002),
             preview_api_port=_int(env, "CODEPILOT_PREVIEW_API_PORT", 8083),
+            preview_rate=preview_rate(env),
             preview_share_levels=tuple(
                 level.strip()
                 for level in env.get(
@@ -133,6 +134,9 @@ class OneMachineSettings:
     subdomains: bool = True  # CODEPILOT_SUBDOMAINS: each user's servers on a host of its own
     teachers: tuple[str, ...] = ()  # CODEPILOT_TEACHERS: the hub group "teachers"
     cull_idle: int = 3600  # CODEPILOT_CULL_IDLE: seconds idle before a stop; 0 = never
+    # CODEPILOT_PREVIEW_RATE: requests a second the gateway forwards to one preview past
+    # its burst; 0 = no limit
+    preview_rate: int = 200
     class_page_port: int = 0  # CODEPILOT_CLASS_PAGE_PORT: the class page's loopback port
     s3: S3Settings | None = None  # CODEPILOT_S3_*: where workspaces live in S3
     # CODEPILOT_ACCOUNT_PREFIX: of the Unix accounts, which belong to this data dir
@@ -212,6 +216,13 @@ def account_prefix(env) -> str:
             "for example cp2-"
         )
     return prefix
+
+
+def preview_rate(env) -> int:
+    rate = _int(env, "CODEPILOT_PREVIEW_RATE", 200)
+    if rate < 0:
+        raise SettingsError("CODEPILOT_PREVIEW_RATE must be 0 (no limit) or requests a second")
+    return rate
 
 
 def cull_idle_seconds(env) -> int:

@@ -27,9 +27,11 @@ the generator's own event-loop lag (its figures are only as good as that); and t
 resource that ran out. Echo and save are counted apart for the installers (their own
 server shares its cgroup with the install) and for the others. ``--faults`` adds three
 students who misbehave: one forks until its pids limit, one fills its memory, one floods
-its own preview. ``--cull-idle S`` runs the hub with ``CODEPILOT_CULL_IDLE=S`` and, after
-the idle phase, waits for the idle culler to stop every server: seconds from the class's
-last use to each stop, and the hub's lag and the culler's CPU meanwhile.
+its own preview from a process of its own, as another machine's browser would (the
+requests a second it got answered are printed). ``--cull-idle S`` runs the hub with
+``CODEPILOT_CULL_IDLE=S`` and, after the idle phase, waits for the idle culler to stop
+every server: seconds from the class's last use to each stop, and the hub's lag and the
+culler's CPU meanwhile.
 
 Every connection goes to 127.0.0.1: the resolver of ``tests/support/localhost.py``
 answers ``*.localhost`` with loopback. Stops every server and the hub by itself.
@@ -109,6 +111,7 @@ class ClassFigures:
     preview: Samples = field(default_factory=Samples)
     install_s: list[float] = field(default_factory=list)
     own_lag: Samples = field(default_factory=Samples)
+    flood_per_s: float = 0.0  # requests the preview flood got answered
 
 
 # --- the hub's processes and the machine ------------------------------------------------
@@ -332,22 +335,48 @@ async def view_preview(http, student: Student, figures: ClassFigures, until: flo
         await asyncio.sleep(1)
 
 
-async def flood_preview(http, student: Student, until: float) -> None:
-    """A student whose own page hammers its preview: 20 requests at a time, no pause."""
+async def flood_preview(http, student: Student, figures: ClassFigures, until: float) -> None:
+    """A student whose own page hammers its preview: 20 requests at a time, no pause, sent
+    by a process of its own, as from another machine's browser: in this one's event loop
+    the flood's thousands of answers a second would delay the class's echoes it times."""
     try:
         preview_url = await start_app(http, student)
     except (aiohttp.ClientError, TimeoutError):
         return
+    seconds = until - time.monotonic()
+    flooder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--flood",
+        preview_url,
+        "--seconds",
+        str(seconds),
+        env={**os.environ, "FLOOD_TOKEN": student.token},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    answered, _ = await flooder.communicate()
+    figures.flood_per_s = round(int(answered or 0) / seconds, 1)
 
-    async def hammer():
+
+async def flood(url: str, token: str, seconds: float) -> int:
+    """Requests answered while 20 at a time go to ``url`` for ``seconds``."""
+    until, answered = time.monotonic() + seconds, 0
+    headers = {"Authorization": f"token {token}"}
+
+    async def hammer(http):
+        nonlocal answered
         while time.monotonic() < until:
             try:
-                async with http.get(preview_url, headers=student.headers) as response:
+                async with http.get(url, headers=headers) as response:
                     await response.read()
+                    answered += 1
             except (aiohttp.ClientError, TimeoutError):
                 await asyncio.sleep(0.05)
 
-    await asyncio.gather(*(hammer() for _ in range(20)))
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        await asyncio.gather(*(hammer(http) for _ in range(20)))
+    return answered
 
 
 async def misbehave(http, student: Student) -> None:
@@ -385,7 +414,7 @@ async def class_at_work(students: list[Student], seconds: float) -> ClassFigures
                 work.append(misbehave(http, student))
                 continue
             if student.role == "flood":
-                work.append(flood_preview(http, student, until))
+                work.append(flood_preview(http, student, figures, until))
                 continue
             work += [type_keys(terminal_of[student.name], student, figures, until)]
             work += [save_files(http, student, figures, until)]
@@ -487,6 +516,7 @@ def measure_size(hub, users: list[str], options) -> dict:
             "installer_save": figures.installer_save.summary(),
             "preview": figures.preview.summary(),
             "install_s": figures.install_s,
+            "flood_per_s": figures.flood_per_s,
             "generator_lag": figures.own_lag.summary(),
         }
 
@@ -580,7 +610,11 @@ def main():
         default="0.125",
         help="CPU weights of busy servers to compare, a hub each (1: all servers equal)",
     )
+    parser.add_argument("--flood", help=argparse.SUPPRESS)  # the flooding student's process
     options = parser.parse_args()
+    if options.flood:
+        print(asyncio.run(flood(options.flood, os.environ["FLOOD_TOKEN"], options.seconds)))
+        return
     sizes = [int(size) for size in options.sizes.split(",")]
     users = [f"learner{number:03d}" for number in range(max(sizes))]
     result = {"benchmark": "class_load", "cpus": os.cpu_count(), "root": os.geteuid() == 0}

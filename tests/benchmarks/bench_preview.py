@@ -110,7 +110,10 @@ def start_app(hub, user: str) -> tuple[str, dict]:
 
 
 def main():
-    hub = start_hub(env={"CODEPILOT_HUB_EXTRA_CONFIG": str(STOCK_CONFIG)})
+    # Without the per-preview pace: one preview's rate measures the gateway's cost.
+    hub = start_hub(
+        env={"CODEPILOT_HUB_EXTRA_CONFIG": str(STOCK_CONFIG), "CODEPILOT_PREVIEW_RATE": "0"}
+    )
     terminals = []
     try:
         _, state, ws = start_app(hub, "bench-preview")

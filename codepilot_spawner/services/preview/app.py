@@ -31,6 +31,7 @@ from ..supervise import inherited_sockets
 from .access import SHARE_LEVELS
 from .gateway import PreviewGateway
 from .hosts import PreviewDomain
+from .pace import PreviewPace
 from .servers import ServerDirectory
 from .sessions import HubGroupShares, KeptFile, SessionBook, ShareBook, derived_key
 from .signin import HealthHandler, ShareHandler, SignInHandler
@@ -190,6 +191,20 @@ class PreviewGatewayApp(Application):
         not idle).""",
     ).tag(config=True)
 
+    preview_rate = Float(
+        200,
+        help="""Requests a second the gateway forwards to one preview, past its burst:
+        the rest wait their turn (429 when it would come more than 10 s later). A script
+        that hammers a preview then costs the gateway, which serves the whole class,
+        little. 0: no limit.""",
+    ).tag(config=True)
+
+    preview_burst = Int(
+        2000,
+        help="""Requests a preview gets at once before ``preview_rate`` paces it: a page
+        load, even a dev server's thousand modules, never waits.""",
+    ).tag(config=True)
+
     def kept_file(self, name: str) -> KeptFile:
         return KeptFile(Path(self.state_dir) / name if self.state_dir else None, self.log)
 
@@ -229,6 +244,7 @@ class PreviewGatewayApp(Application):
             recheck_interval=self.recheck_interval,
             log=self.log,
             bind_sign_in=self.bind_sign_in,
+            pace=PreviewPace(self.preview_rate, self.preview_burst),
         )
 
     def hub_origin_app(

@@ -28,6 +28,7 @@ from . import pages
 from .appconnection import app_connector, make_connector
 from .apphttp import AppAnswerBroken, AppPool, AppUnreachable, request_head
 from .hosts import PreviewDomain
+from .pace import PreviewPace
 from .ports import NamespacePorts
 from .servers import PreviewTarget, ServerDirectory
 from .sessions import SessionBook, ShareBook, ViewerSession
@@ -266,8 +267,10 @@ class PreviewGateway:
         recheck_interval: float = 60.0,
         log: logging.Logger | None = None,
         bind_sign_in: bool = False,
+        pace: PreviewPace | None = None,
     ):
         self.domain = domain
+        self.pace = pace or PreviewPace(rate=0, burst=0)  # none: every request at once
         # Where several gateways serve a preview, a spent link is known to one of them
         # only: a link is then of use only in the browser that asked for it.
         self.bind_sign_in = bind_sign_in
@@ -319,6 +322,15 @@ class PreviewGateway:
                 f"Nothing of this server listens on port {target.port}, or it is a port "
                 "of the server's own.",
             )
+        if not await self.pace.turn((target.user, target.server)):
+            response = self._page(
+                429,
+                "Too many requests to this preview",
+                f"This preview gets {self.pace.rate:g} requests a second, and more are "
+                "waiting than it can answer soon. Wait a moment, then reload.",
+            )
+            response.headers["Retry-After"] = str(round(self.pace.max_wait))
+            return response
         self.activity[(target.user, target.server)] = time.time()
         if _is_websocket(request):
             return await self._forward_websocket(request, target, port)
