@@ -19,7 +19,8 @@ servers:
   viewer's tab would, once a second each.
 
 Then ``--idle-seconds`` with the servers up and nothing sent. Printed per N: the figures
-above as p50/p99; the hub's event-loop lag (JupyterHub's own
+above as p50/p99, and when the slowest 1% of each ended (bunched, they point at one
+stall of the whole machine); the hub's event-loop lag (JupyterHub's own
 ``event_loop_interval_seconds`` histogram from ``/hub/metrics``: its p99 bucket) at work
 and idle; CPU seconds per second of the hub, the proxy and the preview gateway; PSS per
 idle server and of the hub's processes; the machine's CPU busy fraction and free memory;
@@ -74,19 +75,32 @@ FAULTS = {
 
 @dataclass
 class Samples:
-    """Latencies in ms of one kind, and the failures met on the way."""
+    """Latencies in ms of one kind, when each ended, and the failures met on the way."""
 
     values: list[float] = field(default_factory=list)
+    ended: list[float] = field(default_factory=list)  # time.monotonic() of each
     errors: Counter = field(default_factory=Counter)  # what went wrong: how often
+
+    def took(self, sent: float) -> None:
+        """One sample, sent at ``sent`` (time.perf_counter()), answered now."""
+        self.values.append((time.perf_counter() - sent) * 1000)
+        self.ended.append(time.monotonic())
 
     def failed(self, why: object) -> None:
         self.errors[why if isinstance(why, str) else type(why).__name__] += 1
 
-    def summary(self) -> dict:
+    def summary(self, started: float | None = None) -> dict:
+        """p50 and p99; with ``started`` (the work's start), also when the slowest 1% (at
+        least 5) ended, in seconds into the work: bunched, they point at one stall of the
+        whole machine; spread, at the scheduler."""
         found = {"samples": len(self.values), "errors": dict(self.errors)}
         if self.values:
             found["p50_ms"] = round(statistics.median(self.values), 1)
             found["p99_ms"] = round(percentile(self.values, 0.99), 1)
+        if self.values and started is not None:
+            count = max(5, len(self.values) // 100)
+            slowest = sorted(zip(self.values, self.ended, strict=True), reverse=True)[:count]
+            found["slowest_at_s"] = sorted(round(ended - started, 1) for _, ended in slowest)
         return found
 
 
@@ -112,6 +126,7 @@ class ClassFigures:
     install_s: list[float] = field(default_factory=list)
     own_lag: Samples = field(default_factory=Samples)
     flood_per_s: float = 0.0  # requests the preview flood got answered
+    started: float | None = None  # time.monotonic() when the work began
 
 
 # --- the hub's processes and the machine ------------------------------------------------
@@ -241,7 +256,7 @@ async def type_keys(ws, student: Student, figures: ClassFigures, until: float) -
         try:
             await ws.send_str(json.dumps(["stdin", key]))
             await read_until(ws, key, 10)
-            echo.values.append((time.perf_counter() - sent) * 1000)
+            echo.took(sent)
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as error:
             echo.failed(error)
             break
@@ -269,7 +284,7 @@ async def save_files(http, student: Student, figures: ClassFigures, until: float
         sent = time.perf_counter()
         try:
             await put_file(http, student, "notes.py", text)
-            save.values.append((time.perf_counter() - sent) * 1000)
+            save.took(sent)
         except (aiohttp.ClientError, TimeoutError) as error:
             save.failed(error)
 
@@ -327,7 +342,7 @@ async def view_preview(http, student: Student, figures: ClassFigures, until: flo
             async with http.get(preview_url, headers=student.headers) as response:
                 body = await response.read()
                 if response.status == 200 and b"class load" in body:
-                    figures.preview.values.append((time.perf_counter() - sent) * 1000)
+                    figures.preview.took(sent)
                 else:
                     figures.preview.failed(f"HTTP {response.status}")
         except (aiohttp.ClientError, TimeoutError) as error:
@@ -407,7 +422,8 @@ async def class_at_work(students: list[Student], seconds: float) -> ClassFigures
             *(open_terminal_or_error(http, student) for student in workers)
         )
         terminal_of = dict(zip((student.name for student in workers), terminals, strict=True))
-        until = time.monotonic() + seconds
+        figures.started = time.monotonic()
+        until = figures.started + seconds
         work = [own_loop_lag(figures, until)]
         for student in students:
             if student.role in FAULTS:
@@ -510,11 +526,11 @@ def measure_size(hub, users: list[str], options) -> dict:
     def work() -> dict:
         figures = asyncio.run(class_at_work(students, options.seconds))
         return {
-            "echo": figures.echo.summary(),
-            "save": figures.save.summary(),
-            "installer_echo": figures.installer_echo.summary(),
-            "installer_save": figures.installer_save.summary(),
-            "preview": figures.preview.summary(),
+            "echo": figures.echo.summary(figures.started),
+            "save": figures.save.summary(figures.started),
+            "installer_echo": figures.installer_echo.summary(figures.started),
+            "installer_save": figures.installer_save.summary(figures.started),
+            "preview": figures.preview.summary(figures.started),
             "install_s": figures.install_s,
             "flood_per_s": figures.flood_per_s,
             "generator_lag": figures.own_lag.summary(),
