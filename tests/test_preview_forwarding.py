@@ -7,15 +7,13 @@ import contextlib
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from codepilot_spawner.services.preview.app import previews_server
 from codepilot_spawner.services.preview.apphttp import AppPool, AppUnreachable
 from codepilot_spawner.services.preview.hosts import preview_label
 from codepilot_spawner.services.preview.servers import PreviewTarget
 from codepilot_spawner.spawners.previewroute import PreviewRoute
 
-from .support.previewreplica import gateway_replica
+from .support.previewreplica import gateway_replica, serving
 
 MB = 1 << 20
 
@@ -92,16 +90,10 @@ async def preview_of(app: RawApp):
     )
     gateway = gateway_replica(b"k" * 32, [target])
     await gateway.shares.set_level(target, "public")
-    runner = web.ServerRunner(previews_server(gateway.handle, idle_timeout=5))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}", {"Host": f"{target.label}.preview.localhost"}
+        async with serving(gateway) as url:
+            yield url, {"Host": f"{target.label}.preview.localhost"}
     finally:
-        await gateway.close()
-        await runner.cleanup()
         app_server.close()
 
 

@@ -67,13 +67,12 @@ def wanted_seconds_v2(cpu_stat: str, cpu_pressure: str) -> float:
 def wanted_seconds_of(pid: int) -> float | None:
     """Seconds process ``pid`` used a CPU (with the children it reaped) or waited for one;
     None once it has ended."""
-    fields = stat_fields(pid)
+    if (fields := stat_fields(pid)) is None:
+        return None
     try:
         with open(f"/proc/{pid}/schedstat", "rb") as schedstat:
             waited_ns = int(schedstat.read().split()[1])
     except (OSError, IndexError, ValueError):
-        return None
-    if fields is None:
         return None
     # utime, stime, cutime, cstime
     return sum(int(field) for field in fields[11:15]) / CLOCK_TICKS + waited_ns / 1e9

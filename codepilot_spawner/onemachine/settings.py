@@ -20,6 +20,7 @@ from ..classroom.groups import ClassroomError, parse_names
 from ..s3settings import STATIC, STS, S3Settings
 from ..services import culler
 from ..services.declaration import HubService
+from ..services.preview.pace import DEFAULT_RATE
 from .cgroups import Limits, describe_memory, parse_memory
 from .tls import CertificateError, TLSPair, normal_host, read_pair
 
@@ -136,7 +137,7 @@ class OneMachineSettings:
     cull_idle: int = 3600  # CODEPILOT_CULL_IDLE: seconds idle before a stop; 0 = never
     # CODEPILOT_PREVIEW_RATE: requests a second the gateway forwards to one preview past
     # its burst; 0 = no limit
-    preview_rate: int = 200
+    preview_rate: int = DEFAULT_RATE
     class_page_port: int = 0  # CODEPILOT_CLASS_PAGE_PORT: the class page's loopback port
     s3: S3Settings | None = None  # CODEPILOT_S3_*: where workspaces live in S3
     # CODEPILOT_ACCOUNT_PREFIX: of the Unix accounts, which belong to this data dir
@@ -219,7 +220,7 @@ def account_prefix(env) -> str:
 
 
 def preview_rate(env) -> int:
-    rate = _int(env, "CODEPILOT_PREVIEW_RATE", 200)
+    rate = _int(env, "CODEPILOT_PREVIEW_RATE", DEFAULT_RATE)
     if rate < 0:
         raise SettingsError("CODEPILOT_PREVIEW_RATE must be 0 (no limit) or requests a second")
     return rate

@@ -21,10 +21,9 @@ import threading
 import time
 from pathlib import Path
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.benchmarks.bench_stall import poll_status
 from tests.support.jupyterserver import STOCK_MANAGER, start_jupyter_server
 from tests.support.timing import percentile
 
@@ -46,16 +45,6 @@ def start_installs(count: int, disk: Path) -> list[subprocess.Popen]:
         )
         for number in range(count)
     ]
-
-
-def poll_status(server, stop: threading.Event, delays: list[float]) -> None:
-    session = requests.Session()
-    session.headers["Authorization"] = f"token {server.token}"
-    while not stop.is_set():
-        started = time.perf_counter()
-        session.get(f"{server.url}/api/status", timeout=60)
-        delays.append((time.perf_counter() - started) * 1000)
-        time.sleep(0.01)
 
 
 def save_in_turn(servers: dict, seconds: float) -> dict[str, list[float]]:

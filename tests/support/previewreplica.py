@@ -1,9 +1,13 @@
 """A preview gateway built as each replica on Kubernetes runs it: the Secret's signing
 key, sign-in links bound to their browser, the hub's listing already read."""
 
+import contextlib
 import logging
 
+from aiohttp import web
+
 from codepilot_spawner.services.preview.access import SHARE_LEVELS
+from codepilot_spawner.services.preview.app import previews_server
 from codepilot_spawner.services.preview.gateway import PreviewGateway
 from codepilot_spawner.services.preview.hosts import PreviewDomain
 from codepilot_spawner.services.preview.servers import PreviewTarget, ServerDirectory
@@ -34,3 +38,18 @@ def gateway_replica(
         bind_sign_in=True,
         **settings,
     )
+
+
+@contextlib.asynccontextmanager
+async def serving(gateway: PreviewGateway):
+    """The gateway's previews served on a loopback port (its base URL), as the gateway app
+    serves them; the gateway is closed afterwards."""
+    runner = web.ServerRunner(previews_server(gateway.handle, idle_timeout=5))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    finally:
+        await gateway.close()
+        await runner.cleanup()

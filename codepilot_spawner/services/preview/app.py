@@ -31,7 +31,7 @@ from ..supervise import inherited_sockets
 from .access import SHARE_LEVELS
 from .gateway import PreviewGateway
 from .hosts import PreviewDomain
-from .pace import PreviewPace
+from .pace import DEFAULT_BURST, DEFAULT_RATE, MAX_WAIT_S, PreviewPace
 from .servers import ServerDirectory
 from .sessions import HubGroupShares, KeptFile, SessionBook, ShareBook, derived_key
 from .signin import HealthHandler, ShareHandler, SignInHandler
@@ -192,15 +192,15 @@ class PreviewGatewayApp(Application):
     ).tag(config=True)
 
     preview_rate = Float(
-        200,
-        help="""Requests a second the gateway forwards to one preview, past its burst:
-        the rest wait their turn (429 when it would come more than 10 s later). A script
+        DEFAULT_RATE,
+        help=f"""Requests a second the gateway forwards to one preview, past its burst:
+        the rest wait their turn (429 when it would come more than {MAX_WAIT_S:g} s later). A script
         that hammers a preview then costs the gateway, which serves the whole class,
         little. 0: no limit.""",
     ).tag(config=True)
 
     preview_burst = Int(
-        2000,
+        DEFAULT_BURST,
         help="""Requests a preview gets at once before ``preview_rate`` paces it: a page
         load, even a dev server's thousand modules, never waits.""",
     ).tag(config=True)

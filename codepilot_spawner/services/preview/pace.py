@@ -11,12 +11,16 @@ import asyncio
 import time
 from collections.abc import Hashable
 
+DEFAULT_RATE = 200  # requests a second per preview, past the burst
+DEFAULT_BURST = 2000
+MAX_WAIT_S = 10.0  # past this a request is refused rather than kept waiting
+
 
 class PreviewPace:
     """A token bucket per preview (``key``) that lends: a request past the budget takes
     a token ahead and waits until it would have been there, so waiters go in order."""
 
-    def __init__(self, rate: float, burst: float, max_wait: float = 10.0, size: int = 10_000):
+    def __init__(self, rate: float, burst: float, max_wait: float = MAX_WAIT_S, size: int = 10_000):
         self.rate, self.burst, self.max_wait, self.size = rate, burst, max_wait, size
         # key -> (tokens, monotonic time they were counted at); below 0: lent ahead
         self._buckets: dict[Hashable, tuple[float, float]] = {}
