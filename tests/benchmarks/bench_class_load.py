@@ -32,7 +32,10 @@ its own preview from a process of its own, as another machine's browser would (t
 requests a second it got answered are printed). ``--cull-idle S`` runs the hub with
 ``CODEPILOT_CULL_IDLE=S`` and, after the idle phase, waits for the idle culler to stop
 every server: seconds from the class's last use to each stop, and the hub's lag and the
-culler's CPU meanwhile.
+culler's CPU meanwhile. ``--writeback`` compares the machine's writeback settings (as
+root): ``default`` leaves the kernel's (background writeback from 10% of memory), a size
+such as ``64M`` sets ``vm.dirty_background_bytes`` for that run; what the machine had is
+put back at the end.
 
 Every connection goes to 127.0.0.1: the resolver of ``tests/support/localhost.py``
 answers ``*.localhost`` with loopback. Stops every server and the hub by itself.
@@ -174,6 +177,39 @@ def machine_cpu() -> tuple[int, int]:
         values = [int(v) for v in f.readline().split()[1:]]
     idle = values[3] + values[4]  # idle, iowait
     return sum(values) - idle, sum(values)
+
+
+# The kernel's background writeback threshold: in bytes, or else a percentage of memory;
+# writing either file zeroes the other.
+DIRTY_BACKGROUND = Path("/proc/sys/vm/dirty_background_bytes")
+DIRTY_BACKGROUND_RATIO = Path("/proc/sys/vm/dirty_background_ratio")
+SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def writeback_now() -> tuple[int, int]:
+    """(dirty_background_bytes, dirty_background_ratio) as the machine has them."""
+    return int(DIRTY_BACKGROUND.read_text()), int(DIRTY_BACKGROUND_RATIO.read_text())
+
+
+def writeback_wanted(setting: str, machine: tuple[int, int]) -> tuple[int, int]:
+    """The pair ``--writeback``'s ``setting`` means: ``default``, what the machine had;
+    ``64M``, background writeback once 64 MB are waiting."""
+    if setting == "default":
+        return machine
+    unit = SIZE_UNITS.get(setting[-1:].upper())
+    if unit is None or not setting[:-1].isdigit():
+        raise ValueError(f"--writeback takes default or a size such as 64M, not {setting!r}")
+    return int(setting[:-1]) * unit, 0
+
+
+def set_writeback(wanted: tuple[int, int]) -> None:
+    """Give the machine ``wanted`` (as root), unless it has it already."""
+    if writeback_now() == wanted:
+        return
+    if wanted[0]:
+        DIRTY_BACKGROUND.write_text(str(wanted[0]))
+    else:
+        DIRTY_BACKGROUND_RATIO.write_text(str(wanted[1]))
 
 
 def memory_available_mb() -> int:
@@ -598,7 +634,8 @@ def summary_line(result: dict) -> str:
     def one(size: dict) -> str:
         work = size["at_work"]
         line = (
-            f"N={size['n']} (busy weight {size['busy_cpu_weight']}) "
+            f"N={size['n']} (busy weight {size['busy_cpu_weight']}, "
+            f"writeback {size['writeback']}) "
             f"ready p95 {size['ready_p95_s']} s, "
             f"echo p99 {work['echo'].get('p99_ms')} ms, save p99 {work['save'].get('p99_ms')} ms "
             f"(after the first {SETTLED_AFTER_S} s: {work['echo'].get('settled_p99_ms')} / "
@@ -640,6 +677,12 @@ def main():
         default="0.125",
         help="CPU weights of busy servers to compare, a hub each (1: all servers equal)",
     )
+    parser.add_argument(
+        "--writeback",
+        default="default",
+        help="background writeback thresholds to compare, a hub each (default: the "
+        "machine's; 64M: vm.dirty_background_bytes, as root)",
+    )
     parser.add_argument("--flood", help=argparse.SUPPRESS)  # the flooding student's process
     options = parser.parse_args()
     if options.flood:
@@ -652,20 +695,35 @@ def main():
     if options.cull_idle and options.cull_idle <= options.idle_seconds:
         parser.error("--cull-idle must be longer than --idle-seconds (idle PSS is read first)")
     culling = {"CODEPILOT_CULL_IDLE": str(options.cull_idle)} if options.cull_idle else {}
-    for weight in [float(w) for w in options.busy_weights.split(",")]:
-        # One hub per weight, the same class on each: 1 is every server at the same weight.
-        with tempfile.NamedTemporaryFile("w", suffix=".py") as extra:
-            extra.write(f"c.CodePilotLocalSpawner.busy_cpu_weight = {weight}\n")
-            extra.flush()
-            hub = start_hub(env={**culling, "CODEPILOT_HUB_EXTRA_CONFIG": extra.name}, timeout=120)
-            try:
-                for user in users:
-                    hub.create_user(user)
-                for size in sizes:
-                    measured = measure_size(hub, users[:size], options)
-                    result["sizes"].append({"busy_cpu_weight": weight, **measured})
-            finally:
-                hub.stop()
+    machine_writeback = writeback_now()
+    try:
+        settings = [
+            (float(weight), writeback, writeback_wanted(writeback, machine_writeback))
+            for weight in options.busy_weights.split(",")
+            for writeback in options.writeback.split(",")
+        ]
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        for weight, writeback, wanted in settings:
+            # One hub per setting, the same class on each: weight 1 is every server equal.
+            set_writeback(wanted)
+            with tempfile.NamedTemporaryFile("w", suffix=".py") as extra:
+                extra.write(f"c.CodePilotLocalSpawner.busy_cpu_weight = {weight}\n")
+                extra.flush()
+                env = {**culling, "CODEPILOT_HUB_EXTRA_CONFIG": extra.name}
+                hub = start_hub(env=env, timeout=120)
+                try:
+                    for user in users:
+                        hub.create_user(user)
+                    for size in sizes:
+                        measured = measure_size(hub, users[:size], options)
+                        setting = {"busy_cpu_weight": weight, "writeback": writeback}
+                        result["sizes"].append({**setting, **measured})
+                finally:
+                    hub.stop()
+    finally:
+        set_writeback(machine_writeback)
     print(json.dumps(result))
     print(summary_line(result))
 
