@@ -20,6 +20,7 @@ from .passwords import PasswordError, Passwords, decide, keep
 from .processes import terminate
 from .settings import REPO_ROOT, IsolationSettings, OneMachineSettings, SettingsError, data_dir
 from .stopall import HUB_DATABASE, HUB_PID_FILE, leftover_proxy, running_hub, stop_everything
+from .writeback import machine_writeback_note
 
 HUB_CONFIG = REPO_ROOT / "hub_config" / "jupyterhub_config_local.py"
 LOGS = "logs"  # <data dir>/logs/: a file per part of the hub
@@ -200,7 +201,10 @@ def up() -> None:
         sys.exit(f"codepilot: cannot create {error.filename}: {error.strerror}; {DATA_DIR_HINT}")
     keep(passwords)
     print(login_banner(settings, passwords), flush=True)
-    print(isolation.banner(os.geteuid() == 0) + "\n", flush=True)
+    print(isolation.banner(os.geteuid() == 0), flush=True)
+    if os.geteuid() == 0 and (note := machine_writeback_note()):
+        print(note, flush=True)  # root sets it; a trial as a user needs no advice
+    print(flush=True)
     os.chdir(settings.data_dir)
     env = {**os.environ, **handed_on(settings)}
     jupyterhub = Path(sys.executable).parent / "jupyterhub"

@@ -59,6 +59,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from codepilot_spawner.onemachine.writeback import VM, machine_writeback
 from tests.benchmarks.bench_class_start import stop_all, wait_ready_event
 from tests.support.hubtools import start_hub
 from tests.support.procfs import command_line, cpu_seconds_of, memory_kb, process_tree
@@ -179,16 +180,7 @@ def machine_cpu() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-# The kernel's background writeback threshold: in bytes, or else a percentage of memory;
-# writing either file zeroes the other.
-DIRTY_BACKGROUND = Path("/proc/sys/vm/dirty_background_bytes")
-DIRTY_BACKGROUND_RATIO = Path("/proc/sys/vm/dirty_background_ratio")
 SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-def writeback_now() -> tuple[int, int]:
-    """(dirty_background_bytes, dirty_background_ratio) as the machine has them."""
-    return int(DIRTY_BACKGROUND.read_text()), int(DIRTY_BACKGROUND_RATIO.read_text())
 
 
 def writeback_wanted(setting: str, machine: tuple[int, int]) -> tuple[int, int]:
@@ -204,12 +196,12 @@ def writeback_wanted(setting: str, machine: tuple[int, int]) -> tuple[int, int]:
 
 def set_writeback(wanted: tuple[int, int]) -> None:
     """Give the machine ``wanted`` (as root), unless it has it already."""
-    if writeback_now() == wanted:
+    if machine_writeback() == wanted:
         return
     if wanted[0]:
-        DIRTY_BACKGROUND.write_text(str(wanted[0]))
+        (VM / "dirty_background_bytes").write_text(str(wanted[0]))
     else:
-        DIRTY_BACKGROUND_RATIO.write_text(str(wanted[1]))
+        (VM / "dirty_background_ratio").write_text(str(wanted[1]))
 
 
 def memory_available_mb() -> int:
@@ -695,10 +687,10 @@ def main():
     if options.cull_idle and options.cull_idle <= options.idle_seconds:
         parser.error("--cull-idle must be longer than --idle-seconds (idle PSS is read first)")
     culling = {"CODEPILOT_CULL_IDLE": str(options.cull_idle)} if options.cull_idle else {}
-    machine_writeback = writeback_now()
+    machine = machine_writeback()
     try:
         settings = [
-            (float(weight), writeback, writeback_wanted(writeback, machine_writeback))
+            (float(weight), writeback, writeback_wanted(writeback, machine))
             for weight in options.busy_weights.split(",")
             for writeback in options.writeback.split(",")
         ]
@@ -723,7 +715,7 @@ def main():
                 finally:
                     hub.stop()
     finally:
-        set_writeback(machine_writeback)
+        set_writeback(machine)
     print(json.dumps(result))
     print(summary_line(result))
 
