@@ -3,13 +3,18 @@
 import json
 import os
 
+from jupyter_lsp.manager import LanguageServerManager
+
 from server_extension.codeintel import (
     EXTRA_PATHS,
     LAB_DEFAULTS,
+    NODE_ROOT,
     VENV_SITE_PACKAGES,
     config_path_with_lab_defaults,
+    language_server_settings,
     python_server_spec,
     student_package_folders,
+    typescript_server_specs,
 )
 
 
@@ -39,3 +44,43 @@ def test_pylsp_reads_the_workspace_venv_and_the_user_site_with_only_that_setting
     assert spec["workspace_configuration"] == {EXTRA_PATHS: folders}
     assert list(spec["config_schema"]["properties"]) == [EXTRA_PATHS]
     assert spec["config_schema"]["properties"][EXTRA_PATHS]["default"] == folders
+
+
+def test_exactly_the_two_language_servers_are_named_and_detection_stays_off(tmp_path):
+    settings = language_server_settings(True, str(tmp_path))
+    assert settings["autodetect"] is False
+    servers = settings["language_servers"]
+    assert list(servers) == ["typescript-language-server", "pylsp"]
+    # jupyter-lsp's own spec finder, given the one node root `make install` fills.
+    typescript = servers["typescript-language-server"]
+    assert typescript["argv"][1].startswith(str(NODE_ROOT / "node_modules"))
+    assert typescript["argv"][-1] == "--stdio"
+    assert "javascript" in typescript["languages"]
+    assert servers["pylsp"]["argv"][1:] == ["-P", "-m", "pylsp"]
+    assert language_server_settings(False, str(tmp_path)) == {
+        "autodetect": False,
+        "language_servers": {},
+    }
+
+
+def test_no_typescript_server_where_the_node_root_has_none(tmp_path):
+    assert typescript_server_specs(str(tmp_path)) == {}
+
+
+def test_the_settings_are_what_jupyter_lsps_detection_finds(tmp_path):
+    """The specs jupyter-lsp's detection finds in `NODE_ROOT` at every start (validating
+    each as it loads them), named once instead."""
+    settings = language_server_settings(True, str(tmp_path))
+    named = LanguageServerManager(**settings)
+    named.init_language_servers()
+    detecting = LanguageServerManager(
+        extra_node_roots=[str(NODE_ROOT)],
+        node_roots=[],
+        language_servers={"pylsp": settings["language_servers"]["pylsp"]},
+    )
+    detecting.init_language_servers()
+    assert named.language_servers == {
+        key: spec
+        for key, spec in detecting.language_servers.items()
+        if key in ("pylsp", "typescript-language-server")
+    }

@@ -15,11 +15,14 @@ own venv is not theirs to write) or, where this Python has one, the user site
 answers in seconds, not the 1 s JupyterLab waits for a provider.
 """
 
+import functools
 import os
 import site
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
+from jupyter_lsp.manager import LanguageServerManager
 from jupyter_lsp.specs.config import load_config_schema
 
 # package.json and its lock live here; ``npm ci`` puts the language servers beside them.
@@ -71,21 +74,38 @@ def python_server_spec(python: str = sys.executable, package_folders: list[str] 
     }
 
 
+# jupyter-lsp's spec finder of typescript-language-server (its ``jupyter_lsp_spec_v1``
+# entry point), which finds the server in the node roots it is given.
+TYPESCRIPT_SPEC_FINDER = "typescript-language-server"
+
+
+@functools.cache
+def typescript_server_specs(node_root: str = str(NODE_ROOT)) -> dict:
+    """jupyter-lsp's own spec of typescript-language-server installed under ``node_root``,
+    by its key; empty when it is not there. What is installed does not change under a
+    running fork server, which reads this ahead for its children."""
+    manager = LanguageServerManager(extra_node_roots=[node_root], node_roots=[])
+    specs = {}
+    for finder in entry_points(group="jupyter_lsp_spec_v1", name=TYPESCRIPT_SPEC_FINDER):
+        specs.update(finder.load()(manager))
+    return {key: spec for key, spec in specs.items() if spec.get("argv")}
+
+
 def language_server_settings(enabled: bool, workspace: str, python: str = sys.executable) -> dict:
     """``c.LanguageServerManager`` settings, by trait name.
 
-    On: jupyter-lsp's own detection finds typescript-language-server in ``NODE_ROOT``
-    only (no ``npm prefix -g`` run at every start, no student folder searched), and pylsp
-    runs as ``python_server_spec`` says, with ``workspace``'s package folders. Off: no
-    language server at all.
+    On: exactly typescript-language-server from ``NODE_ROOT`` and pylsp as
+    ``python_server_spec`` says, with ``workspace``'s package folders. jupyter-lsp's own
+    detection stays off: at every start it runs twenty spec finders twice, each looking
+    for its server on the disk, and validates what they find, 30 ms of a server's start
+    CPU, to find the same two. Off: no language server at all.
     """
     if not enabled:
         return {"autodetect": False, "language_servers": {}}
     spec = python_server_spec(python, student_package_folders(workspace))
     return {
-        "extra_node_roots": [str(NODE_ROOT)],
-        "node_roots": [],
-        "language_servers": {"pylsp": spec},
+        "autodetect": False,
+        "language_servers": {**typescript_server_specs(), "pylsp": spec},
     }
 
 

@@ -94,8 +94,12 @@ PRELOAD = (
     "anyio._backends._asyncio",
 )
 # Functions (``module:function``) that read data every server reads at start and never
-# changes, so that the children share it: botocore's S3 model and endpoint rules.
-READ_AHEAD = ("server_extension.storage.botodata:read_s3_client_data",)
+# changes, so that the children share it: botocore's S3 model and endpoint rules, and
+# where typescript-language-server is installed.
+READ_AHEAD = (
+    "server_extension.storage.botodata:read_s3_client_data",
+    "server_extension.codeintel:typescript_server_specs",
+)
 # Interpreter options of ``python <options> -m <module>`` that a child can honour: the
 # fork server runs with -P and -s, so their effect on sys.path is already in place.
 MODULE_FLAGS = {"-P", "-s"}
