@@ -18,12 +18,13 @@ ADVISE_ABOVE_BYTES = 256 * 1024**2
 
 
 def background_threshold(background_bytes: int, background_ratio: int, memory_bytes: int) -> int:
-    """Bytes waiting before background writeback starts (the ratio's of total memory: a
-    little above the kernel's, which counts only the memory it could reclaim)."""
+    """Bytes waiting before background writeback starts; with the ratio, a share of all
+    memory (a little above the kernel's figure, which counts only what it could free)."""
     return background_bytes or memory_bytes * background_ratio // 100
 
 
 def size_text(size: int) -> str:
+    """``2.4 GiB``, ``64 MiB``."""
     return f"{size / 1024**3:.1f} GiB" if size >= 1024**3 else f"{size // 1024**2} MiB"
 
 
