@@ -7,7 +7,11 @@ side by side and alternately:
 - ``direct``: the app's own port (inside the server's network namespace when isolated);
 - ``preview``: Code Pilot's preview origin (the gateway, signed-in with its cookie);
 - ``stock``: jupyter-server-proxy's ``/proxy/<port>/`` in a stock jupyter-server behind
-  the same hub proxy (the stock way to reach an app in JupyterHub).
+  the same hub proxy (the stock way to reach an app in JupyterHub);
+- ``one_hop``: what one plain hop costs on this machine, the reference for the preview's
+  ratio to direct: configurable-http-proxy (the hub's own proxy, in Node.js) routing
+  everything to the same app started on the host's loopback, against that app direct
+  (``host_direct``).
 
 Figures: requests/s and p50 latency for the 1 KB page with 8 keep-alive clients, and the
 time to load the 200-module page with 6 connections, as a browser does over HTTP/1.1;
@@ -16,8 +20,11 @@ machine changes less than it changes requests/s.
 """
 
 import asyncio
+import contextlib
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from codepilot_spawner.services.preview.appconnection import make_connector
 from codepilot_spawner.services.preview.hosts import PreviewDomain
-from tests.support.hubtools import REPO_ROOT, login, start_hub, wait_until
+from tests.support.hubtools import REPO_ROOT, free_port, login, start_hub, wait_until
 from tests.support.localhost import resolve_localhost_subdomains
 from tests.support.procfs import cpu_seconds, gateway_pid
 from tests.support.terminals import run_in_terminal
@@ -51,6 +58,7 @@ APP = (
     '.listen(+process.env.PORT)" & echo app-$((6*7))'
 )
 STOCK_CONFIG = REPO_ROOT / "tests" / "benchmarks" / "stock_servers.py"
+PROXY = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 
 
 async def load(url: str, headers: dict, make_connection_pool) -> dict:
@@ -109,13 +117,48 @@ def start_app(hub, user: str) -> tuple[str, dict]:
     return token, server["state"], ws
 
 
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).ok
+    except requests.ConnectionError:
+        return False
+
+
+@contextlib.contextmanager
+def one_hop():
+    """The app on the host's loopback, and configurable-http-proxy in front of it: the
+    app's URL and the proxy's, both answering."""
+    app_port, proxy_port = free_port(), free_port()
+    app = subprocess.Popen(
+        ["bash", "-c", f"exec {APP.split(' & ')[0]}"], env={**os.environ, "PORT": str(app_port)}
+    )
+    proxy = subprocess.Popen(
+        [
+            *(str(PROXY), "--ip", "127.0.0.1", "--port", str(proxy_port)),
+            *("--api-ip", "127.0.0.1", "--api-port", str(free_port())),
+            *("--default-target", f"http://127.0.0.1:{app_port}", "--log-level", "error"),
+        ],
+        env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": os.urandom(16).hex()},
+    )
+    try:
+        app_url, proxy_url = f"http://127.0.0.1:{app_port}/", f"http://127.0.0.1:{proxy_port}/"
+        for url in (app_url, proxy_url):
+            wait_until(lambda url=url: answers(url), 30, message=url)
+        yield app_url, proxy_url
+    finally:
+        for process in (app, proxy):
+            process.terminate()
+            process.wait()
+
+
 def main():
     # Without the per-preview pace: one preview's rate measures the gateway's cost.
     hub = start_hub(
         env={"CODEPILOT_HUB_EXTRA_CONFIG": str(STOCK_CONFIG), "CODEPILOT_PREVIEW_RATE": "0"}
     )
-    terminals = []
+    terminals, reference = [], contextlib.ExitStack()
     try:
+        host_app, hop = reference.enter_context(one_hop())
         _, state, ws = start_app(hub, "bench-preview")
         stock_token, stock_state, stock_ws = start_app(hub, "stock-preview")
         terminals += [ws, stock_ws]
@@ -147,6 +190,8 @@ def main():
                 lambda: aiohttp.TCPConnector(limit=CONCURRENCY),
             ),
             "stock": (stock, stock_headers, lambda: aiohttp.TCPConnector(limit=CONCURRENCY)),
+            "host_direct": (host_app, {}, lambda: aiohttp.TCPConnector(limit=CONCURRENCY)),
+            "one_hop": (hop, {}, lambda: aiohttp.TCPConnector(limit=CONCURRENCY)),
         }
         samples = {kind: {"rps": [], "p50_ms": [], "modules_s": []} for kind in targets}
         gateway_process = gateway_pid(hub)
@@ -165,6 +210,7 @@ def main():
     finally:
         for terminal in terminals:
             terminal.close()
+        reference.close()
         hub.stop()
 
     result = {
@@ -176,8 +222,15 @@ def main():
         for kind, values in samples.items()
     }
     result["preview"]["gateway_cpu_us_per_request"] = round(min(gateway_cpu) * 1e6)
-    ratio = round(result["preview"]["rps"] / result["direct"]["rps"], 3)
-    vs_stock = round(result["preview"]["rps"] / result["stock"]["rps"], 1)
+
+    def over(kind: str, reference: str, figure: str, digits: int) -> float:
+        return round(result[kind][figure] / result[reference][figure], digits)
+
+    ratio = over("preview", "direct", "rps", 3)
+    modules_ratio = over("preview", "direct", "modules_page_s", 2)
+    hop_ratio = over("one_hop", "host_direct", "rps", 3)
+    hop_modules_ratio = over("one_hop", "host_direct", "modules_page_s", 2)
+    vs_stock = over("preview", "stock", "rps", 1)
     print(
         json.dumps(
             {
@@ -186,6 +239,9 @@ def main():
                 "isolated": bool(state.get("netns")),
                 **result,
                 "ratio_to_direct": ratio,
+                "modules_page_times_direct": modules_ratio,
+                "one_hop_ratio_to_direct": hop_ratio,
+                "one_hop_modules_page_times_direct": hop_modules_ratio,
                 "times_stock": vs_stock,
             }
         )
@@ -198,7 +254,9 @@ def main():
         f"{result['stock']['p50_ms']} ms; 200-module page "
         f"{result['preview']['modules_page_s']} / {result['direct']['modules_page_s']} / "
         f"{result['stock']['modules_page_s']} s; the gateway's CPU "
-        f"{result['preview']['gateway_cpu_us_per_request']} µs per request"
+        f"{result['preview']['gateway_cpu_us_per_request']} µs per request; one plain hop "
+        f"(configurable-http-proxy) {hop_ratio} of direct, 200-module page "
+        f"{hop_modules_ratio}x direct (the preview's: {modules_ratio}x)"
     )
 
 
