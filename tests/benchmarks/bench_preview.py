@@ -46,7 +46,8 @@ SECONDS = 4
 ROUNDS = 3
 MODULES = 200
 BROWSER_CONNECTIONS = 6
-APP = (
+# The app, a shell command that serves on $PORT; in a terminal it runs in the background.
+APP_COMMAND = (
     "node -e \"const b='x'.repeat(1024);const n=" + str(MODULES) + ";"
     "const page='<html>'+Array.from({length:n},(_,i)=>"
     "'<script type=module src=/m'+i+'.js></script>').join('');"
@@ -55,8 +56,9 @@ APP = (
     "if(q.url.startsWith('/m')){r.writeHead(200,{'content-type':'text/javascript'});"
     "return r.end('export const v='+JSON.stringify(q.url)+';')}"
     "r.writeHead(200,{'content-type':'text/plain'});r.end(b)})"
-    '.listen(+process.env.PORT)" & echo app-$((6*7))'
+    '.listen(+process.env.PORT)"'
 )
+APP = APP_COMMAND + " & echo app-$((6*7))"
 STOCK_CONFIG = REPO_ROOT / "tests" / "benchmarks" / "stock_servers.py"
 PROXY = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 
@@ -130,7 +132,7 @@ def one_hop():
     app's URL and the proxy's, both answering."""
     app_port, proxy_port = free_port(), free_port()
     app = subprocess.Popen(
-        ["bash", "-c", f"exec {APP.split(' & ')[0]}"], env={**os.environ, "PORT": str(app_port)}
+        ["bash", "-c", f"exec {APP_COMMAND}"], env={**os.environ, "PORT": str(app_port)}
     )
     proxy = subprocess.Popen(
         [
@@ -156,9 +158,9 @@ def main():
     hub = start_hub(
         env={"CODEPILOT_HUB_EXTRA_CONFIG": str(STOCK_CONFIG), "CODEPILOT_PREVIEW_RATE": "0"}
     )
-    terminals, reference = [], contextlib.ExitStack()
+    terminals, hop_processes = [], contextlib.ExitStack()
     try:
-        host_app, hop = reference.enter_context(one_hop())
+        host_app, hop = hop_processes.enter_context(one_hop())
         _, state, ws = start_app(hub, "bench-preview")
         stock_token, stock_state, stock_ws = start_app(hub, "stock-preview")
         terminals += [ws, stock_ws]
@@ -210,7 +212,7 @@ def main():
     finally:
         for terminal in terminals:
             terminal.close()
-        reference.close()
+        hop_processes.close()
         hub.stop()
 
     result = {
