@@ -48,5 +48,7 @@ def test_a_large_bytes_setting_gets_the_advice_too():
 
 def test_this_machine_is_read_from_proc():
     background_bytes, ratio = machine_writeback()
-    assert (background_bytes == 0) != (ratio == 0)  # the kernel keeps exactly one
+    assert background_bytes >= 0 and 0 <= ratio <= 100
+    # The kernel keeps one of the two: writing either zeroes the other.
+    assert background_bytes == 0 or ratio == 0
     assert machine_writeback_note().startswith("  Disk writeback: once ")
