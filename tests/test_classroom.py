@@ -41,6 +41,7 @@ from codepilot_spawner.spawners.starterform import chosen_starter, offered_start
 from server_extension.run.handlers import RunHandler, run_handlers
 
 from .support.hubtools import login, start_hub, wait_until
+from .support.loopback import start_on_loopback
 from .support.s3server import s3_server_fixture
 from .support.students import Student
 from .support.terminals import run_in_terminal
@@ -256,10 +257,7 @@ def test_the_class_reads_every_servers_run_at_once_and_a_silent_one_shows_unknow
         app.router.add_post("/hub/api/users/{user}/tokens", token)
         app.router.add_get("/user/{user}/codepilot/api/{api}", server_api)
         runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        base = f"http://127.0.0.1:{await start_on_loopback(runner)}"
         try:
             async with aiohttp.ClientSession() as session:
                 page = ClassPageApp(proxy_url=base, server_timeout=2.0)
@@ -288,10 +286,7 @@ def test_the_class_page_reads_only_small_json_objects_from_servers():
         app = web.Application()
         app.router.add_get("/{name}", answer)
         runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
+        port = await start_on_loopback(runner)
         try:
             async with aiohttp.ClientSession() as session:
                 client = HubClient(session, "http://127.0.0.1:1/hub/api", "t")

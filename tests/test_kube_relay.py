@@ -27,6 +27,7 @@ from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, S
 from codepilot_spawner.spawners.previewroute import PreviewRoute
 
 from .support.hubtools import free_port, has_ipv6_loopback
+from .support.loopback import start_on_loopback
 
 
 async def exchange(host: str, port: int) -> bytes:
@@ -81,10 +82,7 @@ async def start_app():
     app.router.add_get("/hot-reload", echo)
     app.router.add_get("/{tail:.*}", hello)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1], connections
+    return runner, await start_on_loopback(runner), connections
 
 
 async def test_relay_with_a_start_id_serves_only_that_start():
@@ -203,10 +201,7 @@ async def test_gateway_reaches_a_pod_through_its_checking_relay_and_never_anothe
             hub_auth=None,
         )
         server_runner = web.ServerRunner(previews_server(gateway.handle, 30))
-        await server_runner.setup()
-        site = web.TCPSite(server_runner, "127.0.0.1", 0)
-        await site.start()
-        return gateway, server_runner, site._server.sockets[0].getsockname()[1]
+        return gateway, server_runner, await start_on_loopback(server_runner)
 
     headers = {"Host": f"{preview_label('ana')}.preview.localhost:8002"}
 

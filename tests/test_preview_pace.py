@@ -13,6 +13,7 @@ from codepilot_spawner.services.preview.pace import PreviewPace
 from codepilot_spawner.services.preview.servers import PreviewTarget
 from codepilot_spawner.spawners.previewroute import PreviewRoute
 
+from .support.loopback import start_on_loopback
 from .support.previewreplica import gateway_replica, serving
 
 # --- the bucket ------------------------------------------------------------------------
@@ -61,10 +62,7 @@ async def start_app(text: bytes):
     app = web.Application()
     app.router.add_get("/{tail:.*}", page)
     runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1], seen
+    return runner, await start_on_loopback(runner), seen
 
 
 async def test_a_flood_of_one_preview_is_paced_and_another_preview_is_not():

@@ -26,6 +26,7 @@ from codepilot_spawner.services.preview.tokens import InvalidToken, sign, verify
 from codepilot_spawner.spawners.previewroute import PreviewRoute
 
 from .support.hubtools import free_port
+from .support.loopback import start_on_loopback
 from .support.previewreplica import gateway_replica
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -224,10 +225,7 @@ async def test_a_connection_slow_to_send_its_headers_is_closed():
         return web.Response(text="ok")
 
     runner = web.ServerRunner(previews_server(handler, idle_timeout=0.5))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    port = await start_on_loopback(runner)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         started = time.monotonic()
@@ -276,10 +274,7 @@ NAVIGATE_HTML = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none", "Accept
 async def serving(handler) -> tuple[web.AppRunner, int]:
     """``handler`` served on a loopback port of this process."""
     runner = web.ServerRunner(previews_server(handler, idle_timeout=5))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]
+    return runner, await start_on_loopback(runner)
 
 
 def replica(key: bytes, target: PreviewTarget) -> PreviewGateway:

@@ -201,8 +201,9 @@ def up() -> None:
         sys.exit(f"codepilot: cannot create {error.filename}: {error.strerror}; {DATA_DIR_HINT}")
     keep(passwords)
     print(login_banner(settings, passwords), flush=True)
-    print(isolation.banner(os.geteuid() == 0), flush=True)
-    if os.geteuid() == 0 and (note := machine_writeback_note()):
+    is_root = os.geteuid() == 0
+    print(isolation.banner(is_root), flush=True)
+    if is_root and (note := machine_writeback_note()):
         print(note, flush=True)  # root sets it; a trial as a user needs no advice
     print(flush=True)
     os.chdir(settings.data_dir)

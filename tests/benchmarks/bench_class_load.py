@@ -59,6 +59,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from codepilot_spawner.onemachine.cgroups import parse_memory
 from codepilot_spawner.onemachine.writeback import VM, machine_writeback
 from tests.benchmarks.bench_class_start import stop_all, wait_ready_event
 from tests.support.hubtools import start_hub
@@ -180,18 +181,15 @@ def machine_cpu() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
 def writeback_wanted(setting: str, machine: tuple[int, int]) -> tuple[int, int]:
     """The pair ``--writeback``'s ``setting`` means: ``default``, what the machine had;
     ``64M``, background writeback once 64 MB are waiting."""
     if setting == "default":
         return machine
-    unit = SIZE_UNITS.get(setting[-1:].upper())
-    if unit is None or not setting[:-1].isdigit():
-        raise ValueError(f"--writeback takes default or a size such as 64M, not {setting!r}")
-    return int(setting[:-1]) * unit, 0
+    try:
+        return parse_memory(setting), 0
+    except ValueError as error:
+        raise ValueError(f"--writeback takes default or a size such as 64M: {error}") from None
 
 
 def set_writeback(wanted: tuple[int, int]) -> None:

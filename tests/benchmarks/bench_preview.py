@@ -36,7 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from codepilot_spawner.services.preview.appconnection import make_connector
 from codepilot_spawner.services.preview.hosts import PreviewDomain
-from tests.support.hubtools import REPO_ROOT, free_port, login, start_hub, wait_until
+from tests.support.hubtools import (
+    REPO_ROOT,
+    free_port,
+    login,
+    start_hub,
+    wait_answering,
+    wait_until,
+)
 from tests.support.localhost import resolve_localhost_subdomains
 from tests.support.procfs import cpu_seconds, gateway_pid
 from tests.support.terminals import run_in_terminal
@@ -119,13 +126,6 @@ def start_app(hub, user: str) -> tuple[str, dict]:
     return token, server["state"], ws
 
 
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=5).ok
-    except requests.ConnectionError:
-        return False
-
-
 @contextlib.contextmanager
 def one_hop():
     """The app on the host's loopback, and configurable-http-proxy in front of it: the
@@ -144,8 +144,8 @@ def one_hop():
     )
     try:
         app_url, proxy_url = f"http://127.0.0.1:{app_port}/", f"http://127.0.0.1:{proxy_port}/"
-        for url in (app_url, proxy_url):
-            wait_until(lambda url=url: answers(url), 30, message=url)
+        for process, url in ((app, app_url), (proxy, proxy_url)):
+            wait_answering(process, lambda url=url: requests.get(url, timeout=5).ok, 30, url)
         yield app_url, proxy_url
     finally:
         for process in (app, proxy):

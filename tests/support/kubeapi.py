@@ -18,6 +18,7 @@ import uuid
 
 from aiohttp import web
 
+from .loopback import start_on_loopback
 from .manifests import all_containers
 
 POD_IP = "10.42.0.17"
@@ -60,10 +61,7 @@ class FakeKubeAPI:
             ]
         )
         self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
+        port = await start_on_loopback(self._runner)
         self.url = f"http://127.0.0.1:{port}"
         return self.url
 

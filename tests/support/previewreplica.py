@@ -13,6 +13,8 @@ from codepilot_spawner.services.preview.hosts import PreviewDomain
 from codepilot_spawner.services.preview.servers import PreviewTarget, ServerDirectory
 from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, ShareBook
 
+from .loopback import start_on_loopback
+
 NO_HUB = "http://127.0.0.1:9/hub/api"  # nothing listens on port 9: rechecks keep what was
 
 
@@ -45,11 +47,9 @@ async def serving(gateway: PreviewGateway):
     """The gateway's previews served on a loopback port (its base URL), as the gateway app
     serves them; the gateway is closed afterwards."""
     runner = web.ServerRunner(previews_server(gateway.handle, idle_timeout=5))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    port = await start_on_loopback(runner)
     try:
-        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         await gateway.close()
         await runner.cleanup()
