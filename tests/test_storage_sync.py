@@ -204,6 +204,24 @@ def test_outage_fails_saves_clearly_keeps_local_and_catches_up(server, s3, termi
     assert server.sync_status()["last_success"] >= before
 
 
+def test_a_save_of_unchanged_text_sends_nothing_unless_s3_lacks_it(server, s3):
+    assert server.put_text("same.py", "draft 1\n").status_code == 201
+    written = os.stat(server.root / "same.py").st_mtime_ns
+    with s3.recording() as seen:
+        response = server.put_text("same.py", "draft 1\n")
+        sent = [entry for entry in seen() if entry[1].startswith(s3.endpoint_url)]
+    assert response.status_code == 200, response.text
+    assert sent == []
+    assert os.stat(server.root / "same.py").st_mtime_ns == written
+
+    # The same text saved again while S3 still lacks it is not acknowledged either.
+    with s3.outage():
+        assert server.put_text("same.py", "draft 2\n").status_code == 503
+        assert server.put_text("same.py", "draft 2\n").status_code == 503
+        assert s3_object(s3, "same.py") == b"draft 1\n"
+    wait_until(lambda: s3_object(s3, "same.py") == b"draft 2\n", 30, 0.2, "the catch-up")
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -30,6 +30,7 @@ from .engine import WorkspaceSync
 from .localtree import first_link_out, holder_is_inside, is_inside, relative_posix
 from .location import WorkspaceLocation
 from .s3 import S3Error, S3Store
+from .unchanged import SAVE_WRITES, WritesOnlyChanges
 
 # The manager's own S3 settings, for running it without Code Pilot's extension.
 STANDALONE_S3_TRAITS = (
@@ -64,9 +65,10 @@ class WorkspaceFilesHandler(AuthenticatedFileHandler):
         return abs_path
 
 
-class WorkspaceFileManager(upstream.SavesOffTheEventLoop, AsyncLargeFileManager):
-    """The stock large-file manager that never reads or writes outside its root, and
-    saves without holding up the event loop."""
+class WorkspaceFileManager(upstream.SavesOffTheEventLoop, WritesOnlyChanges, AsyncLargeFileManager):
+    """The stock large-file manager that never reads or writes outside its root, saves
+    without holding up the event loop, and leaves a file alone when a save holds its
+    bytes."""
 
     @default("files_handler_class")
     def _default_files_handler_class(self):
@@ -285,10 +287,19 @@ class SyncContentsManager(WorkspaceFileManager):
         )
 
     async def save(self, model, path=""):
-        saved = await super().save(model, path)
+        writes = []
+        token = SAVE_WRITES.set(writes)
+        try:
+            saved = await super().save(model, path)
+        finally:
+            SAVE_WRITES.reset(token)
         chunk = model.get("chunk")
         if chunk is None or chunk == -1:  # earlier chunks are not a finished save
-            await self._mirror(path.strip("/"), force=True)
+            # A write uploads even when its size and mtime look unchanged (the same
+            # size within the filesystem's timestamp tick); a save that wrote nothing
+            # uploads only what S3 does not hold yet.
+            wrote = not writes or any(writes)
+            await self._mirror(path.strip("/"), force=wrote)
         return saved
 
     async def delete_file(self, path):
