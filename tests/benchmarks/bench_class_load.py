@@ -29,13 +29,15 @@ resource that ran out. Echo and save are counted apart for the installers (their
 server shares its cgroup with the install) and for the others. ``--faults`` adds three
 students who misbehave: one forks until its pids limit, one fills its memory, one floods
 its own preview from a process of its own, as another machine's browser would (the
-requests a second it got answered are printed). ``--cull-idle S`` runs the hub with
-``CODEPILOT_CULL_IDLE=S`` and, after the idle phase, waits for the idle culler to stop
-every server: seconds from the class's last use to each stop, and the hub's lag and the
-culler's CPU meanwhile. ``--writeback`` compares the machine's writeback settings (as
-root): ``default`` leaves the kernel's (background writeback from 10% of memory), a size
-such as ``64M`` sets ``vm.dirty_background_bytes`` for that run; what the machine had is
-put back at the end.
+requests a second it got answered are printed); ``--faults forks,memory`` names some.
+As root the flood's sender runs at the least CPU weight there is: it stands for another
+machine, so it sends with what the class leaves idle rather than taking a share of its
+own. ``--cull-idle S`` runs the hub with ``CODEPILOT_CULL_IDLE=S`` and, after the idle
+phase, waits for the idle culler to stop every server: seconds from the class's last use
+to each stop, and the hub's lag and the culler's CPU meanwhile. ``--writeback``
+compares the machine's writeback settings (as root): ``default`` leaves the kernel's
+(background writeback from 10% of memory), a size such as ``64M`` sets
+``vm.dirty_background_bytes`` for that run; what the machine had is put back at the end.
 
 Every connection goes to 127.0.0.1: the resolver of ``tests/support/localhost.py``
 answers ``*.localhost`` with loopback. Stops every server and the hub by itself.
@@ -59,7 +61,13 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from codepilot_spawner.onemachine.cgroups import parse_memory
+from codepilot_spawner.onemachine.busyservers import BusyPolicy, weight_file
+from codepilot_spawner.onemachine.cgroups import (
+    Limits,
+    ServerCgroup,
+    machine_hierarchy,
+    parse_memory,
+)
 from codepilot_spawner.onemachine.writeback import VM, machine_writeback
 from tests.benchmarks.bench_class_start import stop_all, wait_ready_event
 from tests.support.hubtools import start_hub
@@ -397,6 +405,7 @@ async def flood_preview(http, student: Student, figures: ClassFigures, until: fl
     except (aiohttp.ClientError, TimeoutError):
         return
     seconds = until - time.monotonic()
+    group = off_machine_cgroup()
     flooder = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
@@ -406,9 +415,35 @@ async def flood_preview(http, student: Student, figures: ClassFigures, until: fl
         str(seconds),
         env={**os.environ, "FLOOD_TOKEN": student.token},
         stdout=asyncio.subprocess.PIPE,
+        preexec_fn=group and (lambda: join_cgroup(group)),
     )
-    answered, _ = await flooder.communicate()
+    try:
+        answered, _ = await flooder.communicate()
+    finally:
+        if group:
+            await asyncio.to_thread(group.remove)
     figures.flood_per_s = round(int(answered or 0) / seconds, 1)
+
+
+def off_machine_cgroup() -> ServerCgroup | None:
+    """As root: a group whose CPU weight is the least there is, for the flood's sender.
+    It stands for another machine's browser, whose CPU is not this machine's: it sends
+    with what the class leaves idle, instead of taking a share as the hub's own processes
+    do. None when not root."""
+    hierarchy = machine_hierarchy()
+    if os.geteuid() != 0 or hierarchy is None:
+        return None
+    group = ServerCgroup(hierarchy, "codepilot-bench/flood-sender")
+    group.create(Limits())
+    name, value = weight_file(hierarchy.version, True, BusyPolicy(busy_weight=0))
+    (group.directory("cpu") / name).write_text(value)
+    return group
+
+
+def join_cgroup(group: ServerCgroup) -> None:
+    for procs in group.procs_files:
+        with open(procs, "w") as joined:
+            joined.write(str(os.getpid()))
 
 
 async def flood(url: str, token: str, seconds: float) -> int:
@@ -512,10 +547,13 @@ def start_all(hub, users: list[str]) -> dict:
     }
 
 
-def roles_for(count: int, installers: float, apps: float, faults: bool) -> list[str]:
+FAULT_ROLES = ("forks", "memory", "flood")
+
+
+def roles_for(count: int, installers: float, apps: float, faults: list[str]) -> list[str]:
     roles = ["typist"] * count
     spots = iter(range(count))
-    for role in ["forks", "memory", "flood"] if faults else []:
+    for role in faults:
         roles[next(spots)] = role
     for _ in range(round(count * installers)):
         roles[next(spots)] = "installer"
@@ -655,7 +693,13 @@ def main():
     parser.add_argument("--idle-seconds", type=float, default=30, help="idle seconds per size")
     parser.add_argument("--installers", type=float, default=0.1, help="fraction installing")
     parser.add_argument("--apps", type=float, default=0.1, help="fraction serving a preview")
-    parser.add_argument("--faults", action="store_true", help="add three misbehaving students")
+    parser.add_argument(
+        "--faults",
+        nargs="?",
+        const=",".join(FAULT_ROLES),
+        default="",
+        help=f"add misbehaving students: {', '.join(FAULT_ROLES)} (bare: all three)",
+    )
     parser.add_argument(
         "--cull-idle",
         type=int,
@@ -678,9 +722,13 @@ def main():
     if options.flood:
         print(asyncio.run(flood(options.flood, os.environ["FLOOD_TOKEN"], options.seconds)))
         return
+    options.faults = [fault for fault in options.faults.split(",") if fault]
+    if set(options.faults) - set(FAULT_ROLES):
+        parser.error(f"--faults takes some of {', '.join(FAULT_ROLES)}")
     sizes = [int(size) for size in options.sizes.split(",")]
     users = [f"learner{number:03d}" for number in range(max(sizes))]
     result = {"benchmark": "class_load", "cpus": os.cpu_count(), "root": os.geteuid() == 0}
+    result["faults"] = options.faults
     result["sizes"] = []
     if options.cull_idle and options.cull_idle <= options.idle_seconds:
         parser.error("--cull-idle must be longer than --idle-seconds (idle PSS is read first)")
