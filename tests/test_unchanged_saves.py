@@ -80,15 +80,12 @@ def test_a_notebook_saved_as_it_was_read_is_not_written(manager, tmp_path):
     save(manager, {"type": "notebook", "content": notebook}, "nb.ipynb")
     before = identity(tmp_path / "nb.ipynb")
     read = asyncio.run(manager.get("nb.ipynb"))
-    assert saved_with_writes(manager, {"type": "notebook", "content": read["content"]}, "nb.ipynb")[
-        1
-    ] == [False]
+    as_read = {"type": "notebook", "content": read["content"]}
+    assert saved_with_writes(manager, as_read, "nb.ipynb")[1] == [False]
     assert identity(tmp_path / "nb.ipynb") == before
 
     read["content"]["cells"][0]["source"] = "2 + 2"
-    assert saved_with_writes(manager, {"type": "notebook", "content": read["content"]}, "nb.ipynb")[
-        1
-    ] == [True]
+    assert saved_with_writes(manager, as_read, "nb.ipynb")[1] == [True]
     assert "2 + 2" in (tmp_path / "nb.ipynb").read_text()
 
 
