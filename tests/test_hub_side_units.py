@@ -7,12 +7,14 @@ import re
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from traitlets import Bool, Enum, Int, Unicode
 from traitlets.config import Configurable
 
 from codepilot_contracts.env import env_name
+from codepilot_spawner.onemachine.cgroups import Hierarchy
 from codepilot_spawner.onemachine.processes import TAG_VARIABLE, end_tagged_processes, tagged_pids
 from codepilot_spawner.onemachine.settings import (
     AUTOMATION_SCOPES,
@@ -21,6 +23,7 @@ from codepilot_spawner.onemachine.settings import (
     automation_service,
     spawn_throttle,
 )
+from codepilot_spawner.onemachine.stopall import remove_hub_cgroup
 from codepilot_spawner.onemachine.unixusers import (
     AccountTaken,
     ensure_unix_user,
@@ -324,3 +327,17 @@ def test_pending_starts_scale_with_the_cores_and_a_turned_away_student_retries_s
     assert spawn_throttle(None)["concurrent_spawn_limit"] == 100  # cores unknown
     low, high = two_cores["spawn_throttle_retry_range"]
     assert 0 < low <= high <= 15  # JupyterHub's own is 30 to 60 s
+
+
+def test_make_down_removes_the_hubs_cgroups_and_their_parent_once_no_hub_is_left(tmp_path):
+    # Two v1 trees as directories; the kernel's rmdir also refuses a group that holds one.
+    roots = {"cpu": str(tmp_path / "cpu"), "memory": str(tmp_path / "memory")}
+    for root in roots.values():
+        for hub in ("hub-a", "hub-b"):
+            Path(root, "codepilot", hub).mkdir(parents=True)
+    hierarchy = Hierarchy(1, roots)
+    remove_hub_cgroup(hierarchy, "hub-a")
+    for root in roots.values():
+        assert sorted(os.listdir(os.path.join(root, "codepilot"))) == ["hub-b"]
+    remove_hub_cgroup(hierarchy, "hub-b")
+    assert all(os.listdir(root) == [] for root in roots.values())

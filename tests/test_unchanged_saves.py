@@ -12,7 +12,7 @@ from jupyter_server.services.contents.largefilemanager import AsyncLargeFileMana
 from tornado import web
 
 from server_extension.storage.contents import WorkspaceFileManager
-from server_extension.storage.unchanged import COMPARE_BLOCK, SAVE_WRITES
+from server_extension.storage.unchanged import COMPARE_BLOCK, recorded_writes
 
 
 def save(manager, model, path):
@@ -26,12 +26,8 @@ def identity(path) -> tuple[int, int, int]:
 
 def saved_with_writes(manager, model, path) -> tuple[dict, list[bool]]:
     async def run():
-        writes = []
-        token = SAVE_WRITES.set(writes)
-        try:
+        with recorded_writes() as writes:
             return await manager.save(model, path), writes
-        finally:
-            SAVE_WRITES.reset(token)
 
     return asyncio.run(run())
 

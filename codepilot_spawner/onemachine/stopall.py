@@ -149,6 +149,8 @@ async def sweep(hub: str) -> int:
 
 
 def remove_hub_cgroup(hierarchy, hub: str) -> None:
+    """The hub's group in each tree, and ``codepilot`` too once no other hub's is in it."""
     for root in set(hierarchy.roots.values()):
-        with contextlib.suppress(OSError):
-            Path(root, "codepilot", hub).rmdir()
+        for group in (Path(root, "codepilot", hub), Path(root, "codepilot")):
+            with contextlib.suppress(OSError):  # busy: another hub's groups are in it
+                group.rmdir()

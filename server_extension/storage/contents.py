@@ -30,7 +30,7 @@ from .engine import WorkspaceSync
 from .localtree import first_link_out, holder_is_inside, is_inside, relative_posix
 from .location import WorkspaceLocation
 from .s3 import S3Error, S3Store
-from .unchanged import SAVE_WRITES, WritesOnlyChanges
+from .unchanged import WritesOnlyChanges, recorded_writes
 
 # The manager's own S3 settings, for running it without Code Pilot's extension.
 STANDALONE_S3_TRAITS = (
@@ -287,12 +287,8 @@ class SyncContentsManager(WorkspaceFileManager):
         )
 
     async def save(self, model, path=""):
-        writes = []
-        token = SAVE_WRITES.set(writes)
-        try:
+        with recorded_writes() as writes:
             saved = await super().save(model, path)
-        finally:
-            SAVE_WRITES.reset(token)
         chunk = model.get("chunk")
         if chunk is None or chunk == -1:  # earlier chunks are not a finished save
             # A write uploads even when its size and mtime look unchanged (the same

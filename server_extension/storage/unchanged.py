@@ -12,11 +12,23 @@ import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-# Set by a caller that wants to know whether its save wrote: each write of the save
-# appends True (written) or False (the file already held those bytes).
+# The writes of this task's saves, while ``recorded_writes`` watches them.
 SAVE_WRITES: ContextVar[list[bool] | None] = ContextVar("save_writes", default=None)
 
 COMPARE_BLOCK = 1 << 20
+
+
+@contextmanager
+def recorded_writes():
+    """Inside: a list that gets, for each write of this task's saves, True (written) or
+    False (the file already held those bytes). A save's worker thread runs in a copy of
+    the task's context, so it appends to the same list."""
+    writes: list[bool] = []
+    token = SAVE_WRITES.set(writes)
+    try:
+        yield writes
+    finally:
+        SAVE_WRITES.reset(token)
 
 
 def holds_bytes(path: str, data: memoryview) -> bool:

@@ -61,6 +61,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from codepilot_contracts.namespaces import SandboxEntry
 from codepilot_spawner.onemachine.busyservers import BusyPolicy, weight_file
 from codepilot_spawner.onemachine.cgroups import (
     Limits,
@@ -419,7 +420,7 @@ async def flood_preview(http, student: Student, figures: ClassFigures, until: fl
         str(seconds),
         env={**os.environ, "FLOOD_TOKEN": student.token},
         stdout=asyncio.subprocess.PIPE,
-        preexec_fn=group and (lambda: join_cgroup(group)),
+        preexec_fn=group and SandboxEntry(procs_files=tuple(group.procs_files)).enter,
     )
     try:
         answered, _ = await flooder.communicate()
@@ -437,17 +438,12 @@ def off_machine_cgroup() -> ServerCgroup | None:
     hierarchy = machine_hierarchy()
     if os.geteuid() != 0 or hierarchy is None:
         return None
-    group = ServerCgroup(hierarchy, "codepilot-bench/flood-sender")
+    # One level, so that its removal leaves nothing behind in the cgroup trees.
+    group = ServerCgroup(hierarchy, "codepilot-bench-flood-sender")
     group.create(Limits())
     name, value = weight_file(hierarchy.version, True, BusyPolicy(busy_weight=0))
     (group.directory("cpu") / name).write_text(value)
     return group
-
-
-def join_cgroup(group: ServerCgroup) -> None:
-    for procs in group.procs_files:
-        with open(procs, "w") as joined:
-            joined.write(str(os.getpid()))
 
 
 async def flood(url: str, token: str, seconds: float) -> int:
