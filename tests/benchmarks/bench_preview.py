@@ -17,6 +17,12 @@ Figures: requests/s and p50 latency for the 1 KB page with 8 keep-alive clients,
 time to load the 200-module page with 6 connections, as a browser does over HTTP/1.1;
 and the gateway's CPU time per 1 KB request (user + system, from /proc), which a busy
 machine changes less than it changes requests/s.
+
+Then the 200-module page in Chromium, as a student sees it: from navigation to the load
+event (every module fetched and run), its cache off, in turns through the preview origin
+(signed in as a viewer is), the app on the host's loopback (``host_direct``: a browser
+cannot reach into a server's namespace) and the plain hop in front of it. Without
+Chromium (``make chromium``) that part is left out and the JSON says why.
 """
 
 import asyncio
@@ -31,11 +37,14 @@ from pathlib import Path
 
 import aiohttp
 import requests
+from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from codepilot_spawner.services.preview.appconnection import make_connector
 from codepilot_spawner.services.preview.hosts import PreviewDomain
+from tests.browser.chromium import chromium_missing_reason, launch_chromium
+from tests.browser.lab import log_in
 from tests.support.hubtools import (
     REPO_ROOT,
     free_port,
@@ -53,6 +62,12 @@ SECONDS = 4
 ROUNDS = 3
 MODULES = 200
 BROWSER_CONNECTIONS = 6
+BROWSER_ROUNDS = 7  # page loads of each kind in Chromium, after one to warm up
+# Navigation start to the end of the load event, which waits for every module script.
+PAGE_LOAD_MS = """() => {
+  const [navigation] = performance.getEntriesByType("navigation");
+  return navigation.loadEventEnd - navigation.startTime;
+}"""
 # The app, a shell command that serves on $PORT; in a terminal it runs in the background.
 APP_COMMAND = (
     "node -e \"const b='x'.repeat(1024);const n=" + str(MODULES) + ";"
@@ -114,6 +129,36 @@ async def module_page(base: str, headers: dict, make_connection_pool) -> float:
 
         await asyncio.gather(*(fetcher() for _ in range(BROWSER_CONNECTIONS)))
         return time.perf_counter() - started
+
+
+def browser_module_page(hub, user: str, urls: dict[str, str]) -> dict:
+    """Milliseconds Chromium takes to load each of ``urls``' 200-module page (median and
+    best of BROWSER_ROUNDS, in turns), signed in to the preview first."""
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_context().new_page()
+            log_in(page, hub.url, user, "class-password", next_path="/hub/home")
+            page.wait_for_url("**/hub/home**")
+            page.goto(urls["preview"])  # the preview's sign-in, then its page
+            assert page.url.startswith(urls["preview"]), page.url
+            page.context.new_cdp_session(page).send(
+                "Network.setCacheDisabled", {"cacheDisabled": True}
+            )
+            times = {kind: [] for kind in urls}
+            for round_number in range(BROWSER_ROUNDS + 1):
+                for kind, url in urls.items():
+                    page.goto(url + "modules", wait_until="load")
+                    loaded = page.evaluate("() => document.scripts.length")
+                    assert loaded == MODULES, (kind, loaded)
+                    if round_number:  # the first warms up each origin's connections
+                        times[kind].append(page.evaluate(PAGE_LOAD_MS))
+        finally:
+            browser.close()
+    return {
+        kind: {"median_ms": round(statistics.median(values), 1), "best_ms": round(min(values), 1)}
+        for kind, values in times.items()
+    }
 
 
 def start_app(hub, user: str) -> tuple[str, dict]:
@@ -209,6 +254,15 @@ def main():
                 samples[kind]["p50_ms"].append(figures["p50_ms"])
                 seconds = asyncio.run(module_page(url, headers, connector))
                 samples[kind]["modules_s"].append(seconds)
+        if (browser_missing := chromium_missing_reason()) is None:
+            with resolve_localhost_subdomains():
+                in_browser = browser_module_page(
+                    hub,
+                    "bench-preview",
+                    {"preview": preview, "host_direct": host_app, "one_hop": hop},
+                )
+        else:
+            in_browser = {"left_out": browser_missing}
     finally:
         for terminal in terminals:
             terminal.close()
@@ -233,6 +287,12 @@ def main():
     hop_ratio = over("one_hop", "host_direct", "rps", 3)
     hop_modules_ratio = over("one_hop", "host_direct", "modules_page_s", 2)
     vs_stock = over("preview", "stock", "rps", 1)
+    browser_ratios = {}
+    if "left_out" not in in_browser:
+        for kind in ("preview", "one_hop"):
+            browser_ratios[f"chromium_{kind}_times_direct"] = round(
+                in_browser[kind]["median_ms"] / in_browser["host_direct"]["median_ms"], 2
+            )
     print(
         json.dumps(
             {
@@ -245,6 +305,8 @@ def main():
                 "one_hop_ratio_to_direct": hop_ratio,
                 "one_hop_modules_page_times_direct": hop_modules_ratio,
                 "times_stock": vs_stock,
+                "chromium_modules_page": in_browser,
+                **browser_ratios,
             }
         )
     )
@@ -260,6 +322,14 @@ def main():
         f"(configurable-http-proxy) {hop_ratio} of direct, 200-module page "
         f"{hop_modules_ratio}x direct (the preview's: {modules_ratio}x)"
     )
+    if browser_ratios:
+        print(
+            f"in Chromium, the 200-module page loads in {in_browser['preview']['median_ms']} ms "
+            f"through the preview origin, {in_browser['host_direct']['median_ms']} ms direct "
+            f"({browser_ratios['chromium_preview_times_direct']}x), "
+            f"{in_browser['one_hop']['median_ms']} ms through one plain hop "
+            f"({browser_ratios['chromium_one_hop_times_direct']}x); medians of {BROWSER_ROUNDS}"
+        )
 
 
 if __name__ == "__main__":
