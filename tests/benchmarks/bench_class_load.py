@@ -24,7 +24,9 @@ stall of the whole machine); the hub's event-loop lag (JupyterHub's own
 ``event_loop_interval_seconds`` histogram from ``/hub/metrics``: its p99 bucket) at work
 and idle; CPU seconds per second of the hub, the proxy and the preview gateway; PSS per
 idle server and of the hub's processes; the machine's CPU busy fraction and free memory;
-the generator's own event-loop lag (its figures are only as good as that); and the first
+the generator's own event-loop lag (its figures are only as good as that) and its own
+CPU over the first seconds and the whole run (the class's laptops would spend it, not
+this machine: what it takes of the cores here, the class does not get); and the first
 resource that ran out. Echo and save are counted apart for the installers (their own
 server shares its cgroup with the install) and for the others. ``--faults`` adds three
 students who misbehave: one forks until its pids limit, one fills its memory, one floods
@@ -151,6 +153,7 @@ class ClassFigures:
     preview: Samples = field(default_factory=Samples)
     install_s: list[float] = field(default_factory=list)
     own_lag: Samples = field(default_factory=Samples)
+    own_cpu: dict[str, float] = field(default_factory=dict)  # CPU s/s of the generator
     flood_per_s: float = 0.0  # requests the preview flood got answered
     started: float | None = None  # time.monotonic() when the work began
 
@@ -483,6 +486,23 @@ async def own_loop_lag(figures: ClassFigures, until: float) -> None:
         figures.own_lag.values.append((time.perf_counter() - before - 0.05) * 1000)
 
 
+GENERATOR_FIRST_S = 5  # the seconds when every install, app and fault starts
+
+
+async def own_cpu(figures: ClassFigures, until: float) -> None:
+    """The generator's own CPU seconds a second (all its threads), over its first
+    GENERATOR_FIRST_S seconds and over the whole run."""
+    began, used_before = time.monotonic(), time.process_time()
+    await asyncio.sleep(GENERATOR_FIRST_S)
+    figures.own_cpu["first_s"] = round(
+        (time.process_time() - used_before) / (time.monotonic() - began), 2
+    )
+    await asyncio.sleep(max(0.0, until - time.monotonic()))
+    figures.own_cpu["whole_run"] = round(
+        (time.process_time() - used_before) / (time.monotonic() - began), 2
+    )
+
+
 async def class_at_work(students: list[Student], seconds: float) -> ClassFigures:
     figures = ClassFigures()
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
@@ -497,7 +517,7 @@ async def class_at_work(students: list[Student], seconds: float) -> ClassFigures
         terminal_of = dict(zip((student.name for student in workers), terminals, strict=True))
         figures.started = time.monotonic()
         until = figures.started + seconds
-        work = [own_loop_lag(figures, until)]
+        work = [own_loop_lag(figures, until), own_cpu(figures, until)]
         for student in students:
             if student.role in FAULTS:
                 work.append(misbehave(http, student))
@@ -610,6 +630,7 @@ def measure_size(hub, users: list[str], options) -> dict:
             "install_s": figures.install_s,
             "flood_per_s": figures.flood_per_s,
             "generator_lag": figures.own_lag.summary(),
+            "generator_cpu_per_s": figures.own_cpu,
             # To line the figures up with traces of the machine (CLOCK_MONOTONIC).
             "started_monotonic_s": round(figures.started, 3),
         }
@@ -674,6 +695,8 @@ def summary_line(result: dict) -> str:
             f"{work['installer_save'].get('p99_ms')} ms), "
             f"preview p99 {work['preview'].get('p99_ms')} ms, "
             f"hub lag p99 {work['hub_loop_lag_p99_ms']} ms, "
+            f"the generator's own CPU {work['generator_cpu_per_s'].get('first_s')} s/s over "
+            f"the first {GENERATOR_FIRST_S} s, {work['cpu_busy']} of the machine busy, "
             f"{size['pss_mb_per_idle_server']} MB PSS/server, ran out: {size['ran_out_first']}"
         )
         if "culled" in size:
