@@ -12,16 +12,12 @@ from aiohttp import web
 
 from codepilot_spawner.services.preview.access import SHARE_LEVELS, grants_server_access
 from codepilot_spawner.services.preview.app import PreviewGatewayApp, kept_key, previews_server
-from codepilot_spawner.services.preview.gateway import (
-    PreviewGateway,
-    TokenChecks,
-    app_cookies,
-    safe_next,
-    session_cookie_values,
-)
+from codepilot_spawner.services.preview.gateway import PreviewGateway, safe_next
+from codepilot_spawner.services.preview.hopheaders import app_cookies, session_cookie_values
 from codepilot_spawner.services.preview.hosts import PreviewDomain, preview_label
 from codepilot_spawner.services.preview.servers import PreviewTarget, ServerDirectory
 from codepilot_spawner.services.preview.sessions import KeptFile, SessionBook, ShareBook
+from codepilot_spawner.services.preview.tokenchecks import TokenChecks
 from codepilot_spawner.services.preview.tokens import InvalidToken, sign, verify
 from codepilot_spawner.spawners.previewroute import PreviewRoute
 

@@ -1,25 +1,23 @@
 """The preview gateway's data path: every preview origin, one hop from browser to app.
 
 A request for ``<label>.<preview domain>`` is checked locally (the preview's share
-level, then its own signed session cookie: an HMAC; the hub is asked again once a
-session's last check is ``recheck_interval`` old, and the request waits) and forwarded
-over a pooled keep-alive connection to the app of that server. Before it leaves,
-everything that could identify the viewer is taken out of it: the preview's session
-cookie, any hub or IDE cookie, ``Authorization`` and the client's ``X-Forwarded-*``.
+level, then its own signed session cookie: an HMAC, counted only where
+``requestorigin.cookie_reading`` says; the hub is asked again once a session's last check
+is ``recheck_interval`` old, and the request waits) and forwarded over a pooled
+keep-alive connection to the app of that server. Before it leaves, everything that could
+identify the viewer is taken out of it (``hopheaders``).
 """
 
 import asyncio
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 import time
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 from yarl import URL
 
 from codepilot_contracts.porthosts import split_port_label
@@ -27,71 +25,31 @@ from codepilot_contracts.porthosts import split_port_label
 from . import pages
 from .appconnection import app_connector, make_connector
 from .apphttp import AppAnswerBroken, AppPool, AppUnreachable, request_head
+from .hopheaders import (
+    BROWSER_COOKIE,
+    SESSION_COOKIE,
+    session_cookie_values,
+    upstream_headers,
+    viewer_headers,
+)
 from .hosts import PreviewDomain
 from .pace import PreviewPace
 from .ports import NamespacePorts
+from .requestorigin import (
+    COOKIE_AFTER_BOUNCE,
+    COOKIE_REFUSED,
+    cookie_reading,
+    is_top_level_get,
+    is_websocket,
+)
 from .servers import PreviewTarget, ServerDirectory
 from .sessions import SessionBook, ShareBook, ViewerSession
+from .tokenchecks import TokenChecks, token_session
 from .tokens import CheckedValues, InvalidToken, sign, verify
 
-SESSION_COOKIE = "codepilot_preview_session"
-# The browser a sign-in began in (``bind_sign_in``): sent to the end of sign-in only.
-BROWSER_COOKIE = "codepilot_preview_browser"
 # The one path of a preview origin the gateway keeps for itself: the end of sign-in.
 SIGN_IN_PATH = "/.codepilot-preview/sign-in"
-
-# Cookies of the hub and of JupyterLab servers, stripped should the preview domain ever
-# share a parent domain with the hub.
-IDENTITY_COOKIE_PREFIXES = ("jupyterhub-", "_xsrf", SESSION_COOKIE, BROWSER_COOKIE)
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-}
-VIEWER_HEADERS = {"authorization", "proxy-authorization", "forwarded", "x-real-ip", "cookie"}
-DROPPED_HEADERS = HOP_BY_HOP | VIEWER_HEADERS
 WHOLE_BODY_LIMIT = 1 << 20  # answers up to 1 MiB are read whole, larger ones streamed
-
-
-def app_cookies(cookie_header: str) -> str:
-    """The ``Cookie`` header without the viewer's identity cookies (the app's own pass)."""
-    kept = []
-    for part in cookie_header.split(";"):
-        name = part.split("=", 1)[0].strip()
-        if name and not name.startswith(IDENTITY_COOKIE_PREFIXES):
-            kept.append(part.strip())
-    return "; ".join(kept)
-
-
-def upstream_headers(request: web.BaseRequest, scheme: str) -> list[tuple[str, str]]:
-    """What the app receives: the request's headers minus the viewer's credentials."""
-    headers = [
-        (name, value)
-        for name, value in request.headers.items()
-        if (lower := name.lower()) not in DROPPED_HEADERS and not lower.startswith("x-forwarded-")
-    ]
-    cookies = app_cookies(request.headers.get("Cookie", ""))
-    if cookies:
-        headers.append(("Cookie", cookies))
-    headers.append(("X-Forwarded-Proto", scheme))
-    headers.append(("X-Forwarded-Host", request.host))
-    if request.remote:
-        headers.append(("X-Forwarded-For", request.remote))
-    return headers
-
-
-def session_cookie_values(cookie_header: str, cookie: str = SESSION_COOKIE) -> list[str]:
-    """Every value sent under a cookie's name (an app may have set one too)."""
-    values = []
-    for part in cookie_header.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == cookie and value:
-            values.append(value)
-    return values
 
 
 def browser_digest(browser_id: str) -> str:
@@ -117,139 +75,6 @@ def safe_next(path: str) -> str:
 WEBSOCKET_MESSAGE_LIMIT = 16 * 1024 * 1024
 # Methods no app in a browser sends through a preview; CONNECT would name another host.
 REFUSED_METHODS = {"CONNECT", "TRACE"}
-_COOKIE_DOMAIN = re.compile(r";\s*domain\s*=[^;]*", re.IGNORECASE)
-
-
-def host_only_cookie(set_cookie: str) -> str:
-    """An app's ``Set-Cookie`` without its ``Domain``: a cookie of its own preview host,
-    never one that every other preview under the domain receives."""
-    return _COOKIE_DOMAIN.sub("", set_cookie)
-
-
-def viewer_headers(app_headers: list[tuple[str, str]]) -> CIMultiDict:
-    """What the viewer receives of the app's headers: its cookies for its own host only,
-    and nothing that concerned the hop from the app."""
-    return CIMultiDict(
-        (name, host_only_cookie(value) if name.lower() == "set-cookie" else value)
-        for name, value in app_headers
-        if name.lower() not in HOP_BY_HOP
-    )
-
-
-def token_session(model: dict, token: str, target: PreviewTarget) -> ViewerSession:
-    """A request's session from the hub's model of its ``Authorization`` token."""
-    return ViewerSession(
-        viewer=model["name"],
-        token=token,
-        scopes=frozenset(model.get("scopes", ())),
-        label=target.label,
-        start=target.start,
-        expires=time.time() + 60,
-    )
-
-
-class TokenChecks:
-    """What ``Authorization: token`` headers may cost the hub: the hub's answer about a
-    token is remembered for ``remember`` seconds (by digest, at most ``size`` tokens each
-    way), so a script or a page that sends the same token again costs no hub call and no
-    share of the rate; new tokens are asked about at most ``rate`` a second (bursts of
-    ``burst``)."""
-
-    def __init__(self, rate=10.0, burst=20, remember=60.0, size=10_000):
-        self.rate, self.burst, self.remember, self.size = rate, burst, remember, size
-        self._refused: dict[bytes, float] = {}
-        self._accepted: dict[bytes, tuple[float, dict]] = {}
-        self._allowance, self._counted_at = float(burst), time.monotonic()
-
-    @staticmethod
-    def _digest(token: str) -> bytes:
-        return hashlib.sha256(token.encode(errors="surrogateescape")).digest()
-
-    def refused_lately(self, token: str) -> bool:
-        return self._refused.get(self._digest(token), 0) > time.monotonic()
-
-    def accepted_lately(self, token: str) -> dict | None:
-        """The hub's model of a token it accepted less than ``remember`` seconds ago."""
-        expires, model = self._accepted.get(self._digest(token), (0, None))
-        return model if expires > time.monotonic() else None
-
-    def may_ask(self) -> bool:
-        """Whether the hub may be asked about one more token now."""
-        now = time.monotonic()
-        self._allowance = min(self.burst, self._allowance + (now - self._counted_at) * self.rate)
-        self._counted_at = now
-        if self._allowance < 1:
-            return False
-        self._allowance -= 1
-        return True
-
-    def refused(self, token: str) -> None:
-        self._remember(self._refused, token, time.monotonic() + self.remember)
-
-    def accepted(self, token: str, model: dict) -> None:
-        self._remember(self._accepted, token, (time.monotonic() + self.remember, model))
-
-    def _remember(self, answers: dict, token: str, answer) -> None:
-        if len(answers) >= self.size:  # forget the oldest (dicts keep their order)
-            del answers[next(iter(answers))]
-        answers.pop(self._digest(token), None)  # a fresh answer goes to the end
-        answers[self._digest(token)] = answer
-
-
-# What a request's context says about the viewer's cookie (``cookie_reading``).
-COOKIE_COUNTS = "counts"
-COOKIE_REFUSED = "refused"
-COOKIE_AFTER_BOUNCE = "after-bounce"  # counts once a page of the preview asks again
-
-
-def cookie_reading(request: web.BaseRequest, origin: str) -> str:
-    """Whether this request may use the viewer's cookie at all.
-
-    Every preview is the same *site* (``*.<preview domain>``), so SameSite=Lax alone would
-    let one preview's page send requests to another preview with its viewer's cookie.
-    Only same-origin requests and top-level GET navigations count; a websocket must come
-    from the preview's own page.
-
-    Browsers send ``Sec-Fetch-*`` to secure origins only (HTTPS, localhost). Without
-    them (a school network over plain HTTP) the safe reading is taken: ``Origin`` or
-    ``Referer`` must be the preview's own; a GET for a page from elsewhere (a typed
-    address, a link, or another preview's ``<iframe>`` or ``<script>``) is answered
-    with a page of the preview's own that asks again (``pages.bounce``), with the
-    preview as its referrer, so only a person's visit goes on.
-    """
-    sent_origin = request.headers.get("Origin")
-    site = request.headers.get("Sec-Fetch-Site")
-    if site is not None:
-        if sent_origin is not None and sent_origin != origin:
-            return COOKIE_COUNTS if _is_top_level_get(request) else COOKIE_REFUSED
-        if site in ("same-origin", "none") or _is_top_level_get(request):
-            return COOKIE_COUNTS
-        return COOKIE_REFUSED
-    if sent_origin is not None:
-        return COOKIE_COUNTS if sent_origin == origin else COOKIE_REFUSED
-    if _origin_of(request.headers.get("Referer", "")) == origin:
-        return COOKIE_COUNTS
-    return COOKIE_AFTER_BOUNCE if _is_top_level_get(request) else COOKIE_REFUSED
-
-
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
-def _is_top_level_get(request: web.BaseRequest) -> bool:
-    """A GET that may be a person's visit: marked a navigation where browsers say so
-    (``Sec-Fetch-Mode``), else one that asks for a page."""
-    if request.method not in ("GET", "HEAD") or _is_websocket(request):
-        return False
-    mode = request.headers.get("Sec-Fetch-Mode")
-    if mode is not None:
-        return mode == "navigate"
-    return "text/html" in request.headers.get("Accept", "")
-
-
-def _is_websocket(request: web.BaseRequest) -> bool:
-    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 class PreviewGateway:
@@ -332,7 +157,7 @@ class PreviewGateway:
             response.headers["Retry-After"] = str(round(self.pace.max_wait))
             return response
         self.activity[(target.user, target.server)] = time.time()
-        if _is_websocket(request):
+        if is_websocket(request):
             return await self._forward_websocket(request, target, port)
         return await self._forward(request, target, port)
 
@@ -378,7 +203,7 @@ class PreviewGateway:
             else:
                 session = await self._session_from_token(token, target)
         if session is None:
-            if _is_top_level_get(request):
+            if is_top_level_get(request):
                 return self._redirect_to_login(request, target)
             return self._page(
                 401,
