@@ -42,6 +42,7 @@ def cookie_reading(request: web.BaseRequest, origin: str) -> str:
 
 
 def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``; empty when it names none."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
