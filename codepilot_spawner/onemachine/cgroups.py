@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONTROLLERS = ("memory", "cpu", "pids")
+# Under it each hub keeps ``<hub key>/<server>`` groups (``cgroup_parent``); `make down`
+# removes a hub's groups and, once no other hub's are in it, this group too.
+HUBS_PARENT = "codepilot"
 CPU_PERIOD_US = 100_000
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)

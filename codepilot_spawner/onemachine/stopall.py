@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..upstream_api.jupyterhub import state_pid, stored_spawner_states
 from . import netns
-from .cgroups import ServerCgroup, hub_cgroups, machine_hierarchy
+from .cgroups import HUBS_PARENT, ServerCgroup, hub_cgroups, machine_hierarchy
 from .processes import Process, children, tagged_pids, terminate
 from .sandbox import Sandbox
 
@@ -125,7 +125,7 @@ async def sweep(hub: str) -> int:
     removed = 0
     hierarchy = await asyncio.to_thread(machine_hierarchy)
     if hierarchy:
-        for path in hub_cgroups(hierarchy, f"codepilot/{hub}"):
+        for path in hub_cgroups(hierarchy, f"{HUBS_PARENT}/{hub}"):
             cgroup = ServerCgroup(hierarchy, path)
             await asyncio.to_thread(cgroup.kill_all)
             await asyncio.to_thread(cgroup.remove)
@@ -149,8 +149,8 @@ async def sweep(hub: str) -> int:
 
 
 def remove_hub_cgroup(hierarchy, hub: str) -> None:
-    """The hub's group in each tree, and ``codepilot`` too once no other hub's is in it."""
+    """The hub's group in each tree, and ``HUBS_PARENT`` too once no other hub's is in it."""
     for root in set(hierarchy.roots.values()):
-        for group in (Path(root, "codepilot", hub), Path(root, "codepilot")):
+        for group in (Path(root, HUBS_PARENT, hub), Path(root, HUBS_PARENT)):
             with contextlib.suppress(OSError):  # busy: another hub's groups are in it
                 group.rmdir()

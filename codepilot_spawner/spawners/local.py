@@ -18,7 +18,13 @@ from codepilot_contracts.restoreprogress import RESTORE_COMMAND, parse_line
 
 from ..onemachine import netns
 from ..onemachine.busyservers import BusyPolicy, watch_busy_servers
-from ..onemachine.cgroups import Limits, ServerCgroup, describe_memory, machine_hierarchy
+from ..onemachine.cgroups import (
+    HUBS_PARENT,
+    Limits,
+    ServerCgroup,
+    describe_memory,
+    machine_hierarchy,
+)
 from ..onemachine.forkclient import (
     DEFAULT_COMMAND,
     ForkServerUnavailable,
@@ -154,8 +160,9 @@ class CodePilotLocalSpawner(CodePilotSpawnerMixin, LocalProcessSpawner):
     ).tag(config=True)
 
     cgroup_parent = Unicode(
-        "codepilot",
-        help="""cgroup under which each hub keeps ``<hub key>/<server>`` groups.""",
+        HUBS_PARENT,
+        help="""cgroup under which each hub keeps ``<hub key>/<server>`` groups. `make
+        down` sweeps what a crash left under the default one only.""",
     ).tag(config=True)
 
     busy_cpu_weight = Float(

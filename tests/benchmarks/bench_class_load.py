@@ -40,6 +40,8 @@ to each stop, and the hub's lag and the culler's CPU meanwhile. ``--writeback``
 compares the machine's writeback settings (as root): ``default`` leaves the kernel's
 (background writeback from 10% of memory), a size such as ``64M`` sets
 ``vm.dirty_background_bytes`` for that run; what the machine had is put back at the end.
+``--blocked-stacks`` (as root) counts where the servers' blocked threads wait in the
+kernel (a save's fsync: its pages' writeback, an inode write, the disk's cache flush).
 
 Every connection goes to 127.0.0.1: the resolver of ``tests/support/localhost.py``
 answers ``*.localhost`` with loopback. Stops every server and the hub by itself.
@@ -47,12 +49,14 @@ answers ``*.localhost`` with loopback. Stops every server and the hub by itself.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from codepilot_contracts.namespaces import SandboxEntry
 from codepilot_spawner.onemachine.busyservers import BusyPolicy, weight_file
 from codepilot_spawner.onemachine.cgroups import (
+    HUBS_PARENT,
     Limits,
     ServerCgroup,
     machine_hierarchy,
@@ -87,6 +92,7 @@ FAULTS = {
     "forks": "for i in $(seq 5000); do sleep 600 & done",
     "memory": "python3 -c 'b = []\nwhile True: b.append(bytearray(64 << 20))'",
 }
+FAULT_ROLES = (*FAULTS, "flood")  # the flood is sent by a process of the generator
 
 
 SETTLED_AFTER_S = 10  # into the work: past the moment everything starts at once
@@ -154,11 +160,54 @@ class ClassFigures:
     install_s: list[float] = field(default_factory=list)
     own_lag: Samples = field(default_factory=Samples)
     own_cpu: dict[str, float] = field(default_factory=dict)  # CPU s/s of the generator
+    flood_sender: int | None = None  # pid of the generator's process that floods
+    own_cpu_began: tuple[float, float] = (0.0, 0.0)  # (monotonic, CPU s) as work began
     flood_per_s: float = 0.0  # requests the preview flood got answered
     started: float | None = None  # time.monotonic() when the work began
 
 
 # --- the hub's processes and the machine ------------------------------------------------
+
+
+class BlockedInServers:
+    """``--blocked-stacks`` (as root): every 0.1 s, the kernel functions each blocked
+    (D-state) thread of a user server's cgroup waits in, as ``/proc/<pid>/task/<tid>/stack``
+    names them (the innermost two), counted by command name. A save held up by the disk
+    shows where: its own pages' writeback, an inode write, the disk's cache flush. The
+    sampling runs in the generator's process and costs CPU: the figures of such a run
+    (the generator's own CPU first) are not comparable with others."""
+
+    def __init__(self):
+        self.waits: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            for stat in Path("/proc").glob("[0-9]*/task/*/stat"):
+                try:
+                    text = stat.read_text()
+                    if text[text.rindex(")") + 2] != "D":
+                        continue
+                    process = stat.parent.parent.parent
+                    if f"/{HUBS_PARENT}/" not in (process / "cgroup").read_text():
+                        continue
+                    frames = (stat.parent / "stack").read_text().splitlines()[:2]
+                except (OSError, ValueError):
+                    continue  # ended meanwhile
+                where = "<".join(f.split(" ", 1)[-1].split("+")[0] for f in frames)
+                self.waits[f"{text[text.index('(') + 1 : text.rindex(')')]}: {where}"] += 1
+
+    def summary(self) -> dict[str, int]:
+        return dict(self.waits.most_common(8))
 
 
 def hub_parts(hub_pid: int, server_pids: set[int]) -> dict[str, set[int]]:
@@ -413,7 +462,7 @@ async def flood_preview(http, student: Student, figures: ClassFigures, until: fl
     except (aiohttp.ClientError, TimeoutError):
         return
     seconds = until - time.monotonic()
-    group = off_machine_cgroup()
+    group = await asyncio.to_thread(off_machine_cgroup)
     flooder = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
@@ -425,6 +474,7 @@ async def flood_preview(http, student: Student, figures: ClassFigures, until: fl
         stdout=asyncio.subprocess.PIPE,
         preexec_fn=group and SandboxEntry(procs_files=tuple(group.procs_files)).enter,
     )
+    figures.flood_sender = flooder.pid
     try:
         answered, _ = await flooder.communicate()
     finally:
@@ -489,18 +539,28 @@ async def own_loop_lag(figures: ClassFigures, until: float) -> None:
 GENERATOR_FIRST_S = 5  # the seconds when every install, app and fault starts
 
 
+def generator_cpu_seconds(figures: ClassFigures) -> float:
+    """CPU seconds of the generator: its own threads, its children it waited for, and its
+    flood's sender while it runs (once waited for, the children's count holds it)."""
+    times = os.times()
+    sender = cpu_seconds_of({figures.flood_sender}) if figures.flood_sender else 0.0
+    return times.user + times.system + times.children_user + times.children_system + sender
+
+
 async def own_cpu(figures: ClassFigures, until: float) -> None:
-    """The generator's own CPU seconds a second (all its threads), over its first
-    GENERATOR_FIRST_S seconds and over the whole run."""
-    began, used_before = time.monotonic(), time.process_time()
-    await asyncio.sleep(GENERATOR_FIRST_S)
-    figures.own_cpu["first_s"] = round(
-        (time.process_time() - used_before) / (time.monotonic() - began), 2
-    )
-    await asyncio.sleep(max(0.0, until - time.monotonic()))
-    figures.own_cpu["whole_run"] = round(
-        (time.process_time() - used_before) / (time.monotonic() - began), 2
-    )
+    """The generator's CPU seconds a second over its first GENERATOR_FIRST_S seconds,
+    and over the whole run (read once every part has ended: ``whole_run_cpu``)."""
+    began, used_before = time.monotonic(), generator_cpu_seconds(figures)
+    figures.own_cpu_began = (began, used_before)
+    await asyncio.sleep(min(GENERATOR_FIRST_S, max(0.0, until - began)))
+    used = generator_cpu_seconds(figures) - used_before
+    figures.own_cpu["first_s"] = round(used / (time.monotonic() - began), 2)
+
+
+def whole_run_cpu(figures: ClassFigures) -> None:
+    began, used_before = figures.own_cpu_began
+    used = generator_cpu_seconds(figures) - used_before
+    figures.own_cpu["whole_run"] = round(used / (time.monotonic() - began), 2)
 
 
 async def class_at_work(students: list[Student], seconds: float) -> ClassFigures:
@@ -510,7 +570,7 @@ async def class_at_work(students: list[Student], seconds: float) -> ClassFigures
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         # The class opens its IDEs (a terminal each) first, all at once, as a lesson
         # begins; the clock starts once they are open.
-        workers = [student for student in students if student.role not in (*FAULTS, "flood")]
+        workers = [student for student in students if student.role not in FAULT_ROLES]
         terminals = await asyncio.gather(
             *(open_terminal_or_error(http, student) for student in workers)
         )
@@ -532,6 +592,7 @@ async def class_at_work(students: list[Student], seconds: float) -> ClassFigures
             elif student.role == "app":
                 work.append(view_preview(http, student, figures, until))
         await asyncio.gather(*work)
+    whole_run_cpu(figures)
     return figures
 
 
@@ -565,9 +626,6 @@ def start_all(hub, users: list[str]) -> dict:
         "ready_p95_s": round(percentile(seconds, 0.95), 1) if seconds else None,
         "ready_max_s": round(max(seconds), 1) if seconds else None,
     }
-
-
-FAULT_ROLES = ("forks", "memory", "flood")
 
 
 def roles_for(count: int, installers: float, apps: float, faults: list[str]) -> list[str]:
@@ -620,8 +678,12 @@ def measure_size(hub, users: list[str], options) -> dict:
         return {**figures, **(outcome or {})}
 
     def work() -> dict:
-        figures = asyncio.run(class_at_work(students, options.seconds))
+        with contextlib.ExitStack() as stack:
+            if options.blocked_stacks:
+                blocked = stack.enter_context(BlockedInServers())
+            figures = asyncio.run(class_at_work(students, options.seconds))
         return {
+            **({"blocked_in_servers": blocked.summary()} if options.blocked_stacks else {}),
             "echo": figures.echo.summary(figures.started),
             "save": figures.save.summary(figures.started),
             "installer_echo": figures.installer_echo.summary(figures.started),
@@ -742,11 +804,18 @@ def main():
         help="background writeback thresholds to compare, a hub each (default: the "
         "machine's; 64M: vm.dirty_background_bytes, as root)",
     )
+    parser.add_argument(
+        "--blocked-stacks",
+        action="store_true",
+        help="as root, count where the servers' blocked threads wait in the kernel",
+    )
     parser.add_argument("--flood", help=argparse.SUPPRESS)  # the flooding student's process
     options = parser.parse_args()
     if options.flood:
         print(asyncio.run(flood(options.flood, os.environ["FLOOD_TOKEN"], options.seconds)))
         return
+    if options.blocked_stacks and os.geteuid() != 0:
+        parser.error("--blocked-stacks reads other users' kernel stacks: run it as root")
     options.faults = [fault for fault in options.faults.split(",") if fault]
     if set(options.faults) - set(FAULT_ROLES):
         parser.error(f"--faults takes some of {', '.join(FAULT_ROLES)}")
